@@ -1,0 +1,1 @@
+"""DC-DRL cloud nodes."""

@@ -1,0 +1,1 @@
+"""DC-DRL core: node runtime, interfaces, parameters, launch, CLI and learning blocks."""

@@ -1,0 +1,1 @@
+"""Learning blocks with no ROS import: networks, agents, replay, weight codec, checkpoints, collective merge."""

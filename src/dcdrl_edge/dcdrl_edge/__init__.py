@@ -1,0 +1,1 @@
+"""DC-DRL edge device nodes."""

@@ -1,0 +1,39 @@
+"""DC-DRL edge: real-time controller, camera, face recognition worker and server."""
+from glob import glob
+import os
+
+from setuptools import find_packages, setup
+
+package_name = 'dcdrl_edge'
+# Launch and parameter files live once at the workspace root; each package installs
+# the ones it owns into share/<pkg>/ so that 'ros2 launch dcdrl_edge ...' finds them.
+root = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..')
+
+
+def shared(pattern):
+    return sorted(os.path.relpath(p) for p in glob(os.path.join(root, pattern)))
+
+
+setup(
+    name=package_name,
+    version='0.1.0',
+    packages=find_packages(exclude=['test']),
+    include_package_data=True,
+    data_files=[
+        ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
+        ('share/' + package_name, ['package.xml']),
+        ('share/' + package_name + '/launch', shared('launch/*edge*') + shared('launch/*device*')),
+        ('share/' + package_name + '/config', shared('config/*.yaml')),
+    ],
+    install_requires=['setuptools'],
+    zip_safe=True,
+    maintainer='DC-DRL developers',
+    maintainer_email='dcdrl@example.invalid',
+    description='DC-DRL edge: real-time controller, camera, face recognition worker and server.',
+    license='Apache-2.0',
+    tests_require=['pytest'],
+    entry_points={
+        'console_scripts': [
+        ],
+    },
+)

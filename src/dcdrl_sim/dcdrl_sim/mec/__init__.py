@@ -1,0 +1,1 @@
+"""mec environment package."""
