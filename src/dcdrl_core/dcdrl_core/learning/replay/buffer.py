@@ -37,7 +37,8 @@ def _check_array(name: str, value, shape: tuple[int, ...]) -> np.ndarray:
     if arr.shape != shape:
         want = '[' + ', '.join(str(s) for s in shape) + ']'
         raise ValueError(f'{name} must have shape {want}, got {list(arr.shape)}')
-    arr = arr.astype(np.float32, copy=False)
+    with np.errstate(over='ignore', invalid='ignore'):  # overflow is reported just below
+        arr = arr.astype(np.float32, copy=False)
     if not np.isfinite(arr).all():  # after the cast: float64 1e300 becomes inf here
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise ValueError(f'{name} contains {bad} NaN or infinite value(s) (or values beyond float32 range)')

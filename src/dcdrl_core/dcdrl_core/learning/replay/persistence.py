@@ -77,7 +77,12 @@ def load_buffer(cls: type['ReplayBuffer'], path: str | Path) -> 'ReplayBuffer':
             meta = json.loads(npz['meta_json'].tobytes().decode('utf-8'))
             rows = npz['rows']
             priorities = npz['priorities'] if 'priorities' in npz.files else None
-    except (zipfile.BadZipFile, OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except FileNotFoundError:
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        # ValueError covers numpy refusing pickled data and bad JSON / UTF-8.
+        if str(exc).startswith(f'{path}:'):
+            raise
         raise ValueError(f'{path}: cannot read replay file: {exc}') from exc
 
     if not isinstance(meta, dict):
