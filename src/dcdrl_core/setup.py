@@ -33,6 +33,8 @@ setup(
     entry_points={
         'console_scripts': [
             'dcdrl = dcdrl_core.cli:main',
+            'talker = dcdrl_core.demo_nodes:talker_main',
+            'listener = dcdrl_core.demo_nodes:listener_main',
         ],
     },
 )

@@ -1,0 +1,41 @@
+"""talker and listener: the smallest graph, as in ros2's demo_nodes_py (used by tests and docs)."""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+from dcdrl_core import ros
+from std_msgs.msg import String  # noqa: E402  (the interface import hook is installed by dcdrl_core.ros)
+
+
+class Talker(ros.Node):
+    def __init__(self) -> None:
+        super().__init__('talker')
+        self.declare_parameter('period_s', 0.2)
+        self.declare_parameter('topic', 'chatter')
+        self._publisher = self.create_publisher(String, self.get_parameter('topic').value, 10)
+        self._count = 0
+        self.create_timer(self.get_parameter('period_s').value, self._tick)
+        self.get_logger().info('talker started')
+
+    def _tick(self) -> None:
+        self._count += 1
+        self._publisher.publish(String(data=f'Hello World: {self._count}'))
+
+
+class Listener(ros.Node):
+    def __init__(self) -> None:
+        super().__init__('listener')
+        self.declare_parameter('topic', 'chatter')
+        self.create_subscription(String, self.get_parameter('topic').value, self._on_message, 10)
+        self.get_logger().info('listener started')
+
+    def _on_message(self, message: String) -> None:
+        self.get_logger().info(f'I heard: [{message.data}]')
+
+
+def talker_main(args: Optional[Sequence[str]] = None) -> int:
+    return ros.run_node(Talker, args)
+
+
+def listener_main(args: Optional[Sequence[str]] = None) -> int:
+    return ros.run_node(Listener, args)

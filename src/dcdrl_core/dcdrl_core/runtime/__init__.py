@@ -1,0 +1,57 @@
+"""The ROS-free backend: rclpy's API over Eclipse Cyclone DDS (PyPI ``cyclonedds``)."""
+from __future__ import annotations
+
+import signal
+from typing import Optional
+
+from dcdrl_core.runtime.context import Context, default_context
+from dcdrl_core.runtime.executor import (
+    MultiThreadedExecutor, SingleThreadedExecutor, spin, spin_once, spin_until_future_complete)
+from dcdrl_core.runtime.node import (
+    Client, Clock, Duration, Future, InvalidParameterTypeException, Logger, LoggingSeverity, Node,
+    Parameter, ParameterDescriptor, ParameterNotDeclaredException, ParameterType, Publisher, Service,
+    SetParametersResult, Subscription, Time, Timer)
+from dcdrl_core.runtime.qos import (
+    DurabilityPolicy, HistoryPolicy, LivelinessPolicy, QoSProfile, ReliabilityPolicy,
+    qos_profile_sensor_data, qos_profile_services_default, qos_profile_system_default)
+
+
+def init(*, args: Optional[list[str]] = None, context: Optional[Context] = None,
+         domain_id: Optional[int] = None, signal_handler_options: object = None) -> None:
+    """rclpy.init: parses --ros-args, creates the participant, and makes SIGINT shut down."""
+    (context or default_context).init(args, domain_id)
+    if signal_handler_options is None and context is None:
+        _install_sigint_handler()
+
+
+def ok(*, context: Optional[Context] = None) -> bool:
+    return (context or default_context).ok()
+
+
+def shutdown(*, context: Optional[Context] = None) -> None:
+    (context or default_context).shutdown()
+
+
+def try_shutdown(*, context: Optional[Context] = None) -> None:
+    (context or default_context).try_shutdown()
+
+
+def _install_sigint_handler() -> None:
+    # Like rclpy: Ctrl-C raises KeyboardInterrupt in the spinning thread (the default
+    # Python behaviour), and SIGTERM shuts the context down so spin() returns.
+    def on_sigterm(_signum: int, _frame: object) -> None:
+        default_context.shutdown()
+    try:
+        signal.signal(signal.SIGTERM, on_sigterm)
+    except ValueError:  # not the main thread
+        pass
+
+
+__all__ = [
+    'Client', 'Clock', 'Context', 'DurabilityPolicy', 'Duration', 'Future', 'HistoryPolicy',
+    'InvalidParameterTypeException', 'LivelinessPolicy', 'Logger', 'LoggingSeverity',
+    'MultiThreadedExecutor', 'Node', 'Parameter', 'ParameterDescriptor', 'ParameterNotDeclaredException',
+    'ParameterType', 'Publisher', 'QoSProfile', 'ReliabilityPolicy', 'Service', 'SetParametersResult',
+    'SingleThreadedExecutor', 'Subscription', 'Time', 'Timer', 'init', 'ok', 'qos_profile_sensor_data',
+    'qos_profile_services_default', 'qos_profile_system_default', 'shutdown', 'spin', 'spin_once',
+    'spin_until_future_complete', 'try_shutdown']

@@ -1,0 +1,214 @@
+"""One DDS participant per process, configured from the ROS 2 environment variables.
+
+Discovery settings follow rmw_cyclonedds_cpp: ROS_DOMAIN_ID picks the domain,
+ROS_AUTOMATIC_DISCOVERY_RANGE (LOCALHOST, SUBNET, OFF, SYSTEM_DEFAULT) and
+ROS_STATIC_PEERS shape discovery, the deprecated ROS_LOCALHOST_ONLY=1 means LOCALHOST,
+and CYCLONEDDS_URI is appended last, so a user's Cyclone configuration wins.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from typing import Any, Callable, Optional
+from xml.sax.saxutils import quoteattr
+
+from cyclonedds.core import Policy, Qos
+from cyclonedds.domain import Domain, DomainParticipant
+from cyclonedds.idl import IdlStruct, make_idl_struct
+from cyclonedds.idl import types as idl_types
+from cyclonedds.topic import Topic
+
+from dcdrl_core import idl
+from dcdrl_core.messages import Message
+
+MAX_DOMAIN_ID = 232  # DDS port mapping limit used by ROS 2
+
+
+def domain_id_from_env(environ: Optional[dict] = None) -> int:
+    environ = os.environ if environ is None else environ
+    text = environ.get('ROS_DOMAIN_ID', '').strip()
+    if not text:
+        return 0
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f'ROS_DOMAIN_ID must be an integer, got {text!r}') from None
+    if not 0 <= value <= MAX_DOMAIN_ID:
+        raise ValueError(f'ROS_DOMAIN_ID must be in 0..{MAX_DOMAIN_ID}, got {value}')
+    return value
+
+
+def discovery_config(environ: Optional[dict] = None) -> Optional[str]:
+    """The Cyclone XML that rmw_cyclonedds_cpp would build for these environment variables."""
+    environ = os.environ if environ is None else environ
+    discovery_range = environ.get('ROS_AUTOMATIC_DISCOVERY_RANGE', '').strip().upper()
+    if not discovery_range:
+        discovery_range = 'LOCALHOST' if environ.get('ROS_LOCALHOST_ONLY', '') == '1' else 'SUBNET'
+    valid = ('LOCALHOST', 'SUBNET', 'OFF', 'SYSTEM_DEFAULT')
+    if discovery_range not in valid:
+        raise ValueError(f'ROS_AUTOMATIC_DISCOVERY_RANGE must be one of {valid}, got {discovery_range!r}')
+    peers = [p.strip() for p in environ.get('ROS_STATIC_PEERS', '').split(';') if p.strip()]
+    add_localhost = discovery_range == 'LOCALHOST'
+    add_peers = discovery_range in ('LOCALHOST', 'SUBNET')
+    no_multicast = discovery_range in ('LOCALHOST', 'OFF')
+    config = ''
+    if add_localhost or (add_peers and peers) or no_multicast:
+        config = '<CycloneDDS><Domain>'
+        if no_multicast:
+            config += '<General><AllowMulticast>false</AllowMulticast></General>'
+        if discovery_range == 'OFF':
+            config += (f'<Discovery><ParticipantIndex>none</ParticipantIndex>'
+                       f'<Tag>ros_discovery_off_{os.getpid()}</Tag>')
+        else:
+            config += ('<Discovery><ParticipantIndex>auto</ParticipantIndex>'
+                       '<MaxAutoParticipantIndex>32</MaxAutoParticipantIndex>')
+        listed = (['localhost'] if add_localhost else []) + (peers if add_peers else [])
+        if listed:
+            config += '<Peers>' + ''.join(f'<Peer address={quoteattr(p)}/>' for p in listed) + '</Peers>'
+        config += '</Discovery></Domain></CycloneDDS>'
+    user = environ.get('CYCLONEDDS_URI', '')
+    if user:
+        config = f'{config},{user}' if config else user
+    return config or None
+
+
+_PRIMITIVE_ANNOTATIONS = {
+    'bool': bool, 'byte': idl_types.uint8, 'char': idl_types.uint8, 'int8': idl_types.int8,
+    'uint8': idl_types.uint8, 'int16': idl_types.int16, 'uint16': idl_types.uint16,
+    'int32': idl_types.int32, 'uint32': idl_types.uint32, 'int64': idl_types.int64,
+    'uint64': idl_types.uint64, 'float32': idl_types.float32, 'float64': idl_types.float64,
+}
+
+
+class TopicTypes:
+    """Cyclone type descriptions (IdlStruct) for our message classes, built once.
+
+    They carry the ROS 2 DDS type names and describe the same layout, so DDS type
+    matching and type discovery see what rmw_cyclonedds_cpp would announce; the bytes
+    themselves are always written and read by our own codec.
+    """
+
+    def __init__(self) -> None:
+        self._structs: dict[str, type[IdlStruct]] = {}
+        self._lock = threading.Lock()
+
+    def struct_for(self, message_class: type[Message], service_header: bool = False) -> type[IdlStruct]:
+        spec = message_class._spec
+        key = spec.dds_type_name + ('+header' if service_header else '')
+        with self._lock:
+            if key not in self._structs:
+                self._structs[key] = self._build(message_class, service_header)
+            return self._structs[key]
+
+    def _build(self, message_class: type[Message], service_header: bool) -> type[IdlStruct]:
+        spec = message_class._spec
+        fields: dict[str, Any] = {}
+        if service_header:  # the request/reply header rmw_cyclonedds_cpp writes first
+            fields['client_guid_'] = idl_types.uint64
+            fields['sequence_number_'] = idl_types.int64
+        for field in spec.fields:
+            fields[field.name] = self._annotation(field.type, message_class)
+        if not spec.fields:
+            fields['structure_needs_at_least_one_member'] = idl_types.uint8
+        return make_idl_struct(spec.name + '_', spec.dds_type_name, fields)
+
+    def _annotation(self, ftype: idl.FieldType, owner: type[Message]) -> Any:
+        if ftype.is_primitive:
+            element = _PRIMITIVE_ANNOTATIONS[ftype.base]
+        elif ftype.is_string:
+            element = idl_types.bounded_str[ftype.string_bound] if ftype.string_bound else str
+        else:
+            nested = owner._codec._resolve(ftype.package, ftype.base)
+            element = self._structs.get(nested._spec.dds_type_name) or self._build(nested, False)
+            self._structs.setdefault(nested._spec.dds_type_name, element)
+        if not ftype.is_array:
+            return element
+        if ftype.array_size is not None:
+            return idl_types.array[element, ftype.array_size]
+        if ftype.upper_bound is not None:
+            return idl_types.sequence[element, ftype.upper_bound]
+        return idl_types.sequence[element]
+
+
+class Context:
+    """What rclpy's Context holds: the participant, shutdown state and the event queue."""
+
+    def __init__(self) -> None:
+        self._participant: Optional[DomainParticipant] = None
+        self._domain: Optional[Domain] = None
+        self.domain_id = 0
+        self.events: 'queue.SimpleQueue[Callable[[], None]]' = queue.SimpleQueue()
+        self.topic_types = TopicTypes()
+        self._topics: dict[str, Topic] = {}
+        self._lock = threading.Lock()
+        self._shutdown = threading.Event()
+        self._initialized = False
+        self.ros_args = None
+        self.user_args: list[str] = []
+        self._on_shutdown: list[Callable[[], None]] = []
+
+    def init(self, args: Optional[list[str]] = None, domain_id: Optional[int] = None) -> None:
+        from dcdrl_core.ros_args import split_ros_args
+        if self._initialized and not self._shutdown.is_set():
+            raise RuntimeError('context is already initialized')
+        self.user_args, self.ros_args = split_ros_args(list(args) if args is not None else [])
+        self.domain_id = domain_id if domain_id is not None else domain_id_from_env()
+        config = discovery_config()
+        if config:
+            self._domain = Domain(self.domain_id, config)
+        qos = Qos(Policy.Userdata(data=b'enclave=/;'))
+        self._participant = DomainParticipant(self.domain_id, qos=qos)
+        self._shutdown.clear()
+        self._initialized = True
+
+    @property
+    def participant(self) -> DomainParticipant:
+        if self._participant is None:
+            raise RuntimeError('not initialized: call init() first')
+        return self._participant
+
+    def ok(self) -> bool:
+        return self._initialized and not self._shutdown.is_set()
+
+    def topic(self, dds_name: str, message_class: type[Message], service_header: bool = False) -> Topic:
+        with self._lock:
+            topic = self._topics.get(dds_name)
+            if topic is None:
+                struct = self.topic_types.struct_for(message_class, service_header)
+                topic = Topic(self.participant, dds_name, struct)
+                self._topics[dds_name] = topic
+            elif topic.data_type.__idl_typename__ != message_class._spec.dds_type_name:
+                raise TypeError(f'topic {dds_name} already has type {topic.data_type.__idl_typename__}, '
+                                f'not {message_class._spec.dds_type_name}')
+            return topic
+
+    def wake(self) -> None:
+        """Wakes a waiting executor (after a timer change or shutdown)."""
+        self.events.put(_noop)
+
+    def on_shutdown(self, callback: Callable[[], None]) -> None:
+        self._on_shutdown.append(callback)
+
+    def shutdown(self) -> None:
+        if not self._initialized or self._shutdown.is_set():
+            return
+        self._shutdown.set()
+        for callback in reversed(self._on_shutdown):
+            callback()
+        self._on_shutdown.clear()
+        self.wake()
+        with self._lock:
+            self._topics.clear()
+        self._participant = None  # deleting the participant deletes all its entities
+        self._domain = None
+
+    def try_shutdown(self) -> None:
+        self.shutdown()
+
+
+def _noop() -> None:
+    return None
+
+
+default_context = Context()

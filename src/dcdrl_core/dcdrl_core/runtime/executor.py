@@ -1,0 +1,114 @@
+"""Executors: run timers and the work that DDS listeners queue, in the spinning thread."""
+from __future__ import annotations
+
+import queue
+import time
+from typing import Any, Optional
+
+from dcdrl_core.runtime.context import Context
+from dcdrl_core.runtime.node import Future, Node
+
+
+class SingleThreadedExecutor:
+    def __init__(self, *, context: Optional[Context] = None) -> None:
+        self._nodes: list[Node] = []
+        self._context = context
+
+    @property
+    def context(self) -> Context:
+        if self._context is None:
+            if not self._nodes:
+                from dcdrl_core.runtime.context import default_context
+                return default_context
+            return self._nodes[0].context
+        return self._context
+
+    def add_node(self, node: Node) -> bool:
+        if node in self._nodes:
+            return False
+        self._nodes.append(node)
+        node.context.wake()
+        return True
+
+    def remove_node(self, node: Node) -> None:
+        if node in self._nodes:
+            self._nodes.remove(node)
+
+    def get_nodes(self) -> list[Node]:
+        return list(self._nodes)
+
+    def _due_timer_wait(self) -> Optional[float]:
+        """Fires due timers; returns seconds until the next one (None: no timers)."""
+        now = time.monotonic()
+        wait: Optional[float] = None
+        for node in self._nodes:
+            for timer in list(node.timers):
+                if timer.is_canceled():
+                    continue
+                if timer.next_call <= now:
+                    timer._fire(now)
+                    now = time.monotonic()
+                remaining = max(0.0, timer.next_call - now)
+                wait = remaining if wait is None else min(wait, remaining)
+        return wait
+
+    def spin_once(self, timeout_sec: Optional[float] = None) -> None:
+        """Runs due timers, then waits for one piece of queued work (up to the next timer)."""
+        events = self.context.events
+        wait = self._due_timer_wait()
+        if timeout_sec is not None and timeout_sec >= 0:
+            wait = timeout_sec if wait is None else min(wait, timeout_sec)
+        try:
+            work = events.get(timeout=wait) if wait is None or wait > 0 else events.get_nowait()
+        except queue.Empty:
+            self._due_timer_wait()
+            return
+        work()
+        # Drain what else is ready without blocking, so a burst costs one wake-up.
+        while True:
+            try:
+                work = events.get_nowait()
+            except queue.Empty:
+                return
+            work()
+
+    def spin(self) -> None:
+        while self.context.ok():
+            self.spin_once(timeout_sec=0.5)
+
+    def spin_until_future_complete(self, future: Future, timeout_sec: Optional[float] = None) -> None:
+        deadline = None if timeout_sec is None else time.monotonic() + timeout_sec
+        while self.context.ok() and not future.done():
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return
+            self.spin_once(timeout_sec=min(0.1, remaining) if remaining is not None else 0.1)
+
+    def shutdown(self, timeout_sec: Optional[float] = None) -> bool:
+        self._nodes.clear()
+        return True
+
+
+# rclpy has a thread-pool executor; our nodes keep callbacks short and hand slow work to
+# their own threads, so the single-threaded one serves for both names.
+MultiThreadedExecutor = SingleThreadedExecutor
+
+
+def _executor_for(node: Node, executor: Optional[Any]) -> SingleThreadedExecutor:
+    executor = executor or SingleThreadedExecutor(context=node.context)
+    executor.add_node(node)
+    return executor
+
+
+def spin(node: Node, executor: Optional[SingleThreadedExecutor] = None) -> None:
+    _executor_for(node, executor).spin()
+
+
+def spin_once(node: Node, *, executor: Optional[SingleThreadedExecutor] = None,
+              timeout_sec: Optional[float] = None) -> None:
+    _executor_for(node, executor).spin_once(timeout_sec)
+
+
+def spin_until_future_complete(node: Node, future: Future, executor: Optional[SingleThreadedExecutor] = None,
+                               timeout_sec: Optional[float] = None) -> None:
+    _executor_for(node, executor).spin_until_future_complete(future, timeout_sec)

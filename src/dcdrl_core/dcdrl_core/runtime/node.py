@@ -1,0 +1,914 @@
+"""rclpy's Node API over Cyclone DDS, with ROS 2 names and bytes on the wire.
+
+Only the part of rclpy that DC-DRL's nodes use, with the same names and semantics:
+publishers, subscriptions, timers, services, clients with futures, parameters,
+logger and clock. DDS callbacks only queue work; every user callback runs in the
+thread that spins the executor, as in rclpy.
+"""
+from __future__ import annotations
+
+import enum
+import os
+import struct
+import sys
+import threading
+import time
+from typing import Any, Callable, Iterable, Optional
+
+from cyclonedds.core import InstanceState, Listener, Policy, Qos, SampleState, ViewState
+from cyclonedds.pub import DataWriter
+from cyclonedds.sub import DataReader
+from cyclonedds._clayer import ddspy_take, ddspy_write
+
+from dcdrl_core.messages import HEADER_SIZE, Message, SerializationError, ServiceType
+from dcdrl_core.runtime.context import Context, default_context
+from dcdrl_core.runtime.qos import QoSLike, QoSProfile, as_profile, qos_profile_services_default
+
+_ANY_STATE = SampleState.Any | ViewState.Any | InstanceState.Any
+_TAKE_BATCH = 64
+_REQUEST_HEADER = struct.Struct('<Qq')
+
+
+# ---------------------------------------------------------------------------
+# Names
+# ---------------------------------------------------------------------------
+def expand_topic_name(name: str, node_name: str, namespace: str) -> str:
+    """rcl's expansion: '~' is the node's private namespace, relative names join the namespace."""
+    if not name:
+        raise ValueError('topic or service name must not be empty')
+    if name.startswith('~'):
+        base = namespace.rstrip('/') + '/' + node_name
+        name = base + name[1:]
+    elif not name.startswith('/'):
+        name = namespace.rstrip('/') + '/' + name
+    if '//' in name or name.endswith('/') and name != '/':
+        raise ValueError(f'invalid topic or service name {name!r}')
+    for part in name.strip('/').split('/'):
+        if not part or not (part[0].isalpha() or part[0] == '_') or not all(
+                c.isalnum() or c == '_' for c in part):
+            raise ValueError(f'invalid topic or service name {name!r}: tokens must be [A-Za-z_][A-Za-z0-9_]*')
+    return name
+
+
+# ---------------------------------------------------------------------------
+# Time, clock, logging
+# ---------------------------------------------------------------------------
+class Time:
+    """rclpy.time.Time: nanoseconds since the epoch (system clock)."""
+
+    __slots__ = ('nanoseconds',)
+
+    def __init__(self, *, seconds: float = 0, nanoseconds: int = 0) -> None:
+        self.nanoseconds = int(seconds * 1_000_000_000) + int(nanoseconds)
+
+    def seconds_nanoseconds(self) -> tuple[int, int]:
+        return divmod(self.nanoseconds, 1_000_000_000)
+
+    def to_msg(self) -> Message:
+        from dcdrl_core.messages import get_interface
+        sec, nanosec = self.seconds_nanoseconds()
+        return get_interface('builtin_interfaces/msg/Time')(sec=sec, nanosec=nanosec)
+
+    @classmethod
+    def from_msg(cls, msg: Any) -> 'Time':
+        return cls(nanoseconds=msg.sec * 1_000_000_000 + msg.nanosec)
+
+    def __sub__(self, other: 'Time') -> 'Duration':
+        return Duration(nanoseconds=self.nanoseconds - other.nanoseconds)
+
+    def __repr__(self) -> str:
+        return f'Time(nanoseconds={self.nanoseconds})'
+
+
+class Duration:
+    __slots__ = ('nanoseconds',)
+
+    def __init__(self, *, seconds: float = 0, nanoseconds: int = 0) -> None:
+        self.nanoseconds = int(seconds * 1_000_000_000) + int(nanoseconds)
+
+    def to_msg(self) -> Message:
+        from dcdrl_core.messages import get_interface
+        sec, nanosec = divmod(self.nanoseconds, 1_000_000_000)
+        return get_interface('builtin_interfaces/msg/Duration')(sec=sec, nanosec=nanosec)
+
+
+class Clock:
+    def now(self) -> Time:
+        return Time(nanoseconds=time.time_ns())
+
+
+class LoggingSeverity(enum.IntEnum):
+    UNSET = 0
+    DEBUG = 10
+    INFO = 20
+    WARN = 30
+    ERROR = 40
+    FATAL = 50
+
+
+class Logger:
+    """rclpy's logger: '[LEVEL] [time] [name]: message' on stderr, with once/throttle/skip_first."""
+
+    def __init__(self, name: str, level: LoggingSeverity = LoggingSeverity.INFO) -> None:
+        self.name = name
+        self.level = level
+        self._once: set[tuple[str, int]] = set()
+        self._last: dict[tuple[str, int], float] = {}
+        self._lock = threading.Lock()
+
+    def get_child(self, suffix: str) -> 'Logger':
+        return Logger(f'{self.name}.{suffix}', self.level)
+
+    def set_level(self, level: LoggingSeverity) -> None:
+        self.level = LoggingSeverity(level)
+
+    def get_effective_level(self) -> LoggingSeverity:
+        return self.level
+
+    def is_enabled_for(self, severity: LoggingSeverity) -> bool:
+        return severity >= self.level
+
+    def log(self, message: Any, severity: LoggingSeverity, *, once: bool = False,
+            throttle_duration_sec: Optional[float] = None, skip_first: bool = False,
+            throttle_time_source_type: Any = None) -> bool:
+        if severity < self.level:
+            return False
+        caller = sys._getframe(2)
+        key = (caller.f_code.co_filename, caller.f_lineno)
+        with self._lock:
+            if once:
+                if key in self._once:
+                    return False
+                self._once.add(key)
+            if skip_first and key not in self._last:
+                self._last[key] = time.monotonic()
+                return False
+            if throttle_duration_sec is not None:
+                now = time.monotonic()
+                last = self._last.get(key)
+                if last is not None and now - last < throttle_duration_sec:
+                    return False
+                self._last[key] = now
+        stamp = time.time()
+        sys.stderr.write(f'[{severity.name}] [{stamp:.9f}] [{self.name}]: {message}\n')
+        sys.stderr.flush()
+        return True
+
+    def debug(self, message: Any, **kwargs: Any) -> bool:
+        return self.log(message, LoggingSeverity.DEBUG, **kwargs)
+
+    def info(self, message: Any, **kwargs: Any) -> bool:
+        return self.log(message, LoggingSeverity.INFO, **kwargs)
+
+    def warning(self, message: Any, **kwargs: Any) -> bool:
+        return self.log(message, LoggingSeverity.WARN, **kwargs)
+
+    warn = warning
+
+    def error(self, message: Any, **kwargs: Any) -> bool:
+        return self.log(message, LoggingSeverity.ERROR, **kwargs)
+
+    def fatal(self, message: Any, **kwargs: Any) -> bool:
+        return self.log(message, LoggingSeverity.FATAL, **kwargs)
+
+
+# ---------------------------------------------------------------------------
+# Parameters
+# ---------------------------------------------------------------------------
+class ParameterType(enum.IntEnum):
+    NOT_SET = 0
+    BOOL = 1
+    INTEGER = 2
+    DOUBLE = 3
+    STRING = 4
+    BYTE_ARRAY = 5
+    BOOL_ARRAY = 6
+    INTEGER_ARRAY = 7
+    DOUBLE_ARRAY = 8
+    STRING_ARRAY = 9
+
+
+class Parameter:
+    """rclpy.parameter.Parameter: a name, a value and its type."""
+
+    Type = ParameterType
+
+    def __init__(self, name: str, type_: Optional[ParameterType] = None, value: Any = None) -> None:
+        if type_ is not None and not isinstance(type_, ParameterType) and value is None:
+            value, type_ = type_, None  # Parameter('x', 5) is not rclpy, but forgiving is cheap
+        self.name = name
+        self.value = value
+        self.type_ = type_ if type_ is not None else parameter_type_of(value)
+
+    def get_parameter_value(self) -> Any:
+        return self.value
+
+    def __repr__(self) -> str:
+        return f'Parameter({self.name!r}, {self.type_.name}, {self.value!r})'
+
+
+def parameter_type_of(value: Any) -> ParameterType:
+    if value is None:
+        return ParameterType.NOT_SET
+    if isinstance(value, bool):
+        return ParameterType.BOOL
+    if isinstance(value, int):
+        return ParameterType.INTEGER
+    if isinstance(value, float):
+        return ParameterType.DOUBLE
+    if isinstance(value, str):
+        return ParameterType.STRING
+    if isinstance(value, (bytes, bytearray)):
+        return ParameterType.BYTE_ARRAY
+    if isinstance(value, (list, tuple)):
+        if not value:
+            return ParameterType.STRING_ARRAY  # rclpy cannot type an empty list either
+        if all(isinstance(v, bool) for v in value):
+            return ParameterType.BOOL_ARRAY
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return ParameterType.INTEGER_ARRAY
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            return ParameterType.DOUBLE_ARRAY
+        if all(isinstance(v, str) for v in value):
+            return ParameterType.STRING_ARRAY
+    raise TypeError(f'{value!r} is not a valid ROS parameter value')
+
+
+class ParameterDescriptor:
+    def __init__(self, description: str = '', read_only: bool = False, dynamic_typing: bool = False,
+                 **_ignored: Any) -> None:
+        self.description = description
+        self.read_only = read_only
+        self.dynamic_typing = dynamic_typing
+
+
+class InvalidParameterTypeException(TypeError):
+    """A parameter's override has another type than its declared default."""
+
+
+class ParameterNotDeclaredException(KeyError):
+    pass
+
+
+class ParameterAlreadyDeclaredException(ValueError):
+    pass
+
+
+class SetParametersResult:
+    def __init__(self, successful: bool = True, reason: str = '') -> None:
+        self.successful = successful
+        self.reason = reason
+
+
+# ---------------------------------------------------------------------------
+# Futures
+# ---------------------------------------------------------------------------
+class Future:
+    """rclpy.task.Future: a result that a callback sets later."""
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._result: Any = None
+        self._exception: Optional[BaseException] = None
+        self._cancelled = False
+        self._callbacks: list[Callable[['Future'], None]] = []
+        self._lock = threading.Lock()
+
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    def cancel(self) -> None:
+        self._finish(cancelled=True)
+
+    def result(self) -> Any:
+        if self._exception is not None:
+            raise self._exception
+        return self._result
+
+    def exception(self) -> Optional[BaseException]:
+        return self._exception
+
+    def set_result(self, result: Any) -> None:
+        self._result = result
+        self._finish()
+
+    def set_exception(self, exception: BaseException) -> None:
+        self._exception = exception
+        self._finish()
+
+    def add_done_callback(self, callback: Callable[['Future'], None]) -> None:
+        with self._lock:
+            if not self._done.is_set():
+                self._callbacks.append(callback)
+                return
+        callback(self)
+
+    def wait(self, timeout_sec: Optional[float]) -> bool:
+        return self._done.wait(timeout_sec)
+
+    def _finish(self, cancelled: bool = False) -> None:
+        with self._lock:
+            if self._done.is_set():
+                return
+            self._cancelled = cancelled
+            self._done.set()
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback(self)
+
+
+# ---------------------------------------------------------------------------
+# Entities
+# ---------------------------------------------------------------------------
+class _Readable:
+    """A DDS reader whose data is taken and dispatched by the executor."""
+
+    def __init__(self, context: Context) -> None:
+        self._context = context
+        self._scheduled = threading.Event()
+        self.reader: Optional[DataReader] = None
+
+    def _listener(self) -> Listener:
+        return Listener(on_data_available=lambda _reader: self._schedule())
+
+    def _schedule(self) -> None:
+        # One queued dispatch per burst of samples: the dispatch takes everything available.
+        if not self._scheduled.is_set():
+            self._scheduled.set()
+            self._context.events.put(self._dispatch)
+
+    def _take(self) -> list[tuple[bytes, Any]]:
+        self._scheduled.clear()
+        if self.reader is None:
+            return []
+        samples = []
+        while True:
+            taken = ddspy_take(self.reader._ref, _ANY_STATE, _TAKE_BATCH)
+            if isinstance(taken, int):  # a DDS error code: the reader is gone
+                return samples
+            samples.extend((data, info) for data, info in taken if info.valid_data)
+            if len(taken) < _TAKE_BATCH:
+                return samples
+
+    def _dispatch(self) -> None:
+        raise NotImplementedError
+
+
+class Publisher:
+    def __init__(self, node: 'Node', msg_type: type[Message], topic: str, qos: QoSProfile) -> None:
+        self.msg_type = msg_type
+        self.topic_name = topic
+        self.qos_profile = qos
+        self._node = node
+        dds_topic = node.context.topic('rt' + topic, msg_type)
+        self.writer = DataWriter(node.context.participant, dds_topic, qos.to_dds())
+        self.published = 0
+
+    @property
+    def topic(self) -> str:
+        return self.topic_name
+
+    def publish(self, msg: Message) -> None:
+        if not isinstance(msg, self.msg_type):
+            raise TypeError(f'publisher of {self.topic_name} expects {self.msg_type._spec.full_name}, '
+                            f'got {type(msg).__name__}')
+        data = self.msg_type._codec.encode(msg)
+        self.publish_serialized(data)
+
+    def publish_serialized(self, data: bytes) -> None:
+        padding = -len(data) % 4
+        ret = ddspy_write(self.writer._ref, data + b'\x00' * padding if padding else data)
+        if ret < 0:
+            raise RuntimeError(f'DDS write on {self.topic_name} failed with code {ret}')
+        self.published += 1
+
+    def get_subscription_count(self) -> int:
+        return self.writer.get_publication_matched_status().current_count
+
+    def destroy(self) -> None:
+        self.writer = None
+
+
+class Subscription(_Readable):
+    def __init__(self, node: 'Node', msg_type: type[Message], topic: str,
+                 callback: Callable[[Any], None], qos: QoSProfile, raw: bool = False) -> None:
+        super().__init__(node.context)
+        self.msg_type = msg_type
+        self.topic_name = topic
+        self.callback = callback
+        self.qos_profile = qos
+        self.raw = raw
+        self._node = node
+        self.rejected = 0  # samples that did not deserialise
+        dds_topic = node.context.topic('rt' + topic, msg_type)
+        self.reader = DataReader(node.context.participant, dds_topic, qos.to_dds(), listener=self._listener())
+        self._schedule()  # transient-local data may already be there
+
+    def _dispatch(self) -> None:
+        codec = self.msg_type._codec
+        for data, _info in self._take():
+            if self.raw:
+                self.callback(data)
+                continue
+            try:
+                message = codec.decode(data)
+            except SerializationError as error:
+                self.rejected += 1
+                self._node.get_logger().error(f'dropped a malformed sample on {self.topic_name}: {error}')
+                continue
+            self.callback(message)
+
+    def get_publisher_count(self) -> int:
+        return self.reader.get_subscription_matched_status().current_count
+
+    def destroy(self) -> None:
+        self.reader = None
+
+
+class Timer:
+    def __init__(self, context: Context, period_sec: float, callback: Callable[[], None]) -> None:
+        if period_sec <= 0:
+            raise ValueError(f'timer period must be > 0, got {period_sec}')
+        self._context = context
+        self.timer_period_ns = int(period_sec * 1e9)
+        self.callback = callback
+        self.next_call = time.monotonic() + period_sec
+        self.is_canceled_flag = False
+
+    def is_canceled(self) -> bool:
+        return self.is_canceled_flag
+
+    def cancel(self) -> None:
+        self.is_canceled_flag = True
+
+    def reset(self) -> None:
+        self.is_canceled_flag = False
+        self.next_call = time.monotonic() + self.timer_period_ns / 1e9
+        self._context.wake()
+
+    def time_until_next_call(self) -> Optional[float]:
+        return None if self.is_canceled_flag else max(0.0, self.next_call - time.monotonic())
+
+    def _fire(self, now: float) -> None:
+        period = self.timer_period_ns / 1e9
+        self.next_call += period
+        if self.next_call < now:  # fell behind: skip missed periods rather than burst
+            self.next_call = now + period
+        self.callback()
+
+    def destroy(self) -> None:
+        self.cancel()
+
+
+def _user_data(kind: str, ident: str) -> Policy.Userdata:
+    return Policy.Userdata(data=f'{kind}={ident};'.encode())
+
+
+def _with_user_data(qos: Qos, user_data: Policy.Userdata) -> Qos:
+    return Qos(*qos, user_data)
+
+
+def _client_service_id() -> str:
+    """16 random bytes in rmw_cyclonedds_cpp's dotted-hex form."""
+    raw = os.urandom(16)
+    return f'{raw[0]:02x}' + ''.join(f'.{b:x}' for b in raw[1:])
+
+
+def _endpoint_user_data(endpoint: Any, key: str) -> Optional[str]:
+    if endpoint is None:
+        return None
+    try:
+        data = endpoint.qos[Policy.Userdata].data
+    except (KeyError, AttributeError, TypeError):
+        return None
+    for item in data.decode(errors='replace').split(';'):
+        name, _, value = item.partition('=')
+        if name == key:
+            return value
+    return None
+
+
+class Service(_Readable):
+    """Request topic 'rq<name>Request', reply topic 'rr<name>Reply', header {guid, seq} first."""
+
+    REPLY_MATCH_WAIT_SEC = 0.1  # as rmw_cyclonedds_cpp: wait this long for the client's reader
+
+    def __init__(self, node: 'Node', srv_type: type[ServiceType], name: str,
+                 callback: Callable[[Any, Any], Any], qos: QoSProfile) -> None:
+        super().__init__(node.context)
+        self.srv_type = srv_type
+        self.srv_name = name
+        self.callback = callback
+        self._node = node
+        self.rejected = 0
+        ident = _client_service_id()
+        dds_qos = qos.to_dds()
+        request_topic = node.context.topic(f'rq{name}Request', srv_type.Request, service_header=True)
+        reply_topic = node.context.topic(f'rr{name}Reply', srv_type.Response, service_header=True)
+        self.writer = DataWriter(node.context.participant, reply_topic,
+                                 _with_user_data(dds_qos, _user_data('serviceid', ident)))
+        self.reader = DataReader(node.context.participant, request_topic,
+                                 _with_user_data(dds_qos, _user_data('serviceid', ident)),
+                                 listener=self._listener())
+        self._schedule()
+
+    def _dispatch(self) -> None:
+        codec = self.srv_type.Request._codec
+        for data, info in self._take():
+            try:
+                header = data[HEADER_SIZE:HEADER_SIZE + _REQUEST_HEADER.size]
+                guid, seq = _REQUEST_HEADER.unpack(header)
+                request = codec.decode(data, HEADER_SIZE + _REQUEST_HEADER.size)
+            except (SerializationError, struct.error) as error:
+                self.rejected += 1
+                self._node.get_logger().error(f'dropped a malformed request on {self.srv_name}: {error}')
+                continue
+            response = self.callback(request, self.srv_type.Response())
+            if not isinstance(response, self.srv_type.Response):
+                raise TypeError(f'service {self.srv_name} callback must return a '
+                                f'{self.srv_type.Response._spec.full_name}, got {type(response).__name__}')
+            if self._client_reader_matched(info.publication_handle):
+                payload = self.srv_type.Response._codec.encode(response, _REQUEST_HEADER.pack(guid, seq))
+                padding = -len(payload) % 4
+                ddspy_write(self.writer._ref, payload + b'\x00' * padding)
+
+    def _client_reader_matched(self, request_writer_handle: int) -> bool:
+        """True once the requesting client's reply reader is matched (or it names no client id)."""
+        try:
+            request_writer = self.reader.get_matched_publication_data(request_writer_handle)
+        except Exception:  # the client is gone
+            return False
+        client_id = _endpoint_user_data(request_writer, 'clientid')
+        if client_id is None:
+            return True
+        deadline = time.monotonic() + self.REPLY_MATCH_WAIT_SEC
+        while True:
+            for handle in self.writer.get_matched_subscriptions():
+                reader = self.writer.get_matched_subscription_data(handle)
+                if _endpoint_user_data(reader, 'clientid') == client_id:
+                    return True
+            if time.monotonic() >= deadline:
+                self._node.get_logger().warning(f'{self.srv_name}: client reply reader not matched; reply dropped')
+                return False
+            time.sleep(0.01)  # bounded poll of discovery state, as rmw_cyclonedds_cpp does
+
+    def destroy(self) -> None:
+        self.reader = None
+        self.writer = None
+
+
+class Client(_Readable):
+    def __init__(self, node: 'Node', srv_type: type[ServiceType], name: str, qos: QoSProfile) -> None:
+        super().__init__(node.context)
+        self.srv_type = srv_type
+        self.srv_name = name
+        self._node = node
+        ident = _client_service_id()
+        dds_qos = qos.to_dds()
+        request_topic = node.context.topic(f'rq{name}Request', srv_type.Request, service_header=True)
+        reply_topic = node.context.topic(f'rr{name}Reply', srv_type.Response, service_header=True)
+        self.writer = DataWriter(node.context.participant, request_topic,
+                                 _with_user_data(dds_qos, _user_data('clientid', ident)))
+        self.reader = DataReader(node.context.participant, reply_topic,
+                                 _with_user_data(dds_qos, _user_data('clientid', ident)),
+                                 listener=self._listener())
+        # As rmw_cyclonedds_cpp: the request writer's instance handle identifies this client.
+        self.guid = self.writer.instance_handle & 0xFFFFFFFFFFFFFFFF
+        self._sequence = 0
+        self._pending: dict[int, Future] = {}
+        self._lock = threading.Lock()
+
+    def service_is_ready(self) -> bool:
+        if self.writer is None:
+            return False
+        service_ids = set()
+        for handle in self.writer.get_matched_subscriptions():
+            service_id = _endpoint_user_data(self.writer.get_matched_subscription_data(handle), 'serviceid')
+            if service_id:
+                service_ids.add(service_id)
+        writers = self.reader.get_matched_publications()
+        if not service_ids:
+            return bool(self.writer.get_matched_subscriptions()) and bool(writers)
+        return any(_endpoint_user_data(self.reader.get_matched_publication_data(h), 'serviceid') in service_ids
+                   for h in writers)
+
+    def wait_for_service(self, timeout_sec: Optional[float] = None) -> bool:
+        deadline = None if timeout_sec is None else time.monotonic() + timeout_sec
+        while self._context.ok():
+            if self.service_is_ready():
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)  # discovery has no event here; bounded poll like rclpy's wait_for_service
+        return False
+
+    def call_async(self, request: Message) -> Future:
+        if not isinstance(request, self.srv_type.Request):
+            raise TypeError(f'client of {self.srv_name} expects {self.srv_type.Request._spec.full_name}, '
+                            f'got {type(request).__name__}')
+        future = Future()
+        with self._lock:
+            self._sequence += 1
+            sequence = self._sequence
+            self._pending[sequence] = future
+        future.add_done_callback(lambda _f: self._forget(sequence))
+        payload = self.srv_type.Request._codec.encode(request, _REQUEST_HEADER.pack(self.guid, sequence))
+        padding = -len(payload) % 4
+        ddspy_write(self.writer._ref, payload + b'\x00' * padding)
+        return future
+
+    def call(self, request: Message, timeout_sec: Optional[float] = None) -> Any:
+        """Blocks until the reply; needs an executor spinning in another thread, as in rclpy."""
+        future = self.call_async(request)
+        if not future.wait(timeout_sec):
+            future.cancel()
+            raise TimeoutError(f'no reply from {self.srv_name} within {timeout_sec} s')
+        return future.result()
+
+    def remove_pending_request(self, future: Future) -> None:
+        future.cancel()
+
+    def _forget(self, sequence: int) -> None:
+        with self._lock:
+            self._pending.pop(sequence, None)
+
+    def _dispatch(self) -> None:
+        codec = self.srv_type.Response._codec
+        for data, _info in self._take():
+            try:
+                guid, seq = _REQUEST_HEADER.unpack(data[HEADER_SIZE:HEADER_SIZE + _REQUEST_HEADER.size])
+            except struct.error:
+                continue
+            if guid != self.guid:
+                continue  # another client's reply on the shared reply topic
+            with self._lock:
+                future = self._pending.get(seq)
+            if future is None:
+                continue
+            try:
+                future.set_result(codec.decode(data, HEADER_SIZE + _REQUEST_HEADER.size))
+            except SerializationError as error:
+                future.set_exception(error)
+
+    def destroy(self) -> None:
+        self.reader = None
+        self.writer = None
+
+
+# ---------------------------------------------------------------------------
+# Node
+# ---------------------------------------------------------------------------
+class Node:
+    def __init__(self, node_name: str, *, context: Optional[Context] = None, cli_args: Optional[list[str]] = None,
+                 namespace: Optional[str] = None, use_global_arguments: bool = True,
+                 parameter_overrides: Optional[list[Parameter]] = None,
+                 allow_undeclared_parameters: bool = False,
+                 automatically_declare_parameters_from_overrides: bool = False, **_ignored: Any) -> None:
+        from dcdrl_core.param_files import load_parameter_files
+        from dcdrl_core.ros_args import RosArgs, split_ros_args
+        self.context = context or default_context
+        if not self.context.ok():
+            raise RuntimeError('init() must be called before creating a node')
+        global_args = self.context.ros_args if use_global_arguments else None
+        local_args = split_ros_args(cli_args)[1] if cli_args else None
+        args = [a for a in (global_args, local_args) if a is not None]
+        self._node_name = next((a.node_name for a in reversed(args) if a.node_name), node_name)
+        ns = next((a.namespace for a in reversed(args) if a.namespace), namespace or '/')
+        self._namespace = '/' + ns.strip('/') if ns.strip('/') else '/'
+        _check_node_name(self._node_name)
+        self._remaps: dict[str, str] = {}
+        log_level: Optional[str] = None
+        overrides: dict[str, Any] = {}
+        for arg in args:
+            self._remaps.update(arg.remaps)
+            overrides.update(load_parameter_files(arg.params_files, self._node_name, self._namespace))
+            overrides.update(arg.param_overrides)
+            if arg.log_level:
+                log_level = arg.log_level
+        for parameter in parameter_overrides or []:
+            overrides[parameter.name] = parameter.value
+        self._parameter_overrides = overrides
+        self._override_sources = {name: 'command line or parameter file' for name in overrides}
+        self._parameters: dict[str, Parameter] = {}
+        self._descriptors: dict[str, ParameterDescriptor] = {}
+        self._allow_undeclared = allow_undeclared_parameters
+        self._set_callbacks: list[Callable[[list[Parameter]], SetParametersResult]] = []
+        self._logger = Logger(self.get_fully_qualified_name().lstrip('/').replace('/', '.'))
+        if log_level:
+            self._logger.set_level(_parse_log_level(log_level))
+        self._clock = Clock()
+        self.publishers: list[Publisher] = []
+        self.subscriptions: list[Subscription] = []
+        self.timers: list[Timer] = []
+        self.services: list[Service] = []
+        self.clients: list[Client] = []
+        if automatically_declare_parameters_from_overrides:
+            for name, value in overrides.items():
+                self.declare_parameter(name, value)
+
+    # -- identity ---------------------------------------------------------------
+    def get_name(self) -> str:
+        return self._node_name
+
+    def get_namespace(self) -> str:
+        return self._namespace
+
+    def get_fully_qualified_name(self) -> str:
+        return self._namespace.rstrip('/') + '/' + self._node_name
+
+    def get_logger(self) -> Logger:
+        return self._logger
+
+    def get_clock(self) -> Clock:
+        return self._clock
+
+    def resolve_topic_name(self, name: str, only_expand: bool = False) -> str:
+        expanded = expand_topic_name(name, self._node_name, self._namespace)
+        if only_expand:
+            return expanded
+        for source, target in self._remaps.items():
+            if source.startswith('__'):
+                continue
+            if expand_topic_name(source, self._node_name, self._namespace) == expanded:
+                return expand_topic_name(target, self._node_name, self._namespace)
+        return expanded
+
+    resolve_service_name = resolve_topic_name
+
+    # -- entities -----------------------------------------------------------------
+    def create_publisher(self, msg_type: type[Message], topic: str, qos_profile: QoSLike,
+                         **_ignored: Any) -> Publisher:
+        publisher = Publisher(self, _check_message_type(msg_type), self.resolve_topic_name(topic),
+                              as_profile(qos_profile))
+        self.publishers.append(publisher)
+        return publisher
+
+    def create_subscription(self, msg_type: type[Message], topic: str, callback: Callable[[Any], None],
+                            qos_profile: QoSLike, *, raw: bool = False, **_ignored: Any) -> Subscription:
+        subscription = Subscription(self, _check_message_type(msg_type), self.resolve_topic_name(topic),
+                                    callback, as_profile(qos_profile), raw=raw)
+        self.subscriptions.append(subscription)
+        return subscription
+
+    def create_timer(self, timer_period_sec: float, callback: Callable[[], None], **_ignored: Any) -> Timer:
+        timer = Timer(self.context, timer_period_sec, callback)
+        self.timers.append(timer)
+        self.context.wake()
+        return timer
+
+    def create_service(self, srv_type: type[ServiceType], srv_name: str, callback: Callable[[Any, Any], Any],
+                       *, qos_profile: QoSProfile = qos_profile_services_default, **_ignored: Any) -> Service:
+        service = Service(self, srv_type, self.resolve_service_name(srv_name), callback, qos_profile)
+        self.services.append(service)
+        return service
+
+    def create_client(self, srv_type: type[ServiceType], srv_name: str, *,
+                      qos_profile: QoSProfile = qos_profile_services_default, **_ignored: Any) -> Client:
+        client = Client(self, srv_type, self.resolve_service_name(srv_name), qos_profile)
+        self.clients.append(client)
+        return client
+
+    def destroy_publisher(self, publisher: Publisher) -> bool:
+        return self._destroy(self.publishers, publisher)
+
+    def destroy_subscription(self, subscription: Subscription) -> bool:
+        return self._destroy(self.subscriptions, subscription)
+
+    def destroy_timer(self, timer: Timer) -> bool:
+        return self._destroy(self.timers, timer)
+
+    def destroy_service(self, service: Service) -> bool:
+        return self._destroy(self.services, service)
+
+    def destroy_client(self, client: Client) -> bool:
+        return self._destroy(self.clients, client)
+
+    def _destroy(self, entities: list, entity: Any) -> bool:
+        if entity not in entities:
+            return False
+        entities.remove(entity)
+        entity.destroy()
+        return True
+
+    def destroy_node(self) -> None:
+        for group in (self.publishers, self.subscriptions, self.timers, self.services, self.clients):
+            for entity in list(group):
+                entity.destroy()
+            group.clear()
+
+    def count_subscribers(self, topic: str) -> int:
+        name = self.resolve_topic_name(topic)
+        return sum(p.get_subscription_count() for p in self.publishers if p.topic_name == name)
+
+    def count_publishers(self, topic: str) -> int:
+        name = self.resolve_topic_name(topic)
+        return sum(s.get_publisher_count() for s in self.subscriptions if s.topic_name == name)
+
+    # -- parameters -----------------------------------------------------------------
+    def declare_parameter(self, name: str, value: Any = None,
+                          descriptor: Optional[ParameterDescriptor] = None,
+                          ignore_override: bool = False) -> Parameter:
+        from dcdrl_core.param_files import check_parameter_type
+        if name in self._parameters:
+            raise ParameterAlreadyDeclaredException(f'parameter {name!r} is already declared')
+        if isinstance(value, ParameterType):  # declare_parameter('x', Parameter.Type.DOUBLE)
+            declared_type, value = value, None
+        else:
+            declared_type = parameter_type_of(value)
+        descriptor = descriptor or ParameterDescriptor()
+        if not ignore_override and name in self._parameter_overrides:
+            override = self._parameter_overrides[name]
+            if not descriptor.dynamic_typing and declared_type != ParameterType.NOT_SET:
+                try:
+                    override = check_parameter_type(name, value if value is not None else declared_type,
+                                                    override, self._override_sources.get(name, ''))
+                except TypeError as error:
+                    raise InvalidParameterTypeException(str(error)) from None
+            value = override
+        parameter = Parameter(name, value=value)
+        self._parameters[name] = parameter
+        self._descriptors[name] = descriptor
+        return parameter
+
+    def declare_parameters(self, namespace: str, parameters: Iterable[tuple]) -> list[Parameter]:
+        declared = []
+        for entry in parameters:
+            name = f'{namespace}.{entry[0]}' if namespace else entry[0]
+            value = entry[1] if len(entry) > 1 else None
+            descriptor = entry[2] if len(entry) > 2 else None
+            declared.append(self.declare_parameter(name, value, descriptor))
+        return declared
+
+    def has_parameter(self, name: str) -> bool:
+        return name in self._parameters
+
+    def get_parameter(self, name: str) -> Parameter:
+        if name not in self._parameters:
+            if self._allow_undeclared:
+                return Parameter(name, value=None)
+            raise ParameterNotDeclaredException(f'parameter {name!r} is not declared')
+        return self._parameters[name]
+
+    def get_parameters(self, names: Iterable[str]) -> list[Parameter]:
+        return [self.get_parameter(name) for name in names]
+
+    def get_parameter_or(self, name: str, alternative_value: Optional[Parameter] = None) -> Optional[Parameter]:
+        return self._parameters.get(name, alternative_value)
+
+    def set_parameters(self, parameters: list[Parameter]) -> list[SetParametersResult]:
+        from dcdrl_core.param_files import check_parameter_type
+        results = []
+        for parameter in parameters:
+            current = self._parameters.get(parameter.name)
+            if current is None and not self._allow_undeclared:
+                results.append(SetParametersResult(False, f'parameter {parameter.name!r} is not declared'))
+                continue
+            descriptor = self._descriptors.get(parameter.name, ParameterDescriptor())
+            if descriptor.read_only:
+                results.append(SetParametersResult(False, f'parameter {parameter.name!r} is read-only'))
+                continue
+            value = parameter.value
+            if current is not None and not descriptor.dynamic_typing and current.value is not None:
+                try:
+                    value = check_parameter_type(parameter.name, current.value, value, 'set_parameters')
+                except TypeError as error:
+                    results.append(SetParametersResult(False, str(error)))
+                    continue
+            candidate = Parameter(parameter.name, value=value)
+            for callback in self._set_callbacks:
+                result = callback([candidate])
+                if not result.successful:
+                    results.append(result)
+                    break
+            else:
+                self._parameters[parameter.name] = candidate
+                results.append(SetParametersResult(True))
+        return results
+
+    def add_on_set_parameters_callback(self, callback: Callable[[list[Parameter]], SetParametersResult]) -> None:
+        self._set_callbacks.append(callback)
+
+
+def _check_message_type(msg_type: Any) -> type[Message]:
+    if not (isinstance(msg_type, type) and issubclass(msg_type, Message)):
+        raise TypeError(f'{msg_type!r} is not a message class (import it from <pkg>.msg after '
+                        f'importing dcdrl_core.ros)')
+    return msg_type
+
+
+def _check_node_name(name: str) -> None:
+    if not name or not (name[0].isalpha() or name[0] == '_') or not all(c.isalnum() or c == '_' for c in name):
+        raise ValueError(f'invalid node name {name!r}: must match [A-Za-z_][A-Za-z0-9_]*')
+
+
+def _parse_log_level(text: str) -> LoggingSeverity:
+    level = text.rsplit(':=', 1)[-1].strip().upper()
+    if level == 'WARNING':
+        level = 'WARN'
+    try:
+        return LoggingSeverity[level]
+    except KeyError:
+        raise ValueError(f'unknown log level {text!r}: use debug, info, warn, error or fatal') from None
