@@ -10,9 +10,13 @@ with one ``tobytes``/``frombuffer`` each, never element by element.
 """
 from __future__ import annotations
 
+import importlib.abc
+import importlib.machinery
 import os
 import struct
+import sys
 import threading
+import types
 from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
@@ -482,3 +486,66 @@ def default_registry() -> InterfaceRegistry:
 def get_interface(type_name: str) -> Any:
     """The class for 'pkg/msg/Name' or 'pkg/srv/Name' from the default registry."""
     return _default_registry.get(type_name)
+
+
+# ---------------------------------------------------------------------------
+# 'from <pkg>.msg import Name' without ROS.
+# ---------------------------------------------------------------------------
+class _InterfaceModule(types.ModuleType):
+    """'<pkg>.msg' or '<pkg>.srv': classes are built on first attribute access."""
+
+    def __init__(self, name: str, package: str, kind: str) -> None:
+        super().__init__(name)
+        self.__package__ = name
+        self._interface_package = package
+        self._interface_kind = kind
+
+    def __getattr__(self, attribute: str) -> Any:
+        if attribute.startswith('__'):
+            raise AttributeError(attribute)
+        try:
+            value = get_interface(f'{self._interface_package}/{self._interface_kind}/{attribute}')
+        except InterfaceNotFoundError as error:
+            raise AttributeError(str(error)) from None
+        setattr(self, attribute, value)
+        return value
+
+    def __dir__(self) -> list[str]:
+        prefix = f'{self._interface_package}/{self._interface_kind}/'
+        return [t[len(prefix):] for t in default_registry().list_types(self._interface_kind)
+                if t.startswith(prefix)]
+
+
+class _InterfaceFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Makes 'from dcdrl_msgs.msg import X' work without ROS, for any interface package
+    on the search path. It sits last on sys.meta_path, so real packages always win."""
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Optional[importlib.machinery.ModuleSpec]:
+        parts = fullname.split('.')
+        if len(parts) > 2 or (len(parts) == 2 and parts[1] not in ('msg', 'srv')):
+            return None
+        if not self._has_interfaces(parts[0]):
+            return None
+        return importlib.machinery.ModuleSpec(fullname, self, is_package=len(parts) == 1)
+
+    @staticmethod
+    def _has_interfaces(package: str) -> bool:
+        return any(os.path.isdir(os.path.join(root, package, kind))
+                   for root in default_registry().search_path for kind in ('msg', 'srv'))
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+        parts = spec.name.split('.')
+        if len(parts) == 1:
+            module = types.ModuleType(spec.name)
+            module.__path__ = []
+            return module
+        return _InterfaceModule(spec.name, parts[0], parts[1])
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        return None
+
+
+def install_interface_import_hook() -> None:
+    """Lets ``from dcdrl_msgs.msg import X`` (and std_msgs, ...) import our generated classes."""
+    if not any(isinstance(f, _InterfaceFinder) for f in sys.meta_path):
+        sys.meta_path.append(_InterfaceFinder())

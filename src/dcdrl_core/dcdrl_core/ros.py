@@ -14,12 +14,9 @@ Set DCDRL_BACKEND=rclpy or DCDRL_BACKEND=cyclone to force a backend (default: au
 """
 from __future__ import annotations
 
-import importlib.abc
-import importlib.machinery
 import importlib.util
 import os
 import sys
-import types
 from typing import Any, Callable, Optional, Sequence
 
 _requested = os.environ.get('DCDRL_BACKEND', 'auto').strip().lower() or 'auto'
@@ -50,7 +47,7 @@ if _requested in ('auto', 'rclpy') and importlib.util.find_spec('rclpy') is not 
 else:
     if _requested == 'rclpy':
         raise ImportError('DCDRL_BACKEND=rclpy but rclpy is not importable (source your ROS 2 setup)')
-    from dcdrl_core.messages import InterfaceNotFoundError, default_registry, get_interface
+    from dcdrl_core.messages import get_interface, install_interface_import_hook
     from dcdrl_core.runtime import (
         Duration, Future, InvalidParameterTypeException, MultiThreadedExecutor, Node, Parameter,
         SingleThreadedExecutor, Time, init, ok, shutdown, spin, spin_once, spin_until_future_complete,
@@ -65,60 +62,7 @@ else:
     class ExternalShutdownException(Exception):
         """Raised by rclpy when the context is shut down from outside; kept for parity."""
 
-    class _InterfaceModule(types.ModuleType):
-        """'<pkg>.msg' or '<pkg>.srv': classes are built on first attribute access."""
-
-        def __init__(self, name: str, package: str, kind: str) -> None:
-            super().__init__(name)
-            self.__package__ = name
-            self._interface_package = package
-            self._interface_kind = kind
-
-        def __getattr__(self, attribute: str) -> Any:
-            if attribute.startswith('__'):
-                raise AttributeError(attribute)
-            try:
-                value = get_interface(f'{self._interface_package}/{self._interface_kind}/{attribute}')
-            except InterfaceNotFoundError as error:
-                raise AttributeError(str(error)) from None
-            setattr(self, attribute, value)
-            return value
-
-        def __dir__(self) -> list[str]:
-            prefix = f'{self._interface_package}/{self._interface_kind}/'
-            return [t[len(prefix):] for t in default_registry().list_types(self._interface_kind)
-                    if t.startswith(prefix)]
-
-    class _InterfaceFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-        """Makes 'from dcdrl_msgs.msg import X' work without ROS, for any interface package
-        on the search path. It sits last on sys.meta_path, so real packages always win."""
-
-        def find_spec(self, fullname: str, path: Any, target: Any = None) -> Optional[importlib.machinery.ModuleSpec]:
-            parts = fullname.split('.')
-            if len(parts) > 2 or (len(parts) == 2 and parts[1] not in ('msg', 'srv')):
-                return None
-            if not self._has_interfaces(parts[0]):
-                return None
-            return importlib.machinery.ModuleSpec(fullname, self, is_package=len(parts) == 1)
-
-        @staticmethod
-        def _has_interfaces(package: str) -> bool:
-            return any(os.path.isdir(os.path.join(root, package, kind))
-                       for root in default_registry().search_path for kind in ('msg', 'srv'))
-
-        def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
-            parts = spec.name.split('.')
-            if len(parts) == 1:
-                module = types.ModuleType(spec.name)
-                module.__path__ = []
-                return module
-            return _InterfaceModule(spec.name, parts[0], parts[1])
-
-        def exec_module(self, module: types.ModuleType) -> None:
-            return None
-
-    if not any(isinstance(f, _InterfaceFinder) for f in sys.meta_path):
-        sys.meta_path.append(_InterfaceFinder())
+    install_interface_import_hook()
 
 
 EXIT_BAD_PARAMETER = 2

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
-from dcdrl_core import idl
+from dcdrl_core.testing import all_message_types, message_class, random_message
 from dcdrl_core.messages import InterfaceRegistry, Message
 
 
@@ -27,18 +27,6 @@ def _dcdrl_types() -> list[str]:
 
 def _std_types() -> list[str]:
     return [t for t in REGISTRY.list_types() if not t.startswith('dcdrl_msgs/')]
-
-
-def _message_types() -> list[str]:
-    """Every message type, service halves included, as 'pkg/msg/Name' or 'pkg/srv/Name_Request'."""
-    names = []
-    for type_name in REGISTRY.list_types():
-        package, kind, name = type_name.split('/')
-        if kind == 'msg':
-            names.append(type_name)
-        else:
-            names += [f'{package}/srv/{name}_Request', f'{package}/srv/{name}_Response']
-    return names
 
 
 def _typestore():
@@ -60,51 +48,6 @@ def _typestore():
 STORE = _typestore()
 
 
-def _class(type_name: str) -> type[Message]:
-    package, kind, name = type_name.split('/')
-    if kind == 'srv':
-        service_name, half = name.rsplit('_', 1)
-        return getattr(REGISTRY.service(package, service_name), half)
-    return REGISTRY.message(package, name)
-
-
-def _random_scalar(base: str, rng: np.random.Generator):
-    if base == 'bool':
-        return bool(rng.integers(2))
-    if base.startswith('float'):
-        return float(np.asarray(rng.normal() * 100, dtype='f4' if base == 'float32' else 'f8'))
-    low, high = idl.INTEGER_RANGES[base]
-    if base == 'byte':  # rosbags reads 'byte' as int8, ROS 2 as octet: same bytes for 0..127
-        high = 127
-    return int(rng.integers(low, high, endpoint=True, dtype=np.int64 if high < 2**63 else np.uint64))
-
-
-def _random_string(rng: np.random.Generator) -> str:
-    return ''.join(rng.choice(list('abcXYZ _/é0123')) for _ in range(rng.integers(0, 12)))
-
-
-def _random_message(cls: type[Message], rng: np.random.Generator) -> Message:
-    values = {}
-    for field in cls._spec.fields:
-        ftype = field.type
-        count = ftype.array_size or int(rng.integers(0, 6))
-        if ftype.is_primitive:
-            if ftype.is_array:
-                dtype = np.dtype(idl.PRIMITIVES[ftype.base][0])
-                values[field.name] = np.array([_random_scalar(ftype.base, rng) for _ in range(count)], dtype=dtype)
-            else:
-                values[field.name] = _random_scalar(ftype.base, rng)
-        elif ftype.is_string:
-            values[field.name] = [_random_string(rng) for _ in range(count)] if ftype.is_array else _random_string(rng)
-        else:
-            nested = REGISTRY.message(ftype.package, ftype.base)
-            if ftype.is_array:
-                values[field.name] = [_random_message(nested, rng) for _ in range(min(count, 3))]
-            else:
-                values[field.name] = _random_message(nested, rng)
-    return cls(**values)
-
-
 def _to_rosbags(message: Message):
     spec = message._spec
     values = {}
@@ -122,12 +65,12 @@ def _rosbags_name(type_name: str) -> str:
     return type_name.replace('/srv/', '/msg/')
 
 
-@pytest.mark.parametrize('type_name', _message_types())
+@pytest.mark.parametrize('type_name', all_message_types(REGISTRY))
 def test_random_instances_serialise_exactly_like_rosbags(type_name):
-    cls = _class(type_name)
+    cls = message_class(type_name, REGISTRY)
     rng = np.random.default_rng(abs(hash(type_name)) % 2**32)
     for _ in range(20):
-        message = _random_message(cls, rng)
+        message = random_message(cls, rng, REGISTRY)
         ours = message.serialize()
         theirs = bytes(STORE.serialize_cdr(_to_rosbags(message), _rosbags_name(type_name)))
         assert ours[:4] == b'\x00\x01\x00\x00'
@@ -135,9 +78,9 @@ def test_random_instances_serialise_exactly_like_rosbags(type_name):
         assert cls.deserialize(theirs) == message  # round trip from their bytes
 
 
-@pytest.mark.parametrize('type_name', _message_types())
+@pytest.mark.parametrize('type_name', all_message_types(REGISTRY))
 def test_default_instance_matches_rosbags(type_name):
-    cls = _class(type_name)
+    cls = message_class(type_name, REGISTRY)
     message = cls()
     assert message.serialize() == bytes(STORE.serialize_cdr(_to_rosbags(message), _rosbags_name(type_name)))
 
@@ -150,5 +93,5 @@ def test_standard_definitions_match_ros2_jazzy(type_name):
               if name != 'structure_needs_at_least_one_member']
     assert [name for name, _ in ours] == theirs
     # Same layout: Jazzy's definition serialises our random instances to our bytes.
-    message = _random_message(REGISTRY.get(type_name), np.random.default_rng(7))
+    message = random_message(REGISTRY.get(type_name), np.random.default_rng(7), REGISTRY)
     assert message.serialize() == bytes(JAZZY.serialize_cdr(_to_rosbags(message), type_name))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import signal
 from typing import Optional
 
+from dcdrl_core.messages import install_interface_import_hook
 from dcdrl_core.runtime.context import Context, default_context
 from dcdrl_core.runtime.executor import (
     MultiThreadedExecutor, SingleThreadedExecutor, spin, spin_once, spin_until_future_complete)
@@ -14,6 +15,9 @@ from dcdrl_core.runtime.node import (
 from dcdrl_core.runtime.qos import (
     DurabilityPolicy, HistoryPolicy, LivelinessPolicy, QoSProfile, ReliabilityPolicy,
     qos_profile_sensor_data, qos_profile_services_default, qos_profile_system_default)
+
+
+install_interface_import_hook()
 
 
 def init(*, args: Optional[list[str]] = None, context: Optional[Context] = None,

@@ -667,31 +667,29 @@ class Node:
                  parameter_overrides: Optional[list[Parameter]] = None,
                  allow_undeclared_parameters: bool = False,
                  automatically_declare_parameters_from_overrides: bool = False, **_ignored: Any) -> None:
-        from dcdrl_core.param_files import load_parameter_files
-        from dcdrl_core.ros_args import RosArgs, split_ros_args
+        from dcdrl_core.ros_args import split_ros_args
         self.context = context or default_context
         if not self.context.ok():
             raise RuntimeError('init() must be called before creating a node')
-        global_args = self.context.ros_args if use_global_arguments else None
-        local_args = split_ros_args(cli_args)[1] if cli_args else None
-        args = [a for a in (global_args, local_args) if a is not None]
-        self._node_name = next((a.node_name for a in reversed(args) if a.node_name), node_name)
-        ns = next((a.namespace for a in reversed(args) if a.namespace), namespace or '/')
-        self._namespace = '/' + ns.strip('/') if ns.strip('/') else '/'
+        # Global --ros-args first, then the node's own cli_args (later rules win, as in rcl).
+        global_argv = self.context.ros_args.to_argv() if use_global_arguments and self.context.ros_args else []
+        rules = split_ros_args(global_argv + list(cli_args or []))[1]
+        _check_node_name(node_name)
+        resolved = rules.resolve(node_name, namespace or '/')
+        self._node_name = resolved.node_name
+        ns = resolved.namespace.strip('/')
+        self._namespace = '/' + ns if ns else '/'
         _check_node_name(self._node_name)
-        self._remaps: dict[str, str] = {}
-        log_level: Optional[str] = None
-        overrides: dict[str, Any] = {}
-        for arg in args:
-            self._remaps.update(arg.remaps)
-            overrides.update(load_parameter_files(arg.params_files, self._node_name, self._namespace))
-            overrides.update(arg.param_overrides)
-            if arg.log_level:
-                log_level = arg.log_level
+        self._remaps: dict[str, str] = dict(resolved.remaps)
+        self._parameter_overrides: dict[str, Any] = {}
+        self._override_sources: dict[str, str] = {}
+        for name, override in resolved.param_overrides.items():
+            self._parameter_overrides[name] = override.value
+            self._override_sources[name] = override.source
         for parameter in parameter_overrides or []:
-            overrides[parameter.name] = parameter.value
-        self._parameter_overrides = overrides
-        self._override_sources = {name: 'command line or parameter file' for name in overrides}
+            self._parameter_overrides[parameter.name] = parameter.value
+            self._override_sources[parameter.name] = 'parameter_overrides'
+        log_level = rules.logger_levels.get(self._node_name) or rules.log_level
         self._parameters: dict[str, Parameter] = {}
         self._descriptors: dict[str, ParameterDescriptor] = {}
         self._allow_undeclared = allow_undeclared_parameters
@@ -706,7 +704,7 @@ class Node:
         self.services: list[Service] = []
         self.clients: list[Client] = []
         if automatically_declare_parameters_from_overrides:
-            for name, value in overrides.items():
+            for name, value in self._parameter_overrides.items():
                 self.declare_parameter(name, value)
 
     # -- identity ---------------------------------------------------------------

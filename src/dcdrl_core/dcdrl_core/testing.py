@@ -1,0 +1,185 @@
+"""Test support shared by package and system tests: random messages, DDS domains, child processes."""
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from dcdrl_core import idl
+from dcdrl_core.messages import InterfaceRegistry, Message
+
+
+def random_scalar(base: str, rng: np.random.Generator) -> Any:
+    if base == 'bool':
+        return bool(rng.integers(2))
+    if base.startswith('float'):
+        return float(np.asarray(rng.normal() * 100, dtype='f4' if base == 'float32' else 'f8'))
+    low, high = idl.INTEGER_RANGES[base]
+    if base == 'byte':  # rosbags reads 'byte' as int8, ROS 2 as octet: same bytes for 0..127
+        high = 127
+    return int(rng.integers(low, high, endpoint=True, dtype=np.int64 if high < 2**63 else np.uint64))
+
+
+def random_string(rng: np.random.Generator) -> str:
+    return ''.join(rng.choice(list('abcXYZ _/é0123')) for _ in range(rng.integers(0, 12)))
+
+
+def random_message(cls: type[Message], rng: np.random.Generator, registry: Optional[InterfaceRegistry] = None,
+                   max_length: int = 5) -> Message:
+    """An instance of ``cls`` with every field random (arrays of 0..max_length elements)."""
+    from dcdrl_core.messages import default_registry
+    registry = registry or default_registry()
+    values = {}
+    for field in cls._spec.fields:
+        ftype = field.type
+        count = ftype.array_size or int(rng.integers(0, max_length + 1))
+        if ftype.is_primitive:
+            if ftype.is_array:
+                dtype = np.dtype(idl.PRIMITIVES[ftype.base][0])
+                values[field.name] = np.array([random_scalar(ftype.base, rng) for _ in range(count)], dtype=dtype)
+            else:
+                values[field.name] = random_scalar(ftype.base, rng)
+        elif ftype.is_string:
+            values[field.name] = [random_string(rng) for _ in range(count)] if ftype.is_array else random_string(rng)
+        else:
+            nested = registry.message(ftype.package, ftype.base)
+            if ftype.is_array:
+                values[field.name] = [random_message(nested, rng, registry, max_length) for _ in range(min(count, 3))]
+            else:
+                values[field.name] = random_message(nested, rng, registry, max_length)
+    return cls(**values)
+
+
+def all_message_types(registry: Optional[InterfaceRegistry] = None, package: Optional[str] = None) -> list[str]:
+    """'pkg/msg/Name' of every message, services' halves as 'pkg/srv/Name_Request'/'_Response'."""
+    from dcdrl_core.messages import default_registry
+    registry = registry or default_registry()
+    names = []
+    for type_name in registry.list_types():
+        pkg, kind, name = type_name.split('/')
+        if package is not None and pkg != package:
+            continue
+        if kind == 'msg':
+            names.append(type_name)
+        else:
+            names += [f'{pkg}/srv/{name}_Request', f'{pkg}/srv/{name}_Response']
+    return names
+
+
+def message_class(type_name: str, registry: Optional[InterfaceRegistry] = None) -> type[Message]:
+    from dcdrl_core.messages import default_registry
+    registry = registry or default_registry()
+    package, kind, name = type_name.split('/')
+    if kind == 'srv':
+        service_name, half = name.rsplit('_', 1)
+        return getattr(registry.service(package, service_name), half)
+    return registry.message(package, name)
+
+
+_next_domain = [10 + (os.getpid() % 40) * 5]
+_domain_lock = threading.Lock()
+
+
+def fresh_domain_id() -> int:
+    """A DDS domain id no other test in this process used, spread by pid across processes."""
+    with _domain_lock:
+        value = _next_domain[0]
+        _next_domain[0] += 1
+    return 1 + value % 230
+
+
+def loopback_env(domain_id: int, **extra: str) -> dict[str, str]:
+    """Environment for a child node: this domain, discovery on this machine only."""
+    env = dict(os.environ)
+    env.update({'ROS_DOMAIN_ID': str(domain_id), 'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST',
+                'PYTHONUNBUFFERED': '1', 'DCDRL_BACKEND': 'cyclone'})
+    env.update(extra)
+    return env
+
+
+class ChildProcess:
+    """A child in its own session whose output lines can be awaited; stopped by its pid."""
+
+    def __init__(self, argv: Sequence[str], env: Optional[dict[str, str]] = None,
+                 cwd: Optional[str] = None) -> None:
+        self.argv = list(argv)
+        self.process = subprocess.Popen(
+            self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.PIPE,
+            env=env, cwd=cwd, text=True, start_new_session=True)
+        self.pid = self.process.pid
+        self.lines: list[str] = []
+        self._queue: 'queue.Queue[Optional[str]]' = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._queue.put(line.rstrip('\n'))
+        self._queue.put(None)
+
+    def wait_for_line(self, text: str, timeout: float) -> str:
+        """Returns the first output line containing ``text``; fails after ``timeout`` seconds."""
+        for line in self.lines:
+            if text in line:
+                return line
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f'no line with {text!r} within {timeout} s from {self.argv}; '
+                                   f'output so far:\n' + '\n'.join(self.lines[-30:]))
+            try:
+                line = self._queue.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if line is None:
+                raise RuntimeError(f'{self.argv} exited ({self.process.wait()}) before printing {text!r}; '
+                                   f'output:\n' + '\n'.join(self.lines[-30:]))
+            self.lines.append(line)
+            if text in line:
+                return line
+
+    def send_line(self, text: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(text + '\n')
+        self.process.stdin.flush()
+
+    def stop(self, timeout: float = 10.0) -> int:
+        """SIGINT to the child's process group, then SIGKILL if it does not exit in time."""
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.pid, signal.SIGKILL)
+                self.process.wait(timeout)
+        self._reader.join(timeout)
+        while True:  # keep the rest of the output for error messages
+            try:
+                line = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if line is not None:
+                self.lines.append(line)
+        return self.process.returncode
+
+    def __enter__(self) -> 'ChildProcess':
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def python_child(module_or_script: Sequence[str], domain_id: int, **env: str) -> ChildProcess:
+    return ChildProcess([sys.executable, *module_or_script], env=loopback_env(domain_id, **env))
