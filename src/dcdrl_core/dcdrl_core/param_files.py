@@ -22,6 +22,7 @@ ROS-free runtime:
 """
 from __future__ import annotations
 
+import enum
 import json
 import math
 import numbers
@@ -531,6 +532,11 @@ def parameter_value_type(value: Any) -> str:
 
 
 def _expected_type(declared: Any) -> str:
+    if isinstance(declared, enum.Enum):  # rclpy's Parameter.Type.DOUBLE and look-alikes
+        name = declared.name.lower()
+        if name in PARAMETER_TYPES or name == 'not_set':
+            return name
+        raise TypeError(f'{declared!r} is not a ROS 2 parameter type')
     if isinstance(declared, str) and (declared in PARAMETER_TYPES or declared in _TYPE_ALIASES):
         return _TYPE_ALIASES.get(declared, declared)
     if isinstance(declared, type):
@@ -558,8 +564,8 @@ def check_parameter_type(
 ) -> Any:
     """Return ``value`` if it fits the declared type, else raise InvalidParameterTypeError.
 
-    ``declared`` is the declared default value, a type name from PARAMETER_TYPES, or a Python
-    type. An integer is accepted (and converted) for a double parameter, and an integer list for
+    ``declared`` is the declared default value, a type name from PARAMETER_TYPES, a Python
+    type, or a parameter-type enum member (rclpy's ``Parameter.Type.DOUBLE``). An integer is accepted (and converted) for a double parameter, and an integer list for
     a double array, when ``int_as_double`` (the default, because YAML users write 1 for 1.0;
     rclpy would reject it). ``source`` ("file F, line 3", "-p x:=1") goes into the message.
     """

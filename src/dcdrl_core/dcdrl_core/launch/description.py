@@ -1,0 +1,777 @@
+"""The ROS 2 YAML launch format (launch_yaml + launch_ros), parsed and evaluated without ROS.
+
+A file is ``launch: [ {action: {attributes}}, ... ]``. Supported actions, with the attributes
+``ros2 launch`` reads (same names, same types; an unknown attribute is an error, as in ROS):
+
+- ``arg``: name, default, description, choice (list of {value})
+- ``let``: name, value
+- ``node``: pkg, exec, name, namespace, exec_name, param (list of {name, value[, type]},
+  nested {name, param: [...]}, or {from: file}), remap (list of {from, to}), args, ros_args,
+  output, respawn, respawn_delay, respawn_max_retries, on_exit (shutdown), env (list of
+  {name, value}), cwd, launch-prefix, sigterm_timeout, sigkill_timeout, emulate_tty
+- ``executable``: cmd, name, cwd, env, output, respawn..., on_exit, launch-prefix (no shell)
+- ``include``: file, arg (list of {name, value})
+- ``group``: scoped, forwarding, keep, children (or a plain list of children)
+- ``push_ros_namespace`` / ``push-ros-namespace``: namespace
+- ``set_env``: name, value; ``unset_env``: name
+Every action takes ``if`` / ``unless`` (text that expands to true/false/1/0).
+"""
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from ..param_files import format_parameter_value
+from .context import DeclaredArgument, LaunchContext, ProcessSpec
+from .substitutions import LaunchError, Template, evaluate, parse_template, template_text
+
+__all__ = ['LaunchDescription', 'load_launch_file', 'parse_launch_text', 'execute_description',
+           'resolve_frontend_file', 'MAX_INCLUDE_DEPTH']
+
+MAX_INCLUDE_DEPTH = 32
+_NODE_NAME = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
+_NS_TOKEN = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
+_TYPE_IDS = {'str': str, 'bool': bool, 'float': float, 'int': int, 'yaml': None,
+             'list_of_str': (list, str), 'list_of_bool': (list, bool),
+             'list_of_float': (list, float), 'list_of_int': (list, int)}
+_OUTPUTS = ('screen', 'log', 'both', 'own_log')
+
+
+# ---------------------------------------------------------------------------------------------
+# YAML with line numbers
+# ---------------------------------------------------------------------------------------------
+
+class _LineDict(dict):
+    line: int = 0
+
+
+class _LineLoader(yaml.SafeLoader):
+    """SafeLoader whose maps remember their line (for error messages)."""
+
+
+def _construct_map(loader: yaml.SafeLoader, node: yaml.MappingNode) -> _LineDict:
+    mapping = _LineDict(loader.construct_mapping(node, deep=True))
+    mapping.line = node.start_mark.line + 1
+    return mapping
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_map)
+
+
+class _Entity:
+    """One YAML entity (``node: {...}``) with attribute access that checks types like launch_yaml."""
+
+    def __init__(self, type_name: str, element: Any, source: str, line: int) -> None:
+        self.type_name, self.element, self.source = type_name, element, source
+        self.line = getattr(element, 'line', 0) or line
+        self._read: set[str] = set()
+
+    @property
+    def where(self) -> str:
+        return f'{self.source}, line {self.line}' if self.line else self.source
+
+    def error(self, message: str) -> LaunchError:
+        return LaunchError(f"{self.where}: '{self.type_name}': {message}")
+
+    def _raw(self, name: str, optional: bool) -> Any:
+        if not isinstance(self.element, dict) or name not in self.element:
+            if optional:
+                return None
+            raise self.error(f"missing attribute '{name}'")
+        self._read.add(name)
+        return self.element[name]
+
+    def text(self, name: str, optional: bool = False) -> Optional[str]:
+        value = self._raw(name, optional)
+        if value is not None and not isinstance(value, str):
+            raise self.error(
+                f"attribute '{name}' must be text, got {type(value).__name__} {value!r} "
+                f"(ros2 launch rejects it too; quote it: \"{value}\")")
+        return value
+
+    def template(self, name: str, optional: bool = False) -> Optional[Template]:
+        value = self.text(name, optional)
+        return None if value is None else parse_template(value, f"{self.where}: '{self.type_name}.{name}'")
+
+    def boolean(self, name: str) -> Optional[bool]:
+        value = self._raw(name, True)
+        if value is None or isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ('true', 'false'):
+            return value.strip().lower() == 'true'
+        raise self.error(f"attribute '{name}' must be true or false, got {value!r}")
+
+    def number(self, name: str, kind: type) -> Optional[float]:
+        value = self._raw(name, True)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and isinstance(value, float)):
+            raise self.error(f"attribute '{name}' must be a{'n integer' if kind is int else ' number'}, got {value!r}")
+        if kind is float and value < 0:
+            raise self.error(f"attribute '{name}' must not be negative, got {value!r}")
+        return kind(value)
+
+    def raw(self, name: str) -> Any:
+        return self._raw(name, True)
+
+    def sub_entities(self, name: str) -> list['_Entity']:
+        value = self._raw(name, True)
+        if value is None:
+            return []
+        if not isinstance(value, list) or not value or not all(isinstance(item, dict) for item in value):
+            raise self.error(f"attribute '{name}' must be a list of maps, e.g. {name}: [{{name: a, value: b}}]")
+        return [_Entity(name, item, self.source, self.line) for item in value]
+
+    def children(self) -> list['_Entity']:
+        if isinstance(self.element, list):
+            items = self.element
+        elif isinstance(self.element, dict):
+            if 'children' not in self.element:
+                raise self.error("expected a list of entities (or a map with a 'children' list)")
+            self._read.add('children')
+            items = self.element['children']
+        else:
+            raise self.error(f'expected a list of entities, got {self.element!r}')
+        if not isinstance(items, list):
+            raise self.error("'children' must be a list of entities")
+        entities = []
+        for item in items:
+            if not isinstance(item, dict) or len(item) != 1:
+                line = getattr(item, 'line', self.line)
+                raise LaunchError(
+                    f'{self.source}, line {line}: each entity must be a map with exactly one key, '
+                    f'the action name (e.g. "- node: {{...}}"), got {item!r}')
+            type_name, element = next(iter(item.items()))
+            entities.append(_Entity(type_name, element, self.source, getattr(item, 'line', self.line)))
+        return entities
+
+    def finish(self) -> None:
+        if isinstance(self.element, dict):
+            unknown = sorted(set(self.element) - self._read)
+            if unknown:
+                raise self.error(f"unknown attribute(s) {unknown}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Actions
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Condition:
+    expression: Template
+    negate: bool  # True for 'unless'
+
+    def holds(self, context: LaunchContext, where: str) -> bool:
+        value = evaluate(self.expression, context, where).strip().lower()
+        if value in ('true', '1'):
+            result = True
+        elif value in ('false', '0'):
+            result = False
+        else:
+            raise LaunchError(
+                f"{where}: condition {template_text(self.expression)!r} expanded to {value!r}; "
+                "it must be 'true', 'false', '1' or '0'")
+        return not result if self.negate else result
+
+
+@dataclass
+class Action:
+    where: str
+    condition: Optional[Condition]
+
+    def run(self, context: LaunchContext) -> None:
+        if self.condition is None or self.condition.holds(context, self.where):
+            self.execute(context)
+
+    def execute(self, context: LaunchContext) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+@dataclass
+class DeclareArgument(Action):
+    name: str
+    default: Optional[Template]
+    description: str
+    choices: Optional[list[str]]
+
+    def execute(self, context: LaunchContext) -> None:
+        context.declared_arguments.append(DeclaredArgument(
+            self.name, None if self.default is None else template_text(self.default),
+            self.description, self.choices, self.where))
+        if self.name not in context.configurations:
+            if self.default is None:
+                raise LaunchError(
+                    f"{self.where}: launch argument '{self.name}' is required "
+                    f"({self.description or 'no description given'}); pass {self.name}:=VALUE")
+            context.configurations[self.name] = evaluate(self.default, context, self.where)
+        value = context.configurations[self.name]
+        if self.choices is not None and value not in self.choices:
+            raise LaunchError(
+                f"{self.where}: launch argument '{self.name}' is {value!r}; it must be one of {self.choices}")
+
+
+@dataclass
+class Let(Action):
+    name: Template
+    value: Template
+
+    def execute(self, context: LaunchContext) -> None:
+        context.configurations[evaluate(self.name, context, self.where)] = evaluate(self.value, context, self.where)
+
+
+@dataclass
+class SetEnv(Action):
+    name: Template
+    value: Template
+
+    def execute(self, context: LaunchContext) -> None:
+        context.environment[evaluate(self.name, context, self.where)] = evaluate(self.value, context, self.where)
+
+
+@dataclass
+class UnsetEnv(Action):
+    name: Template
+
+    def execute(self, context: LaunchContext) -> None:
+        context.environment.pop(evaluate(self.name, context, self.where), None)
+
+
+def prefix_namespace(base: Optional[str], namespace: Optional[str]) -> Optional[str]:
+    """launch_ros's rule: a relative namespace goes under the base; an absolute one replaces it."""
+    if base is None and namespace is None:
+        return None
+    if namespace is None:
+        combined = base
+    elif not base or namespace.startswith('/'):
+        combined = namespace
+    else:
+        combined = ('' if base == '/' else base) + '/' + namespace
+    return combined if combined == '/' else combined.rstrip('/')
+
+
+def make_absolute(namespace: Optional[str]) -> Optional[str]:
+    if namespace is None:
+        return None
+    return namespace if namespace.startswith('/') else '/' + namespace
+
+
+def _check_namespace(namespace: str, where: str) -> None:
+    if namespace == '/':
+        return
+    tokens = namespace[1:].split('/')
+    if not namespace.startswith('/') or not all(_NS_TOKEN.match(token) for token in tokens):
+        raise LaunchError(
+            f"{where}: invalid namespace '{namespace}' (tokens of letters, digits and _, "
+            'not starting with a digit, separated by /)')
+
+
+@dataclass
+class PushNamespace(Action):
+    namespace: Template
+
+    def execute(self, context: LaunchContext) -> None:
+        pushed = evaluate(self.namespace, context, self.where)
+        namespace = make_absolute(prefix_namespace(context.ros_namespace, pushed))
+        _check_namespace(namespace, self.where)
+        context.configurations['ros_namespace'] = namespace
+
+
+@dataclass
+class Group(Action):
+    actions: list
+    scoped: bool = True
+    forwarding: bool = True
+    keep: list = field(default_factory=list)  # [(name Template, value Template)]
+
+    def execute(self, context: LaunchContext) -> None:
+        kept = [(evaluate(n, context, self.where), evaluate(v, context, self.where)) for n, v in self.keep]
+        if not self.scoped:
+            context.configurations.update(kept)
+            _run_all(self.actions, context)
+            return
+        saved_configurations, saved_environment = dict(context.configurations), dict(context.environment)
+        try:
+            if not self.forwarding:  # a fresh scope: only 'keep' gets in, environment as at start
+                context.configurations = {}
+                context.environment = dict(context.initial_environment)
+            context.configurations.update(kept)
+            _run_all(self.actions, context)
+        finally:
+            context.configurations, context.environment = saved_configurations, saved_environment
+
+
+@dataclass
+class Include(Action):
+    file: Template
+    arguments: list  # [(name Template, value Template)]
+
+    def execute(self, context: LaunchContext) -> None:
+        path = resolve_frontend_file(Path(evaluate(self.file, context, self.where)).expanduser(), self.where)
+        if context.include_depth >= MAX_INCLUDE_DEPTH:
+            raise LaunchError(f'{self.where}: includes nested deeper than {MAX_INCLUDE_DEPTH} (a cycle?)')
+        for name, value in self.arguments:  # set in the including scope, as launch does
+            context.configurations[evaluate(name, context, self.where)] = evaluate(value, context, self.where)
+        description = load_launch_file(path)
+        saved_file = context.launch_file
+        context.launch_file, context.include_depth = path, context.include_depth + 1
+        try:
+            _run_all(description.actions, context)
+        finally:
+            context.launch_file, context.include_depth = saved_file, context.include_depth - 1
+
+
+def _parse_bool_text(text: str, what: str, where: str) -> bool:
+    value = text.strip().lower()
+    if value in ('true', '1', 'yes', 'on'):
+        return True
+    if value in ('false', '0', 'no', 'off', ''):
+        return False
+    raise LaunchError(f'{where}: {what} must be true or false, got {text!r}')
+
+
+@dataclass
+class ProcessOptions:
+    """Attributes shared by ``node`` and ``executable`` (launch's ExecuteProcess)."""
+
+    name: Optional[Template] = None
+    cwd: Optional[Template] = None
+    output: Optional[Template] = None
+    env: list = field(default_factory=list)  # [(name Template, value Template)]
+    launch_prefix: list = field(default_factory=list)  # cmdline templates
+    respawn: Optional[Template] = None
+    respawn_delay: Optional[float] = None
+    respawn_max_retries: Optional[int] = None
+    on_exit_shutdown: bool = False
+    sigterm_timeout: Optional[float] = None
+    sigkill_timeout: Optional[float] = None
+
+    def spec(self, label: str, cmd: list[str], context: LaunchContext, where: str,
+             node_name: Optional[str] = None) -> ProcessSpec:
+        env = dict(context.environment)
+        for name, value in self.env:
+            env[evaluate(name, context, where)] = evaluate(value, context, where)
+        env.setdefault('PYTHONUNBUFFERED', '1')  # so node output reaches the screen line by line
+        output = evaluate(self.output, context, where) if self.output is not None else 'log'
+        if output not in _OUTPUTS:
+            raise LaunchError(f"{where}: output must be one of {list(_OUTPUTS)}, got {output!r}")
+        prefix = [evaluate(t, context, where) for t in self.launch_prefix]
+        return ProcessSpec(
+            label=evaluate(self.name, context, where) if self.name is not None else label,
+            cmd=prefix + cmd, env=env,
+            cwd=evaluate(self.cwd, context, where) if self.cwd is not None else None,
+            output='log' if output == 'own_log' else output,
+            respawn=(_parse_bool_text(evaluate(self.respawn, context, where), 'respawn', where)
+                     if self.respawn is not None else False),
+            respawn_delay=self.respawn_delay or 0.0,
+            respawn_max_retries=-1 if self.respawn_max_retries is None else self.respawn_max_retries,
+            on_exit_shutdown=self.on_exit_shutdown,
+            sigterm_timeout=self.sigterm_timeout, sigkill_timeout=self.sigkill_timeout,
+            node_name=node_name, where=where)
+
+
+@dataclass
+class ExecuteProcess(Action):
+    cmd: list  # cmdline templates
+    options: ProcessOptions
+
+    def execute(self, context: LaunchContext) -> None:
+        cmd = [evaluate(t, context, self.where) for t in self.cmd]
+        if not cmd or not cmd[0]:
+            raise LaunchError(f"{self.where}: 'executable' has an empty cmd")
+        env_path = context.environment.get('PATH', os.defpath)
+        if os.sep not in cmd[0]:
+            found = shutil.which(cmd[0], path=env_path)
+            if found is None:
+                raise LaunchError(f"{self.where}: executable '{cmd[0]}' not found on PATH")
+            cmd[0] = found
+        context.processes.append(self.options.spec(Path(cmd[0]).name, cmd, context, self.where))
+
+
+@dataclass
+class ParameterFile:
+    path: Template
+
+
+@dataclass
+class ParameterValue:
+    name: tuple  # tuple of name Templates, joined with '.'
+    value: Any  # Template, list of (Template | scalar), or a YAML scalar
+    type_id: Optional[str]
+
+
+def _coerce(text: str, type_id: Optional[str], name: str, where: str) -> Any:
+    """Type a parameter's text the way launch_ros does: YAML rules unless a type is given."""
+    wanted = _TYPE_IDS.get(type_id) if type_id else None
+    if wanted is str:
+        return text
+    if wanted in (int, float):
+        try:
+            return wanted(text)
+        except ValueError:
+            raise LaunchError(f"{where}: parameter '{name}': cannot read {text!r} as {type_id}") from None
+    if text == '':
+        return ''
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise LaunchError(f"{where}: parameter '{name}': {text!r} is not valid YAML; "
+                          'add type: str to keep it as text') from None
+    if wanted is bool and not isinstance(value, bool):
+        value = {'1': True, '0': False}.get(text.strip(), value)
+        if not isinstance(value, bool):
+            raise LaunchError(f"{where}: parameter '{name}': cannot read {text!r} as bool")
+    if isinstance(wanted, tuple):
+        if not isinstance(value, list) or not all(isinstance(v, wanted[1]) for v in value):
+            raise LaunchError(f"{where}: parameter '{name}': cannot read {text!r} as {type_id}")
+    return value
+
+
+def _check_parameter_value(value: Any, name: str, where: str) -> Any:
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, list):
+        if value and type(value[0]) in (bool, int, float, str) and all(type(v) is type(value[0]) for v in value):
+            return value
+        raise LaunchError(
+            f"{where}: parameter '{name}' = {value!r}: a list must be non-empty with items of one "
+            'type (bool, int, float or str); write 1.0 rather than 1 in a list of floats')
+    raise LaunchError(
+        f"{where}: parameter '{name}' = {value!r}: allowed types are bool, int, float, str and "
+        'lists of one of them; add type: str to keep text as it is')
+
+
+def _evaluate_parameter(param: ParameterValue, context: LaunchContext, where: str) -> tuple[str, Any]:
+    name = '.'.join(evaluate(part, context, where) for part in param.name)
+    value = param.value
+    if isinstance(value, tuple):  # a template
+        result = _coerce(evaluate(value, context, where), param.type_id, name, where)
+    elif isinstance(value, list):
+        item_type = _TYPE_IDS.get(param.type_id) if param.type_id else None
+        item_id = {str: 'str', int: 'int', float: 'float', bool: 'bool'}.get(
+            item_type[1] if isinstance(item_type, tuple) else None)
+        result = [_coerce(evaluate(item, context, where), item_id, name, where) if isinstance(item, tuple)
+                  else item for item in value]
+    else:
+        result = value
+    return name, _check_parameter_value(result, name, where)
+
+
+@dataclass
+class Node(Action):
+    package: Template
+    executable: Template
+    node_name: Optional[Template]
+    namespace: Optional[Template]
+    exec_name: Optional[Template]
+    parameters: list  # ParameterFile | ParameterValue, in file order
+    remaps: list  # [(from Template, to Template)]
+    arguments: list  # cmdline templates
+    ros_arguments: list  # cmdline templates
+    options: ProcessOptions
+
+    def command(self, context: LaunchContext) -> tuple[list[str], Optional[str], str]:
+        """The node's command line, its fully qualified name (if named) and its label."""
+        where = self.where
+        package = evaluate(self.package, context, where)
+        executable = evaluate(self.executable, context, where)
+        name = evaluate(self.node_name, context, where) if self.node_name is not None else None
+        if name is not None and not _NODE_NAME.match(name):
+            raise LaunchError(f"{where}: invalid node name '{name}' (letters, digits and _, "
+                              'not starting with a digit)')
+        namespace = evaluate(self.namespace, context, where) if self.namespace is not None else None
+        namespace = make_absolute(prefix_namespace(context.ros_namespace, namespace))
+        if namespace is not None:
+            _check_namespace(namespace, where)
+        cmd = [sys.executable, '-m', 'dcdrl_core.cli', 'run', package, executable]
+        cmd += [evaluate(t, context, where) for t in self.arguments]
+        if self.ros_arguments:
+            cmd += ['--ros-args'] + [evaluate(t, context, where) for t in self.ros_arguments]
+        cmd.append('--ros-args')
+        if name is not None:
+            cmd += ['-r', f'__node:={name}']
+        if namespace is not None:
+            cmd += ['-r', f'__ns:={namespace}']
+        for param in self.parameters:
+            if isinstance(param, ParameterFile):
+                path = Path(evaluate(param.path, context, where)).expanduser()
+                if not path.is_file():
+                    raise LaunchError(f"{where}: parameter file '{path}' does not exist")
+                cmd += ['--params-file', str(path.resolve())]
+            else:
+                param_name, value = _evaluate_parameter(param, context, where)
+                cmd += ['-p', f'{param_name}:={format_parameter_value(value)}']
+        for source, target in self.remaps:
+            cmd += ['-r', f'{evaluate(source, context, where)}:={evaluate(target, context, where)}']
+        fqn = None
+        if name is not None:
+            fqn = ('' if namespace in (None, '/') else namespace) + '/' + name
+        label = evaluate(self.exec_name, context, where) if self.exec_name is not None else executable
+        return cmd, fqn, label
+
+    def execute(self, context: LaunchContext) -> None:
+        cmd, fqn, label = self.command(context)  # a node's 'name' names the node, not the process
+        context.processes.append(self.options.spec(label, cmd, context, self.where, node_name=fqn))
+
+
+def _run_all(actions: list, context: LaunchContext) -> None:
+    for action in actions:
+        action.run(context)
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing entities into actions
+# ---------------------------------------------------------------------------------------------
+
+def _condition(entity: _Entity) -> Optional[Condition]:
+    if_text, unless_text = entity.template('if', True), entity.template('unless', True)
+    if if_text is not None and unless_text is not None:
+        raise entity.error("'if' and 'unless' cannot be used together")
+    if if_text is not None:
+        return Condition(if_text, negate=False)
+    if unless_text is not None:
+        return Condition(unless_text, negate=True)
+    return None
+
+
+def parse_cmdline(text: str, where: str) -> list[Template]:
+    """Split a command line into argument templates like launch's ExecuteProcess does:
+    plain text is split with shlex; a substitution stays inside the argument it touches."""
+    template = parse_template(text, where)
+    args: list[Template] = []
+    current: list = []
+    for part in template:
+        if not isinstance(part, str):
+            current.append(part)
+            continue
+        try:
+            tokens = shlex.split(part)
+        except ValueError as err:
+            raise LaunchError(f'{where}: cannot split {text!r}: {err}') from None
+        if not tokens:
+            if current:
+                args.append(tuple(current))
+                current = []
+            continue
+        if part[0].isspace() and current:
+            args.append(tuple(current))
+            current = []
+        current.append(tokens[0])
+        if len(tokens) > 1:
+            args.append(tuple(current))
+            args.extend((token,) for token in tokens[1:-1])
+            current = [tokens[-1]]
+        if part[-1].isspace():
+            args.append(tuple(current))
+            current = []
+    if current:
+        args.append(tuple(current))
+    return [tuple(_merge_strings(arg)) for arg in args]
+
+
+def _merge_strings(parts: tuple) -> list:
+    merged: list = []
+    for part in parts:
+        if isinstance(part, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += part
+        else:
+            merged.append(part)
+    return merged
+
+
+def _pairs(entity: _Entity, attribute: str, first: str, second: str) -> list:
+    pairs = []
+    for item in entity.sub_entities(attribute):
+        pairs.append((item.template(first), item.template(second)))
+        item.finish()
+    return pairs
+
+
+def _process_options(entity: _Entity) -> ProcessOptions:
+    options = ProcessOptions(
+        cwd=entity.template('cwd', True), output=entity.template('output', True),
+        env=_pairs(entity, 'env', 'name', 'value'),
+        respawn=entity.template('respawn', True),
+        respawn_delay=entity.number('respawn_delay', float),
+        respawn_max_retries=entity.number('respawn_max_retries', int),
+        sigterm_timeout=entity.number('sigterm_timeout', float),
+        sigkill_timeout=entity.number('sigkill_timeout', float),
+    )
+    prefix = entity.text('launch-prefix', True)
+    if prefix is not None:
+        options.launch_prefix = parse_cmdline(prefix, f"{entity.where}: 'launch-prefix'")
+    on_exit = entity.text('on_exit', True)
+    if on_exit is not None:
+        if on_exit != 'shutdown':
+            raise entity.error(f"on_exit must be 'shutdown' (the only value launch supports), got {on_exit!r}")
+        options.on_exit_shutdown = True
+    if entity.boolean('shell'):
+        raise entity.error('shell: true is not supported (DC-DRL never starts a shell from a launch file)')
+    entity.boolean('emulate_tty')  # accepted; output is line-buffered through pipes either way
+    return options
+
+
+def _value_of(raw: Any, where: str) -> Any:
+    if isinstance(raw, str):
+        return parse_template(raw, where)
+    if isinstance(raw, list):
+        return [parse_template(item, where) if isinstance(item, str) else item for item in raw]
+    if isinstance(raw, dict):
+        raise LaunchError(f'{where}: a parameter value cannot be a map; nest it with param: [...]')
+    return raw
+
+
+def _parse_parameters(entity: _Entity, prefix: tuple = ()) -> list:
+    parameters: list = []
+    for item in entity.sub_entities('param'):
+        source = item.text('from', True)
+        name = item.template('name', True)
+        if source is not None:
+            if name is not None or prefix:
+                raise item.error("'from' cannot be combined with 'name' or nested in another param")
+            item.boolean('allow_substs')  # accepted; file contents are used as they are
+            parameters.append(ParameterFile(parse_template(source, f"{item.where}: 'param.from'")))
+        elif name is not None:
+            type_id = item.text('type', True)
+            if type_id is not None and type_id not in _TYPE_IDS:
+                raise item.error(f'unknown type {type_id!r}; one of {sorted(_TYPE_IDS)}')
+            has_value = isinstance(item.element, dict) and 'value' in item.element
+            nested = item.element.get('param') if isinstance(item.element, dict) else None
+            if has_value and nested is not None:
+                raise item.error("a param has either a 'value' or nested 'param' entries, not both")
+            if has_value:
+                raw = item.raw('value')
+                parameters.append(ParameterValue(prefix + (name,), _value_of(raw, f"{item.where}: 'param.value'"),
+                                                 type_id))
+            elif nested is not None:
+                parameters.extend(_parse_parameters(item, prefix + (name,)))
+            else:
+                raise item.error("a param needs 'value', nested 'param' entries, or 'from'")
+        else:
+            raise item.error("a param needs 'name' (with 'value') or 'from' (a parameter file)")
+        item.finish()
+    return parameters
+
+
+def _parse_action(entity: _Entity) -> Action:
+    kind = entity.type_name
+    where = entity.where
+    if kind == 'arg':
+        condition = _condition(entity)
+        default = entity.raw('default')
+        if default is not None and not isinstance(default, str):
+            raise entity.error(f"attribute 'default' must be text, got {type(default).__name__} "
+                               f"{default!r} (quote it: \"{default}\"; ros2 launch rejects it too)")
+        choices = [choice.text('value') for choice in entity.sub_entities('choice')] or None
+        action: Action = DeclareArgument(
+            where, condition, entity.text('name'),
+            None if default is None else parse_template(default, f"{where}: 'arg.default'"),
+            entity.text('description', True) or '', choices)
+    elif kind == 'let':
+        action = Let(where, _condition(entity), entity.template('name'), entity.template('value'))
+    elif kind == 'set_env':
+        action = SetEnv(where, _condition(entity), entity.template('name'), entity.template('value'))
+    elif kind == 'unset_env':
+        action = UnsetEnv(where, _condition(entity), entity.template('name'))
+    elif kind in ('push_ros_namespace', 'push-ros-namespace'):
+        action = PushNamespace(where, _condition(entity), entity.template('namespace'))
+    elif kind == 'group':
+        condition = _condition(entity) if isinstance(entity.element, dict) else None
+        scoped, forwarding = entity.boolean('scoped'), entity.boolean('forwarding')
+        keep = _pairs(entity, 'keep', 'name', 'value') if isinstance(entity.element, dict) else []
+        action = Group(where, condition, [_parse_action(child) for child in entity.children()],
+                       True if scoped is None else scoped, True if forwarding is None else forwarding, keep)
+    elif kind == 'include':
+        action = Include(where, _condition(entity), entity.template('file'), _pairs(entity, 'arg', 'name', 'value'))
+    elif kind == 'executable':
+        condition = _condition(entity)
+        if isinstance(entity.element, dict) and 'args' in entity.element:
+            raise entity.error("'args' is not an attribute of executable in ROS 2 launch; put the "
+                               "arguments in 'cmd'")
+        cmd = parse_cmdline(entity.text('cmd'), f"{where}: 'executable.cmd'")
+        options = _process_options(entity)
+        options.name = entity.template('name', True)
+        action = ExecuteProcess(where, condition, cmd, options)
+    elif kind == 'node':
+        condition = _condition(entity)
+        args_text, ros_args_text = entity.text('args', True), entity.text('ros_args', True)
+        action = Node(
+            where, condition,
+            package=entity.template('pkg'), executable=entity.template('exec'),
+            node_name=entity.template('name', True), namespace=entity.template('namespace', True),
+            exec_name=entity.template('exec_name', True),
+            parameters=_parse_parameters(entity),
+            remaps=_pairs(entity, 'remap', 'from', 'to'),
+            arguments=parse_cmdline(args_text, f"{where}: 'node.args'") if args_text else [],
+            ros_arguments=parse_cmdline(ros_args_text, f"{where}: 'node.ros_args'") if ros_args_text else [],
+            options=_process_options(entity))
+    else:
+        raise entity.error(
+            'unknown or unsupported action; supported: arg, let, node, executable, include, group, '
+            'push_ros_namespace, set_env, unset_env')
+    entity.finish()
+    return action
+
+
+@dataclass
+class LaunchDescription:
+    path: Optional[Path]
+    actions: list
+
+
+def parse_launch_text(text: str, source: str = '<string>', path: Optional[Path] = None) -> LaunchDescription:
+    """Parse the text of a YAML launch file (``launch: [...]``)."""
+    try:
+        tree = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as err:
+        raise LaunchError(f'{source}: not valid YAML: {err}') from None
+    if not isinstance(tree, dict) or len(tree) != 1 or 'launch' not in tree:
+        raise LaunchError(f"{source}: a YAML launch file has exactly one top-level key, 'launch'")
+    root = _Entity('launch', tree['launch'], source, getattr(tree, 'line', 1))
+    actions = [_parse_action(child) for child in root.children()]
+    return LaunchDescription(path, actions)
+
+
+def resolve_frontend_file(path: Path, where: str = 'launch') -> Path:
+    """A YAML launch file for ``path``: itself, or for a ``.launch.py`` wrapper the YAML file
+    with the same stem next to it (the wrappers in launch/ only include that file)."""
+    if path.name.endswith('.py'):
+        stem = path.name[:-len('.launch.py')] if path.name.endswith('.launch.py') else path.stem
+        for suffix in ('.launch.yaml', '.launch.yml'):
+            candidate = path.with_name(stem + suffix)
+            if candidate.is_file():
+                return candidate
+        raise LaunchError(
+            f'{where}: {path} is a Python launch file, which needs ROS 2 (ros2 launch); dcdrl launch '
+            f'reads YAML launch files and found no {stem}.launch.yaml next to it')
+    if not path.is_file():
+        raise LaunchError(f'{where}: launch file {path} does not exist '
+                          '(relative paths are relative to the current directory; use $(dirname)/...)')
+    return path
+
+
+def load_launch_file(path: Path) -> LaunchDescription:
+    try:
+        text = path.read_text(encoding='utf-8')
+    except OSError as err:
+        raise LaunchError(f'cannot read launch file {path}: {err.strerror}') from None
+    return parse_launch_text(text, str(path), path.resolve())
+
+
+def execute_description(description: LaunchDescription, arguments: dict[str, str],
+                        environment: Optional[dict[str, str]] = None) -> LaunchContext:
+    """Evaluate a description with launch arguments; returns the context with its ProcessSpecs."""
+    environment = dict(os.environ if environment is None else environment)
+    context = LaunchContext(configurations=dict(arguments), environment=environment,
+                            launch_file=description.path)
+    context.initial_environment = dict(environment)
+    _run_all(description.actions, context)
+    return context
+
