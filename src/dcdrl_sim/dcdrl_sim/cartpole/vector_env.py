@@ -15,8 +15,14 @@ import math
 from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
-from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector import VectorEnv
 from gymnasium.vector.utils import batch_space
+
+try:
+    from gymnasium.vector import AutoresetMode
+    NEXT_STEP: Any = AutoresetMode.NEXT_STEP
+except ImportError:  # gymnasium 1.0 had no enum yet
+    NEXT_STEP = 'NextStep'
 
 from dcdrl_sim.cartpole import dynamics as dyn
 from dcdrl_sim.cartpole import task as task_rules
@@ -26,7 +32,7 @@ from dcdrl_sim.cartpole.env import CartPoleSwingUpEnv
 class CartPoleSwingUpVectorEnv(VectorEnv):
     """``num_envs`` independent CartPoleSwingUpEnv plants in numpy arrays."""
 
-    metadata = {'render_modes': [], 'autoreset_mode': AutoresetMode.NEXT_STEP}
+    metadata = {'render_modes': [], 'autoreset_mode': NEXT_STEP}
 
     def __init__(self, num_envs: int = 8, **env_kwargs: Any) -> None:
         if not isinstance(num_envs, (int, np.integer)) or isinstance(num_envs, bool) or num_envs < 1:
