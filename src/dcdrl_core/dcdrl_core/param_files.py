@@ -485,6 +485,11 @@ def format_parameter_value(value: Any) -> str:
     if isinstance(value, str):
         if any(ord(ch) < 32 for ch in value):
             return json.dumps(value, ensure_ascii=False)  # a valid YAML double-quoted scalar
+        try:  # plain when it reads back as the same text (easier to read in ps and logs)
+            if value and type(parse_parameter_value(value)) is str and parse_parameter_value(value) == value:
+                return value
+        except ParameterFileError:
+            pass
         return "'" + value.replace("'", "''") + "'"
     if isinstance(value, (list, tuple)):
         if not value:

@@ -132,6 +132,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
         path, rest = locate_launch_file(args.positionals)
+        requested = args.positionals[0] if len(args.positionals) == len(rest) + 1 else args.positionals[1]
+        if Path(requested).name != path.name:
+            sys.stderr.write(f'[INFO] [launch]: {Path(requested).name} needs ROS 2; running {path.name}, '
+                             'which it includes\n')
         arguments = parse_launch_arguments(rest)
         description = load_launch_file(path)
         if args.show_args:
