@@ -28,9 +28,9 @@ F_EDGE_SCALE_GHZ = 8.0
 PAPER_EPISODE_SCALE = 50.0
 USER_FEATURES = 7
 GLOBAL_FEATURES = 3
-# The original decodes a channel as int((a + 1) * 2.5) whatever the channel count: the values
-# 0..5 can occur (5 only at a == +1 exactly), so paper_compat needs six channel labels.
-PAPER_CHANNEL_LABELS = 6
+# The original decodes a channel as int((a + 1) * 2.5) whatever the channel count: labels
+# 0..5 can occur (5 only at a == +1 exactly); paper_compat keeps that decoder.
+PAPER_CHANNEL_FACTOR = 2.5
 
 
 @dataclass(frozen=True)
@@ -86,13 +86,6 @@ class MecParams:
     @property
     def obs_size(self) -> int:
         return USER_FEATURES * self.num_users + GLOBAL_FEATURES
-
-    @property
-    def max_decision(self) -> int:
-        """Largest valid decision value: the paper decoder can name a sixth channel."""
-        if self.paper_compat:
-            return max(self.num_channels, PAPER_CHANNEL_LABELS)
-        return self.num_channels
 
 
 @dataclass
@@ -227,7 +220,7 @@ def decode_continuous(params: MecParams, action: np.ndarray) -> tuple[np.ndarray
     # Clip to [-1, 1] first (exploration noise may leave the box), then cut into bins.
     unit = np.minimum(np.maximum(a[..., 1::2], -1.0), 1.0) + 1.0      # in [0, 2]
     if params.paper_compat:
-        channel = (unit * 2.5).astype(np.int64)
+        channel = (unit * PAPER_CHANNEL_FACTOR).astype(np.int64)
     else:
         c = params.num_channels
         channel = np.minimum((unit * (0.5 * c)).astype(np.int64), c - 1)
