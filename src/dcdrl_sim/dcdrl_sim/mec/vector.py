@@ -178,7 +178,8 @@ class MecOffloadVectorEnv(VectorEnv):
             if a.shape != (b, 2 * n):
                 raise ValueError(f'actions must have shape ({b}, {2 * n}), got {a.shape}')
             if a.dtype.kind not in 'fiu' or not math.isfinite(a.sum()):
-                raise ValueError('continuous actions must be finite numbers (got NaN/inf or non-numeric)')
+                raise ValueError('continuous actions must be finite numbers '
+                                 '(got NaN/inf or non-numeric)')
             return decode_continuous(self.params, a)
         if a.shape != (b, n):
             raise ValueError(f'actions must have shape ({b}, {n}), got {a.shape}')
@@ -187,7 +188,8 @@ class MecOffloadVectorEnv(VectorEnv):
                 raise ValueError(f'discrete actions must be integers in [0, {c}]')
             a = a.astype(np.int64)
         if a.min() < 0 or a.max() > c:
-            raise ValueError(f'discrete action values must be in [0, {c}], got min {a.min()} max {a.max()}')
+            raise ValueError(f'discrete action values must be in [0, {c}], '
+                             f'got min {a.min()} max {a.max()}')
         return a.astype(np.int64, copy=False), None
 
     def _reset_envs(self, mask: np.ndarray) -> None:
