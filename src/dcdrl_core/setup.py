@@ -19,9 +19,12 @@ setup(
     version='0.1.0',
     packages=find_packages(exclude=['test']),
     include_package_data=True,
+    # The standard .msg/.srv files the ROS-free runtime reads (installed with the Python code).
+    package_data={package_name: ['interfaces/README.md', 'interfaces/*/msg/*.msg', 'interfaces/*/srv/*.srv']},
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),
+        ('share/' + package_name + '/launch', shared('launch/talker_listener*')),
     ],
     install_requires=['setuptools'],
     zip_safe=True,

@@ -1,0 +1,360 @@
+"""The ROS 2 YAML launch format: parsing, substitutions, includes, groups, and command lines."""
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from dcdrl_core.launch import (LaunchContext, LaunchError, declared_arguments, execute_description,
+                               load_launch_file, locate_launch_file, main, parse_cmdline, parse_launch_text,
+                               parse_launch_arguments, parse_template)
+from dcdrl_core.launch.substitutions import Substitution, evaluate
+from dcdrl_core.ros_args import split_ros_args
+from dcdrl_core.workspace import find_workspace_root
+
+ROOT = find_workspace_root()
+RUN = [sys.executable, '-m', 'dcdrl_core.cli', 'run']
+
+
+def launch_file(tmp_path, text, name='test.launch.yaml'):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def run(path, env=None, **arguments):
+    return execute_description(load_launch_file(Path(path)), arguments, env if env is not None else {'PATH': '/bin'})
+
+
+# -- substitutions ------------------------------------------------------------------------------
+
+def test_template_parsing_keeps_text_and_nested_substitutions():
+    template = parse_template('a $(var x) b $(env HOME $(var d)) \\$(not)')
+    assert template[0] == 'a '
+    assert template[1] == Substitution('var', (('x',),))
+    assert template[3] == Substitution('env', (('HOME',), (Substitution('var', (('d',),)),)))
+    assert template[-1] == ' $(not)'  # a backslash escapes the next character
+
+
+def test_quoted_arguments_may_hold_spaces_and_substitutions():
+    context = LaunchContext(configurations={'who': 'world'})
+    assert evaluate(parse_template("$(var missing 'hello $(var who)!')"), context) == 'hello world!'
+    assert evaluate(parse_template('$(var missing "a b")'), context) == 'a b'
+
+
+@pytest.mark.parametrize('text, message', [
+    ('$(var x', "unterminated '\\$\\(var'"),
+    ('$(eval 1+1)', r'\$\(eval ...\) is not supported: it evaluates Python'),
+    ('$(command ls)', 'runs a shell command'),
+    ('$(frobnicate x)', "unknown substitution '\\$\\(frobnicate ...\\)'"),
+    ('$( x)', "expected a substitution name"),
+    ("$(var 'x)", 'unterminated'),
+])
+def test_bad_templates_are_refused_with_the_reason(text, message):
+    with pytest.raises(LaunchError, match=message):
+        parse_template(text, 'here')
+
+
+def test_var_env_anon_and_files(monkeypatch):
+    context = LaunchContext(configurations={'a': '1'}, environment={'E': 'e'},
+                            launch_file=Path('/x/y/file.launch.yaml'))
+    ev = lambda text: evaluate(parse_template(text), context)  # noqa: E731
+    assert ev('$(var a)$(var b 2)$(env E)$(env F f)') == '12ef'
+    assert ev('$(dirname)|$(filename)') == '/x/y|/x/y/file.launch.yaml'
+    first = ev('$(anon node)')
+    assert first.startswith('node_') and ev('$(anon node)') == first and ev('$(anon other)') != first
+    with pytest.raises(LaunchError, match="launch argument 'b' is not set; pass b:=VALUE"):
+        ev('$(var b)')
+    with pytest.raises(LaunchError, match="environment variable 'F' does not exist"):
+        ev('$(env F)')
+    with pytest.raises(LaunchError, match=r'expects 1 to 2 argument'):
+        ev('$(var a b c)')
+
+
+def test_find_pkg_share_is_the_workspace_root_in_a_source_checkout(monkeypatch):
+    monkeypatch.delenv('AMENT_PREFIX_PATH', raising=False)
+    assert evaluate(parse_template('$(find-pkg-share dcdrl_cloud)'), LaunchContext()) == str(ROOT)
+    with pytest.raises(LaunchError, match="package 'no_such_pkg' not found"):
+        evaluate(parse_template('$(find-pkg-share no_such_pkg)'), LaunchContext())
+
+
+def test_find_pkg_share_prefers_an_install_prefix(monkeypatch, tmp_path):
+    (tmp_path / 'share' / 'ament_index' / 'resource_index' / 'packages').mkdir(parents=True)
+    (tmp_path / 'share' / 'ament_index' / 'resource_index' / 'packages' / 'dcdrl_cloud').touch()
+    monkeypatch.setenv('AMENT_PREFIX_PATH', str(tmp_path))
+    context = LaunchContext()
+    assert evaluate(parse_template('$(find-pkg-share dcdrl_cloud)'), context) == str(tmp_path / 'share' / 'dcdrl_cloud')
+    assert evaluate(parse_template('$(find-pkg-prefix dcdrl_cloud)'), context) == str(tmp_path)
+
+
+def test_cmdline_splitting_keeps_substitutions_inside_their_argument():
+    context = LaunchContext(configurations={'x': 'with space', 'y': 'Y'})
+    args = [evaluate(t, context) for t in parse_cmdline('run "a b" pre$(var x)post $(var y) --k=$(var y) ', 'w')]
+    assert args == ['run', 'a b', 'prewith spacepost', 'Y', '--k=Y']
+
+
+# -- launch files ----------------------------------------------------------------------------
+
+def test_nodes_become_dcdrl_run_command_lines(tmp_path):
+    params = tmp_path / 'p.yaml'
+    params.write_text('/**:\n  ros__parameters: {a: 1}\n')
+    path = launch_file(tmp_path, f"""
+        launch:
+        - arg: {{name: rate, default: "2.5"}}
+        - node:
+            pkg: dcdrl_sim
+            exec: client
+            name: client_0
+            namespace: sim
+            args: --verbose "two words"
+            ros_args: --log-level debug
+            param:
+            - from: {params}
+            - {{name: rate, value: $(var rate)}}
+            - {{name: count, value: 3}}
+            - {{name: label, value: "007"}}
+            - {{name: text, value: "a: b", type: str}}
+            - {{name: flag, value: "true"}}
+            - {{name: sizes, value: [1, 2]}}
+            - {{name: names, value: [a, "$(var rate)"], type: list_of_str}}
+            - {{name: as_text, value: "$(var rate)", type: str}}
+            - name: net
+              param:
+              - {{name: width, value: 64}}
+            remap:
+            - {{from: experience, to: /dcdrl/experience}}
+        """)
+    (spec,) = run(path).processes
+    assert spec.label == 'client' and spec.node_name == '/sim/client_0' and spec.output == 'log'
+    assert spec.cmd[:8] == RUN + ['dcdrl_sim', 'client', '--verbose', 'two words']
+    user, rules = split_ros_args(spec.cmd[4:])
+    assert user == ['dcdrl_sim', 'client', '--verbose', 'two words']
+    assert rules.log_level == 'DEBUG'
+    assert (rules.node_name, rules.namespace) == ('client_0', '/sim')
+    assert rules.params_files == [str(params.resolve())]
+    assert rules.param_overrides == {'rate': 2.5, 'count': 3, 'label': 7, 'text': 'a: b', 'flag': True,
+                                     'sizes': [1, 2], 'names': ['a', '2.5'], 'as_text': '2.5', 'net.width': 64}
+    assert rules.remaps == {'experience': '/dcdrl/experience'}
+    resolved = rules.resolve('client')
+    assert resolved.fully_qualified_name == '/sim/client_0'
+    assert resolved.param_overrides['a'].value == 1  # from the file, through the wildcard
+    assert spec.env['PYTHONUNBUFFERED'] == '1'
+
+
+@pytest.mark.parametrize('value, message', [
+    ('[1, 2.5]', 'a list must be non-empty with items of one type'),
+    ('[]', 'a list must be non-empty'),
+    ('"~"', 'allowed types are bool, int, float, str'),
+])
+def test_bad_inline_parameter_values_are_named(tmp_path, value, message):
+    path = launch_file(tmp_path, f"""
+        launch:
+        - node: {{pkg: p, exec: e, param: [{{name: bad, value: {value}}}]}}
+        """)
+    with pytest.raises(LaunchError, match=f"parameter 'bad'.*{message}"):
+        run(path)
+
+
+def test_groups_scope_configurations_and_push_namespaces(tmp_path):
+    path = launch_file(tmp_path, """
+        launch:
+        - let: {name: who, value: outer}
+        - group:
+          - push_ros_namespace: {namespace: robot1}
+          - let: {name: who, value: inner}
+          - node: {pkg: p, exec: a, name: a}
+          - group:
+              children:
+              - push-ros-namespace: {namespace: arm}
+              - node: {pkg: p, exec: b, name: b, namespace: sensors}
+              - node: {pkg: p, exec: c, name: c, namespace: /absolute}
+        - node: {pkg: p, exec: d, name: $(var who)}
+        - group:
+            scoped: false
+            children:
+            - push_ros_namespace: {namespace: leaked}
+        - node: {pkg: p, exec: e, name: e}
+        """)
+    context = run(path)
+    assert [spec.node_name for spec in context.processes] == [
+        '/robot1/a', '/robot1/arm/sensors/b', '/absolute/c', '/outer', '/leaked/e']
+    assert context.configurations['who'] == 'outer'
+
+
+def test_group_without_forwarding_starts_from_kept_values_only(tmp_path):
+    path = launch_file(tmp_path, """
+        launch:
+        - let: {name: a, value: "1"}
+        - set_env: {name: MODE, value: changed}
+        - group:
+            forwarding: false
+            keep: [{name: b, value: $(var a)}]
+            children:
+            - node: {pkg: p, exec: x, name: n_$(var b), env: [{name: SEEN, value: $(env MODE unset)}]}
+            - node: {pkg: p, exec: y, name: $(var a)}
+        """)
+    with pytest.raises(LaunchError, match="launch argument 'a' is not set"):
+        run(path)
+    lines = path.read_text().splitlines()
+    path.write_text('\n'.join(line for line in lines if 'exec: y' not in line) + '\n')
+    (spec,) = run(path, env={'PATH': '/bin'}).processes
+    assert spec.node_name == '/n_1'
+    assert spec.env['SEEN'] == 'unset'  # the environment is reset to the one at launch start
+
+
+def test_conditions(tmp_path):
+    path = launch_file(tmp_path, """
+        launch:
+        - arg: {name: use_b, default: "false"}
+        - node: {pkg: p, exec: a, if: "$(var use_b)"}
+        - node: {pkg: p, exec: b, unless: "$(var use_b)"}
+        - node: {pkg: p, exec: c, if: "1"}
+        - group:
+            if: "True"
+            children:
+            - node: {pkg: p, exec: d}
+        """)
+    assert [spec.label for spec in run(path).processes] == ['b', 'c', 'd']
+    assert [spec.label for spec in run(path, use_b='true').processes] == ['a', 'c', 'd']
+    with pytest.raises(LaunchError, match="condition '\\$\\(var use_b\\)' expanded to 'maybe'"):
+        run(path, use_b='maybe')
+
+
+def test_include_passes_arguments_and_dirname_follows_the_file(tmp_path):
+    (tmp_path / 'sub').mkdir()
+    launch_file(tmp_path / 'sub', """
+        launch:
+        - arg: {name: count}
+        - arg: {name: mode, default: fast}
+        - executable: {cmd: "echo $(var count) $(var mode) $(dirname)", name: shout}
+        """, 'child.launch.yaml')
+    top = launch_file(tmp_path, """
+        launch:
+        - include:
+            file: $(dirname)/sub/child.launch.yaml
+            arg: [{name: count, value: "3"}]
+        - executable: {cmd: "echo $(dirname) $(var count)"}
+        """)
+    first, second = run(top).processes
+    assert first.cmd[1:] == ['3', 'fast', str((tmp_path / 'sub').resolve())]
+    assert first.label == 'shout' and first.cmd[0].endswith('echo')
+    assert second.cmd[1:] == [str(tmp_path.resolve()), '3']  # include arguments stay set (as in launch)
+    assert [a.name for a in declared_arguments(load_launch_file(top), {})] == ['count', 'mode']
+
+
+def test_include_of_a_launch_py_wrapper_runs_its_yaml_sibling(tmp_path):
+    launch_file(tmp_path, "launch:\n- executable: {cmd: echo hi}\n", 'demo.launch.yaml')
+    (tmp_path / 'demo.launch.py').write_text('# a ROS 2 wrapper\n')
+    top = launch_file(tmp_path, "launch:\n- include: {file: $(dirname)/demo.launch.py}\n")
+    assert [spec.cmd[1:] for spec in run(top).processes] == [['hi']]
+    (tmp_path / 'alone.launch.py').write_text('')
+    with pytest.raises(LaunchError, match='Python launch file, which needs ROS 2'):
+        locate_launch_file([str(tmp_path / 'alone.launch.py')])
+
+
+def test_set_and_unset_env_reach_processes(tmp_path):
+    path = launch_file(tmp_path, """
+        launch:
+        - set_env: {name: A, value: "1"}
+        - unset_env: {name: B}
+        - executable: {cmd: echo, env: [{name: C, value: "$(env A)"}]}
+        """)
+    (spec,) = run(path, env={'PATH': '/bin:/usr/bin', 'B': 'gone'}).processes
+    assert spec.env['A'] == '1' and spec.env['C'] == '1' and 'B' not in spec.env
+
+
+@pytest.mark.parametrize('body, message', [
+    ('- node: {pkg: p, exec: e, nme: x}', r"line 2: 'node': unknown attribute\(s\) \['nme'\]"),
+    ('- arg: {name: n, default: 4}', "attribute 'default' must be text, got int 4"),
+    ('- node: {pkg: p, exec: e, name: 5}', "attribute 'name' must be text"),
+    ('- node: {pkg: p, exec: e, name: "bad-name"}', "invalid node name 'bad-name'"),
+    ('- node: {pkg: p, exec: e, namespace: "a//b"}', "invalid namespace '/a//b'"),
+    ('- node: {pkg: p, exec: e, output: loud}', 'output must be one of'),
+    ('- node: {pkg: p, exec: e, param: [{from: /no/such/file.yaml}]}', "parameter file '/no/such/file.yaml' does not exist"),
+    ('- node: {pkg: p, exec: e, param: [{name: a}]}', "needs 'value', nested 'param' entries, or 'from'"),
+    ('- executable: {cmd: no_such_program_xyz}', "executable 'no_such_program_xyz' not found on PATH"),
+    ('- executable: {cmd: echo, args: x}', "'args' is not an attribute of executable"),
+    ('- executable: {cmd: echo, shell: true}', 'shell: true is not supported'),
+    ('- node: {pkg: p, exec: e, on_exit: restart}', "on_exit must be 'shutdown'"),
+    ('- arg: {name: needed, description: the thing}', "launch argument 'needed' is required \\(the thing\\)"),
+    ('- arg: {name: c, default: x, choice: [{value: a}, {value: b}]}', "it must be one of \\['a', 'b'\\]"),
+    ('- rosparam: {}', 'unknown or unsupported action'),
+    ('- node: {pkg: p, exec: e}\n  extra: 1', 'exactly one key'),
+    ('- node: {pkg: p, exec: e, if: "true", unless: "false"}', "'if' and 'unless' cannot be used together"),
+    ('- include: {file: /no/such.launch.yaml}', 'launch file /no/such.launch.yaml does not exist'),
+])
+def test_errors_name_the_file_line_and_problem(tmp_path, body, message):
+    path = launch_file(tmp_path, 'launch:\n' + body + '\n')
+    with pytest.raises(LaunchError, match=message) as info:
+        run(path)
+    assert str(path) in str(info.value) or 'does not exist' in str(info.value)
+
+
+def test_top_level_must_be_launch(tmp_path):
+    with pytest.raises(LaunchError, match="exactly one top-level key, 'launch'"):
+        parse_launch_text('nodes: []\n', 'x.yaml')
+    with pytest.raises(LaunchError, match='not valid YAML'):
+        parse_launch_text('launch: [\n', 'x.yaml')
+
+
+def test_launch_arguments_syntax():
+    assert parse_launch_arguments(['a:=1', 'b:=', 'c:=x:=y']) == {'a': '1', 'b': '', 'c': 'x:=y'}
+    with pytest.raises(LaunchError, match="look like 'name:=value'"):
+        parse_launch_arguments(['a=1'])
+
+
+# -- the shipped launch files --------------------------------------------------------------
+
+def test_stream_demo_graph_and_its_parameters(monkeypatch):
+    monkeypatch.delenv('AMENT_PREFIX_PATH', raising=False)
+    path, rest = locate_launch_file(['dcdrl_cloud', 'stream_demo.launch.yaml', 'num_envs:=8'])
+    assert path == ROOT / 'launch' / 'stream_demo.launch.yaml' and rest == ['num_envs:=8']
+    context = execute_description(load_launch_file(path), parse_launch_arguments(rest))
+    specs = {spec.node_name: spec for spec in context.processes}
+    assert list(specs) == ['/replay_buffer', '/client_0', '/client_1']
+    assert specs['/replay_buffer'].cmd[4:6] == ['dcdrl_cloud', 'replay_buffer']
+    seeds = set()
+    for name in ('client_0', 'client_1'):
+        _, rules = split_ros_args(specs['/' + name].cmd[4:])
+        assert specs['/' + name].cmd[4:6] == ['dcdrl_sim', 'client']
+        assert rules.params_files == [str(ROOT / 'config' / 'stream_demo.yaml')]
+        params = {k: v.value for k, v in rules.resolve('client').param_overrides.items()}
+        assert params['client_id'] == name and params['num_envs'] == 8
+        assert params['env_id'] == 'dcdrl_sim/MecOffload-v0'
+        assert isinstance(params['publish_rate_hz'], float) and isinstance(params['batch_steps'], int)
+        seeds.add(params['seed'])
+    assert seeds == {0, 1}
+    _, rules = split_ros_args(specs['/replay_buffer'].cmd[4:])
+    buffer = {k: v.value for k, v in rules.resolve('replay_buffer').param_overrides.items()}
+    assert {'capacity', 'report_period_s'} <= set(buffer) and 'client_id' not in buffer
+
+
+def test_stream_demo_py_wrapper_declares_the_same_arguments():
+    text = (ROOT / 'launch' / 'stream_demo.launch.py').read_text()
+    path, _ = locate_launch_file(['dcdrl_cloud', 'stream_demo.launch.py'])
+    assert path.name == 'stream_demo.launch.yaml'
+    for argument in declared_arguments(load_launch_file(path), {}):
+        assert f"'{argument.name}'" in text
+    assert 'stream_demo.launch.yaml' in text and 'FrontendLaunchDescriptionSource' in text
+
+
+def test_talker_listener_launch_file():
+    path, _ = locate_launch_file(['dcdrl_core', 'talker_listener.launch.yaml'])
+    specs = execute_description(load_launch_file(path), {'topic': 'news'}).processes
+    assert [(s.node_name, s.cmd[4:6], s.output) for s in specs] == [
+        ('/talker', ['dcdrl_core', 'talker'], 'screen'), ('/listener', ['dcdrl_core', 'listener'], 'screen')]
+    assert split_ros_args(specs[1].cmd)[1].param_overrides == {'topic': 'news'}
+
+
+def test_main_print_show_args_and_errors(capsys, tmp_path):
+    assert main(['--print', 'dcdrl_core', 'talker_listener.launch.yaml', 'period_s:=1']) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith('talker: ') and 'period_s:=1' in out[0] and out[1].startswith('listener: ')
+    assert main(['-s', str(ROOT / 'launch' / 'talker_listener.launch.yaml')]) == 0
+    shown = capsys.readouterr().out
+    assert "'topic':" in shown and "(default: 'chatter')" in shown
+    bad = launch_file(tmp_path, 'launch:\n- node: {pkg: p}\n')
+    assert main([str(bad)]) == 1
+    assert "missing attribute 'exec'" in capsys.readouterr().err
+    assert main(['dcdrl_core', 'no_such.launch.yaml']) == 1
+    assert "launch file 'no_such.launch.yaml' of package 'dcdrl_core' not found" in capsys.readouterr().err
