@@ -231,9 +231,10 @@ def test_sync_vector_env_runs():
     envs.close()
 
 
-def test_vector_env_matches_single_env():
+@pytest.mark.parametrize('backend', ['numpy', 'loop'])
+def test_vector_env_matches_single_env(backend):
     n = 5
-    venv = CartPoleSwingUpVectorEnv(n)
+    venv = CartPoleSwingUpVectorEnv(n, backend=backend)
     _, info = venv.reset(seed=4)
     starts = venv.state
     singles = [CartPoleSwingUpEnv() for _ in range(n)]
@@ -253,8 +254,9 @@ def test_vector_env_matches_single_env():
     assert info['tip_distance'].shape == (n,)
 
 
-def test_vector_env_next_step_autoreset():
-    venv = CartPoleSwingUpVectorEnv(2, max_steps=3)
+@pytest.mark.parametrize('backend', ['numpy', 'loop'])
+def test_vector_env_next_step_autoreset(backend):
+    venv = CartPoleSwingUpVectorEnv(2, backend=backend, max_steps=3)
     venv.reset(seed=0)
     zero = np.zeros((2, 1))
     results = [venv.step(zero) for _ in range(4)]
@@ -265,3 +267,28 @@ def test_vector_env_next_step_autoreset():
         venv.step(np.zeros((3, 1)))
     with pytest.raises(ValueError, match='finite'):
         venv.step(np.full((2, 1), np.nan))
+
+
+def test_vector_backends_agree_through_autoresets():
+    kwargs = dict(max_steps=25, cart_friction=3.0)
+    loop = CartPoleSwingUpVectorEnv(6, backend='loop', **kwargs)
+    fast = CartPoleSwingUpVectorEnv(6, backend='numpy', **kwargs)
+    assert np.array_equal(loop.reset(seed=11)[0], fast.reset(seed=11)[0])
+    rng = np.random.default_rng(2)
+    ended = 0
+    for _ in range(80):
+        actions = rng.uniform(-1.2, 1.2, (6, 1))
+        a, b = loop.step(actions), fast.step(actions)
+        assert np.allclose(a[0], b[0], atol=1e-5)
+        assert np.allclose(a[1], b[1], atol=1e-9)
+        assert np.array_equal(a[2], b[2]) and np.array_equal(a[3], b[3])
+        assert np.array_equal(a[4]['on_target'], b[4]['on_target'])
+        ended += int(a[2].sum() + a[3].sum())
+    assert ended >= 6      # autoresets happened and were drawn identically
+
+
+def test_vector_backend_choice():
+    assert CartPoleSwingUpVectorEnv(8).backend == 'loop'
+    assert CartPoleSwingUpVectorEnv(256).backend == 'numpy'
+    with pytest.raises(ValueError, match='backend'):
+        CartPoleSwingUpVectorEnv(2, backend='gpu')

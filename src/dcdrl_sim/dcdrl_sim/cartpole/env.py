@@ -60,6 +60,8 @@ def action_to_float(action: Any) -> float:
     """The scalar in a (1,)-shaped action (array, list or number); rejects NaN and other shapes."""
     if type(action) is np.ndarray and action.shape == (1,):  # fast path: what agents send
         value = float(action[0])
+    elif type(action) is float:   # the batched env's loop backend
+        value = action
     else:
         arr = np.asarray(action, dtype=np.float64)
         if arr.size != 1:
