@@ -153,3 +153,60 @@ def test_talker_listener_graph_starts_talks_and_stops_cleanly():
         assert [name for name, pid in launcher.children.items() if alive(pid)] == []
     finally:
         launcher.cleanup()
+
+
+# -- the runner on its own (in this process, short-lived children) ------------------------------
+
+def _spec(label, code, **options):
+    from dcdrl_core.launch import ProcessSpec
+    env = dict(os.environ, PYTHONUNBUFFERED='1')
+    return ProcessSpec(label=label, cmd=[sys.executable, '-c', code], env=env, output='screen', **options)
+
+
+def _run(specs, **kwargs):
+    import io
+    from dcdrl_core.launch import LaunchRunner
+    out, err = io.StringIO(), io.StringIO()
+    runner = LaunchRunner(specs, out=out, err=err, **kwargs)
+    code = runner.run()
+    assert [pid for pid in runner.pids if alive(pid)] == []
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_runner_reports_a_failed_process_and_exits_1():
+    code, out, err = _run([_spec('ok', 'print("fine")'),
+                           _spec('bad', 'import sys; sys.stderr.write("boom\\n"); sys.exit(3)')])
+    assert code == 1
+    assert '[ok-1] fine' in out and '[bad-1] boom' in err
+    assert re.search(r"\[ERROR\] \[bad-1\]: process has died \[pid \d+, exit code 3, cmd '.*'\]", out)
+    assert re.search(r'\[INFO\] \[ok-1\]: process has finished cleanly', out)
+
+
+def test_runner_respawns_up_to_the_limit():
+    code, out, _ = _run([_spec('again', 'print("run")', respawn=True, respawn_max_retries=2)])
+    assert code == 0
+    assert out.count('[again-1] run') == 3  # the first run and two respawns, same label
+    assert 'respawning (attempt 2)' in out and 'respawning (attempt 3)' not in out
+
+
+def test_on_exit_shutdown_stops_the_others(tmp_path):
+    ready = tmp_path / 'ready'
+    waiter = ('import pathlib, signal, threading; e = threading.Event(); '
+              'signal.signal(signal.SIGINT, lambda *a: e.set()); '
+              f'pathlib.Path({str(ready)!r}).touch(); print("waiting"); e.wait(); print("stopped")')
+    # The leader ends once the waiter has its SIGINT handler (a handshake, not a fixed delay).
+    leader = ('import pathlib, time\n'
+              f'deadline = time.monotonic() + 30\n'
+              f'while not pathlib.Path({str(ready)!r}).exists() and time.monotonic() < deadline:\n'
+              '    time.sleep(0.01)\n')
+    code, out, _ = _run([_spec('waiter', waiter), _spec('leader', leader, on_exit_shutdown=True)],
+                        grace_period=10.0)
+    assert code == 0
+    assert 'process[leader-1] ended and has on_exit: shutdown' in out
+    assert "sending signal 'SIGINT' to process[waiter-1]" in out and '[waiter-1] stopped' in out
+
+
+def test_runner_rejects_negative_timeouts():
+    from dcdrl_core.launch import LaunchRunner
+    with pytest.raises(ValueError, match='must be >= 0'):
+        LaunchRunner([], grace_period=-1.0)
