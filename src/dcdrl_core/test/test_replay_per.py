@@ -21,6 +21,32 @@ def test_sum_tree_totals_and_prefix_search_match_cumsum():
     np.testing.assert_array_equal(tree.find_prefix(targets), want)
 
 
+@pytest.mark.parametrize('block_size', [1, 3, 16, None])
+def test_sum_tree_range_and_scattered_updates_agree_with_reference(block_size):
+    rng = np.random.default_rng(block_size or 0)
+    cap = 101
+    tree = SumTree(cap, block_size=block_size)
+    values = np.zeros(cap)
+    for step in range(30):
+        if step % 2:
+            first = int(rng.integers(0, cap - 10))
+            val = rng.random(10)
+            tree.set_range(first, val)
+            values[first:first + 10] = val
+        else:
+            idx = rng.integers(0, cap, 12)
+            val = rng.random(12)
+            tree.set(idx, val)
+            values[idx] = val  # numpy: last duplicate wins, as in the tree
+        np.testing.assert_allclose(tree.get(np.arange(cap)), values)
+        assert tree.total == pytest.approx(values.sum())
+    targets = np.sort(rng.random(500)) * values.sum()
+    want = np.searchsorted(np.cumsum(values), targets, side='right')
+    np.testing.assert_array_equal(tree.find_prefix(targets), want)
+    with pytest.raises(ValueError, match='outside'):
+        tree.set_range(cap - 2, np.ones(5))
+
+
 def test_sum_tree_never_returns_zero_priority_leaf():
     tree = SumTree(8)
     tree.set(np.arange(3), np.array([1.0, 0.0, 2.0]))

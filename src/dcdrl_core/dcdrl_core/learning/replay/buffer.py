@@ -30,18 +30,13 @@ class TransitionBatch:
         return int(self.indices.shape[0])
 
 
-def _check_array(name: str, value, shape: tuple[int, ...]) -> np.ndarray:
+def _numeric(name: str, value, shape: tuple[int, ...]) -> np.ndarray:
     arr = np.asarray(value)
     if arr.dtype.kind not in 'fiu':  # bool, complex, object, strings: almost surely a bug
         raise TypeError(f'{name} must be a real numeric array (float or int), got dtype {arr.dtype}')
     if arr.shape != shape:
         want = '[' + ', '.join(str(s) for s in shape) + ']'
         raise ValueError(f'{name} must have shape {want}, got {list(arr.shape)}')
-    with np.errstate(over='ignore', invalid='ignore'):  # overflow is reported just below
-        arr = arr.astype(np.float32, copy=False)
-    if not np.isfinite(arr).all():  # after the cast: float64 1e300 becomes inf here
-        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
-        raise ValueError(f'{name} contains {bad} NaN or infinite value(s) (or values beyond float32 range)')
     return arr
 
 
@@ -148,29 +143,14 @@ class ReplayBuffer:
         finite values); a bad batch raises ValueError/TypeError and stores nothing.
         """
         try:
-            b = int(np.shape(obs)[0]) if np.ndim(obs) >= 1 else -1
-            if b < 0:
-                raise ValueError(f'obs must have shape [B, {self.obs_dim}], got a scalar')
-            columns = {
-                'obs': _check_array('obs', obs, (b, self.obs_dim)),
-                'actions': _check_array('actions', actions, (b, self.action_dim)),
-                'rewards': _check_array('rewards', rewards, (b,)),
-                'next_obs': _check_array('next_obs', next_obs, (b, self.obs_dim)),
-                'discounts': _check_array('discounts', discounts, (b,)),
-            }
-            d = columns['discounts']
-            if b and (d.min() < 0.0 or d.max() > 1.0):
-                raise ValueError(f'discounts must lie in [0, 1] (gamma^k, or 0 after termination), '
-                                 f'got values in [{d.min()}, {d.max()}]')
+            rows = self._pack(obs, actions, rewards, next_obs, discounts)
         except (ValueError, TypeError):
             with self._lock:
                 self._rejected += 1
             raise
+        b = rows.shape[0]
         if b == 0:
             return np.empty(0, dtype=np.int64)
-        rows = np.empty((b, self._storage.width), dtype=np.float32)  # packed outside the lock
-        for name, cols in self._storage.fields.items():
-            rows[:, cols] = columns[name].reshape(b, -1)
         stored = min(b, self.capacity)
         with self._lock:
             if not self._limiter.wait_insert_locked(stored, timeout):
@@ -185,6 +165,44 @@ class ReplayBuffer:
             self._sampler.on_insert(indices)
             self._limiter.record_locked(inserts=stored, deletes=evicted)
         return indices
+
+    def _pack(self, obs, actions, rewards, next_obs, discounts) -> np.ndarray:
+        """Check one batch and pack it into float32 rows (outside the lock)."""
+        b = int(np.shape(obs)[0]) if np.ndim(obs) >= 1 else -1
+        if b < 0:
+            raise ValueError(f'obs must have shape [B, {self.obs_dim}], got a scalar')
+        arrays = {
+            'obs': _numeric('obs', obs, (b, self.obs_dim)),
+            'actions': _numeric('actions', actions, (b, self.action_dim)),
+            'rewards': _numeric('rewards', rewards, (b,)),
+            'next_obs': _numeric('next_obs', next_obs, (b, self.obs_dim)),
+            'discounts': _numeric('discounts', discounts, (b,)),
+        }
+        rows = np.empty((b, self._storage.width), dtype=np.float32)
+        if b == 0:
+            return rows
+        fields = self._storage.fields
+        if all(a.dtype == np.float32 for a in arrays.values()):
+            for name, arr in arrays.items():
+                rows[:, fields[name]] = arr.reshape(b, -1)
+        else:
+            with np.errstate(over='ignore', invalid='ignore'):  # overflow is reported below
+                for name, arr in arrays.items():
+                    rows[:, fields[name]] = arr.reshape(b, -1)
+        # One finiteness check over the packed rows; after the cast, so float64 values
+        # beyond the float32 range (now inf) are caught too.
+        if not np.isfinite(rows).all():
+            for name in arrays:
+                cols = rows[:, fields[name]]
+                bad = int(cols.size - np.count_nonzero(np.isfinite(cols)))
+                if bad:
+                    raise ValueError(f'{name} contains {bad} NaN or infinite value(s) '
+                                     '(or values beyond float32 range)')
+        d = rows[:, fields['discounts']]
+        if b and (d.min() < 0.0 or d.max() > 1.0):
+            raise ValueError(f'discounts must lie in [0, 1] (gamma^k, or 0 after termination), '
+                             f'got values in [{d.min()}, {d.max()}]')
+        return rows
 
     # ---- reading ----
 

@@ -82,6 +82,7 @@ class RateLimiter:
                                  f'samples_per_insert * min_size_to_sample = {offset}: sampling '
                                  'would deadlock once min_size_to_sample items are stored')
         self.condition = threading.Condition()
+        self._waiting = 0  # threads inside wait_for (guarded by the condition's lock)
         self.inserts = 0
         self.samples = 0
         self.deletes = 0
@@ -126,18 +127,32 @@ class RateLimiter:
     # ---- locked primitives (caller holds self.condition) ----
 
     def wait_insert_locked(self, num_inserts: int, timeout: float | None) -> bool:
+        if self.can_insert(num_inserts):  # fast path: no waiter bookkeeping
+            return True
         self.check_request(num_inserts=num_inserts)
-        return self.condition.wait_for(lambda: self.can_insert(num_inserts), timeout)
+        return self._wait_locked(lambda: self.can_insert(num_inserts), timeout)
 
     def wait_sample_locked(self, num_samples: int, timeout: float | None) -> bool:
+        if self.can_sample(num_samples):
+            return True
         self.check_request(num_samples=num_samples)
-        return self.condition.wait_for(lambda: self.can_sample(num_samples), timeout)
+        return self._wait_locked(lambda: self.can_sample(num_samples), timeout)
+
+    def _wait_locked(self, predicate, timeout: float | None) -> bool:
+        if timeout is not None and timeout <= 0:
+            return False
+        self._waiting += 1
+        try:
+            return self.condition.wait_for(predicate, timeout)
+        finally:
+            self._waiting -= 1
 
     def record_locked(self, inserts: int = 0, samples: int = 0, deletes: int = 0) -> None:
         self.inserts += inserts
         self.samples += samples
         self.deletes += deletes
-        self.condition.notify_all()
+        if self._waiting:  # notify_all costs a few microseconds even with nobody waiting
+            self.condition.notify_all()
 
     # ---- self-locking API ----
 

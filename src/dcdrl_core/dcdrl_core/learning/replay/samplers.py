@@ -24,66 +24,110 @@ class UniformSampler:
         """Uniform sampling keeps no per-item state."""
 
     def sample(self, size: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-        indices = self.rng.integers(0, size, batch_size, dtype=np.int64)
+        # floor(U[0,1) * size): same distribution as rng.integers (bias < 2^-40 for any real
+        # capacity) at a quarter of its per-call cost.
+        indices = (self.rng.random(batch_size) * size).astype(np.int64)
         return indices, np.ones(batch_size, dtype=np.float32)
 
 
 class SumTree:
-    """Binary sum tree over ``capacity`` non-negative leaf values, updated and searched in batches.
+    """Sum tree over ``capacity`` non-negative leaf values, updated and searched in batches.
 
-    Layout: a flat float64 array of ``2 * leaves`` nodes (``leaves`` = capacity rounded up to
-    a power of two); node 1 is the root, node k has children 2k and 2k+1, leaf i is node
-    ``leaves + i``.  Updates and prefix-sum searches walk all levels at once for a whole
-    batch (``log2(capacity)`` numpy operations per call, not per item).
+    Shape: a two-level tree with a wide fan-out, chosen because in numpy the cost is the number
+    of calls, not the arithmetic.  The leaves are grouped in blocks of ``block_size`` (B); each
+    block stores the inclusive prefix sums of its leaves, and the root level is the array of
+    block sums.  A prefix search is one cumsum over the block sums + one ``searchsorted`` +
+    one row gather and compare; an update recomputes the prefix rows of the touched blocks.
+    That is a fixed ~10 numpy calls per batch, against ~5 per level (17 levels for 1e5
+    items) for a binary tree: 3x faster here (see docs/replay.md).
+
+    ``block_size=None`` picks the power of two nearest sqrt(capacity / 128), clipped to
+    [16, 1024], which balances the root cumsum (capacity / B) against the per-batch row work
+    (batch * B).  All sums are float64.
     """
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, block_size: int | None = None) -> None:
         if capacity < 1:
             raise ValueError(f'capacity must be >= 1, got {capacity}')
         self.capacity = int(capacity)
-        self.leaves = 1 << max(0, (self.capacity - 1).bit_length())
-        self.depth = self.leaves.bit_length() - 1
-        self.nodes = np.zeros(2 * self.leaves, dtype=np.float64)
+        if block_size is None:
+            block_size = 1 << int(round(np.log2(max(1.0, np.sqrt(self.capacity / 128.0)))))
+            block_size = int(min(1024, max(16, block_size)))
+        if block_size < 1:
+            raise ValueError(f'block_size must be >= 1, got {block_size}')
+        self.block_size = int(block_size)
+        self.num_blocks = -(-self.capacity // self.block_size)
+        self._leaf = np.zeros(self.num_blocks * self.block_size, dtype=np.float64)
+        self._leaf2d = self._leaf.reshape(self.num_blocks, self.block_size)  # view
+        self._prefix = np.zeros((self.num_blocks, self.block_size), dtype=np.float64)
+        self._block_sum = np.zeros(self.num_blocks, dtype=np.float64)  # contiguous copy of the last column
 
     @property
     def total(self) -> float:
-        return float(self.nodes[1])
+        return float(self._block_sum.sum())
 
     def get(self, indices: np.ndarray) -> np.ndarray:
-        return self.nodes[self.leaves + np.asarray(indices, dtype=np.int64)]
+        return self._leaf.take(np.asarray(indices, dtype=np.int64))
+
+    def _refresh_range(self, first: int, last: int) -> None:
+        prefix = np.cumsum(self._leaf2d[first:last + 1], axis=1)
+        self._prefix[first:last + 1] = prefix
+        self._block_sum[first:last + 1] = prefix[:, -1]
+
+    def _refresh_blocks(self, blocks: np.ndarray) -> None:
+        # Duplicate blocks are harmless: each copy writes the same recomputed row.
+        prefix = np.cumsum(self._leaf2d.take(blocks, axis=0), axis=1)
+        self._prefix[blocks] = prefix
+        self._block_sum[blocks] = prefix[:, -1]
 
     def set(self, indices: np.ndarray, values: np.ndarray) -> None:
         """Set leaf values; duplicate indices: the last value wins (as with numpy assignment)."""
-        nodes = self.leaves + np.asarray(indices, dtype=np.int64)
-        self.nodes[nodes] = values
-        # Recompute every ancestor level by level.  Duplicated parents are harmless: each
-        # write stores the same sum of two already-final children.
-        for _ in range(self.depth):
-            nodes = nodes >> 1
-            self.nodes[nodes] = self.nodes[2 * nodes] + self.nodes[2 * nodes + 1]
+        indices = np.asarray(indices, dtype=np.int64)
+        if indices.size == 0:
+            return
+        self._leaf[indices] = values
+        n = indices.size
+        if n > 1 and indices[-1] - indices[0] == n - 1 and (np.diff(indices) == 1).all():
+            self._refresh_range(int(indices[0]) // self.block_size, int(indices[-1]) // self.block_size)
+        else:
+            self._refresh_blocks(indices // self.block_size)
+
+    def set_range(self, first: int, values: np.ndarray) -> None:
+        """Set the leaves ``first .. first + len(values) - 1`` (a contiguous run)."""
+        n = len(values)
+        if n == 0:
+            return
+        if first < 0 or first + n > self.capacity:
+            raise ValueError(f'range [{first}, {first + n}) outside [0, {self.capacity})')
+        self._leaf[first:first + n] = values
+        self._refresh_range(first // self.block_size, (first + n - 1) // self.block_size)
 
     def find_prefix(self, targets: np.ndarray) -> np.ndarray:
         """For each target u in [0, total) the leaf i with sum(p[:i]) <= u < sum(p[:i+1])."""
-        u = np.array(targets, dtype=np.float64)
-        nodes = np.ones(u.shape[0], dtype=np.int64)
-        tree = self.nodes
-        for _ in range(self.depth):
-            left = 2 * nodes
-            left_sum = tree[left]
-            go_right = u >= left_sum
-            u -= left_sum * go_right
-            nodes = left + go_right
-        leaf = nodes - self.leaves
-        # Float rounding can, very rarely, step into an empty right subtree; such leaves lie
-        # beyond the stored items (or have priority 0): fall back to the nearest valid leaf.
-        bad = tree[nodes] <= 0.0
+        return self.find_prefix_values(targets)[0]
+
+    def find_prefix_values(self, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``find_prefix`` plus the found leaves' values (saves the caller a gather)."""
+        u = np.asarray(targets, dtype=np.float64)
+        cum = np.cumsum(self._block_sum)
+        block = np.searchsorted(cum, u, side='right')  # skips empty blocks (equal cum values)
+        np.minimum(block, self.num_blocks - 1, out=block)
+        inside = u - (cum.take(block) - self._block_sum.take(block))
+        # Leaves whose inclusive prefix is <= u lie before the target; zero leaves are skipped.
+        offset = (self._prefix.take(block, axis=0) <= inside[:, None]).sum(axis=1)
+        np.minimum(offset, self.block_size - 1, out=offset)
+        leaf = block * self.block_size + offset
+        values = self._leaf.take(leaf)
+        # Float rounding can, very rarely, land on a leaf with priority 0 (past the stored
+        # items or at the end of a block): fall back to the nearest valid leaf.
+        bad = values <= 0.0
         if bad.any():
             leaf[bad] = self._nearest_nonzero(leaf[bad])
-        return leaf
+            values = self._leaf.take(leaf)
+        return leaf, values
 
     def _nearest_nonzero(self, leaves: np.ndarray) -> np.ndarray:
-        values = self.nodes[self.leaves:self.leaves + self.capacity]
-        nonzero = np.flatnonzero(values > 0.0)
+        nonzero = np.flatnonzero(self._leaf[:self.capacity] > 0.0)
         if nonzero.size == 0:
             raise ValueError('cannot sample from a sum tree whose priorities are all zero')
         pos = np.clip(np.searchsorted(nonzero, leaves), 0, nonzero.size - 1)
@@ -134,7 +178,15 @@ class PrioritizedSampler:
         return self.beta_start + frac * (self.beta_end - self.beta_start)
 
     def on_insert(self, indices: np.ndarray) -> None:
-        self.tree.set(indices, np.full(len(indices), self.max_priority ** self.alpha))
+        n = len(indices)
+        if n == 0:
+            return
+        value = self.max_priority ** self.alpha
+        first, last = int(indices[0]), int(indices[-1])
+        if last - first == n - 1:  # the storage's usual case: one run of slots without wrap
+            self.tree.set_range(first, np.full(n, value))
+        else:
+            self.tree.set(indices, np.full(n, value))
 
     def update_priorities(self, indices: np.ndarray, td_errors: np.ndarray) -> None:
         priorities = np.abs(np.asarray(td_errors, dtype=np.float64)) + self.eps
@@ -146,20 +198,20 @@ class PrioritizedSampler:
         # Stratified: one uniform draw inside each of batch_size equal slices of [0, total);
         # lower variance than independent draws and the same marginal distribution.
         targets = (np.arange(batch_size) + self.rng.random(batch_size)) * (total / batch_size)
-        indices = self.tree.find_prefix(targets)
-        weights = self.weights(indices, size)
+        indices, p = self.tree.find_prefix_values(targets)
+        weights = self._weights(p, size, total)
         self.sample_calls += 1
         return indices, weights
 
     def weights(self, indices: np.ndarray, size: int) -> np.ndarray:
         """Importance weights of ``indices`` normalised by the batch maximum."""
-        probs = self.tree.get(indices) / self.tree.total
-        w = (size * probs) ** (-self.beta)
-        return (w / w.max()).astype(np.float32)
+        return self._weights(self.tree.get(indices), size, self.tree.total)
 
-    def priorities(self, size: int) -> np.ndarray:
-        """Leaf values (p^alpha) of the first ``size`` slots."""
-        return self.tree.nodes[self.tree.leaves:self.tree.leaves + size].copy()
+    def _weights(self, p: np.ndarray, size: int, total: float) -> np.ndarray:
+        # w_i = (N P(i))^-beta / max_j w_j = (p_i / min_j p_j)^-beta over the batch.
+        w = (p * (size / total)) ** (-self.beta)
+        w /= w.max()
+        return w.astype(np.float32)
 
     def restore(self, leaf_values: np.ndarray, max_priority: float, sample_calls: int) -> None:
         self.tree.set(np.arange(len(leaf_values)), leaf_values)

@@ -89,11 +89,12 @@ class RingStorage:
 
     def gather(self, indices: np.ndarray) -> np.ndarray:
         """Copy of the rows at ``indices`` (``[len(indices), width]``)."""
-        return self.data[indices]
+        return self.data.take(indices, axis=0)
 
     def split(self, rows: np.ndarray) -> dict[str, np.ndarray]:
-        """Per-field views of ``rows``; each is made contiguous so torch.from_numpy is cheap."""
-        return {name: np.ascontiguousarray(rows[:, cols]) for name, cols in self.fields.items()}
+        """Per-field column views of ``rows`` (no copy; rows are strided by the row width,
+        which numpy and ``torch.from_numpy`` handle as is)."""
+        return {name: rows[:, cols] for name, cols in self.fields.items()}
 
     def chronological_indices(self) -> np.ndarray:
         """Indices of the stored rows from oldest to newest."""
