@@ -8,12 +8,11 @@ and CYCLONEDDS_URI is appended last, so a user's Cyclone configuration wins.
 from __future__ import annotations
 
 import os
-import queue
 import threading
 from typing import Any, Callable, Optional
 from xml.sax.saxutils import quoteattr
 
-from cyclonedds.core import Policy, Qos
+from cyclonedds.core import Entity, Policy, Qos, WaitSet
 from cyclonedds.domain import Domain, DomainParticipant
 from cyclonedds.idl import IdlStruct, make_idl_struct
 from cyclonedds.idl import types as idl_types
@@ -71,6 +70,17 @@ def discovery_config(environ: Optional[dict] = None) -> Optional[str]:
     if user:
         config = f'{config},{user}' if config else user
     return config or None
+
+
+def delete_entity(entity: Optional[Entity]) -> None:
+    """Deletes a DDS entity now (cyclonedds would wait for garbage collection), so its
+    matches and unacknowledged samples go away with it."""
+    if entity is None:
+        return
+    ref = entity._ref
+    if Entity._entities.get(ref) is entity:
+        del Entity._entities[ref]
+        entity._delete(ref)
 
 
 _PRIMITIVE_ANNOTATIONS = {
@@ -138,7 +148,10 @@ class Context:
         self._participant: Optional[DomainParticipant] = None
         self._domain: Optional[Domain] = None
         self.domain_id = 0
-        self.events: 'queue.SimpleQueue[Callable[[], None]]' = queue.SimpleQueue()
+        # Executors wait on one DDS WaitSet (the wait releases the GIL, unlike Python
+        # listener callbacks, which contend for it with the spinning thread).
+        self.waitset: Optional[WaitSet] = None
+        self.readables: list[Any] = []
         self.topic_types = TopicTypes()
         self._topics: dict[str, Topic] = {}
         self._lock = threading.Lock()
@@ -159,6 +172,8 @@ class Context:
             self._domain = Domain(self.domain_id, config)
         qos = Qos(Policy.Userdata(data=b'enclave=/;'))
         self._participant = DomainParticipant(self.domain_id, qos=qos)
+        self.waitset = WaitSet(self._participant)
+        self.readables = []
         self._shutdown.clear()
         self._initialized = True
 
@@ -183,9 +198,24 @@ class Context:
                                 f'not {message_class._spec.dds_type_name}')
             return topic
 
+    def register_readable(self, readable: Any) -> None:
+        """Adds an entity whose ``condition`` the executors wait on and ``_dispatch`` they call."""
+        with self._lock:
+            self.waitset.attach(readable.condition)
+            self.readables.append(readable)
+        self.wake()
+
+    def unregister_readable(self, readable: Any) -> None:
+        with self._lock:
+            if readable in self.readables:
+                self.readables.remove(readable)
+                if self.waitset is not None:
+                    self.waitset.detach(readable.condition)
+
     def wake(self) -> None:
         """Wakes a waiting executor (after a timer change or shutdown)."""
-        self.events.put(_noop)
+        if self.waitset is not None:
+            self.waitset.set_trigger(True)
 
     def on_shutdown(self, callback: Callable[[], None]) -> None:
         self._on_shutdown.append(callback)
@@ -200,15 +230,18 @@ class Context:
         self.wake()
         with self._lock:
             self._topics.clear()
-        self._participant = None  # deleting the participant deletes all its entities
+            self.readables = []
+        # Deleting the participant deletes its entities and tells peers at once, so a
+        # reliable writer elsewhere does not wait for our readers until their lease ends.
+        delete_entity(self.waitset)
+        delete_entity(self._participant)
+        delete_entity(self._domain)
+        self.waitset = None
+        self._participant = None
         self._domain = None
 
     def try_shutdown(self) -> None:
         self.shutdown()
-
-
-def _noop() -> None:
-    return None
 
 
 default_context = Context()

@@ -1,12 +1,14 @@
-"""Executors: run timers and the work that DDS listeners queue, in the spinning thread."""
+"""Executors: wait on the context's DDS WaitSet, then run ready readers and due timers."""
 from __future__ import annotations
 
-import queue
 import time
 from typing import Any, Optional
 
 from dcdrl_core.runtime.context import Context
 from dcdrl_core.runtime.node import Future, Node
+
+
+_INFINITE_NS = 0x7FFFFFFFFFFFFFFF
 
 
 class SingleThreadedExecutor:
@@ -53,24 +55,21 @@ class SingleThreadedExecutor:
         return wait
 
     def spin_once(self, timeout_sec: Optional[float] = None) -> None:
-        """Runs due timers, then waits for one piece of queued work (up to the next timer)."""
-        events = self.context.events
+        """Runs due timers, waits (up to the next timer or the time-out) for data, dispatches it."""
+        context = self.context
         wait = self._due_timer_wait()
         if timeout_sec is not None and timeout_sec >= 0:
             wait = timeout_sec if wait is None else min(wait, timeout_sec)
-        try:
-            work = events.get(timeout=wait) if wait is None or wait > 0 else events.get_nowait()
-        except queue.Empty:
-            self._due_timer_wait()
+        waitset = context.waitset
+        if waitset is None:
             return
-        work()
-        # Drain what else is ready without blocking, so a burst costs one wake-up.
-        while True:
-            try:
-                work = events.get_nowait()
-            except queue.Empty:
-                return
-            work()
+        waitset.wait(_INFINITE_NS if wait is None else max(0, int(wait * 1e9)))
+        waitset.set_trigger(False)
+        for readable in list(context.readables):
+            condition = readable.condition
+            if condition is not None and condition.triggered:
+                readable._dispatch()
+        self._due_timer_wait()
 
     def spin(self) -> None:
         while self.context.ok():

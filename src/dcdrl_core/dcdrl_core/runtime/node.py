@@ -15,13 +15,13 @@ import threading
 import time
 from typing import Any, Callable, Iterable, Optional
 
-from cyclonedds.core import InstanceState, Listener, Policy, Qos, SampleState, ViewState
+from cyclonedds.core import InstanceState, Policy, Qos, ReadCondition, SampleState, ViewState
 from cyclonedds.pub import DataWriter
 from cyclonedds.sub import DataReader
 from cyclonedds._clayer import ddspy_take, ddspy_write
 
 from dcdrl_core.messages import HEADER_SIZE, Message, SerializationError, ServiceType
-from dcdrl_core.runtime.context import Context, default_context
+from dcdrl_core.runtime.context import Context, delete_entity, default_context
 from dcdrl_core.runtime.qos import QoSLike, QoSProfile, as_profile, qos_profile_services_default
 
 _ANY_STATE = SampleState.Any | ViewState.Any | InstanceState.Any
@@ -324,24 +324,18 @@ class Future:
 # Entities
 # ---------------------------------------------------------------------------
 class _Readable:
-    """A DDS reader whose data is taken and dispatched by the executor."""
+    """A DDS reader whose samples the executor takes and dispatches when its condition triggers."""
 
     def __init__(self, context: Context) -> None:
         self._context = context
-        self._scheduled = threading.Event()
         self.reader: Optional[DataReader] = None
+        self.condition: Optional[ReadCondition] = None
 
-    def _listener(self) -> Listener:
-        return Listener(on_data_available=lambda _reader: self._schedule())
-
-    def _schedule(self) -> None:
-        # One queued dispatch per burst of samples: the dispatch takes everything available.
-        if not self._scheduled.is_set():
-            self._scheduled.set()
-            self._context.events.put(self._dispatch)
+    def _register(self) -> None:
+        self.condition = ReadCondition(self.reader, _ANY_STATE)
+        self._context.register_readable(self)
 
     def _take(self) -> list[tuple[bytes, Any]]:
-        self._scheduled.clear()
         if self.reader is None:
             return []
         samples = []
@@ -355,6 +349,14 @@ class _Readable:
 
     def _dispatch(self) -> None:
         raise NotImplementedError
+
+    def _unregister(self) -> None:
+        if self.condition is not None:
+            self._context.unregister_readable(self)
+        delete_entity(self.condition)
+        delete_entity(self.reader)
+        self.condition = None
+        self.reader = None
 
 
 class Publisher:
@@ -389,6 +391,7 @@ class Publisher:
         return self.writer.get_publication_matched_status().current_count
 
     def destroy(self) -> None:
+        delete_entity(self.writer)
         self.writer = None
 
 
@@ -404,8 +407,8 @@ class Subscription(_Readable):
         self._node = node
         self.rejected = 0  # samples that did not deserialise
         dds_topic = node.context.topic('rt' + topic, msg_type)
-        self.reader = DataReader(node.context.participant, dds_topic, qos.to_dds(), listener=self._listener())
-        self._schedule()  # transient-local data may already be there
+        self.reader = DataReader(node.context.participant, dds_topic, qos.to_dds())
+        self._register()
 
     def _dispatch(self) -> None:
         codec = self.msg_type._codec
@@ -425,7 +428,7 @@ class Subscription(_Readable):
         return self.reader.get_subscription_matched_status().current_count
 
     def destroy(self) -> None:
-        self.reader = None
+        self._unregister()
 
 
 class Timer:
@@ -511,9 +514,8 @@ class Service(_Readable):
         self.writer = DataWriter(node.context.participant, reply_topic,
                                  _with_user_data(dds_qos, _user_data('serviceid', ident)))
         self.reader = DataReader(node.context.participant, request_topic,
-                                 _with_user_data(dds_qos, _user_data('serviceid', ident)),
-                                 listener=self._listener())
-        self._schedule()
+                                 _with_user_data(dds_qos, _user_data('serviceid', ident)))
+        self._register()
 
     def _dispatch(self) -> None:
         codec = self.srv_type.Request._codec
@@ -556,7 +558,8 @@ class Service(_Readable):
             time.sleep(0.01)  # bounded poll of discovery state, as rmw_cyclonedds_cpp does
 
     def destroy(self) -> None:
-        self.reader = None
+        self._unregister()
+        delete_entity(self.writer)
         self.writer = None
 
 
@@ -573,8 +576,8 @@ class Client(_Readable):
         self.writer = DataWriter(node.context.participant, request_topic,
                                  _with_user_data(dds_qos, _user_data('clientid', ident)))
         self.reader = DataReader(node.context.participant, reply_topic,
-                                 _with_user_data(dds_qos, _user_data('clientid', ident)),
-                                 listener=self._listener())
+                                 _with_user_data(dds_qos, _user_data('clientid', ident)))
+        self._register()
         # As rmw_cyclonedds_cpp: the request writer's instance handle identifies this client.
         self.guid = self.writer.instance_handle & 0xFFFFFFFFFFFFFFFF
         self._sequence = 0
@@ -654,7 +657,8 @@ class Client(_Readable):
                 future.set_exception(error)
 
     def destroy(self) -> None:
-        self.reader = None
+        self._unregister()
+        delete_entity(self.writer)
         self.writer = None
 
 
