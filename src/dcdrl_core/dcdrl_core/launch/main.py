@@ -148,8 +148,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         sys.stderr.write(f'[ERROR] [launch]: {err}\n')
         return 1
     if args.print_only:
-        for spec in context.processes:
-            print(f'{spec.label}: {shlex.join(spec.cmd)}')
+        try:
+            for spec in context.processes:
+                print(f'{spec.label}: {shlex.join(spec.cmd)}')
+            sys.stdout.flush()
+        except BrokenPipeError:  # e.g. piped into head
+            sys.stdout = open(os.devnull, 'w')  # noqa: SIM115 - keeps the interpreter's final flush quiet
         return 0
     if not context.processes:
         sys.stderr.write(f'[WARNING] [launch]: {path} starts no process\n')
