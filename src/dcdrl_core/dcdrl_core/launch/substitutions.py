@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Union
 
 from ..workspace import PackageNotFoundError, find_package_share
@@ -243,6 +242,3 @@ def is_plain(template: Template) -> bool:
     """True if the template holds no substitution."""
     return all(isinstance(part, str) for part in template)
 
-
-def as_path(text: str) -> Path:
-    return Path(text).expanduser()
