@@ -14,8 +14,9 @@ class Talker(ros.Node):
         self.declare_parameter('topic', 'chatter')
         self._publisher = self.create_publisher(String, self.get_parameter('topic').value, 10)
         self._count = 0
-        self.create_timer(self.get_parameter('period_s').value, self._tick)
-        self.get_logger().info('talker started')
+        period = self.get_parameter('period_s').value
+        self.create_timer(period, self._tick)
+        self.get_logger().info(f'talker started: topic {self._publisher.topic_name}, period {period} s')
 
     def _tick(self) -> None:
         self._count += 1
@@ -26,8 +27,8 @@ class Listener(ros.Node):
     def __init__(self) -> None:
         super().__init__('listener')
         self.declare_parameter('topic', 'chatter')
-        self.create_subscription(String, self.get_parameter('topic').value, self._on_message, 10)
-        self.get_logger().info('listener started')
+        subscription = self.create_subscription(String, self.get_parameter('topic').value, self._on_message, 10)
+        self.get_logger().info(f'listener started: topic {subscription.topic_name}')
 
     def _on_message(self, message: String) -> None:
         self.get_logger().info(f'I heard: [{message.data}]')
