@@ -774,4 +774,3 @@ def execute_description(description: LaunchDescription, arguments: dict[str, str
     context.initial_environment = dict(environment)
     _run_all(description.actions, context)
     return context
-

@@ -241,4 +241,3 @@ def evaluate(template: Template, context: 'LaunchContext', where: str = 'launch 
 def is_plain(template: Template) -> bool:
     """True if the template holds no substitution."""
     return all(isinstance(part, str) for part in template)
-
