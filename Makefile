@@ -24,7 +24,7 @@ test: venv
 	$(BIN)/python -m pytest
 
 colcon: venv
-	$(BIN)/colcon build --base-paths src --packages-skip dcdrl_msgs
+	$(BIN)/colcon build --base-paths src --packages-ignore dcdrl_msgs
 
 clean:
 	rm -rf build install log

@@ -1,0 +1,54 @@
+"""Replay intake: valid batches stored, bad ones counted and dropped, lost batches counted."""
+import numpy as np
+import pytest
+
+from dcdrl_core import runtime  # noqa: F401  (interface import hook)
+from dcdrl_core.experience import ExperienceRejected, fill_experience
+from dcdrl_cloud.ingest import ExperienceIngest
+from dcdrl_msgs.msg import ExperienceBatch
+
+
+def _message(sequence, client='c0', batch=4, obs_dim=6, terminated=None):
+    rng = np.random.default_rng(sequence)
+    return fill_experience(
+        ExperienceBatch(), client_id=client, sequence=sequence, policy_version=1,
+        obs=rng.random((batch, obs_dim)), actions=rng.random((batch, 2)), rewards=rng.random(batch),
+        next_obs=rng.random((batch, obs_dim)),
+        terminated=np.zeros(batch, bool) if terminated is None else terminated, truncated=np.zeros(batch, bool))
+
+
+def test_valid_batches_are_stored_with_discounts_from_termination():
+    ingest = ExperienceIngest(capacity=100, gamma=0.9, seed=0)
+    ingest.ingest(_message(0, terminated=np.array([False, True, False, False])))
+    assert len(ingest.buffer) == 4
+    sample = ingest.buffer.sample(64)
+    assert set(np.round(sample.discounts.astype(float), 6).tolist()) == {0.0, 0.9}
+
+
+def test_bad_batch_is_counted_and_nothing_stored_is_lost():
+    ingest = ExperienceIngest(capacity=100)
+    ingest.ingest(_message(0))
+    bad = _message(1)
+    bad.rewards[0] = np.nan
+    with pytest.raises(ExperienceRejected):
+        ingest.ingest(bad)
+    with pytest.raises(ExperienceRejected, match='obs_dim 9, expected 6'):
+        ingest.ingest(_message(2, obs_dim=9))  # the first batch fixed the dimensions
+    summary = ingest.summary()
+    assert summary['rejected'] == 2 and summary['replay_size'] == 4 and summary['transitions'] == 4
+
+
+def test_sequence_gaps_count_lost_batches_per_client():
+    ingest = ExperienceIngest(capacity=100)
+    for sequence in (0, 1, 4):
+        ingest.ingest(_message(sequence, client='a'))
+    ingest.ingest(_message(0, client='b'))
+    clients = ingest.summary()['clients']
+    assert clients['a'] == {'batches': 3, 'transitions': 12, 'lost_batches': 2}
+    assert clients['b']['lost_batches'] == 0
+
+
+@pytest.mark.parametrize('kwargs', [{'capacity': 0}, {'capacity': 10, 'gamma': 1.5}])
+def test_bad_configuration_is_refused(kwargs):
+    with pytest.raises(ValueError):
+        ExperienceIngest(**kwargs)
