@@ -1,0 +1,131 @@
+"""Exploration noise: Ornstein-Uhlenbeck and Gaussian, seeded, with an exponential decay of the scale.
+
+Both processes draw from their own numpy Generator (never the global RNG), so a seeded run is
+reproducible and the full state (RNG, OU state, step counter) can be checkpointed as JSON-friendly data.
+
+Scale schedule: scale(t) = max(min_scale, scale * 0.5 ** (t / half_life)), t = number of samples
+drawn so far; half_life=None means a constant scale (the DC-DRL seed), a half-life in steps is the
+cloud-edge seed's decaying factor.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+
+def _check_nonneg(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ValueError(f'{name} must be a finite number >= 0, got {value!r}')
+    return float(value)
+
+
+class ExplorationNoise:
+    def __init__(self, shape: int | tuple[int, ...], sigma: float, scale: float = 1.0,
+                 half_life: float | None = None, min_scale: float = 0.0, seed: int | None = None) -> None:
+        self.shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        if not self.shape or any(isinstance(s, bool) or not isinstance(s, int) or s <= 0 for s in self.shape):
+            raise ValueError(f'noise shape must be positive ints, got {shape!r}')
+        self.sigma = _check_nonneg('sigma', sigma)
+        self.scale = _check_nonneg('scale', scale)
+        if half_life is not None and (_check_nonneg('half_life', half_life) == 0):
+            raise ValueError('half_life must be > 0 steps, or None for no decay')
+        self.half_life = None if half_life is None else float(half_life)
+        self.min_scale = _check_nonneg('min_scale', min_scale)
+        self.rng = np.random.default_rng(seed)
+        self.steps = 0
+
+    def current_scale(self) -> float:
+        if self.half_life is None:
+            return self.scale
+        return max(self.min_scale, self.scale * 0.5 ** (self.steps / self.half_life))
+
+    def reset(self, index: int | None = None) -> None:
+        """Start a new episode (for OU: the internal state goes back to mu). The decay keeps going."""
+
+    def _draw(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def sample(self) -> np.ndarray:
+        """Next noise vector (float32, shape `shape`), multiplied by the current scale."""
+        value = self._draw() * self.current_scale()
+        self.steps += 1
+        return value.astype(np.float32)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {'steps': self.steps, 'rng': self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.steps = int(state['steps'])
+        self.rng.bit_generator.state = state['rng']
+
+
+class GaussianNoise(ExplorationNoise):
+    """Independent N(0, sigma^2) per action dimension and step."""
+
+    def _draw(self) -> np.ndarray:
+        return self.rng.normal(0.0, self.sigma, size=self.shape) if self.sigma > 0 else np.zeros(self.shape)
+
+
+class OrnsteinUhlenbeckNoise(ExplorationNoise):
+    """Temporally correlated noise: x += theta * (mu - x) * dt + sigma * sqrt(dt) * N(0, 1).
+
+    reset(index) restarts one row (one environment of a vector) or all rows at mu.
+    """
+
+    def __init__(self, shape: int | tuple[int, ...], sigma: float = 0.2, theta: float = 0.15, mu: float = 0.0,
+                 dt: float = 1.0, scale: float = 1.0, half_life: float | None = None, min_scale: float = 0.0,
+                 seed: int | None = None) -> None:
+        super().__init__(shape, sigma, scale, half_life, min_scale, seed)
+        self.theta = _check_nonneg('theta', theta)
+        if isinstance(mu, bool) or not isinstance(mu, (int, float)) or not math.isfinite(mu):
+            raise ValueError(f'mu must be a finite number, got {mu!r}')
+        self.mu = float(mu)
+        self.dt = _check_nonneg('dt', dt)
+        if self.dt == 0:
+            raise ValueError('dt must be > 0')
+        self.x = np.full(self.shape, self.mu)
+
+    def reset(self, index: int | None = None) -> None:
+        if index is None:
+            self.x[...] = self.mu
+        else:
+            self.x[index] = self.mu
+
+    def _draw(self) -> np.ndarray:
+        self.x = self.x + self.theta * (self.mu - self.x) * self.dt \
+            + self.sigma * math.sqrt(self.dt) * self.rng.standard_normal(self.shape)
+        return self.x.copy()
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state['x'] = self.x.tolist()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        x = np.asarray(state['x'], dtype=np.float64)
+        if x.shape != self.shape:
+            raise ValueError(f'OU state has shape {x.shape}, expected {self.shape}')
+        self.x = x
+
+
+NOISE_KINDS = ('ou', 'gaussian', 'none')
+
+
+def make_noise(kind: str, shape: int | tuple[int, ...], sigma: float, theta: float = 0.15, scale: float = 1.0,
+               half_life: float | None = None, min_scale: float = 0.0,
+               seed: int | None = None) -> ExplorationNoise | None:
+    """Build the exploration noise named by `kind` ('ou', 'gaussian' or 'none' -> None)."""
+    if kind == 'ou':
+        return OrnsteinUhlenbeckNoise(shape, sigma=sigma, theta=theta, scale=scale, half_life=half_life,
+                                      min_scale=min_scale, seed=seed)
+    if kind == 'gaussian':
+        return GaussianNoise(shape, sigma=sigma, scale=scale, half_life=half_life, min_scale=min_scale, seed=seed)
+    if kind == 'none':
+        return None
+    raise ValueError(f'unknown exploration noise {kind!r}; expected one of {NOISE_KINDS}')
+
+
+__all__ = ['ExplorationNoise', 'GaussianNoise', 'OrnsteinUhlenbeckNoise', 'NOISE_KINDS', 'make_noise']
