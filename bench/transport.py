@@ -287,6 +287,22 @@ def _serialized(impl: str, message) -> bytes:
     return message.serialize()
 
 
+def _cpu_model() -> str:
+    try:
+        with open('/proc/cpuinfo') as handle:
+            for line in handle:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import version
+    return version(package)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--quick', action='store_true', help='fewer messages and one repeat (< 60 s)')
@@ -338,8 +354,8 @@ def main() -> None:
     print(f"weights p50 latency {results['weights/ours']['latency_p50_ms']:.2f} ms (goal <= 5 ms)")
     print(json.dumps({
         'benchmark': 'transport', 'quick': args.quick, 'repeats': repeats,
-        'machine': {'cpus': os.cpu_count(), 'cpu': platform.processor() or platform.machine(),
-                    'python': platform.python_version()},
+        'machine': {'cpus': os.cpu_count(), 'cpu': _cpu_model(), 'python': platform.python_version(),
+                    'cyclonedds': _version('cyclonedds'), 'load_average': os.getloadavg()},
         'results': results, 'throughput_ratio_ours_over_raw': ratios,
         'goals': {'throughput_ratio_min': 0.8, 'weights_latency_p50_ms_max': 5.0},
         'goals_met': {'throughput': all(r >= 0.8 for r in ratios.values()),
