@@ -229,3 +229,13 @@ def test_concurrent_add_and_sample_never_tear_rows():
     assert not any(t.is_alive() for t in writers + readers)
     assert not errors, errors
     assert buf.stats()['inserts'] == 16 + 2 * 200 * 8
+
+
+def test_numpy_scalar_config_saves_as_json(tmp_path):
+    buf = ReplayBuffer(np.int64(16), OBS, ACT, prioritized=True, alpha=np.float32(0.5), seed=np.int64(3),
+                       samples_per_insert=np.float64(2.0), error_buffer=np.float32(600.0))
+    buf.add(**batch(np.arange(4)))
+    buf.save(tmp_path / 'r.npz')
+    assert ReplayBuffer.load(tmp_path / 'r.npz').stats() == buf.stats()
+    with pytest.raises(TypeError, match='seed'):
+        ReplayBuffer(8, 1, 1, seed=np.random.default_rng(0))

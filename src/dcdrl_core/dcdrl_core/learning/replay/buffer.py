@@ -86,14 +86,29 @@ class ReplayBuffer:
                 or not 1 <= min_size_to_sample <= capacity:
             raise ValueError(f'min_size_to_sample must be an integer in [1, capacity={capacity}], '
                              f'got {min_size_to_sample!r}')
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+            raise TypeError(f'seed must be an int or None, got {type(seed).__name__}')
+        for name, value in (('alpha', alpha), ('beta', beta), ('beta_end', beta_end),
+                            ('priority_eps', priority_eps)):
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+                raise TypeError(f'{name} must be a number, got {value!r}')
+        if isinstance(beta_steps, bool) or not isinstance(beta_steps, (int, np.integer)):
+            raise TypeError(f'beta_steps must be an int, got {beta_steps!r}')
+        if isinstance(error_buffer, (list, tuple)):
+            error_buffer = tuple(float(v) for v in error_buffer)
+        elif error_buffer is not None:
+            error_buffer = float(error_buffer)
+        seed = None if seed is None else int(seed)
         self.obs_dim, self.action_dim = int(obs_dim), int(action_dim)
         self.prioritized, self.combined = bool(prioritized), bool(combined)
         self.seed = seed
+        # Plain JSON types: saved as the file's metadata and passed back to __init__ on load.
         self._config = dict(capacity=int(capacity), obs_dim=self.obs_dim, action_dim=self.action_dim,
-                            prioritized=self.prioritized, alpha=alpha, beta=beta, beta_end=beta_end,
-                            beta_steps=beta_steps, priority_eps=priority_eps, combined=self.combined,
+                            prioritized=self.prioritized, alpha=float(alpha), beta=float(beta),
+                            beta_end=float(beta_end), beta_steps=int(beta_steps),
+                            priority_eps=float(priority_eps), combined=self.combined,
                             min_size_to_sample=int(min_size_to_sample),
-                            samples_per_insert=samples_per_insert,
+                            samples_per_insert=None if samples_per_insert is None else float(samples_per_insert),
                             error_buffer=list(error_buffer) if isinstance(error_buffer, tuple) else error_buffer,
                             seed=seed)
         self._storage = RingStorage(capacity, [('obs', self.obs_dim), ('actions', self.action_dim),
