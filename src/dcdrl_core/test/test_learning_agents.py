@@ -370,3 +370,31 @@ def test_short_ddpg_run_on_pendulum_improves_return():
             assert np.isfinite(stats['critic_loss'])
     trained = _evaluate(agent)
     assert trained > untrained + 300, (untrained, trained)
+
+
+# ---------------------------------------------------------------- flat parameter buffers
+def test_flat_parameters_stay_shared_through_updates_and_loads():
+    agent = agent_for('td3')
+    flat = agent._critic_flat
+    for p in agent.critic.parameters():
+        assert p.untyped_storage().data_ptr() == flat.untyped_storage().data_ptr()
+    agent.update(make_batch(np.random.default_rng(10)))
+    flat_copy = flat.detach().clone()
+    offset = 0
+    for p in agent.critic.parameters():  # the module sees exactly what Adam wrote into the buffer
+        assert torch.equal(p.detach().reshape(-1), flat_copy[offset:offset + p.numel()])
+        offset += p.numel()
+    other = agent_for('td3', seed=4)
+    agent.load_actor_state(other.actor_state())  # load_state_dict copies into the views
+    assert torch.equal(agent._actor_flat[:OBS * 32].detach(), other.actor.weight_0.detach().reshape(-1))
+    agent.sync_targets()
+    assert torch.equal(agent._actor_target_flat, agent._actor_flat.detach())
+
+
+def test_max_grad_norm_clips_each_network():
+    agent = agent_for('ddpg', max_grad_norm=1e-3)
+    batch = make_batch(np.random.default_rng(11))
+    batch.rewards *= 1000  # a huge critic gradient
+    agent.update(batch)
+    assert float(agent._critic_flat.grad.norm()) <= 1e-3 * (1 + 1e-4)
+    assert float(agent._actor_flat.grad.norm()) <= 1e-3 * (1 + 1e-4)

@@ -20,9 +20,9 @@ Start thresholds are counted in *stored transitions*, which the caller passes:
 only once `stored_transitions >= actor_start`, and then every `policy_delay`-th critic update.
 
 Speed (small MLPs on a CPU are dispatch-bound, see docs/learning.md): the critics are one batched
-ensemble, Adam runs with fused kernels, soft target updates are one
-torch._foreach_lerp_ per network, the actor loss back-propagates into the actor's parameters only,
-gradients are set to None instead of zeroed, and all statistics leave the device in one transfer.
+ensemble, every network's parameters live in one flat buffer (so fused Adam, gradient zeroing and
+the soft target update are one kernel per network), the actor loss back-propagates into the
+actor's parameters only, and all statistics leave the device in one transfer.
 """
 from __future__ import annotations
 
@@ -211,6 +211,34 @@ def resolve_device(device: str) -> torch.device:
     return resolved
 
 
+def flatten_parameters(module: torch.nn.Module, with_grad: bool = True) -> torch.nn.Parameter:
+    """Move all of `module`'s parameters into one contiguous buffer and return it as a Parameter.
+
+    Each module parameter becomes a view into the buffer (module code, state_dict and
+    load_state_dict work as before). With with_grad, each parameter's .grad is pre-set to a view
+    into the flat parameter's .grad, so backward accumulates in place and an optimizer over the
+    single flat parameter updates the whole network; zero the flat .grad before each backward.
+    """
+    params = list(module.parameters())
+    first = params[0]
+    total = sum(p.numel() for p in params)
+    flat = torch.empty(total, dtype=first.dtype, device=first.device)
+    grad = torch.zeros_like(flat) if with_grad else None
+    offset = 0
+    with torch.no_grad():
+        for p in params:
+            n = p.numel()
+            flat[offset:offset + n].copy_(p.reshape(-1))
+            p.data = flat[offset:offset + n].view_as(p)
+            if grad is not None:
+                p.grad = grad[offset:offset + n].view_as(p)
+            offset += n
+    flat_param = torch.nn.Parameter(flat, requires_grad=with_grad)
+    if grad is not None:
+        flat_param.grad = grad
+    return flat_param
+
+
 def _make_adam(params: list[torch.nn.Parameter], lr: float, eps: float, weight_decay: float,
                impl: str, device: torch.device) -> torch.optim.Adam:
     kwargs: dict[str, Any] = {'lr': lr, 'eps': eps, 'weight_decay': weight_decay}
@@ -249,14 +277,17 @@ class Agent:
         self.critic = build_critic(net, obs_dim, action_dim, config.n_critics, seed=config.seed + 1).to(self.device)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.actor_optim = _make_adam(list(self.actor.parameters()), config.actor_lr, config.adam_eps, 0.0,
-                                      config.optimizer_impl, self.device)
-        self.critic_optim = _make_adam(list(self.critic.parameters()), config.critic_lr, config.adam_eps,
-                                       config.critic_weight_decay, config.optimizer_impl, self.device)
         self._actor_params = list(self.actor.parameters())
-        self._critic_params = list(self.critic.parameters())
-        self._actor_target_params = list(self.actor_target.parameters())
-        self._critic_target_params = list(self.critic_target.parameters())
+        # One flat buffer per network (parameters become views into it): Adam, zeroing the
+        # gradients and the soft target update are then one kernel per network, not one per tensor.
+        self._actor_flat = flatten_parameters(self.actor)
+        self._critic_flat = flatten_parameters(self.critic)
+        self._actor_target_flat = flatten_parameters(self.actor_target, with_grad=False)
+        self._critic_target_flat = flatten_parameters(self.critic_target, with_grad=False)
+        self.actor_optim = _make_adam([self._actor_flat], config.actor_lr, config.adam_eps, 0.0,
+                                      config.optimizer_impl, self.device)
+        self.critic_optim = _make_adam([self._critic_flat], config.critic_lr, config.adam_eps,
+                                       config.critic_weight_decay, config.optimizer_impl, self.device)
         # Own generator for the smoothing noise: reproducible and checkpointable, global RNG untouched.
         self._generator = torch.Generator(device=self.device)
         self._generator.manual_seed(config.seed + 2)
@@ -336,10 +367,10 @@ class Agent:
         q = self.critic(obs, actions)                       # [n_critics, B]
         td = q - target
         critic_loss = (td.square() * weights).mean(dim=1).sum()
-        self.critic_optim.zero_grad(set_to_none=True)
+        self._critic_flat.grad.zero_()  # the parameters' .grad are views into this buffer
         critic_loss.backward()
         if c.max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(self._critic_params, c.max_grad_norm, foreach=True)
+            torch.nn.utils.clip_grad_norm_(self._critic_flat, c.max_grad_norm)
         self.critic_optim.step()
         self.critic_updates += 1
 
@@ -348,17 +379,17 @@ class Agent:
             if stored_transitions is None or stored_transitions >= c.actor_start:
                 q_pi = self.critic(obs, self.actor(obs), members=1)[0]
                 actor_loss = -q_pi.mean()
-                self.actor_optim.zero_grad(set_to_none=True)
+                self._actor_flat.grad.zero_()
                 # inputs=: gradients for the actor only; the critic's weight gradients are not needed.
                 actor_loss.backward(inputs=self._actor_params)
                 if c.max_grad_norm is not None:
-                    torch.nn.utils.clip_grad_norm_(self._actor_params, c.max_grad_norm, foreach=True)
+                    torch.nn.utils.clip_grad_norm_(self._actor_flat, c.max_grad_norm)
                 self.actor_optim.step()
                 self.actor_updates += 1
                 with torch.no_grad():
-                    torch._foreach_lerp_(self._actor_target_params, self._actor_params, c.tau)
+                    self._actor_target_flat.lerp_(self._actor_flat, c.tau)
             with torch.no_grad():
-                torch._foreach_lerp_(self._critic_target_params, self._critic_params, c.tau)
+                self._critic_target_flat.lerp_(self._critic_flat, c.tau)
 
         # All statistics in one device->host transfer (one sync on CUDA, not one per .item()).
         scalars = [critic_loss.detach(), q[0].detach().mean()]
@@ -400,8 +431,8 @@ class Agent:
     def sync_targets(self) -> None:
         """Copy the online networks into the targets (hard update), e.g. after loading merged weights."""
         with torch.no_grad():
-            torch._foreach_copy_(self._actor_target_params, self._actor_params)
-            torch._foreach_copy_(self._critic_target_params, self._critic_params)
+            self._actor_target_flat.copy_(self._actor_flat)
+            self._critic_target_flat.copy_(self._critic_flat)
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue bit-identically: a nested dict of tensors and plain values."""
@@ -453,4 +484,5 @@ def make_agent(config: AgentConfig | str | None, obs_dim: int, action_dim: int, 
     return Agent(config, obs_dim, action_dim)
 
 
-__all__ = ['ALGORITHMS', 'AGENT_PRESETS', 'AgentConfig', 'Agent', 'Batch', 'make_agent', 'resolve_device']
+__all__ = ['ALGORITHMS', 'AGENT_PRESETS', 'AgentConfig', 'Agent', 'Batch', 'flatten_parameters', 'make_agent',
+           'resolve_device']
