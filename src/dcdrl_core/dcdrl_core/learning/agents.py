@@ -240,13 +240,13 @@ def flatten_parameters(module: torch.nn.Module, with_grad: bool = True) -> torch
 
 
 def _make_adam(params: list[torch.nn.Parameter], lr: float, eps: float, weight_decay: float,
-               impl: str, device: torch.device) -> torch.optim.Adam:
+               impl: str) -> torch.optim.Adam:
     kwargs: dict[str, Any] = {'lr': lr, 'eps': eps, 'weight_decay': weight_decay}
     if impl == 'foreach':
         kwargs['foreach'] = True
     elif impl == 'fused':
-        # Fused Adam (one kernel per tensor) is ~3x faster than foreach for these nets on a CPU
-        # (docs/learning.md); fall back to foreach where this torch build has no fused kernel.
+        # Fused Adam is ~3x faster than foreach for these nets on a CPU (docs/learning.md);
+        # fall back to foreach where this torch build has no fused kernel for the device.
         try:
             return torch.optim.Adam(params, fused=True, **kwargs)
         except RuntimeError:
@@ -285,9 +285,9 @@ class Agent:
         self._actor_target_flat = flatten_parameters(self.actor_target, with_grad=False)
         self._critic_target_flat = flatten_parameters(self.critic_target, with_grad=False)
         self.actor_optim = _make_adam([self._actor_flat], config.actor_lr, config.adam_eps, 0.0,
-                                      config.optimizer_impl, self.device)
+                                      config.optimizer_impl)
         self.critic_optim = _make_adam([self._critic_flat], config.critic_lr, config.adam_eps,
-                                       config.critic_weight_decay, config.optimizer_impl, self.device)
+                                       config.critic_weight_decay, config.optimizer_impl)
         # Own generator for the smoothing noise: reproducible and checkpointable, global RNG untouched.
         self._generator = torch.Generator(device=self.device)
         self._generator.manual_seed(config.seed + 2)
@@ -463,7 +463,9 @@ class Agent:
         self.critic_updates = int(state['counters']['critic_updates'])
         self.actor_updates = int(state['counters']['actor_updates'])
         generator_state = state['generator']
-        if self.device.type == 'cpu' or generator_state.numel() == self._generator.get_state().numel():
+        # A CPU and a CUDA generator have different state sizes: across devices the smoothing
+        # noise stream restarts from the seed (the continuation is then not bit-identical anyway).
+        if generator_state.numel() == self._generator.get_state().numel():
             self._generator.set_state(generator_state.cpu())
         noise_state = state.get('noise')
         if noise_state is not None and self.noise is not None:
