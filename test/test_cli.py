@@ -91,3 +91,14 @@ def test_interface_show_prints_the_definition():
     assert 'uint64 version' in result.stdout and 'Tensor[] tensors' in result.stdout
     listing = subprocess.run([*DCDRL, 'interface', 'list'], capture_output=True, text=True, timeout=60)
     assert 'dcdrl_msgs/srv/RecognizeFaces' in listing.stdout.splitlines()
+
+
+def test_node_list_sees_nodes_announced_on_ros_discovery_info(domain):
+    with dcdrl(domain, 'run', 'dcdrl_core', 'talker', '--ros-args', '-r', '__ns:=/demo') as talker, \
+            dcdrl(domain, 'run', 'dcdrl_core', 'listener') as listener:
+        talker.wait_for_line('talker started', TIMEOUT)
+        listener.wait_for_line('listener started', TIMEOUT)
+        listing = subprocess.run([*DCDRL, 'node', 'list', '--spin-time', '3'], env=loopback_env(domain),
+                                 capture_output=True, text=True, timeout=60)
+    assert listing.returncode == 0, listing.stderr
+    assert {'/demo/talker', '/listener'} <= set(listing.stdout.split())

@@ -6,6 +6,7 @@
     dcdrl topic echo TOPIC [TYPE] [--once] [--count N] [--full-length]
     dcdrl topic hz TOPIC [--window N]
     dcdrl topic pub [--rate R] [--once] [--times N] TOPIC TYPE [VALUES]
+    dcdrl node list
     dcdrl interface show TYPE  |  dcdrl interface list
 """
 from __future__ import annotations
@@ -220,6 +221,51 @@ def cmd_topic_pub(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------
+# node
+# ---------------------------------------------------------------------------
+def discover_nodes(context: Any, wait_sec: float) -> list[str]:
+    """Fully qualified names of the nodes announced on ros_discovery_info (ROS 2 and ours)."""
+    from cyclonedds.sub import DataReader
+    from dcdrl_core.messages import get_interface
+    from dcdrl_core.runtime.qos import DurabilityPolicy, HistoryPolicy, QoSProfile
+    from dcdrl_core.runtime.node import _ANY_STATE
+    from cyclonedds._clayer import ddspy_take
+    info_class = get_interface('rmw_dds_common/msg/ParticipantEntitiesInfo')
+    # Keep-all as rmw_dds_common's reader: the topic has no key, so depth 1 would keep one participant.
+    qos = QoSProfile(history=HistoryPolicy.KEEP_ALL, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    reader = DataReader(context.participant, context.topic('ros_discovery_info', info_class), qos.to_dds())
+    latest: dict[bytes, Any] = {}
+    deadline = time.monotonic() + wait_sec
+    while time.monotonic() < deadline:
+        taken = ddspy_take(reader._ref, _ANY_STATE, 256)
+        for data, info in taken if not isinstance(taken, int) else []:
+            if info.valid_data:
+                message = info_class.deserialize(data)
+                latest[bytes(message.gid.data)] = message
+        time.sleep(0.05)  # discovery data trickles in; bounded by wait_sec like ros2's spin time
+    own = context.participant.guid.bytes
+    names = set()
+    for gid, message in latest.items():
+        if gid == own:
+            continue
+        for node in message.node_entities_info_seq:
+            names.add(node.node_namespace.rstrip('/') + '/' + node.node_name)
+    return sorted(names)
+
+
+def cmd_node_list(args: argparse.Namespace) -> int:
+    from dcdrl_core.runtime.context import Context
+    context = Context()
+    context.init([])
+    try:
+        for name in discover_nodes(context, args.spin_time):
+            print(name)
+    finally:
+        context.shutdown()
+    return 0
+
+
+# ---------------------------------------------------------------------------
 # interface
 # ---------------------------------------------------------------------------
 def cmd_interface(args: argparse.Namespace) -> int:
@@ -286,6 +332,10 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument('--wait-timeout', type=float, default=5.0)
     add_qos(sub)
 
+    node = verbs.add_parser('node', help='list nodes').add_subparsers(dest='verb', required=True)
+    sub = node.add_parser('list')
+    sub.add_argument('--spin-time', type=float, default=1.5)
+
     interface = verbs.add_parser('interface', help='show interface definitions').add_subparsers(
         dest='verb', required=True)
     interface.add_parser('list')
@@ -305,6 +355,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command == 'topic':
         return {'list': cmd_topic_list, 'echo': cmd_topic_echo, 'hz': cmd_topic_hz,
                 'pub': cmd_topic_pub}[args.verb](args)
+    if args.command == 'node':
+        return cmd_node_list(args)
     return cmd_interface(args)
 
 

@@ -311,21 +311,21 @@ def test_stream_demo_graph_and_its_parameters(monkeypatch):
     assert path == ROOT / 'launch' / 'stream_demo.launch.yaml' and rest == ['num_envs:=8']
     context = execute_description(load_launch_file(path), parse_launch_arguments(rest))
     specs = {spec.node_name: spec for spec in context.processes}
-    assert list(specs) == ['/replay_buffer', '/client_0', '/client_1']
-    assert specs['/replay_buffer'].cmd[4:6] == ['dcdrl_cloud', 'replay_buffer']
+    assert list(specs) == ['/dcdrl/replay_buffer', '/dcdrl/client_0', '/dcdrl/client_1']
+    assert specs['/dcdrl/replay_buffer'].cmd[4:6] == ['dcdrl_cloud', 'replay_buffer']
     seeds = set()
     for name in ('client_0', 'client_1'):
-        _, rules = split_ros_args(specs['/' + name].cmd[4:])
-        assert specs['/' + name].cmd[4:6] == ['dcdrl_sim', 'client']
+        _, rules = split_ros_args(specs['/dcdrl/' + name].cmd[4:])
+        assert specs['/dcdrl/' + name].cmd[4:6] == ['dcdrl_sim', 'client']
         assert rules.params_files == [str(ROOT / 'config' / 'stream_demo.yaml')]
-        params = {k: v.value for k, v in rules.resolve('client').param_overrides.items()}
+        params = {k: v.value for k, v in rules.resolve('client', '/dcdrl').param_overrides.items()}
         assert params['client_id'] == name and params['num_envs'] == 8
         assert params['env_id'] == 'dcdrl_sim/MecOffload-v0'
         assert isinstance(params['publish_rate_hz'], float) and isinstance(params['batch_steps'], int)
         seeds.add(params['seed'])
     assert seeds == {0, 1}
-    _, rules = split_ros_args(specs['/replay_buffer'].cmd[4:])
-    buffer = {k: v.value for k, v in rules.resolve('replay_buffer').param_overrides.items()}
+    _, rules = split_ros_args(specs['/dcdrl/replay_buffer'].cmd[4:])
+    buffer = {k: v.value for k, v in rules.resolve('replay_buffer', '/dcdrl').param_overrides.items()}
     assert {'capacity', 'report_period_s'} <= set(buffer) and 'client_id' not in buffer
 
 

@@ -83,6 +83,12 @@ def delete_entity(entity: Optional[Entity]) -> None:
         entity._delete(ref)
 
 
+def gid_bytes(entity: Entity) -> 'Any':
+    """The 16-byte DDS GUID of an entity as a uint8 array (rmw's gid, Jazzy's Gid.data)."""
+    import numpy as np
+    return np.frombuffer(entity.guid.bytes, dtype=np.uint8).copy()
+
+
 _PRIMITIVE_ANNOTATIONS = {
     'bool': bool, 'byte': idl_types.uint8, 'char': idl_types.uint8, 'int8': idl_types.int8,
     'uint8': idl_types.uint8, 'int16': idl_types.int16, 'uint16': idl_types.uint16,
@@ -154,12 +160,14 @@ class Context:
         self.readables: list[Any] = []
         self.topic_types = TopicTypes()
         self._topics: dict[str, Topic] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._shutdown = threading.Event()
         self._initialized = False
         self.ros_args = None
         self.user_args: list[str] = []
         self._on_shutdown: list[Callable[[], None]] = []
+        self.nodes: list[Any] = []
+        self._graph_writer: Optional[Any] = None
 
     def init(self, args: Optional[list[str]] = None, domain_id: Optional[int] = None) -> None:
         from dcdrl_core.ros_args import split_ros_args
@@ -197,6 +205,41 @@ class Context:
                 raise TypeError(f'topic {dds_name} already has type {topic.data_type.__idl_typename__}, '
                                 f'not {message_class._spec.dds_type_name}')
             return topic
+
+    # -- ros_discovery_info: what lets `ros2 node list` see our nodes ----------------------
+    def add_node(self, node: Any) -> None:
+        with self._lock:
+            self.nodes.append(node)
+        self.publish_graph()
+
+    def remove_node(self, node: Any) -> None:
+        with self._lock:
+            if node in self.nodes:
+                self.nodes.remove(node)
+        self.publish_graph()
+
+    def publish_graph(self) -> None:
+        """Announces this participant's nodes and their endpoints, as rmw_dds_common does."""
+        if not self.ok():
+            return
+        from dcdrl_core.messages import get_interface
+        info_class = get_interface('rmw_dds_common/msg/ParticipantEntitiesInfo')
+        gid_class = get_interface('rmw_dds_common/msg/Gid')
+        node_class = get_interface('rmw_dds_common/msg/NodeEntitiesInfo')
+        with self._lock:
+            if self._graph_writer is None:
+                from cyclonedds.pub import DataWriter
+                from dcdrl_core.runtime.qos import qos_profile_transient_local
+                topic = self.topic('ros_discovery_info', info_class)  # no 'rt/': not a ROS topic
+                self._graph_writer = DataWriter(self.participant, topic, qos_profile_transient_local.to_dds())
+            nodes = [node_class(node_namespace=node.get_namespace(), node_name=node.get_name(),
+                                reader_gid_seq=[gid_class(data=g) for g in node.endpoint_gids(readers=True)],
+                                writer_gid_seq=[gid_class(data=g) for g in node.endpoint_gids(readers=False)])
+                     for node in self.nodes]
+            info = info_class(gid=gid_class(data=gid_bytes(self.participant)), node_entities_info_seq=nodes)
+            from cyclonedds._clayer import ddspy_write
+            payload = info_class._codec.encode(info)
+            ddspy_write(self._graph_writer._ref, payload + b'\x00' * (-len(payload) % 4))
 
     def register_readable(self, readable: Any) -> None:
         """Adds an entity whose ``condition`` the executors wait on and ``_dispatch`` they call."""
@@ -237,6 +280,8 @@ class Context:
         delete_entity(self._participant)
         delete_entity(self._domain)
         self.waitset = None
+        self._graph_writer = None
+        self.nodes = []
         self._participant = None
         self._domain = None
 

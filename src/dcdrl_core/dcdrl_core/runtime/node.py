@@ -710,6 +710,7 @@ class Node:
         if automatically_declare_parameters_from_overrides:
             for name, value in self._parameter_overrides.items():
                 self.declare_parameter(name, value)
+        self.context.add_node(self)
 
     # -- identity ---------------------------------------------------------------
     def get_name(self) -> str:
@@ -746,6 +747,7 @@ class Node:
         publisher = Publisher(self, _check_message_type(msg_type), self.resolve_topic_name(topic),
                               as_profile(qos_profile))
         self.publishers.append(publisher)
+        self.context.publish_graph()
         return publisher
 
     def create_subscription(self, msg_type: type[Message], topic: str, callback: Callable[[Any], None],
@@ -753,6 +755,7 @@ class Node:
         subscription = Subscription(self, _check_message_type(msg_type), self.resolve_topic_name(topic),
                                     callback, as_profile(qos_profile), raw=raw)
         self.subscriptions.append(subscription)
+        self.context.publish_graph()
         return subscription
 
     def create_timer(self, timer_period_sec: float, callback: Callable[[], None], **_ignored: Any) -> Timer:
@@ -765,12 +768,14 @@ class Node:
                        *, qos_profile: QoSProfile = qos_profile_services_default, **_ignored: Any) -> Service:
         service = Service(self, srv_type, self.resolve_service_name(srv_name), callback, qos_profile)
         self.services.append(service)
+        self.context.publish_graph()
         return service
 
     def create_client(self, srv_type: type[ServiceType], srv_name: str, *,
                       qos_profile: QoSProfile = qos_profile_services_default, **_ignored: Any) -> Client:
         client = Client(self, srv_type, self.resolve_service_name(srv_name), qos_profile)
         self.clients.append(client)
+        self.context.publish_graph()
         return client
 
     def destroy_publisher(self, publisher: Publisher) -> bool:
@@ -793,6 +798,7 @@ class Node:
             return False
         entities.remove(entity)
         entity.destroy()
+        self.context.publish_graph()
         return True
 
     def destroy_node(self) -> None:
@@ -800,6 +806,16 @@ class Node:
             for entity in list(group):
                 entity.destroy()
             group.clear()
+        self.context.remove_node(self)
+
+    def endpoint_gids(self, readers: bool) -> list[Any]:
+        """GUIDs of this node's DDS readers (or writers), services and clients included."""
+        from dcdrl_core.runtime.context import gid_bytes
+        if readers:
+            entities = [e.reader for e in (*self.subscriptions, *self.services, *self.clients)]
+        else:
+            entities = [e.writer for e in (*self.publishers, *self.services, *self.clients)]
+        return [gid_bytes(entity) for entity in entities if entity is not None]
 
     def count_subscribers(self, topic: str) -> int:
         name = self.resolve_topic_name(topic)
