@@ -4,6 +4,7 @@ rosbags implements ROS 2 serialisation independently of us (it reads and writes
 rosbag2 files recorded by real ROS 2 nodes), so agreement on random instances of
 every interface type is strong evidence that a ROS 2 node reads what we write.
 """
+import importlib.util
 import os
 
 import numpy as np
@@ -95,3 +96,29 @@ def test_standard_definitions_match_ros2_jazzy(type_name):
     # Same layout: Jazzy's definition serialises our random instances to our bytes.
     message = random_message(REGISTRY.get(type_name), np.random.default_rng(7), REGISTRY)
     assert message.serialize() == bytes(JAZZY.serialize_cdr(_to_rosbags(message), type_name))
+
+
+rclpy_only = pytest.mark.skipif(
+    importlib.util.find_spec('rclpy') is None,
+    reason='needs ROS 2 (rclpy); runs in .github/workflows/ros.yml, not on machines without ROS')
+
+
+@rclpy_only
+@pytest.mark.parametrize('type_name', [t for t in all_message_types(REGISTRY) if '/msg/' in t])
+def test_rclpy_serialises_exactly_like_us(type_name):
+    """With ROS 2 present: rclpy's generated classes produce our bytes, and we read theirs."""
+    from rclpy.serialization import deserialize_message, serialize_message
+    from rosidl_runtime_py.set_message import set_message_fields
+    from rosidl_runtime_py.utilities import get_message
+    from dcdrl_core.message_utils import message_to_dict
+    cls = message_class(type_name, REGISTRY)
+    theirs_class = get_message(type_name)
+    rng = np.random.default_rng(5)
+    for _ in range(5):
+        ours = random_message(cls, rng, REGISTRY)
+        theirs = theirs_class()
+        set_message_fields(theirs, message_to_dict(ours))
+        data = serialize_message(theirs)
+        assert bytes(data) == ours.serialize()
+        assert cls.deserialize(bytes(data)) == ours
+        assert serialize_message(deserialize_message(ours.serialize(), theirs_class)) == data
