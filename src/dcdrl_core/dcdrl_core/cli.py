@@ -101,18 +101,34 @@ def cmd_topic_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_topic_echo(args: argparse.Namespace) -> int:
-    from dcdrl_core.message_utils import message_to_dict
+def _run_topic_tool(verb: str, args: argparse.Namespace, setup: Any) -> int:
+    """Resolves the topic's type, lets ``setup(runtime, node, topic, message_class)`` add its
+    entities, then spins until Ctrl-C or until the tool shuts the runtime down itself."""
     from dcdrl_core.messages import get_interface
-    runtime, node = _start_runtime('_dcdrl_topic_echo')
+    runtime, node = _start_runtime(f'_dcdrl_topic_{verb}')
     topic = node.resolve_topic_name(args.topic)
     try:
         message_class = get_interface(_resolve_type(node.context.participant, topic, args.type, args.spin_time))
-        received = [0]
-        limit = 1 if args.once else args.count
+        setup(runtime, node, topic, message_class)
+        runtime.spin(node)
+    except KeyboardInterrupt:
+        pass
+    except LookupError as error:
+        sys.stderr.write(f'dcdrl topic {verb}: {error}\n')
+        return 1
+    finally:
+        runtime.try_shutdown()
+    return 0
 
+
+def cmd_topic_echo(args: argparse.Namespace) -> int:
+    from dcdrl_core.message_utils import message_to_dict
+    received = [0]
+    limit = 1 if args.once else args.count
+    truncate = None if args.full_length else args.truncate_length
+
+    def setup(runtime: Any, node: Any, topic: str, message_class: Any) -> None:
         def on_message(message: Any) -> None:
-            truncate = None if args.full_length else args.truncate_length
             sys.stdout.write(yaml.safe_dump(message_to_dict(message, truncate), sort_keys=False,
                                             default_flow_style=False, allow_unicode=True) + '---\n')
             sys.stdout.flush()
@@ -120,15 +136,7 @@ def cmd_topic_echo(args: argparse.Namespace) -> int:
             if limit and received[0] >= limit:
                 runtime.shutdown()
         node.create_subscription(message_class, topic, on_message, _qos_for(args))
-        runtime.spin(node)
-    except KeyboardInterrupt:
-        pass
-    except LookupError as error:
-        sys.stderr.write(f'dcdrl topic echo: {error}\n')
-        return 1
-    finally:
-        runtime.try_shutdown()
-    return 0
+    return _run_topic_tool('echo', args, setup)
 
 
 class RateMeter:
@@ -158,29 +166,18 @@ class RateMeter:
 
 
 def cmd_topic_hz(args: argparse.Namespace) -> int:
-    from dcdrl_core.messages import get_interface
-    runtime, node = _start_runtime('_dcdrl_topic_hz')
-    topic = node.resolve_topic_name(args.topic)
     meter = RateMeter(args.window)
-    try:
-        message_class = get_interface(_resolve_type(node.context.participant, topic, args.type, args.spin_time))
-        node.create_subscription(message_class, topic, lambda _data: meter.tick(), _qos_for(args), raw=True)
 
-        def report() -> None:
-            stats = meter.stats()
-            if stats:
-                print(f"average rate: {stats['rate']:.3f}\n\tmin: {stats['min']:.3f}s max: {stats['max']:.3f}s "
-                      f"std dev: {stats['std']:.5f}s window: {stats['window']}", flush=True)
+    def report() -> None:
+        stats = meter.stats()
+        if stats:
+            print(f"average rate: {stats['rate']:.3f}\n\tmin: {stats['min']:.3f}s max: {stats['max']:.3f}s "
+                  f"std dev: {stats['std']:.5f}s window: {stats['window']}", flush=True)
+
+    def setup(runtime: Any, node: Any, topic: str, message_class: Any) -> None:
+        node.create_subscription(message_class, topic, lambda _data: meter.tick(), _qos_for(args), raw=True)
         node.create_timer(1.0, report)
-        runtime.spin(node)
-    except KeyboardInterrupt:
-        pass
-    except LookupError as error:
-        sys.stderr.write(f'dcdrl topic hz: {error}\n')
-        return 1
-    finally:
-        runtime.try_shutdown()
-    return 0
+    return _run_topic_tool('hz', args, setup)
 
 
 def cmd_topic_pub(args: argparse.Namespace) -> int:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from dcdrl_core.learning import checkpoint as ckpt
+from dcdrl_core import files
 from dcdrl_core.learning.agents import Agent, AgentConfig
 from dcdrl_core.learning.checkpoint import (flatten_state, load_checkpoint, load_state, save_checkpoint, save_state,
                                             unflatten_state)
@@ -112,7 +112,7 @@ def test_atomic_write_keeps_the_old_file_when_the_write_fails(tmp_path, monkeypa
 
     def broken_replace(src, dst):
         raise OSError('disk full')
-    monkeypatch.setattr(ckpt.os, 'replace', broken_replace)
+    monkeypatch.setattr(files.os, 'replace', broken_replace)
     with pytest.raises(OSError, match='disk full'):
         save_state(path, {'value': torch.zeros(3), 'n': 2})
     assert path.read_bytes() == before

@@ -15,13 +15,13 @@ Writes are atomic: a temporary file in the same directory, fsync, os.replace.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
+
+from dcdrl_core.files import atomic_write_bytes
 
 CHECKPOINT_FORMAT = 'dcdrl-checkpoint'
 CHECKPOINT_FORMAT_VERSION = 1
@@ -92,23 +92,6 @@ def unflatten_state(skeleton: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
 
 
 # ---------------------------------------------------------------- files
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write to a temp file in the same directory, fsync, then rename over `path` (atomic on POSIX)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    try:
-        with os.fdopen(fd, 'wb') as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def save_state(path: str | Path, state: Mapping[str, Any]) -> None:
     """Atomically write any nested state of tensors and JSON values as one safetensors file."""
     from safetensors.torch import save
@@ -169,5 +152,5 @@ def load_checkpoint(path: str | Path, agent: Any = None) -> tuple[Any, Checkpoin
     return agent, info
 
 
-__all__ = ['CHECKPOINT_FORMAT', 'CheckpointInfo', 'atomic_write_bytes', 'flatten_state', 'load_checkpoint',
+__all__ = ['CHECKPOINT_FORMAT', 'CheckpointInfo', 'flatten_state', 'load_checkpoint',
            'load_state', 'save_checkpoint', 'save_state', 'unflatten_state']

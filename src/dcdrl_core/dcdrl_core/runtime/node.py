@@ -466,18 +466,23 @@ class Timer:
         self.cancel()
 
 
-def _user_data(kind: str, ident: str) -> Policy.Userdata:
-    return Policy.Userdata(data=f'{kind}={ident};'.encode())
-
-
-def _with_user_data(qos: Qos, user_data: Policy.Userdata) -> Qos:
-    return Qos(*qos, user_data)
-
-
 def _client_service_id() -> str:
     """16 random bytes in rmw_cyclonedds_cpp's dotted-hex form."""
     raw = os.urandom(16)
     return f'{raw[0]:02x}' + ''.join(f'.{b:x}' for b in raw[1:])
+
+
+def _open_service_endpoints(context: Context, srv_type: type[ServiceType], name: str, qos: QoSProfile,
+                            is_service: bool) -> tuple[DataWriter, DataReader]:
+    """The (writer, reader) pair of a service (reply writer, request reader) or a client
+    (request writer, reply reader), both tagged with one 'serviceid=' or 'clientid=' in USER_DATA."""
+    kind = 'serviceid' if is_service else 'clientid'
+    dds_qos = Qos(*qos.to_dds(), Policy.Userdata(data=f'{kind}={_client_service_id()};'.encode()))
+    request = context.topic(f'rq{name}Request', srv_type.Request, service_header=True)
+    reply = context.topic(f'rr{name}Reply', srv_type.Response, service_header=True)
+    writer_topic, reader_topic = (reply, request) if is_service else (request, reply)
+    return (DataWriter(context.participant, writer_topic, dds_qos),
+            DataReader(context.participant, reader_topic, dds_qos))
 
 
 def _endpoint_user_data(endpoint: Any, key: str) -> Optional[str]:
@@ -507,14 +512,7 @@ class Service(_Readable):
         self.callback = callback
         self._node = node
         self.rejected = 0
-        ident = _client_service_id()
-        dds_qos = qos.to_dds()
-        request_topic = node.context.topic(f'rq{name}Request', srv_type.Request, service_header=True)
-        reply_topic = node.context.topic(f'rr{name}Reply', srv_type.Response, service_header=True)
-        self.writer = DataWriter(node.context.participant, reply_topic,
-                                 _with_user_data(dds_qos, _user_data('serviceid', ident)))
-        self.reader = DataReader(node.context.participant, request_topic,
-                                 _with_user_data(dds_qos, _user_data('serviceid', ident)))
+        self.writer, self.reader = _open_service_endpoints(node.context, srv_type, name, qos, is_service=True)
         self._register()
 
     def _dispatch(self) -> None:
@@ -569,14 +567,7 @@ class Client(_Readable):
         self.srv_type = srv_type
         self.srv_name = name
         self._node = node
-        ident = _client_service_id()
-        dds_qos = qos.to_dds()
-        request_topic = node.context.topic(f'rq{name}Request', srv_type.Request, service_header=True)
-        reply_topic = node.context.topic(f'rr{name}Reply', srv_type.Response, service_header=True)
-        self.writer = DataWriter(node.context.participant, request_topic,
-                                 _with_user_data(dds_qos, _user_data('clientid', ident)))
-        self.reader = DataReader(node.context.participant, reply_topic,
-                                 _with_user_data(dds_qos, _user_data('clientid', ident)))
+        self.writer, self.reader = _open_service_endpoints(node.context, srv_type, name, qos, is_service=False)
         self._register()
         # As rmw_cyclonedds_cpp: the request writer's instance handle identifies this client.
         self.guid = self.writer.instance_handle & 0xFFFFFFFFFFFFFFFF

@@ -18,13 +18,13 @@ load, and a loaded buffer samples exactly what the saved one would have sampled 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from dcdrl_core.files import atomic_write
 
 if TYPE_CHECKING:
     from .buffer import ReplayBuffer
@@ -54,18 +54,7 @@ def save_buffer(buffer: 'ReplayBuffer', path: str | Path) -> None:
             meta['per'] = {'max_priority': sampler.max_priority, 'sample_calls': sampler.sample_calls}
     arrays['meta_json'] = np.frombuffer(json.dumps(meta).encode('utf-8'), dtype=np.uint8)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda handle: np.savez(handle, **arrays))
 
 
 def load_buffer(cls: type['ReplayBuffer'], path: str | Path) -> 'ReplayBuffer':
