@@ -35,6 +35,8 @@ setup(
     entry_points={
         'console_scripts': [
             'replay_buffer = dcdrl_cloud.replay_buffer_node:main',
+            'learner = dcdrl_cloud.learner_node:main',
+            'parameter_server = dcdrl_cloud.parameter_server_node:main',
         ],
     },
 )
