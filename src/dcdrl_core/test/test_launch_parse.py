@@ -358,3 +358,24 @@ def test_main_print_show_args_and_errors(capsys, tmp_path):
     assert "missing attribute 'exec'" in capsys.readouterr().err
     assert main(['dcdrl_core', 'no_such.launch.yaml']) == 1
     assert "launch file 'no_such.launch.yaml' of package 'dcdrl_core' not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('text, expected', [
+    ('$(equals 3 3.0)', 'true'), ('$(equals abc abd)', 'false'), ('$(equals true 1)', 'true'),
+    ('$(not-equals 2 3)', 'true'), ('$(not false)', 'true'), ('$(and true 0)', 'false'),
+    ('$(or false 1)', 'true'), ('$(any false false true)', 'true'), ('$(all true 1 false)', 'false'),
+    ('$(any $(equals $(var n) 3) $(equals $(var n) 4))', 'true'),
+])
+def test_logic_substitutions_follow_launch(text, expected):
+    from dcdrl_core.launch.context import LaunchContext
+    from dcdrl_core.launch.substitutions import evaluate, parse_template
+    context = LaunchContext()
+    context.configurations['n'] = '4'
+    assert evaluate(parse_template(text), context) == expected
+
+
+def test_logic_substitution_refuses_non_booleans():
+    from dcdrl_core.launch.context import LaunchContext
+    from dcdrl_core.launch.substitutions import LaunchError, evaluate, parse_template
+    with pytest.raises(LaunchError, match='needs true/false/1/0'):
+        evaluate(parse_template('$(not maybe)'), LaunchContext())

@@ -5,12 +5,15 @@ The syntax follows launch's frontend grammar (launch/share/launch/frontend/gramm
 substitutions or be quoted ('...' or "..."), and a backslash escapes the next character.
 
 Supported: ``$(var NAME [DEFAULT])``, ``$(env NAME [DEFAULT])``, ``$(find-pkg-share PKG)``,
-``$(find-pkg-prefix PKG)``, ``$(dirname)``, ``$(filename)``, ``$(anon NAME)``.
+``$(find-pkg-prefix PKG)``, ``$(dirname)``, ``$(filename)``, ``$(anon NAME)``, and launch's
+logic substitutions ``$(equals A B)``, ``$(not-equals A B)``, ``$(not X)``, ``$(and X Y)``,
+``$(or X Y)``, ``$(any X ...)``, ``$(all X ...)`` (results 'true'/'false', as in launch >= 1.0).
 ``$(eval ...)`` and ``$(command ...)`` are refused on purpose: DC-DRL never evaluates strings
 as Python or runs shell commands from a launch file.
 """
 from __future__ import annotations
 
+import math
 import os
 import secrets
 from dataclasses import dataclass
@@ -24,7 +27,9 @@ if TYPE_CHECKING:
 __all__ = ['Substitution', 'Template', 'LaunchError', 'parse_template', 'evaluate', 'template_text',
            'SUPPORTED_SUBSTITUTIONS']
 
-SUPPORTED_SUBSTITUTIONS = ('var', 'env', 'find-pkg-share', 'find-pkg-prefix', 'dirname', 'filename', 'anon')
+_LOGIC = ('equals', 'not-equals', 'not', 'and', 'or', 'any', 'all')
+SUPPORTED_SUBSTITUTIONS = ('var', 'env', 'find-pkg-share', 'find-pkg-prefix', 'dirname', 'filename', 'anon',
+                           *_LOGIC)
 _REFUSED = {
     'eval': 'it evaluates Python expressions, which DC-DRL never does; use $(var ...) with '
             "'if'/'unless' attributes holding true/false instead",
@@ -233,9 +238,51 @@ def evaluate(template: Template, context: 'LaunchContext', where: str = 'launch 
             if args[0] not in context.anonymous_names:
                 context.anonymous_names[args[0]] = f'{args[0]}_{os.getpid()}_{secrets.token_hex(4)}'
             out.append(context.anonymous_names[args[0]])
+        elif name in _LOGIC:
+            out.append(_logic(part, args, where))
         else:  # parse_template rejects these already; kept for templates built by hand
             raise LaunchError(f'{where}: unsupported substitution {part.describe()}')
     return ''.join(out)
+
+
+def _as_bool(text: str, sub: Substitution, where: str) -> bool:
+    """launch's perform_typed_substitution(bool): true/false/1/0, any case."""
+    lowered = text.strip().lower()
+    if lowered in ('true', '1'):
+        return True
+    if lowered in ('false', '0'):
+        return False
+    raise LaunchError(f"{where}: {sub.describe()} needs true/false/1/0, got {text!r}")
+
+
+def _equal(left: str, right: str) -> bool:
+    """launch's EqualsSubstitution: booleans by meaning, numbers by value (isclose), else text."""
+    bools = ('true', 'false', '1', '0')
+    if left.lower() in bools and right.lower() in bools:
+        return (left.lower() in ('true', '1')) == (right.lower() in ('true', '1'))
+    try:
+        return math.isclose(float(left), float(right))
+    except ValueError:
+        return left == right
+
+
+def _logic(sub: Substitution, args: list[str], where: str) -> str:
+    name = sub.name
+    if name in ('equals', 'not-equals'):
+        _expect_args(sub, 2, 2, where)
+        result = _equal(args[0], args[1]) == (name == 'equals')
+    elif name == 'not':
+        _expect_args(sub, 1, 1, where)
+        result = not _as_bool(args[0], sub, where)
+    elif name in ('and', 'or'):
+        _expect_args(sub, 2, 2, where)
+        values = [_as_bool(a, sub, where) for a in args]
+        result = all(values) if name == 'and' else any(values)
+    else:  # any, all
+        _expect_args(sub, 1, 64, where)
+        values = [_as_bool(a, sub, where) for a in args]
+        result = any(values) if name == 'any' else all(values)
+    return 'true' if result else 'false'
 
 
 def is_plain(template: Template) -> bool:
