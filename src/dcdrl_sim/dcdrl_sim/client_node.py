@@ -1,66 +1,215 @@
-"""`ros2 run dcdrl_sim client`: a simulated client that explores K environment copies and
-streams its experience (and episode statistics) to the replay buffer.
+"""`ros2 run dcdrl_sim client`: a simulated DC-DRL client.
 
-Thin adapter: the rollout logic is dcdrl_sim.rollout, the message filling dcdrl_core.experience.
+It steps K environment copies, publishes experience batches (stamped with the policy version
+that chose the actions) and episode statistics. Central mode: it acts with the newest learner
+`policy` (random actions before the first). Collective mode: it trains a local agent, submits
+it with its fitness every generation on `client_model`, mutates, and pulls merged generations
+from `merged_policy` by the DC-DRL rule. Thin adapter: the logic is dcdrl_sim.client_logic and
+dcdrl_sim.collective; the work runs in the node's own thread, callbacks only hand weights over.
+
+Topics (relative; the launch puts the node in /dcdrl):
+  experience     ExperienceBatch  out  reliable, keep-last experience_depth
+  episode_stats  EpisodeStats     out  best effort, keep-last 5
+  policy         PolicyWeights    in   reliable, transient-local, depth 1 (central mode)
+  merged_policy  PolicyWeights    in   reliable, transient-local, depth 1 (collective mode)
+  client_model   PolicyWeights    out  reliable, keep-last 10 (collective mode)
+
+Parameters (default; meaning):
+  client_id ('')                  name in messages; '' = the node name
+  env_id ('dcdrl_sim/MecOffload-v0')  gymnasium id (Box actions)
+  network_preset ('dcdrl')        network/agent preset; with the env dims it fixes the architecture id
+  mode ('central')                'central' or 'collective'
+  seed (0)                        this client's seed (envs, noise, local agent): give each client its own
+  num_envs (4)                    environment copies stepped together
+  batch_steps (16)                steps of every copy per experience batch
+  publish_rate_hz (20.0)          most batches per second (collective: fewer when training takes longer)
+  experience_depth (100)          keep-last depth of the experience publisher
+  exploration ('ou')              noise around the policy: 'ou', 'gaussian' or 'none'
+  exploration_noise (0.3)         scale of that noise (sigma/theta from the preset)
+  gamma (0.9)                     collective: discount of local 1-step transitions
+  generation_steps (2000)         collective: transitions between fitness evaluations/submissions
+  eval_episodes (3)               collective: fitness = mean return of this many noise-free episodes
+  eval_max_steps (10000)          collective: cut for an evaluation episode that never ends
+  mutation_probability (0.2)      collective: chance of a mutation after each submission
+  mutation_scale (0.05)           collective: mutation noise std per tensor, relative to its std
+  pull_margin (0.0)               collective: the merged model must beat the own one by more than this
+  evaluate_merged (true)          collective: evaluate the merged model here (false: trust its fitness)
+  batch_size (64)                 collective: local update batch
+  learning_starts (1000)          collective: local transitions before the first update
+  updates_per_step (0.25)         collective: local updates per transition
+  local_buffer_size (100000)      collective: local replay capacity
+  device ('cpu')                  collective: torch device of the local agent
+  torch_threads (1)               torch threads of this process
+  stats_period_s (10.0)           period of the progress log line
+
+On shutdown it prints one line 'CLIENT REPORT {json}' with its counters.
 """
 from __future__ import annotations
 
+import json
+import threading
+import time
+import traceback
 from typing import Optional, Sequence
 
 from dcdrl_core import ros
 from dcdrl_core.experience import fill_experience
-from dcdrl_msgs.msg import EpisodeStats, ExperienceBatch
-from dcdrl_sim.rollout import RolloutCollector
+from dcdrl_core.learning.codec import WeightsRejected, encode_weights
+from dcdrl_core.weights_msg import fill_weights, fitness_of, read_weights
+from dcdrl_msgs.msg import EpisodeStats, ExperienceBatch, PolicyWeights, Tensor
+from dcdrl_sim.client_logic import ClientConfig, ClientLogic, StepResult
+
+_DEFAULTS = ClientConfig()
 
 
 class SimulatedClient(ros.Node):
     def __init__(self) -> None:
         super().__init__('client')
-        self.declare_parameter('client_id', '')
-        self.declare_parameter('env_id', 'dcdrl_sim/MecOffload-v0')
-        self.declare_parameter('num_envs', 4)
-        self.declare_parameter('batch_steps', 16)
+        names = ('client_id', 'env_id', 'network_preset', 'mode', 'seed', 'num_envs', 'batch_steps', 'exploration',
+                 'exploration_noise', 'gamma', 'generation_steps', 'eval_episodes', 'eval_max_steps',
+                 'mutation_probability', 'mutation_scale', 'pull_margin', 'evaluate_merged', 'batch_size',
+                 'learning_starts', 'updates_per_step', 'local_buffer_size', 'device', 'torch_threads')
+        for name in names:
+            self.declare_parameter(name, getattr(_DEFAULTS, name))
         self.declare_parameter('publish_rate_hz', 20.0)
-        self.declare_parameter('seed', 0)
         self.declare_parameter('experience_depth', 100)
+        self.declare_parameter('stats_period_s', 10.0)
         param = lambda name: self.get_parameter(name).value  # noqa: E731
-        if param('num_envs') < 1 or param('batch_steps') < 1 or param('publish_rate_hz') <= 0:
-            raise ValueError('num_envs and batch_steps must be >= 1 and publish_rate_hz > 0')
-        self.client_id = param('client_id') or self.get_name()
-        self.batch_steps = param('batch_steps')
-        self.collector = RolloutCollector(param('env_id'), param('num_envs'), seed=param('seed'))
+        if param('publish_rate_hz') <= 0 or param('experience_depth') < 1 or param('stats_period_s') <= 0:
+            raise ValueError('publish_rate_hz and stats_period_s must be > 0 and experience_depth >= 1, got '
+                             f"{param('publish_rate_hz')}, {param('stats_period_s')}, {param('experience_depth')}")
+        values = {name: param(name) for name in names}
+        values['client_id'] = values['client_id'] or self.get_name()
+        self.config = ClientConfig(**values)
+        self.client_id = self.config.client_id
+        self.logic = ClientLogic(self.config)
+        self.period_s = 1.0 / param('publish_rate_hz')
+        self.stats_period_s = float(param('stats_period_s'))
+
         self.experience_pub = self.create_publisher(
             ExperienceBatch, 'experience',
             ros.QoSProfile(depth=param('experience_depth'), reliability=ros.ReliabilityPolicy.RELIABLE))
         self.episode_pub = self.create_publisher(EpisodeStats, 'episode_stats', ros.qos_profile_sensor_data)
+        latched = ros.QoSProfile(depth=1, reliability=ros.ReliabilityPolicy.RELIABLE,
+                                 durability=ros.DurabilityPolicy.TRANSIENT_LOCAL)
+        self.model_pub = None
+        if self.config.mode == 'central':
+            self.create_subscription(PolicyWeights, 'policy', self.on_policy, latched)
+        else:
+            self.create_subscription(PolicyWeights, 'merged_policy', self.on_merged, latched)
+            self.model_pub = self.create_publisher(
+                PolicyWeights, 'client_model', ros.QoSProfile(depth=10, reliability=ros.ReliabilityPolicy.RELIABLE))
         self.sequence = 0
         self.episodes = 0
-        self.policy_version = 0
-        self.create_timer(1.0 / param('publish_rate_hz'), self.step)
+        self.transitions = 0
+        self.errors = 0
+        self._stop = threading.Event()
+        self._worker = threading.Thread(target=self._run, name=f'{self.client_id}-worker', daemon=True)
+        self._worker.start()
         self.get_logger().info(
-            f'client {self.client_id} started: {param("env_id")} x{param("num_envs")}, '
-            f'{self.batch_steps} steps per batch')
+            f'client {self.client_id} started: {self.config.env_id} x{self.config.num_envs}, '
+            f'{self.config.batch_steps} steps per batch, mode {self.config.mode}, '
+            f'architecture {self.logic.architecture_id}')
 
-    def step(self) -> None:
-        block = self.collector.collect(self.batch_steps)
+    # ------------------------------------------------------------------ callbacks: hand over only
+    def on_policy(self, message: PolicyWeights) -> None:
+        try:
+            version = self.logic.offer_policy(read_weights(message))
+        except WeightsRejected as error:
+            self._refused('policy', message, error, self.logic.policy.refused_total())
+            return
+        self.get_logger().debug(f'accepted policy version {version} from {message.producer!r}')
+
+    def on_merged(self, message: PolicyWeights) -> None:
+        try:
+            self.logic.offer_merged(read_weights(message), fitness_of(message), int(message.generation))
+        except WeightsRejected as error:
+            self._refused('merged policy', message, error, self.logic.merged.refused_total())
+            return
+        self.get_logger().info(f'received merged generation {message.generation} '
+                               f'(fitness estimate {message.fitness:.4g})')
+
+    def _refused(self, what: str, message: PolicyWeights, error: WeightsRejected, total: int) -> None:
+        self.get_logger().warning(
+            f'refused {what} version {message.version} from {message.producer!r} ({error.reason}): {error} '
+            f'[{total} refused]', throttle_duration_sec=1.0)
+
+    # ------------------------------------------------------------------ the worker thread
+    def _run(self) -> None:
+        next_stats = time.monotonic() + self.stats_period_s
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                self._publish(self.logic.step())
+            except Exception:  # a bug: say so loudly, keep the node (and its report) alive
+                self.errors += 1
+                self.get_logger().error(f'client step failed:\n{traceback.format_exc()}',
+                                        throttle_duration_sec=5.0)
+            now = time.monotonic()
+            if now >= next_stats:
+                next_stats = now + self.stats_period_s
+                self._log_progress()
+            # Rate limit: wait out the rest of the period (returns at once when stopping).
+            self._stop.wait(max(0.0, self.period_s - (now - started)))
+
+    def _publish(self, result: StepResult) -> None:
+        block = result.block
+        if result.swapped_to is not None:
+            self.get_logger().info(f'acting with policy version {result.swapped_to}', throttle_duration_sec=2.0)
+        for decision in result.decisions:
+            self.get_logger().info(decision.describe())
         if len(block):
             message = fill_experience(
                 ExperienceBatch(), client_id=self.client_id, sequence=self.sequence,
-                policy_version=self.policy_version, obs=block.obs, actions=block.actions,
+                policy_version=result.policy_version, obs=block.obs, actions=block.actions,
                 rewards=block.rewards, next_obs=block.next_obs, terminated=block.terminated,
                 truncated=block.truncated, extra_names=block.extra_names, extras=block.extras)
             message.header.stamp = self.get_clock().now().to_msg()
             self.experience_pub.publish(message)
             self.sequence += 1
+            self.transitions += len(block)
         for episode in block.episodes:
             self.episodes += 1
             stats = EpisodeStats(
-                client_id=self.client_id, episode=self.episodes, policy_version=self.policy_version,
+                client_id=self.client_id, episode=self.episodes, policy_version=result.policy_version,
                 length=episode.length, episode_return=episode.episode_return, cost=episode.cost,
                 latency_mean_s=episode.latency_mean_s, energy_mean_j=episode.energy_mean_j,
                 deadline_miss_ratio=episode.deadline_miss_ratio, offload_fraction=episode.offload_fraction)
             stats.header.stamp = self.get_clock().now().to_msg()
             self.episode_pub.publish(stats)
+        if result.submission is not None and self.model_pub is not None:
+            submission = result.submission
+            payload = encode_weights(submission.weights, self.logic.architecture_id, submission.generation)
+            model = fill_weights(PolicyWeights(), payload, Tensor, producer=self.client_id,
+                                 generation=submission.generation, fitness=submission.fitness)
+            model.header.stamp = self.get_clock().now().to_msg()
+            self.model_pub.publish(model)
+            self.get_logger().info(
+                f'generation {submission.generation}: submitted model with fitness {submission.fitness:.4g} '
+                f'after {submission.env_steps} transitions' + (', then mutated' if result.mutated else ''))
+
+    def _log_progress(self) -> None:
+        s = self.logic.stats()
+        line = (f"{s['env_steps']} transitions in {self.sequence} batches, {self.episodes} episodes, "
+                f"policy version {s['policy_version']}")
+        if self.config.mode == 'central':
+            line += f", policies accepted {s['policies_accepted']}, refused {sum(s['policies_refused'].values())}"
+        else:
+            line += (f", updates {s['updates']}, submissions {s['submissions']}, pulls {s['pulls']}/"
+                     f"{s['pulls'] + s['no_pulls']}, mutations {s['mutations']}")
+        self.get_logger().info(line)
+
+    def report(self) -> dict:
+        return {'client_id': self.client_id, 'sequence': self.sequence, 'transitions': self.transitions,
+                'episodes': self.episodes, 'errors': self.errors, **self.logic.stats()}
+
+    def destroy_node(self) -> None:
+        self._stop.set()
+        self._worker.join(timeout=30.0)
+        print('CLIENT REPORT ' + json.dumps(self.report()), flush=True)
+        if not self._worker.is_alive():  # never close environments under a running step
+            self.logic.close()
+        super().destroy_node()
 
 
 def main(args: Optional[Sequence[str]] = None) -> int:

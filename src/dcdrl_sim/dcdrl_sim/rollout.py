@@ -18,6 +18,8 @@ from dcdrl_sim.registration import make_vector_env
 EXTRA_KEYS = ('cost', 'latency_s', 'energy_j', 'deadline_miss_ratio', 'offload_fraction')
 
 Policy = Callable[[np.ndarray], np.ndarray]
+# Told which copies just finished an episode (e.g. to restart their exploration noise).
+EpisodeEndHook = Callable[[np.ndarray], None]
 
 
 @dataclass
@@ -52,7 +54,11 @@ class RolloutBlock:
 
 class RolloutCollector:
     def __init__(self, env_id: str, num_envs: int = 4, seed: Optional[int] = None,
-                 policy: Optional[Policy] = None, env_kwargs: Optional[dict[str, Any]] = None) -> None:
+                 policy: Optional[Policy] = None, env_kwargs: Optional[dict[str, Any]] = None,
+                 on_episode_end: Optional[EpisodeEndHook] = None) -> None:
+        """``policy`` maps obs [num_envs, obs_dim] to actions; None (or set to None later) samples
+        random actions.  ``on_episode_end`` gets the indices of the copies whose episode ended
+        at a step, right after that step."""
         if num_envs < 1:
             raise ValueError(f'num_envs must be >= 1, got {num_envs}')
         self.env_id = env_id
@@ -64,6 +70,7 @@ class RolloutCollector:
         self.obs_dim = int(np.prod(self.envs.single_observation_space.shape))
         self.action_dim = int(np.prod(self.envs.single_action_space.shape))
         self.policy = policy
+        self.on_episode_end = on_episode_end
         self.envs.action_space.seed(seed)
         self._obs, _ = self.envs.reset(seed=seed)
         self._skip = np.zeros(num_envs, dtype=bool)  # next step of these copies is a reset step
@@ -100,6 +107,9 @@ class RolloutCollector:
             parts['extras'].append(extras[valid])
             self.env_steps += int(valid.sum())
             episodes += self._track_episodes(valid, rewards, extras, terminated | truncated)
+            ended = np.flatnonzero(valid & np.asarray(terminated | truncated, bool))
+            if ended.size and self.on_episode_end is not None:
+                self.on_episode_end(ended)
             self._skip = np.asarray(terminated | truncated, bool)
             self._obs = next_obs
         return RolloutBlock(
