@@ -1,0 +1,130 @@
+"""`ros2 run dcdrl_cloud parameter_server`: collects client models by generation, merges the elite,
+publishes the merged generation, and answers "latest policy" requests.
+
+Thin adapter over dcdrl_cloud.parameter_server (the rules are described there and in
+docs/client-and-parameter-server.md). Bad submissions are refused with a throttled log line and
+counted; the node keeps running. On shutdown it prints 'PARAMETER_SERVER REPORT {json}'.
+
+Topics and services (relative; the launch puts the node in /dcdrl):
+  client_model   PolicyWeights     in   reliable, keep-last 10 (producer, generation, has_fitness/fitness)
+  policy         PolicyWeights     in   reliable, transient-local, depth 1 (the learner's; for get_policy)
+  merged_policy  PolicyWeights     out  reliable, transient-local, depth 1 (generation g, version g,
+                                        fitness = weighted mean fitness of the merged models)
+  get_policy     GetPolicy (srv)        merged generation if any, else the latest learner policy
+
+Parameters (default; meaning):
+  env_id ('dcdrl_sim/MecOffload-v0')  env whose dimensions fix the architecture id
+  network_preset ('dcdrl')        network preset of every party
+  expected_models (3)             submissions from distinct producers that close a generation
+                                  (e.g. number of clients + 1 for the learner in collective mode)
+  generation_timeout_s (30.0)     close a generation this long after its first submission
+  min_models (1)                  fewest models a timed-out generation needs
+  merge_method ('rank')           'rank' or 'softmax' merge weights
+  elite_fraction (0.0)            0 = the paper's elite (fitness >= mean); else the best fraction (0, 1]
+  temperature (1.0)               softmax temperature, in elite fitness standard deviations
+  output_dir ('runs/train')       generations.csv is appended here
+  poll_period_s (0.5)             timer period for the time-based close
+"""
+from __future__ import annotations
+
+import json
+import time
+from typing import Optional, Sequence
+
+from dcdrl_core import ros
+from dcdrl_core.learning.codec import WeightsRejected
+from dcdrl_core.weights_msg import fill_weights, fitness_of, read_weights
+from dcdrl_msgs.msg import PolicyWeights, Tensor
+from dcdrl_msgs.srv import GetPolicy
+from dcdrl_cloud.parameter_server import ParameterServer, ParameterServerConfig, SubmissionRefused, env_dims
+
+_DEFAULTS = ParameterServerConfig()
+_NAMES = ('env_id', 'network_preset', 'expected_models', 'generation_timeout_s', 'min_models', 'merge_method',
+          'elite_fraction', 'temperature', 'output_dir')
+
+
+class ParameterServerNode(ros.Node):
+    def __init__(self) -> None:
+        super().__init__('parameter_server')
+        for name in _NAMES:
+            self.declare_parameter(name, getattr(_DEFAULTS, name))
+        self.declare_parameter('poll_period_s', 0.5)
+        param = lambda name: self.get_parameter(name).value  # noqa: E731
+        if param('poll_period_s') <= 0:
+            raise ValueError(f"poll_period_s must be > 0, got {param('poll_period_s')}")
+        self.config = ParameterServerConfig(**{name: param(name) for name in _NAMES})
+        obs_dim, action_dim = env_dims(self.config.env_id)
+        self.logic = ParameterServer(self.config, obs_dim, action_dim, now=time.monotonic(),
+                                     producer_name=self.get_name())
+        latched = ros.QoSProfile(depth=1, reliability=ros.ReliabilityPolicy.RELIABLE,
+                                 durability=ros.DurabilityPolicy.TRANSIENT_LOCAL)
+        self.merged_pub = self.create_publisher(PolicyWeights, 'merged_policy', latched)
+        self.create_subscription(PolicyWeights, 'client_model', self.on_model,
+                                 ros.QoSProfile(depth=10, reliability=ros.ReliabilityPolicy.RELIABLE))
+        self.create_subscription(PolicyWeights, 'policy', self.on_policy, latched)
+        self.create_service(GetPolicy, 'get_policy', self.on_get_policy)
+        self.create_timer(param('poll_period_s'), self.poll)
+        c = self.config
+        elite = 'fitness >= mean' if not c.elite_fraction else f'best {c.elite_fraction:g}'
+        self.get_logger().info(
+            f'parameter_server started: {c.expected_models} models per generation (timeout '
+            f'{c.generation_timeout_s:g} s after the first, at least {c.min_models}), merge {c.merge_method} '
+            f'over {elite}, architecture {self.logic.architecture_id}, writing {self.logic.csv_path}')
+
+    def on_model(self, message: PolicyWeights) -> None:
+        producer = message.producer
+        try:
+            generation = self.logic.submit(read_weights(message), producer, int(message.generation),
+                                           fitness_of(message), time.monotonic())
+        except (SubmissionRefused, WeightsRejected) as error:
+            reason = getattr(error, 'reason', 'malformed')
+            if isinstance(error, WeightsRejected):  # read_weights could not even parse the message
+                self.logic.refused[reason] += 1
+            self.get_logger().warning(
+                f'refused model from {producer!r} for generation {message.generation}: {error} '
+                f'[{sum(self.logic.refused.values())} refused]', throttle_duration_sec=1.0)
+            return
+        self.get_logger().info(
+            f'accepted model from {producer!r} for generation {generation} (fitness {message.fitness:.4g}, '
+            f'{self.logic.submissions_in_open_generation()}/{self.config.expected_models})')
+        self.poll()
+
+    def on_policy(self, message: PolicyWeights) -> None:
+        try:
+            version = self.logic.offer_learner_policy(read_weights(message), message.producer)
+        except WeightsRejected as error:
+            self.get_logger().warning(
+                f'refused learner policy version {message.version} from {message.producer!r}: {error} '
+                f'[{sum(self.logic.learner_refused.values())} refused]', throttle_duration_sec=1.0)
+            return
+        self.get_logger().debug(f'learner policy version {version} kept for get_policy')
+
+    def poll(self) -> None:
+        merged = self.logic.poll(time.monotonic(), time.time())
+        if merged is None:
+            return
+        message = fill_weights(PolicyWeights(), merged.payload, Tensor, producer=self.get_name(),
+                               generation=merged.generation, fitness=merged.fitness_estimate)
+        message.header.stamp = self.get_clock().now().to_msg()
+        self.merged_pub.publish(message)
+        self.get_logger().info(merged.describe())
+
+    def on_get_policy(self, request: GetPolicy.Request, response: GetPolicy.Response) -> GetPolicy.Response:
+        answer = self.logic.answer(request.architecture_id, int(request.min_version))
+        response.available = answer.available
+        response.message = answer.message
+        if answer.payload is not None:
+            fill_weights(response.weights, answer.payload, Tensor, producer=answer.producer,
+                         generation=answer.generation, fitness=answer.fitness)
+            response.weights.header.stamp = self.get_clock().now().to_msg()
+        else:
+            self.get_logger().info(f'get_policy unanswered: {answer.message}', throttle_duration_sec=1.0)
+        return response
+
+    def destroy_node(self) -> None:
+        print('PARAMETER_SERVER REPORT ' + json.dumps(self.logic.stats()), flush=True)
+        super().destroy_node()
+
+
+def main(args: Optional[Sequence[str]] = None) -> int:
+    return ros.run_node(ParameterServerNode, args)
