@@ -1,10 +1,12 @@
 """Replay intake: valid batches stored, bad ones counted and dropped, lost batches counted."""
+import json
+
 import numpy as np
 import pytest
 
 from dcdrl_core import runtime  # noqa: F401  (interface import hook)
 from dcdrl_core.experience import ExperienceRejected, fill_experience
-from dcdrl_cloud.ingest import ExperienceIngest
+from dcdrl_cloud.ingest import ExperienceIngest, IngestStats
 from dcdrl_msgs.msg import ExperienceBatch
 
 
@@ -44,11 +46,32 @@ def test_sequence_gaps_count_lost_batches_per_client():
         ingest.ingest(_message(sequence, client='a'))
     ingest.ingest(_message(0, client='b'))
     clients = ingest.summary()['clients']
-    assert clients['a'] == {'batches': 3, 'transitions': 12, 'lost_batches': 2}
+    assert {k: clients['a'][k] for k in ('batches', 'transitions', 'lost_batches')} == \
+        {'batches': 3, 'transitions': 12, 'lost_batches': 2}
     assert clients['b']['lost_batches'] == 0
 
 
-@pytest.mark.parametrize('kwargs', [{'capacity': 0}, {'capacity': 10, 'gamma': 1.5}])
+def test_a_restarted_client_counts_a_restart_not_a_loss():
+    ingest = ExperienceIngest(capacity=100)
+    for sequence in (5, 6, 0, 1, 3):  # first seen mid-stream, then restarted, then one lost
+        ingest.ingest(_message(sequence))
+    record = ingest.summary()['clients']['c0']
+    assert (record['restarts'], record['lost_batches'], record['batches']) == (1, 1, 5)
+
+
+def test_counters_survive_a_json_round_trip_and_bad_ones_are_refused():
+    ingest = ExperienceIngest(capacity=100)
+    for sequence in (0, 2):
+        ingest.ingest(_message(sequence, client='a'))
+    data = json.loads(json.dumps(ingest.stats.to_dict()))
+    again = ExperienceIngest(capacity=100)
+    again.restore_stats(IngestStats.from_dict(data))
+    assert again.stats == ingest.stats and again.summary()['transitions_this_run'] == 0
+    with pytest.raises(ValueError, match='malformed ingest counters'):
+        IngestStats.from_dict({'batches': 1})
+
+
+@pytest.mark.parametrize('kwargs', [{'capacity': 0}, {'capacity': 10, 'gamma': 1.5}, {'capacity': True}])
 def test_bad_configuration_is_refused(kwargs):
     with pytest.raises(ValueError):
         ExperienceIngest(**kwargs)

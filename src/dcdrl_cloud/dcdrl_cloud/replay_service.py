@@ -1,0 +1,693 @@
+"""The replay_buffer node's logic (no ROS): intake, credit-based serving, priorities, lag, snapshots.
+
+One ``ReplayService`` owns the ReplayBuffer (dcdrl_core.learning.replay) and everything the node
+keeps beside it:
+
+* **intake** (dcdrl_cloud.ingest): validated ExperienceBatch messages become 1-step transitions
+  (discount ``gamma``, 0 where terminated); per-client counts, lost batches, restarts;
+* **policy versions per slot**: a uint64 array parallel to the replay slots holds the version of
+  the policy that produced each stored transition (``ReplayBuffer.add`` returns the slots);
+* **credits**: a learner (the *requester*) asks for N more batches of B transitions; the
+  service serves them, round-robin over requesters, as soon as the buffer's min-size gate and
+  samples-per-insert limiter allow, each with the next per-requester sequence number;
+* **priority updates**: checked (sizes, finite values, indices in range) before they reach the
+  buffer; refusals are counted and described, nothing stored changes;
+* **version lag**: latest version seen on ``policy`` minus the producing version of each
+  received batch, min/mean/max over the last ``lag_window`` batches (weighted by transitions);
+* **snapshot**: ``output_dir/replay.npz`` is ``ReplayBuffer.save``'s file plus two members,
+  ``policy_versions`` (uint64, slot order) and ``service_json`` (ingest counters, requester
+  sequences, counters, latest policy version, env id, gamma), written atomically.
+
+Threads: ``ingest`` and ``save`` may run in one thread (the node's intake worker) while
+``next_batch`` runs in another (the node's serving thread) and ``request``,
+``update_priorities``, ``observe_policy`` and ``stats`` in a third (the spinning thread).
+``save`` blocks only ``ingest``: sampling and serving go on while the file is written.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+import json
+import math
+import os
+from pathlib import Path
+import threading
+import time
+from typing import Any, Callable, Optional
+import zipfile
+
+import numpy as np
+
+from dcdrl_core.experience import Experience
+from dcdrl_core.learning.replay import RateLimitTimeout, ReplayBuffer, TransitionBatch
+from dcdrl_core.msg_arrays import get_array, set_array
+from dcdrl_cloud.ingest import ExperienceIngest, IngestStats
+
+SNAPSHOT_NAME = 'replay.npz'
+SERVICE_FORMAT = 'dcdrl-replay-service'
+SERVICE_FORMAT_VERSION = 1
+# Inserts are never refused (clients cannot be paused over DDS): the limiter's upper error bound
+# is set out of reach, so samples_per_insert only keeps the learner from sampling too fast.
+_NO_INSERT_LIMIT = 1e18
+# Buffer settings that must match for a snapshot to be loaded as it is (else it is migrated).
+_BUFFER_KEYS = ('capacity', 'prioritized', 'alpha', 'beta', 'beta_end', 'beta_steps', 'priority_eps',
+                'combined', 'min_size_to_sample', 'samples_per_insert', 'error_buffer')
+
+
+class RequestRejected(ValueError):
+    """A SampleRequest that cannot be served; the message says why."""
+
+
+class PriorityRejected(ValueError):
+    """A PriorityUpdate that was not applied; the message says why."""
+
+
+class SnapshotRefused(ValueError):
+    """A snapshot file that cannot be restored into this service; the message says why."""
+
+
+def _check_int(name: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f'{name} must be an integer >= {low}, got {value!r}')
+
+
+def _check_float(name: str, value: Any, low: float, high: float = math.inf, low_open: bool = False) -> None:
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+        and math.isfinite(value) and (value > low if low_open else value >= low) and value <= high
+    if not ok:
+        bound = f'{"(" if low_open else "["}{low}, {high}]'
+        raise ValueError(f'{name} must be a finite number in {bound}, got {value!r}')
+
+
+@dataclass(frozen=True)
+class ReplayServiceConfig:
+    """Every tunable number of the replay node (the node's parameters have the same names)."""
+
+    capacity: int = 200_000              # transitions kept (oldest overwritten)
+    gamma: float = 0.9                   # discount stored with each 1-step transition (dcdrl preset)
+    prioritized: bool = False            # proportional PER instead of uniform sampling
+    alpha: float = 0.6                   # PER priority exponent
+    beta: float = 0.4                    # PER importance-weight exponent at the start
+    beta_end: float = 1.0                # ... annealed linearly to this
+    beta_steps: int = 100_000            # ... over this many sampled batches
+    priority_eps: float = 1e-6           # added to |TD error| so no priority is 0
+    samples_per_insert: float = 0.0      # sampled / inserted transitions the learner may reach; 0 = no limit
+    sample_error_buffer: float = 0.0     # transitions sampleable at min size before the ratio binds; 0 = auto
+    min_size_to_sample: int = 1000       # no batch is served below this many stored transitions
+    max_batch_size: int = 4096           # larger requests are refused
+    max_outstanding_batches: int = 256   # credits one requester may hold; extra credits are dropped
+    max_requesters: int = 16             # distinct requester names; more are refused
+    lag_window: int = 100                # received batches the version-lag statistics cover
+    seed: int = 0                        # sampling seed
+    env_id: str = ''                     # tags snapshots; a snapshot of another env is not restored
+
+    def __post_init__(self) -> None:
+        _check_int('capacity', self.capacity, 1)
+        _check_float('gamma', self.gamma, 0.0, 1.0)
+        if not isinstance(self.prioritized, bool):
+            raise TypeError(f'prioritized must be a bool, got {self.prioritized!r}')
+        _check_float('alpha', self.alpha, 0.0)
+        _check_float('beta', self.beta, 0.0, 1.0)
+        _check_float('beta_end', self.beta_end, 0.0, 1.0)
+        _check_int('beta_steps', self.beta_steps, 1)
+        _check_float('priority_eps', self.priority_eps, 0.0, low_open=True)
+        _check_float('samples_per_insert', self.samples_per_insert, 0.0)
+        _check_float('sample_error_buffer', self.sample_error_buffer, 0.0)
+        _check_int('min_size_to_sample', self.min_size_to_sample, 1)
+        if self.min_size_to_sample > self.capacity:
+            raise ValueError(f'min_size_to_sample ({self.min_size_to_sample}) must be <= capacity ({self.capacity})')
+        _check_int('max_batch_size', self.max_batch_size, 1)
+        _check_int('max_outstanding_batches', self.max_outstanding_batches, 1)
+        _check_int('max_requesters', self.max_requesters, 1)
+        _check_int('lag_window', self.lag_window, 1)
+        _check_int('seed', self.seed, 0)
+        if not isinstance(self.env_id, str):
+            raise TypeError(f'env_id must be a string, got {self.env_id!r}')
+        if self.samples_per_insert > 0:
+            width = self._error_width()
+            if width < 2.0 * max(1.0, self.samples_per_insert):
+                raise ValueError(f'sample_error_buffer must be >= 2 * max(1, samples_per_insert) = '
+                                 f'{2.0 * max(1.0, self.samples_per_insert)}, got {width}')
+
+    def _error_width(self) -> float:
+        spi = self.samples_per_insert
+        return self.sample_error_buffer or max(spi * self.min_size_to_sample, 256.0 * max(1.0, spi))
+
+    def buffer_kwargs(self) -> dict[str, Any]:
+        """ReplayBuffer arguments besides capacity, dimensions and seed."""
+        spi: Optional[float] = float(self.samples_per_insert) if self.samples_per_insert > 0 else None
+        error_buffer = None
+        if spi is not None:
+            # Reverb's lower bound: once min_size_to_sample items are stored the learner may sample
+            # `width` items, then samples_per_insert per further insert.  No upper bound.
+            error_buffer = (spi * self.min_size_to_sample - self._error_width(), _NO_INSERT_LIMIT)
+        return dict(prioritized=self.prioritized, alpha=float(self.alpha), beta=float(self.beta),
+                    beta_end=float(self.beta_end), beta_steps=int(self.beta_steps),
+                    priority_eps=float(self.priority_eps), min_size_to_sample=int(self.min_size_to_sample),
+                    samples_per_insert=spi, error_buffer=error_buffer)
+
+    def buffer_config(self) -> dict[str, Any]:
+        """What ReplayBuffer records as its config (JSON types), for comparison with a snapshot."""
+        kwargs = self.buffer_kwargs()
+        if kwargs['error_buffer'] is not None:
+            kwargs['error_buffer'] = [float(v) for v in kwargs['error_buffer']]
+        return dict(kwargs, capacity=int(self.capacity), combined=False)
+
+
+@dataclass(frozen=True)
+class ServedBatch:
+    """One SampledBatch's contents."""
+
+    requester: str
+    sequence: int
+    batch: TransitionBatch
+    policy_versions: np.ndarray  # uint64 [B]
+    replay_size: int
+
+    def __len__(self) -> int:
+        return len(self.batch)
+
+
+@dataclass
+class RequesterState:
+    credits: int = 0        # batches requested and not yet served
+    batch_size: int = 0     # of the latest request (applies to all outstanding credits)
+    sequence: int = 0       # next sequence number
+    requested: int = 0
+    served: int = 0
+    dropped_credits: int = 0  # credits beyond max_outstanding_batches
+
+
+@dataclass
+class RestoreResult:
+    restored: bool
+    size: int = 0
+    migrated: bool = False
+    reason: str = ''
+
+
+@dataclass
+class ServiceCounters:
+    requests: int = 0
+    rejected_requests: int = 0
+    batches_served: int = 0
+    transitions_served: int = 0
+    priority_updates: int = 0
+    priority_items: int = 0
+    ignored_priority_updates: int = 0   # valid, but the buffer is uniform
+    rejected_priority_updates: int = 0
+    policy_messages: int = 0
+    snapshots: int = 0
+    last_request_rejection: str = ''
+    last_priority_rejection: str = ''
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class ReplayService:
+    """The replay buffer with its intake, credits, priority updates, lag statistics and snapshots.
+
+    Args:
+        config: ReplayServiceConfig.
+        clock: monotonic seconds (injectable for tests).
+    """
+
+    def __init__(self, config: ReplayServiceConfig, clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self.clock = clock
+        self.intake = ExperienceIngest(config.capacity, config.gamma, seed=config.seed,
+                                       buffer_kwargs=config.buffer_kwargs())
+        self.versions: Optional[np.ndarray] = None  # uint64 [capacity], producing policy version per slot
+        self.latest_policy_version = 0
+        self.requesters: dict[str, RequesterState] = {}
+        self.counters = ServiceCounters()
+        self._lags: deque[tuple[int, int]] = deque(maxlen=config.lag_window)  # (lag, transitions)
+        self._last_served = ''
+        self._rate_mark = (clock(), 0)
+        self._dirty = False  # changed since the last snapshot
+        self._closed = False
+        # Lock order: _ingest_lock -> _slots_lock; _cond is never held while taking another.
+        self._ingest_lock = threading.Lock()  # ingest vs save (a save pauses only ingestion)
+        self._slots_lock = threading.Lock()   # add + versions write vs sample + versions read
+        self._cond = threading.Condition()    # credits, buffer creation, close
+
+    # ---- properties ----
+
+    @property
+    def buffer(self) -> Optional[ReplayBuffer]:
+        return self.intake.buffer
+
+    def __len__(self) -> int:
+        return len(self.intake.buffer) if self.intake.buffer is not None else 0
+
+    # ---- intake ----
+
+    def ingest(self, message: Any) -> Experience:
+        """Validates and stores an ExperienceBatch; raises ExperienceRejected (counted) for a bad one."""
+        with self._ingest_lock:
+            experience = self.intake.validate(message)
+            created = self.intake.buffer is None
+            with self._slots_lock:
+                slots = self.intake.store(experience)
+                if self.versions is None:
+                    self.versions = np.zeros(self.config.capacity, dtype=np.uint64)
+                self.versions[slots] = experience.policy_version
+            self._lags.append((self.latest_policy_version - experience.policy_version, len(experience)))
+            self._dirty = True
+        if created:  # a server waiting for the first data can go on
+            with self._cond:
+                self._cond.notify_all()
+        return experience
+
+    def observe_policy(self, version: int) -> None:
+        """The version of the latest message on `policy` (the weights themselves are not kept)."""
+        self.latest_policy_version = int(version)
+        self.counters.policy_messages += 1
+
+    # ---- credits and serving ----
+
+    def request(self, requester: str, batches: int, batch_size: int) -> int:
+        """Adds ``batches`` credits of ``batch_size`` for ``requester``; returns its outstanding credits.
+
+        Raises RequestRejected (counted) for an empty name, a batch size outside
+        [1, max_batch_size], or a new requester beyond max_requesters.  Credits beyond
+        max_outstanding_batches are dropped (counted per requester).  ``batches`` = 0 only
+        updates the batch size.
+        """
+        try:
+            if not isinstance(requester, str) or not requester:
+                raise RequestRejected('requester must be a non-empty name (the learner node name)')
+            if isinstance(batch_size, bool) or int(batch_size) != batch_size or \
+                    not 1 <= batch_size <= self.config.max_batch_size:
+                raise RequestRejected(f'{requester}: batch_size must be in [1, {self.config.max_batch_size}] '
+                                      f'(max_batch_size), got {batch_size!r}')
+            if isinstance(batches, bool) or int(batches) != batches or batches < 0:
+                raise RequestRejected(f'{requester}: batches must be an integer >= 0, got {batches!r}')
+            with self._cond:
+                state = self.requesters.get(requester)
+                if state is None:
+                    if len(self.requesters) >= self.config.max_requesters:
+                        raise RequestRejected(f'{requester}: already serving max_requesters='
+                                              f'{self.config.max_requesters} requesters')
+                    state = self.requesters[requester] = RequesterState()
+                room = self.config.max_outstanding_batches - state.credits
+                granted = min(int(batches), max(0, room))
+                state.dropped_credits += int(batches) - granted
+                state.credits += granted
+                state.requested += int(batches)
+                state.batch_size = int(batch_size)
+                self.counters.requests += 1
+                if granted:
+                    self._cond.notify_all()
+                return state.credits
+        except RequestRejected as error:
+            self.counters.rejected_requests += 1
+            self.counters.last_request_rejection = str(error)
+            raise
+
+    def outstanding(self, requester: str) -> int:
+        with self._cond:
+            state = self.requesters.get(requester)
+            return state.credits if state is not None else 0
+
+    def _pick_locked(self) -> Optional[tuple[str, int]]:
+        """Round-robin: the next requester with credits after the one served last."""
+        if self.intake.buffer is None or self._closed:
+            return None
+        names = [name for name, state in self.requesters.items() if state.credits > 0]
+        if not names:
+            return None
+        after = [name for name in names if name > self._last_served]
+        name = min(after) if after else min(names)
+        return name, self.requesters[name].batch_size
+
+    def next_batch(self, timeout: float) -> Optional[ServedBatch]:
+        """Waits up to ``timeout`` s for a credit and for the limiter; returns the batch or None.
+
+        Call from one serving thread.  A credit is spent only when a batch is produced.
+        """
+        deadline = self.clock() + max(0.0, timeout)
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._closed or self._pick_locked() is not None, timeout):
+                return None
+            picked = self._pick_locked()
+        if picked is None:  # closed
+            return None
+        name, batch_size = picked
+        buffer = self.intake.buffer
+        assert buffer is not None
+        # Wait on the limiter without our locks (inserts must go on meanwhile), then sample.
+        if not buffer.rate_limiter.await_can_sample(batch_size, max(0.0, deadline - self.clock())):
+            return None
+        with self._slots_lock:
+            try:
+                batch = buffer.sample(batch_size)
+            except RateLimitTimeout:
+                return None
+            assert self.versions is not None
+            versions = self.versions[batch.indices]
+            size = len(buffer)
+        with self._cond:
+            state = self.requesters[name]
+            state.credits = max(0, state.credits - 1)
+            sequence = state.sequence
+            state.sequence += 1
+            state.served += 1
+            self._last_served = name
+            self.counters.batches_served += 1
+            self.counters.transitions_served += len(batch)
+        return ServedBatch(requester=name, sequence=sequence, batch=batch, policy_versions=versions,
+                           replay_size=size)
+
+    def close(self) -> None:
+        """Wakes a waiting ``next_batch`` (it returns None from now on)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    # ---- priorities ----
+
+    def update_priorities(self, indices: Any, priorities: Any) -> int:
+        """Applies |TD error| priorities to sampled slots; returns the number of items updated.
+
+        Raises PriorityRejected (counted, nothing changed) for arrays of different sizes or
+        types, non-finite priorities, or indices outside the stored range.  A valid update to a
+        uniform buffer is counted as ignored and returns 0.
+        """
+        try:
+            idx = np.asarray(indices)
+            pri = np.asarray(priorities)
+            if idx.ndim != 1 or (idx.size and idx.dtype.kind not in 'iu'):
+                raise PriorityRejected(f'indices must be a 1-D integer array, got shape {list(idx.shape)} '
+                                       f'dtype {idx.dtype}')
+            if pri.shape != idx.shape or (pri.size and pri.dtype.kind not in 'fiu'):
+                raise PriorityRejected(f'priorities must be a real array of the same size as indices '
+                                       f'({idx.size}), got shape {list(pri.shape)} dtype {pri.dtype}')
+            if idx.size == 0:
+                return 0  # an empty update changes nothing
+            if not np.isfinite(pri).all():
+                raise PriorityRejected(f'priorities contain {int(np.count_nonzero(~np.isfinite(pri)))} '
+                                       'NaN or infinite value(s)')
+            size = len(self)
+            if int(idx.max()) >= size or int(idx.min()) < 0:
+                raise PriorityRejected(f'indices must lie in [0, {size}) (stored transitions), '
+                                       f'got values in [{int(idx.min())}, {int(idx.max())}]')
+            buffer = self.intake.buffer
+            assert buffer is not None  # size > max index >= 0
+            if not buffer.prioritized:
+                self.counters.ignored_priority_updates += 1
+                return 0
+            try:
+                buffer.update_priorities(idx.astype(np.int64), np.abs(pri.astype(np.float64)))
+            except ValueError as error:
+                raise PriorityRejected(str(error)) from None
+        except PriorityRejected as error:
+            self.counters.rejected_priority_updates += 1
+            self.counters.last_priority_rejection = str(error)
+            raise
+        self.counters.priority_updates += 1
+        self.counters.priority_items += int(idx.size)
+        self._dirty = True
+        return int(idx.size)
+
+    # ---- statistics ----
+
+    def version_lag(self) -> dict[str, Optional[float]]:
+        """min/mean/max of (latest policy version - producing version) over the last batches.
+
+        Negative values mean data from a newer policy than the latest seen on `policy` (e.g.
+        before the first policy message arrived).  None when no batch arrived yet.
+        """
+        lags = list(self._lags)
+        if not lags:
+            return {'min': None, 'mean': None, 'max': None}
+        values = np.array([lag for lag, _ in lags], dtype=np.float64)
+        weights = np.array([n for _, n in lags], dtype=np.float64)
+        return {'min': float(values.min()), 'mean': float(np.average(values, weights=weights)),
+                'max': float(values.max())}
+
+    def stats(self) -> dict[str, Any]:
+        """The fields of a ReplayStats message (transitions_per_sec: since the previous call)."""
+        now = self.clock()
+        received = self.intake.stats.transitions
+        then, before = self._rate_mark
+        self._rate_mark = (now, received)
+        buffer_stats = self.intake.buffer.stats() if self.intake.buffer is not None else {}
+        inserts = buffer_stats.get('inserts', 0)
+        lag = self.version_lag()
+        nan = float('nan')
+        return {
+            'size': len(self),
+            'capacity': self.config.capacity,
+            'transitions_received': received,
+            'batches_served': self.counters.batches_served,
+            'rejected_batches': self.intake.stats.rejected,
+            'lost_batches': self.intake.stats.lost_batches,
+            'transitions_per_sec': (received - before) / (now - then) if now > then else 0.0,
+            'samples_per_insert': buffer_stats.get('samples', 0) / inserts if inserts else 0.0,
+            'version_lag_min': nan if lag['min'] is None else lag['min'],
+            'version_lag_mean': nan if lag['mean'] is None else lag['mean'],
+            'version_lag_max': nan if lag['max'] is None else lag['max'],
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """The REPORT: intake summary plus serving, priorities, lag and snapshot counters."""
+        out = self.intake.summary()
+        with self._cond:
+            requesters = {name: {'requested': s.requested, 'served': s.served, 'outstanding': s.credits,
+                                 'dropped_credits': s.dropped_credits, 'next_sequence': s.sequence}
+                          for name, s in sorted(self.requesters.items())}
+        counters = self.counters.to_dict()
+        out.update({
+            'capacity': self.config.capacity,
+            'prioritized': self.config.prioritized,
+            'latest_policy_version': self.latest_policy_version,
+            'version_lag': self.version_lag(),
+            'requesters': requesters,
+            **{k: v for k, v in counters.items() if not k.startswith('last_')},
+        })
+        if self.intake.buffer is not None:
+            out['buffer'] = self.intake.buffer.stats()
+        return out
+
+    # ---- snapshot ----
+
+    @property
+    def dirty(self) -> bool:
+        """True when something was stored or re-prioritised since the last save or restore."""
+        return self._dirty
+
+    def _service_state(self) -> dict[str, Any]:
+        with self._cond:
+            requesters = {name: {'sequence': s.sequence, 'requested': s.requested, 'served': s.served,
+                                 'dropped_credits': s.dropped_credits}
+                          for name, s in self.requesters.items()}
+        return {
+            'format': SERVICE_FORMAT, 'version': SERVICE_FORMAT_VERSION,
+            'env_id': self.config.env_id, 'gamma': float(self.config.gamma),
+            'latest_policy_version': int(self.latest_policy_version),
+            'ingest': self.intake.stats.to_dict(),
+            'requesters': requesters,
+            'counters': self.counters.to_dict(),
+            'saved_unix_time': time.time(),
+        }
+
+    def save(self, path: str | Path) -> bool:
+        """Writes the snapshot atomically; False (nothing written) while the buffer is empty.
+
+        ``ReplayBuffer.save`` writes a temporary file; the versions and the service state are
+        appended to it as two more .npy members; then it is fsynced and renamed over ``path``.
+        Ingestion waits meanwhile (so rows and versions agree); sampling does not.
+        """
+        path = Path(path)
+        with self._ingest_lock:
+            buffer = self.intake.buffer
+            if buffer is None or self.versions is None:
+                return False
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(f'.{path.name}.partial')
+            self.counters.snapshots += 1  # counted in the file it is written to
+            try:
+                buffer.save(partial)
+                versions = self.versions[:len(buffer)].copy()
+                state = np.frombuffer(json.dumps(self._service_state()).encode('utf-8'), dtype=np.uint8)
+                with zipfile.ZipFile(partial, 'a', allowZip64=True) as archive:
+                    for name, array in (('policy_versions', versions), ('service_json', state)):
+                        with archive.open(f'{name}.npy', 'w', force_zip64=True) as member:
+                            np.lib.format.write_array(member, array, allow_pickle=False)
+                with open(partial, 'rb+') as handle:
+                    os.fsync(handle.fileno())
+                os.replace(partial, path)
+            except BaseException:
+                self.counters.snapshots -= 1
+                if partial.exists():
+                    partial.unlink()
+                raise
+            self._dirty = False
+        return True
+
+    def restore(self, path: str | Path) -> RestoreResult:
+        """Loads a snapshot written by ``save`` (or a bare ``ReplayBuffer.save`` file).
+
+        Call before serving and ingesting.  Returns ``RestoreResult(restored=False)`` when the
+        file does not exist.  Raises SnapshotRefused for a file of another environment, of
+        transitions that are not 1-step when gamma changed, or one that does not load.  When the
+        buffer settings differ from the file's (capacity, prioritized, limiter, ...), the
+        transitions are copied oldest first into a buffer built from this config ("migrated";
+        priorities then restart at the maximum).  A changed gamma rewrites the stored discounts.
+        """
+        path = Path(path)
+        if not path.exists():
+            return RestoreResult(False, reason=f'no snapshot at {path}')
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                files = set(npz.files)
+                meta = json.loads(npz['meta_json'].tobytes().decode('utf-8'))
+                service = json.loads(npz['service_json'].tobytes().decode('utf-8')) \
+                    if 'service_json' in files else {}
+                versions = npz['policy_versions'] if 'policy_versions' in files else None
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
+            raise SnapshotRefused(f'{path}: cannot read snapshot: {error}') from None
+        if not isinstance(meta, dict) or not isinstance(service, dict):
+            raise SnapshotRefused(f'{path}: snapshot metadata must be JSON objects')
+        if service and (service.get('format') != SERVICE_FORMAT or service.get('version') != SERVICE_FORMAT_VERSION):
+            raise SnapshotRefused(f'{path}: expected service state {SERVICE_FORMAT!r} version '
+                                  f'{SERVICE_FORMAT_VERSION}, got {service.get("format")!r} {service.get("version")!r}')
+        saved_env = str(service.get('env_id', ''))
+        if self.config.env_id and saved_env and saved_env != self.config.env_id:
+            raise SnapshotRefused(f'{path}: snapshot holds {saved_env} experience, this node is for '
+                                  f'{self.config.env_id}')
+        try:
+            loaded = ReplayBuffer.load(path)
+        except (ValueError, TypeError) as error:
+            raise SnapshotRefused(str(error)) from None
+        size = len(loaded)
+        if versions is None:
+            versions = np.zeros(size, dtype=np.uint64)
+        elif versions.dtype != np.uint64 or versions.shape != (size,):
+            raise SnapshotRefused(f'{path}: policy_versions must be uint64 [{size}], '
+                                  f'got {versions.dtype} {list(versions.shape)}')
+        saved_gamma = float(service.get('gamma', self.config.gamma))
+        config = dict(meta.get('config', {}))
+        wanted = self.config.buffer_config()
+        same = all(config.get(key) == wanted[key] for key in _BUFFER_KEYS)
+        if same and math.isclose(saved_gamma, self.config.gamma):
+            buffer, slot_versions = loaded, versions
+        else:
+            buffer, slot_versions = self._migrate(path, loaded, versions, meta, saved_gamma)
+        self.versions = np.zeros(self.config.capacity, dtype=np.uint64)
+        self.versions[:slot_versions.shape[0]] = slot_versions
+        self.intake.adopt(buffer)
+        if 'ingest' in service:
+            try:
+                self.intake.restore_stats(IngestStats.from_dict(service['ingest']))
+            except ValueError as error:
+                raise SnapshotRefused(f'{path}: {error}') from None
+        self.latest_policy_version = int(service.get('latest_policy_version', 0))
+        for name, saved in dict(service.get('requesters', {})).items():
+            self.requesters[str(name)] = RequesterState(
+                sequence=int(saved['sequence']), requested=int(saved.get('requested', 0)),
+                served=int(saved.get('served', 0)), dropped_credits=int(saved.get('dropped_credits', 0)))
+        for key, value in dict(service.get('counters', {})).items():
+            if hasattr(self.counters, key) and not key.startswith('last_'):
+                setattr(self.counters, key, int(value))
+        self._dirty = False
+        return RestoreResult(True, size=len(buffer), migrated=buffer is not loaded,
+                             reason='' if buffer is loaded else 'buffer settings or gamma changed: migrated')
+
+    def _migrate(self, path: Path, loaded: ReplayBuffer, versions: np.ndarray, meta: dict[str, Any],
+                 saved_gamma: float) -> tuple[ReplayBuffer, np.ndarray]:
+        """Copies the snapshot's transitions, oldest first, into a buffer built from this config."""
+        with np.load(path, allow_pickle=False) as npz:
+            rows = npz['rows']
+        size, capacity = len(loaded), loaded.capacity
+        cursor = int(meta.get('cursor', size))
+        order = np.r_[cursor:size, 0:cursor] if size == capacity else np.arange(size)
+        keep = order[-self.config.capacity:]
+        rows, versions = rows[keep], versions[keep]
+        o, a = loaded.obs_dim, loaded.action_dim
+        discounts = rows[:, 2 * o + a + 1].copy()
+        if not math.isclose(saved_gamma, self.config.gamma):
+            one_step = np.isclose(discounts, 0.0) | np.isclose(discounts, saved_gamma)
+            if not one_step.all():
+                raise SnapshotRefused(f'{path}: gamma changed ({saved_gamma} -> {self.config.gamma}) and the '
+                                      'snapshot holds discounts other than 0 and gamma (not 1-step transitions)')
+            discounts = np.where(discounts > 0.0, self.config.gamma, 0.0).astype(np.float32)
+        buffer = self.intake.make_buffer(o, a)
+        slots = buffer.add(rows[:, :o], rows[:, o:o + a], rows[:, o + a], rows[:, o + a + 1:2 * o + a + 1],
+                           discounts)
+        slot_versions = np.zeros(len(buffer), dtype=np.uint64)
+        slot_versions[slots] = versions
+        return buffer, slot_versions
+
+
+def fill_sampled_batch(message: Any, served: ServedBatch) -> Any:
+    """Fills a SampledBatch message (either backend) from a ServedBatch."""
+    batch = served.batch
+    message.requester = served.requester
+    message.sequence = int(served.sequence)
+    message.batch_size = len(batch)
+    message.obs_dim = int(batch.obs.shape[1])
+    message.action_dim = int(batch.actions.shape[1])
+    set_array(message, 'obs', batch.obs, np.float32)
+    set_array(message, 'actions', batch.actions, np.float32)
+    set_array(message, 'rewards', batch.rewards, np.float32)
+    set_array(message, 'next_obs', batch.next_obs, np.float32)
+    set_array(message, 'discounts', batch.discounts, np.float32)
+    set_array(message, 'weights', batch.weights, np.float32)
+    set_array(message, 'indices', batch.indices, np.uint64)
+    set_array(message, 'policy_versions', served.policy_versions, np.uint64)
+    message.replay_size = int(served.replay_size)
+    return message
+
+
+def read_sampled_batch(message: Any, obs_dim: Optional[int] = None,
+                       action_dim: Optional[int] = None) -> ServedBatch:
+    """Validates a SampledBatch message and returns its arrays; raises ValueError with the reason.
+
+    For the learner: sizes must agree with batch_size and the dimensions (and with
+    ``obs_dim``/``action_dim`` when given), values must be finite, discounts in [0, 1].
+    """
+    b, o, a = int(message.batch_size), int(message.obs_dim), int(message.action_dim)
+    source = f'batch {message.sequence} for {message.requester or "?"}'
+    if b <= 0 or o <= 0 or a <= 0:
+        raise ValueError(f'{source}: batch_size, obs_dim and action_dim must be > 0, got {b}, {o}, {a}')
+    if (obs_dim is not None and o != obs_dim) or (action_dim is not None and a != action_dim):
+        raise ValueError(f'{source}: dimensions obs {o} action {a}, expected obs {obs_dim} action {action_dim}')
+    expected = {'obs': (np.float32, b * o), 'actions': (np.float32, b * a), 'rewards': (np.float32, b),
+                'next_obs': (np.float32, b * o), 'discounts': (np.float32, b), 'weights': (np.float32, b),
+                'indices': (np.uint64, b), 'policy_versions': (np.uint64, b)}
+    arrays = {}
+    for name, (dtype, count) in expected.items():
+        values = get_array(message, name, dtype)
+        if values.size != count:
+            raise ValueError(f'{source}: {name} has {values.size} values, expected {count}')
+        if values.dtype.kind == 'f' and not np.isfinite(values).all():
+            raise ValueError(f'{source}: {name} contains NaN or Inf')
+        arrays[name] = values
+    if arrays['discounts'].min() < 0.0 or arrays['discounts'].max() > 1.0:
+        raise ValueError(f'{source}: discounts must lie in [0, 1]')
+    batch = TransitionBatch(
+        obs=arrays['obs'].reshape(b, o), actions=arrays['actions'].reshape(b, a), rewards=arrays['rewards'],
+        next_obs=arrays['next_obs'].reshape(b, o), discounts=arrays['discounts'], weights=arrays['weights'],
+        indices=arrays['indices'].astype(np.int64))
+    return ServedBatch(requester=message.requester, sequence=int(message.sequence), batch=batch,
+                       policy_versions=arrays['policy_versions'], replay_size=int(message.replay_size))
+
+
+def fill_priority_update(message: Any, indices: Any, priorities: Any) -> Any:
+    """Fills a PriorityUpdate message (either backend): slots and their |TD errors|."""
+    set_array(message, 'indices', indices, np.uint64)
+    set_array(message, 'priorities', priorities, np.float32)
+    return message
+
+
+def read_priority_update(message: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(indices uint64 [N], priorities float32 [N]) of a PriorityUpdate (checked by update_priorities)."""
+    return get_array(message, 'indices', np.uint64), get_array(message, 'priorities', np.float32)
+
+
+__all__ = ['PriorityRejected', 'ReplayService', 'ReplayServiceConfig', 'RequestRejected', 'RestoreResult',
+           'SNAPSHOT_NAME', 'ServedBatch', 'SnapshotRefused', 'fill_priority_update', 'fill_sampled_batch',
+           'read_priority_update', 'read_sampled_batch']
