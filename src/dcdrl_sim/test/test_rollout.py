@@ -36,3 +36,11 @@ def test_policy_actions_are_used_and_clipped():
 def test_discrete_action_spaces_are_refused():
     with pytest.raises(ValueError, match='continuous'):
         RolloutCollector('dcdrl_sim/FaceOffload-v0', num_envs=1)
+
+
+def test_episode_end_hook_names_the_copies_that_finished():
+    ended = []
+    collector = RolloutCollector('dcdrl_sim/MecOffload-v0', num_envs=2, seed=1, env_kwargs={'episode_length': 5},
+                                 on_episode_end=lambda indices: ended.append(indices.tolist()))
+    collector.collect(6)  # both copies end at their 5th step; the 6th is a reset step
+    assert ended == [[0, 1]]
