@@ -1,51 +1,272 @@
-"""`ros2 run dcdrl_cloud replay_buffer`: stores the experience of every client.
+"""`ros2 run dcdrl_cloud replay_buffer`: the experience replay of the DC-DRL graph.
 
-Thin adapter over dcdrl_cloud.ingest. Bad batches are logged, counted and dropped; the
-node keeps running. On shutdown it prints one line 'REPORT {json}' with the totals.
+Receives experience from every client, keeps it in a bounded (uniform or prioritised) replay,
+serves sampled batches to learners by credits (prefetching: a learner keeps several batches
+requested, so it never waits on a round trip), applies priority updates, publishes statistics,
+snapshots to ``output_dir/replay.npz`` and restores from it on start.  Thin adapter over
+dcdrl_cloud.replay_service (the logic, no ROS); docs/replay-node.md has the protocol.
+
+Topics (relative; the launch files put the node in /dcdrl):
+  in   experience            dcdrl_msgs/ExperienceBatch   reliable, keep-last experience_depth
+  in   replay/sample_requests dcdrl_msgs/SampleRequest     reliable, keep-last 100
+  in   replay/priorities     dcdrl_msgs/PriorityUpdate    reliable, keep-last 100
+  in   policy                dcdrl_msgs/PolicyWeights     reliable, transient-local, depth 1 (version only)
+  out  replay/batches        dcdrl_msgs/SampledBatch      reliable, keep-last 64
+  out  replay/stats          dcdrl_msgs/ReplayStats       best effort, keep-last 5
+
+Parameters (name, default, meaning):
+  env_id               'dcdrl_sim/MecOffload-v0'  tags snapshots; another env's snapshot is not restored
+  seed                 0          sampling seed
+  gamma                0.9        discount stored with each 1-step transition (the dcdrl preset's gamma)
+  output_dir           'runs/train'  folder of replay.npz
+  capacity             200000     transitions kept (oldest overwritten)
+  prioritized          False      proportional prioritised replay instead of uniform
+  alpha                0.6        PER priority exponent
+  beta                 0.4        PER importance-weight exponent at the start ...
+  beta_end             1.0        ... annealed linearly to this ...
+  beta_steps           100000     ... over this many sampled batches
+  priority_eps         1e-6       added to |TD error| so no priority is 0
+  samples_per_insert   0.0        max sampled / inserted transitions for the learner; 0 = no limit
+  sample_error_buffer  0.0        slack of that ratio in transitions; 0 = max(spi * min_size, 256 * max(1, spi))
+  min_size_to_sample   1000       no batch is served below this many stored transitions
+  max_batch_size       4096       larger sample requests are refused
+  max_outstanding_batches 256     credits one requester may hold; more are dropped (counted)
+  max_requesters       16         distinct requesters served; more are refused
+  lag_window           100        received batches the version-lag statistics cover
+  snapshot_period_s    60.0       seconds between snapshots (only when something changed); 0 = only at exit
+  restore              True       load output_dir/replay.npz on start
+  report_period_s      2.0        seconds between replay/stats messages and log lines
+  experience_depth     100        keep-last depth of the experience subscription
+  inbox_size           256        experience batches queued for the intake thread; more are dropped (counted)
+
+On shutdown it drains the queued experience, writes a final snapshot and prints one line
+'REPORT {json}' with the totals (keys: elapsed_s, batches, transitions, transitions_per_s,
+megabytes_per_s, rejected, replay_size, clients, ... see docs/replay-node.md).
 """
 from __future__ import annotations
 
 import json
-from typing import Optional, Sequence
+import os
+from pathlib import Path
+import queue
+import threading
+import time
+from typing import Any, Optional, Sequence
 
 from dcdrl_core import ros
 from dcdrl_core.experience import ExperienceRejected
-from dcdrl_msgs.msg import ExperienceBatch
-from dcdrl_cloud.ingest import ExperienceIngest
+from dcdrl_msgs.msg import ExperienceBatch, PolicyWeights, PriorityUpdate, ReplayStats, SampledBatch, SampleRequest
+from dcdrl_cloud.replay_service import (
+    SNAPSHOT_NAME, PriorityRejected, ReplayService, ReplayServiceConfig, RequestRejected, SnapshotRefused,
+    fill_sampled_batch, read_priority_update)
+
+# (name, default, meaning): declared in this order; config/train.yaml mirrors these defaults.
+PARAMETERS: tuple[tuple[str, Any, str], ...] = (
+    ('env_id', 'dcdrl_sim/MecOffload-v0', "tags snapshots; another env's snapshot is not restored"),
+    ('seed', 0, 'sampling seed'),
+    ('gamma', 0.9, "discount stored with each 1-step transition (the dcdrl preset's gamma)"),
+    ('output_dir', 'runs/train', 'folder of replay.npz'),
+    ('capacity', 200_000, 'transitions kept (oldest overwritten)'),
+    ('prioritized', False, 'proportional prioritised replay instead of uniform'),
+    ('alpha', 0.6, 'PER priority exponent'),
+    ('beta', 0.4, 'PER importance-weight exponent at the start'),
+    ('beta_end', 1.0, 'PER beta after annealing'),
+    ('beta_steps', 100_000, 'sampled batches over which beta anneals'),
+    ('priority_eps', 1e-6, 'added to |TD error| so no priority is 0'),
+    ('samples_per_insert', 0.0, 'max sampled / inserted transitions for the learner; 0 = no limit'),
+    ('sample_error_buffer', 0.0, 'slack of that ratio in transitions; 0 = auto'),
+    ('min_size_to_sample', 1000, 'no batch is served below this many stored transitions'),
+    ('max_batch_size', 4096, 'larger sample requests are refused'),
+    ('max_outstanding_batches', 256, 'credits one requester may hold; more are dropped'),
+    ('max_requesters', 16, 'distinct requesters served; more are refused'),
+    ('lag_window', 100, 'received batches the version-lag statistics cover'),
+    ('snapshot_period_s', 60.0, 'seconds between snapshots; 0 = only at exit'),
+    ('restore', True, 'load output_dir/replay.npz on start'),
+    ('report_period_s', 2.0, 'seconds between replay/stats messages and log lines'),
+    ('experience_depth', 100, 'keep-last depth of the experience subscription'),
+    ('inbox_size', 256, 'experience batches queued for the intake thread'),
+)
+_CONFIG_FIELDS = ('capacity', 'gamma', 'prioritized', 'alpha', 'beta', 'beta_end', 'beta_steps', 'priority_eps',
+                  'samples_per_insert', 'sample_error_buffer', 'min_size_to_sample', 'max_batch_size',
+                  'max_outstanding_batches', 'max_requesters', 'lag_window', 'seed', 'env_id')
+_SNAPSHOT = object()  # inbox token: write a snapshot (in the intake thread, between two batches)
+_STOP = object()      # inbox token: the intake thread ends after what was queued before it
+_SERVE_WAIT_S = 0.25  # the serving thread's longest wait before it re-checks for shutdown
 
 
 class ReplayBufferNode(ros.Node):
     def __init__(self) -> None:
         super().__init__('replay_buffer')
-        self.declare_parameter('capacity', 1_000_000)
-        self.declare_parameter('gamma', 0.99)
-        self.declare_parameter('report_period_s', 2.0)
-        self.declare_parameter('experience_depth', 100)
+        for name, default, _ in PARAMETERS:
+            self.declare_parameter(name, default)
         param = lambda name: self.get_parameter(name).value  # noqa: E731
-        self.ingest = ExperienceIngest(param('capacity'), param('gamma'))
-        self.create_subscription(
-            ExperienceBatch, 'experience', self.on_experience,
-            ros.QoSProfile(depth=param('experience_depth'), reliability=ros.ReliabilityPolicy.RELIABLE))
+        # A bad value raises ValueError here: ros.run_node prints it and exits with code 2.
+        config = ReplayServiceConfig(**{name: param(name) for name in _CONFIG_FIELDS})
+        if param('snapshot_period_s') < 0 or param('report_period_s') <= 0:
+            raise ValueError(f'snapshot_period_s must be >= 0 and report_period_s > 0, got '
+                             f'{param("snapshot_period_s")} and {param("report_period_s")}')
+        if param('experience_depth') < 1 or param('inbox_size') < 1:
+            raise ValueError(f'experience_depth and inbox_size must be >= 1, got '
+                             f'{param("experience_depth")} and {param("inbox_size")}')
+        self.service = ReplayService(config)
+        self.snapshot_path = Path(param('output_dir')) / SNAPSHOT_NAME
+        self.restored = 0
+        self.dropped_overload = 0
+        self.snapshot_errors = 0
+        if param('restore'):
+            self._restore()
+
+        reliable = lambda depth: ros.QoSProfile(depth=depth, reliability=ros.ReliabilityPolicy.RELIABLE)  # noqa: E731
+        latched = ros.QoSProfile(depth=1, reliability=ros.ReliabilityPolicy.RELIABLE,
+                                 durability=ros.DurabilityPolicy.TRANSIENT_LOCAL)
+        self.batch_pub = self.create_publisher(SampledBatch, 'replay/batches', reliable(64))
+        self.stats_pub = self.create_publisher(ReplayStats, 'replay/stats', ros.qos_profile_sensor_data)
+
+        # Intake and snapshots run in one thread (a snapshot pauses only ingestion), serving in another:
+        # callbacks stay short and a snapshot being written never delays requests or batches.
+        self._inbox: queue.Queue[Any] = queue.Queue(maxsize=param('inbox_size'))
+        self._stopping = threading.Event()
+        self._intake_thread = threading.Thread(target=self._intake_loop, name='replay-intake', daemon=True)
+        self._serve_thread = threading.Thread(target=self._serve_loop, name='replay-serve', daemon=True)
+        self._intake_thread.start()
+        self._serve_thread.start()
+        self._finished = False
+
+        self.create_subscription(ExperienceBatch, 'experience', self.on_experience,
+                                 reliable(param('experience_depth')))
+        self.create_subscription(SampleRequest, 'replay/sample_requests', self.on_request, reliable(100))
+        self.create_subscription(PriorityUpdate, 'replay/priorities', self.on_priorities, reliable(100))
+        self.create_subscription(PolicyWeights, 'policy', self.on_policy, latched)
         self.create_timer(param('report_period_s'), self.report)
-        self.get_logger().info(f'replay_buffer started: capacity {param("capacity")}')
+        if param('snapshot_period_s') > 0:
+            self.create_timer(param('snapshot_period_s'), self.request_snapshot)
+        self.get_logger().info(
+            f'replay_buffer started: capacity {config.capacity}, '
+            f'{"prioritised" if config.prioritized else "uniform"}, gamma {config.gamma}, '
+            f'min_size_to_sample {config.min_size_to_sample}, samples_per_insert '
+            f'{config.samples_per_insert or "off"}, size {len(self.service)}, snapshot {self.snapshot_path}')
+
+    # ---- start ----
+
+    def _restore(self) -> None:
+        try:
+            result = self.service.restore(self.snapshot_path)
+        except SnapshotRefused as error:
+            aside = self.snapshot_path.with_name(self.snapshot_path.name + '.refused')
+            os.replace(self.snapshot_path, aside)  # keep it: the next snapshot would overwrite it
+            self.get_logger().warning(f'snapshot not restored: {error}; moved to {aside}, starting empty')
+            return
+        if result.restored:
+            self.restored = result.size
+            note = ' (migrated: buffer settings or gamma changed)' if result.migrated else ''
+            self.get_logger().info(f'restored {result.size} transitions from {self.snapshot_path}{note}')
+        else:
+            self.get_logger().info(f'starting empty: {result.reason}')
+
+    # ---- callbacks (spinning thread: short) ----
 
     def on_experience(self, message: ExperienceBatch) -> None:
         try:
-            experience = self.ingest.ingest(message)
-        except ExperienceRejected as error:
-            self.get_logger().warning(f'rejected experience: {error}', throttle_duration_sec=1.0)
-            return
-        self.get_logger().debug(f'{len(experience)} transitions from {experience.client_id}')
+            self._inbox.put_nowait(message)
+        except queue.Full:
+            self.dropped_overload += 1
+            self.get_logger().warning(f'intake queue full ({self._inbox.maxsize} batches): dropped a batch from '
+                                      f'{message.client_id} ({self.dropped_overload} so far)',
+                                      throttle_duration_sec=1.0)
+
+    def on_request(self, message: SampleRequest) -> None:
+        try:
+            self.service.request(message.requester, int(message.batches), int(message.batch_size))
+        except RequestRejected as error:
+            self.get_logger().warning(f'refused sample request: {error}', throttle_duration_sec=1.0)
+
+    def on_priorities(self, message: PriorityUpdate) -> None:
+        try:
+            self.service.update_priorities(*read_priority_update(message))
+        except PriorityRejected as error:
+            self.get_logger().warning(f'refused priority update: {error}', throttle_duration_sec=1.0)
+
+    def on_policy(self, message: PolicyWeights) -> None:
+        self.service.observe_policy(message.version)
+
+    def request_snapshot(self) -> None:
+        if self.service.dirty:
+            try:
+                self._inbox.put_nowait(_SNAPSHOT)
+            except queue.Full:
+                self.get_logger().warning('intake queue full: snapshot postponed to the next period')
 
     def report(self) -> None:
-        s = self.ingest.summary()
+        stats = self.service.stats()
+        message = ReplayStats(**stats)
+        message.header.stamp = self.get_clock().now().to_msg()
+        self.stats_pub.publish(message)
         self.get_logger().info(
-            f"{s['transitions']} transitions from {len(s['clients'])} clients, "
-            f"{s['transitions_per_s']:.0f}/s, {s['megabytes_per_s']:.2f} MB/s, "
-            f"replay {s['replay_size']}, rejected {s['rejected']}")
+            f"replay {stats['size']}/{stats['capacity']}, received {stats['transitions_received']} "
+            f"({stats['transitions_per_sec']:.0f}/s), served {stats['batches_served']} batches, "
+            f"rejected {stats['rejected_batches']}, lost {stats['lost_batches']}, "
+            f"policy v{self.service.latest_policy_version}, version lag min/mean/max "
+            f"{stats['version_lag_min']:.0f}/{stats['version_lag_mean']:.1f}/{stats['version_lag_max']:.0f}")
+
+    # ---- threads ----
+
+    def _intake_loop(self) -> None:
+        while True:
+            item = self._inbox.get()
+            if item is _STOP:
+                return
+            if item is _SNAPSHOT:
+                self._snapshot('periodic')
+                continue
+            try:
+                self.service.ingest(item)
+            except ExperienceRejected as error:
+                self.get_logger().warning(f'rejected experience: {error}', throttle_duration_sec=1.0)
+            except Exception as error:  # a bug must not silently stop the intake
+                self.get_logger().error(f'intake failed: {error!r}', throttle_duration_sec=1.0)
+
+    def _serve_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                served = self.service.next_batch(_SERVE_WAIT_S)
+                if served is None:
+                    continue
+                message = fill_sampled_batch(SampledBatch(), served)
+                message.header.stamp = self.get_clock().now().to_msg()
+                self.batch_pub.publish(message)
+            except Exception as error:  # keep serving; the log says what went wrong
+                if self._stopping.is_set():
+                    return
+                self.get_logger().error(f'serving failed: {error!r}', throttle_duration_sec=1.0)
+
+    def _snapshot(self, why: str) -> None:
+        started = time.monotonic()
+        try:
+            written = self.service.save(self.snapshot_path)
+        except Exception as error:  # disk full, permissions: log, count, keep running
+            self.snapshot_errors += 1
+            self.get_logger().error(f'{why} snapshot to {self.snapshot_path} failed: {error!r}')
+            return
+        if written:
+            self.get_logger().info(f'{why} snapshot: {len(self.service)} transitions -> {self.snapshot_path} '
+                                   f'in {time.monotonic() - started:.2f} s')
+
+    # ---- stop ----
 
     def destroy_node(self) -> None:
-        print('REPORT ' + json.dumps(self.ingest.summary()), flush=True)
+        if not self._finished:
+            self._finished = True
+            self._stopping.set()
+            self.service.close()
+            self._serve_thread.join(timeout=10.0)
+            self._inbox.put(_STOP)  # after everything already queued: nothing received is lost
+            self._intake_thread.join(timeout=60.0)
+            if self.service.dirty:
+                self._snapshot('final')
+            summary = self.service.summary()
+            summary.update({'restored': self.restored, 'dropped_overload': self.dropped_overload,
+                            'snapshot_errors': self.snapshot_errors, 'snapshot': str(self.snapshot_path)})
+            print('REPORT ' + json.dumps(summary), flush=True)
         super().destroy_node()
 
 
