@@ -153,8 +153,12 @@ class ReplayBufferNode(ros.Node):
             result = self.service.restore(self.snapshot_path)
         except SnapshotRefused as error:
             aside = self.snapshot_path.with_name(self.snapshot_path.name + '.refused')
-            os.replace(self.snapshot_path, aside)  # keep it: the next snapshot would overwrite it
-            self.get_logger().warning(f'snapshot not restored: {error}; moved to {aside}, starting empty')
+            try:
+                os.replace(self.snapshot_path, aside)  # keep it: the next snapshot would overwrite it
+                kept = f'moved to {aside}'
+            except OSError as move_error:
+                kept = f'could not move it aside ({move_error}): the next snapshot replaces it'
+            self.get_logger().warning(f'snapshot not restored: {error}; {kept}; starting empty')
             return
         if result.restored:
             self.restored = result.size

@@ -229,7 +229,7 @@ class ReplayService:
         self._closed = False
         # Lock order: _ingest_lock -> _slots_lock; _cond is never held while taking another.
         self._ingest_lock = threading.Lock()  # ingest vs save (a save pauses only ingestion)
-        self._slots_lock = threading.Lock()   # add + versions write vs sample + versions read
+        self._slots_lock = threading.Lock()   # add + versions write vs sample + versions read, counters
         self._cond = threading.Condition()    # credits, buffer creation, close
 
     # ---- properties ----
@@ -253,7 +253,7 @@ class ReplayService:
                 if self.versions is None:
                     self.versions = np.zeros(self.config.capacity, dtype=np.uint64)
                 self.versions[slots] = experience.policy_version
-            self._lags.append((self.latest_policy_version - experience.policy_version, len(experience)))
+                self._lags.append((self.latest_policy_version - experience.policy_version, len(experience)))
             self._dirty = True
         if created:  # a server waiting for the first data can go on
             with self._cond:
@@ -419,7 +419,8 @@ class ReplayService:
         Negative values mean data from a newer policy than the latest seen on `policy` (e.g.
         before the first policy message arrived).  None when no batch arrived yet.
         """
-        lags = list(self._lags)
+        with self._slots_lock:
+            lags = list(self._lags)
         if not lags:
             return {'min': None, 'mean': None, 'max': None}
         values = np.array([lag for lag, _ in lags], dtype=np.float64)
@@ -430,10 +431,12 @@ class ReplayService:
     def stats(self) -> dict[str, Any]:
         """The fields of a ReplayStats message (transitions_per_sec: since the previous call)."""
         now = self.clock()
-        received = self.intake.stats.transitions
+        with self._slots_lock:  # the intake thread may be adding a client meanwhile
+            received = self.intake.stats.transitions
+            rejected, lost = self.intake.stats.rejected, self.intake.stats.lost_batches
+            buffer_stats = self.intake.buffer.stats() if self.intake.buffer is not None else {}
         then, before = self._rate_mark
         self._rate_mark = (now, received)
-        buffer_stats = self.intake.buffer.stats() if self.intake.buffer is not None else {}
         inserts = buffer_stats.get('inserts', 0)
         lag = self.version_lag()
         nan = float('nan')
@@ -442,8 +445,8 @@ class ReplayService:
             'capacity': self.config.capacity,
             'transitions_received': received,
             'batches_served': self.counters.batches_served,
-            'rejected_batches': self.intake.stats.rejected,
-            'lost_batches': self.intake.stats.lost_batches,
+            'rejected_batches': rejected,
+            'lost_batches': lost,
             'transitions_per_sec': (received - before) / (now - then) if now > then else 0.0,
             'samples_per_insert': buffer_stats.get('samples', 0) / inserts if inserts else 0.0,
             'version_lag_min': nan if lag['min'] is None else lag['min'],
@@ -453,7 +456,10 @@ class ReplayService:
 
     def summary(self) -> dict[str, Any]:
         """The REPORT: intake summary plus serving, priorities, lag and snapshot counters."""
-        out = self.intake.summary()
+        with self._slots_lock:
+            out = self.intake.summary()
+            if self.intake.buffer is not None:
+                out['buffer'] = self.intake.buffer.stats()
         with self._cond:
             requesters = {name: {'requested': s.requested, 'served': s.served, 'outstanding': s.credits,
                                  'dropped_credits': s.dropped_credits, 'next_sequence': s.sequence}
@@ -467,8 +473,6 @@ class ReplayService:
             'requesters': requesters,
             **{k: v for k, v in counters.items() if not k.startswith('last_')},
         })
-        if self.intake.buffer is not None:
-            out['buffer'] = self.intake.buffer.stats()
         return out
 
     # ---- snapshot ----

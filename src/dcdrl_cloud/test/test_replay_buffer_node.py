@@ -19,12 +19,12 @@ OBS, ACT, ROWS = 6, 2, 8
 RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 
 
-def _replay_node(domain, output_dir):
+def _replay_node(domain, output_dir, *extra):
     return python_child(
         ['-m', 'dcdrl_core.cli', 'run', 'dcdrl_cloud', 'replay_buffer', '--ros-args', '-r', '__ns:=/dcdrl',
          '-p', f'output_dir:={output_dir}', '-p', 'env_id:=test/Env-v0', '-p', 'capacity:=1000',
          '-p', 'min_size_to_sample:=32', '-p', 'prioritized:=true', '-p', 'report_period_s:=0.2',
-         '-p', 'snapshot_period_s:=0.0'], domain)
+         '-p', 'snapshot_period_s:=0.0', *extra], domain)
 
 
 class Peer:
@@ -96,8 +96,11 @@ def _report(child):
 def test_serves_credits_takes_priorities_snapshots_and_restores(peer, tmp_path):
     domain, context = peer
     tester = Peer(context)
+    (tmp_path / 'replay.npz').write_bytes(b'not a snapshot')  # refused, kept aside, the node starts empty
     with _replay_node(domain, tmp_path) as child:
+        child.wait_for_line('snapshot not restored', TIMEOUT)
         child.wait_for_line('replay_buffer started', TIMEOUT)
+        assert (tmp_path / 'replay.npz.refused').read_bytes() == b'not a snapshot'
         tester.wait_connected()
         tester.policy.publish(PolicyWeights(architecture_id='test', version=7, producer='tester'))
         child.wait_for_line('policy v7', TIMEOUT)  # so the lag of what follows is known: 7 - 5
@@ -144,3 +147,13 @@ def test_serves_credits_takes_priorities_snapshots_and_restores(peer, tmp_path):
         assert child.stop() == 0
         report = _report(child)
     assert report['restored'] == 48 and report['replay_size'] == 48 and report['transitions_this_run'] == 0
+
+
+def test_a_bad_parameter_stops_the_node_with_exit_code_2(tmp_path):
+    child = _replay_node(fresh_domain_id(), tmp_path, '-p', 'min_size_to_sample:=5000')
+    try:
+        line = child.wait_for_line('[FATAL]', TIMEOUT)
+        assert 'min_size_to_sample (5000) must be <= capacity (1000)' in line
+        assert child.process.wait(TIMEOUT) == 2
+    finally:
+        child.stop()
