@@ -97,7 +97,7 @@ class ParameterServerNode(ros.Node):
                 f'refused learner policy version {message.version} from {message.producer!r}: {error} '
                 f'[{sum(self.logic.learner_refused.values())} refused]', throttle_duration_sec=1.0)
             return
-        self.get_logger().debug(f'learner policy version {version} kept for get_policy')
+        self.get_logger().info(f'learner policy version {version} kept for get_policy', throttle_duration_sec=10.0)
 
     def poll(self) -> None:
         merged = self.logic.poll(time.monotonic(), time.time())
