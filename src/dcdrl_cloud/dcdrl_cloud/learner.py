@@ -534,12 +534,23 @@ class Learner:
         self.updates = int(info.extra.get('updates', 0))
         self.env_steps = EnvStepCounter(int(info.extra.get('env_steps', 0)))
 
-    def save_checkpoint(self) -> None:
+    def agent_is_finite(self) -> bool:
+        """False once training diverged (NaN/Inf in a network): such an agent is never saved."""
+        import torch
+        return all(bool(torch.isfinite(p).all()) for net in (self.agent.actor, self.agent.critic)
+                   for p in net.parameters())
+
+    def save_checkpoint(self) -> bool:
+        """learner.ckpt (+ learner.json); refuses to overwrite a good checkpoint with a diverged agent."""
+        if not self.agent_is_finite():
+            self.out.log('error', f'networks contain NaN/Inf: not overwriting {self.checkpoint_path}')
+            return False
         extra = {'updates': self.updates, 'env_steps': self.env_steps.total, 'eval_return': self.eval_return,
                  'eval_cost': self.eval_cost, 'env_id': self.config.env_id}
         save_checkpoint(self.checkpoint_path, self.agent, version=self.version, extra=json_safe(extra))
         atomic_write_bytes(self.output_dir / SUMMARY_NAME,
                            json.dumps(json_safe(self.summary()), indent=2, allow_nan=False).encode())
+        return True
 
     def summary(self) -> dict[str, Any]:
         """The run's numbers (learner.json, the TRAINING DONE line)."""

@@ -353,3 +353,32 @@ def test_bad_configuration_is_refused(kwargs):
 def test_discrete_action_env_is_refused(tmp_path):
     with pytest.raises(ValueError, match='Box action space'):
         make_learner(tmp_path, env_id='dcdrl_sim/FaceOffload-v0')
+
+
+def test_updates_per_sec_limit_paces_training(tmp_path):
+    clock = Clock()
+    learner, _ = make_learner(tmp_path, clock=clock, updates_per_sec_limit=10.0)
+    learner.start()
+    for sequence in range(3):
+        learner.receive_batch(arrays(sequence))
+    learner.step(0.0)
+    learner.step(0.0)                                 # 0 s later: the limiter holds the next update
+    assert learner.updates == 1
+    clock.now += 0.1
+    learner.step(0.0)
+    assert learner.updates == 2
+    learner.close(evaluate=False)
+
+
+def test_a_diverged_agent_does_not_overwrite_the_checkpoint(tmp_path):
+    learner, out = make_learner(tmp_path)
+    learner.start()
+    feed(learner, 2)
+    assert learner.save_checkpoint()
+    good = (tmp_path / 'out' / 'learner.ckpt').read_bytes()
+    with np.errstate(all='ignore'):
+        next(learner.agent.actor.parameters()).data.fill_(float('nan'))
+    assert not learner.save_checkpoint()
+    assert (tmp_path / 'out' / 'learner.ckpt').read_bytes() == good
+    assert out.lines[-1][0] == 'error'
+    learner.close(evaluate=False)
