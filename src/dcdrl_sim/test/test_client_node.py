@@ -1,0 +1,86 @@
+"""The client node over real DDS: it takes up a published policy, stamps its experience, refuses strangers."""
+import json
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from dcdrl_core import runtime
+from dcdrl_core.learning.codec import make_payload
+from dcdrl_core.learning.inference import actor_shapes
+from dcdrl_core.learning.networks import architecture_id, network_config
+from dcdrl_core.runtime.context import Context
+from dcdrl_core.testing import ChildProcess, fresh_domain_id, loopback_env
+from dcdrl_core.weights_msg import fill_weights
+
+pytestmark = [pytest.mark.dds, pytest.mark.slow]
+TIMEOUT = 60.0  # generous for a loaded machine; each wait ends as soon as its condition holds
+OBS, ACT = 73, 20  # MEC, the client's default environment
+
+
+def policy_message(version, preset='dcdrl'):
+    from dcdrl_msgs.msg import PolicyWeights, Tensor
+    shapes = actor_shapes(network_config(preset), OBS, ACT)
+    rng = np.random.default_rng(version)
+    names = sorted(shapes)
+    arrays = [rng.normal(0.0, 0.05, shapes[n]).astype(np.float32) for n in names]
+    payload = make_payload(architecture_id(network_config(preset), OBS, ACT), version, names,
+                           [shapes[n] for n in names], arrays)
+    return fill_weights(PolicyWeights(), payload, Tensor, producer='test_learner')
+
+
+def spin_until(executor, condition, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f'timed out after {timeout} s waiting for {what}')
+        executor.spin_once(timeout_sec=0.1)
+
+
+def test_client_acts_with_the_published_policy_and_refuses_another_architecture(monkeypatch):
+    from dcdrl_msgs.msg import ExperienceBatch, PolicyWeights
+    domain = fresh_domain_id()
+    monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    context = Context()
+    context.init([], domain_id=domain)
+    argv = [sys.executable, '-m', 'dcdrl_core.cli', 'run', 'dcdrl_sim', 'client', '--ros-args',
+            '-r', '__ns:=/dcdrl', '-r', '__node:=client_7', '-p', 'num_envs:=2', '-p', 'batch_steps:=4',
+            '-p', 'publish_rate_hz:=50.0', '-p', 'seed:=7']
+    client = ChildProcess(argv, env=loopback_env(domain))
+    try:
+        node = runtime.Node('tester', namespace='/dcdrl', context=context)
+        executor = runtime.SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+        batches = []
+        node.create_subscription(
+            ExperienceBatch, 'experience', lambda m: batches.append((m.client_id, m.sequence, m.policy_version)),
+            runtime.QoSProfile(depth=100, reliability=runtime.ReliabilityPolicy.RELIABLE))
+        policy = node.create_publisher(
+            PolicyWeights, 'policy', runtime.QoSProfile(depth=1, reliability=runtime.ReliabilityPolicy.RELIABLE,
+                                                        durability=runtime.DurabilityPolicy.TRANSIENT_LOCAL))
+        client.wait_for_line('client client_7 started', TIMEOUT)
+        spin_until(executor, lambda: batches, TIMEOUT, 'random-action experience')
+        assert batches[0][0] == 'client_7' and batches[0][2] == 0  # no policy yet: version 0
+
+        policy.publish(policy_message(5))
+        spin_until(executor, lambda: batches[-1][2] == 5, TIMEOUT, 'experience stamped with version 5')
+        client.wait_for_line('acting with policy version 5', TIMEOUT)
+        first = next(i for i, b in enumerate(batches) if b[2] == 5)
+
+        policy.publish(policy_message(6, preset='cloud_edge'))  # newer, but another architecture
+        client.wait_for_line('refused policy version 6', TIMEOUT)
+        seen = len(batches)
+        spin_until(executor, lambda: len(batches) >= seen + 3, TIMEOUT, 'more experience after the refusal')
+    finally:
+        client.stop(timeout=30.0)
+        context.shutdown()
+    # versions never go back, and the refused policy never produced experience
+    assert all(version == 0 for _, _, version in batches[:first])
+    assert all(version == 5 for _, _, version in batches[first:])
+    sequences = [s for _, s, _ in batches]
+    assert sequences == sorted(sequences)
+    report_line = next(line for line in client.lines if line.startswith('CLIENT REPORT '))
+    report = json.loads(report_line.split(' ', 2)[2])
+    assert report['policies_refused'] == {'wrong_architecture': 1} and report['policies_accepted'] == 1
+    assert report['policy_version'] == 5 and report['errors'] == 0
