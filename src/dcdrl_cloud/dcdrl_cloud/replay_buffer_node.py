@@ -30,7 +30,7 @@ Parameters (name, default, meaning):
   sample_error_buffer  0.0        slack of that ratio in transitions; 0 = max(spi * min_size, 256 * max(1, spi))
   min_size_to_sample   1000       no batch is served below this many stored transitions
   max_batch_size       4096       larger sample requests are refused
-  max_outstanding_batches 256     credits one requester may hold; more are dropped (counted)
+  max_outstanding_batches 64      credits one requester may hold; more are dropped (counted)
   max_requesters       16         distinct requesters served; more are refused
   lag_window           100        received batches the version-lag statistics cover
   snapshot_period_s    60.0       seconds between snapshots (only when something changed); 0 = only at exit
@@ -77,7 +77,7 @@ PARAMETERS: tuple[tuple[str, Any, str], ...] = (
     ('sample_error_buffer', 0.0, 'slack of that ratio in transitions; 0 = auto'),
     ('min_size_to_sample', 1000, 'no batch is served below this many stored transitions'),
     ('max_batch_size', 4096, 'larger sample requests are refused'),
-    ('max_outstanding_batches', 256, 'credits one requester may hold; more are dropped'),
+    ('max_outstanding_batches', 64, 'credits one requester may hold; more are dropped'),
     ('max_requesters', 16, 'distinct requesters served; more are refused'),
     ('lag_window', 100, 'received batches the version-lag statistics cover'),
     ('snapshot_period_s', 60.0, 'seconds between snapshots; 0 = only at exit'),

@@ -95,7 +95,7 @@ class ReplayServiceConfig:
     sample_error_buffer: float = 0.0     # transitions sampleable at min size before the ratio binds; 0 = auto
     min_size_to_sample: int = 1000       # no batch is served below this many stored transitions
     max_batch_size: int = 4096           # larger requests are refused
-    max_outstanding_batches: int = 256   # credits one requester may hold; extra credits are dropped
+    max_outstanding_batches: int = 64    # credits one requester may hold (= the batches topic depth)
     max_requesters: int = 16             # distinct requester names; more are refused
     lag_window: int = 100                # received batches the version-lag statistics cover
     seed: int = 0                        # sampling seed

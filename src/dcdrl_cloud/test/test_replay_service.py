@@ -154,7 +154,7 @@ def test_close_wakes_a_waiting_server():
 
 
 def test_concurrent_ingest_serve_and_save_keep_versions_consistent(tmp_path):
-    service = _service(capacity=128, min_size_to_sample=8)
+    service = _service(capacity=128, min_size_to_sample=8, max_outstanding_batches=200)
     service.request('l', 200, 16)
     served, errors = [], []
 
