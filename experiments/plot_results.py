@@ -1,0 +1,242 @@
+"""Reads the experiment runs (scalars.csv, eval.json, result.json) and writes charts and tables.
+
+Charts (PNG, < 200 KB each) go to --out-dir (default docs/img):
+  mec_ddpg_learning.png      validation cost vs env steps per seed, with greedy / oracle / local-only levels
+  mec_ddpg_final.png         test cost of DDPG vs the baselines and the oracle (mean +- std over seeds, log axis)
+  mec_collective.png         best validation cost and cumulative exploration cost vs total env steps,
+                             collective (K agents) vs single agent
+  cartpole_convergence.png   swing-up steps of each evaluation vs env steps, scratch and fine-tuning
+Prints markdown tables (mean +- std over seeds) and, as the last line, one JSON object with the aggregates.
+
+    .venv/bin/python experiments/plot_results.py --runs-dir runs --out-dir docs/img
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Sequence
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from dcdrl_core.learning.runlog import read_scalars_csv  # noqa: E402
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument('--runs-dir', default='runs')
+    p.add_argument('--out-dir', default='docs/img')
+    p.add_argument('--mec-exp', default='mec_ddpg', help='experiment name of the mec_ddpg.py runs')
+    p.add_argument('--collective-exp', default='collective4')
+    p.add_argument('--single-exp', default='single')
+    p.add_argument('--cartpole-exp', default='cartpole_swingup')
+    p.add_argument('--dpi', type=int, default=90)
+    return p.parse_args(argv)
+
+
+def find_runs(runs_dir: Path, exp: str) -> dict[int, Path]:
+    """seed -> newest run directory named <env>__<exp>__<seed>__<time>[-n]."""
+    found: dict[int, tuple[str, Path]] = {}
+    for path in sorted(runs_dir.glob(f'*__{exp}__*__*')):
+        parts = path.name.split('__')
+        if len(parts) != 4 or parts[1] != exp or not path.is_dir():
+            continue
+        seed, stamp = int(parts[2]), parts[3]
+        if seed not in found or stamp > found[seed][0]:
+            found[seed] = (stamp, path)
+    return {seed: path for seed, (_, path) in sorted(found.items())}
+
+
+def series(run: Path, tag: str) -> tuple[np.ndarray, np.ndarray]:
+    rows = [(s, v) for s, t, v in read_scalars_csv(run / 'scalars.csv') if t == tag]
+    if not rows:
+        return np.zeros(0), np.zeros(0)
+    steps, values = zip(*rows)
+    return np.asarray(steps, dtype=float), np.asarray(values, dtype=float)
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    a = np.asarray([v for v in values if v is not None], dtype=float)
+    if a.size == 0:
+        return float('nan'), float('nan')
+    return float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else 0.0
+
+
+def fmt(values: Sequence[float], digits: int = 3) -> str:
+    m, s = mean_std(values)
+    return f'{m:.{digits}g} ± {s:.{digits}g}' if np.isfinite(m) else 'n/a'
+
+
+def save(fig: Any, path: Path, dpi: int) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    print(f'wrote {path} ({path.stat().st_size // 1024} KB)')
+
+
+# ------------------------------------------------------------------------------------------- MEC
+def mec_ddpg(runs: dict[int, Path], out: Path, dpi: int) -> dict[str, Any]:
+    evals = {seed: json.loads((run / 'eval.json').read_text()) for seed, run in runs.items()
+             if (run / 'eval.json').exists()}
+    if not evals:
+        return {}
+    names = [row['policy'] for row in next(iter(evals.values()))['table']]
+    costs = {name: [e['cost'][name] for e in evals.values()] for name in names}
+    gaps = {name: [e['oracle_gap_pct'][name] for e in evals.values()] for name in names}
+    same = [e['same_state']['ddpg_final']['gap_pct'] for e in evals.values()]
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    for seed, run in runs.items():
+        steps, values = series(run, 'eval/cost')
+        ax.plot(steps, values, lw=1.2, label=f'DDPG seed {seed}')
+    for name, style in (('local_only', ':'), ('greedy', '--'), ('oracle', '-.')):
+        ax.axhline(np.mean(costs[name]), color='k', ls=style, lw=1, label=name)
+    ax.set_yscale('log')
+    ax.set_xlabel('env steps')
+    ax.set_ylabel('mean cost per step (validation)')
+    ax.set_title('MEC N=10: DDPG (DC-DRL preset) learning curve')
+    ax.legend(fontsize=7, ncol=2)
+    save(fig, out / 'mec_ddpg_learning.png', dpi)
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    order = [n for n in names if n != 'ddpg_best'] if 'ddpg_best' in names else names
+    means = [mean_std(costs[n])[0] for n in order]
+    stds = [mean_std(costs[n])[1] for n in order]
+    ax.bar(order, means, yerr=stds, color=['tab:blue' if n.startswith('ddpg') else 'tab:gray' for n in order])
+    ax.set_yscale('log')
+    ax.set_ylabel('mean cost per step (test seeds)')
+    ax.set_title(f'MEC N=10: test cost, mean ± std over {len(evals)} seeds')
+    for i, m in enumerate(means):
+        ax.text(i, m * 1.08, f'{m:.3g}', ha='center', fontsize=8)
+    save(fig, out / 'mec_ddpg_final.png', dpi)
+
+    print('\n### MEC DDPG vs baselines (test seeds, mean ± std over seeds)\n')
+    print('| policy | cost per step | gap to oracle % |\n|---|---|---|')
+    for name in names:
+        print(f'| {name} | {fmt(costs[name])} | {fmt(gaps[name])} |')
+    print(f'\nsame-state gap of ddpg_final to the oracle: {fmt(same)} %')
+    return {'seeds': sorted(evals), 'cost': {n: mean_std(v) for n, v in costs.items()},
+            'oracle_gap_pct': {n: mean_std(v) for n, v in gaps.items()}, 'same_state_gap_pct': mean_std(same)}
+
+
+def mec_collective(collective: dict[int, Path], single: dict[int, Path], out: Path, dpi: int) -> dict[str, Any]:
+    arms = {'collective': collective, 'single': single}
+    data: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
+    for arm, runs in arms.items():
+        for seed, run in runs.items():
+            if (run / 'eval.json').exists():
+                data[arm][seed] = json.loads((run / 'eval.json').read_text())
+    if not data.get('collective') or not data.get('single'):
+        return {}
+    fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.6))
+    for arm, color in (('collective', 'tab:red'), ('single', 'tab:blue')):
+        for k, (seed, run) in enumerate(arms[arm].items()):
+            steps, best = series(run, 'eval/best_cost')
+            axes[0].plot(steps, best, color=color, lw=1, alpha=0.8, label=arm if k == 0 else None)
+            steps, expl = series(run, 'charts/exploration_cost')
+            axes[1].plot(steps, expl, color=color, lw=1, alpha=0.8, label=arm if k == 0 else None)
+    greedy = np.mean([d['comparison']['cost']['greedy'] for d in data['single'].values()])
+    axes[0].axhline(greedy, color='k', ls='--', lw=1, label='greedy')
+    axes[0].set_yscale('log')
+    axes[0].set_xlabel('total env steps (all agents)')
+    axes[0].set_ylabel('best validation cost per step')
+    axes[0].legend(fontsize=8)
+    axes[1].set_xlabel('total env steps (all agents)')
+    axes[1].set_ylabel('cumulative exploration cost')
+    axes[1].legend(fontsize=8)
+    fig.suptitle('MEC N=10: collective (K agents, merge + shared experience) vs one agent, same env steps',
+                 fontsize=9)
+    save(fig, out / 'mec_collective.png', dpi)
+
+    def summary_of(path: Path) -> dict[str, Any]:
+        comparison = json.loads((path / 'eval.json').read_text())['comparison']
+        config = json.loads((path / 'config.json').read_text())
+        steps, expl = series(path, 'charts/exploration_cost')
+        return {'final': comparison['cost']['final'], 'exploration': float(expl[-1]) if expl.size else None,
+                'steps': config['total_steps']}
+
+    rows = {arm: [summary_of(p) for p in arms[arm].values() if (p / 'eval.json').exists()] for arm in arms}
+    seeds = sorted(set(data['collective']) & set(data['single']))
+    rel_expl = [100 * (summary_of(collective[s])['exploration'] / summary_of(single[s])['exploration'] - 1)
+                for s in seeds]
+    rel_final = [100 * (summary_of(collective[s])['final'] / summary_of(single[s])['final'] - 1) for s in seeds]
+    print('\n### Collective vs single (mean ± std over seeds)\n')
+    print('| arm | exploration cost (sum) | final cost per step |\n|---|---|---|')
+    for arm in arms:
+        print(f"| {arm} | {fmt([r['exploration'] for r in rows[arm]], 4)} | {fmt([r['final'] for r in rows[arm]])} |")
+    print(f'\ncollective vs single, paired by seed: exploration {fmt(rel_expl)} %, final {fmt(rel_final)} %')
+    return {'seeds': seeds, 'exploration_change_pct': mean_std(rel_expl), 'final_change_pct': mean_std(rel_final),
+            'exploration': {a: mean_std([r['exploration'] for r in rows[a]]) for a in arms},
+            'final_cost': {a: mean_std([r['final'] for r in rows[a]]) for a in arms}}
+
+
+# ------------------------------------------------------------------------------------- cart-pole
+def cartpole(runs: dict[int, Path], out: Path, dpi: int) -> dict[str, Any]:
+    results = {seed: json.loads((run / 'result.json').read_text()) for seed, run in runs.items()
+               if (run / 'result.json').exists()}
+    if not results:
+        return {}
+    fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.6), sharey=True)
+    for (seed, run), color in zip(runs.items(), plt.rcParams['axes.prop_cycle'].by_key()['color']):
+        offset = results[seed]['scratch']['steps'] if seed in results else 0
+        for ax, phase, shift in ((axes[0], 'scratch', 0), (axes[1], 'finetune', offset)):
+            steps, values = series(run, f'{phase}/swing_up_steps')
+            if steps.size:
+                ax.plot(steps - shift, values, 'o-', ms=2, lw=0.8, color=color, label=f'seed {seed}')
+    for ax, title in ((axes[0], 'from scratch (friction 10)'), (axes[1], 'fine-tuning (other friction)')):
+        ax.axhline(250, color='k', ls='--', lw=1)
+        ax.set_xlabel('env steps of this phase')
+        ax.set_title(title, fontsize=9)
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel('swing-up steps per evaluation (251 = none)')
+    save(fig, out / 'cartpole_convergence.png', dpi)
+
+    scratch = [r['scratch']['converged_at_steps'] for r in results.values()]
+    tune = [r['finetune']['converged_at_steps'] for r in results.values() if r.get('finetune')]
+    print('\n### Cart-pole swing-up\n')
+    print('| seed | steps to converge | scratch test (succ/fail/median) | steps to re-converge | zero-shot test | '
+          'fine-tuned test |\n|---|---|---|---|---|---|')
+
+    def t(test: dict[str, Any] | None) -> str:
+        if not test:
+            return 'n/a'
+        return f"{test['successes']}/{test['failures']}/{test['median_swing_up_steps']} of {test['episodes']}"
+
+    for seed, r in results.items():
+        f = r.get('finetune') or {}
+        print(f"| {seed} | {r['scratch']['converged_at_steps']} | {t(r['scratch'].get('test'))} | "
+              f"{f.get('converged_at_steps')} | {t(f.get('zero_shot_test'))} | {t(f.get('test'))} |")
+
+    def median(values: list[Any]) -> float | None:
+        ok = [v for v in values if v is not None]
+        return float(np.median(ok)) if len(ok) == len(values) and ok else None
+
+    print(f'\nmedian steps to converge: {median(scratch)}; median steps to re-converge: {median(tune)}')
+    return {'seeds': sorted(results), 'steps_to_converge': scratch, 'median_steps_to_converge': median(scratch),
+            'steps_to_reconverge': tune, 'median_steps_to_reconverge': median(tune)}
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    runs_dir, out = Path(args.runs_dir), Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = {
+        'mec_ddpg': mec_ddpg(find_runs(runs_dir, args.mec_exp), out, args.dpi),
+        'mec_collective': mec_collective(find_runs(runs_dir, args.collective_exp),
+                                         find_runs(runs_dir, args.single_exp), out, args.dpi),
+        'cartpole': cartpole(find_runs(runs_dir, args.cartpole_exp), out, args.dpi),
+    }
+    summary['charts'] = sorted(p.name for p in out.glob('*.png'))
+    print(json.dumps(summary))
+    return summary
+
+
+if __name__ == '__main__':
+    main(sys.argv[1:])
