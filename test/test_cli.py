@@ -102,3 +102,15 @@ def test_node_list_sees_nodes_announced_on_ros_discovery_info(domain):
                                  capture_output=True, text=True, timeout=60)
     assert listing.returncode == 0, listing.stderr
     assert {'/demo/talker', '/listener'} <= set(listing.stdout.split())
+
+
+def test_sigterm_stops_a_node_cleanly(domain):
+    import signal
+    talker = dcdrl(domain, 'run', 'dcdrl_core', 'talker')
+    try:
+        talker.wait_for_line('talker started', TIMEOUT)
+        os.kill(talker.pid, signal.SIGTERM)
+        assert talker.process.wait(TIMEOUT) == 0
+    finally:
+        talker.stop()
+    assert not any('Traceback' in line or 'Exception' in line for line in talker.lines), talker.lines

@@ -63,7 +63,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 line = launcher.stdout.readline()
                 if not line:  # the launcher exited
                     break
-                if 'REPORT ' in line:
+                if line.split('] ', 1)[-1].startswith('REPORT '):  # the replay buffer's, not a client's
                     report = json.loads(line.split('REPORT ', 1)[1])
                 print(line, end='', flush=True)
             elif not stopping:

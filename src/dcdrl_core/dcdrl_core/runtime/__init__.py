@@ -42,9 +42,10 @@ def try_shutdown(*, context: Optional[Context] = None) -> None:
 
 def _install_sigint_handler() -> None:
     # Like rclpy: Ctrl-C raises KeyboardInterrupt in the spinning thread (the default
-    # Python behaviour), and SIGTERM shuts the context down so spin() returns.
+    # Python behaviour), and SIGTERM makes spin() return; the clean-up (destroy_node, shutdown)
+    # then runs in the main thread, never inside the handler while the executor waits.
     def on_sigterm(_signum: int, _frame: object) -> None:
-        default_context.shutdown()
+        default_context.request_shutdown()
     try:
         signal.signal(signal.SIGTERM, on_sigterm)
     except ValueError:  # not the main thread

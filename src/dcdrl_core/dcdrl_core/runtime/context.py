@@ -171,7 +171,7 @@ class Context:
 
     def init(self, args: Optional[list[str]] = None, domain_id: Optional[int] = None) -> None:
         from dcdrl_core.ros_args import split_ros_args
-        if self._initialized and not self._shutdown.is_set():
+        if self._participant is not None:
             raise RuntimeError('context is already initialized')
         self.user_args, self.ros_args = split_ros_args(list(args) if args is not None else [])
         self.domain_id = domain_id if domain_id is not None else domain_id_from_env()
@@ -263,14 +263,18 @@ class Context:
     def on_shutdown(self, callback: Callable[[], None]) -> None:
         self._on_shutdown.append(callback)
 
-    def shutdown(self) -> None:
-        if not self._initialized or self._shutdown.is_set():
-            return
+    def request_shutdown(self) -> None:
+        """Makes ok() false and wakes the executor; safe from a signal handler, deletes nothing."""
         self._shutdown.set()
+        self.wake()
+
+    def shutdown(self) -> None:
+        if not self._initialized or self._participant is None:
+            return
+        self.request_shutdown()
         for callback in reversed(self._on_shutdown):
             callback()
         self._on_shutdown.clear()
-        self.wake()
         with self._lock:
             self._topics.clear()
             self.readables = []
