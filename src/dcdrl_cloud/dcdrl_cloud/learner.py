@@ -20,7 +20,7 @@ thread-safe.
 from __future__ import annotations
 
 import collections
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 import json
 import math
 from pathlib import Path
@@ -746,7 +746,8 @@ class Learner:
             self.logger.log_scalars({
                 'losses/critic_loss': stats['critic_loss'], 'losses/actor_loss': stats['actor_loss'],
                 'losses/q_mean': stats['q_mean'], 'charts/updates_per_sec': stats['updates_per_sec'],
-                'charts/env_steps_per_sec': stats['env_steps_per_sec'], 'charts/policy_version': stats['policy_version'],
+                'charts/env_steps_per_sec': stats['env_steps_per_sec'],
+                'charts/policy_version': stats['policy_version'],
                 'charts/replay_size': stats['replay_size'], 'charts/rejected_batches': stats['rejected_batches'],
                 **({'charts/version_lag_min': stats['version_lag_min'],
                     'charts/version_lag_mean': stats['version_lag_mean'],

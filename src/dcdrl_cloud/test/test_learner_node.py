@@ -6,8 +6,6 @@ counted while training goes on, and that a restarted learner resumes with a high
 ends with the TRAINING DONE line.
 """
 import json
-import os
-import sys
 import time
 
 import numpy as np
@@ -57,7 +55,8 @@ class FakeReplay:
         self.node = runtime.Node('fake_replay', namespace='/dcdrl', context=context)
         self.executor = runtime.SingleThreadedExecutor(context=context)
         self.executor.add_node(self.node)
-        reliable = lambda depth: runtime.QoSProfile(depth=depth, reliability=runtime.ReliabilityPolicy.RELIABLE)  # noqa: E731
+        def reliable(depth):
+            return runtime.QoSProfile(depth=depth, reliability=runtime.ReliabilityPolicy.RELIABLE)
         self.batch_pub = self.node.create_publisher(SampledBatch, 'replay/batches', reliable(64))
         self.node.create_subscription(SampleRequest, 'replay/sample_requests', self.on_request, reliable(100))
         self.node.create_subscription(PolicyWeights, 'policy', self.weights_append, qos_profile_transient_local)
