@@ -12,32 +12,37 @@ The node (client_node.py) only moves messages; this module decides.
   pulled (0 = its own lineage only).
 
 Incoming weights (learner ``policy`` or ``merged_policy``) are validated in the receiving thread
-by ``WeightsIntake.offer`` (architecture id from ``network_preset`` and the env's dimensions,
-tensor names and shapes, finite float32, strictly newer version); a refusal raises
+by ``policy_intake.WeightsIntake.offer`` (architecture id from ``network_preset`` and the env's
+dimensions, tensor names and shapes, finite float32, strictly newer version); a refusal raises
 WeightsRejected and is counted by reason. The newest accepted weights wait in a slot until the
 worker thread's next ``ClientLogic.step`` swaps them in between two batches, so a batch is always
 produced by exactly one policy version.
+
+Start-up in two parts: the environments (numpy, fast) at construction, the weights machinery
+(torch, seconds to import on a loaded machine) in ``arm()``. A central client can stream
+random-action experience while another thread arms it; ``ClientLogic(config)`` arms at once
+unless told ``arm=False``.
 """
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 import math
-import threading
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import gymnasium
 import numpy as np
 
-from dcdrl_core.learning.agents import AGENT_PRESETS, Agent, AgentConfig
-from dcdrl_core.learning.codec import WeightsPayload, WeightsRejected, decode_weights
-from dcdrl_core.learning.inference import NumpyActor, actor_shapes
-from dcdrl_core.learning.networks import NetworkConfig, architecture_id, network_config
 from dcdrl_core.learning.noise import NOISE_KINDS, make_noise
-from dcdrl_sim.collective import CollectiveMember, ModelSubmission, PullDecision
 from dcdrl_sim.rollout import RolloutBlock, RolloutCollector
 
+if TYPE_CHECKING:  # torch-backed; imported in arm()
+    from dcdrl_core.learning.codec import WeightsPayload
+    from dcdrl_sim.collective import ModelSubmission, PullDecision
+
 MODES = ('central', 'collective')
+# The agent presets of dcdrl_core.learning.agents.AGENT_PRESETS, named here so that checking a
+# setting does not import torch (a unit test keeps the two lists equal).
+PRESET_NAMES = ('cloud_edge', 'dcdrl')
 EVAL_SEED_OFFSET = 10_000  # evaluation episodes are seeded apart from the exploring copies
 
 
@@ -72,8 +77,8 @@ class ClientConfig:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f'mode must be one of {MODES}, got {self.mode!r}')
-        if self.network_preset not in AGENT_PRESETS:
-            raise ValueError(f'network_preset must be one of {sorted(AGENT_PRESETS)}, got {self.network_preset!r}')
+        if self.network_preset not in PRESET_NAMES:
+            raise ValueError(f'network_preset must be one of {PRESET_NAMES}, got {self.network_preset!r}')
         if self.exploration not in NOISE_KINDS:
             raise ValueError(f'exploration must be one of {NOISE_KINDS}, got {self.exploration!r}')
         for name in ('num_envs', 'batch_steps', 'generation_steps', 'eval_episodes', 'eval_max_steps',
@@ -97,68 +102,14 @@ class ClientConfig:
                 and self.updates_per_step > 0):
             raise ValueError(f'updates_per_step must be a finite number > 0, got {self.updates_per_step!r}')
 
-    def agent_config(self) -> AgentConfig:
-        """The local agent (collective): the preset with this client's overrides."""
+    def agent_config(self) -> Any:
+        """The local agent's AgentConfig (collective): the preset with this client's overrides."""
+        from dcdrl_core.learning.agents import AgentConfig
         return AgentConfig.preset(
             self.network_preset, seed=self.seed, device=self.device, torch_threads=self.torch_threads,
             gamma=self.gamma, batch_size=self.batch_size, critic_start=self.learning_starts,
             actor_start=self.learning_starts, updates_per_step=self.updates_per_step,
             exploration=self.exploration, noise_scale=self.exploration_noise, buffer_size=self.local_buffer_size)
-
-
-@dataclass
-class Incoming:
-    """Validated weights waiting to be swapped in."""
-
-    version: int
-    weights: dict[str, np.ndarray]
-    fitness: Optional[float] = None
-    generation: int = 0
-
-
-class WeightsIntake:
-    """Validates weights for one architecture and keeps the newest valid ones waiting (thread-safe).
-
-    ``offer`` runs in the receiving thread, ``take`` in the worker; versions must rise strictly
-    (the first accepted must be >= 1: version 0 means "no policy").
-    """
-
-    def __init__(self, network: NetworkConfig, obs_dim: int, action_dim: int) -> None:
-        self.architecture_id = architecture_id(network, obs_dim, action_dim)
-        self.shapes = actor_shapes(network, obs_dim, action_dim)
-        self.latest_version = 0          # newest version accepted (waiting or in use)
-        self.accepted = 0
-        self.refused: Counter[str] = Counter()
-        self._pending: Optional[Incoming] = None
-        self._lock = threading.Lock()
-
-    def offer(self, payload: WeightsPayload, fitness: Optional[float] = None, generation: int = 0) -> int:
-        """Validate and keep; returns the version. Raises WeightsRejected (counted by reason)."""
-        try:
-            weights = decode_weights(payload, self.architecture_id, self.shapes, active_version=self.latest_version)
-            if fitness is not None and not math.isfinite(fitness):
-                raise WeightsRejected('malformed', f'fitness must be finite, got {fitness}')
-            with self._lock:  # another offer may have won the race since the check above
-                if payload.version <= self.latest_version:
-                    raise WeightsRejected('stale_version', f'version {payload.version} is not newer than '
-                                                           f'{self.latest_version}')
-                self._pending = Incoming(int(payload.version), weights, fitness, int(generation))
-                self.latest_version = int(payload.version)
-                self.accepted += 1
-        except WeightsRejected as error:
-            with self._lock:
-                self.refused[error.reason] += 1
-            raise
-        return int(payload.version)
-
-    def take(self) -> Optional[Incoming]:
-        with self._lock:
-            incoming, self._pending = self._pending, None
-        return incoming
-
-    def refused_total(self) -> int:
-        with self._lock:
-            return sum(self.refused.values())
 
 
 @dataclass
@@ -175,23 +126,39 @@ class StepResult:
 
 
 class ClientLogic:
-    """A simulated client. ``step()`` runs in one worker thread; ``offer_*`` in any thread."""
+    """A simulated client. ``step()`` runs in one worker thread; ``offer_*`` in any thread once armed."""
 
-    def __init__(self, config: ClientConfig, env_kwargs: Optional[dict[str, Any]] = None) -> None:
-        import torch  # only to keep it to the configured threads; the codec imports it anyway
-        torch.set_num_threads(config.torch_threads)
+    def __init__(self, config: ClientConfig, env_kwargs: Optional[dict[str, Any]] = None, arm: bool = True) -> None:
         self.config = config
-        self.network = network_config(config.network_preset)
+        self.env_kwargs = dict(env_kwargs or {})
         self.collector = RolloutCollector(config.env_id, config.num_envs, seed=config.seed, env_kwargs=env_kwargs,
                                           on_episode_end=self._episode_ended)
         self.obs_dim, self.action_dim = self.collector.obs_dim, self.collector.action_dim
-        self.architecture_id = architecture_id(self.network, self.obs_dim, self.action_dim)
-        self.policy = WeightsIntake(self.network, self.obs_dim, self.action_dim)   # learner policy (central)
-        self.merged = WeightsIntake(self.network, self.obs_dim, self.action_dim)   # merged generations (collective)
         self.policy_version = 0        # the version the next batch is stamped with
-        self.actor: Optional[NumpyActor] = None
-        self.member: Optional[CollectiveMember] = None
+        self.batches = 0
+        self.architecture_id = ''
+        self.actor = None              # central: NumpyActor of the newest policy taken into use
+        self.member = None             # collective: CollectiveMember
         self.noise = None
+        self.policy = None             # WeightsIntake for learner policies (central)
+        self.merged = None             # WeightsIntake for merged generations (collective)
+        self.armed = False
+        if arm:
+            self.arm()
+
+    def arm(self) -> None:
+        """Build the weights machinery (imports torch). Call once, from any one thread."""
+        import torch
+        from dcdrl_core.learning.agents import Agent, AgentConfig
+        from dcdrl_core.learning.networks import architecture_id, network_config
+        from dcdrl_sim.collective import CollectiveMember
+        from dcdrl_sim.policy_intake import WeightsIntake
+        if self.armed:
+            return
+        config = self.config
+        torch.set_num_threads(config.torch_threads)  # leave the cores to the environments and the learner
+        self.network = network_config(config.network_preset)
+        self.architecture_id = architecture_id(self.network, self.obs_dim, self.action_dim)
         if config.mode == 'central':
             preset = AgentConfig.preset(config.network_preset)  # the preset's noise shape, our scale
             self.noise = make_noise(
@@ -199,7 +166,7 @@ class ClientLogic:
                 theta=preset.noise_theta, scale=config.exploration_noise, seed=config.seed + 3)
         else:
             agent = Agent(config.agent_config(), self.obs_dim, self.action_dim)
-            eval_env = gymnasium.make(config.env_id, **(env_kwargs or {}))
+            eval_env = gymnasium.make(config.env_id, **self.env_kwargs)
             self.member = CollectiveMember(
                 agent, eval_env, gamma=config.gamma, buffer_size=config.local_buffer_size,
                 generation_steps=config.generation_steps, eval_episodes=config.eval_episodes,
@@ -207,21 +174,29 @@ class ClientLogic:
                 mutation_probability=config.mutation_probability, mutation_scale=config.mutation_scale,
                 pull_margin=config.pull_margin, evaluate_merged=config.evaluate_merged, seed=config.seed)
             self.collector.policy = self.member.act
-        self.batches = 0
+        self.merged = WeightsIntake(self.network, self.obs_dim, self.action_dim)
+        self.policy = WeightsIntake(self.network, self.obs_dim, self.action_dim)  # set last: offers may start
+        self.armed = True
 
     # ------------------------------------------------------------------ incoming weights (any thread)
-    def offer_policy(self, payload: WeightsPayload) -> int:
+    def _require_armed(self) -> None:
+        if not self.armed:
+            raise RuntimeError('ClientLogic.arm() has not run yet: weights cannot be taken in')
+
+    def offer_policy(self, payload: 'WeightsPayload') -> int:
         """A learner ``policy`` message's payload; raises WeightsRejected (counted)."""
+        self._require_armed()
         return self.policy.offer(payload)
 
-    def offer_merged(self, payload: WeightsPayload, fitness: Optional[float], generation: int) -> int:
+    def offer_merged(self, payload: 'WeightsPayload', fitness: Optional[float], generation: int) -> int:
         """A ``merged_policy`` payload (version = generation); raises WeightsRejected (counted)."""
+        self._require_armed()
         return self.merged.offer(payload, fitness, generation)
 
     @property
     def next_generation(self) -> int:
         """The generation a submission made now is for: one after the newest merged generation seen."""
-        return self.merged.latest_version + 1
+        return 1 if self.merged is None else self.merged.latest_version + 1
 
     # ------------------------------------------------------------------ the worker's loop body
     def _central_act(self, obs: np.ndarray) -> np.ndarray:
@@ -242,10 +217,13 @@ class ClientLogic:
         """Swap in waiting weights, collect one batch, and (collective) learn and run the generation."""
         swapped_to = None
         decisions: list[PullDecision] = []
+        if self.config.mode == 'collective' and not self.armed:
+            raise RuntimeError('a collective client acts with its local agent: call arm() before step()')
         if self.member is None:
-            incoming = self.policy.take()
+            incoming = self.policy.take() if self.policy is not None else None
             if incoming is not None:
                 if self.actor is None:
+                    from dcdrl_core.learning.inference import NumpyActor
                     self.actor = NumpyActor(self.network, self.obs_dim, self.action_dim, incoming.weights,
                                             incoming.version)
                     self.collector.policy = self._central_act
@@ -272,11 +250,12 @@ class ClientLogic:
 
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            'mode': self.config.mode, 'architecture_id': self.architecture_id, 'batches': self.batches,
-            'env_steps': self.collector.env_steps, 'policy_version': self.policy_version,
-            'policies_accepted': self.policy.accepted, 'policies_refused': dict(self.policy.refused),
-            'merged_accepted': self.merged.accepted, 'merged_refused': dict(self.merged.refused),
-        }
+            'mode': self.config.mode, 'architecture_id': self.architecture_id, 'armed': self.armed,
+            'batches': self.batches, 'env_steps': self.collector.env_steps, 'policy_version': self.policy_version,
+            'policies_accepted': 0, 'policies_refused': {}, 'merged_accepted': 0, 'merged_refused': {}}
+        if self.armed:
+            out.update(policies_accepted=self.policy.accepted, policies_refused=dict(self.policy.refused),
+                       merged_accepted=self.merged.accepted, merged_refused=dict(self.merged.refused))
         if self.member is not None:
             out.update(self.member.stats(), next_generation=self.next_generation)
         return out
@@ -287,4 +266,4 @@ class ClientLogic:
             self.member.eval_env.close()
 
 
-__all__ = ['ClientConfig', 'ClientLogic', 'Incoming', 'MODES', 'StepResult', 'WeightsIntake']
+__all__ = ['ClientConfig', 'ClientLogic', 'MODES', 'PRESET_NAMES', 'StepResult']

@@ -6,6 +6,9 @@ that chose the actions) and episode statistics. Central mode: it acts with the n
 it with its fitness every generation on `client_model`, mutates, and pulls merged generations
 from `merged_policy` by the DC-DRL rule. Thin adapter: the logic is dcdrl_sim.client_logic and
 dcdrl_sim.collective; the work runs in the node's own thread, callbacks only hand weights over.
+The torch-backed part (weights validation, local agent) is built in a second thread while a
+central client already streams random-action experience (torch takes seconds to import on a
+busy machine); weights that arrive before that are held (the newest) and taken in afterwards.
 
 Topics (relative; the launch puts the node in /dcdrl):
   experience     ExperienceBatch  out  reliable, keep-last experience_depth
@@ -54,8 +57,6 @@ from typing import Optional, Sequence
 
 from dcdrl_core import ros
 from dcdrl_core.experience import fill_experience
-from dcdrl_core.learning.codec import WeightsRejected, encode_weights
-from dcdrl_core.weights_msg import fill_weights, fitness_of, read_weights
 from dcdrl_msgs.msg import EpisodeStats, ExperienceBatch, PolicyWeights, Tensor
 from dcdrl_sim.client_logic import ClientConfig, ClientLogic, StepResult
 
@@ -82,7 +83,7 @@ class SimulatedClient(ros.Node):
         values['client_id'] = values['client_id'] or self.get_name()
         self.config = ClientConfig(**values)
         self.client_id = self.config.client_id
-        self.logic = ClientLogic(self.config)
+        self.logic = ClientLogic(self.config, arm=False)  # environments now, torch in _arm
         self.period_s = 1.0 / param('publish_rate_hz')
         self.stats_period_s = float(param('stats_period_s'))
 
@@ -104,38 +105,73 @@ class SimulatedClient(ros.Node):
         self.transitions = 0
         self.errors = 0
         self._stop = threading.Event()
+        self._armed = threading.Event()
+        self._hold_lock = threading.Lock()
+        self._held: Optional[PolicyWeights] = None  # newest weights that came before the logic was armed
+        self._arming = threading.Thread(target=self._arm, name=f'{self.client_id}-arm', daemon=True)
         self._worker = threading.Thread(target=self._run, name=f'{self.client_id}-worker', daemon=True)
+        self._arming.start()
         self._worker.start()
         self.get_logger().info(
             f'client {self.client_id} started: {self.config.env_id} x{self.config.num_envs}, '
-            f'{self.config.batch_steps} steps per batch, mode {self.config.mode}, '
-            f'architecture {self.logic.architecture_id}')
+            f'{self.config.batch_steps} steps per batch, mode {self.config.mode}')
+
+    def _arm(self) -> None:
+        try:
+            self.logic.arm()
+        except Exception:
+            self.errors += 1
+            self.get_logger().error(f'client could not build its networks:\n{traceback.format_exc()}')
+            return
+        self.get_logger().info(f'ready for weights: architecture {self.logic.architecture_id}')
+        with self._hold_lock:  # under the lock: a newer message waits until the held one is in
+            self._armed.set()
+            held, self._held = self._held, None
+            if held is not None:
+                self._take_in(held)
 
     # ------------------------------------------------------------------ callbacks: hand over only
     def on_policy(self, message: PolicyWeights) -> None:
-        try:
-            version = self.logic.offer_policy(read_weights(message))
-        except WeightsRejected as error:
-            self._refused('policy', message, error, self.logic.policy.refused_total())
-            return
-        self.get_logger().debug(f'accepted policy version {version} from {message.producer!r}')
+        self._hold_or_take(message)
 
     def on_merged(self, message: PolicyWeights) -> None:
-        try:
-            self.logic.offer_merged(read_weights(message), fitness_of(message), int(message.generation))
-        except WeightsRejected as error:
-            self._refused('merged policy', message, error, self.logic.merged.refused_total())
-            return
-        self.get_logger().info(f'received merged generation {message.generation} '
-                               f'(fitness estimate {message.fitness:.4g})')
+        self._hold_or_take(message)
 
-    def _refused(self, what: str, message: PolicyWeights, error: WeightsRejected, total: int) -> None:
-        self.get_logger().warning(
-            f'refused {what} version {message.version} from {message.producer!r} ({error.reason}): {error} '
-            f'[{total} refused]', throttle_duration_sec=1.0)
+    def _hold_or_take(self, message: PolicyWeights) -> None:
+        with self._hold_lock:
+            if not self._armed.is_set():
+                self._held = message  # depth 1, like the topic: only the newest matters
+                return
+        self._take_in(message)
+
+    def _take_in(self, message: PolicyWeights) -> None:
+        # Imported here, not at the top: torch comes with them (loaded by arm() by now).
+        from dcdrl_core.learning.codec import WeightsRejected
+        from dcdrl_core.weights_msg import fitness_of, read_weights
+        central = self.config.mode == 'central'
+        try:
+            if central:
+                self.logic.offer_policy(read_weights(message))
+            else:
+                self.logic.offer_merged(read_weights(message), fitness_of(message), int(message.generation))
+        except WeightsRejected as error:
+            what, intake = ('policy', self.logic.policy) if central else ('merged policy', self.logic.merged)
+            self.get_logger().warning(
+                f'refused {what} version {message.version} from {message.producer!r} ({error.reason}): {error} '
+                f'[{intake.refused_total()} refused]', throttle_duration_sec=1.0)
+            return
+        if central:
+            self.get_logger().debug(f'accepted policy version {message.version} from {message.producer!r}')
+        else:
+            self.get_logger().info(f'received merged generation {message.generation} '
+                                   f'(fitness estimate {message.fitness:.4g})')
 
     # ------------------------------------------------------------------ the worker thread
     def _run(self) -> None:
+        if self.config.mode == 'collective':  # it acts with its local agent: wait until it exists
+            while not self._armed.wait(timeout=0.5):
+                if self._stop.is_set() or not self._arming.is_alive():
+                    return
         next_stats = time.monotonic() + self.stats_period_s
         while not self._stop.is_set():
             started = time.monotonic()
@@ -179,6 +215,8 @@ class SimulatedClient(ros.Node):
             self.episode_pub.publish(stats)
         if result.submission is not None and self.model_pub is not None:
             submission = result.submission
+            from dcdrl_core.learning.codec import encode_weights
+            from dcdrl_core.weights_msg import fill_weights
             payload = encode_weights(submission.weights, self.logic.architecture_id, submission.generation)
             model = fill_weights(PolicyWeights(), payload, Tensor, producer=self.client_id,
                                  generation=submission.generation, fitness=submission.fitness)
@@ -206,8 +244,9 @@ class SimulatedClient(ros.Node):
     def destroy_node(self) -> None:
         self._stop.set()
         self._worker.join(timeout=30.0)
+        self._arming.join(timeout=30.0)
         print('CLIENT REPORT ' + json.dumps(self.report()), flush=True)
-        if not self._worker.is_alive():  # never close environments under a running step
+        if not self._worker.is_alive() and not self._arming.is_alive():  # never close envs in use
             self.logic.close()
         super().destroy_node()
 

@@ -255,3 +255,35 @@ def test_evaluate_policy_is_repeatable_and_cut_at_max_steps():
 
 def test_client_keeps_torch_to_the_configured_threads(central):
     assert torch.get_num_threads() == 1
+
+
+def test_preset_names_match_the_agent_presets():
+    from dcdrl_core.learning.agents import AGENT_PRESETS
+    from dcdrl_sim.client_logic import PRESET_NAMES
+    assert sorted(PRESET_NAMES) == sorted(AGENT_PRESETS)
+
+
+def test_an_unarmed_central_client_streams_random_actions_and_takes_weights_once_armed():
+    logic = ClientLogic(ClientConfig(num_envs=2, batch_steps=4, exploration='none'), env_kwargs=SHORT, arm=False)
+    try:
+        assert not logic.armed and logic.step().policy_version == 0
+        with pytest.raises(RuntimeError, match='arm'):
+            logic.offer_policy(None)
+        logic.arm()
+        weights = weights_for(logic, 4)
+        logic.offer_policy(payload(weights, logic.architecture_id, 1))
+        result = logic.step()
+        assert result.policy_version == 1
+        np.testing.assert_allclose(result.block.actions, NumpyActor('dcdrl', 73, 20, weights)(result.block.obs),
+                                   atol=1e-6)
+    finally:
+        logic.close()
+
+
+def test_an_unarmed_collective_client_refuses_to_step():
+    unarmed = ClientLogic(ClientConfig(mode='collective', num_envs=1, batch_steps=2), env_kwargs=SHORT, arm=False)
+    try:
+        with pytest.raises(RuntimeError, match='arm'):
+            unarmed.step()
+    finally:
+        unarmed.close()
