@@ -84,3 +84,49 @@ def test_client_acts_with_the_published_policy_and_refuses_another_architecture(
     report = json.loads(report_line.split(' ', 2)[2])
     assert report['policies_refused'] == {'wrong_architecture': 1} and report['policies_accepted'] == 1
     assert report['policy_version'] == 5 and report['errors'] == 0
+
+
+def test_collective_client_submits_generations_and_pulls_a_better_merged_model(monkeypatch):
+    from dcdrl_msgs.msg import ExperienceBatch, PolicyWeights
+    domain = fresh_domain_id()
+    monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    context = Context()
+    context.init([], domain_id=domain)
+    argv = [sys.executable, '-m', 'dcdrl_core.cli', 'run', 'dcdrl_sim', 'client', '--ros-args',
+            '-r', '__ns:=/dcdrl', '-r', '__node:=client_9', '-p', 'mode:=collective', '-p', 'num_envs:=2',
+            '-p', 'batch_steps:=8', '-p', 'generation_steps:=64', '-p', 'learning_starts:=32', '-p', 'batch_size:=16',
+            '-p', 'eval_episodes:=1', '-p', 'evaluate_merged:=false', '-p', 'mutation_probability:=0.0',
+            '-p', 'publish_rate_hz:=50.0', '-p', 'seed:=9']
+    client = ChildProcess(argv, env=loopback_env(domain))
+    try:
+        node = runtime.Node('tester', namespace='/dcdrl', context=context)
+        executor = runtime.SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+        models, versions = [], []
+        node.create_subscription(PolicyWeights, 'client_model', models.append,
+                                 runtime.QoSProfile(depth=10, reliability=runtime.ReliabilityPolicy.RELIABLE))
+        node.create_subscription(ExperienceBatch, 'experience', lambda m: versions.append(m.policy_version),
+                                 runtime.QoSProfile(depth=100, reliability=runtime.ReliabilityPolicy.RELIABLE))
+        merged = node.create_publisher(
+            PolicyWeights, 'merged_policy', runtime.QoSProfile(
+                depth=1, reliability=runtime.ReliabilityPolicy.RELIABLE,
+                durability=runtime.DurabilityPolicy.TRANSIENT_LOCAL))
+        spin_until(executor, lambda: models, TIMEOUT, 'the first model submission')
+        first = models[0]
+        assert (first.producer, first.generation, first.version) == ('client_9', 1, 1)
+        assert first.has_fitness and np.isfinite(first.fitness)
+        assert first.architecture_id == architecture_id(network_config('dcdrl'), OBS, ACT)
+
+        better = policy_message(1)
+        better.generation, better.has_fitness, better.fitness = 1, True, first.fitness + 1000.0
+        merged.publish(better)
+        client.wait_for_line('merged generation 1: pull', TIMEOUT)
+        spin_until(executor, lambda: any(m.generation == 2 for m in models), TIMEOUT, 'a submission for generation 2')
+        spin_until(executor, lambda: versions and versions[-1] == 1, TIMEOUT, 'experience of the pulled model')
+    finally:
+        client.stop(timeout=30.0)
+        context.shutdown()
+    assert all(m.generation in (1, 2) for m in models)
+    report = json.loads(next(line for line in client.lines if line.startswith('CLIENT REPORT ')).split(' ', 2)[2])
+    assert report['pulls'] == 1 and report['no_pulls'] == 0 and report['merged_accepted'] == 1
+    assert report['updates'] > 0 and report['errors'] == 0
