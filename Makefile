@@ -18,7 +18,7 @@ $(STAMP): requirements.txt $(foreach p,$(PACKAGES),$(p)/setup.py)
 	touch $(STAMP)
 
 run: venv
-	$(BIN)/python -m dcdrl_core.main_job
+	$(BIN)/python -m dcdrl_cloud.main_job
 
 test: venv
 	$(BIN)/python -m pytest

@@ -12,7 +12,7 @@ pytestmark = [pytest.mark.dds, pytest.mark.slow]
 
 def test_main_job_reports_experience_from_both_clients(tmp_path):
     env = loopback_env(fresh_domain_id())
-    result = subprocess.run([sys.executable, '-m', 'dcdrl_core.main_job', '--duration', '6', '--num-envs', '2'],
+    result = subprocess.run([sys.executable, '-m', 'dcdrl_cloud.main_job', '--graph', 'stream', '--duration', '6', '--num-envs', '2', '--runs-dir', str(tmp_path)],
                             env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     saved = [line for line in result.stdout.splitlines() if line.startswith('report saved to ')][0]

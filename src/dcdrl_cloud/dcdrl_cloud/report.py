@@ -1,0 +1,130 @@
+"""The run report (no ROS): report.md and PNG plots from the files a training run leaves.
+
+Reads, under the run's output directory: the learner's scalars.csv (RunLogger), evaluation.json
+(final table), learner.json, generations.csv (collective mode), and the replay buffer's final
+REPORT summary when the caller has it.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Optional
+
+# Baseline rows of the final evaluation drawn as horizontal lines next to the learning curve.
+BASELINE_ROWS = ('local_only', 'full_offload', 'random', 'greedy', 'oracle')
+
+
+def read_scalars(output_dir: Path) -> dict[str, list[tuple[float, float, float]]]:
+    """tag -> [(wall_time, step, value)] from the newest scalars.csv below output_dir."""
+    files = sorted(output_dir.glob('*/scalars.csv'), key=lambda p: p.stat().st_mtime)
+    series: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
+    if not files:
+        return series
+    with open(files[-1], newline='') as handle:
+        for row in csv.DictReader(handle):
+            try:
+                value = float(row['value'])
+            except (TypeError, ValueError):
+                continue
+            if math.isfinite(value):
+                series[row['tag']].append((float(row['wall_time']), float(row['step']), value))
+    return series
+
+
+def _read_json(path: Path) -> Optional[dict[str, Any]]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _plot_learning_curve(series: dict, evaluation: Optional[dict], path: Path, plt: Any) -> bool:
+    metric = 'eval/cost' if series.get('eval/cost') else 'eval/return'
+    points = series.get(metric)
+    if not points:
+        return False
+    field = 'cost' if metric == 'eval/cost' else 'return'
+    figure, axis = plt.subplots(figsize=(7, 4))
+    axis.plot([p[1] for p in points], [p[2] for p in points], marker='o', label='learned policy (evaluation)')
+    for row in (evaluation or {}).get('rows', []):
+        name = row.get('policy')
+        if name in BASELINE_ROWS and isinstance(row.get(field), (int, float)):
+            color = f'C{BASELINE_ROWS.index(name) + 1}'
+            axis.axhline(row[field], linestyle='--', linewidth=1, color=color, label=f'{name} ({row[field]:.3g})')
+    axis.set_xlabel('learner updates')
+    axis.set_ylabel(f'mean {field} per step' if field == 'cost' else 'episode return')
+    axis.set_title('Learning curve vs baselines (final evaluation)')
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return True
+
+
+def _plot_lines(series: dict, tags: dict[str, str], path: Path, title: str, ylabel: str, plt: Any) -> bool:
+    present = {tag: label for tag, label in tags.items() if series.get(tag)}
+    if not present:
+        return False
+    figure, axis = plt.subplots(figsize=(7, 3.5))
+    start = min(series[tag][0][0] for tag in present)
+    for tag, label in present.items():
+        axis.plot([p[0] - start for p in series[tag]], [p[2] for p in series[tag]], label=label)
+    axis.set_xlabel('seconds since the learner started')
+    axis.set_ylabel(ylabel)
+    axis.set_title(title)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return True
+
+
+def build_report(output_dir: str | Path, replay_summary: Optional[dict[str, Any]] = None,
+                 done: Optional[dict[str, Any]] = None, title: str = 'DC-DRL training run') -> Path:
+    """Writes output_dir/report.md and its PNG plots; returns the report's path."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    output_dir = Path(output_dir)
+    series = read_scalars(output_dir)
+    evaluation = _read_json(output_dir / 'evaluation.json')
+    learner = _read_json(output_dir / 'learner.json')
+    plots = []
+    if _plot_learning_curve(series, evaluation, output_dir / 'learning_curve.png', plt):
+        plots.append(('Learning curve', 'learning_curve.png'))
+    if _plot_lines(series, {'charts/version_lag_min': 'min', 'charts/version_lag_mean': 'mean',
+                            'charts/version_lag_max': 'max'},
+                   output_dir / 'version_lag.png', 'Policy lag of the sampled data',
+                   'learner version - producing version', plt):
+        plots.append(('Version lag', 'version_lag.png'))
+    if _plot_lines(series, {'charts/updates_per_sec': 'learner updates/s',
+                            'charts/env_steps_per_sec': 'env steps/s (all clients)'},
+                   output_dir / 'throughput.png', 'Throughput', 'per second', plt):
+        plots.append(('Throughput', 'throughput.png'))
+
+    lines = [f'# {title}', '', f'Output directory: `{output_dir}`', '']
+    if done:
+        lines += ['## Summary', '', '| | |', '| --- | --- |']
+        lines += [f'| {key} | {value} |' for key, value in done.items() if not isinstance(value, dict)]
+        lines.append('')
+    evaluation_md = output_dir / 'evaluation.md'
+    if evaluation_md.exists():
+        lines += ['## Final evaluation', '', evaluation_md.read_text().split('\n', 1)[-1].strip(), '']
+    for caption, name in plots:
+        lines += [f'## {caption}', '', f'![{caption}]({name})', '']
+    if replay_summary:
+        lines += ['## Replay buffer', '', '```json', json.dumps(replay_summary, indent=2), '```', '']
+    generations = output_dir / 'generations.csv'
+    if generations.exists():
+        rows = generations.read_text().strip().splitlines()
+        lines += ['## Collective generations', '', f'{len(rows) - 1} generations merged '
+                  '(generations.csv); last rows:', '', '```', *rows[:1], *rows[1:][-5:], '```', '']
+    if learner:
+        lines += ['## Learner', '', '```json', json.dumps(learner, indent=2)[:3000], '```', '']
+    report = output_dir / 'report.md'
+    report.write_text('\n'.join(lines))
+    return report
