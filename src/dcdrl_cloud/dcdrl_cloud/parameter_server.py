@@ -292,7 +292,8 @@ class ParameterServer:
         return {
             'architecture_id': self.architecture_id, 'open_generation': self.collector.generation,
             'open_submissions': len(self.collector.submissions), 'generations': self.generations_closed,
-            'last_generation': None if merged is None else merged.generation, 'accepted': self.accepted, 'refused': dict(self.refused),
+            'last_generation': None if merged is None else merged.generation,
+            'accepted': self.accepted, 'refused': dict(self.refused),
             'fast_forwards': self.fast_forwards,
             'last_fitness_estimate': None if merged is None else merged.fitness_estimate,
             'learner_version': None if self.learner is None else self.learner.version,

@@ -121,7 +121,8 @@ class CollectiveMember:
         self.eval_env = eval_env
         self.gamma = float(gamma)
         self.generation_steps = int(generation_steps)
-        self.eval_episodes, self.eval_seed, self.eval_max_steps = int(eval_episodes), int(eval_seed), int(eval_max_steps)
+        self.eval_episodes, self.eval_seed = int(eval_episodes), int(eval_seed)
+        self.eval_max_steps = int(eval_max_steps)
         self.mutation_probability, self.mutation_scale = float(mutation_probability), float(mutation_scale)
         self.pull_margin, self.evaluate_merged = float(pull_margin), bool(evaluate_merged)
         self.buffer = ReplayBuffer(buffer_size, agent.obs_dim, agent.action_dim, seed=seed)
