@@ -624,7 +624,8 @@ class Learner:
                                   'architecture_id': self.architecture_id, 'resumed_from_version': self.resumed_from})
         self._next_stats = now + c.stats_period_s
         self._next_checkpoint = now + c.checkpoint_period_s if c.checkpoint_period_s > 0 else math.inf
-        self._next_eval = now + c.eval_period_s if c.eval_period_s > 0 else math.inf
+        # The first evaluation scores the initial policy, so the learning curve starts from it.
+        self._next_eval = now if c.eval_period_s > 0 else math.inf
         self._next_generation = (now + c.generation_period_s if c.mode == 'collective' and c.generation_period_s > 0
                                  else math.inf)
         self._next_update = now
