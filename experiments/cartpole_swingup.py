@@ -11,7 +11,7 @@ steps (= stored transitions) at the third success.
 
 Phase 2 (fine-tune): the converged agent is saved with `dcdrl_core.learning.checkpoint`, loaded
 back (networks, Adam state, noise state), and trained on a plant whose cart friction is
-`--finetune-friction-factor` times the original (default 0.5, i.e. 5 N s/m), with a fresh replay
+`--finetune-friction-factor` times the original (default 1.5, i.e. 15 N s/m: a slower cart), with a fresh replay
 buffer (the new plant's data only, as the cloud starts collecting on a new rig) and the same
 start thresholds. Before any fine-tuning step the loaded policy is evaluated on the new plant the
 same way (zero-shot evaluations count towards the new tracker). Steps to re-converge = fine-tuning
@@ -80,7 +80,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     g.add_argument('--device', default='cpu')
     g = p.add_argument_group('plant and evaluation')
     g.add_argument('--cart-friction', type=float, default=10.0, help='pretraining plant (seed value)')
-    g.add_argument('--finetune-friction-factor', type=float, default=0.5,
+    g.add_argument('--integrator', default='semi_implicit_euler', choices=('semi_implicit_euler', 'euler'),
+                   help="plant integrator (both phases); 'euler' = the original simulator's explicit Euler, "
+                        'which adds energy to the pendulum at 30 Hz')
+    g.add_argument('--finetune-friction-factor', type=float, default=1.5,
                    help='fine-tuning plant cart friction = this x --cart-friction')
     g.add_argument('--eval-every-episodes', type=int, default=5, help='training episodes between evaluations')
     g.add_argument('--converge-k', type=int, default=3, help='successful evaluations in a row')
@@ -106,9 +109,10 @@ def agent_config(args: argparse.Namespace) -> AgentConfig:
         torch_threads=args.torch_threads, device=args.device, seed=args.seed)
 
 
-def test_policy(agent: Agent, friction: float, episodes: int, seed: int, max_swing_up_steps: int) -> dict[str, Any]:
+def test_policy(agent: Agent, friction: float, episodes: int, seed: int, max_swing_up_steps: int,
+                integrator: str) -> dict[str, Any]:
     """Full noise-free episodes (1000 steps, no early stop): the seed paper's quality measures."""
-    env = CartPoleSwingUpEnv(cart_friction=friction, target_steps_to_stop=None)
+    env = CartPoleSwingUpEnv(cart_friction=friction, integrator=integrator, target_steps_to_stop=None)
     results = [evaluate_swing_up(env, lambda o: agent.act(o), seed=seed + k, max_swing_up_steps=max_swing_up_steps)
                for k in range(episodes)]
     times = [r.swing_up_steps for r in results if r.swing_up_steps is not None]
@@ -128,8 +132,8 @@ def train_until_converged(agent: Agent, friction: float, max_steps: int, args: a
     evaluation history.
     """
     cfg = agent.config
-    env = CartPoleSwingUpEnv(cart_friction=friction)
-    eval_env = CartPoleSwingUpEnv(cart_friction=friction, target_steps_to_stop=None)
+    env = CartPoleSwingUpEnv(cart_friction=friction, integrator=args.integrator)
+    eval_env = CartPoleSwingUpEnv(cart_friction=friction, integrator=args.integrator, target_steps_to_stop=None)
     obs_dim, action_dim = env.observation_space.shape[0], env.action_space.shape[0]
     buffer = ReplayBuffer(min(cfg.buffer_size, max(max_steps, 1)), obs_dim, action_dim,
                           combined=cfg.combined_replay, seed=env_seed)
@@ -203,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                                     initial_evaluations=1)
     scratch_s = time.time() - start_time
     scratch['test'] = test_policy(agent, args.cart_friction, args.test_episodes, TEST_SEED_BASE + args.seed,
-                                  args.max_swing_up_steps)
+                                  args.max_swing_up_steps, args.integrator)
     checkpoint = log.run_dir / 'scratch.safetensors'
     save_checkpoint(checkpoint, agent, version=0, extra={'env_steps': scratch['steps'],
                                                          'converged': scratch['converged'],
@@ -219,13 +223,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         finetune_start = time.time()
         finetune = {'cart_friction': new_friction,
                     'zero_shot_test': test_policy(tuned, new_friction, args.test_episodes,
-                                                  TEST_SEED_BASE + args.seed, args.max_swing_up_steps)}
+                                                  TEST_SEED_BASE + args.seed, args.max_swing_up_steps,
+                                                  args.integrator)}
         finetune.update(train_until_converged(tuned, new_friction, args.finetune_steps, args, log, 'finetune',
                                               info.extra['env_steps'], args.seed + 7919,
                                               initial_evaluations=args.converge_k))
         finetune['wall_s'] = round(time.time() - finetune_start, 1)
         finetune['test'] = test_policy(tuned, new_friction, args.test_episodes, TEST_SEED_BASE + args.seed,
-                                       args.max_swing_up_steps)
+                                       args.max_swing_up_steps, args.integrator)
         save_checkpoint(log.run_dir / 'finetuned.safetensors', tuned, version=1,
                         extra={'env_steps': finetune['steps'], 'cart_friction': new_friction})
         print(f"finetune: converged={finetune['converged']} at {finetune['converged_at_steps']} steps; "
@@ -236,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     log.close()
     summary = {
         'experiment': 'cartpole_swingup', 'run_dir': str(log.run_dir), 'seed': args.seed,
-        'cart_friction': args.cart_friction, 'finetune_cart_friction': new_friction,
+        'cart_friction': args.cart_friction, 'finetune_cart_friction': new_friction, 'integrator': args.integrator,
         'converged': scratch['converged'], 'steps_to_converge': scratch['converged_at_steps'],
         'scratch_steps': scratch['steps'], 'scratch_evaluations': scratch['evaluations'],
         'scratch_test': scratch['test'], 'scratch_s': round(scratch_s, 1),

@@ -11,8 +11,14 @@ Experience sharing (`--sharing`):
   own transitions only.
 - `all`: one buffer shared by all agents (every agent trains on everybody's data).
 - `none`: independent learners (only the merge connects them).
-Every agent makes `--updates-per-step` gradient steps per env step of its own, so the arms
-spend the same gradient compute per env step and differ only in what the data and weights are.
+Gradient steps: each worker makes `--updates-per-step` per env step of its own; the master makes
+`--master-updates-per-transition` per transition stored in its buffer (own or uploaded; default 1,
+the cloud learner's "one gradient step per stored transition"), so in `master` mode it trains on
+the whole data flow as fast as the single agent trains on its own (same number of master updates
+as single-agent updates for the same total env steps). The collective's total gradient compute is
+then (1 + (K-1)/K) times the single agent's (the workers' local training on top), which is what
+K machines give; `--master-updates-per-transition 0.25` with K = 4 makes the master's share equal
+to a worker's. In `all` and `none` mode every agent uses `--updates-per-step`.
 
 Every generation (`--generation-steps` env steps per agent) the "parameter server" part runs:
 1. fitness of each agent = minus its mean cost per step on the validation seeds (noise-free);
@@ -71,6 +77,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     g.add_argument('--merge-temperature', type=float, default=1.0, help='softmax only')
     g.add_argument('--elite-fraction', type=float, default=None, help='None: fitness >= mean (paper)')
     g.add_argument('--pull-margin', type=float, default=0.0, help='pull when merged fitness > own + margin')
+    g.add_argument('--master-updates-per-transition', type=float, default=1.0,
+                   help="sharing 'master': master gradient steps per transition stored in its buffer")
     g.add_argument('--mutation-prob', type=float, default=0.1)
     g.add_argument('--mutation-scale', type=float, default=0.01)
     add_agent_args(p)
@@ -119,17 +127,23 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         buffers = [ReplayBuffer(capacity, obs_dim, action_dim, seed=s) for s in seeds]
     # Who receives agent i's transitions: its own buffer, plus the master's in 'master' mode.
     receivers = [[buffers[i]] + ([buffers[0]] if args.sharing == 'master' and i > 0 else []) for i in range(K)]
+    # Gradient steps per own env step: the master also trains on the workers' uploaded transitions.
+    rates = [cfg.updates_per_step] * K
+    if args.sharing == 'master' and K > 1:
+        rates[0] = args.master_updates_per_transition * K
     writers = [NStepWriter(1, obs_dim, action_dim, n_step=cfg.n_step, gamma=cfg.gamma) for _ in range(K)]
     scratch_agent = Agent(cfg, obs_dim, action_dim)   # holds the merged actor for evaluation
 
     log = RunLogger(ENV_ID, args.exp_name, args.seed, root=args.runs_dir, tensorboard=args.tensorboard,
                     progress_tags=('charts/episodic_cost', 'eval/best_cost', 'eval/merged_cost', 'losses/critic_loss'))
-    log.write_config({**vars(args), 'agent': cfg.to_dict(), 'env_kwargs': env_kw, 'agent_seeds': seeds})
+    log.write_config({**vars(args), 'agent': cfg.to_dict(), 'env_kwargs': env_kw, 'agent_seeds': seeds,
+                      'updates_per_own_step': rates})
 
     obs = [env.reset(seed=s)[0] for env, s in zip(envs, seeds)]
     episode_cost = [0.0] * K
     exploration_cost, update_debt = 0.0, [0.0] * K
     stats: dict[str, Any] | None = None
+    updates = 0
     merged_model: dict[str, np.ndarray] | None = None
     history: list[dict[str, Any]] = []
     steps_per_agent = args.total_steps // K
@@ -155,10 +169,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 agent.reset_noise()
                 obs[i], _ = env.reset()
             if agent.ready(len(buffers[i])):
-                update_debt[i] += cfg.updates_per_step
+                update_debt[i] += rates[i]
                 while update_debt[i] >= 1.0:
                     update_debt[i] -= 1.0
                     stats = agent.update(buffers[i].sample(cfg.batch_size), stored_transitions=len(buffers[i]))
+                    updates += 1
         if stats is not None and t % 100 == 0:
             log.log_scalars({'losses/critic_loss': stats['critic_loss'], 'losses/q_mean': stats['q_mean']},
                             global_step)
@@ -217,6 +232,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         'final_cost': cost['final'], 'final_policy': final_name, 'master_cost': cost['master'],
         'merged_cost': cost.get('merged'), 'oracle_cost': cost['oracle'], 'greedy_cost': cost['greedy'],
         'oracle_gap_pct': comparison['oracle_gap_pct']['final'],
+        'gradient_updates': updates,
         'pulls': sum(len(r.get('pulled', [])) for r in history),
         'mutations': sum(len(r.get('mutated', [])) for r in history),
         'train_s': round(train_s, 1), 'wall_s': round(time.time() - start_time, 1),

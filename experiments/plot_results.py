@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections import defaultdict
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -35,7 +34,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument('--out-dir', default='docs/img')
     p.add_argument('--mec-exp', default='mec_ddpg', help='experiment name of the mec_ddpg.py runs')
     p.add_argument('--collective-exp', default='collective4')
-    p.add_argument('--single-exp', default='single')
+    p.add_argument('--single-exp', default='single',
+                   help='single-agent arm: mec_collective.py --num-agents 1 runs, or mec_ddpg runs (same loop)')
     p.add_argument('--cartpole-exp', default='cartpole_swingup')
     p.add_argument('--dpi', type=int, default=90)
     return p.parse_args(argv)
@@ -126,27 +126,41 @@ def mec_ddpg(runs: dict[int, Path], out: Path, dpi: int) -> dict[str, Any]:
             'oracle_gap_pct': {n: mean_std(v) for n, v in gaps.items()}, 'same_state_gap_pct': mean_std(same)}
 
 
+def run_summary(run: Path) -> dict[str, Any] | None:
+    """Final test cost, exploration cost and validation-curve tag of a mec_collective.py run or of a
+    mec_ddpg.py run (the same single-agent DDPG loop, used as the single arm to save compute)."""
+    if not (run / 'eval.json').exists():
+        return None
+    data = json.loads((run / 'eval.json').read_text())
+    if 'comparison' in data:            # mec_collective.py
+        cost, tag = data['comparison']['cost'], 'eval/best_cost'
+        final = cost['final']
+    else:                               # mec_ddpg.py
+        cost, tag = data['cost'], 'eval/cost'
+        final = cost['ddpg_final']
+    _, expl = series(run, 'charts/exploration_cost')
+    return {'final': final, 'greedy': cost['greedy'], 'oracle': cost['oracle'],
+            'exploration': float(expl[-1]) if expl.size else None, 'curve_tag': tag}
+
+
 def mec_collective(collective: dict[int, Path], single: dict[int, Path], out: Path, dpi: int) -> dict[str, Any]:
     arms = {'collective': collective, 'single': single}
-    data: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
-    for arm, runs in arms.items():
-        for seed, run in runs.items():
-            if (run / 'eval.json').exists():
-                data[arm][seed] = json.loads((run / 'eval.json').read_text())
-    if not data.get('collective') or not data.get('single'):
+    rows = {arm: {seed: r for seed, run in runs.items() if (r := run_summary(run)) is not None}
+            for arm, runs in arms.items()}
+    if not rows['collective'] or not rows['single']:
         return {}
     fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.6))
     for arm, color in (('collective', 'tab:red'), ('single', 'tab:blue')):
-        for k, (seed, run) in enumerate(arms[arm].items()):
-            steps, best = series(run, 'eval/best_cost')
+        for k, (seed, summary) in enumerate(rows[arm].items()):
+            steps, best = series(arms[arm][seed], summary['curve_tag'])
             axes[0].plot(steps, best, color=color, lw=1, alpha=0.8, label=arm if k == 0 else None)
-            steps, expl = series(run, 'charts/exploration_cost')
+            steps, expl = series(arms[arm][seed], 'charts/exploration_cost')
             axes[1].plot(steps, expl, color=color, lw=1, alpha=0.8, label=arm if k == 0 else None)
-    greedy = np.mean([d['comparison']['cost']['greedy'] for d in data['single'].values()])
+    greedy = np.mean([r['greedy'] for r in rows['single'].values()])
     axes[0].axhline(greedy, color='k', ls='--', lw=1, label='greedy')
     axes[0].set_yscale('log')
     axes[0].set_xlabel('total env steps (all agents)')
-    axes[0].set_ylabel('best validation cost per step')
+    axes[0].set_ylabel('validation cost per step (best agent)')
     axes[0].legend(fontsize=8)
     axes[1].set_xlabel('total env steps (all agents)')
     axes[1].set_ylabel('cumulative exploration cost')
@@ -155,26 +169,18 @@ def mec_collective(collective: dict[int, Path], single: dict[int, Path], out: Pa
                  fontsize=9)
     save(fig, out / 'mec_collective.png', dpi)
 
-    def summary_of(path: Path) -> dict[str, Any]:
-        comparison = json.loads((path / 'eval.json').read_text())['comparison']
-        config = json.loads((path / 'config.json').read_text())
-        steps, expl = series(path, 'charts/exploration_cost')
-        return {'final': comparison['cost']['final'], 'exploration': float(expl[-1]) if expl.size else None,
-                'steps': config['total_steps']}
-
-    rows = {arm: [summary_of(p) for p in arms[arm].values() if (p / 'eval.json').exists()] for arm in arms}
-    seeds = sorted(set(data['collective']) & set(data['single']))
-    rel_expl = [100 * (summary_of(collective[s])['exploration'] / summary_of(single[s])['exploration'] - 1)
-                for s in seeds]
-    rel_final = [100 * (summary_of(collective[s])['final'] / summary_of(single[s])['final'] - 1) for s in seeds]
+    seeds = sorted(set(rows['collective']) & set(rows['single']))
+    rel_expl = [100 * (rows['collective'][s]['exploration'] / rows['single'][s]['exploration'] - 1) for s in seeds]
+    rel_final = [100 * (rows['collective'][s]['final'] / rows['single'][s]['final'] - 1) for s in seeds]
     print('\n### Collective vs single (mean ± std over seeds)\n')
     print('| arm | exploration cost (sum) | final cost per step |\n|---|---|---|')
     for arm in arms:
-        print(f"| {arm} | {fmt([r['exploration'] for r in rows[arm]], 4)} | {fmt([r['final'] for r in rows[arm]])} |")
+        values = list(rows[arm].values())
+        print(f"| {arm} | {fmt([r['exploration'] for r in values], 4)} | {fmt([r['final'] for r in values])} |")
     print(f'\ncollective vs single, paired by seed: exploration {fmt(rel_expl)} %, final {fmt(rel_final)} %')
     return {'seeds': seeds, 'exploration_change_pct': mean_std(rel_expl), 'final_change_pct': mean_std(rel_final),
-            'exploration': {a: mean_std([r['exploration'] for r in rows[a]]) for a in arms},
-            'final_cost': {a: mean_std([r['final'] for r in rows[a]]) for a in arms}}
+            'exploration': {a: mean_std([r['exploration'] for r in rows[a].values()]) for a in arms},
+            'final_cost': {a: mean_std([r['final'] for r in rows[a].values()]) for a in arms}}
 
 
 # ------------------------------------------------------------------------------------- cart-pole
