@@ -18,68 +18,37 @@ import platform
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
 from dcdrl_core import runtime
-from dcdrl_core.runtime.context import Context
-from dcdrl_core.testing import ChildProcess, fresh_domain_id, loopback_env
+from dcdrl_core.testing import ChildProcess, TopicRecorder, fresh_domain_id, loopback_env
 
 DCDRL = [sys.executable, '-m', 'dcdrl_core.cli']
 START_TIMEOUT = 120.0
 
 
-class Probe:
-    """Receives replay/stats and learner/stats in this process."""
+class Probe(TopicRecorder):
+    """Receives replay/stats and learner/stats in this process, with arrival times."""
 
     def __init__(self, domain: int) -> None:
         from dcdrl_msgs.msg import ReplayStats, TrainingStats
         os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
-        self.context = Context()
-        self.context.init([], domain_id=domain)
-        node = runtime.Node('scaling_probe', context=self.context, namespace='/dcdrl')
-        self.replay: list[tuple[float, int]] = []     # (time, transitions received)
-        self.learner: list[tuple[float, int]] = []    # (time, updates)
-        self.lock = threading.Lock()
+        super().__init__(domain, namespace='/dcdrl')
         qos = runtime.qos_profile_sensor_data
-        node.create_subscription(ReplayStats, 'replay/stats',
-                                 lambda m: self._add(self.replay, m.transitions_received), qos)
-        node.create_subscription(TrainingStats, 'learner/stats', lambda m: self._add(self.learner, m.updates), qos)
-        self.executor = runtime.SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(node)
-        self.thread = threading.Thread(target=self._spin, daemon=True)
-        self.thread.start()
-
-    def _spin(self) -> None:
-        while self.context.ok():
-            self.executor.spin_once(timeout_sec=0.2)
-
-    def _add(self, series: list, value: int) -> None:
-        with self.lock:
-            series.append((time.monotonic(), int(value)))
+        self.replay = self.record(ReplayStats, 'replay/stats', qos,
+                                  lambda m: (time.monotonic(), int(m.transitions_received)))
+        self.learner = self.record(TrainingStats, 'learner/stats', qos, lambda m: (time.monotonic(), int(m.updates)))
 
     def rate(self, series: list, start: float, end: float) -> float:
         """Increase per second between the first sample after start and the last before end."""
-        with self.lock:
+        with self.changed:
             window = [(t, v) for t, v in series if start <= t <= end]
         if len(window) < 2 or window[-1][0] <= window[0][0]:
             return float('nan')
         return (window[-1][1] - window[0][1]) / (window[-1][0] - window[0][0])
-
-    def wait_until(self, predicate, timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f'{what} within {timeout} s')
-            time.sleep(0.1)  # polling a counter that DDS callbacks fill in another thread
-
-    def close(self) -> None:
-        self.context.request_shutdown()
-        self.thread.join(10)
-        self.context.shutdown()
 
 
 def _node(package: str, executable: str, name: str, domain: int, output_dir: str, *params: str) -> ChildProcess:
@@ -101,7 +70,7 @@ def collection_rate(clients: int, window_s: float) -> float:
                             f'seed:={k}', 'num_envs:=8', 'batch_steps:=32', 'publish_rate_hz:=1000.0')
                       for k in range(clients)]
         try:
-            probe.wait_until(lambda: probe.replay and probe.replay[-1][1] > 5000, START_TIMEOUT, 'experience')
+            probe.wait_for(lambda: probe.replay and probe.replay[-1][1] > 5000, START_TIMEOUT, 'experience')
             start = time.monotonic()
             time.sleep(window_s)  # the measurement window itself
             return probe.rate(probe.replay, start, time.monotonic())
@@ -120,7 +89,7 @@ def learner_rate_over_dds(clients: int, window_s: float) -> float:
         fill = [_node('dcdrl_sim', 'client', f'client_{k}', domain, out, f'client_id:=client_{k}', f'seed:={k}',
                       'num_envs:=8', 'batch_steps:=32', 'publish_rate_hz:=1000.0') for k in range(max(clients, 1))]
         try:
-            probe.wait_until(lambda: probe.replay and probe.replay[-1][1] > 20000, START_TIMEOUT, 'filling')
+            probe.wait_for(lambda: probe.replay and probe.replay[-1][1] > 20000, START_TIMEOUT, 'filling')
             if clients == 0:
                 for process in fill:
                     process.stop()
@@ -134,7 +103,7 @@ def learner_rate_over_dds(clients: int, window_s: float) -> float:
             processes.append(_node('dcdrl_cloud', 'learner', 'learner', domain, out, 'duration_s:=0.0',
                                    'eval_period_s:=0.0', 'stats_period_s:=0.5', 'tensorboard:=false',
                                    'checkpoint_period_s:=0.0', 'evaluate_on_stop:=false', 'actor_start:=0'))
-            probe.wait_until(lambda: probe.learner and probe.learner[-1][1] > 200, START_TIMEOUT, 'training')
+            probe.wait_for(lambda: probe.learner and probe.learner[-1][1] > 200, START_TIMEOUT, 'training')
             start = time.monotonic()
             time.sleep(window_s)  # the measurement window itself
             return probe.rate(probe.learner, start, time.monotonic())

@@ -11,17 +11,13 @@ import os
 import re
 import signal
 import sys
-import threading
-import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from dcdrl_core import runtime
-from dcdrl_core.runtime.context import Context
 from dcdrl_core.runtime.qos import qos_profile_transient_local
-from dcdrl_core.testing import ChildProcess, fresh_domain_id, loopback_env
+from dcdrl_core.testing import ChildProcess, TopicRecorder, fresh_domain_id, loopback_env
 
 pytestmark = [pytest.mark.dds, pytest.mark.slow]
 FAST = Path(__file__).parent / 'fixtures' / 'train_fast.yaml'
@@ -29,56 +25,21 @@ TIMEOUT = 120.0  # generous: torch imports and discovery on a loaded 2-core mach
 DCDRL = [sys.executable, '-m', 'dcdrl_core.cli']
 
 
-class Monitor:
-    """A node in the test process that records what flows on the graph's topics."""
+class Monitor(TopicRecorder):
+    """Records what flows on the graph's topics (policy versions, experience, stats)."""
 
     def __init__(self, domain: int) -> None:
         from dcdrl_msgs.msg import ExperienceBatch, PolicyWeights, ReplayStats, TrainingStats
-        self.context = Context()
-        self.context.init([], domain_id=domain)
-        node = runtime.Node('monitor', context=self.context, namespace='/dcdrl')
-        self.policy_versions: list[int] = []
-        self.experience: list[tuple[str, int, int]] = []  # (client, sequence, policy version)
-        self.replay_sizes: list[int] = []
-        self.learner_updates: list[int] = []
-        self.changed = threading.Condition()
-        reliable = runtime.QoSProfile(depth=100)
-        node.create_subscription(PolicyWeights, 'policy', lambda m: self._add(self.policy_versions, m.version),
-                                 qos_profile_transient_local)
-        node.create_subscription(ExperienceBatch, 'experience', lambda m: self._add(
-            self.experience, (m.client_id, m.sequence, m.policy_version)), reliable)
+        super().__init__(domain, namespace='/dcdrl')
         best_effort = runtime.qos_profile_sensor_data  # how the nodes publish their stats
-        node.create_subscription(ReplayStats, 'replay/stats', lambda m: self._add(self.replay_sizes, m.size),
-                                 best_effort)
-        node.create_subscription(TrainingStats, 'learner/stats', lambda m: self._add(self.learner_updates, m.updates),
-                                 best_effort)
-        self.executor = runtime.SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(node)
-        self.thread = threading.Thread(target=self._spin, daemon=True)
-        self.thread.start()
+        self.policy_versions = self.record(PolicyWeights, 'policy', qos_profile_transient_local, lambda m: m.version)
+        self.experience = self.record(ExperienceBatch, 'experience', runtime.QoSProfile(depth=100),
+                                      lambda m: (m.client_id, m.sequence, m.policy_version))
+        self.replay_sizes = self.record(ReplayStats, 'replay/stats', best_effort, lambda m: m.size)
+        self.learner_updates = self.record(TrainingStats, 'learner/stats', best_effort, lambda m: m.updates)
 
-    def _spin(self) -> None:
-        while self.context.ok():
-            self.executor.spin_once(timeout_sec=0.2)
-
-    def _add(self, target: list, value) -> None:
-        with self.changed:
-            target.append(value)
-            self.changed.notify_all()
-
-    def wait_for(self, predicate, timeout: float = TIMEOUT, what: str = 'condition'):
-        deadline = time.monotonic() + timeout
-        with self.changed:
-            while not predicate():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f'{what} not met within {timeout} s')
-                self.changed.wait(remaining)
-
-    def close(self) -> None:
-        self.context.request_shutdown()
-        self.thread.join(10)
-        self.context.shutdown()
+    def wait_for(self, predicate, timeout: float = TIMEOUT, what: str = 'condition') -> None:
+        super().wait_for(predicate, timeout, what)
 
 
 def _run(package: str, executable: str, name: str, domain: int, output_dir: Path, *params: str) -> ChildProcess:

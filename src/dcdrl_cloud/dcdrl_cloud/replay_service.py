@@ -26,7 +26,7 @@ Threads: ``ingest`` and ``save`` may run in one thread (the node's intake worker
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 import json
 import math
 import os
@@ -646,40 +646,6 @@ def fill_sampled_batch(message: Any, served: ServedBatch) -> Any:
     return message
 
 
-def read_sampled_batch(message: Any, obs_dim: Optional[int] = None,
-                       action_dim: Optional[int] = None) -> ServedBatch:
-    """Validates a SampledBatch message and returns its arrays; raises ValueError with the reason.
-
-    For the learner: sizes must agree with batch_size and the dimensions (and with
-    ``obs_dim``/``action_dim`` when given), values must be finite, discounts in [0, 1].
-    """
-    b, o, a = int(message.batch_size), int(message.obs_dim), int(message.action_dim)
-    source = f'batch {message.sequence} for {message.requester or "?"}'
-    if b <= 0 or o <= 0 or a <= 0:
-        raise ValueError(f'{source}: batch_size, obs_dim and action_dim must be > 0, got {b}, {o}, {a}')
-    if (obs_dim is not None and o != obs_dim) or (action_dim is not None and a != action_dim):
-        raise ValueError(f'{source}: dimensions obs {o} action {a}, expected obs {obs_dim} action {action_dim}')
-    expected = {'obs': (np.float32, b * o), 'actions': (np.float32, b * a), 'rewards': (np.float32, b),
-                'next_obs': (np.float32, b * o), 'discounts': (np.float32, b), 'weights': (np.float32, b),
-                'indices': (np.uint64, b), 'policy_versions': (np.uint64, b)}
-    arrays = {}
-    for name, (dtype, count) in expected.items():
-        values = get_array(message, name, dtype)
-        if values.size != count:
-            raise ValueError(f'{source}: {name} has {values.size} values, expected {count}')
-        if values.dtype.kind == 'f' and not np.isfinite(values).all():
-            raise ValueError(f'{source}: {name} contains NaN or Inf')
-        arrays[name] = values
-    if arrays['discounts'].min() < 0.0 or arrays['discounts'].max() > 1.0:
-        raise ValueError(f'{source}: discounts must lie in [0, 1]')
-    batch = TransitionBatch(
-        obs=arrays['obs'].reshape(b, o), actions=arrays['actions'].reshape(b, a), rewards=arrays['rewards'],
-        next_obs=arrays['next_obs'].reshape(b, o), discounts=arrays['discounts'], weights=arrays['weights'],
-        indices=arrays['indices'].astype(np.int64))
-    return ServedBatch(requester=message.requester, sequence=int(message.sequence), batch=batch,
-                       policy_versions=arrays['policy_versions'], replay_size=int(message.replay_size))
-
-
 def fill_priority_update(message: Any, indices: Any, priorities: Any) -> Any:
     """Fills a PriorityUpdate message (either backend): slots and their |TD errors|."""
     set_array(message, 'indices', indices, np.uint64)
@@ -694,4 +660,4 @@ def read_priority_update(message: Any) -> tuple[np.ndarray, np.ndarray]:
 
 __all__ = ['PriorityRejected', 'ReplayService', 'ReplayServiceConfig', 'RequestRejected', 'RestoreResult',
            'SNAPSHOT_NAME', 'ServedBatch', 'SnapshotRefused', 'fill_priority_update', 'fill_sampled_batch',
-           'read_priority_update', 'read_sampled_batch']
+           'read_priority_update']

@@ -10,7 +10,8 @@ from dcdrl_core.experience import fill_experience
 from dcdrl_core.runtime.context import Context
 from dcdrl_core.runtime.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data, qos_profile_transient_local
 from dcdrl_core.testing import fresh_domain_id, python_child
-from dcdrl_cloud.replay_service import fill_priority_update, read_sampled_batch
+from dcdrl_cloud.learner import read_sampled_batch
+from dcdrl_cloud.replay_service import fill_priority_update
 from dcdrl_msgs.msg import ExperienceBatch, PolicyWeights, PriorityUpdate, ReplayStats, SampledBatch, SampleRequest
 
 pytestmark = [pytest.mark.dds, pytest.mark.slow]
@@ -76,7 +77,7 @@ class Peer:
 
     def receive(self, count):
         self.spin_until(lambda: len(self.batches) >= count, f'{count} sampled batches')
-        return [read_sampled_batch(m, OBS, ACT) for m in self.batches[:count]]
+        return [read_sampled_batch(m, 'tester', OBS, ACT) for m in self.batches[:count]]  # refuses others'
 
 
 @pytest.fixture
@@ -110,16 +111,16 @@ def test_serves_credits_takes_priorities_snapshots_and_restores(peer, tmp_path):
         served = tester.receive(3)
         assert [b.sequence for b in served] == [0, 1, 2]
         for b in served:
-            assert b.requester == 'tester' and len(b) == 16 and b.batch.obs.shape == (16, OBS)
+            assert len(b) == 16 and b.obs.shape == (16, OBS)
             assert b.replay_size >= 32 and (b.policy_versions == 5).all()
-            np.testing.assert_array_equal(b.batch.obs[:, 0], 5.0)
-            assert (b.batch.weights > 0).all() and (b.batch.weights <= 1).all()
+            np.testing.assert_array_equal(b.obs[:, 0], 5.0)
+            assert (b.weights > 0).all() and (b.weights <= 1).all()
         tester.spin_until(lambda: any(s.size == 48 for s in tester.stats), 'stats with all 48 transitions')
         stats = [s for s in tester.stats if s.size == 48][-1]
         assert stats.transitions_received == 48 and stats.capacity == 1000
         assert (stats.version_lag_min, stats.version_lag_mean, stats.version_lag_max) == (2.0, 2.0, 2.0)
 
-        tester.priorities.publish(fill_priority_update(PriorityUpdate(), served[0].batch.indices, np.ones(16)))
+        tester.priorities.publish(fill_priority_update(PriorityUpdate(), served[0].indices, np.ones(16)))
         tester.priorities.publish(fill_priority_update(PriorityUpdate(), [0, 1], [1.0]))  # sizes differ
         tester.priorities.publish(fill_priority_update(PriorityUpdate(), [0], [np.nan]))
         child.wait_for_line('refused priority update', TIMEOUT)
@@ -143,7 +144,7 @@ def test_serves_credits_takes_priorities_snapshots_and_restores(peer, tmp_path):
         tester.request(1, 8)
         again = tester.receive(5)[4]
         assert again.sequence == 4 and again.replay_size == 48  # sequences continue across restarts
-        np.testing.assert_array_equal(again.batch.obs[:, 0], again.policy_versions.astype(np.float32))
+        np.testing.assert_array_equal(again.obs[:, 0], again.policy_versions.astype(np.float32))
         assert child.stop() == 0
         report = _report(child)
     assert report['restored'] == 48 and report['replay_size'] == 48 and report['transitions_this_run'] == 0

@@ -9,7 +9,8 @@ from dcdrl_core.experience import ExperienceRejected, fill_experience
 from dcdrl_core.learning.replay import ReplayBuffer
 from dcdrl_cloud.replay_service import (
     PriorityRejected, ReplayService, ReplayServiceConfig, RequestRejected, SnapshotRefused, fill_priority_update,
-    fill_sampled_batch, read_priority_update, read_sampled_batch)
+    fill_sampled_batch, read_priority_update)
+from dcdrl_cloud.learner import read_sampled_batch
 from dcdrl_msgs.msg import ExperienceBatch, PriorityUpdate, SampledBatch
 
 OBS, ACT = 5, 2
@@ -375,16 +376,18 @@ def test_sampled_batch_message_round_trip_and_refusals():
     service.request('learner_1', 1, 12)
     served = _drain(service)[0]
     message = SampledBatch.deserialize(fill_sampled_batch(SampledBatch(), served).serialize())
-    back = read_sampled_batch(message, OBS, ACT)
-    assert (back.requester, back.sequence, back.replay_size, len(back)) == ('learner_1', 0, 24, 12)
-    np.testing.assert_array_equal(back.batch.obs, served.batch.obs)
-    np.testing.assert_array_equal(back.batch.indices, served.batch.indices)
+    back = read_sampled_batch(message, 'learner_1', OBS, ACT)  # the learner's reader
+    assert (back.sequence, back.replay_size, len(back)) == (0, 24, 12)
+    np.testing.assert_array_equal(back.obs, served.batch.obs)
+    np.testing.assert_array_equal(back.indices, served.batch.indices)
     np.testing.assert_array_equal(back.policy_versions, served.policy_versions)
-    with pytest.raises(ValueError, match='expected obs 6'):
-        read_sampled_batch(message, OBS + 1, ACT)
+    with pytest.raises(ValueError, match='wrong_requester'):
+        read_sampled_batch(message, 'learner_2', OBS, ACT)
+    with pytest.raises(ValueError, match='wrong_dims'):
+        read_sampled_batch(message, 'learner_1', OBS + 1, ACT)
     message.rewards = message.rewards[:-1]
-    with pytest.raises(ValueError, match='rewards has 11 values, expected 12'):
-        read_sampled_batch(message)
+    with pytest.raises(ValueError, match='rewards has 11 values'):
+        read_sampled_batch(message, 'learner_1', OBS, ACT)
 
 
 def test_priority_update_message_round_trip():
