@@ -61,7 +61,7 @@ def _node(package: str, executable: str, name: str, domain: int, output_dir: str
 
 def collection_rate(clients: int, window_s: float) -> float:
     """Transitions/s into the replay node from `clients` clients at full speed (random actions)."""
-    domain = fresh_domain_id() + 100
+    domain = fresh_domain_id()
     probe = Probe(domain)
     with tempfile.TemporaryDirectory() as out:
         processes = [_node('dcdrl_cloud', 'replay_buffer', 'replay_buffer', domain, out, 'report_period_s:=0.5',
@@ -82,7 +82,7 @@ def collection_rate(clients: int, window_s: float) -> float:
 
 def learner_rate_over_dds(clients: int, window_s: float) -> float:
     """Learner updates/s sampling from the replay node (filled by clients first)."""
-    domain = fresh_domain_id() + 100
+    domain = fresh_domain_id()
     probe = Probe(domain)
     with tempfile.TemporaryDirectory() as out:
         processes = [_node('dcdrl_cloud', 'replay_buffer', 'replay_buffer', domain, out, 'report_period_s:=0.5')]
@@ -143,7 +143,7 @@ def time_to_target(target_cost: float) -> dict:
     """Runs the default `make run` training and reads when its evaluation cost first beat the target."""
     import subprocess
     with tempfile.TemporaryDirectory() as runs:
-        env = loopback_env(fresh_domain_id() + 100)
+        env = loopback_env(fresh_domain_id())
         result = subprocess.run([sys.executable, '-m', 'dcdrl_cloud.main_job', '--runs-dir', runs, '--quiet'],
                                 env=env, capture_output=True, text=True, timeout=900)
         if result.returncode != 0:
