@@ -33,6 +33,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument('--runs-dir', default='runs')
     p.add_argument('--out-dir', default='docs/img')
     p.add_argument('--mec-exp', default='mec_ddpg', help='experiment name of the mec_ddpg.py runs')
+    p.add_argument('--mec-preset-exp', default=None,
+                   help='optional mec_ddpg.py runs with the untouched DC-DRL preset, shown as an extra bar')
     p.add_argument('--collective-exp', default='collective4')
     p.add_argument('--single-exp', default='single',
                    help='single-agent arm: mec_collective.py --num-agents 1 runs, or mec_ddpg runs (same loop)')
@@ -41,10 +43,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def find_runs(runs_dir: Path, exp: str) -> dict[int, Path]:
+MEC_ENV, CARTPOLE_ENV = 'dcdrl_sim-MecOffload-v0', 'dcdrl_sim-CartPoleSwingUp-v0'
+
+
+def find_runs(runs_dir: Path, env: str, exp: str | None) -> dict[int, Path]:
     """seed -> newest run directory named <env>__<exp>__<seed>__<time>[-n]."""
     found: dict[int, tuple[str, Path]] = {}
-    for path in sorted(runs_dir.glob(f'*__{exp}__*__*')):
+    for path in sorted(runs_dir.glob(f'{env}__{exp}__*__*') if exp else []):
         parts = path.name.split('__')
         if len(parts) != 4 or parts[1] != exp or not path.is_dir():
             continue
@@ -82,7 +87,7 @@ def save(fig: Any, path: Path, dpi: int) -> None:
 
 
 # ------------------------------------------------------------------------------------------- MEC
-def mec_ddpg(runs: dict[int, Path], out: Path, dpi: int) -> dict[str, Any]:
+def mec_ddpg(runs: dict[int, Path], preset: dict[int, Path], out: Path, dpi: int) -> dict[str, Any]:
     evals = {seed: json.loads((run / 'eval.json').read_text()) for seed, run in runs.items()
              if (run / 'eval.json').exists()}
     if not evals:
@@ -105,11 +110,18 @@ def mec_ddpg(runs: dict[int, Path], out: Path, dpi: int) -> dict[str, Any]:
     ax.legend(fontsize=7, ncol=2)
     save(fig, out / 'mec_ddpg_learning.png', dpi)
 
-    fig, ax = plt.subplots(figsize=(6.4, 3.4))
-    order = [n for n in names if n != 'ddpg_best'] if 'ddpg_best' in names else names
+    preset_costs = [json.loads((run / 'eval.json').read_text())['cost']['ddpg_final'] for run in preset.values()
+                    if (run / 'eval.json').exists()]
+    if preset_costs:
+        costs['ddpg_preset'] = preset_costs
+    fig, ax = plt.subplots(figsize=(7.2, 3.4))
+    order = [n for n in ('ddpg_final', 'ddpg_preset') if n in costs] + [n for n in names if not n.startswith('ddpg')]
     means = [mean_std(costs[n])[0] for n in order]
     stds = [mean_std(costs[n])[1] for n in order]
-    ax.bar(order, means, yerr=stds, color=['tab:blue' if n.startswith('ddpg') else 'tab:gray' for n in order])
+    labels = [f'{n}\n({len(costs[n])} seed{"s" if len(costs[n]) > 1 else ""})' if n.startswith('ddpg') else n
+              for n in order]
+    ax.bar(labels, means, yerr=stds, color=['tab:blue' if n.startswith('ddpg') else 'tab:gray' for n in order])
+    ax.tick_params(axis='x', labelsize=8)
     ax.set_yscale('log')
     ax.set_ylabel('mean cost per step (test seeds)')
     ax.set_title(f'MEC N=10: test cost, mean ± std over {len(evals)} seeds')
@@ -121,6 +133,8 @@ def mec_ddpg(runs: dict[int, Path], out: Path, dpi: int) -> dict[str, Any]:
     print('| policy | cost per step | gap to oracle % |\n|---|---|---|')
     for name in names:
         print(f'| {name} | {fmt(costs[name])} | {fmt(gaps[name])} |')
+    if preset_costs:
+        print(f'| ddpg_preset ({len(preset_costs)} run(s)) | {fmt(preset_costs)} | |')
     print(f'\nsame-state gap of ddpg_final to the oracle: {fmt(same)} %')
     return {'seeds': sorted(evals), 'cost': {n: mean_std(v) for n, v in costs.items()},
             'oracle_gap_pct': {n: mean_std(v) for n, v in gaps.items()}, 'same_state_gap_pct': mean_std(same)}
@@ -234,10 +248,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     runs_dir, out = Path(args.runs_dir), Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary = {
-        'mec_ddpg': mec_ddpg(find_runs(runs_dir, args.mec_exp), out, args.dpi),
-        'mec_collective': mec_collective(find_runs(runs_dir, args.collective_exp),
-                                         find_runs(runs_dir, args.single_exp), out, args.dpi),
-        'cartpole': cartpole(find_runs(runs_dir, args.cartpole_exp), out, args.dpi),
+        'mec_ddpg': mec_ddpg(find_runs(runs_dir, MEC_ENV, args.mec_exp),
+                             find_runs(runs_dir, MEC_ENV, args.mec_preset_exp), out, args.dpi),
+        'mec_collective': mec_collective(find_runs(runs_dir, MEC_ENV, args.collective_exp),
+                                         find_runs(runs_dir, MEC_ENV, args.single_exp), out, args.dpi),
+        'cartpole': cartpole(find_runs(runs_dir, CARTPOLE_ENV, args.cartpole_exp), out, args.dpi),
     }
     summary['charts'] = sorted(p.name for p in out.glob('*.png'))
     print(json.dumps(summary))
