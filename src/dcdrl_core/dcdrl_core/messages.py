@@ -546,6 +546,15 @@ class _InterfaceFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
 
 def install_interface_import_hook() -> None:
-    """Lets ``from dcdrl_msgs.msg import X`` (and std_msgs, ...) import our generated classes."""
-    if not any(isinstance(f, _InterfaceFinder) for f in sys.meta_path):
+    """Lets ``from dcdrl_msgs.msg import X`` (and std_msgs, ...) import our generated classes.
+
+    Normally last on sys.meta_path, so rosidl-generated packages win where ROS 2 is sourced.
+    With DCDRL_BACKEND=cyclone it goes first: a process forced onto our runtime must get our
+    classes even when ROS 2's packages are importable.
+    """
+    if any(isinstance(f, _InterfaceFinder) for f in sys.meta_path):
+        return
+    if os.environ.get('DCDRL_BACKEND', '').strip().lower() == 'cyclone':
+        sys.meta_path.insert(0, _InterfaceFinder())
+    else:
         sys.meta_path.append(_InterfaceFinder())

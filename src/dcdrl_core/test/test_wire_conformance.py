@@ -113,6 +113,8 @@ def test_rclpy_serialises_exactly_like_us(type_name):
     from dcdrl_core.message_utils import message_to_dict
     cls = message_class(type_name, REGISTRY)
     theirs_class = get_message(type_name)
+    if issubclass(theirs_class, Message):
+        pytest.skip('DCDRL_BACKEND=cyclone gives this process our classes; run with DCDRL_BACKEND=rclpy')
     rng = np.random.default_rng(5)
     for _ in range(5):
         ours = random_message(cls, rng, REGISTRY)
