@@ -26,7 +26,10 @@ Every generation (`--generation-steps` env steps per agent) the "parameter serve
    (`--merge-method` rank or softmax weights over the elite: fitness >= mean, or the best
    `--elite-fraction`), and its own validation fitness;
 3. pull rule (`merge.should_pull`): an agent whose fitness is below the merged model's loads the
-   merged actor (online and target; its critic keeps learning from there);
+   merged actor (online and target) and, with `--merge-critic` (default), the merged critic too
+   (the critics are merged with the actors' weights), so a worker continues from a consistent
+   actor-critic pair; with `--no-merge-critic` it keeps its own critic, which then drags the
+   pulled actor back towards its own, worse, estimate (measured: see docs/results-learning.md);
 4. mutation (`merge.mutate`): a worker that did not pull perturbs its actor with probability
    `--mutation-prob` (per-tensor Gaussian noise, `--mutation-scale` x the tensor's std).
 
@@ -36,6 +39,7 @@ of the final policy = the candidate with the best validation fitness among the K
 last merged model (K = 1: the agent itself). Also the merged model's and the master's own costs.
 
     .venv/bin/python experiments/mec_collective.py --seed 1 --num-agents 4 --total-steps 40000
+    .venv/bin/python experiments/mec_collective.py --seed 1 --num-agents 4 --total-steps 40000 --no-merge-critic
     .venv/bin/python experiments/mec_collective.py --seed 1 --num-agents 1 --total-steps 40000
     .venv/bin/python experiments/mec_collective.py --quick
 """
@@ -76,6 +80,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     g.add_argument('--merge-method', default='rank', choices=('rank', 'softmax'))
     g.add_argument('--merge-temperature', type=float, default=1.0, help='softmax only')
     g.add_argument('--elite-fraction', type=float, default=None, help='None: fitness >= mean (paper)')
+    g.add_argument('--merge-critic', action=argparse.BooleanOptionalAction, default=True,
+                   help='merge and pull the critics along with the actors (same weights)')
     g.add_argument('--pull-margin', type=float, default=0.0, help='pull when merged fitness > own + margin')
     g.add_argument('--master-updates-per-transition', type=float, default=1.0,
                    help="sharing 'master': master gradient steps per transition stored in its buffer")
@@ -99,10 +105,20 @@ def numpy_actor(agent: Agent) -> dict[str, np.ndarray]:
     return {k: v.numpy() for k, v in agent.actor_state().items()}
 
 
+def numpy_critic(agent: Agent) -> dict[str, np.ndarray]:
+    return {k: v.detach().cpu().numpy().copy() for k, v in agent.critic.state_dict().items()}
+
+
 def load_actor(agent: Agent, model: dict[str, np.ndarray]) -> None:
     """Online actor and its target take the model (the critic and its target stay)."""
     agent.load_actor_state(model)
     agent.actor_target.load_state_dict(agent.actor.state_dict())
+
+
+def load_critic(agent: Agent, model: dict[str, np.ndarray]) -> None:
+    """Online critic and its target take the model (copied into the flat parameter buffers)."""
+    agent.critic.load_state_dict({k: torch.from_numpy(v) for k, v in model.items()})
+    agent.critic_target.load_state_dict(agent.critic.state_dict())
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -188,12 +204,19 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 weights = merge_weights(fitness, args.merge_method, args.merge_temperature, args.elite_fraction)
                 merged_model = merge_models(models, fitness, method=args.merge_method,
                                             temperature=args.merge_temperature, elite_fraction=args.elite_fraction)
+                # The critics get the same merge weights as their actors (merge_models with equal fitness).
+                merged_critic = (merge_models([numpy_critic(a) for a in agents], fitness, method=args.merge_method,
+                                              temperature=args.merge_temperature,
+                                              elite_fraction=args.elite_fraction)
+                                 if args.merge_critic else None)
                 load_actor(scratch_agent, merged_model)
                 merged_fitness = -mean_cost(env_kw, ActorPolicy(scratch_agent), VALIDATION_SEED, args.eval_episodes)
                 pulled, mutated = [], []
                 for i, agent in enumerate(agents):
                     if should_pull(fitness[i], merged_fitness, args.pull_margin):
                         load_actor(agent, merged_model)
+                        if merged_critic is not None:
+                            load_critic(agent, merged_critic)
                         pulled.append(i)
                     elif i > 0 and rng.random() < args.mutation_prob:
                         load_actor(agent, mutate(models[i], args.mutation_scale, rng))
@@ -227,7 +250,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     cost = comparison['cost']
     summary = {
         'experiment': 'mec_collective', 'run_dir': str(log.run_dir), 'seed': args.seed, 'num_agents': K,
-        'sharing': args.sharing if K > 1 else 'none', 'total_steps': global_step,
+        'sharing': args.sharing if K > 1 else 'none', 'merge_critic': args.merge_critic and K > 1,
+        'total_steps': global_step,
         'exploration_cost': exploration_cost, 'exploration_cost_per_step': exploration_cost / max(global_step, 1),
         'final_cost': cost['final'], 'final_policy': final_name, 'master_cost': cost['master'],
         'merged_cost': cost.get('merged'), 'oracle_cost': cost['oracle'], 'greedy_cost': cost['greedy'],

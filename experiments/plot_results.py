@@ -101,12 +101,15 @@ def mec_ddpg(runs: dict[int, Path], preset: dict[int, Path], out: Path, dpi: int
     for seed, run in runs.items():
         steps, values = series(run, 'eval/cost')
         ax.plot(steps, values, lw=1.2, label=f'DDPG seed {seed}')
+    for seed, run in preset.items():
+        steps, values = series(run, 'eval/cost')
+        ax.plot(steps, values, lw=1.2, color='0.5', ls='--', label=f'DDPG, DC-DRL preset, seed {seed}')
     for name, style in (('local_only', ':'), ('greedy', '--'), ('oracle', '-.')):
         ax.axhline(np.mean(costs[name]), color='k', ls=style, lw=1, label=name)
     ax.set_yscale('log')
     ax.set_xlabel('env steps')
     ax.set_ylabel('mean cost per step (validation)')
-    ax.set_title('MEC N=10: DDPG (DC-DRL preset) learning curve')
+    ax.set_title('MEC N=10: DDPG learning curves (validation episodes, no noise)', fontsize=10)
     ax.legend(fontsize=7, ncol=2)
     save(fig, out / 'mec_ddpg_learning.png', dpi)
 
@@ -210,7 +213,9 @@ def cartpole(runs: dict[int, Path], out: Path, dpi: int) -> dict[str, Any]:
             steps, values = series(run, f'{phase}/swing_up_steps')
             if steps.size:
                 ax.plot(steps - shift, values, 'o-', ms=2, lw=0.8, color=color, label=f'seed {seed}')
-    for ax, title in ((axes[0], 'from scratch (friction 10)'), (axes[1], 'fine-tuning (other friction)')):
+    first = next(iter(results.values()))
+    tuned_friction = (first.get('finetune') or {}).get('cart_friction', 'other')
+    for ax, title in ((axes[0], 'from scratch'), (axes[1], f'fine-tuning (cart friction {tuned_friction})')):
         ax.axhline(250, color='k', ls='--', lw=1)
         ax.set_xlabel('env steps of this phase')
         ax.set_title(title, fontsize=9)
@@ -235,10 +240,14 @@ def cartpole(runs: dict[int, Path], out: Path, dpi: int) -> dict[str, Any]:
               f"{f.get('converged_at_steps')} | {t(f.get('zero_shot_test'))} | {t(f.get('test'))} |")
 
     def median(values: list[Any]) -> float | None:
-        ok = [v for v in values if v is not None]
-        return float(np.median(ok)) if len(ok) == len(values) and ok else None
+        """Median with a run that did not converge (None) counted as above every cap (censored)."""
+        if not values:
+            return None
+        m = float(np.median([np.inf if v is None else v for v in values]))
+        return m if np.isfinite(m) else None
 
-    print(f'\nmedian steps to converge: {median(scratch)}; median steps to re-converge: {median(tune)}')
+    print(f'\nmedian steps to converge: {median(scratch)}; median steps to re-converge: {median(tune)} '
+          '(a run that did not converge within its cap counts as longer than any)')
     return {'seeds': sorted(results), 'steps_to_converge': scratch, 'median_steps_to_converge': median(scratch),
             'steps_to_reconverge': tune, 'median_steps_to_reconverge': median(tune)}
 
