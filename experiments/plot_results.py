@@ -38,6 +38,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument('--collective-exp', default='collective4')
     p.add_argument('--single-exp', default='single',
                    help='single-agent arm: mec_collective.py --num-agents 1 runs, or mec_ddpg runs (same loop)')
+    p.add_argument('--collective-ablation-exp', default=None,
+                   help='optional second collective experiment (e.g. --no-merge-critic runs), drawn beside')
     p.add_argument('--cartpole-exp', default='cartpole_swingup')
     p.add_argument('--dpi', type=int, default=90)
     return p.parse_args(argv)
@@ -156,18 +158,69 @@ def run_summary(run: Path) -> dict[str, Any] | None:
         cost, tag = data['cost'], 'eval/cost'
         final = cost['ddpg_final']
     _, expl = series(run, 'charts/exploration_cost')
+    config = json.loads((run / 'config.json').read_text())
+    agents = int(config.get('num_agents', 1))
+    final_validation = (max(data['history'][-1]['fitness'] + [data['history'][-1].get('merged_fitness', -np.inf)])
+                        if 'history' in data else None)
     return {'final': final, 'greedy': cost['greedy'], 'oracle': cost['oracle'],
-            'exploration': float(expl[-1]) if expl.size else None, 'curve_tag': tag}
+            'exploration': float(expl[-1]) if expl.size else None, 'curve_tag': tag, 'agents': agents,
+            'total_steps': int(config['total_steps']),
+            'final_validation': None if final_validation is None else -final_validation}
 
 
-def mec_collective(collective: dict[int, Path], single: dict[int, Path], out: Path, dpi: int) -> dict[str, Any]:
-    arms = {'collective': collective, 'single': single}
+def value_at(run: Path, tag: str, step: int) -> float | None:
+    """The last value of `tag` logged at or before `step`."""
+    steps, values = series(run, tag)
+    before = values[steps <= step]
+    return float(before[-1]) if before.size else None
+
+
+def compare_arm(arm: dict[int, dict[str, Any]], single: dict[int, dict[str, Any]], single_runs: dict[int, Path],
+                label: str) -> dict[str, Any]:
+    """One collective arm vs the single agent, paired by seed, in two views (printed as tables)."""
+    seeds = sorted(set(arm) & set(single))
+    rel_expl = [100 * (arm[s]['exploration'] / single[s]['exploration'] - 1) for s in seeds]
+    rel_final = [100 * (arm[s]['final'] / single[s]['final'] - 1) for s in seeds]
+    print(f'\n{label} vs single, same total env steps, paired by seed: exploration cost {fmt(rel_expl)} %, '
+          f'final test cost {fmt(rel_final)} %')
+    # Second view: per environment, at equal env steps PER ENVIRONMENT (= equal wall time when the K
+    # agents run on K machines): the collective's exploration cost per environment (total / K) and its
+    # final validation cost vs the single agent's after steps/K env steps (from its scalars).
+    per_env = []
+    for s in seeds:
+        steps_each = arm[s]['total_steps'] // arm[s]['agents']
+        per_env.append({'seed': s, 'steps_each': steps_each,
+                        'collective_expl_per_env': arm[s]['exploration'] / arm[s]['agents'],
+                        'single_expl': value_at(single_runs[s], 'charts/exploration_cost', steps_each),
+                        'collective_val': arm[s]['final_validation'],
+                        'single_val': value_at(single_runs[s], single[s]['curve_tag'], steps_each)})
+    rel_e = rel_v = None
+    if per_env and all(None not in r.values() for r in per_env):
+        rel_e = [100 * (r['collective_expl_per_env'] / r['single_expl'] - 1) for r in per_env]
+        rel_v = [100 * (r['collective_val'] / r['single_val'] - 1) for r in per_env]
+        print(f"per environment after {per_env[0]['steps_each']} env steps each (equal wall time on K machines):")
+        print('| seed | exploration cost per env: collective / single | validation cost: collective (best of K '
+              '+ merged) / single |\n|---|---|---|')
+        for r in per_env:
+            print(f"| {r['seed']} | {r['collective_expl_per_env']:.4g} / {r['single_expl']:.4g} | "
+                  f"{r['collective_val']:.3g} / {r['single_val']:.3g} |")
+        print(f'change: exploration {fmt(rel_e)} %, validation cost {fmt(rel_v)} %')
+    return {'seeds': seeds, 'exploration_change_pct': mean_std(rel_expl), 'final_change_pct': mean_std(rel_final),
+            'per_environment': per_env,
+            'per_env_exploration_change_pct': mean_std(rel_e) if rel_e else None,
+            'per_env_validation_change_pct': mean_std(rel_v) if rel_v else None}
+
+
+def mec_collective(collective: dict[int, Path], single: dict[int, Path], ablation: dict[int, Path],
+                   out: Path, dpi: int) -> dict[str, Any]:
+    arms = {'collective': collective, 'single': single, 'collective, actor-only merge': ablation}
     rows = {arm: {seed: r for seed, run in runs.items() if (r := run_summary(run)) is not None}
             for arm, runs in arms.items()}
     if not rows['collective'] or not rows['single']:
         return {}
+    shown = [a for a in arms if rows[a]]
     fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.6))
-    for arm, color in (('collective', 'tab:red'), ('single', 'tab:blue')):
+    for arm, color in zip(shown, ('tab:red', 'tab:blue', 'tab:orange')):
         for k, (seed, summary) in enumerate(rows[arm].items()):
             steps, best = series(arms[arm][seed], summary['curve_tag'])
             axes[0].plot(steps, best, color=color, lw=1, alpha=0.8, label=arm if k == 0 else None)
@@ -178,26 +231,25 @@ def mec_collective(collective: dict[int, Path], single: dict[int, Path], out: Pa
     axes[0].set_yscale('log')
     axes[0].set_xlabel('total env steps (all agents)')
     axes[0].set_ylabel('validation cost per step (best agent)')
-    axes[0].legend(fontsize=8)
+    axes[0].legend(fontsize=7)
     axes[1].set_xlabel('total env steps (all agents)')
     axes[1].set_ylabel('cumulative exploration cost')
-    axes[1].legend(fontsize=8)
+    axes[1].legend(fontsize=7)
     fig.suptitle('MEC N=10: collective (K agents, merge + shared experience) vs one agent, same env steps',
                  fontsize=9)
     save(fig, out / 'mec_collective.png', dpi)
 
-    seeds = sorted(set(rows['collective']) & set(rows['single']))
-    rel_expl = [100 * (rows['collective'][s]['exploration'] / rows['single'][s]['exploration'] - 1) for s in seeds]
-    rel_final = [100 * (rows['collective'][s]['final'] / rows['single'][s]['final'] - 1) for s in seeds]
     print('\n### Collective vs single (mean ± std over seeds)\n')
-    print('| arm | exploration cost (sum) | final cost per step |\n|---|---|---|')
-    for arm in arms:
+    print('| arm | exploration cost (sum) | final test cost per step |\n|---|---|---|')
+    for arm in shown:
         values = list(rows[arm].values())
         print(f"| {arm} | {fmt([r['exploration'] for r in values], 4)} | {fmt([r['final'] for r in values])} |")
-    print(f'\ncollective vs single, paired by seed: exploration {fmt(rel_expl)} %, final {fmt(rel_final)} %')
-    return {'seeds': seeds, 'exploration_change_pct': mean_std(rel_expl), 'final_change_pct': mean_std(rel_final),
-            'exploration': {a: mean_std([r['exploration'] for r in rows[a].values()]) for a in arms},
-            'final_cost': {a: mean_std([r['final'] for r in rows[a].values()]) for a in arms}}
+    result = {'exploration': {a: mean_std([r['exploration'] for r in rows[a].values()]) for a in shown},
+              'final_cost': {a: mean_std([r['final'] for r in rows[a].values()]) for a in shown}}
+    for arm in shown:
+        if arm != 'single':
+            result[arm] = compare_arm(rows[arm], rows['single'], single, arm)
+    return result
 
 
 # ------------------------------------------------------------------------------------- cart-pole
@@ -260,7 +312,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         'mec_ddpg': mec_ddpg(find_runs(runs_dir, MEC_ENV, args.mec_exp),
                              find_runs(runs_dir, MEC_ENV, args.mec_preset_exp), out, args.dpi),
         'mec_collective': mec_collective(find_runs(runs_dir, MEC_ENV, args.collective_exp),
-                                         find_runs(runs_dir, MEC_ENV, args.single_exp), out, args.dpi),
+                                         find_runs(runs_dir, MEC_ENV, args.single_exp),
+                                         find_runs(runs_dir, MEC_ENV, args.collective_ablation_exp), out, args.dpi),
         'cartpole': cartpole(find_runs(runs_dir, CARTPOLE_ENV, args.cartpole_exp), out, args.dpi),
     }
     summary['charts'] = sorted(p.name for p in out.glob('*.png'))
