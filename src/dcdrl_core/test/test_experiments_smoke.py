@@ -53,7 +53,7 @@ def test_mec_collective_quick(runs: Path, capsys) -> None:
     for key in ('exploration_cost', 'final_cost', 'final_policy', 'master_cost', 'merged_cost', 'oracle_cost',
                 'pulls', 'mutations', 'num_agents', 'total_steps'):
         assert key in summary
-    assert summary['num_agents'] == 2 and summary['total_steps'] == 120
+    assert summary['num_agents'] == 2 and summary['total_steps'] == 120 and summary['merge_critic'] is True
     history = json.loads((Path(summary['run_dir']) / 'eval.json').read_text())['history']
     assert len(history) == 4 and all(len(h['fitness']) == 2 for h in history)
     single = module.main(['--quick', '--total-steps', '60', '--num-agents', '1', '--learning-starts', '64',
