@@ -9,3 +9,22 @@ for path in reversed(_SRC):
         sys.path.insert(0, path)
 # Child processes started by tests import the same source tree.
 os.environ['PYTHONPATH'] = os.pathsep.join(_SRC + [os.environ.get('PYTHONPATH', '')]).rstrip(os.pathsep)
+
+
+import pytest  # noqa: E402  (after the sys.path set-up above)
+
+
+@pytest.fixture
+def loopback_graph(monkeypatch):
+    """A fresh DDS domain on loopback and a context of ours in it: (domain_id, context).
+
+    Child nodes started with dcdrl_core.testing.loopback_env(domain_id) discover this context.
+    """
+    from dcdrl_core.runtime.context import Context
+    from dcdrl_core.testing import fresh_domain_id
+    domain = fresh_domain_id()
+    monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    context = Context()
+    context.init([], domain_id=domain)
+    yield domain, context
+    context.shutdown()

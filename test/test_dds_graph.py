@@ -18,14 +18,9 @@ TIMEOUT = 30.0
 
 
 @pytest.fixture
-def graph(monkeypatch):
-    """A fresh domain on loopback, and a context of ours in it."""
-    domain = fresh_domain_id()
-    monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    context = Context()
-    context.init([], domain_id=domain)
-    yield domain, context
-    context.shutdown()
+def graph(loopback_graph):
+    """A fresh domain on loopback, and a context of ours in it (root conftest.py)."""
+    return loopback_graph
 
 
 def _spin_until(context, node, done: threading.Event, timeout: float) -> bool:

@@ -17,7 +17,6 @@ from dcdrl_core.learning.codec import decode_weights
 from dcdrl_core.learning.inference import actor_shapes
 from dcdrl_core.learning.networks import architecture_id, network_config
 from dcdrl_core.msg_arrays import set_array
-from dcdrl_core.runtime.context import Context
 from dcdrl_core.runtime.qos import qos_profile_transient_local
 from dcdrl_core.testing import fresh_domain_id, python_child
 from dcdrl_core.weights_msg import read_weights
@@ -106,13 +105,9 @@ class FakeReplay:
 
 
 @pytest.fixture
-def replay(monkeypatch):
-    domain = fresh_domain_id()
-    monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    context = Context()
-    context.init([], domain_id=domain)
-    yield domain, FakeReplay(context)
-    context.shutdown()
+def replay(loopback_graph):
+    domain, context = loopback_graph
+    return domain, FakeReplay(context)
 
 
 def test_learner_trains_publishes_refuses_bad_batches_and_resumes(replay, tmp_path):

@@ -7,7 +7,6 @@ import pytest
 
 from dcdrl_core import runtime
 from dcdrl_core.experience import fill_experience
-from dcdrl_core.runtime.context import Context
 from dcdrl_core.runtime.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data, qos_profile_transient_local
 from dcdrl_core.testing import fresh_domain_id, python_child
 from dcdrl_cloud.learner import read_sampled_batch
@@ -81,13 +80,8 @@ class Peer:
 
 
 @pytest.fixture
-def peer(monkeypatch):
-    domain = fresh_domain_id()
-    monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    context = Context()
-    context.init([], domain_id=domain)
-    yield domain, context
-    context.shutdown()
+def peer(loopback_graph):
+    return loopback_graph
 
 
 def _report(child):
