@@ -10,10 +10,11 @@ PACKAGES := src/dcdrl_core src/dcdrl_sim src/dcdrl_edge src/dcdrl_cloud
 venv: $(STAMP)
 
 # Idempotent: rebuilt only when requirements or package metadata change.
-$(STAMP): requirements.txt $(foreach p,$(PACKAGES),$(p)/setup.py)
+$(STAMP): requirements.txt requirements-nodeps.txt $(foreach p,$(PACKAGES),$(p)/setup.py)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements.txt
+	$(BIN)/python -m pip install -q --no-deps -r requirements-nodeps.txt
 	$(BIN)/python -m pip install -q --no-deps $(foreach p,$(PACKAGES),-e $(p))
 	touch $(STAMP)
 
