@@ -1,0 +1,121 @@
+"""The live view of a cloud-edge run: action, cart position, pole angle and episode returns.
+
+`ScopeData` keeps a rolling window of the edge's control steps (from trajectory segments) and the
+returns of finished episodes; `draw_scope` renders them with matplotlib into a figure (a window
+when a display is there, else a PNG the node rewrites). No ROS import: the node feeds it.
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from dcdrl_core.files import atomic_write_bytes
+
+
+class ScopeData:
+    """Rolling window of (time, action, x, theta) per control step plus (episode, return) pairs."""
+
+    def __init__(self, window_steps: int = 3000, max_episodes: int = 500) -> None:
+        if window_steps < 2 or max_episodes < 1:
+            raise ValueError(f'window_steps must be >= 2 and max_episodes >= 1, got {window_steps}, {max_episodes}')
+        self.steps: deque = deque(maxlen=window_steps)
+        self.episodes: deque = deque(maxlen=max_episodes)
+        self.refused = 0
+
+    def add_step(self, stamp_s: float, observation: Sequence[float], action: Sequence[float],
+                 evaluation: bool = False) -> bool:
+        """One control step; observation = [x, x_dot, sin(theta), cos(theta), theta_dot, ...]."""
+        obs = np.asarray(observation, dtype=np.float64).reshape(-1)
+        act = np.asarray(action, dtype=np.float64).reshape(-1)
+        if obs.size < 4 or act.size < 1 or not (np.isfinite(obs[:4]).all() and np.isfinite(act[0])) \
+                or not math.isfinite(stamp_s):
+            self.refused += 1
+            return False
+        theta = math.atan2(obs[2], obs[3])  # 0 = upright
+        self.steps.append((float(stamp_s), float(act[0]), float(obs[0]), theta, bool(evaluation)))
+        return True
+
+    def add_episode(self, episode: int, episode_return: float, evaluation: bool = False) -> bool:
+        if not math.isfinite(episode_return):
+            self.refused += 1
+            return False
+        self.episodes.append((int(episode), float(episode_return), bool(evaluation)))
+        return True
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """time (s, relative to the newest step), action, x, theta (rad), evaluation mask; episode arrays."""
+        if self.steps:
+            t, action, x, theta, evaluation = (np.array(column) for column in zip(*self.steps))
+            t = t - t[-1]
+        else:
+            t = action = x = theta = np.zeros(0)
+            evaluation = np.zeros(0, bool)
+        if self.episodes:
+            episode, returns, eval_episode = (np.array(column) for column in zip(*self.episodes))
+        else:
+            episode = returns = np.zeros(0)
+            eval_episode = np.zeros(0, bool)
+        return {'time': t, 'action': action, 'x': x, 'theta': theta, 'evaluation': evaluation.astype(bool),
+                'episode': episode, 'return': returns, 'eval_episode': eval_episode.astype(bool)}
+
+
+def draw_scope(data: ScopeData, figure: Any = None, title: str = 'DC-DRL scope') -> Any:
+    """Draw (or redraw) the four panels into `figure` (a new Agg-backed Figure when None)."""
+    from matplotlib.figure import Figure
+    if figure is None:
+        figure = Figure(figsize=(9, 7), dpi=80)
+    figure.clear()
+    a = data.arrays()
+    axes = figure.subplots(4, 1)
+    panels = (('action', 'action [-1, 1]', (-1.05, 1.05)), ('x', 'cart x (m)', None),
+              ('theta', 'pole angle (rad, 0 = up)', (-math.pi, math.pi)))
+    for axis, (key, label, limits) in zip(axes, panels):
+        values = a[key].astype(np.float64)
+        if key == 'theta' and values.size > 1:  # no vertical line where the angle wraps at +-pi
+            values[1:][np.abs(np.diff(values)) > math.pi] = np.nan
+        axis.plot(a['time'], values, linewidth=0.8)
+        axis.set_ylabel(label, fontsize=8)
+        if limits:
+            axis.set_ylim(*limits)
+        axis.grid(alpha=0.3)
+    axes[2].set_xlabel('time (s, 0 = newest step)', fontsize=8)
+    axis = axes[3]
+    train = ~a['eval_episode']
+    axis.plot(a['episode'][train], a['return'][train], '.', markersize=3, label='training')
+    axis.plot(a['episode'][~train], a['return'][~train], 'o', markersize=4, label='evaluation')
+    axis.set_xlabel('episode', fontsize=8)
+    axis.set_ylabel('return', fontsize=8)
+    axis.grid(alpha=0.3)
+    if len(a['episode']):
+        axis.legend(fontsize=7, loc='lower right')
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def save_scope_png(data: ScopeData, path: str | Path, title: str = 'DC-DRL scope') -> Path:
+    """Render to a PNG, replaced atomically (a viewer never sees half a file)."""
+    import io
+    buffer = io.BytesIO()
+    draw_scope(data, title=title).savefig(buffer, format='png')
+    path = Path(path)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def open_window(title: str = 'DC-DRL scope') -> Optional[Any]:
+    """A live matplotlib window when an interactive backend and a display exist, else None."""
+    import os
+    if not (os.environ.get('DISPLAY') or os.environ.get('WAYLAND_DISPLAY')):
+        return None
+    try:
+        import matplotlib.pyplot as plt
+        plt.ion()
+        figure = plt.figure(title, figsize=(9, 7))
+        return figure
+    except Exception:  # no GUI toolkit: fall back to the PNG
+        return None

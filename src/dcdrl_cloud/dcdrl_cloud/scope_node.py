@@ -1,0 +1,86 @@
+"""`ros2 run dcdrl_cloud scope`: the live view of a cloud-edge run.
+
+Plots the edge's action, cart position and pole angle (from the trajectory segments) and the
+return of every finished episode (from the learner's episode_stats) in a matplotlib window when a
+display is there; otherwise (a headless PC, the cloud) it rewrites a PNG every refresh_period_s.
+With ROS 2, rqt_plot works on the same data: /dcdrl/edge/stats/last_action,
+/dcdrl/edge/stats/observation[0], /dcdrl/learner/stats/eval_return, /dcdrl/episode_stats/episode_return.
+Thin adapter over dcdrl_cloud.scope.
+
+Topics (relative; the launch puts the node in /dcdrl):
+    sub  segments       dcdrl_msgs/TrajectorySegment  best effort, keep-last 100 (lossy is fine for a view)
+    sub  episode_stats  dcdrl_msgs/EpisodeStats       best effort
+
+Parameters (default: meaning):
+    device_id '': show only this controller's segments; '' = all
+    window_s 10.0: seconds of control steps shown (at rate_hz)
+    rate_hz 30.0: the edge's loop rate, to size the window
+    refresh_period_s 0.5: redraw period
+    output 'runs/scope.png': PNG written when there is no display ('' = never write one)
+    window true: open a window when a display and a GUI backend exist
+"""
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from dcdrl_core import ros
+from dcdrl_core.msg_arrays import get_array
+from dcdrl_msgs.msg import EpisodeStats, TrajectorySegment
+from dcdrl_cloud.scope import ScopeData, draw_scope, open_window, save_scope_png
+
+EVALUATION_FLAG = TrajectorySegment.FLAG_EVALUATION
+
+
+class ScopeNode(ros.Node):
+    def __init__(self) -> None:
+        super().__init__('scope')
+        for name, default in (('device_id', ''), ('window_s', 10.0), ('rate_hz', 30.0), ('refresh_period_s', 0.5),
+                              ('output', 'runs/scope.png'), ('window', True)):
+            self.declare_parameter(name, default)
+        p = lambda name: self.get_parameter(name).value  # noqa: E731
+        for name in ('window_s', 'rate_hz', 'refresh_period_s'):
+            if not p(name) > 0:
+                raise ValueError(f'{name} must be > 0, got {p(name)!r}')
+        self.device_id = p('device_id')
+        self.output = p('output')
+        self.data = ScopeData(window_steps=max(2, int(p('window_s') * p('rate_hz'))))
+        self.figure = open_window() if p('window') else None
+        self.frames = 0
+        self.create_subscription(TrajectorySegment, 'segments', self.on_segment,
+                                 ros.QoSProfile(depth=100, reliability=ros.ReliabilityPolicy.BEST_EFFORT))
+        self.create_subscription(EpisodeStats, 'episode_stats', self.on_episode, ros.qos_profile_sensor_data)
+        self.create_timer(float(p('refresh_period_s')), self.refresh)
+        where = 'a window' if self.figure is not None else (self.output or 'nowhere (output is empty)')
+        self.get_logger().info(f'scope started: drawing to {where}')
+
+    def on_segment(self, message: TrajectorySegment) -> None:
+        if self.device_id and message.device_id != self.device_id:
+            return
+        stamp = message.header.stamp.sec + 1e-9 * message.header.stamp.nanosec
+        self.data.add_step(stamp, get_array(message, 'observation', np.float32),
+                           get_array(message, 'action', np.float32), bool(message.flags & EVALUATION_FLAG))
+
+    def on_episode(self, message: EpisodeStats) -> None:
+        if self.device_id and message.client_id != self.device_id:
+            return
+        self.data.add_episode(message.episode, message.episode_return)
+
+    def refresh(self) -> None:
+        title = f'DC-DRL scope: {self.device_id or "all controllers"}'
+        if self.figure is not None:
+            import matplotlib.pyplot as plt
+            draw_scope(self.data, self.figure, title)
+            plt.pause(0.001)
+        elif self.output:
+            save_scope_png(self.data, self.output, title)
+        self.frames += 1
+
+
+def main(args: Optional[Sequence[str]] = None) -> int:
+    return ros.run_node(ScopeNode, args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
