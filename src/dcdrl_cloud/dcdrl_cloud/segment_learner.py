@@ -612,8 +612,8 @@ class SegmentLearner:
 
     def _keep_best(self, summary: EpisodeSummary) -> None:
         """best_actor.safetensors = the weights of the highest-return evaluation episode so far."""
-        if summary.episode_return <= self.best_eval_return:
-            return
+        if summary.episode_return <= self.best_eval_return or summary.policy_version == 0:
+            return  # version 0 = the edge's safe action, no weights to keep
         payload = self.payload_for_version(summary.policy_version)
         if payload is None:
             self.best_missing += 1

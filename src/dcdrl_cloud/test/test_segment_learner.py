@@ -480,3 +480,25 @@ def test_bad_segments_are_counted_and_nothing_stored_is_lost(tmp_path):
     summary = learner.summary()
     assert summary['rejected'] == 5 and summary['pairer']['stale'] == 1 and summary['pairer']['transitions'] == 10
     learner.close()
+
+
+def test_run_in_a_thread_while_segments_arrive_from_another(tmp_path):
+    learner, out = make_learner(tmp_path, critic_start=10, actor_start=10, convergence_evals=2,
+                                max_swing_up_steps=5, eval_every_episodes=0)
+    stop, result = threading.Event(), []
+    trainer = threading.Thread(target=lambda: result.append(learner.run(stop)))
+    trainer.start()
+    edge = Edge(max_steps=25)
+    for _ in range(4):
+        feed(learner, edge.episode_segments())
+    feed(learner, evaluation_episode(edge.sequence, edge.episode, 1, swing_up_at=2))
+    feed(learner, evaluation_episode(edge.sequence + 20, edge.episode + 1, 1, swing_up_at=2))
+    trainer.join(timeout=60)
+    stop.set()
+    assert not trainer.is_alive()
+    (summary,) = result
+    assert summary['converged'] and summary['steps_to_converge'] == 4 * 25 + 20
+    # Never more gradient steps than the ratio allows (1 per transition from critic_start on).
+    assert summary['env_steps'] == 120 and summary['updates'] <= 120 - 10 + 1
+    assert out.commands == [HOLD] and out.weights[0].version == 1
+    learner.close()
