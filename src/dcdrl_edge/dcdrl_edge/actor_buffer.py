@@ -92,7 +92,8 @@ class DoubleBufferedActor:
         self.staged = 0
         self.swapped = 0
         self.superseded = 0
-        self.rejected: dict[str, int] = {}
+        self.rejected: dict[str, int] = {}   # reason -> count (copy it with dict() to read from another thread)
+        self._rejected_total = 0
         self.last_rejection = ''
 
     # ------------------------------------------------------------------ loop thread
@@ -115,7 +116,8 @@ class DoubleBufferedActor:
 
     @property
     def rejected_total(self) -> int:
-        return sum(self.rejected.values())
+        """All refused payloads (an int kept apart from the dict, so any thread can read it safely)."""
+        return self._rejected_total
 
     def swap_if_ready(self) -> bool:
         """Make a staged copy active (loop thread, between two control steps). True when it swapped."""
@@ -225,6 +227,7 @@ class DoubleBufferedActor:
 
     def _reject(self, reason: str, message: str) -> None:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
+        self._rejected_total += 1
         self.last_rejection = message
         if self.on_rejected is not None:
             try:
