@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from dcdrl_edge.timing import RateLoop, WindowStats, check_rate_hz
+from dcdrl_edge.timing import RateLoop, WindowStats, check_rate_hz, switch_interval_for
 
 
 class FakeClock:
@@ -133,3 +133,11 @@ def test_window_stats_rejects_bad_window():
     for window in (0, -1, 2.5, True):
         with pytest.raises(ValueError, match='window'):
             WindowStats(window)
+
+
+def test_switch_interval_for_rates():
+    assert switch_interval_for(30) == pytest.approx(1 / 300)
+    assert switch_interval_for(1) == 0.005 and switch_interval_for(200) == pytest.approx(0.0005)
+    assert switch_interval_for(10000) == 0.0001
+    with pytest.raises(ValueError):
+        switch_interval_for(0)
