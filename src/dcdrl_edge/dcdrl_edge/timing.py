@@ -58,6 +58,8 @@ class RateLoop:
     spin_s: the last spin_s before a deadline are busy-waited instead of slept, because an OS sleep
         wakes up late by tens of microseconds (more under load); 0 = sleep only.
     clock_ns / sleep: injectable for tests (a fake clock); defaults time.monotonic_ns / time.sleep.
+        A sleep that returns True means "interrupted" (pass a stop Event's wait): wait_next() then
+        returns at once, without spinning to the deadline, and the caller checks its stop flag.
 
     The first call to wait_next() starts the grid: step 0's deadline is "now" (lateness 0).
     """
@@ -113,7 +115,8 @@ class RateLoop:
         now = clock()
         remaining = deadline - now - self._spin_ns
         if remaining > 0:
-            self._sleep(remaining * 1e-9)
+            if self._sleep(remaining * 1e-9) is True:
+                return 0   # interrupted (Event.wait returned True): no step, the caller stops
             now = clock()
         while now < deadline:  # busy-spin the last stretch: sleep() overshoots by tens of us
             now = clock()

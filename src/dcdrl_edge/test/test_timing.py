@@ -141,3 +141,19 @@ def test_switch_interval_for_rates():
     assert switch_interval_for(10000) == 0.0001
     with pytest.raises(ValueError):
         switch_interval_for(0)
+
+
+def test_an_interrupting_sleep_returns_without_spinning():
+    clock = FakeClock()
+    calls = []
+
+    def stop_wait(seconds):      # like threading.Event.wait on a stop event that is set
+        calls.append(seconds)
+        return True
+
+    loop = RateLoop(1.0, clock_ns=clock, sleep=stop_wait)
+    loop.wait_next()
+    before = clock.now
+    assert loop.wait_next() == 0
+    assert len(calls) == 1 and clock.now - before < 1_000_000   # no busy-spin through the 1 s period
+    assert loop.steps == 1
