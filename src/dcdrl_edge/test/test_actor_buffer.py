@@ -75,7 +75,8 @@ def bad_payloads():
     other_cfg = NetworkConfig(actor_hidden=(32, 16), critic_hidden=(32, 16))
     nan_arrays = [a.copy() for a in good.arrays]
     nan_arrays[2][0] = np.nan
-    wrong_shape = make_payload(ARCH, 6, ['weight_0'] + list(good.names[1:]), [(OBS_DIM + 1, 256)] + list(good.shapes[1:]),
+    wrong_shape = make_payload(ARCH, 6, ['weight_0'] + list(good.names[1:]),
+                               [(OBS_DIM + 1, 256)] + list(good.shapes[1:]),
                                [np.zeros((OBS_DIM + 1) * 256, np.float32)] + list(good.arrays[1:]))
     return {
         'wrong_architecture': payload(6, config=other_cfg),
