@@ -30,7 +30,8 @@ import numpy as np
 
 from dcdrl_core.learning.codec import WeightsPayload, WeightsRejected, decode_weights, payload_from_bytes
 from dcdrl_core.learning.inference import NumpyActor, actor_shapes
-from dcdrl_core.learning.networks import NetworkConfig, architecture_id, network_config
+from dcdrl_core.learning.networks import NetworkConfig, architecture_id
+from dcdrl_core.learning.networks import network_config as resolve_network_config
 
 NO_VERSION = -1
 
@@ -64,9 +65,9 @@ class DoubleBufferedActor:
         payload is waiting for the other copy.
     """
 
-    def __init__(self, network_config_: NetworkConfig | str | Mapping[str, Any], obs_dim: int, action_dim: int,
+    def __init__(self, network_config: NetworkConfig | str | Mapping[str, Any], obs_dim: int, action_dim: int,
                  on_rejected: Callable[[str, str], None] | None = None, poll_s: float = 0.001) -> None:
-        self.config = network_config(network_config_)
+        self.config = resolve_network_config(network_config)
         self.obs_dim, self.action_dim = obs_dim, action_dim
         self.architecture_id = architecture_id(self.config, obs_dim, action_dim)
         self.shapes = actor_shapes(self.config, obs_dim, action_dim)

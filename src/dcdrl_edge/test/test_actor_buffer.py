@@ -30,7 +30,7 @@ def outputs(actor):
 
 @pytest.fixture
 def buffer():
-    buf = DoubleBufferedActor(CONFIG, OBS_DIM, ACTION_DIM)
+    buf = DoubleBufferedActor(network_config=CONFIG, obs_dim=OBS_DIM, action_dim=ACTION_DIM)
     yield buf
     assert buf.stop(timeout=5.0)
 
