@@ -226,10 +226,16 @@ class DoubleBufferedActor:
             self._pending = target   # publish: the loop may swap from the next step on
         return target
 
+    def record_rejection(self, reason: str, message: str) -> None:
+        """Count weights refused before they became a payload (e.g. a malformed PolicyWeights message
+        the node could not read), so that `rejected` / weights_rejected cover every refusal."""
+        self._reject(str(reason), str(message))
+
     def _reject(self, reason: str, message: str) -> None:
-        self.rejected[reason] = self.rejected.get(reason, 0) + 1
-        self._rejected_total += 1
-        self.last_rejection = message
+        with self._mailbox_lock:   # the loader and ROS callbacks may both count; the loop never does
+            self.rejected[reason] = self.rejected.get(reason, 0) + 1
+            self._rejected_total += 1
+            self.last_rejection = message
         if self.on_rejected is not None:
             try:
                 self.on_rejected(reason, message)

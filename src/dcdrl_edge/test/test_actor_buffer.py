@@ -167,3 +167,12 @@ def test_constructor_validation():
         DoubleBufferedActor(CONFIG, 0, ACTION_DIM)
     with pytest.raises(ValueError, match='poll_s'):
         DoubleBufferedActor(CONFIG, OBS_DIM, ACTION_DIM, poll_s=0)
+
+
+def test_record_rejection_counts_refusals_made_outside_the_buffer(buffer):
+    seen = []
+    buffer.on_rejected = lambda reason, message: seen.append((reason, message))
+    buffer.record_rejection('malformed', 'PolicyWeights message: 3 names, 2 shapes')
+    assert buffer.rejected == {'malformed': 1} and buffer.rejected_total == 1
+    assert seen == [('malformed', 'PolicyWeights message: 3 names, 2 shapes')]
+    assert 'names' in buffer.last_rejection
