@@ -230,12 +230,12 @@ class FaceWorker:
             if self._given_up:
                 self.refused_dead += 1
                 return False
-            if self._pending_locked() >= self.queue_size:
-                self.refused_full += 1
-                return False
             if (task_id in self._in_child or any(t == task_id for t, _, _ in self._waiting)
                     or (self._sending is not None and self._sending[0] == task_id)):
                 raise ValueError(f'task {task_id} is already pending')
+            if self._pending_locked() >= self.queue_size:
+                self.refused_full += 1
+                return False
             self._waiting.append((task_id, _pack(header, image.tobytes()), time.monotonic()))
             self.submitted += 1
             self._cv.notify_all()
@@ -263,9 +263,14 @@ class FaceWorker:
                     return
                 if not sent:  # it never reached a child: first in line for the next one
                     failed_generation = generation
-                    self._waiting.appendleft(item)
-                    if generation != self._generation:
+                    if generation != self._generation or self._given_up:
                         conn.close()  # the crash handling left this pipe to us
+                    if self._given_up:
+                        self.failed += 1
+                        self._lost.append(WorkerResult(item[0], False, latency_s=time.monotonic() - item[2],
+                                                       error='face worker gave up after too many crashes'))
+                    else:
+                        self._waiting.appendleft(item)
                 elif generation == self._generation:
                     self._in_child[item[0]] = item[2]
                 else:  # written into the pipe of a child that died meanwhile

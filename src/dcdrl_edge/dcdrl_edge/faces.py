@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import math
 import os
 import time
+import warnings
 from typing import Any, Iterable, Optional, Sequence
 
 import cv2
@@ -153,7 +154,9 @@ class FaceEngine:
         for name, value, low in (('upsample', upsample, 0), ('num_jitters', num_jitters, 1)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= 8:
                 raise ValueError(f'{name} must be an integer in {low}..8, got {value!r}')
-        import face_recognition  # late: loading dlib's models takes a moment
+        with warnings.catch_warnings():  # face_recognition_models still imports pkg_resources
+            warnings.simplefilter('ignore', DeprecationWarning)
+            import face_recognition  # late: loading dlib's models takes a moment
         self._fr = face_recognition
         self.model = model
         self.upsample = int(upsample)
