@@ -34,6 +34,9 @@ setup(
     tests_require=['pytest'],
     entry_points={
         'console_scripts': [
+            'controller = dcdrl_edge.controller_node:main',
+            'camera = dcdrl_edge.camera_node:main',
+            'face_server = dcdrl_edge.face_server_node:main',
         ],
     },
 )

@@ -1,0 +1,281 @@
+"""`ros2 run dcdrl_edge controller`: the edge's real-time control loop (cloud-edge workflow).
+
+A fixed-rate loop (its own thread, monotonic clock, absolute deadlines) reads the plant, runs the
+active actor (numpy, double-buffered), adds exploration noise when training, writes the actuator
+and hands one TrajectorySegment per step to a sender thread through a drop-oldest queue. Nothing
+on the loop's path waits on the network, the learner or a lock they hold: weights are validated
+and copied in by a loader thread and swapped in between two steps; cloud commands are taken
+between steps. Thin adapter: the logic is dcdrl_edge.controller / actor_buffer / plant / timing /
+segment_queue (no ROS import); this file declares parameters and turns calls into messages.
+
+Topics (relative; the launch puts the node in /dcdrl):
+    pub  segments              dcdrl_msgs/TrajectorySegment  reliable, keep-last segment_depth
+    pub  edge/stats            dcdrl_msgs/LoopStats          best effort, keep-last 5 (rqt_plot)
+    pub  /diagnostics          diagnostic_msgs/DiagnosticArray  reliable, keep-last 10
+    sub  policy                dcdrl_msgs/PolicyWeights      reliable, transient-local, depth 1
+    sub  edge/command          dcdrl_msgs/EdgeCommand        reliable, keep-last 10
+    topic plant only:
+    sub  plant/state           std_msgs/Float64MultiArray    [x, x_dot, theta, theta_dot], sensor-data QoS
+    pub  plant/command         std_msgs/Float64MultiArray    [action in -1..1], best effort, keep-last 1
+
+Parameters (default: meaning):
+    device_id '': name in segments and stats; '' = the node name
+    mode 'train': 'train' (explore, stream) or 'eval' (weights_file, noise-free, no cloud needed)
+    rate_hz 30.0: control loop rate (1 to 10000; the paper runs 30 Hz, tests 200 Hz, the bench 1 kHz)
+    plant 'sim': 'sim' (dcdrl_sim cart-pole in real time) or 'topic' (a robot behind plant/state and plant/command)
+    network_preset 'cloud_edge': actor network preset; with the plant's sizes it fixes the architecture id
+    weights_file '': actor weights (codec safetensors, e.g. <learner output>/best_actor.safetensors);
+        required in eval mode, optional in train mode (a start policy until the cloud's first weights)
+    exploration 'ou', noise_sigma 0.1, noise_theta 0.15, noise_scale 1.0, noise_half_life_steps 0:
+        exploration noise (OU or Gaussian; half-life 0 = no decay)
+    seed 0: noise and simulated-plant seeds
+    queue_capacity 1024: segments waiting for the sender; the oldest is dropped (and counted) beyond it
+    send_period_s 0.005: the sender thread's period
+    segment_depth 1000: keep-last depth of the segments publisher
+    stats_window 1000: control steps over which period error / inference percentiles are computed
+    spin_s 0.0002: the last part of every wait is spent spinning, not sleeping (precision at 1 kHz)
+    switch_interval_s 0.0: sys.setswitchinterval: how long another Python thread may hold the GIL
+        before the loop thread gets it back (CPython's default 5 ms costs whole periods at 200 Hz);
+        0 = a tenth of the period, within 0.1-5 ms (timing.switch_interval_for)
+    stats_period_s 0.5: edge/stats period; diagnostics_period_s 1.0: /diagnostics period
+    warn_period_error_us 1000.0: p99 period error above this -> diagnostics WARN (misses -> WARN too)
+    cloud_timeout_s 5.0: diagnostics WARN when training and the cloud has been silent this long
+    sim_rate_hz 0.0: simulated plant's own rate (its dt = 1/sim_rate_hz); 0 = rate_hz (real time).
+        Higher loop rate than sim rate = faster than real time (pretraining).
+    sim_cart_friction 10.0, sim_pole_friction 0.0011, sim_integrator 'euler', sim_max_steps 1000,
+    sim_target_steps_to_stop 100 (< 0 = never), action_history 5: the simulated plant
+    x_limit 0.3, theta_dot_limit 15.0, max_episode_steps 1000, stale_after_s 0.1, settle_theta_dot 0.5:
+        topic plant safety rules and reset condition
+"""
+from __future__ import annotations
+
+import sys
+import threading
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from dcdrl_core import ros
+from dcdrl_core.msg_arrays import set_array
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from dcdrl_msgs.msg import EdgeCommand, LoopStats, PolicyWeights, TrajectorySegment
+from std_msgs.msg import Float64MultiArray
+from dcdrl_edge.actor_buffer import DoubleBufferedActor, load_weights_file
+from dcdrl_edge.controller import MODE_TRAIN, ControllerConfig, EdgeController
+from dcdrl_edge.plant import SimulatedCartPolePlant, TopicPlant
+from dcdrl_edge.timing import switch_interval_for
+from dcdrl_edge.segment_queue import Segment
+
+_CONFIG = ControllerConfig()
+_UINT_STATS = ('steps', 'episode', 'policy_version', 'misses', 'segments_queued', 'segments_dropped',
+               'weights_swapped', 'weights_rejected')
+MODE_NAMES = {0: 'train', 1: 'eval', 2: 'fallback (safe action)', 3: 'resetting', 4: 'hold'}
+
+
+def _reliable(depth: int, latched: bool = False) -> Any:
+    durability = ros.DurabilityPolicy.TRANSIENT_LOCAL if latched else ros.DurabilityPolicy.VOLATILE
+    return ros.QoSProfile(depth=depth, reliability=ros.ReliabilityPolicy.RELIABLE, durability=durability)
+
+
+class ControllerNode(ros.Node):
+    def __init__(self) -> None:
+        super().__init__('controller')
+        config_names = [name for name in ControllerConfig.__dataclass_fields__]
+        for name in config_names:
+            self.declare_parameter(name, getattr(_CONFIG, name))
+        extra = {
+            'plant': 'sim', 'network_preset': 'cloud_edge', 'weights_file': '', 'segment_depth': 1000,
+            'switch_interval_s': 0.0, 'stats_period_s': 0.5, 'diagnostics_period_s': 1.0,
+            'warn_period_error_us': 1000.0, 'cloud_timeout_s': 5.0,
+            'sim_rate_hz': 0.0, 'sim_cart_friction': 10.0, 'sim_pole_friction': 0.0011, 'sim_integrator': 'euler',
+            'sim_max_steps': 1000, 'sim_target_steps_to_stop': 100, 'action_history': 5,
+            'x_limit': 0.3, 'theta_dot_limit': 15.0, 'max_episode_steps': 1000, 'stale_after_s': 0.1,
+            'settle_theta_dot': 0.5,
+        }
+        for name, default in extra.items():
+            self.declare_parameter(name, default)
+        p = lambda name: self.get_parameter(name).value  # noqa: E731
+        values = {name: p(name) for name in config_names}
+        values['device_id'] = values['device_id'] or self.get_name()
+        self.config = ControllerConfig(**values)
+        self.device_id = self.config.device_id
+        for name in ('stats_period_s', 'diagnostics_period_s', 'cloud_timeout_s'):
+            if not p(name) > 0:
+                raise ValueError(f'{name} must be > 0, got {p(name)!r}')
+        if p('segment_depth') < 1:
+            raise ValueError(f"segment_depth must be >= 1, got {p('segment_depth')}")
+        self.warn_period_error_us = float(p('warn_period_error_us'))
+        self.cloud_timeout_s = float(p('cloud_timeout_s'))
+        if p('switch_interval_s') < 0:
+            raise ValueError(f"switch_interval_s must be >= 0 (0 = from the rate), got {p('switch_interval_s')}")
+        sys.setswitchinterval(float(p('switch_interval_s')) or switch_interval_for(self.config.rate_hz))
+
+        self.plant = self._make_plant(p)
+        self.actor = DoubleBufferedActor(p('network_preset'), self.plant.observation_dim, self.plant.action_dim,
+                                         on_rejected=self._on_rejected)
+        weights_file = p('weights_file')
+        if self.config.mode == 'eval' and not weights_file:
+            raise ValueError("mode 'eval' needs weights_file (e.g. runs/edge/best_actor.safetensors)")
+        if weights_file:
+            self.actor.load_payload_now(load_weights_file(weights_file))
+            self.get_logger().info(f'loaded actor version {self.actor.version} from {weights_file}')
+        self.controller = EdgeController(self.config, self.plant, self.actor)
+
+        self.segment_pub = self.create_publisher(TrajectorySegment, 'segments', _reliable(p('segment_depth')))
+        self.stats_pub = self.create_publisher(
+            LoopStats, 'edge/stats', ros.QoSProfile(depth=5, reliability=ros.ReliabilityPolicy.BEST_EFFORT))
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', _reliable(10))
+        self.create_subscription(PolicyWeights, 'policy', self.on_policy, _reliable(1, latched=True))
+        self.create_subscription(EdgeCommand, 'edge/command', self.on_command, _reliable(10))
+        self._last_command_sequence: dict[str, int] = {}
+        self.sender = self.controller.make_sender(self._send_segments, on_error=self._on_send_error)
+        self.create_timer(float(p('stats_period_s')), self.publish_stats)
+        self.create_timer(float(p('diagnostics_period_s')), self.publish_diagnostics)
+
+        self._stop = threading.Event()
+        self.actor.start()
+        self.sender.start()
+        self._loop = threading.Thread(target=self.controller.run, args=(self._stop,), name='control-loop',
+                                      daemon=True)
+        self._loop.start()
+        self.get_logger().info(
+            f'controller {self.device_id} started: {self.config.mode} at {self.config.rate_hz:g} Hz, '
+            f"plant {p('plant')}, architecture {self.actor.architecture_id}, "
+            + ('acting with the loaded weights' if self.actor.active is not None
+               else 'safe action until the first weights arrive'))
+
+    def _make_plant(self, p: Any) -> Any:
+        kind = p('plant')
+        if kind == 'sim':
+            stop_after = int(p('sim_target_steps_to_stop'))
+            sim_rate = float(p('sim_rate_hz')) or float(self.config.rate_hz)
+            return SimulatedCartPolePlant(dict(
+                frequency_hz=sim_rate, cart_friction=float(p('sim_cart_friction')),
+                pole_friction=float(p('sim_pole_friction')), integrator=p('sim_integrator'),
+                max_steps=int(p('sim_max_steps')), action_history=int(p('action_history')),
+                target_steps_to_stop=stop_after if stop_after >= 0 else None), seed=self.config.seed)
+        if kind == 'topic':
+            # Best effort, depth 1: publishing from the loop thread must never wait for a reader.
+            self.command_pub = self.create_publisher(
+                Float64MultiArray, 'plant/command',
+                ros.QoSProfile(depth=1, reliability=ros.ReliabilityPolicy.BEST_EFFORT))
+            plant = TopicPlant(self._send_command, obs_history=int(p('action_history')),
+                               x_limit=float(p('x_limit')), theta_dot_limit=float(p('theta_dot_limit')),
+                               max_steps=int(p('max_episode_steps')), stale_after_s=float(p('stale_after_s')),
+                               reset_theta_dot_max=float(p('settle_theta_dot')))
+            self.create_subscription(Float64MultiArray, 'plant/state', self.on_plant_state,
+                                     ros.qos_profile_sensor_data)
+            return plant
+        raise ValueError(f"plant must be 'sim' or 'topic', got {kind!r}")
+
+    # ------------------------------------------------------------------ callbacks (hand over only)
+    def on_policy(self, message: PolicyWeights) -> None:
+        from dcdrl_core.weights_msg import read_weights
+        self.controller.note_cloud_message()
+        try:
+            payload = read_weights(message)
+        except ValueError as error:  # malformed message: counted like any refused weights
+            self.actor.record_rejection('malformed', str(error))
+            return
+        self.actor.offer(payload)
+
+    def on_command(self, message: EdgeCommand) -> None:
+        if message.device_id and message.device_id != self.device_id:
+            return
+        self.controller.note_cloud_message()
+        sender = message.header.frame_id
+        last = self._last_command_sequence.get(sender)
+        if last is not None and message.sequence <= last:
+            return  # a repeat (or an old one): commands are taken once
+        self._last_command_sequence[sender] = int(message.sequence)
+        try:
+            self.controller.command(int(message.command))
+        except ValueError as error:
+            self.get_logger().warning(f'edge command refused: {error}', throttle_duration_sec=1.0)
+
+    def on_plant_state(self, message: Float64MultiArray) -> None:
+        try:
+            self.plant.update_state(message.data)
+        except ValueError as error:
+            self.get_logger().warning(f'plant state refused: {error}', throttle_duration_sec=1.0)
+
+    def _on_rejected(self, reason: str, text: str) -> None:
+        self.get_logger().warning(f'weights refused ({reason}): {text}; keeping actor version '
+                                  f'{max(self.actor.version, 0)}', throttle_duration_sec=1.0)
+
+    def _on_send_error(self, error: BaseException) -> None:
+        self.get_logger().error(f'sending segments failed: {error!r}', throttle_duration_sec=2.0)
+
+    # ------------------------------------------------------------------ outputs (not the loop thread)
+    def _send_command(self, action: np.ndarray) -> None:
+        message = Float64MultiArray()
+        set_array(message, 'data', action, np.float64)
+        self.command_pub.publish(message)
+
+    def _send_segments(self, segments: list[Segment]) -> None:
+        for segment in segments:
+            message = TrajectorySegment(device_id=self.device_id, sequence=segment.sequence,
+                                        episode=segment.episode, policy_version=max(segment.policy_version, 0),
+                                        flags=segment.flags)
+            message.header.stamp.sec, message.header.stamp.nanosec = divmod(segment.stamp_ns, 1_000_000_000)
+            set_array(message, 'observation', segment.observation, np.float32)
+            set_array(message, 'action', segment.action, np.float32)
+            self.segment_pub.publish(message)
+
+    def publish_stats(self) -> None:
+        stats = self.controller.stats()
+        message = LoopStats(device_id=self.device_id)
+        for name, value in stats.items():
+            if name == 'observation':
+                set_array(message, 'observation', np.asarray(value, np.float64), np.float64)
+            elif hasattr(message, name):
+                setattr(message, name, int(value) if name in _UINT_STATS or name == 'mode' else float(value))
+        message.header.stamp = self.get_clock().now().to_msg()
+        self.stats_pub.publish(message)
+
+    def publish_diagnostics(self) -> None:
+        s = self.controller.stats()
+        level, problems = DiagnosticStatus.OK, []
+        if s['period_error_p99_us'] > self.warn_period_error_us:
+            problems.append(f"period error p99 {s['period_error_p99_us']:.0f} us")
+        if s['misses'] > getattr(self, '_misses_reported', 0):
+            problems.append(f"{s['misses'] - getattr(self, '_misses_reported', 0)} missed deadlines")
+        self._misses_reported = s['misses']
+        silent = s['cloud_silent_s']
+        if s['mode'] == MODE_TRAIN and (silent < 0 or silent > self.cloud_timeout_s):
+            problems.append('cloud silent' + (f' for {silent:.1f} s' if silent >= 0 else ' (nothing received yet)'))
+        if problems:
+            level = DiagnosticStatus.WARN
+        status = DiagnosticStatus(level=level, name=f'{self.get_name()}: control loop', hardware_id=self.device_id,
+                                  message='; '.join(problems) or 'ok')
+        status.values = [KeyValue(key=key, value=f'{s[key]:.6g}' if isinstance(s[key], float) else str(s[key]))
+                         for key in ('mode', 'rate_hz', 'steps', 'episode', 'policy_version', 'misses',
+                                     'period_error_p99_us', 'inference_p50_us', 'segments_dropped',
+                                     'weights_rejected', 'cloud_silent_s')]
+        message = DiagnosticArray(status=[status])
+        message.header.stamp = self.get_clock().now().to_msg()
+        self.diagnostics_pub.publish(message)
+
+    def report(self) -> dict:
+        s = self.controller.stats()
+        s.pop('observation', None)
+        return {'device_id': self.device_id, **s, 'segments_sent': self.sender.sent,
+                'weights_rejected_by_reason': dict(self.actor.rejected)}
+
+    def destroy_node(self) -> None:
+        self._stop.set()
+        self._loop.join(timeout=5.0)
+        self.sender.stop(timeout=5.0)
+        self.actor.stop()
+        self.plant.close()
+        import json
+        print('CONTROLLER REPORT ' + json.dumps(self.report(), default=float), flush=True)
+        super().destroy_node()
+
+
+def main(args: Optional[Sequence[str]] = None) -> int:
+    return ros.run_node(ControllerNode, args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
