@@ -37,6 +37,7 @@ setup(
             'replay_buffer = dcdrl_cloud.replay_buffer_node:main',
             'learner = dcdrl_cloud.learner_node:main',
             'parameter_server = dcdrl_cloud.parameter_server_node:main',
+            'scope = dcdrl_cloud.scope_node:main',
         ],
     },
 )

@@ -32,7 +32,9 @@ Parameters (name, default: meaning):
     device 'auto': 'cpu', 'cuda', 'cuda:N', 'auto' (cuda when present)
     seed 0: network init and noise seeds
     gamma -1.0: the discount the replay uses (checked against batch discounts); < 0 = the preset's (0.9 dcdrl)
-    mode 'central': 'central' or 'collective' (then also submit the model with fitness on client_model)
+    mode 'central': 'central' or 'collective' (then also submit the model with fitness on client_model);
+        'segments': the cloud-edge workflow, trained from edge controllers' trajectory segments
+        (other topics and parameters: dcdrl_cloud/segment_learner_node.py, docs/segment-learner.md)
     output_dir 'runs/train': learner.ckpt, learner.json, evaluation.json/.md, run logs
     duration_s 300.0: training time of this process; 0 = until stopped
     batch_size 64: transitions per requested batch
@@ -137,8 +139,15 @@ class _Outputs:
 class LearnerNode(ros.Node):
     def __init__(self) -> None:
         super().__init__('learner')
+        self.segments_mode = None
+        self.declare_parameter('mode', LearnerConfig.mode)
+        if self.get_parameter('mode').value == 'segments':  # the cloud-edge workflow: other inputs, other loop
+            from dcdrl_cloud.segment_learner_node import SegmentsMode
+            self.segments_mode = SegmentsMode(self)
+            return
         for spec in fields(LearnerConfig):
-            self.declare_parameter(spec.name, spec.default)
+            if spec.name != 'mode':
+                self.declare_parameter(spec.name, spec.default)
         self.declare_parameter('exit_when_done', False)
         config = LearnerConfig(**{spec.name: self.get_parameter(spec.name).value for spec in fields(LearnerConfig)})
         self.exit_when_done = bool(self.get_parameter('exit_when_done').value)
@@ -213,6 +222,10 @@ class LearnerNode(ros.Node):
             os.kill(os.getpid(), signal.SIGINT)  # run_node's Ctrl-C path: destroy_node, exit 0
 
     def destroy_node(self) -> None:
+        if self.segments_mode is not None:
+            self.segments_mode.destroy()
+            super().destroy_node()
+            return
         self._stop.set()
         self.learner.wake()
         self._thread.join(timeout=120.0)
