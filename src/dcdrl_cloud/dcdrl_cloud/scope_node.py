@@ -48,6 +48,7 @@ class ScopeNode(ros.Node):
         self.data = ScopeData(window_steps=max(2, int(p('window_s') * p('rate_hz'))))
         self.figure = open_window() if p('window') else None
         self.frames = 0
+        self._announced = False
         self.create_subscription(TrajectorySegment, 'segments', self.on_segment,
                                  ros.QoSProfile(depth=100, reliability=ros.ReliabilityPolicy.BEST_EFFORT))
         self.create_subscription(EpisodeStats, 'episode_stats', self.on_episode, ros.qos_profile_sensor_data)
@@ -76,6 +77,9 @@ class ScopeNode(ros.Node):
         elif self.output:
             save_scope_png(self.data, self.output, title)
         self.frames += 1
+        if not self._announced and self.data.steps:
+            self._announced = True
+            self.get_logger().info(f'first frame with data drawn ({len(self.data.steps)} steps)')
 
 
 def main(args: Optional[Sequence[str]] = None) -> int:
