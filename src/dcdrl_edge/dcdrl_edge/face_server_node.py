@@ -1,0 +1,125 @@
+"""`ros2 run dcdrl_edge face_server`: the recognise-faces service of the edge host.
+
+Thin adapter over dcdrl_edge.face_server (the checks and refusal reasons are described there
+and in docs/face-testbed.md). Known faces are enrolled once at start from ``known_faces_dir``.
+A refused request gets ok=false with a one-line error, is counted by reason and logged
+(throttled); the node keeps serving. On shutdown it prints 'FACE_SERVER REPORT {json}'.
+
+Service (relative; a launch puts the node in /dcdrl):
+  recognize_faces  dcdrl_msgs/srv/RecognizeFaces  CompressedImage (JPEG or PNG) + tolerance
+                   (<= 0: the server's) -> ok, error, names, boxes (top, right, bottom, left
+                   per face), compute_time_s (server CPU time of decode + recognition)
+
+Parameters (default; meaning):
+  known_faces_dir ('')        enrolment folder: <name>.<ext> files or <name>/ folders ('' = none)
+  model ('hog')               'hog' or 'cnn' detector
+  tolerance (0.5)             face distance threshold for requests that send tolerance <= 0
+  upsample (1)                detector up-sampling (1 finds faces down to ~40 px)
+  max_image_bytes (2000000)   compressed bytes per request
+  max_pixels (2073600)        decoded width * height (1920 x 1080), read from the header first
+  max_concurrent (2)          requests recognised at once; one more is refused 'busy'
+
+Concurrency: under rclpy the node spins a MultiThreadedExecutor with ``max_concurrent + 1``
+threads and a reentrant callback group, so up to ``max_concurrent`` requests run at once and
+one more thread is free to refuse the next as 'busy' straight away. Our Cyclone runtime runs
+callbacks on one thread (docs/runtime.md: its MultiThreadedExecutor is the single-threaded
+one), so there requests are answered one at a time in arrival order and wait in the service's
+DDS reader; 'busy' does not occur. Clients bound their wait with their own time-out.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from dcdrl_core import ros
+from dcdrl_core.msg_arrays import set_array
+from dcdrl_msgs.srv import RecognizeFaces
+from dcdrl_edge.face_server import FaceServerConfig, FaceServerLogic
+from dcdrl_edge.images import compressed_bytes
+
+_DEFAULTS = FaceServerConfig()
+_NAMES = ('known_faces_dir', 'model', 'tolerance', 'upsample', 'max_image_bytes', 'max_pixels', 'max_concurrent')
+
+
+class FaceServerNode(ros.Node):
+    def __init__(self) -> None:
+        super().__init__('face_server')
+        for name in _NAMES:
+            self.declare_parameter(name, getattr(_DEFAULTS, name))
+        self.config = FaceServerConfig(**{name: self.get_parameter(name).value for name in _NAMES})
+        started = time.monotonic()
+        self.logic = FaceServerLogic(self.config)
+        assert self.logic.engine is not None
+        known = self.logic.engine.known
+        for path, why in known.skipped.items():
+            self.get_logger().warning(f'enrolment skipped {path}: {why}')
+        options: dict[str, Any] = {}
+        if ros.BACKEND == 'rclpy':  # let the multi-threaded executor run requests side by side
+            from rclpy.callback_groups import ReentrantCallbackGroup
+            options['callback_group'] = ReentrantCallbackGroup()
+        self.create_service(RecognizeFaces, 'recognize_faces', self.on_request, **options)
+        c = self.config
+        people = ', '.join(known.people) or 'nobody'
+        self.get_logger().info(
+            f'face_server started: {len(known)} known faces ({people}) enrolled in '
+            f'{time.monotonic() - started:.1f} s, model {c.model}, upsample {c.upsample}, tolerance {c.tolerance:g}, '
+            f'limits {c.max_image_bytes} bytes / {c.max_pixels} pixels, max_concurrent {c.max_concurrent}')
+
+    def on_request(self, request: RecognizeFaces.Request, response: RecognizeFaces.Response
+                   ) -> RecognizeFaces.Response:
+        answer = self.logic.handle(compressed_bytes(request.image), request.image.format, request.tolerance)
+        response.ok = answer.ok
+        response.error = answer.error
+        response.names = list(answer.names)
+        set_array(response, 'boxes', np.asarray(answer.boxes, dtype=np.int32), np.int32)
+        response.compute_time_s = float(answer.compute_time_s)
+        if answer.ok:
+            self.get_logger().info(f'answered: {len(answer.names)} faces ({", ".join(answer.names) or "none"}) '
+                                   f'in {answer.compute_time_s:.3f} s CPU', throttle_duration_sec=2.0)
+        else:
+            refused = sum(self.logic.refused.values())
+            self.get_logger().warning(f'refused a request ({answer.reason}): {answer.error} [{refused} refused]',
+                                      throttle_duration_sec=1.0)
+        return response
+
+    def destroy_node(self) -> None:
+        print('FACE_SERVER REPORT ' + json.dumps(self.logic.stats()), flush=True)
+        super().destroy_node()
+
+
+def main(args: Optional[Sequence[str]] = None) -> int:
+    if ros.BACKEND != 'rclpy':
+        return ros.run_node(FaceServerNode, args)
+    return _run_multithreaded(args)
+
+
+def _run_multithreaded(args: Optional[Sequence[str]]) -> int:
+    """ros.run_node with a MultiThreadedExecutor (rclpy only; see the module docstring)."""
+    ros.init(args=list(args) if args is not None else sys.argv)
+    node = None
+    try:
+        node = FaceServerNode()
+        executor = ros.MultiThreadedExecutor(num_threads=node.config.max_concurrent + 1)
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ros.ExternalShutdownException):
+        pass
+    except (ros.InvalidParameterTypeException, ValueError, TypeError) as error:
+        if node is not None:
+            raise
+        sys.stderr.write(f'[FATAL] FaceServerNode: {error}\n')
+        ros.try_shutdown()
+        raise SystemExit(ros.EXIT_BAD_PARAMETER) from None
+    finally:
+        if node is not None:
+            node.destroy_node()
+        ros.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
