@@ -4,9 +4,11 @@ One request = JPEG/PNG bytes, their format string and a tolerance (<= 0: the ser
 
 1. bytes: none -> ``empty``; more than ``max_image_bytes`` -> ``too_many_bytes``; a tolerance
    that is NaN or above 1 -> ``bad_tolerance`` (all before any work);
-2. a slot: at most ``max_concurrent`` requests are decoded and recognised at once; one more is
-   refused at once as ``busy`` (the client may retry or run the task locally: waiting in a
-   queue would only make its deadline later);
+2. a slot: at most ``max_concurrent`` requests are admitted at once; one more is refused at
+   once as ``busy`` (the client may retry or run the task locally: waiting in a long queue
+   would only make its deadline later). Admitted requests decode side by side but run the
+   engine one at a time (dlib's detectors are not safe for concurrent use; face_recognition
+   shares one per process), so ``max_concurrent`` bounds the requests running or waiting;
 3. decode: format not JPEG/PNG -> ``bad_format``; header size over ``max_pixels`` ->
    ``too_many_pixels`` (read from the header, before decoding); bytes cv2 cannot decode ->
    ``undecodable`` (dcdrl_edge.images);
@@ -42,7 +44,7 @@ class FaceServerConfig:
     upsample: int = 1                         # HOG/CNN up-sampling: 1 finds faces down to ~40 px
     max_image_bytes: int = DEFAULT_MAX_BYTES  # compressed bytes per request
     max_pixels: int = DEFAULT_MAX_PIXELS      # decoded width * height (1920 x 1080)
-    max_concurrent: int = 2                   # requests recognised at once; one more is refused 'busy'
+    max_concurrent: int = 2                   # requests admitted at once; one more is refused 'busy'
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
@@ -80,6 +82,9 @@ class FaceServerLogic:
                 self.engine.known = KnownFaces.from_directory(self.config.known_faces_dir, self.engine)
         self.limits = ImageLimits(self.config.max_image_bytes, self.config.max_pixels)
         self._slots = threading.BoundedSemaphore(self.config.max_concurrent)
+        # dlib documents its detectors as unsafe for concurrent use, and face_recognition keeps one
+        # per process: admitted requests decode side by side but recognise one at a time.
+        self._engine_lock = threading.Lock()
         self._lock = threading.Lock()
         self.requests = 0
         self.answered = 0
@@ -113,7 +118,8 @@ class FaceServerLogic:
                 return self._refuse(error.reason, str(error))
             try:
                 assert self.engine is not None
-                result = self.engine.recognise(image, chosen)
+                with self._engine_lock:
+                    result = self.engine.recognise(image, chosen)
             except Exception as error:  # dlib errors must not stop the server
                 return self._refuse('failed', f'recognition failed: {type(error).__name__}: {error}')
             spent = time.thread_time() - start

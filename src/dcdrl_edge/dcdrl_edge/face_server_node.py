@@ -17,11 +17,12 @@ Parameters (default; meaning):
   upsample (1)                detector up-sampling (1 finds faces down to ~40 px)
   max_image_bytes (2000000)   compressed bytes per request
   max_pixels (2073600)        decoded width * height (1920 x 1080), read from the header first
-  max_concurrent (2)          requests recognised at once; one more is refused 'busy'
+  max_concurrent (2)          requests admitted at once (one recognising, the others decoded and
+                              waiting for the engine); one more is refused 'busy'
 
 Concurrency: under rclpy the node spins a MultiThreadedExecutor with ``max_concurrent + 1``
-threads and a reentrant callback group, so up to ``max_concurrent`` requests run at once and
-one more thread is free to refuse the next as 'busy' straight away. Our Cyclone runtime runs
+threads and a reentrant callback group, so up to ``max_concurrent`` requests are admitted at
+once and one more thread is free to refuse the next as 'busy' straight away. Our Cyclone runtime runs
 callbacks on one thread (docs/runtime.md: its MultiThreadedExecutor is the single-threaded
 one), so there requests are answered one at a time in arrival order and wait in the service's
 DDS reader; 'busy' does not occur. Clients bound their wait with their own time-out.

@@ -12,7 +12,8 @@ from dcdrl_core.msg_arrays import get_array
 from dcdrl_core.runtime.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from dcdrl_core.testing import python_child
 from dcdrl_edge.faces import FaceEngine, KnownFaces
-from dcdrl_edge.images import decode_compressed, encode_jpeg, fill_compressed_bytes, image_from_compressed_msg, image_from_msg
+from dcdrl_edge.images import (
+    decode_compressed, encode_jpeg, fill_compressed_bytes, image_from_compressed_msg, image_from_msg)
 from dcdrl_msgs.srv import RecognizeFaces
 from sensor_msgs.msg import CompressedImage, Image
 
