@@ -43,12 +43,14 @@ Parameters (default: meaning):
     sim_rate_hz 0.0: simulated plant's own rate (its dt = 1/sim_rate_hz); 0 = rate_hz (real time).
         Higher loop rate than sim rate = faster than real time (pretraining).
     sim_cart_friction 10.0, sim_pole_friction 0.0011, sim_integrator 'euler', sim_max_steps 1000,
-    sim_target_steps_to_stop 100 (< 0 = never), action_history 5: the simulated plant
+    sim_target_steps_to_stop 100 (< 0 = never), action_history 5,
+    sim_init_theta_mean pi, sim_init_theta_std 0.8 (start hanging down; 0 = start upright): the simulated plant
     x_limit 0.3, theta_dot_limit 15.0, max_episode_steps 1000, stale_after_s 0.1, settle_theta_dot 0.5:
         topic plant safety rules and reset condition
 """
 from __future__ import annotations
 
+import math
 import sys
 import threading
 from typing import Any, Optional, Sequence
@@ -89,6 +91,7 @@ class ControllerNode(ros.Node):
             'warn_period_error_us': 1000.0, 'cloud_timeout_s': 5.0,
             'sim_rate_hz': 0.0, 'sim_cart_friction': 10.0, 'sim_pole_friction': 0.0011, 'sim_integrator': 'euler',
             'sim_max_steps': 1000, 'sim_target_steps_to_stop': 100, 'action_history': 5,
+            'sim_init_theta_mean': math.pi, 'sim_init_theta_std': 0.8,
             'x_limit': 0.3, 'theta_dot_limit': 15.0, 'max_episode_steps': 1000, 'stale_after_s': 0.1,
             'settle_theta_dot': 0.5,
         }
@@ -153,6 +156,7 @@ class ControllerNode(ros.Node):
                 frequency_hz=sim_rate, cart_friction=float(p('sim_cart_friction')),
                 pole_friction=float(p('sim_pole_friction')), integrator=p('sim_integrator'),
                 max_steps=int(p('sim_max_steps')), action_history=int(p('action_history')),
+                init_theta_mean=float(p('sim_init_theta_mean')), init_theta_std=float(p('sim_init_theta_std')),
                 target_steps_to_stop=stop_after if stop_after >= 0 else None), seed=self.config.seed)
         if kind == 'topic':
             # Best effort, depth 1: publishing from the loop thread must never wait for a reader.
