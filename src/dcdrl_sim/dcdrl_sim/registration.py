@@ -15,6 +15,7 @@ ENV_IDS = {
     'dcdrl_sim/CartPoleSwingUp-v0': ('dcdrl_sim.cartpole.env:CartPoleSwingUpEnv',
                                      'dcdrl_sim.cartpole.vector_env:CartPoleSwingUpVectorEnv'),
     'dcdrl_sim/FaceOffload-v0': ('dcdrl_sim.face.env:FaceOffloadEnv', None),
+    'dcdrl_sim/FaceOffloadContinuous-v0': ('dcdrl_sim.face.continuous:FaceOffloadContinuousEnv', None),
 }
 
 
