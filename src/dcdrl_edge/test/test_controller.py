@@ -494,7 +494,7 @@ def test_threaded_swaps_never_tear_weights():
         np.testing.assert_allclose(s.action, references[s.policy_version](s.observation), rtol=0, atol=1e-6)
     # The check can tell versions apart: neighbouring versions give other actions.
     s = segments[len(segments) // 2]
-    other = s.policy_version + 1 if s.policy_version + 1 in references else s.policy_version - 1
+    other = next(v for v in seen if v != s.policy_version)
     assert abs(float(references[other](s.observation)[0] - s.action[0])) > 1e-3
 
 
