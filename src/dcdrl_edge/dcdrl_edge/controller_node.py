@@ -20,7 +20,9 @@ Topics (relative; the launch puts the node in /dcdrl):
 
 Parameters (default: meaning):
     device_id '': name in segments and stats; '' = the node name
-    mode 'train': 'train' (explore, stream) or 'eval' (weights_file, noise-free, no cloud needed)
+    mode 'train': 'train' (explore, stream) or 'eval' (weights_file, noise-free, no cloud needed);
+        'offload': the face-recognition testbed's device controller instead of this loop
+        (other topics and parameters: dcdrl_edge/offload_node.py, docs/face-testbed.md)
     rate_hz 30.0: control loop rate (1 to 10000; the paper runs 30 Hz, tests 200 Hz, the bench 1 kHz)
     plant 'sim': 'sim' (dcdrl_sim cart-pole in real time) or 'topic' (a robot behind plant/state and plant/command)
     network_preset 'cloud_edge': actor network preset; with the plant's sizes it fixes the architecture id
@@ -82,9 +84,16 @@ def _reliable(depth: int, latched: bool = False) -> Any:
 class ControllerNode(ros.Node):
     def __init__(self) -> None:
         super().__init__('controller')
+        self.offload_mode = None
+        self.declare_parameter('mode', _CONFIG.mode)
+        if self.get_parameter('mode').value == 'offload':  # the face-recognition testbed: frames in, tasks out
+            from dcdrl_edge.offload_node import OffloadMode
+            self.offload_mode = OffloadMode(self)
+            return
         config_names = [name for name in ControllerConfig.__dataclass_fields__]
         for name in config_names:
-            self.declare_parameter(name, getattr(_CONFIG, name))
+            if name != 'mode':
+                self.declare_parameter(name, getattr(_CONFIG, name))
         extra = {
             'plant': 'sim', 'network_preset': 'cloud_edge', 'weights_file': '', 'segment_depth': 1000,
             'switch_interval_s': 0.0, 'stats_period_s': 0.5, 'diagnostics_period_s': 1.0,
@@ -267,6 +276,10 @@ class ControllerNode(ros.Node):
                 'weights_rejected_by_reason': dict(self.actor.rejected)}
 
     def destroy_node(self) -> None:
+        if self.offload_mode is not None:
+            self.offload_mode.destroy()
+            super().destroy_node()
+            return
         self._stop.set()
         self._loop.join(timeout=5.0)
         self.sender.stop(timeout=5.0)

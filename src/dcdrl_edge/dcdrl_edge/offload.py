@@ -9,7 +9,9 @@ One camera frame = one task. For each task the controller (``dcdrl_edge.offload_
    from measured state (``TaskObserver``);
 3. decides with the configured policy (``DecisionMaker``): the learned actor (``a > 0`` =
    offload, Gaussian exploration noise when training), or a baseline: 'local', 'offload',
-   'random', 'greedy' (the env's ``estimate_costs`` rule on the observation);
+   'random', 'greedy' (the env's ``estimate_costs`` rule on the observation). An offload
+   decided while ``max_in_flight`` offloads are outstanding runs locally at once (fell back,
+   'in_flight_full'): the returned task says so (``task.fell_back``);
 
 and then reports what happened: ``local_refused`` / ``offload_refused`` (queue full: the task is
 dropped, a miss with latency = deadline, as in the env), ``offload_sent``, ``offload_answered``,
@@ -43,7 +45,7 @@ from dcdrl_sim.face.env import LOCAL, OBS_SIZE, OFFLOAD, FaceOffloadEnv
 
 POLICIES = ('learned', 'local', 'offload', 'random', 'greedy')
 BASELINE_POLICIES = POLICIES[1:]
-FALLBACK_REASONS = ('no_server', 'timeout', 'refused', 'error')
+FALLBACK_REASONS = ('no_server', 'timeout', 'refused', 'error', 'in_flight_full')
 MODES = ('local', 'offloaded', 'fell_back')            # where a finished task ran
 EXTRA_NAMES = ('cost', 'latency_s', 'energy_j', 'deadline_miss_ratio', 'offload_fraction', 'fell_back')
 
@@ -258,6 +260,12 @@ class TaskObserver:
                 a = c.local_estimate_smoothing
                 self.local_slowdown += a * (compute_time_s / nominal - self.local_slowdown)
         self.worker_free_at = now + sum(self._local.values())
+
+    def local_dropped(self, task_id: int, now: float) -> None:
+        """A task announced with local_queued never reached the worker."""
+        expected = self._local.pop(task_id, None)
+        if expected is not None:
+            self.worker_free_at = max(self.worker_free_at - expected, now)
 
     def offload_queued(self, task_id: int, now: float, megapixels: float, image_bytes: int) -> None:
         server = self.server_slowdown * self.nominal_server_time(megapixels, self.faces_estimate)
@@ -554,8 +562,11 @@ class OffloadController:
             if c.publish_experience:
                 self.assembler.decided(task.index, obs, action, version)
             if decision == OFFLOAD:
-                self._in_flight[task.task_id] = task
-                self.observer.offload_queued(task.task_id, now, megapixels, task.image_bytes)
+                if len(self._in_flight) >= c.max_in_flight:   # the link is booked up: run it here
+                    self._fall_back(task, 'in_flight_full')
+                else:
+                    self._in_flight[task.task_id] = task
+                    self.observer.offload_queued(task.task_id, now, megapixels, task.image_bytes)
             return task
 
     @property
@@ -565,15 +576,18 @@ class OffloadController:
 
     # ---- local path
     def local_started(self, task_id: int, now: float) -> None:
-        """The task (decided local, or fallen back) is queued in the local worker."""
+        """The task (decided local, or fallen back) goes to the local worker: call it *before* submitting,
+        so that a result can never arrive before it."""
         with self._lock:
-            task = self._tasks[task_id]
-            self.observer.local_queued(task_id, now, task.megapixels)
+            task = self._tasks.get(task_id)
+            if task is not None:
+                self.observer.local_queued(task_id, now, task.megapixels)
 
     def local_refused(self, task_id: int, now: float) -> Outcome:
         """The worker queue was full: the task is dropped (a miss with latency = deadline)."""
         with self._lock:
             task = self._tasks[task_id]
+            self.observer.local_dropped(task_id, now)
             reason = 'worker_queue_full'
             self.counts['worker_queue_full'] += 1
             return self._finish(task, now, 'dropped', ok=False, faces=0, compute=0.0, dropped=True, detail=reason)
@@ -593,7 +607,8 @@ class OffloadController:
 
     # ---- offload path
     def offload_sent(self, task_id: int, now: float) -> bool:
-        """The request leaves now (after the link's delay); False when the task is no longer in flight."""
+        """The request's transmission starts at ``now`` (the round trip counts from here, so the
+        bandwidth estimate sees the upload); False when the task is no longer in flight."""
         with self._lock:
             task = self._in_flight.get(task_id)
             if task is None:
@@ -816,8 +831,9 @@ class LinkEmulator:
                 break
         return value
 
-    def reserve(self, nbytes: int, now: Optional[float] = None) -> float:
-        """Books the link for ``nbytes``; returns the time the transmission ends (now if no emulation)."""
+    def reserve(self, nbytes: int, now: Optional[float] = None) -> Tuple[float, float]:
+        """Books the link for ``nbytes``: (start, end) of the transmission, after the ones booked
+        before it (both = now without emulation). The caller waits until ``end``."""
         if nbytes < 0:
             raise ValueError(f'nbytes must be >= 0, got {nbytes}')
         now = self.clock() if now is None else now
@@ -825,17 +841,17 @@ class LinkEmulator:
             start = max(now, self.busy_until)
             mbps = self.bandwidth_at(start)
             if mbps <= 0:
-                return now
+                return now, now
             end = start + nbytes * 8.0 / (mbps * 1e6)
             self.busy_until = end
             self.transmissions += 1
             self.delayed_s += end - now
-            return end
+            return start, end
 
     def transmit(self, nbytes: int) -> float:
         """Waits until ``nbytes`` have crossed the emulated link; returns the seconds waited."""
         now = self.clock()
-        end = self.reserve(nbytes, now)
+        _, end = self.reserve(nbytes, now)
         delay = max(end - now, 0.0)
         if delay > 0:
             self.wait(delay)

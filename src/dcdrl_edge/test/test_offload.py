@@ -265,7 +265,10 @@ def test_saturated_device_skips_frames_and_full_queues_drop_tasks():
     local = OffloadController(OffloadConfig(policy='local', worker_queue_size=1))
     dropped_task = local.begin_task(0.0, 320, 240, 8_000, local_pending=1)
     assert dropped_task is not None and dropped_task.decision == LOCAL
+    local.local_started(dropped_task.task_id, 0.0)       # announced, then the worker refuses it
+    assert local.observer.worker_free_at > 0.0
     outcome = local.local_refused(dropped_task.task_id, 0.0)
+    assert local.observer.observe(0.0, MP)[0] == 0.0     # its estimate is withdrawn
     assert outcome.mode == 'dropped' and outcome.deadline_missed
     assert outcome.latency_s == config.deadline_s and outcome.energy_j == 0.0
     assert outcome.cost == pytest.approx(config.deadline_s + config.miss_penalty)
@@ -273,6 +276,18 @@ def test_saturated_device_skips_frames_and_full_queues_drop_tasks():
     assert report['dropped'] == 1 and report['dropped_by_reason'] == {'worker_queue_full': 1}
     assert report['ran'] == {'local': 0, 'offloaded': 0, 'fell_back': 0}
     assert controller.is_in_flight(task.task_id)
+
+
+def test_an_offload_beyond_max_in_flight_runs_locally_at_once():
+    controller = OffloadController(OffloadConfig(policy='offload', max_in_flight=1))
+    first = controller.begin_task(0.0, 320, 240, 8_000, local_pending=0)
+    second = controller.begin_task(0.1, 320, 240, 8_000, local_pending=0)
+    assert not first.fell_back and second.fell_back and second.fallback_reason == 'in_flight_full'
+    assert controller.in_flight == 1 and not controller.is_in_flight(second.task_id)
+    controller.local_started(second.task_id, 0.1)
+    outcome = controller.local_finished(second.task_id, 0.4, ok=True, faces=1, compute_time_s=0.25)
+    assert outcome.mode == 'fell_back' and outcome.decision == OFFLOAD and outcome.transfer_time_s == 0.0
+    assert controller.report()['fell_back_by_reason'] == {'in_flight_full': 1}
 
 
 def test_a_failed_local_task_is_a_miss():
@@ -421,9 +436,9 @@ def test_link_emulator_delays_sends_first_in_first_out():
     clock = FakeClock()
     link = LinkEmulator(8.0, clock=clock, wait=clock.wait)   # 1 MB/s
     assert link.active
-    assert link.reserve(100_000, now=0.0) == pytest.approx(0.1)
-    assert link.reserve(100_000, now=0.0) == pytest.approx(0.2)   # behind the first
-    assert link.reserve(100_000, now=1.0) == pytest.approx(1.1)   # idle link again
+    assert link.reserve(100_000, now=0.0) == pytest.approx((0.0, 0.1))
+    assert link.reserve(100_000, now=0.0) == pytest.approx((0.1, 0.2))   # behind the first
+    assert link.reserve(100_000, now=1.0) == pytest.approx((1.0, 1.1))   # idle link again
     clock.now = 2.0
     assert link.transmit(50_000) == pytest.approx(0.05) and clock.now == pytest.approx(2.05)
 

@@ -1,0 +1,425 @@
+"""The controller node's "offload" mode (`ros2 run dcdrl_edge controller --ros-args -p mode:=offload`).
+
+The device half of the face-recognition testbed: every camera frame is a task; the policy decides
+to recognise it locally (a FaceWorker child process) or to offload it to the edge host's
+``recognize_faces`` service; the measured latency and the modelled energy give the reward; the
+experience goes to the cloud's replay buffer and new weights come back on ``policy``. Thin
+adapter: the logic (observation, decision, accounting, experience) is dcdrl_edge.offload (no ROS
+import); this file declares the parameters and moves frames, requests and results.
+
+Nothing here blocks the executor: a frame callback decodes (local) or queues (offload) and
+returns; the offload thread waits for the emulated link (``link_*``) and sends the request
+asynchronously; a worker thread collects local results; a timer fails offloads older than
+``offload_timeout_s``. A task whose offload fails (no server, time-out, refused, error) runs
+locally and is counted as fallen back. Frames that arrive while the worker queue is full and
+``max_in_flight`` offloads are outstanding are counted and skipped.
+
+Topics and service (relative; the launch files put the node in /dcdrl):
+    sub  camera/image/compressed  sensor_msgs/CompressedImage  reliable, keep-last 5 (one frame = one task)
+    sub  policy                   dcdrl_msgs/PolicyWeights     reliable, transient-local, depth 1
+    pub  offload_records          dcdrl_msgs/OffloadRecord     reliable, keep-last record_depth
+    pub  experience               dcdrl_msgs/ExperienceBatch   reliable, keep-last experience_depth
+    pub  episode_stats            dcdrl_msgs/EpisodeStats      best effort (every episode_tasks tasks)
+    cli  recognize_faces          dcdrl_msgs/srv/RecognizeFaces
+
+Parameters: every field of dcdrl_edge.offload.OffloadConfig (same name and default; device_id ''
+= the node name), and:
+    env_id 'dcdrl_sim/FaceOffloadContinuous-v0': sizes the actor (8 observations, 1 action)
+    network_preset 'dcdrl': actor network preset (the learner's)
+    weights_file '': actor weights (.safetensors) to start with; the cloud's newer weights replace them
+    known_faces_dir '', face_model 'hog', upsample 1, tolerance 0.5: recognition settings (local
+        worker, and the tolerance sent with each request)
+    worker_start_timeout_s 60.0: the local worker must be ready (models loaded) within this
+    link_bandwidth_mbps 0.0: emulated link for offloads (Mbit/s); 0 = none
+    link_schedule '': '0:20,30:2,60:10' (from t s on, Mbit/s; 0 = none) instead of a constant
+    max_image_bytes 2000000, max_pixels 2073600: frames above are refused (counted, bad_frames)
+    timeout_check_period_s 0.05: how often offloads are checked against offload_timeout_s
+    record_depth 100, experience_depth 100: publisher depths
+    progress_period_s 10.0: a progress line on the log; 0 = off
+
+On shutdown it prints 'OFFLOAD REPORT {json}': OffloadController.report() (latency per mode with
+mean/p50/p95, counts) plus worker, link, weights and frame counters.
+"""
+from __future__ import annotations
+
+from dataclasses import fields
+import json
+import queue
+import threading
+import time
+import traceback
+from typing import Any, Dict, Optional, Tuple
+
+import numpy as np
+
+from dcdrl_core import ros
+from dcdrl_core.experience import fill_experience
+from dcdrl_core.msg_arrays import set_array
+from dcdrl_msgs.msg import EpisodeStats, ExperienceBatch, OffloadRecord, PolicyWeights
+from dcdrl_msgs.srv import RecognizeFaces
+from sensor_msgs.msg import CompressedImage
+from dcdrl_edge.face_worker import FaceWorker
+from dcdrl_edge.images import (
+    DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageLimits, ImageRejected, compressed_bytes, compressed_size,
+    decode_compressed, fill_compressed_bytes)
+from dcdrl_edge.offload import LOCAL, LinkEmulator, OffloadConfig, OffloadController, Outcome, Task, parse_schedule
+
+_DEFAULTS = OffloadConfig()
+_EXTRA = {
+    'env_id': 'dcdrl_sim/FaceOffloadContinuous-v0', 'network_preset': 'dcdrl', 'weights_file': '',
+    'known_faces_dir': '', 'face_model': 'hog', 'upsample': 1, 'tolerance': 0.5, 'worker_start_timeout_s': 60.0,
+    'link_bandwidth_mbps': 0.0, 'link_schedule': '', 'max_image_bytes': DEFAULT_MAX_BYTES,
+    'max_pixels': DEFAULT_MAX_PIXELS, 'timeout_check_period_s': 0.05, 'record_depth': 100,
+    'experience_depth': 100, 'progress_period_s': 10.0,
+}
+
+
+def _reliable(depth: int, latched: bool = False) -> Any:
+    durability = ros.DurabilityPolicy.TRANSIENT_LOCAL if latched else ros.DurabilityPolicy.VOLATILE
+    return ros.QoSProfile(depth=depth, reliability=ros.ReliabilityPolicy.RELIABLE, durability=durability)
+
+
+def _actor_dims(env_id: str) -> Tuple[int, int]:
+    import gymnasium
+    import dcdrl_sim  # noqa: F401  (registers the environments)
+    env = gymnasium.make(env_id)
+    try:
+        obs_space, action_space = env.observation_space, env.action_space
+    finally:
+        env.close()
+    if not isinstance(action_space, gymnasium.spaces.Box) or action_space.shape != (1,) \
+            or obs_space.shape is None or len(obs_space.shape) != 1:
+        raise ValueError(f'env_id {env_id!r} must have a flat observation and a Box action of shape (1,) '
+                         f'(decision = action > 0), got {obs_space} and {action_space}')
+    return int(obs_space.shape[0]), 1
+
+
+class OffloadMode:
+    """Subscriptions, publishers, client, threads and the FaceWorker of the controller in offload mode."""
+
+    def __init__(self, node: Any) -> None:
+        self.node = node
+        for spec in fields(OffloadConfig):
+            default = getattr(_DEFAULTS, spec.name)
+            if spec.name == 'device_id':
+                default = ''
+            elif spec.name == 'megapixels_per_frame':
+                default = list(default)
+            node.declare_parameter(spec.name, default)
+        for name, default in _EXTRA.items():
+            node.declare_parameter(name, default)
+        p = lambda name: node.get_parameter(name).value  # noqa: E731
+        values = {spec.name: p(spec.name) for spec in fields(OffloadConfig)}
+        values['device_id'] = values['device_id'] or node.get_name()
+        self.config = OffloadConfig(**values)
+        self.device_id = self.config.device_id
+        for name in ('worker_start_timeout_s', 'timeout_check_period_s'):
+            if not p(name) > 0:
+                raise ValueError(f'{name} must be > 0, got {p(name)!r}')
+        for name in ('record_depth', 'experience_depth', 'max_image_bytes', 'max_pixels'):
+            if p(name) < 1:
+                raise ValueError(f'{name} must be >= 1, got {p(name)!r}')
+        if p('progress_period_s') < 0:
+            raise ValueError(f"progress_period_s must be >= 0 (0 = off), got {p('progress_period_s')!r}")
+        self.limits = ImageLimits(int(p('max_image_bytes')), int(p('max_pixels')))
+        self.tolerance = float(p('tolerance'))
+        schedule = parse_schedule(p('link_schedule'))
+        self.link = LinkEmulator(float(p('link_bandwidth_mbps')), schedule)
+        self.controller = OffloadController(self.config)
+
+        # The actor (torch is imported here, for the weights codec): sized by the env the cloud trains on.
+        from dcdrl_edge.actor_buffer import DoubleBufferedActor, load_weights_file
+        obs_dim, action_dim = _actor_dims(p('env_id'))
+        self.actor = DoubleBufferedActor(p('network_preset'), obs_dim, action_dim, on_rejected=self._on_rejected)
+        if p('weights_file'):
+            self.actor.load_payload_now(load_weights_file(p('weights_file')))
+            node.get_logger().info(f"loaded actor version {self.actor.version} from {p('weights_file')}")
+
+        self.worker = FaceWorker(model=p('face_model'), upsample=int(p('upsample')), tolerance=self.tolerance,
+                                 known_faces_dir=p('known_faces_dir'), queue_size=self.config.worker_queue_size)
+        started = time.monotonic()
+        self.worker.start(timeout=float(p('worker_start_timeout_s')))
+        try:
+            self._build(p)
+        except BaseException:
+            self.worker.stop()
+            raise
+        node.get_logger().info(
+            f'offload controller {self.device_id} started: policy {self.config.policy}'
+            + (f' (until the first weights: {self.config.initial_policy})'
+               if self.config.policy == 'learned' and self.actor.active is None else '')
+            + f", {'training' if self.config.training else 'evaluating'}, deadline {self.config.deadline_s:g} s, "
+            f'offload time-out {self.config.offload_timeout_s:g} s, at most {self.config.max_in_flight} in flight, '
+            f'worker queue {self.config.worker_queue_size} (ready in {time.monotonic() - started:.1f} s), '
+            f'link ' + (f'emulated {p("link_schedule") or p("link_bandwidth_mbps")} Mbit/s' if self.link.active
+                        else 'not emulated') + f', actor {self.actor.architecture_id}')
+
+    def _build(self, p: Any) -> None:
+        node = self.node
+        self.record_pub = node.create_publisher(OffloadRecord, 'offload_records', _reliable(int(p('record_depth'))))
+        self.experience_pub = node.create_publisher(ExperienceBatch, 'experience',
+                                                    _reliable(int(p('experience_depth'))))
+        self.episode_pub = node.create_publisher(EpisodeStats, 'episode_stats', ros.qos_profile_sensor_data)
+        self.client = node.create_client(RecognizeFaces, 'recognize_faces')
+        self._lock = threading.Lock()            # payloads and futures
+        self._experience_lock = threading.Lock()
+        self._payloads: Dict[int, Tuple[bytes, str]] = {}
+        self._futures: Dict[int, Any] = {}
+        self._experience_sequence = 0
+        self.bad_frames = 0
+        self.callback_errors = 0
+        self._stop = threading.Event()
+        self._offload_queue: 'queue.Queue[Optional[Task]]' = queue.Queue()
+        self.link.start()
+        self.actor.start()
+        self._offloader = threading.Thread(target=self._offload_loop, name='offload-sender', daemon=True)
+        self._collector = threading.Thread(target=self._collect_loop, name='worker-results', daemon=True)
+        self._offloader.start()
+        self._collector.start()
+        node.create_timer(float(p('timeout_check_period_s')), self._check_timeouts)
+        if p('progress_period_s') > 0:
+            node.create_timer(float(p('progress_period_s')), self._log_progress)
+        node.create_subscription(PolicyWeights, 'policy', self.on_policy, _reliable(1, latched=True))
+        node.create_subscription(CompressedImage, 'camera/image/compressed', self.on_frame, _reliable(5))
+
+    # ------------------------------------------------------------------ callbacks (quick)
+    def on_frame(self, message: CompressedImage) -> None:
+        now = time.monotonic()
+        data = compressed_bytes(message)
+        try:
+            if len(data) > self.limits.max_bytes:
+                raise ImageRejected('too_many_bytes', f'{len(data)} bytes, over the limit of {self.limits.max_bytes}')
+            _, width, height = compressed_size(data)
+            if width * height > self.limits.max_pixels or width < 1 or height < 1:
+                raise ImageRejected('too_many_pixels', f'{width}x{height} is outside 1..{self.limits.max_pixels} pixels')
+        except ImageRejected as error:
+            self.bad_frames += 1
+            self.node.get_logger().warning(f'frame refused ({error.reason}): {error} [{self.bad_frames} refused]',
+                                           throttle_duration_sec=2.0)
+            return
+        self.actor.swap_if_ready()   # only this callback uses the actor: the double buffer's loop side
+        active = self.actor.active
+        task = self.controller.begin_task(now, width, height, len(data), self.worker.pending, actor=active,
+                                          policy_version=max(self.actor.version, 0))
+        if task is None:
+            self.node.get_logger().info('device saturated (worker queue and offloads full): frame skipped',
+                                        throttle_duration_sec=5.0)
+            return
+        if task.task_id == 0:
+            self.node.get_logger().info(f'first task: {width}x{height}, {len(data)} bytes, decided '
+                                        f"{'local' if task.decision == LOCAL else 'offload'} by {task.decided_by}")
+        if task.decision == LOCAL or task.fell_back:   # fell back: max_in_flight offloads outstanding
+            self._run_locally(task.task_id, data, message.format)
+        else:
+            with self._lock:
+                self._payloads[task.task_id] = (data, message.format)
+            self._offload_queue.put(task)
+
+    def on_policy(self, message: PolicyWeights) -> None:
+        from dcdrl_core.weights_msg import read_weights
+        try:
+            payload = read_weights(message)
+        except ValueError as error:
+            self.actor.record_rejection('malformed', str(error))
+            return
+        self.actor.offer(payload)
+
+    def _on_rejected(self, reason: str, text: str) -> None:
+        self.node.get_logger().warning(f'weights refused ({reason}): {text}; keeping actor version '
+                                       f'{max(self.actor.version, 0)}', throttle_duration_sec=1.0)
+
+    # ------------------------------------------------------------------ local path
+    def _run_locally(self, task_id: int, data: bytes, format: str) -> None:
+        """Decode and queue in the worker (a task decided local, or one that fell back)."""
+        now = time.monotonic()
+        try:
+            image = decode_compressed(data, 'rgb8', self.limits, format)
+        except ImageRejected as error:
+            self._publish(self.controller.local_finished(task_id, now, ok=False, error=f'undecodable frame: {error}'))
+            return
+        self.controller.local_started(task_id, now)
+        if not self.worker.submit(task_id, image, self.tolerance):
+            self._publish(self.controller.local_refused(task_id, now))
+
+    def _collect_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                results = self.worker.poll(timeout=0.2)
+                for result in results:
+                    outcome = self.controller.local_finished(
+                        result.task_id, time.monotonic(), ok=result.ok, faces=len(result.names),
+                        compute_time_s=result.compute_time_s, error=result.error)
+                    self._publish(outcome)
+            except Exception:
+                self.callback_errors += 1
+                self.node.get_logger().error(f'collecting local results failed:\n{traceback.format_exc()}',
+                                             throttle_duration_sec=5.0)
+
+    # ------------------------------------------------------------------ offload path
+    def _offload_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                task = self._offload_queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if task is None:
+                return
+            try:
+                self._send(task)
+            except Exception:
+                self.callback_errors += 1
+                self.node.get_logger().error(f'offloading task {task.task_id} failed:\n{traceback.format_exc()}',
+                                             throttle_duration_sec=5.0)
+                self._fall_back(task.task_id, 'error')
+
+    def _send(self, task: Task) -> None:
+        if not self.controller.is_in_flight(task.task_id):
+            return   # timed out while queued: already running locally
+        if not self.client.service_is_ready():
+            self._fall_back(task.task_id, 'no_server')
+            return
+        with self._lock:
+            payload = self._payloads.get(task.task_id)
+        if payload is None:
+            return
+        # The emulated radio: FIFO, bytes * 8 / bandwidth. The round trip counts from the start of
+        # this task's own transmission, so the bandwidth estimate sees the upload time.
+        now = time.monotonic()
+        start, end = self.link.reserve(task.image_bytes, now)
+        if not self.controller.offload_sent(task.task_id, start):
+            return
+        if end > now and self._stop.wait(end - now):
+            return
+        if not self.controller.is_in_flight(task.task_id):
+            return   # timed out during the transmission: already running locally
+        request = RecognizeFaces.Request()
+        fill_compressed_bytes(request.image, payload[0], payload[1] or 'jpeg')
+        request.tolerance = self.tolerance
+        future = self.client.call_async(request)
+        with self._lock:
+            self._futures[task.task_id] = future
+        future.add_done_callback(lambda f, task_id=task.task_id: self._on_reply(task_id, f))
+
+    def _on_reply(self, task_id: int, future: Any) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._futures.pop(task_id, None)
+        if future.cancelled():
+            return
+        try:
+            reply = future.result()
+        except Exception as error:
+            self.node.get_logger().warning(f'offload of task {task_id} failed: {error!r}', throttle_duration_sec=2.0)
+            self._fall_back(task_id, 'error')
+            return
+        outcome, fall_back = self.controller.offload_answered(
+            task_id, now, bool(reply.ok), faces=len(reply.names), server_compute_s=float(reply.compute_time_s),
+            error=reply.error)
+        if fall_back:
+            self.node.get_logger().warning(f'server refused task {task_id}: {reply.error}; running it locally',
+                                           throttle_duration_sec=2.0)
+            self._run_payload_locally(task_id)
+        elif outcome is not None:
+            self._publish(outcome)
+
+    def _fall_back(self, task_id: int, reason: str) -> None:
+        if self.controller.offload_failed(task_id, time.monotonic(), reason):
+            self.node.get_logger().warning(f'offload failed ({reason}): running task {task_id} locally '
+                                           f"[{self.controller.report()['fell_back']} fell back]",
+                                           throttle_duration_sec=5.0)
+            self._run_payload_locally(task_id)
+
+    def _run_payload_locally(self, task_id: int) -> None:
+        with self._lock:
+            payload = self._payloads.get(task_id)
+        if payload is not None:
+            self._run_locally(task_id, *payload)
+
+    def _check_timeouts(self) -> None:
+        for task_id in self.controller.expired(time.monotonic()):
+            with self._lock:
+                future = self._futures.pop(task_id, None)
+            if future is not None:
+                self.client.remove_pending_request(future)   # a late reply is then not ours any more
+            self._fall_back(task_id, 'timeout')
+
+    # ------------------------------------------------------------------ outputs (any thread)
+    def _publish(self, outcome: Optional[Outcome]) -> None:
+        if outcome is None:
+            return
+        with self._lock:
+            self._payloads.pop(outcome.task_id, None)
+        record = OffloadRecord(device_id=self.device_id, task_id=outcome.task_id,
+                               policy_version=outcome.policy_version, decision=int(outcome.decision),
+                               fell_back=bool(outcome.fell_back), image_bytes=int(outcome.image_bytes),
+                               faces_found=int(outcome.faces_found), latency_s=float(outcome.latency_s),
+                               compute_time_s=float(outcome.compute_time_s),
+                               transfer_time_s=float(outcome.transfer_time_s), energy_j=float(outcome.energy_j),
+                               deadline_s=float(outcome.deadline_s), deadline_missed=bool(outcome.deadline_missed),
+                               reward=float(outcome.reward))
+        set_array(record, 'observation', outcome.observation, np.float32)
+        record.header.stamp = self.node.get_clock().now().to_msg()
+        record.header.frame_id = outcome.mode
+        self.record_pub.publish(record)
+        self._publish_experience(flush=False)
+        for episode in self.controller.take_episodes():
+            stats = EpisodeStats(client_id=self.device_id, episode=episode.episode,
+                                 policy_version=episode.policy_version, length=episode.length,
+                                 episode_return=episode.episode_return, cost=episode.cost,
+                                 latency_mean_s=episode.latency_mean_s, energy_mean_j=episode.energy_mean_j,
+                                 deadline_miss_ratio=episode.deadline_miss_ratio,
+                                 offload_fraction=episode.offload_fraction)
+            stats.header.stamp = self.node.get_clock().now().to_msg()
+            self.episode_pub.publish(stats)
+
+    def _publish_experience(self, flush: bool) -> None:
+        with self._experience_lock:   # batches leave in sequence order, whichever thread finished a task
+            for chunk in self.controller.take_experience(flush):
+                self._send_chunk(chunk)
+
+    def _send_chunk(self, chunk: Any) -> None:
+        sequence = self._experience_sequence
+        self._experience_sequence += 1
+        message = fill_experience(
+            ExperienceBatch(), client_id=self.device_id, sequence=sequence, policy_version=chunk.policy_version,
+            obs=chunk.obs, actions=chunk.actions, rewards=chunk.rewards, next_obs=chunk.next_obs,
+            terminated=chunk.terminated, truncated=chunk.truncated, extra_names=chunk.extra_names,
+            extras=chunk.extras)
+        message.header.stamp = self.node.get_clock().now().to_msg()
+        self.experience_pub.publish(message)
+
+    def _log_progress(self) -> None:
+        r = self.controller.report()
+        latency = r['latency']
+        parts = [f"{mode} {latency[mode]['count']} (p50 {latency[mode]['p50_s']:.3f} s)"
+                 for mode in ('local', 'offloaded', 'fell_back') if latency[mode]['count']]
+        self.node.get_logger().info(
+            f"{r['tasks']} tasks: {', '.join(parts) or 'none finished'}; dropped {r['dropped']}, skipped frames "
+            f"{r['refused_frames']}, deadline misses {r['deadline_misses']}; policy version {max(self.actor.version, 0)}, "
+            f"{r['experience']['transitions']} transitions sent")
+
+    def report(self) -> Dict[str, Any]:
+        report = self.controller.report()
+        report.update(worker=self.worker.stats(), bad_frames=self.bad_frames, callback_errors=self.callback_errors,
+                      actor_version=max(self.actor.version, 0), weights_rejected=dict(self.actor.rejected),
+                      link={'active': self.link.active, 'transmissions': self.link.transmissions,
+                            'delayed_s': round(self.link.delayed_s, 4)},
+                      experience_batches_published=self._experience_sequence)
+        return report
+
+    def destroy(self) -> None:
+        self._stop.set()
+        self._offload_queue.put(None)
+        self._offloader.join(timeout=5.0)
+        self._collector.join(timeout=5.0)
+        with self._lock:
+            futures, self._futures = list(self._futures.values()), {}
+        for future in futures:
+            self.client.remove_pending_request(future)
+        self.worker.stop()
+        self.actor.stop()
+        try:
+            self._publish_experience(flush=True)   # the last, partial batch
+        except Exception:  # shutting down: the report matters more
+            self.callback_errors += 1
+        print('OFFLOAD REPORT ' + json.dumps(self.report(), default=float), flush=True)
