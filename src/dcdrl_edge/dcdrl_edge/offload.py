@@ -64,7 +64,9 @@ class OffloadConfig:
 
     device_id: str = 'device'
     policy: str = 'learned'               # 'learned' | 'local' | 'offload' | 'random' | 'greedy'
-    initial_policy: str = 'greedy'        # 'learned' acts with this baseline until the first weights
+    initial_policy: str = 'greedy'        # 'learned' acts with this baseline until usable weights arrive
+    min_policy_version: int = 2           # ... of at least this version (the learner's version 1 is its
+                                          # untrained initial actor)
     training: bool = True                 # 'learned' adds exploration noise to the actor's output
     exploration_noise: float = 0.3        # Gaussian sigma on the action (before clipping to [-1, 1])
     random_offload_probability: float = 0.5
@@ -113,10 +115,10 @@ class OffloadConfig:
         for name in ('training', 'publish_experience'):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f'{name} must be a bool, got {getattr(self, name)!r}')
-        for name in ('seed', 'frames_max', 'max_faces_per_frame', 'max_in_flight', 'worker_queue_size',
+        for name in ('seed', 'min_policy_version', 'frames_max', 'max_faces_per_frame', 'max_in_flight', 'worker_queue_size',
                      'experience_batch_size', 'episode_tasks', 'stats_window'):
             value = getattr(self, name)
-            low = 0 if name == 'seed' else 1
+            low = 0 if name in ('seed', 'min_policy_version') else 1
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
                 raise ValueError(f'{name} must be an integer >= {low}, got {value!r}')
             setattr(self, name, int(value))
@@ -547,7 +549,8 @@ class OffloadController:
                 return None
             megapixels = width * height / 1e6
             obs = self.observer.observe(now, megapixels)
-            decision, action, decided_by = self.decider.decide(obs, actor)
+            usable = actor if policy_version >= c.min_policy_version else None
+            decision, action, decided_by = self.decider.decide(obs, usable)
             version = int(policy_version) if decided_by == 'learned' else 0
             task = Task(task_id=self._next_task, index=self._decided, decided_at=now, observation=obs,
                         decision=decision, action=action, decided_by=decided_by, policy_version=version,

@@ -300,12 +300,15 @@ def test_a_failed_local_task_is_a_miss():
 
 
 def test_policy_version_is_recorded_for_learned_decisions_only():
-    controller = OffloadController(OffloadConfig(policy='learned', training=False))
+    controller = OffloadController(OffloadConfig(policy='learned', training=False, min_policy_version=2))
+    untrained = controller.begin_task(0.0, 320, 240, 8_000, local_pending=0, actor=constant_actor(0.5),
+                                      policy_version=1)
+    assert untrained.decided_by == 'greedy'   # below min_policy_version: the initial policy acts
     task = controller.begin_task(0.0, 320, 240, 8_000, local_pending=0, actor=constant_actor(0.5), policy_version=7)
     assert task.decided_by == 'learned' and task.policy_version == 7 and task.decision == OFFLOAD
     baseline = controller.begin_task(0.0, 320, 240, 8_000, local_pending=0, actor=None, policy_version=7)
     assert baseline.decided_by == 'greedy' and baseline.policy_version == 0
-    assert controller.report()['decided_by'] == {'greedy': 1, 'learned': 1}
+    assert controller.report()['decided_by'] == {'greedy': 2, 'learned': 1}
 
 
 def test_bad_frame_sizes_are_refused():
