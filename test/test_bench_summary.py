@@ -1,0 +1,248 @@
+"""The bench suite's pure parts: summary adapters, last-JSON-line parsing, the generated page.
+
+Hand-written JSON samples in the layout each bench script writes; no benchmark runs here.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+import sys
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / 'bench'
+
+
+def _load(name: str):
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))   # the bench scripts import each other by module name
+    spec = importlib.util.spec_from_file_location(f'bench_{name}', BENCH / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module   # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+summary = _load('summary')
+
+TRANSPORT = {
+    'benchmark': 'transport', 'quick': True,
+    'results': {
+        'experience/raw': {'bytes': 812, 'msgs_per_s': 5000.0, 'mb_per_s': 4.1, 'latency_p50_ms': 0.5,
+                           'latency_p99_ms': 0.9},
+        'experience/ours': {'bytes': 812, 'msgs_per_s': 10000.0, 'mb_per_s': 8.1, 'latency_p50_ms': 0.4,
+                            'latency_p99_ms': 0.6},
+        'weights/raw': {'bytes': 178444, 'msgs_per_s': 300.0, 'mb_per_s': 53.5, 'latency_p50_ms': 4.5,
+                        'latency_p99_ms': 7.0},
+        'weights/ours': {'bytes': 178444, 'msgs_per_s': 200.0, 'mb_per_s': 35.7, 'latency_p50_ms': 6.0,
+                         'latency_p99_ms': 8.0},
+    },
+    'goals': {'throughput_ratio_min': 0.8, 'weights_latency_p50_ms_max': 5.0},
+}
+LEARNER = {'bench': 'learner', 'learner': {
+    'dcdrl_ddpg': {'updates_per_s': 300.0}, 'sb3_ddpg': {'updates_per_s': 150.0},
+    'dcdrl_td3': {'updates_per_s': 280.0, 'runs': [270.0, 300.0, 100.0]},
+    'sb3_td3': {'updates_per_s': 200.0, 'runs': [100.0, 200.0, 100.0]}}}
+REPLAY = {'capacity': 100000,
+          'uniform': {'dcdrl': {'iter_us': 50.0, 'iters_per_s': 20000.0},
+                      'cpprb': {'iter_us': 100.0, 'iters_per_s': 10000.0}, 'speedup_vs_cpprb': 2.0},
+          'prioritized': {'dcdrl': {'iter_us': 200.0, 'iters_per_s': 5000.0},
+                          'cpprb': 'skipped: cpprb not installed'}}
+SCALING = {'benchmark': 'scaling', 'collection_steps_per_s': {'1': 10000.0, '2': 18000.0},
+           'collection_efficiency_vs_linear': 0.9,
+           'learner_updates_per_s': {'in_process': 100.0, 'replay_node': 95.0},
+           'replay_node_loss': 0.05, 'time_to_target': None,
+           'goals': {'collection_efficiency_min': 0.85, 'replay_node_loss_max': 0.10}}
+EDGE_LOOP = {'benchmark': 'edge_loop', 'inference': {'numpy_us': 12.0, 'torch_eager_us': 30.0, 'ratio': 0.4},
+             'goals_at': 1000.0,
+             'loops': [{'rate_hz': 1000.0, 'steps': 10000, 'period_error_p99_us': 150.0, 'misses': 3,
+                        'weight_delivery_p50_ms': 3.0},
+                       {'rate_hz': 30.0, 'steps': 150, 'period_error_p99_us': 900.0, 'misses': 0,
+                        'weight_delivery_p50_ms': 18.0}]}
+ENVS = {'envs': {'dcdrl_sim/MecOffload-v0': {'single_steps_per_s': 10000.0, 'sync_x8_steps_per_s': 7000.0,
+                                             'native_x8_steps_per_s': 40000.0, 'goal_vector_steps_per_s': 20000,
+                                             'goal_met': True},
+                 'dcdrl_sim/FaceOffload-v0': {'single_steps_per_s': 5000.0, 'sync_x8_steps_per_s': 4000.0}},
+        'mec_oracle_ms_per_step': {'exact_symmetry': {'4': 1.0, '8': 4.0}, 'exact_full': {'4': 10.0},
+                                   'best_response': {'4': 0.5, '10': 2.0}}}
+
+
+def _by_measure(rows, text):
+    found = [r for r in rows if text in r['measure']]
+    assert len(found) == 1, (text, [r['measure'] for r in rows])
+    return found[0]
+
+
+def test_row_keys_are_uniform():
+    rows = summary.summarise({'transport': TRANSPORT, 'learner': LEARNER, 'replay': REPLAY, 'scaling': SCALING,
+                              'edge_loop': EDGE_LOOP, 'envs': ENVS})
+    assert rows
+    keys = {'bench', 'measure', 'ours', 'unit', 'reference', 'reference_name', 'ratio', 'ratio_method', 'goal',
+            'met', 'note'}
+    assert all(set(r) == keys for r in rows)
+    json.dumps(rows)   # JSON-serialisable as they are
+
+
+def test_transport_ratios_and_goals():
+    rows = summary.transport_rows(TRANSPORT)
+    experience = _by_measure(rows, 'one MEC transition (812 B): throughput')
+    assert experience['ratio'] == pytest.approx(2.0)
+    assert experience['reference_name'] == 'raw cyclonedds-python'
+    assert experience['met'] is True and experience['goal'] == 'ratio >= 0.8'
+    weights = _by_measure(rows, 'actor weights (178444 B): throughput')
+    assert weights['ratio'] == pytest.approx(2 / 3) and weights['met'] is False
+    latency = _by_measure(rows, 'actor weights (178444 B): latency p50')
+    assert latency['goal'] == '<= 5 ms' and latency['met'] is False   # 6 ms
+    assert _by_measure(rows, 'one MEC transition (812 B): latency p50')['met'] is None   # no goal there
+
+
+def test_learner_paired_ratio_when_runs_are_given():
+    rows = summary.learner_rows(LEARNER)
+    ddpg, td3 = _by_measure(rows, 'DDPG'), _by_measure(rows, 'TD3')
+    assert ddpg['ratio'] == pytest.approx(2.0) and ddpg['ratio_method'] == 'medians' and ddpg['met'] is None
+    # Pairs 2.7, 1.5, 1.0 -> median 1.5 (the ratio of medians would be 1.4).
+    assert td3['ratio'] == pytest.approx(1.5) and td3['ratio_method'] == 'paired'
+    assert td3['met'] is True and td3['reference_name'] == 'stable-baselines3'
+
+
+def test_learner_missing_sb3_keeps_the_reason():
+    result = {'learner': {'dcdrl_td3': {'updates_per_s': 250.0},
+                          'sb3_td3': 'skipped: stable_baselines3 not installed'}}
+    (row,) = summary.learner_rows(result)
+    assert row['reference'] is None and row['ratio'] is None and row['met'] is None
+    assert 'not installed' in row['note']
+
+
+def test_learner_cuda_rows():
+    result = {'learner': {'dcdrl_td3': {'updates_per_s': 250.0}},
+              'cuda': {'device_name': 'H100', 'dcdrl_td3': {'updates_per_s': 1000.0}, 'matches_cpu': False,
+                       'max_abs_diff': 0.5}}
+    rows = summary.learner_rows(result)
+    assert _by_measure(rows, 'on H100')['ratio'] == pytest.approx(4.0)
+    assert _by_measure(rows, 'CUDA path')['met'] is False
+
+
+def test_replay_rows_and_skipped_library():
+    rows = summary.replay_rows(REPLAY)
+    uniform = _by_measure(rows, 'uniform')
+    assert uniform['ratio'] == pytest.approx(2.0) and uniform['met'] is True and uniform['reference_name'] == 'cpprb'
+    prioritised = _by_measure(rows, 'prioritised')
+    assert prioritised['reference'] is None and prioritised['met'] is None and 'skipped' in prioritised['note']
+
+
+def test_replay_rows_come_from_the_learner_when_replay_did_not_run():
+    rows = summary.summarise({'learner': {**LEARNER, 'replay': REPLAY}})
+    assert any(r['bench'] == 'replay' for r in rows)
+
+
+def test_scaling_against_linear_and_in_process():
+    rows = summary.scaling_rows(SCALING)
+    two = _by_measure(rows, 'collection, 2 clients')
+    assert two['reference'] == 20000.0 and two['ratio'] == pytest.approx(0.9) and two['met'] is True
+    node = _by_measure(rows, 'replay node')
+    assert node['ratio'] == pytest.approx(0.95) and node['met'] is True and node['goal'] == 'ratio >= 0.9'
+    slow = {**SCALING, 'learner_updates_per_s': {'in_process': 100.0, 'replay_node': 85.0}}
+    assert _by_measure(summary.scaling_rows(slow), 'replay node')['met'] is False
+
+
+def test_edge_loop_goals_only_at_the_judged_rate():
+    rows = summary.edge_loop_rows(EDGE_LOOP)
+    inference = _by_measure(rows, 'inference')
+    assert inference['ratio'] == pytest.approx(0.4) and inference['met'] is False and inference['goal'] == 'ratio <= 0.3'
+    assert _by_measure(rows, '1000 Hz: period error p99')['met'] is True
+    assert _by_measure(rows, '1000 Hz: deadline misses')['met'] is False
+    assert _by_measure(rows, '1000 Hz: weight delivery')['met'] is True
+    assert _by_measure(rows, '30 Hz: period error p99')['met'] is None
+    assert _by_measure(rows, '30 Hz: weight delivery')['goal'] is None
+
+
+def test_envs_native_vs_sync_and_oracle():
+    rows = summary.envs_rows(ENVS)
+    mec = _by_measure(rows, 'MecOffload-v0: native vector env x8')
+    assert mec['ratio'] == pytest.approx(40000 / 7000) and mec['met'] is True
+    face = _by_measure(rows, 'FaceOffload-v0: SyncVectorEnv x8')
+    assert face['reference'] is None and face['goal'] is None
+    assert _by_measure(rows, 'exact search N=4')['ratio'] == pytest.approx(0.1)
+    assert _by_measure(rows, 'exact search N=8')['reference'] is None
+    assert _by_measure(rows, 'best response N=10')['ours'] == 2.0
+    assert not [r for r in rows if r['measure'] == 'MEC oracle, best response N=4']   # exact rows cover N=4
+
+
+def test_unknown_and_missing_benches_are_skipped_but_own_rows_pass_through():
+    own = {'summary': [{'measure': 'clip time offloaded / local', 'ours': 0.3, 'unit': '', 'reference': 0.336,
+                        'reference_name': 'DC-DRL testbed', 'goal': '<= 0.5', 'met': True},
+                       {'no measure': 1}]}
+    rows = summary.summarise({'face_offload': own, 'mystery': {'x': 1}, 'transport': None, 'envs': 'text'})
+    assert len(rows) == 1
+    assert rows[0]['bench'] == 'face_offload' and rows[0]['ratio'] == pytest.approx(0.3 / 0.336)
+    assert rows[0]['met'] is True and rows[0]['goal'] == '<= 0.5'
+
+
+def test_a_changed_layout_gives_an_error_row_not_an_exception(monkeypatch):
+    def broken(result):
+        return result['renamed_key']
+    monkeypatch.setitem(summary.ADAPTERS, 'edge_loop', broken)
+    rows = summary.summarise({'edge_loop': EDGE_LOOP, 'scaling': SCALING})
+    failed = [r for r in rows if r['bench'] == 'edge_loop']
+    assert len(failed) == 1 and failed[0]['measure'] == 'adapter failed' and 'renamed_key' in failed[0]['note']
+    assert any(r['bench'] == 'scaling' for r in rows)   # the others still summarised
+
+
+def test_values_that_are_not_numbers_are_none():
+    r = summary.row('x', 'm', float('nan'), 'u', 'skipped', 'ref', goal_on='value', goal=1.0)
+    assert r['ours'] is None and r['reference'] is None and r['ratio'] is None and r['met'] is None
+    with pytest.raises(ValueError, match='goal_on'):
+        summary.row('x', 'm', 1.0, 'u', goal_on='ours', goal=1.0)
+    with pytest.raises(ValueError, match='operator'):
+        summary.judge(1.0, '>', 0.0)
+
+
+def test_paired_ratio_needs_equal_length_numeric_runs():
+    assert summary.paired_ratio([2.0, 4.0], [1.0, 1.0]) == pytest.approx(3.0)
+    assert summary.paired_ratio([2.0], [1.0, 1.0]) is None
+    assert summary.paired_ratio([2.0, 'x'], [1.0, 1.0]) is None
+    assert summary.paired_ratio([2.0], [0.0]) is None
+
+
+def test_seed_figures_have_sources():
+    for figure in summary.SEED_FIGURES.values():
+        assert figure['source'] and figure['unit'] and figure['what']
+    assert summary.DCDRL_OFFLOAD_OVER_LOCAL == pytest.approx(1644 / 4891)
+
+
+def test_last_json_line_skips_trailing_noise():
+    run_all = _load('run_all')
+    text = 'human line\n{"a": 1}\n{not json\n[1, 2]\n'
+    assert run_all.last_json_line(text) == {'a': 1}
+    assert run_all.last_json_line('no json here') is None
+
+
+def test_rendered_page_has_a_table_per_bench(tmp_path):
+    render = _load('render_results')
+    results = {'started': '2026-11-22T00:00:00+00:00', 'quick': True, 'git_commit': 'abc', 'wall_s': 100.0,
+               'machine': {'cpus': 2, 'cpu': 'Test CPU', 'platform': 'Linux', 'load_average': [1.0, 1.0, 1.0],
+                           'cuda': None},
+               'interpreters': {'comparison': {'path': '/x/python', 'python': '3.11.7', 'torch': '2.13.0',
+                                               'stable-baselines3': '2.3'}},
+               'benches': {'transport': {'ok': True, 'wall_s': 20.0, 'json': TRANSPORT},
+                           'learner': {'ok': False, 'wall_s': 5.0, 'json': None, 'error': 'exit code 1: boom'},
+                           'bandwidth': {'ok': False, 'skipped': 'needs root', 'wall_s': None, 'json': None}}}
+    page = render.render(results, {'transport': 'img/bench/transport.png'}, None)
+    assert 'Test CPU' in page and 'quick' in page and 'stable-baselines3 2.3' in page
+    assert '| transport | ok | 20 s | 1 of 3 |' in page
+    assert 'failed**: exit code 1: boom' in page and 'skipped: needs root' in page
+    assert '![transport](img/bench/transport.png)' in page
+    assert '| one MEC transition (812 B): throughput | 10,000 msg/s | 5,000 (raw cyclonedds-python) | 2.00x' in page
+    assert '4,891' in page   # the seeds' published figures
+
+
+def test_copy_charts_refuses_files_over_1_mb(tmp_path):
+    render = _load('render_results')
+    run_dir, images = tmp_path / 'run', tmp_path / 'img'
+    run_dir.mkdir()
+    (run_dir / 'small.png').write_bytes(b'x' * 10)
+    (run_dir / 'huge.png').write_bytes(b'x' * (render.PNG_MAX_BYTES + 1))
+    copied = render.copy_charts(run_dir, images)
+    assert copied == {'small': 'img/bench/small.png'}
+    assert not (images / 'huge.png').exists()
