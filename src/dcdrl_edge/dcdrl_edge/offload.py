@@ -97,7 +97,9 @@ class OffloadConfig:
     local_estimate_smoothing: float = 0.3   # weight of the newest local slow-down sample
     # Offloading and queues.
     offload_timeout_s: float = 2.0        # from the decision; then the task runs locally (fell back)
-    max_in_flight: int = 2                # offloads decided and not finished (link queue included)
+    max_in_flight: int = 2                # offloads decided and not finished (link queue included), and
+                                          # timed-out requests the server may still be working on (for
+                                          # another offload_timeout_s): a slow server is not fed more
     worker_queue_size: int = 2            # local tasks pending (waiting + running) in the FaceWorker
     # Experience and statistics.
     publish_experience: bool = True
@@ -519,6 +521,7 @@ class OffloadController:
         self._lock = threading.Lock()
         self._tasks: Dict[int, Task] = {}
         self._in_flight: Dict[int, Task] = {}     # offloads decided and not finished (or fallen back)
+        self._abandoned: Dict[int, float] = {}    # sent, timed out, no reply yet: task id -> when given up
         self._next_task = 0
         self._decided = 0
         self._episode: List[Outcome] = []
@@ -544,7 +547,8 @@ class OffloadController:
             raise ValueError(f'frame size must be > 0 and bytes >= 0, got {width}x{height}, {image_bytes} bytes')
         c = self.config
         with self._lock:
-            if local_pending >= c.worker_queue_size and len(self._in_flight) >= c.max_in_flight:
+            occupied = self._occupied(now)
+            if local_pending >= c.worker_queue_size and occupied >= c.max_in_flight:
                 self.counts['refused_frames'] += 1
                 return None
             megapixels = width * height / 1e6
@@ -565,7 +569,7 @@ class OffloadController:
             if c.publish_experience:
                 self.assembler.decided(task.index, obs, action, version)
             if decision == OFFLOAD:
-                if len(self._in_flight) >= c.max_in_flight:   # the link is booked up: run it here
+                if occupied >= c.max_in_flight:   # link or server booked up: run it here
                     self._fall_back(task, 'in_flight_full')
                 else:
                     self._in_flight[task.task_id] = task
@@ -576,6 +580,14 @@ class OffloadController:
     def in_flight(self) -> int:
         with self._lock:
             return len(self._in_flight)
+
+    def _occupied(self, now: float) -> int:
+        """Offloads in flight plus timed-out requests that may still hold the server (forgotten
+        offload_timeout_s after they were given up: the server is then presumed gone or done)."""
+        limit = self.config.offload_timeout_s
+        for task_id in [t for t, at in self._abandoned.items() if now - at > limit]:
+            del self._abandoned[task_id]
+        return len(self._in_flight) + len(self._abandoned)
 
     # ---- local path
     def local_started(self, task_id: int, now: float) -> None:
@@ -627,6 +639,7 @@ class OffloadController:
         with self._lock:
             task = self._in_flight.pop(task_id, None)
             if task is None:
+                self._abandoned.pop(task_id, None)   # the server is done with it after all
                 self.counts['late_replies'] += 1
                 return None, False
             sent = task.sent_at if task.sent_at is not None else task.decided_at
@@ -652,6 +665,8 @@ class OffloadController:
                 return False
             if task.sent_at is not None:   # the radio was on for the upload (as far as we know)
                 task.transfer_time_s = self.observer.upload_time(task.image_bytes)
+                if reason == 'timeout':
+                    self._abandoned[task_id] = now
             self.observer.offload_done(task_id, now, task.megapixels, ok=False)
             self._fall_back(task, reason)
             return True
@@ -748,7 +763,7 @@ class OffloadController:
                 'refused_frames': self.counts['refused_frames'], 'worker_queue_full': self.counts['worker_queue_full'],
                 'local_failed': self.counts['local_failed'], 'late_replies': self.counts['late_replies'],
                 'deadline_misses': self.counts['deadline_misses'],
-                'in_flight': len(self._in_flight), 'unfinished': len(self._tasks),
+                'in_flight': len(self._in_flight), 'abandoned': len(self._abandoned), 'unfinished': len(self._tasks),
                 'latency': {mode: self.latency[mode].summary() for mode in MODES},
                 'energy_mean_j': round(self.energy_total_j / finished, 6) if finished else None,
                 'cost_mean': round(self.cost_total / finished, 6) if finished else None,

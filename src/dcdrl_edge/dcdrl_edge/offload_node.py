@@ -164,7 +164,7 @@ class OffloadMode:
         self._lock = threading.Lock()            # payloads and futures
         self._experience_lock = threading.Lock()
         self._payloads: Dict[int, Tuple[bytes, str]] = {}
-        self._futures: Dict[int, Any] = {}
+        self._futures: Dict[int, Tuple[Any, float]] = {}   # task id -> (future, sent at)
         self._experience_sequence = 0
         self.bad_frames = 0
         self.callback_errors = 0
@@ -297,7 +297,7 @@ class OffloadMode:
         request.tolerance = self.tolerance
         future = self.client.call_async(request)
         with self._lock:
-            self._futures[task.task_id] = future
+            self._futures[task.task_id] = (future, time.monotonic())
         future.add_done_callback(lambda f, task_id=task.task_id: self._on_reply(task_id, f))
 
     def _on_reply(self, task_id: int, future: Any) -> None:
@@ -336,12 +336,16 @@ class OffloadMode:
             self._run_locally(task_id, *payload)
 
     def _check_timeouts(self) -> None:
-        for task_id in self.controller.expired(time.monotonic()):
-            with self._lock:
-                future = self._futures.pop(task_id, None)
-            if future is not None:
-                self.client.remove_pending_request(future)   # a late reply is then not ours any more
-            self._fall_back(task_id, 'timeout')
+        now = time.monotonic()
+        for task_id in self.controller.expired(now):
+            self._fall_back(task_id, 'timeout')   # a late reply is still taken: counted, frees its slot
+        # Requests unanswered for twice the time-out are given up for good (the server is gone).
+        limit = 2.0 * self.config.offload_timeout_s
+        with self._lock:
+            stale = [task_id for task_id, (_, sent) in self._futures.items() if now - sent > limit]
+            futures = [self._futures.pop(task_id)[0] for task_id in stale]
+        for future in futures:
+            self.client.remove_pending_request(future)
 
     # ------------------------------------------------------------------ outputs (any thread)
     def _publish(self, outcome: Optional[Outcome]) -> None:
@@ -413,7 +417,7 @@ class OffloadMode:
         self._offloader.join(timeout=5.0)
         self._collector.join(timeout=5.0)
         with self._lock:
-            futures, self._futures = list(self._futures.values()), {}
+            futures, self._futures = [entry[0] for entry in self._futures.values()], {}
         for future in futures:
             self.client.remove_pending_request(future)
         self.worker.stop()

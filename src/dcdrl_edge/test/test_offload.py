@@ -247,6 +247,25 @@ def test_timeouts_are_found_and_a_late_reply_is_ignored():
     assert outcome.mode == 'offloaded'
 
 
+def test_timed_out_requests_hold_a_slot_until_answered_or_forgotten():
+    controller = OffloadController(OffloadConfig(policy='offload', max_in_flight=1, offload_timeout_s=1.0))
+    first = controller.begin_task(0.0, 320, 240, 8_000, local_pending=0)
+    controller.offload_sent(first.task_id, 0.0)
+    controller.offload_failed(first.task_id, 1.1, 'timeout')
+    assert controller.report()['abandoned'] == 1
+    # the server may still be busy with it: the next offload runs locally instead of queueing there
+    second = controller.begin_task(1.5, 320, 240, 8_000, local_pending=0)
+    assert second.fell_back and second.fallback_reason == 'in_flight_full'
+    controller.offload_answered(first.task_id, 1.6, ok=True, faces=1)     # late, but the slot is free again
+    third = controller.begin_task(1.7, 320, 240, 8_000, local_pending=0)
+    assert not third.fell_back
+    controller.offload_sent(third.task_id, 1.7)
+    controller.offload_failed(third.task_id, 2.8, 'timeout')               # never answered (server gone)
+    assert controller.begin_task(3.0, 320, 240, 8_000, local_pending=0).fell_back
+    assert not controller.begin_task(3.9, 320, 240, 8_000, local_pending=0).fell_back   # forgotten after 1 s
+    assert controller.report()['late_replies'] == 1
+
+
 def test_a_refused_request_falls_back():
     controller = OffloadController(OffloadConfig(policy='offload'))
     task = controller.begin_task(0.0, 320, 240, 8_000, local_pending=0)
