@@ -34,7 +34,7 @@ import numpy as np
 import dcdrl_sim  # noqa: F401  (registers the environments)
 from dcdrl_core.files import atomic_write_bytes
 from dcdrl_core.learning.agents import ALGORITHMS, Agent, AgentConfig
-from dcdrl_core.learning.checkpoint import load_checkpoint, save_checkpoint
+from dcdrl_core.learning.checkpoint import PublishedVersion, load_checkpoint, save_checkpoint
 from dcdrl_core.learning.codec import WeightsPayload, encode_weights
 from dcdrl_core.learning.inference import NumpyActor
 from dcdrl_core.learning.runlog import RunLogger
@@ -43,6 +43,7 @@ from dcdrl_sim.evaluation import EvaluationResult, evaluate_policy, summary_mark
 
 MODES = ('central', 'collective')
 CHECKPOINT_NAME = 'learner.ckpt'
+PUBLISHED_VERSION_NAME = 'published_version'
 SUMMARY_NAME = 'learner.json'
 EVALUATION_JSON = 'evaluation.json'
 EVALUATION_MD = 'evaluation.md'
@@ -495,6 +496,9 @@ class Learner:
         self.env_steps = EnvStepCounter()
         if config.resume and self.checkpoint_path.is_file():
             self._resume()
+        # Versions published after the last checkpoint (a hard kill) are not reused.
+        self.published = PublishedVersion(self.output_dir / PUBLISHED_VERSION_NAME)
+        self.version = max(self.version, self.published.last())
 
         self.credits = CreditTracker(config.prefetch_batches, config.credit_batch, config.credit_timeout_s)
         self.queue = BatchQueue(config.max_queued_batches)
@@ -693,6 +697,7 @@ class Learner:
         """Publish the online actor as the next version."""
         payload = encode_weights(self.agent.actor, self.architecture_id, self.version + 1)
         self.version += 1
+        self.published.record(self.version)  # before publishing: a kill in between never reuses it
         self.out.publish_weights(payload)
         return payload
 
@@ -860,6 +865,6 @@ class Learner:
 
 
 __all__ = ['BatchQueue', 'BatchRejected', 'CHECKPOINT_NAME', 'CreditTracker', 'EVALUATION_JSON', 'EVALUATION_MD',
-           'EnvStepCounter', 'LagStats', 'Learner', 'LearnerConfig', 'LearnerOutputs', 'SUMMARY_NAME',
+           'EnvStepCounter', 'LagStats', 'Learner', 'LearnerConfig', 'LearnerOutputs', 'PUBLISHED_VERSION_NAME', 'SUMMARY_NAME',
            'SampledArrays', 'actor_policy', 'baseline_factories', 'env_dims', 'final_evaluation',
            'json_safe', 'read_sampled_batch', 'write_evaluation']

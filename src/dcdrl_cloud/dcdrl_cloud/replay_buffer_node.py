@@ -57,7 +57,7 @@ from dcdrl_core import ros
 from dcdrl_core.experience import ExperienceRejected
 from dcdrl_msgs.msg import ExperienceBatch, PolicyWeights, PriorityUpdate, ReplayStats, SampledBatch, SampleRequest
 from dcdrl_cloud.replay_service import (
-    SNAPSHOT_NAME, PriorityRejected, ReplayService, ReplayServiceConfig, RequestRejected, SnapshotRefused,
+    JOURNAL_NAME, SNAPSHOT_NAME, PriorityRejected, ReplayService, ReplayServiceConfig, RequestRejected, SnapshotRefused,
     fill_sampled_batch, read_priority_update)
 
 # (name, default, meaning): declared in this order; config/train.yaml mirrors these defaults.
@@ -82,6 +82,8 @@ PARAMETERS: tuple[tuple[str, Any, str], ...] = (
     ('lag_window', 100, 'received batches the version-lag statistics cover'),
     ('snapshot_period_s', 60.0, 'seconds between snapshots; 0 = only at exit'),
     ('restore', True, 'load output_dir/replay.npz on start'),
+    ('journal', True, 'append every stored batch to output_dir/replay.journal until the next snapshot: '
+                      'nothing received is lost when the process is killed'),
     ('report_period_s', 2.0, 'seconds between replay/stats messages and log lines'),
     ('experience_depth', 100, 'keep-last depth of the experience subscription'),
     ('inbox_size', 256, 'experience batches queued for the intake thread'),
@@ -115,6 +117,13 @@ class ReplayBufferNode(ros.Node):
         self.snapshot_errors = 0
         if param('restore'):
             self._restore()
+        if param('journal'):
+            replayed = self.service.attach_journal(self.snapshot_path.with_name(JOURNAL_NAME))
+            if replayed.batches or replayed.torn:
+                self.restored += replayed.transitions
+                self.get_logger().info(
+                    f'stored {replayed.transitions} transitions ({len(replayed.batches)} batches) from the journal '
+                    f'{replayed.path}' + (f'; {replayed.torn} torn record skipped' if replayed.torn else ''))
 
         reliable = lambda depth: ros.QoSProfile(depth=depth, reliability=ros.ReliabilityPolicy.RELIABLE)  # noqa: E731
         latched = ros.QoSProfile(depth=1, reliability=ros.ReliabilityPolicy.RELIABLE,

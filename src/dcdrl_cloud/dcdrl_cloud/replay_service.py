@@ -42,8 +42,10 @@ from dcdrl_core.experience import Experience
 from dcdrl_core.learning.replay import RateLimitTimeout, ReplayBuffer, TransitionBatch
 from dcdrl_core.msg_arrays import get_array, set_array
 from dcdrl_cloud.ingest import ExperienceIngest, IngestStats
+from dcdrl_cloud.journal import ExperienceJournal, JournalReplay
 
 SNAPSHOT_NAME = 'replay.npz'
+JOURNAL_NAME = 'replay.journal'   # batches stored since the last snapshot (journal.py)
 SERVICE_FORMAT = 'dcdrl-replay-service'
 SERVICE_FORMAT_VERSION = 1
 # Inserts are never refused (clients cannot be paused over DDS): the limiter's upper error bound
@@ -226,6 +228,7 @@ class ReplayService:
         self._last_served = ''
         self._rate_mark = (clock(), 0)
         self._dirty = False  # changed since the last snapshot
+        self._journal: Optional[ExperienceJournal] = None
         self._closed = False
         # Lock order: _ingest_lock -> _slots_lock; _cond is never held while taking another.
         self._ingest_lock = threading.Lock()  # ingest vs save (a save pauses only ingestion)
@@ -248,17 +251,38 @@ class ReplayService:
         with self._ingest_lock:
             experience = self.intake.validate(message)
             created = self.intake.buffer is None
-            with self._slots_lock:
-                slots = self.intake.store(experience)
-                if self.versions is None:
-                    self.versions = np.zeros(self.config.capacity, dtype=np.uint64)
-                self.versions[slots] = experience.policy_version
-                self._lags.append((self.latest_policy_version - experience.policy_version, len(experience)))
-            self._dirty = True
+            self._store_locked(experience)
+            if self._journal is not None:
+                self._journal.append(experience)
         if created:  # a server waiting for the first data can go on
             with self._cond:
                 self._cond.notify_all()
         return experience
+
+    def _store_locked(self, experience: Experience) -> None:
+        with self._slots_lock:
+            slots = self.intake.store(experience)
+            if self.versions is None:
+                self.versions = np.zeros(self.config.capacity, dtype=np.uint64)
+            self.versions[slots] = experience.policy_version
+            self._lags.append((self.latest_policy_version - experience.policy_version, len(experience)))
+        self._dirty = True
+
+    def attach_journal(self, path: str | Path) -> JournalReplay:
+        """Stores what the journal at ``path`` holds (experience received after the last snapshot),
+        then appends every new batch to it until the next snapshot empties it. Call after restore().
+
+        A snapshot alone loses what arrived since it was written when the process is killed; with the
+        journal, every batch stored (and acknowledged to its client by reliable DDS) survives a kill.
+        """
+        with self._ingest_lock:
+            journal = ExperienceJournal(path)
+            result = journal.read()
+            for experience in result.batches:
+                self._store_locked(experience)
+            self._journal = journal
+            journal.open()
+        return result
 
     def observe_policy(self, version: int) -> None:
         """The version of the latest message on `policy` (the weights themselves are not kept)."""
@@ -523,6 +547,8 @@ class ReplayService:
                 with open(partial, 'rb+') as handle:
                     os.fsync(handle.fileno())
                 os.replace(partial, path)
+                if self._journal is not None:  # everything in it is in the snapshot now
+                    self._journal.clear()
             except BaseException:
                 self.counters.snapshots -= 1
                 if partial.exists():
@@ -659,5 +685,5 @@ def read_priority_update(message: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 __all__ = ['PriorityRejected', 'ReplayService', 'ReplayServiceConfig', 'RequestRejected', 'RestoreResult',
-           'SNAPSHOT_NAME', 'ServedBatch', 'SnapshotRefused', 'fill_priority_update', 'fill_sampled_batch',
+           'JOURNAL_NAME', 'SNAPSHOT_NAME', 'ServedBatch', 'SnapshotRefused', 'fill_priority_update', 'fill_sampled_batch',
            'read_priority_update']

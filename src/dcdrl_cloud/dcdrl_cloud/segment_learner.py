@@ -35,12 +35,12 @@ import gymnasium
 import numpy as np
 
 import dcdrl_sim  # noqa: F401  (registers the environments)
-from dcdrl_cloud.learner import CHECKPOINT_NAME, SUMMARY_NAME, env_dims, json_safe
+from dcdrl_cloud.learner import CHECKPOINT_NAME, PUBLISHED_VERSION_NAME, SUMMARY_NAME, env_dims, json_safe
 from dcdrl_cloud.segments import (
     EpisodeSummary, SegmentPairer, SegmentRejected, SegmentView, SwingUpReward, Transition, read_segment)
 from dcdrl_core.files import atomic_write
 from dcdrl_core.learning.agents import ALGORITHMS, AGENT_PRESETS, Agent, AgentConfig
-from dcdrl_core.learning.checkpoint import load_checkpoint, save_checkpoint
+from dcdrl_core.learning.checkpoint import PublishedVersion, load_checkpoint, save_checkpoint
 from dcdrl_core.learning.codec import WeightsPayload, WeightsRejected, encode_weights, payload_to_bytes
 from dcdrl_core.learning.replay import ReplayBuffer
 from dcdrl_core.learning.runlog import RunLogger
@@ -262,6 +262,9 @@ class SegmentLearner:
             self._load_init(config.init_checkpoint)
         if self.buffer is None:
             self.buffer = self._new_buffer()
+        # Versions published after the last checkpoint (a hard kill) are not reused.
+        self.published = PublishedVersion(self.output_dir / PUBLISHED_VERSION_NAME)
+        self.version = max(self.version, self.published.last())
 
         self.rejected: collections.Counter[str] = collections.Counter()
         self.updates_behind = 0             # gradient steps the ratio allows that are not done yet
@@ -533,6 +536,7 @@ class SegmentLearner:
             self.out.log('error', f'not publishing: {error}')
             return None
         self.version = payload.version
+        self.published.record(self.version)  # before publishing: a kill in between never reuses it
         with self._lock:
             self._latest = payload
             self._payloads[payload.version] = payload

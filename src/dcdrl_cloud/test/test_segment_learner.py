@@ -433,7 +433,9 @@ def test_checkpoint_resume_continues_versions_counters_and_replay(tmp_path):
 
     fresh, out3 = make_learner(tmp_path, resume=False)
     fresh.start()
-    assert out3.weights[0].version == 1 and fresh.updates == 0
+    # Fresh networks, but versions continue above everything published from this output_dir:
+    # consumers holding a newer version would refuse a restart at 1.
+    assert out3.weights[0].version == 5 and fresh.updates == 0
     fresh.close()
 
 
@@ -502,3 +504,14 @@ def test_run_in_a_thread_while_segments_arrive_from_another(tmp_path):
     assert summary['env_steps'] == 120 and summary['updates'] <= 120 - 10 + 1
     assert out.commands == [HOLD] and out.weights[0].version == 1
     learner.close()
+
+
+def test_versions_published_after_the_last_checkpoint_are_not_reused(tmp_path):
+    """A learner killed between checkpoints resumes above the last version it published."""
+    from dcdrl_core.learning.checkpoint import PublishedVersion
+    from dcdrl_cloud.learner import PUBLISHED_VERSION_NAME
+    PublishedVersion(tmp_path / PUBLISHED_VERSION_NAME).record(41)
+    learner = SegmentLearner(SegmentLearnerConfig(output_dir=str(tmp_path), device='cpu', tensorboard=False),
+                             Recorder())
+    learner.start()
+    assert learner.version == 42 and (tmp_path / PUBLISHED_VERSION_NAME).read_text().strip() == '42'

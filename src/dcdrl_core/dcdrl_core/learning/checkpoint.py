@@ -152,5 +152,29 @@ def load_checkpoint(path: str | Path, agent: Any = None) -> tuple[Any, Checkpoin
     return agent, info
 
 
-__all__ = ['CHECKPOINT_FORMAT', 'CheckpointInfo', 'flatten_state', 'load_checkpoint',
+class PublishedVersion:
+    """The last weights version a learner published, kept in a small file next to its checkpoint.
+
+    A learner killed between two checkpoints has published versions its checkpoint does not know;
+    resuming from the checkpoint alone would publish those numbers again, and every consumer would
+    refuse them as old. Recording each published version (a few bytes, written atomically) lets the
+    restarted learner continue above it: versions stay strictly increasing across hard kills.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def last(self) -> int:
+        """The recorded version, 0 when there is none (or the file is unreadable: it is only a hint)."""
+        try:
+            value = int(self.path.read_text().strip())
+        except (OSError, ValueError):
+            return 0
+        return value if value >= 0 else 0
+
+    def record(self, version: int) -> None:
+        atomic_write_bytes(self.path, f'{int(version)}\n'.encode())
+
+
+__all__ = ['CHECKPOINT_FORMAT', 'CheckpointInfo', 'PublishedVersion', 'flatten_state', 'load_checkpoint',
            'load_state', 'save_checkpoint', 'save_state', 'unflatten_state']
