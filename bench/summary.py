@@ -109,9 +109,9 @@ def row(bench: str, measure: str, ours: Any, unit: str, reference: Any = None, r
     goal_text, met = None, None
     if goal_on is not None and goal is not None:
         if goal_on == 'ratio':
-            goal_text, met = f'ratio {goal_op} {goal:g}', judge(ratio, goal_op, goal)
+            goal_text, met = f'ratio {goal_op} {goal:,g}', judge(ratio, goal_op, goal)
         elif goal_on == 'value':
-            goal_text, met = f'{goal_op} {goal:g} {goal_unit or unit}'.strip(), judge(ours_n, goal_op, goal)
+            goal_text, met = f'{goal_op} {goal:,g} {goal_unit or unit}'.strip(), judge(ours_n, goal_op, goal)
         else:
             raise ValueError(f"goal_on must be 'ratio' or 'value', got {goal_on!r}")
     return {'bench': bench, 'measure': measure, 'ours': ours_n, 'unit': unit, 'reference': reference_n,
@@ -340,6 +340,8 @@ def format_value(value: Optional[float]) -> str:
     if value is None:
         return ''
     magnitude = abs(value)
+    if value == int(value) and magnitude < 1e15:   # counts (misses, steps) and round numbers
+        return f'{int(value):,}'
     if magnitude >= 1000:
         return f'{value:,.0f}'
     if magnitude >= 100:
