@@ -73,10 +73,11 @@ class Bench:
     quick_timeout_s: float = 180.0
     full_timeout_s: float = 1800.0
     unavailable: Optional[Callable[[], Optional[str]]] = field(default=None, compare=False)
+    script_path: Optional[Path] = None    # default bench/<name>.py
 
     @property
     def script(self) -> Path:
-        return BENCH_DIR / f'{self.name}.py'
+        return self.script_path or BENCH_DIR / f'{self.name}.py'
 
 
 # The fixed order. learner runs with --skip-replay: its second half is bench/replay.py, run on its own.
@@ -226,7 +227,12 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     started = dt.datetime.now(dt.timezone.utc)
     out_dir = Path(args.out) / started.strftime('%Y%m%d-%H%M%S')
-    out_dir.mkdir(parents=True, exist_ok=False)
+    for suffix in range(2, 100):   # two runs started in the same second get their own folders
+        try:
+            out_dir.mkdir(parents=True, exist_ok=False)
+            break
+        except FileExistsError:
+            out_dir = out_dir.with_name(started.strftime('%Y%m%d-%H%M%S') + f'-{suffix}')
     results: dict[str, Any] = {
         'machine': machine_info(), 'started': started.isoformat(timespec='seconds'), 'finished': None,
         'quick': args.quick, 'git_commit': _git_commit(),
@@ -241,7 +247,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             continue
         reason = None
         if not bench.script.exists():
-            reason = f'bench/{bench.name}.py not found'
+            reason = f'{_relative(bench.script)} not found'
         elif bench.unavailable is not None:
             reason = bench.unavailable()
         if reason is not None:
@@ -274,6 +280,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(f'total {results["wall_s"]:.1f} s; results: {out_dir / "results.json"}', flush=True)
     ran = [record for record in results['benches'].values() if not record.get('skipped')]
     return 0 if any(record['ok'] for record in ran) else 1
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 def _git_commit() -> Optional[str]:

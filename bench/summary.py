@@ -233,8 +233,8 @@ def replay_rows(result: dict) -> list[Row]:
                 continue
             goal = {'goal_on': 'ratio', 'goal': REPLAY_GOAL_VS_CPPRB} if library == 'cpprb' else {}
             rows.append(row('replay', f'{names[mode]}: add 64 + sample 128', ours.get('iters_per_s'), 'iterations/s',
-                            _dict(theirs).get('iters_per_s'), library,
-                            note=theirs if isinstance(theirs, str) else None, **goal))
+                            _dict(theirs).get('iters_per_s'), library, note=theirs if isinstance(theirs, str) else None,
+                            ours_runs=_runs(ours), reference_runs=_runs(theirs), **goal))
     return rows
 
 

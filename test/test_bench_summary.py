@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from pathlib import Path
 import sys
+import time
 
 import pytest
 
@@ -246,3 +248,74 @@ def test_copy_charts_refuses_files_over_1_mb(tmp_path):
     copied = render.copy_charts(run_dir, images)
     assert copied == {'small': 'img/bench/small.png'}
     assert not (images / 'huge.png').exists()
+
+
+def test_run_all_records_failures_and_goes_on(tmp_path, monkeypatch):
+    run_all = _load('run_all')
+    scripts = {
+        'good': 'import json, sys\nprint("human line")\nprint(json.dumps({"quick": "--quick" in sys.argv}))\n',
+        'broken': 'raise SystemExit("something went wrong")\n',
+        'silent': 'print("no json")\n',
+    }
+    benches = []
+    for name, code in scripts.items():
+        (tmp_path / f'{name}.py').write_text(code)
+        benches.append(run_all.Bench(name, script_path=tmp_path / f'{name}.py'))
+    benches.append(run_all.Bench('absent', script_path=tmp_path / 'absent.py'))
+    benches.append(run_all.Bench('needs_root', script_path=tmp_path / 'good.py', unavailable=lambda: 'needs root'))
+    monkeypatch.setattr(run_all, 'BENCHES', tuple(benches))
+    monkeypatch.setattr(run_all, 'machine_info', lambda: {'cpus': 1})
+    out = tmp_path / 'runs'
+    code = run_all.main(['--quick', '--no-charts', '--out', str(out), '--python', sys.executable,
+                         '--product-python', sys.executable, '--timeout-s', '60'])
+    assert code == 0   # one bench succeeded
+    (run_dir,) = out.iterdir()
+    results = json.loads((run_dir / 'results.json').read_text())
+    records = results['benches']
+    assert records['good']['ok'] is True and records['good']['json'] == {'quick': True}
+    assert records['broken']['ok'] is False and 'something went wrong' in records['broken']['error']
+    assert records['silent']['ok'] is False and 'no JSON' in records['silent']['error']
+    assert 'not found' in records['absent']['skipped'] and records['needs_root']['skipped'] == 'needs root'
+    assert 'human line' in (run_dir / 'good.log').read_text()
+    assert results['quick'] is True and results['interpreters']['comparison']['path'] == sys.executable
+
+    broken_only = tuple(b for b in run_all.BENCHES if b.name == 'broken')
+    monkeypatch.setattr(run_all, 'BENCHES', broken_only)
+    assert run_all.main(['--no-charts', '--out', str(out), '--python', sys.executable,
+                         '--product-python', sys.executable]) == 1   # every bench that ran failed
+    assert len(list(out.iterdir())) == 2   # a second run in the same second gets its own folder
+
+
+def test_run_all_ends_a_bench_past_its_time_limit(tmp_path, monkeypatch):
+    run_all = _load('run_all')
+    # The bench starts a child in its own process group: both must be gone after the time limit.
+    (tmp_path / 'slow.py').write_text(
+        'import subprocess, sys, time\n'
+        'child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])\n'
+        'print(child.pid, flush=True)\n'
+        'time.sleep(120)\n')
+    monkeypatch.setattr(run_all, 'BENCHES', (run_all.Bench('slow', script_path=tmp_path / 'slow.py'),))
+    monkeypatch.setattr(run_all, 'machine_info', lambda: {'cpus': 1})
+    out = tmp_path / 'runs'
+    assert run_all.main(['--no-charts', '--out', str(out), '--python', sys.executable, '--product-python',
+                         sys.executable, '--timeout-s', '3']) == 1
+    (run_dir,) = out.iterdir()
+    record = json.loads((run_dir / 'results.json').read_text())['benches']['slow']
+    assert record['ok'] is False and record['error'] == 'timed out after 3 s'
+    child_pid = int((run_dir / 'slow.log').read_text().splitlines()[1])
+    assert _ended_within(child_pid, 10.0), f"the bench's child {child_pid} is still running"
+
+
+def _ended_within(pid: int, timeout_s: float) -> bool:
+    """True once pid is gone or a zombie (the signal may take a moment to land on a loaded machine)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with open(f'/proc/{pid}/stat') as stat:
+                if stat.read().rsplit(')', 1)[1].split()[0] in ('Z', 'X'):
+                    return True
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)   # polling interval of a bounded wait
