@@ -150,7 +150,8 @@ def transport_rows(result: dict) -> list[Row]:
                         reference_runs=_dict(raw.get('runs')).get('msgs_per_s')))
         rows.append(row('transport', f'{label}: latency p50', ours.get('latency_p50_ms'), 'ms',
                         raw.get('latency_p50_ms'), reference_name,
-                        **({'goal_on': 'value', 'goal_op': '<=', 'goal': latency_goal} if payload == 'weights' else {})))
+                        **({'goal_on': 'value', 'goal_op': '<=', 'goal': latency_goal}
+                           if payload == 'weights' else {})))
         rows.append(row('transport', f'{label}: latency p99', ours.get('latency_p99_ms'), 'ms',
                         raw.get('latency_p99_ms'), reference_name))
     return rows
@@ -253,7 +254,8 @@ def scaling_rows(result: dict) -> list[Row]:
     in_process = learner.get('in_process')
     loss_max = _number(goals.get('replay_node_loss_max')) or 0.10
     if _number(learner.get('replay_node')) is not None:
-        rows.append(row('scaling', 'learner sampling from the replay node over DDS', learner['replay_node'], 'updates/s',
+        rows.append(row('scaling', 'learner sampling from the replay node over DDS', learner['replay_node'],
+                        'updates/s',
                         in_process, 'in-process ReplayBuffer', goal_on='ratio', goal_op='>=', goal=1.0 - loss_max))
     for key, value in learner.items():
         if key.endswith('_clients'):
