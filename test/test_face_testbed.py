@@ -145,6 +145,16 @@ def test_end_to_end_on_one_machine_produces_experience_and_a_latency_report(doma
     assert server['answered'] >= report['ran']['offloaded']
 
 
+def test_a_bad_offload_parameter_stops_the_controller_with_one_line(domain):
+    controller = _run('dcdrl_edge', 'controller', 'controller', domain, 'mode:=offload', 'policy:=smart')
+    try:
+        code = controller.process.wait(TIMEOUT)
+    finally:
+        controller.stop()
+    assert code == 2
+    assert any('[FATAL]' in line and 'policy must be one of' in line for line in controller.lines), controller.lines
+
+
 @pytest.mark.parametrize('name', ['face_device', 'face_edge_server', 'face_cloud', 'face_all'])
 def test_face_launch_files_resolve(name):
     result = subprocess.run([*DCDRL, 'launch', '--print', str(ROOT / 'launch' / f'{name}.launch.yaml')],
