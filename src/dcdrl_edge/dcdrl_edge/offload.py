@@ -629,7 +629,8 @@ class OffloadController:
             if task is None:
                 return False
             task.sent_at = now
-            task.sent_clean = not any(t.sent_at is not None and t is not task for t in self._in_flight.values())
+            task.sent_clean = not self._abandoned and not any(
+                t.sent_at is not None and t is not task for t in self._in_flight.values())
             return True
 
     def offload_answered(self, task_id: int, now: float, ok: bool, faces: int = 0, server_compute_s: float = 0.0,

@@ -286,11 +286,9 @@ class OffloadMode:
         # this task's own transmission, so the bandwidth estimate sees the upload time.
         now = time.monotonic()
         start, end = self.link.reserve(task.image_bytes, now)
-        if not self.controller.offload_sent(task.task_id, start):
-            return
         if end > now and self._stop.wait(end - now):
             return
-        if not self.controller.is_in_flight(task.task_id):
+        if not self.controller.offload_sent(task.task_id, start):
             return   # timed out during the transmission: already running locally
         request = RecognizeFaces.Request()
         fill_compressed_bytes(request.image, payload[0], payload[1] or 'jpeg')

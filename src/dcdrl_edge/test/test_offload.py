@@ -266,6 +266,17 @@ def test_timed_out_requests_hold_a_slot_until_answered_or_forgotten():
     assert controller.report()['late_replies'] == 1
 
 
+def test_no_bandwidth_sample_while_the_server_may_hold_another_request():
+    controller = OffloadController(OffloadConfig(policy='offload', max_in_flight=3, offload_timeout_s=1.0))
+    first = controller.begin_task(0.0, 320, 240, 8_000, local_pending=0)
+    controller.offload_sent(first.task_id, 0.0)
+    controller.offload_failed(first.task_id, 1.1, 'timeout')      # abandoned: maybe still at the server
+    second = controller.begin_task(1.2, 320, 240, 8_000, local_pending=0)
+    controller.offload_sent(second.task_id, 1.2)
+    controller.offload_answered(second.task_id, 1.6, ok=True, faces=1, server_compute_s=0.2)
+    assert controller.observer.bandwidth_samples == 0
+
+
 def test_a_refused_request_falls_back():
     controller = OffloadController(OffloadConfig(policy='offload'))
     task = controller.begin_task(0.0, 320, 240, 8_000, local_pending=0)
