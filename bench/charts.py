@@ -161,6 +161,22 @@ def envs_chart(result: dict, path: Path) -> Optional[Path]:
     return _save(fig, path)
 
 
+def face_offload_chart(result: dict, path: Path) -> Optional[Path]:
+    policies = {k: v for k, v in _dict(_dict(result.get('policy')).get('policies')).items() if isinstance(v, dict)}
+    if not policies or not all(isinstance(v.get('latency_s'), (int, float)) for v in policies.values()):
+        return None
+    fig, ax = plt.subplots(figsize=SIZE)
+    names = list(policies)
+    colours = [OURS if n == 'learned' else GOAL if n == 'oracle' else REFERENCE for n in names]
+    bars = ax.bar(range(len(names)), [policies[n]['latency_s'] for n in names], 0.6, color=colours)
+    ax.bar_label(bars, labels=[f'{policies[n]["latency_s"]:.2f}' for n in names], fontsize=7, padding=1)
+    ax.set_xticks(range(len(names)), names, fontsize=8)
+    ax.set_ylabel('mean latency per task (s)', fontsize=8)
+    ax.set_title('Face offloading, changing bandwidth: learned (blue), oracle (red), baselines', fontsize=9)
+    ax.margins(y=0.15)
+    return _save(fig, path)
+
+
 CHARTS: dict[str, tuple[str, Callable[[dict, Path], Optional[Path]]]] = {
     'transport': ('transport.png', transport_chart),
     'envs': ('envs.png', envs_chart),
@@ -168,6 +184,7 @@ CHARTS: dict[str, tuple[str, Callable[[dict, Path], Optional[Path]]]] = {
     'replay': ('replay.png', replay_chart),
     'scaling': ('scaling.png', scaling_chart),
     'edge_loop': ('edge_loop.png', edge_loop_chart),
+    'face_offload': ('face_offload.png', face_offload_chart),
 }
 
 

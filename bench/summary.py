@@ -293,7 +293,43 @@ def edge_loop_rows(result: dict) -> list[Row]:
     return rows
 
 
-_ROW_KEYS = ('measure', 'ours', 'unit', 'reference', 'reference_name', 'ratio', 'goal', 'met', 'note')
+def face_offload_rows(result: dict) -> list[Row]:
+    rows = []
+    transport = _dict(result.get('transport'))
+    local, offloaded = _number(transport.get('local_wall_s')), _number(transport.get('round_trip_s'))
+    if offloaded is not None:
+        rows.append(row('face_offload', 'one 640x480 frame offloaded (round trip over loopback DDS)', offloaded, 's',
+                        local, 'recognised locally, in process',
+                        note=f'server compute {format_value(_number(transport.get("server_compute_s")))} s'))
+    probe = _number(transport.get('overhead_ratio_transport_probe'))
+    if probe is not None:
+        limit = _number(transport.get('goal_overhead_max')) or 0.10
+        rows.append(row('face_offload', 'offload overhead: frame transport / server compute', probe, '',
+                        goal_on='value', goal_op='<=', goal=limit,
+                        note='round trip over local wall time: '
+                             f'+{100 * (_number(transport.get("overhead_ratio")) or 0.0):.0f} %'))
+    if local and offloaded is not None:
+        # The seed's published testbed figure, on other hardware: a reference without a ratio.
+        published = row('face_offload', 'time per task, offloaded / local', offloaded / local, 'x',
+                        DCDRL_OFFLOAD_OVER_LOCAL, 'DC-DRL testbed, published: 1644 s / 4891 s for 23 clips',
+                        note='here device and server share one machine; the seed offloaded from a Pi 3B to a PC')
+        published['ratio'] = published['ratio_method'] = None
+        rows.append(published)
+    policy = _dict(result.get('policy'))
+    policies = _dict(policy.get('policies'))
+    learned, oracle = _dict(policies.get('learned')), _dict(policies.get('oracle'))
+    if learned:
+        gap = _number(policy.get('goal_oracle_gap_max'))
+        goal = {'goal_on': 'ratio', 'goal_op': '<=', 'goal': 1.0 + gap} if gap is not None else {}
+        rows.append(row('face_offload', 'learned policy: mean latency per task', learned.get('latency_s'), 's',
+                        oracle.get('latency_s'), 'the true-cost oracle', **goal))
+        rows.append(row('face_offload', 'learned policy: mean cost per step', learned.get('cost'), '',
+                        oracle.get('cost'), 'the true-cost oracle'))
+        best = policy.get('best_fixed')
+        if isinstance(best, str) and isinstance(policies.get(best), dict):
+            rows.append(row('face_offload', 'learned policy: mean latency per task', learned.get('latency_s'), 's',
+                            policies[best].get('latency_s'), f'best fixed policy ({best})'))
+    return rows
 
 
 def own_summary_rows(bench: str, result: dict) -> list[Row]:
@@ -318,6 +354,7 @@ ADAPTERS: dict[str, Callable[[dict], list[Row]]] = {
     'replay': replay_rows,
     'scaling': scaling_rows,
     'edge_loop': edge_loop_rows,
+    'face_offload': face_offload_rows,
 }
 ORDER = ('transport', 'envs', 'learner', 'replay', 'scaling', 'edge_loop', 'face_offload', 'bandwidth')
 
@@ -365,9 +402,9 @@ def format_met(met: Optional[bool]) -> str:
 
 def format_rows(rows: Iterable[Row]) -> str:
     """A plain-text table for the terminal."""
-    lines = [f'{"bench":10s} {"measure":55s} {"ours":>10s} {"reference":>10s} {"ratio":>7s}  goal / met']
+    lines = [f'{"bench":12s} {"measure":55s} {"ours":>10s} {"reference":>10s} {"ratio":>7s}  goal / met']
     for r in rows:
         reference = format_value(r['reference'])
-        lines.append(f'{r["bench"]:10s} {r["measure"][:55]:55s} {format_value(r["ours"]):>10s} {reference:>10s} '
+        lines.append(f'{r["bench"]:12s} {r["measure"][:55]:55s} {format_value(r["ours"]):>10s} {reference:>10s} '
                      f'{format_ratio(r["ratio"]):>7s}  {r["goal"] or ""} {format_met(r["met"])}'.rstrip())
     return '\n'.join(lines)

@@ -68,6 +68,14 @@ ENVS = {'envs': {'dcdrl_sim/MecOffload-v0': {'single_steps_per_s': 10000.0, 'syn
         'mec_oracle_ms_per_step': {'exact_symmetry': {'4': 1.0, '8': 4.0}, 'exact_full': {'4': 10.0},
                                    'best_response': {'4': 0.5, '10': 2.0}}}
 
+FACE_OFFLOAD = {'bench': 'face_offload',
+                'transport': {'local_wall_s': 0.5, 'round_trip_s': 1.0, 'server_compute_s': 0.4, 'overhead_ratio': 1.0,
+                              'overhead_ratio_transport_probe': 0.05, 'goal_overhead_max': 0.1},
+                'policy': {'policies': {'learned': {'latency_s': 3.0, 'cost': 4.0},
+                                        'oracle': {'latency_s': 2.0, 'cost': 3.0},
+                                        'full_offload': {'latency_s': 3.5, 'cost': 5.0}},
+                           'best_fixed': 'full_offload', 'goal_oracle_gap_max': 0.05}}
+
 
 def _by_measure(rows, text):
     found = [r for r in rows if text in r['measure']]
@@ -171,13 +179,28 @@ def test_envs_native_vs_sync_and_oracle():
     assert not [r for r in rows if r['measure'] == 'MEC oracle, best response N=4']   # exact rows cover N=4
 
 
+def test_face_offload_against_local_the_oracle_and_the_seed():
+    rows = summary.face_offload_rows(FACE_OFFLOAD)
+    frame = _by_measure(rows, 'frame offloaded')
+    assert frame['ratio'] == pytest.approx(2.0) and frame['reference_name'].startswith('recognised locally')
+    assert _by_measure(rows, 'overhead')['met'] is True
+    seed = _by_measure(rows, 'offloaded / local')
+    assert seed['ours'] == pytest.approx(2.0) and seed['reference'] == pytest.approx(1644 / 4891)
+    assert seed['ratio'] is None   # a published figure on other hardware: shown, not divided
+    oracle = [r for r in rows if r['reference_name'] == 'the true-cost oracle' and r['unit'] == 's']
+    assert len(oracle) == 1 and oracle[0]['ratio'] == pytest.approx(1.5) and oracle[0]['met'] is False
+    assert oracle[0]['goal'] == 'ratio <= 1.05'
+    fixed = [r for r in rows if r['reference_name'] == 'best fixed policy (full_offload)']
+    assert fixed[0]['ratio'] == pytest.approx(3.0 / 3.5)
+
+
 def test_unknown_and_missing_benches_are_skipped_but_own_rows_pass_through():
-    own = {'summary': [{'measure': 'clip time offloaded / local', 'ours': 0.3, 'unit': '', 'reference': 0.336,
+    own = {'summary': [{'measure': 'weights over 0.06 Mbit/s', 'ours': 0.3, 'unit': '', 'reference': 0.336,
                         'reference_name': 'DC-DRL testbed', 'goal': '<= 0.5', 'met': True},
                        {'no measure': 1}]}
-    rows = summary.summarise({'face_offload': own, 'mystery': {'x': 1}, 'transport': None, 'envs': 'text'})
+    rows = summary.summarise({'bandwidth': own, 'mystery': {'x': 1}, 'transport': None, 'envs': 'text'})
     assert len(rows) == 1
-    assert rows[0]['bench'] == 'face_offload' and rows[0]['ratio'] == pytest.approx(0.3 / 0.336)
+    assert rows[0]['bench'] == 'bandwidth' and rows[0]['ratio'] == pytest.approx(0.3 / 0.336)
     assert rows[0]['met'] is True and rows[0]['goal'] == '<= 0.5'
 
 
