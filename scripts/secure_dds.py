@@ -66,6 +66,7 @@ class Identity:
     publish: list[str] = field(default_factory=list)
     subscribe: list[str] = field(default_factory=list)
     foreign_ca: bool = False      # signed by a CA the others do not trust (an intruder)
+    partitions: list[str] = field(default_factory=list)  # none listed: only the default partition
 
     @property
     def subject(self) -> str:
@@ -135,7 +136,9 @@ def permissions_xml(identity: Identity, domain_id: int = DOMAIN_ID, days: int = 
         if not names:
             return ''
         listed = ''.join(f'<topic>{name}</topic>' for name in names)
-        return f'<{kind}><topics>{listed}</topics></{kind}>'
+        partitions = ''.join(f'<partition>{name}</partition>' for name in identity.partitions)
+        partitions = f'<partitions>{partitions}</partitions>' if partitions else ''
+        return f'<{kind}><topics>{listed}</topics>{partitions}</{kind}>'
 
     return f'''<?xml version="1.0" encoding="UTF-8"?>
 <dds xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
@@ -270,19 +273,102 @@ def prerequisites(python: Optional[str]) -> list[str]:
 
 
 # ------------------------------------------------------------------------------- node runner
-def run_node(argv: list[str]) -> int:
-    """Runs `dcdrl run ARGV...` in this (secure) Python.
+def adapt_cyclonedds_010() -> None:
+    """Gives cyclonedds-python 0.10.x the parts of the 11.x API that DC-DRL's runtime uses.
 
-    cyclonedds-python 0.10's ddspy_take has no sample-state mask argument (11.x added it); the
-    runtime calls the 11.x form, so it is adapted here (both take samples in any state)."""
+    0.10's ``ddspy_take`` has no sample-state mask argument; ``Entity.instance_handle`` fails
+    (``int()`` of a ctypes value); DataWriter/DataReader lack ``get_publication_matched_status``,
+    ``get_subscription_matched_status`` and ``get_matched_subscriptions/publications(_data)``.
+    The replacements call the same libddsc functions as 11.x does. With them, the runtime's
+    graph and command-line tests pass on 0.10.2 (docs/security.md)."""
+    import ctypes as ct
+    import uuid
+    import cyclonedds._clayer as clayer
+    from cyclonedds import core, pub, sub
+    from cyclonedds.internal import dds_c_t, load_cyclonedds
+    from cyclonedds.qos import _CQos
+
+    take = clayer.ddspy_take
+    clayer.ddspy_take = lambda reader, *mask_and_count: take(reader, mask_and_count[-1])
+    lib = load_cyclonedds()
+
+    def checked(ret: int, what: str) -> None:
+        if ret < 0:
+            raise core.DDSException(ret, f'Occurred in {what}')
+
+    lib.dds_get_instance_handle.argtypes = [ct.c_int32, ct.POINTER(ct.c_uint64)]
+
+    def instance_handle(self: Any) -> int:
+        value = ct.c_uint64()
+        checked(lib.dds_get_instance_handle(self._ref, ct.byref(value)), 'dds_get_instance_handle')
+        return value.value
+
+    core.Entity.instance_handle = property(instance_handle)
+
+    def matched_status(function: Any, struct: Any) -> Any:
+        function.argtypes = [ct.c_int32, ct.POINTER(struct)]
+
+        def get(self: Any) -> Any:
+            status = struct()
+            checked(function(self._ref, ct.byref(status)), function.__name__)
+            return status
+        return get
+
+    pub.DataWriter.get_publication_matched_status = matched_status(
+        lib.dds_get_publication_matched_status, dds_c_t.publication_matched_status)
+    sub.DataReader.get_subscription_matched_status = matched_status(
+        lib.dds_get_subscription_matched_status, dds_c_t.subscription_matched_status)
+
+    class Endpoint(ct.Structure):  # dds_builtintopic_endpoint_t
+        _fields_ = [('key', ct.c_uint8 * 16), ('participant_key', ct.c_uint8 * 16),
+                    ('participant_instance_handle', ct.c_uint64), ('topic_name', ct.c_char_p),
+                    ('type_name', ct.c_char_p), ('qos', ct.c_void_p)]
+
+    class MatchedEndpoint:  # the fields of cyclonedds.builtin.DcpsEndpoint the runtime reads
+        def __init__(self, endpoint: Endpoint) -> None:
+            self.key = uuid.UUID(bytes=bytes(endpoint.key))
+            self.participant_key = uuid.UUID(bytes=bytes(endpoint.participant_key))
+            self.participant_instance_handle = endpoint.participant_instance_handle
+            self.topic_name = endpoint.topic_name.decode()
+            self.type_name = endpoint.type_name.decode()
+            self.qos = _CQos.cqos_to_qos(ct.cast(endpoint.qos, dds_c_t.qos_p)) if endpoint.qos else None
+
+    lib.dds_builtintopic_free_endpoint.argtypes = [ct.POINTER(Endpoint)]
+    for kind, cls in (('subscription', pub.DataWriter), ('publication', sub.DataReader)):
+        list_function = getattr(lib, f'dds_get_matched_{kind}s')
+        list_function.argtypes = [ct.c_int32, ct.POINTER(ct.c_uint64), ct.c_size_t]
+        data_function = getattr(lib, f'dds_get_matched_{kind}_data')
+        data_function.argtypes = [ct.c_int32, ct.c_uint64]
+        data_function.restype = ct.POINTER(Endpoint)
+
+        def handles(self: Any, list_function: Any = list_function) -> list[int]:
+            count = list_function(self._ref, None, 0)
+            checked(count, list_function.__name__)
+            found = (ct.c_uint64 * max(count, 1))()
+            count = list_function(self._ref, found, count)
+            checked(count, list_function.__name__)
+            return list(found[:count])
+
+        def data(self: Any, handle: int, data_function: Any = data_function) -> Optional[MatchedEndpoint]:
+            pointer = data_function(self._ref, handle)
+            if not pointer:
+                return None
+            try:
+                return MatchedEndpoint(pointer.contents)
+            finally:
+                lib.dds_builtintopic_free_endpoint(pointer)
+
+        setattr(cls, f'get_matched_{kind}s', handles)
+        setattr(cls, f'get_matched_{kind}_data', data)
+
+
+def run_node(argv: list[str]) -> int:
+    """Runs `dcdrl run ARGV...` in this (secure) Python, adapting a 0.10.x binding first."""
     sys.path[:0] = NODE_PATHS
     os.environ.setdefault('DCDRL_BACKEND', 'cyclone')
     import importlib.metadata
     if importlib.metadata.version('cyclonedds').startswith('0.10.'):
-        import cyclonedds._clayer as clayer
-        from dcdrl_core.runtime import node as runtime_node
-        take = clayer.ddspy_take
-        runtime_node.ddspy_take = lambda reader, _mask, count: take(reader, count)
+        adapt_cyclonedds_010()
     from dcdrl_core.cli import main
     return main(['run', *argv])
 
@@ -507,7 +593,8 @@ def latency(seconds: float, plugin_dir: str, size: int) -> dict:
     from dcdrl_core.netns import Testbed
     if shutil.which('ddsperf') is None:
         raise RuntimeError('ddsperf not found: apt-get install cyclonedds-tools')
-    ping, pong = Identity('ping', ['*'], ['*']), Identity('pong', ['*'], ['*'])
+    # ddsperf uses its own partitions, so these two may use every topic in every partition.
+    ping, pong = (Identity(name, ['*'], ['*'], partitions=['*']) for name in ('ping', 'pong'))
     results = {}
     with tempfile.TemporaryDirectory(prefix='dcdrl-pki-') as tmp:
         configs = make_pki(Path(tmp), [ping, pong], plugin_dir)
