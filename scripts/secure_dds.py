@@ -2,7 +2,7 @@
 """Authenticated, encrypted DDS without ROS 2: Cyclone DDS Security between two network namespaces.
 
     sudo python3 scripts/secure_dds.py check [--python PY]     what is missing, else "ready"
-    python3 scripts/secure_dds.py pki DIR [--identity NAME=PUB/SUB ...]   a test PKI + Cyclone XML
+    python3 scripts/secure_dds.py pki DIR [--identity NAME:pub=T,..:sub=T,.. ...]  test PKI + Cyclone XML
     sudo python3 scripts/secure_dds.py demo --python PY [--seconds 4]   the proof (last line: JSON)
     sudo python3 scripts/secure_dds.py latency [--seconds 5]   ddsperf ping/pong, plain vs secure
 
@@ -641,8 +641,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     check.add_argument('--python', default=os.environ.get(SECURE_PYTHON_ENV), help=python_help)
     pki = sub.add_parser('pki', help='write a test PKI and Cyclone security XML into DIR')
     pki.add_argument('directory')
-    pki.add_argument('--identity', action='append', default=[], metavar='NAME=PUB/SUB',
-                     help="e.g. talker=rt/chatter,ros_discovery_info/ (topics ','-separated, '*' for all); "
+    pki.add_argument('--identity', action='append', default=[], metavar='NAME:pub=T,..:sub=T,..',
+                     help="e.g. talker:pub=rt/chatter,ros_discovery_info (DDS topic names, '*' for all); "
                           "default: talker and listener of /chatter")
     pki.add_argument('--domain-id', type=int, default=DOMAIN_ID)
     run = sub.add_parser('demo', help='the two-namespace proof; last line is JSON')
@@ -690,12 +690,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _parse_identity(text: str) -> Identity:
-    name, _, topics = text.partition('=')
-    publish, _, subscribe = topics.partition('/')
+    """'NAME:pub=T1,T2:sub=T3' (DDS topic names, e.g. rt/chatter; '*' matches any)."""
+    name, *parts = text.split(':')
     if not re.fullmatch(r'[A-Za-z][A-Za-z0-9_]*', name):
         raise SystemExit(f'--identity {text!r}: NAME must be letters, digits and _')
-    split = lambda s: [t for t in s.split(',') if t]  # noqa: E731
-    return Identity(name, split(publish), split(subscribe))
+    topics: dict[str, list[str]] = {'pub': [], 'sub': []}
+    for part in parts:
+        kind, _, names = part.partition('=')
+        if kind not in topics:
+            raise SystemExit(f"--identity {text!r}: expected NAME:pub=T1,T2:sub=T3, got {part!r}")
+        topics[kind] += [t for t in names.split(',') if t]
+    return Identity(name, topics['pub'], topics['sub'])
 
 
 def _print_summary(result: dict) -> None:
