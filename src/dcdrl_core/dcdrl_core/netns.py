@@ -127,7 +127,8 @@ def _kill_namespace_processes(namespace: str, timeout: float = 5.0) -> list[int]
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
+                if pid not in killed:
+                    killed.append(pid)
             except ProcessLookupError:
                 pass
         time.sleep(0.05)  # poll until the kernel has reaped them (bounded by the deadline)
@@ -219,14 +220,16 @@ class Testbed:
 
     Args:
         hosts: host names (lower case, <= 16 characters), in the order their addresses are given.
-        bandwidth_mbps: bandwidth of every link (Mbit/s, each direction), a mapping
-            ``{'device-cloud': 0.06, ...}`` for some links (others unshaped), or None (unshaped).
+        bandwidth_mbps: bandwidth of every link (Mbit/s, each direction), a mapping for some
+            links (others unshaped): ``{'device-cloud': 1.0}`` (both directions) or
+            ``{'cloud->device': 0.06}`` (one direction), or None (every link unshaped).
         subnet: private IPv4 network of the hosts; host k gets the (k+1)-th address.
         block_multicast: drop multicast at the switch (default True: discovery must use unicast
             peers, as between real sites); False floods it like a home LAN switch.
         queue_packets: queue length of each shaped link (packets); beyond it packets are dropped.
         remove_stale: first delete namespaces left by dead testbeds (``remove_stale_testbeds``).
     """
+    __test__ = False  # not a pytest test class despite its name
 
     def __init__(self, hosts: Sequence[str] = DEFAULT_HOSTS,
                  bandwidth_mbps: Union[None, float, Mapping[str, Optional[float]]] = None,
@@ -254,14 +257,18 @@ class Testbed:
         self.run_id = f'{os.getpid()}x{secrets.token_hex(3)}'
         self.switch = f'{NAME_PREFIX}{self.run_id}-sw'
         self._addresses = {host: str(network.network_address + k + 1) for k, host in enumerate(hosts)}
-        self._bandwidth: dict[str, float] = {link: UNLIMITED_MBPS for link in self.links}
+        # Mbit/s per direction (sender, receiver); unshaped = UNLIMITED_MBPS.
+        self._bandwidth: dict[tuple[str, str], float] = {
+            (a, b): UNLIMITED_MBPS for a in hosts for b in hosts if a != b}
         if isinstance(bandwidth_mbps, Mapping):
             for link, mbps in bandwidth_mbps.items():
-                self._bandwidth[self.link_name(link)] = _check_mbps(mbps, f'bandwidth of {link}')
+                value = _check_mbps(mbps, f'bandwidth of {link}')
+                for direction in self._directions(link):
+                    self._bandwidth[direction] = value
         else:
             value = _check_mbps(bandwidth_mbps, 'bandwidth_mbps')
-            self._bandwidth = {link: value for link in self.links}
-        self._cut: set[str] = set()
+            self._bandwidth = {direction: value for direction in self._bandwidth}
+        self._cut: set[tuple[str, str]] = set()
         self._namespaces: list[str] = []     # created, in order (deleted in reverse)
         self._processes: list[Process] = []
         self.leftover_pids: list[int] = []   # killed by close() because still inside a namespace
@@ -275,12 +282,26 @@ class Testbed:
         return [f'{a}-{b}' for i, a in enumerate(self.hosts) for b in self.hosts[i + 1:]]
 
     def link_name(self, link: str) -> str:
-        """The canonical name of a link given as 'a-b' or 'b-a'."""
-        parts = link.split('-') if isinstance(link, str) else []
-        if len(parts) != 2 or parts[0] == parts[1] or not all(p in self.hosts for p in parts):
-            raise ValueError(f'link must be two different hosts of {self.hosts} joined by "-", got {link!r}')
-        a, b = sorted(parts, key=self.hosts.index)
+        """The canonical name of a link given as 'a-b' or 'b-a' (or of a direction 'a->b')."""
+        if isinstance(link, str) and '->' in link:
+            sender, receiver = self._parse(link, '->')
+            return f'{sender}->{receiver}'
+        a, b = sorted(self._parse(link, '-'), key=self.hosts.index)
         return f'{a}-{b}'
+
+    def _parse(self, link: str, separator: str) -> tuple[str, str]:
+        parts = link.split(separator) if isinstance(link, str) else []
+        if len(parts) != 2 or parts[0] == parts[1] or not all(p in self.hosts for p in parts):
+            raise ValueError(f"a link is two different hosts of {self.hosts} joined by '-' (both directions) "
+                             f"or '->' (one direction), got {link!r}")
+        return parts[0], parts[1]
+
+    def _directions(self, link: str) -> list[tuple[str, str]]:
+        """(sender, receiver) pairs meant by 'a-b' (both) or 'a->b' (one)."""
+        if isinstance(link, str) and '->' in link:
+            return [self._parse(link, '->')]
+        a, b = self._parse(link, '-')
+        return [(a, b), (b, a)]
 
     def namespace(self, host: str) -> str:
         self._check_host(host)
@@ -296,11 +317,16 @@ class Testbed:
         return [self._addresses[other] for other in self.hosts if other != host]
 
     def bandwidth(self, link: str) -> Optional[float]:
-        value = self._bandwidth[self.link_name(link)]
+        """Mbit/s of a direction 'a->b', or of a link 'a-b' whose two directions agree; None = unshaped."""
+        values = {self._bandwidth[d] for d in self._directions(link)}
+        if len(values) != 1:
+            raise ValueError(f"the directions of {link} have different bandwidths: ask for 'a->b'")
+        value = values.pop()
         return None if value == UNLIMITED_MBPS else value
 
     def is_cut(self, link: str) -> bool:
-        return self.link_name(link) in self._cut
+        """True when any direction of the link (or the given direction) is cut."""
+        return any(d in self._cut for d in self._directions(link))
 
     def _check_host(self, host: str) -> None:
         if host not in self.hosts:
@@ -311,14 +337,22 @@ class Testbed:
 
     # ------------------------------------------------------------------ environment
     def dds_env(self, host: str, domain_id: int, base: Optional[Mapping[str, str]] = None,
-                **extra: str) -> dict[str, str]:
-        """The environment a user would set on that machine (docs/multihost.md): the domain,
-        ROS_AUTOMATIC_DISCOVERY_RANGE=SUBNET and ROS_STATIC_PEERS=<the other hosts>."""
+                discovery_range: Optional[str] = None, **extra: str) -> dict[str, str]:
+        """The environment a user would set on that machine (docs/multihost.md): ROS_DOMAIN_ID,
+        ROS_STATIC_PEERS=<the other hosts> and ROS_AUTOMATIC_DISCOVERY_RANGE, by default LOCALHOST
+        when the switch drops multicast (unicast only: this host and the listed peers) and SUBNET
+        when it floods it. Why not SUBNET + peers without multicast: Cyclone then still sends
+        discovery and data to its multicast address once two or more remote participants share
+        it, and those packets are lost (measured: listeners on two hosts heard nothing)."""
         if isinstance(domain_id, bool) or not isinstance(domain_id, int) or not 0 <= domain_id <= 232:
             raise ValueError(f'domain_id must be an integer in 0..232, got {domain_id!r}')
+        if discovery_range is None:
+            discovery_range = 'LOCALHOST' if self.block_multicast else 'SUBNET'
+        if discovery_range not in ('LOCALHOST', 'SUBNET'):
+            raise ValueError(f"discovery_range must be 'LOCALHOST' or 'SUBNET', got {discovery_range!r}")
         env = dict(os.environ if base is None else base)
-        env.pop('ROS_LOCALHOST_ONLY', None)  # deprecated; would mean LOCALHOST
-        env.update({'ROS_DOMAIN_ID': str(domain_id), 'ROS_AUTOMATIC_DISCOVERY_RANGE': 'SUBNET',
+        env.pop('ROS_LOCALHOST_ONLY', None)  # deprecated; would override the range
+        env.update({'ROS_DOMAIN_ID': str(domain_id), 'ROS_AUTOMATIC_DISCOVERY_RANGE': discovery_range,
                     'ROS_STATIC_PEERS': ';'.join(self.peers(host)), 'PYTHONUNBUFFERED': '1'})
         env.update(extra)
         return env
@@ -380,9 +414,8 @@ class Testbed:
             if sender == host:
                 continue
             classid = self._class(sender)
-            link = self.link_name(f'{sender}-{host}')
             _command([*tc, 'class', 'add', *dev, 'parent', '1:', 'classid', f'1:{classid:x}', 'htb',
-                      *_htb_args(self._bandwidth[link])])
+                      *_htb_args(self._bandwidth[(sender, host)])])
             _command([*tc, 'qdisc', 'add', *dev, 'parent', f'1:{classid:x}', 'handle', f'{classid:x}:',
                       'pfifo', 'limit', str(self.queue_packets)])
             _command([*tc, 'filter', 'add', *dev, 'parent', '1:', 'protocol', 'ip', 'prio', '10', 'u32',
@@ -391,44 +424,39 @@ class Testbed:
     def _class(self, sender: str) -> int:
         return _PEER_CLASS_BASE + self.hosts.index(sender)
 
-    def _directions(self, link: str) -> list[tuple[str, str]]:
-        a, b = self.link_name(link).split('-')
-        return [(a, b), (b, a)]   # (sender, receiver)
-
     def _require_running(self) -> None:
         if not self.started or self.closed:
             raise RuntimeError('the testbed is not running (use it inside `with Testbed(...)`)')
 
     def set_bandwidth(self, link: str, mbps: Optional[float]) -> None:
-        """Changes a link's bandwidth (both directions) while everything runs; None = unshaped."""
+        """Changes the bandwidth of a link 'a-b' (both directions) or of one direction 'a->b' while
+        everything runs; None = unshaped. Packets already queued keep their place."""
         self._require_running()
-        name = self.link_name(link)
-        value = _check_mbps(mbps, f'bandwidth of {name}')
-        for sender, receiver in self._directions(name):
-            classid = self._class(sender)
-            _command(['tc', '-n', self.switch, 'class', 'change', 'dev', self._port(receiver), 'parent', '1:',
-                      'classid', f'1:{classid:x}', 'htb', *_htb_args(value)])
-        self._bandwidth[name] = value
-
-    def _set_queue(self, link: str, limit: int) -> None:
+        value = _check_mbps(mbps, f'bandwidth of {link}')
         for sender, receiver in self._directions(link):
-            classid = self._class(sender)
-            _command(['tc', '-n', self.switch, 'qdisc', 'replace', 'dev', self._port(receiver), 'parent',
-                      f'1:{classid:x}', 'handle', f'{classid:x}:', 'pfifo', 'limit', str(limit)])
+            _command(['tc', '-n', self.switch, 'class', 'change', 'dev', self._port(receiver), 'parent', '1:',
+                      'classid', f'1:{self._class(sender):x}', 'htb', *_htb_args(value)])
+            self._bandwidth[(sender, receiver)] = value
+
+    def _set_queue(self, sender: str, receiver: str, limit: int) -> None:
+        classid = self._class(sender)
+        _command(['tc', '-n', self.switch, 'qdisc', 'replace', 'dev', self._port(receiver), 'parent',
+                  f'1:{classid:x}', 'handle', f'{classid:x}:', 'pfifo', 'limit', str(limit)])
 
     def cut(self, link: str) -> None:
-        """Drops every packet of the link, both ways, silently (what was queued is lost too)."""
+        """Drops every packet of the link 'a-b' (or of one direction 'a->b') silently, as a broken
+        WAN does: no error reaches the hosts. What was queued on it is lost too."""
         self._require_running()
-        name = self.link_name(link)
-        self._set_queue(name, 0)
-        self._cut.add(name)
+        for sender, receiver in self._directions(link):
+            self._set_queue(sender, receiver, 0)
+            self._cut.add((sender, receiver))
 
     def restore(self, link: str) -> None:
         """Undoes ``cut``: the link carries packets again at its bandwidth."""
         self._require_running()
-        name = self.link_name(link)
-        self._set_queue(name, self.queue_packets)
-        self._cut.discard(name)
+        for sender, receiver in self._directions(link):
+            self._set_queue(sender, receiver, self.queue_packets)
+            self._cut.discard((sender, receiver))
 
     def link_counters(self, link: str) -> dict[str, dict[str, int]]:
         """Bytes, packets and drops of each direction of a link so far ('a->b': {...})."""
