@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PACKAGES := src/dcdrl_core src/dcdrl_sim src/dcdrl_edge src/dcdrl_cloud
 
-.PHONY: venv run test bench bench-quick colcon clean
+.PHONY: venv run test bench bench-quick bench-env colcon clean
 
 venv: $(STAMP)
 
@@ -23,6 +23,28 @@ run: venv
 
 test: venv
 	$(BIN)/python -m pytest
+
+# Benchmarks (not tests): every script in bench/, results in runs/bench/<time>/, then the results page.
+# Comparison-only packages (stable-baselines3, cpprb, torchrl) live in .venv-bench, never in .venv.
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
+
+bench-env: $(BENCH_STAMP)
+
+$(BENCH_STAMP): requirements.txt requirements-nodeps.txt bench/requirements.txt
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install -q -r requirements.txt -r bench/requirements.txt
+	$(BENCH_VENV)/bin/python -m pip install -q --no-deps -r requirements-nodeps.txt
+	touch $(BENCH_STAMP)
+
+bench: venv bench-env
+	$(BIN)/python bench/run_all.py --python $(BENCH_VENV)/bin/python
+	$(BIN)/python bench/render_results.py
+
+bench-quick: venv bench-env
+	$(BIN)/python bench/run_all.py --quick --python $(BENCH_VENV)/bin/python
+	$(BIN)/python bench/render_results.py
 
 colcon: venv
 	$(BIN)/colcon build --base-paths src --packages-ignore dcdrl_msgs
