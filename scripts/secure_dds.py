@@ -3,6 +3,7 @@
 
     sudo python3 scripts/secure_dds.py check [--python PY]     what is missing, else "ready"
     python3 scripts/secure_dds.py pki DIR [--identity NAME:pub=T,..:sub=T,.. ...]  test PKI + Cyclone XML
+    python3 scripts/secure_dds.py enclave-xml KEYSTORE/enclaves/NAME   Cyclone XML for an SROS2 enclave
     sudo python3 scripts/secure_dds.py demo --python PY [--seconds 4]   the proof (last line: JSON)
     sudo python3 scripts/secure_dds.py latency [--seconds 5]   ddsperf ping/pong, plain vs secure
 
@@ -222,6 +223,35 @@ def make_pki(directory: Path, identities: Sequence[Identity], plugin_dir: str,
     return configs
 
 
+SROS2_ENCLAVE_FILES = ('identity_ca.cert.pem', 'cert.pem', 'key.pem', 'permissions_ca.cert.pem',
+                       'governance.p7s', 'permissions.p7s')
+
+
+def sros2_enclave_xml(enclave_dir: Path, plugin_dir: str) -> str:
+    """Cyclone security XML for an enclave made by `ros2 security create_enclave KEYSTORE NAME`
+    (KEYSTORE/enclaves/NAME): the same files rmw_cyclonedds_cpp hands to Cyclone under SROS2."""
+    d = enclave_dir.resolve()
+    missing = [name for name in SROS2_ENCLAVE_FILES if not (d / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f'{d} is not an SROS2 enclave: missing {", ".join(missing)}')
+
+    def library(stem: str, kind: str) -> str:
+        return (f'<Library path="{plugin_dir}/libdds_security_{stem}.so" '
+                f'initFunction="init_{kind}" finalizeFunction="finalize_{kind}"/>')
+
+    return ('<CycloneDDS><Domain id="any"><Security>'
+            f'<Authentication>{library("auth", "authentication")}'
+            f'<IdentityCA>file:{d}/identity_ca.cert.pem</IdentityCA>'
+            f'<IdentityCertificate>file:{d}/cert.pem</IdentityCertificate>'
+            f'<PrivateKey>file:{d}/key.pem</PrivateKey></Authentication>'
+            f'<AccessControl>{library("ac", "access_control")}'
+            f'<PermissionsCA>file:{d}/permissions_ca.cert.pem</PermissionsCA>'
+            f'<Governance>file:{d}/governance.p7s</Governance>'
+            f'<Permissions>file:{d}/permissions.p7s</Permissions></AccessControl>'
+            f'<Cryptographic>{library("crypto", "crypto")}</Cryptographic>'
+            '</Security></Domain></CycloneDDS>')
+
+
 # ------------------------------------------------------------------------------- prerequisites
 def secure_python_problem(python: str) -> Optional[str]:
     """None if PYTHON imports a cyclonedds 0.10.x linked to a libddsc with security, else why not."""
@@ -342,12 +372,14 @@ def adapt_cyclonedds_010() -> None:
         data_function.restype = ct.POINTER(Endpoint)
 
         def handles(self: Any, list_function: Any = list_function) -> list[int]:
-            count = list_function(self._ref, None, 0)
-            checked(count, list_function.__name__)
-            found = (ct.c_uint64 * max(count, 1))()
-            count = list_function(self._ref, found, count)
-            checked(count, list_function.__name__)
-            return list(found[:count])
+            size = 16
+            while True:  # the call returns the number matched, which may exceed the array
+                found = (ct.c_uint64 * size)()
+                count = list_function(self._ref, found, size)
+                checked(count, list_function.__name__)
+                if count <= size:
+                    return list(found[:count])
+                size = count
 
         def data(self: Any, handle: int, data_function: Any = data_function) -> Optional[MatchedEndpoint]:
             pointer = data_function(self._ref, handle)
@@ -645,6 +677,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                      help="e.g. talker:pub=rt/chatter,ros_discovery_info (DDS topic names, '*' for all); "
                           "default: talker and listener of /chatter")
     pki.add_argument('--domain-id', type=int, default=DOMAIN_ID)
+    enclave = sub.add_parser('enclave-xml', help='print the Cyclone security XML for an SROS2 enclave directory')
+    enclave.add_argument('enclave_dir', help='KEYSTORE/enclaves/NAME (made by ros2 security create_enclave)')
     run = sub.add_parser('demo', help='the two-namespace proof; last line is JSON')
     run.add_argument('--python', default=os.environ.get(SECURE_PYTHON_ENV), help=python_help)
     run.add_argument('--seconds', type=float, default=4.0, help='measuring window per phase (default 4)')
@@ -675,6 +709,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         make_pki(Path(args.directory), identities, plugin_dir, args.domain_id)
         for identity in identities:
             print(f"{identity.name}: CYCLONEDDS_URI=file://{Path(args.directory).resolve()}/{identity.name}_security.xml")
+        return 0
+    if args.command == 'enclave-xml':
+        try:
+            print(sros2_enclave_xml(Path(args.enclave_dir), plugin_dir))
+        except FileNotFoundError as error:
+            print(error, file=sys.stderr)
+            return 1
         return 0
     if args.command == 'latency':
         print(json.dumps(latency(args.seconds, plugin_dir, args.size)))
