@@ -278,6 +278,35 @@ def test_replay_buffer_refuses_bad_experience_requests_and_priorities(peer_for):
     assert report['rejected_priority_updates'] == 1 and report['batches_served'] == 1
 
 
+def test_malformed_bytes_are_refused_by_the_decoder_with_one_error_type():
+    """What a foreign or broken peer might send (Cyclone itself already refuses to write such
+    samples): truncated, bit-flipped or over-long-claiming CDR of every dcdrl_msgs type raises
+    SerializationError, which the runtime logs as 'dropped a malformed sample' and counts, or decodes
+    to a message the node's own checks then judge. Never another exception, never a huge allocation."""
+    from dcdrl_core.messages import SerializationError
+    from dcdrl_core.testing import all_message_types, message_class, random_message
+    rng = np.random.default_rng(0)
+    for type_name in all_message_types(package='dcdrl_msgs'):
+        cls = message_class(type_name)
+        encoded = cls._codec.encode(random_message(cls, rng))
+        for cut in sorted({4, 5, len(encoded) // 3, len(encoded) // 2, len(encoded) - 1}):
+            for data in (encoded[:cut], bytearray(encoded)):
+                if isinstance(data, bytearray) and len(data) > 4:   # flip one byte after the header
+                    data[int(rng.integers(4, len(data)))] ^= 0xFF
+                try:
+                    cls._codec.decode(bytes(data))
+                except SerializationError:
+                    pass
+    from dcdrl_msgs.msg import Tensor
+    claim = bytearray(Tensor._codec.encode(Tensor(name='', shape=np.zeros(0, np.uint32), data=np.zeros(0, np.float32))))
+    claim[-4:] = (0x7FFFFFFF).to_bytes(4, 'little')    # 2**31 floats claimed, none sent
+    with pytest.raises(SerializationError, match='runs past the end'):
+        Tensor._codec.decode(bytes(claim))
+    big_endian = b'\x00\x00\x00\x00' + bytes(claim[4:])
+    with pytest.raises(SerializationError, match='not little-endian'):
+        Tensor._codec.decode(big_endian)
+
+
 # ---------------------------------------------------------------------------------------------- client
 def test_client_refuses_bad_policies_and_keeps_acting(peer_for):
     from dcdrl_msgs.msg import ExperienceBatch
