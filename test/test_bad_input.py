@@ -275,7 +275,8 @@ def test_replay_buffer_refuses_bad_experience_requests_and_priorities(peer_for):
     report = _report(child, 'REPORT')
     assert report['rejected'] == len(bad) and report['replay_size'] == report['transitions'] == 2 * ROWS
     assert report['clients']['client_0']['batches'] == 2 and report['lost_batches'] == 0
-    assert report['rejected_priority_updates'] == 1 and report['batches_served'] == 1
+    assert report['rejected_priority_updates'] == 1 and report['rejected_requests'] == 2
+    assert report['batches_served'] == 1
 
 
 def test_malformed_bytes_are_refused_by_the_decoder_with_one_error_type():
