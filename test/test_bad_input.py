@@ -552,7 +552,7 @@ def test_segment_learner_refuses_bad_segments_and_requests(peer_for):
 
 # ---------------------------------------------------------------------------------------------- learner
 def test_learner_refuses_bad_batches_and_keeps_training(peer_for):
-    from dcdrl_msgs.msg import PolicyWeights, SampledBatch, SampleRequest, TrainingStats
+    from dcdrl_msgs.msg import EpisodeStats, PolicyWeights, SampledBatch, SampleRequest, TrainingStats
     peer, started = peer_for('learner')
     child = started.child
     batch_pub = peer.node.create_publisher(SampledBatch, 'replay/batches',
@@ -573,7 +573,7 @@ def test_learner_refuses_bad_batches_and_keeps_training(peer_for):
                                action_dim=CP_ACT, replay_size=5000)
         sequence[0] += 1
         values = {'obs': rng.random(b * obs_dim), 'actions': rng.uniform(-1, 1, b * CP_ACT), 'rewards': -rng.random(b),
-                  'next_obs': rng.random(b * obs_dim), 'discounts': np.full(b, 0.99), 'weights': np.ones(b)}
+                  'next_obs': rng.random(b * obs_dim), 'discounts': np.full(b, 0.9), 'weights': np.ones(b)}
         if change == 'bad_length':
             values['rewards'] = values['rewards'][:-1]
         elif change == 'non_finite':
@@ -603,6 +603,16 @@ def test_learner_refuses_bad_batches_and_keeps_training(peer_for):
     for message in bad:
         batch_pub.publish(message)
     spin_serving(lambda: stats[-1].rejected_batches == len(bad), 'every bad batch refused')
+    episodes = peer.node.create_publisher(EpisodeStats, 'episode_stats', qos_profile_sensor_data)
+    spin_serving(lambda: episodes.get_subscription_count() > 0, 'the learner to match episode_stats')
+    deadline = time.monotonic() + TIMEOUT
+    while True:   # best effort: sent again until the learner has matched this writer and logged it
+        episodes.publish(EpisodeStats(client_id='client_0', episode=1, length=10, episode_return=math.nan, cost=1.0))
+        try:
+            child.wait_for_line("episode stats from 'client_0' with NaN/Inf ignored", 1.0)
+            break
+        except TimeoutError:
+            assert time.monotonic() < deadline, 'the learner never logged the NaN episode stats'
     seen = weights[-1].version
     spin_serving(lambda: weights[-1].version > seen, 'newer weights after the bad batches')
     child.wait_for_line('refused so far', TIMEOUT)
