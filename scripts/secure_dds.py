@@ -437,14 +437,18 @@ def capture(interface: str, out: str, max_seconds: float) -> int:
 
 # RTPS submessage ids (DDSI-RTPS 2.x and DDS Security 1.1) and the built-in writers whose DATA a
 # secured Cyclone participant sends in the clear: participant announcements and the authentication
-# handshake (both unprotected by the DDS Security design) and automatic-liveliness messages sent
-# before a peer is authenticated (they carry only the participant's GUID prefix and a kind).
+# handshake (both unprotected by the DDS Security design), automatic-liveliness messages sent
+# before a peer is authenticated (the participant's GUID prefix and a kind), and, when an endpoint
+# is deleted, a dispose on the plain discovery writer that carries only the endpoint's GUID.
 _DATA_IDS = {0x15, 0x16}          # DATA, DATA_FRAG
 _SRTPS_PREFIX = 0x33
 _HANDSHAKE = 'authentication_handshake'
+_ENDPOINT_DISPOSE = 'endpoint_dispose'
 _CLEAR_BUILTIN = {bytes.fromhex('000100c2'): 'participant_announcement',
                   bytes.fromhex('000201c3'): _HANDSHAKE,
                   bytes.fromhex('000200c2'): 'liveliness'}
+_SEDP_WRITERS = {bytes.fromhex('000003c2'), bytes.fromhex('000004c2')}  # plain publication/subscription
+_PID_SENTINEL, _PID_STATUS_INFO, _PID_ENDPOINT_GUID = 0x0001, 0x0071, 0x005A
 _SECURE_MARK = b'DDS:Auth:PKI-DH'  # the identity token in a secured participant's announcement
 
 
@@ -469,8 +473,8 @@ def analyse_pcap(path: str, needles: Sequence[bytes]) -> dict[str, Any]:
         group['messages'] += 1
         group['bytes'] += len(message)
         submessages = _submessages(message)
-        writers = [_CLEAR_BUILTIN.get(body[8:12], 'other:' + body[8:12].hex())
-                   for kind, body in submessages if kind in _DATA_IDS and len(body) >= 12]
+        writers = [_writer_kind(flags, body) for kind, flags, body in submessages
+                   if kind in _DATA_IDS and len(body) >= 12]
         for needle in needles:
             if needle in message:  # where: in a handshake message (the permissions document) or elsewhere
                 where = 'in_handshake' if _HANDSHAKE in writers else 'elsewhere'
@@ -494,16 +498,56 @@ def _udp_payloads(pcap: bytes) -> list[bytes]:
     return payloads
 
 
-def _submessages(message: bytes) -> list[tuple[int, bytes]]:
-    """(submessage id, body) for each submessage after the 20-byte RTPS header."""
+def _submessages(message: bytes) -> list[tuple[int, int, bytes]]:
+    """(submessage id, flags, body) for each submessage after the 20-byte RTPS header."""
     found, position = [], 20
     while position + 4 <= len(message):
         kind, flags = message[position], message[position + 1]
         length = struct.unpack_from('<H' if flags & 1 else '>H', message, position + 2)[0]
         end = len(message) if length == 0 else position + 4 + length  # 0: to the end of the message
-        found.append((kind, message[position + 4:end]))
+        found.append((kind, flags, message[position + 4:end]))
         position = end
     return found
+
+
+def _writer_kind(flags: int, body: bytes) -> str:
+    """What a plain DATA(_FRAG) submessage is, by its writer (and, for discovery, its content)."""
+    writer = body[8:12]
+    if writer in _CLEAR_BUILTIN:
+        return _CLEAR_BUILTIN[writer]
+    if writer in _SEDP_WRITERS and _is_guid_only_dispose(flags, body):
+        return _ENDPOINT_DISPOSE
+    return 'other:' + writer.hex()
+
+
+def _parameters(data: bytes, offset: int, little: bool) -> tuple[dict[int, bytes], int]:
+    """A parameter list from OFFSET: ({pid: value}, offset after the sentinel); -1 if malformed."""
+    found = {}
+    while offset + 4 <= len(data):
+        pid, length = struct.unpack_from('<HH' if little else '>HH', data, offset)
+        if pid == _PID_SENTINEL:
+            return found, offset + 4
+        found[pid & 0x3FFF] = data[offset + 4: offset + 4 + length]
+        offset += 4 + length
+    return found, -1
+
+
+def _is_guid_only_dispose(flags: int, body: bytes) -> bool:
+    """A DATA with status info 'disposed/unregistered' whose payload is only an endpoint GUID."""
+    little = bool(flags & 0x01)
+    if not flags & 0x02:  # no inline QoS, so no status info
+        return False
+    inline_offset = 4 + struct.unpack_from('<H' if little else '>H', body, 2)[0]
+    inline, offset = _parameters(body, inline_offset, little)
+    status = inline.get(_PID_STATUS_INFO, b'')
+    if offset < 0 or len(status) != 4 or not status[3] & 0x03:
+        return False
+    payload = body[offset:]
+    if len(payload) < 4:
+        return True  # no serialized data at all
+    pl_little = payload[1] in (0x01, 0x03)  # CDR_LE / PL_CDR_LE encapsulation
+    fields, end = _parameters(payload, 4, pl_little)
+    return end > 0 and set(fields) <= {_PID_ENDPOINT_GUID}
 
 
 # ------------------------------------------------------------------------------- the proof
@@ -610,7 +654,7 @@ def _verdict(result: dict) -> bool:
             and secure['capture']['secure_participants'] >= 2
             and _seen(clear['needles'][PAYLOAD_TEXT.decode()]) == 0
             and clear['needles'][TOPIC_TEXT.decode()]['elsewhere'] == 0
-            and set(clear['plain_data_by_writer']) <= set(_CLEAR_BUILTIN.values())
+            and set(clear['plain_data_by_writer']) <= set(_CLEAR_BUILTIN.values()) | {_ENDPOINT_DISPOSE}
             and clear['srtps_protected'] > 0)
 
 

@@ -102,6 +102,19 @@ def test_cyclone_security_xml_names_existing_files_and_the_plugins(pki):
     assert forged.findtext('Authentication/IdentityCA').endswith('/foreign_identity_ca.pem')
 
 
+def test_sros2_enclave_xml_uses_the_enclave_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match='missing cert.pem, key.pem'):
+        (tmp_path / 'identity_ca.cert.pem').write_text('x')
+        secure_dds.sros2_enclave_xml(tmp_path, PLUGIN_DIR)
+    for name in secure_dds.SROS2_ENCLAVE_FILES:
+        (tmp_path / name).write_text('x')
+    security = ET.fromstring(secure_dds.sros2_enclave_xml(tmp_path, PLUGIN_DIR)).find('Domain/Security')
+    assert security.findtext('Authentication/IdentityCertificate') == f'file:{tmp_path}/cert.pem'
+    assert security.findtext('Authentication/PrivateKey') == f'file:{tmp_path}/key.pem'
+    assert security.findtext('AccessControl/Permissions') == f'file:{tmp_path}/permissions.p7s'
+    assert security.find('Cryptographic/Library').get('path') == f'{PLUGIN_DIR}/libdds_security_crypto.so'
+
+
 # --------------------------------------------------------------------------- capture analysis
 def _rtps(prefix: bytes, *submessages: bytes) -> bytes:
     return b'RTPS\x02\x01\x01\x10' + prefix + b''.join(submessages)
@@ -113,6 +126,14 @@ def _submessage(kind: int, body: bytes) -> bytes:
 
 def _data(writer: bytes, payload: bytes) -> bytes:
     return _submessage(0x15, struct.pack('<HH', 0, 16) + b'\x00' * 4 + writer + struct.pack('<iI', 0, 1) + payload)
+
+
+def _dispose(writer: bytes, guid: bytes) -> bytes:
+    """What Cyclone sends on the plain discovery writer when an endpoint is deleted."""
+    inline = struct.pack('<HH', 0x71, 4) + b'\x00\x00\x00\x03' + struct.pack('<HH', 1, 0)
+    payload = b'\x00\x03\x00\x00' + struct.pack('<HH', 0x5A, 16) + guid + struct.pack('<HH', 1, 0)
+    body = struct.pack('<HH', 0, 16) + b'\x00' * 4 + writer + struct.pack('<iI', 0, 1) + inline + payload
+    return struct.pack('<BBH', 0x15, 0x03, len(body)) + body
 
 
 def _pcap(path: Path, payloads: list) -> None:
@@ -129,26 +150,31 @@ def _pcap(path: Path, payloads: list) -> None:
 
 def test_analyse_pcap_splits_senders_and_finds_clear_text(tmp_path):
     secure, plain = b'S' * 12, b'P' * 12
-    spdp, handshake, user_writer = (bytes.fromhex(h) for h in ('000100c2', '000201c3', '00000403'))
+    spdp, handshake, user_writer, sedp_sub = (bytes.fromhex(h) for h in ('000100c2', '000201c3', '00000403', '000004c2'))
     path = tmp_path / 'capture.pcap'
     _pcap(path, [
         _rtps(secure, _data(spdp, b'...DDS:Auth:PKI-DH:1.0...')),                 # secured announcement
         _rtps(secure, _data(handshake, b'<topic>rt/chatter</topic>')),            # permissions in handshake
         _rtps(secure, _submessage(0x33, b'\x00' * 8), _submessage(0x30, b'\x8a' * 40), _submessage(0x34, b'')),
+        _rtps(secure, _dispose(sedp_sub, secure + b'\x00\x00\x04\x04')),          # reader deleted: GUID only
         _rtps(plain, _data(spdp, b'plain participant')),
         _rtps(plain, _data(user_writer, b'Hello World: 1 on rt/chatter')),
+        _rtps(plain, _data(sedp_sub, b'\x00\x03\x00\x00...rt/chatter...')),          # a plain reader announcement
         b'not rtps at all',
     ])
     stats = secure_dds.analyse_pcap(str(path), [b'Hello World', b'rt/chatter'])
-    assert stats['udp_packets'] == 6 and stats['rtps_messages'] == 5
+    assert stats['udp_packets'] == 8 and stats['rtps_messages'] == 7
     assert (stats['secure_participants'], stats['other_participants']) == (1, 1)
     mine, others = stats['from_secure'], stats['from_others']
     assert mine['srtps_protected'] == 1
-    assert mine['plain_data_by_writer'] == {'participant_announcement': 1, 'authentication_handshake': 1}
+    assert mine['plain_data_by_writer'] == {'participant_announcement': 1, 'authentication_handshake': 1,
+                                            'endpoint_dispose': 1}
     assert mine['needles'] == {'Hello World': {'in_handshake': 0, 'elsewhere': 0},
                                'rt/chatter': {'in_handshake': 1, 'elsewhere': 0}}
-    assert others['plain_data_by_writer'] == {'participant_announcement': 1, 'other:00000403': 1}
+    assert others['plain_data_by_writer'] == {'participant_announcement': 1, 'other:00000403': 1,
+                                              'other:000004c2': 1}
     assert others['needles']['Hello World'] == {'in_handshake': 0, 'elsewhere': 1}
+    assert others['needles']['rt/chatter'] == {'in_handshake': 0, 'elsewhere': 2}
 
 
 def test_identity_option_and_missing_secure_python_are_explained(tmp_path):
@@ -195,5 +221,6 @@ def test_secure_talker_listener_between_namespaces():
     assert mine['needles']['Hello World'] == {'in_handshake': 0, 'elsewhere': 0}
     assert mine['needles']['rt/chatter']['elsewhere'] == 0
     assert mine['srtps_protected'] > 0
-    assert set(mine['plain_data_by_writer']) <= {'participant_announcement', 'authentication_handshake', 'liveliness'}
+    assert set(mine['plain_data_by_writer']) <= {'participant_announcement', 'authentication_handshake', 'liveliness',
+                                                 'endpoint_dispose'}
     assert report['ok'], result.stdout[-3000:]
