@@ -57,6 +57,7 @@ PAYLOAD_TEXT = b'Hello World'     # what the talker sends ('Hello World: N')
 TOPIC_TEXT = b'rt/chatter'        # the DDS topic name of /chatter
 HEARD = 'I heard: ['
 SECURE_PYTHON_ENV = 'DCDRL_SECURE_PYTHON'
+INTRUDERS = ('no_security', 'foreign_ca', 'not_permitted')
 
 
 # ------------------------------------------------------------------------------- PKI
@@ -612,8 +613,8 @@ def demo(python: str, seconds: float, plugin_dir: str, timeout: float = 60.0, ke
             result['secure'] = {
                 'heard': len(heard),
                 'all_from_talker': all(re.fullmatch(r'Hello World: \d+', text) for text in heard),
-                'intruders_heard': {k: len(_heard(nodes[k].lines)) for k in ('no_security', 'foreign_ca', 'not_permitted')},
-                'intruder_errors': {k: _errors(nodes[k].lines) for k in ('no_security', 'foreign_ca', 'not_permitted')},
+                'intruders_heard': {k: len(_heard(nodes[k].lines)) for k in INTRUDERS},
+                'intruder_errors': {k: _errors(nodes[k].lines) for k in INTRUDERS},
                 'refusals_logged_by_talker_and_listener': _errors(nodes['talker'].lines + nodes['listener'].lines),
                 'capture': analyse_pcap(path, [PAYLOAD_TEXT, TOPIC_TEXT])}
     result['ok'] = _verdict(result)
@@ -752,7 +753,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             Identity('listener', subscribe=['rt/chatter'], publish=['ros_discovery_info'])]
         make_pki(Path(args.directory), identities, plugin_dir, args.domain_id)
         for identity in identities:
-            print(f"{identity.name}: CYCLONEDDS_URI=file://{Path(args.directory).resolve()}/{identity.name}_security.xml")
+            xml_path = Path(args.directory).resolve() / f'{identity.name}_security.xml'
+            print(f'{identity.name}: CYCLONEDDS_URI=file://{xml_path}')
         return 0
     if args.command == 'enclave-xml':
         try:

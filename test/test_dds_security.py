@@ -150,7 +150,8 @@ def _pcap(path: Path, payloads: list) -> None:
 
 def test_analyse_pcap_splits_senders_and_finds_clear_text(tmp_path):
     secure, plain = b'S' * 12, b'P' * 12
-    spdp, handshake, user_writer, sedp_sub = (bytes.fromhex(h) for h in ('000100c2', '000201c3', '00000403', '000004c2'))
+    spdp, handshake, user_writer, sedp_sub = (bytes.fromhex(h)
+                                              for h in ('000100c2', '000201c3', '00000403', '000004c2'))
     path = tmp_path / 'capture.pcap'
     _pcap(path, [
         _rtps(secure, _data(spdp, b'...DDS:Auth:PKI-DH:1.0...')),                 # secured announcement
