@@ -18,8 +18,11 @@
     during the run: a schedule 20 -> 2 -> 12 -> 1 Mbit/s at 0, 250, 500, 750 s of each episode's
     simulated clock (~1000 s per 200-task episode). Same evaluation seeds for every policy:
     - learned: DDPG (the cloud's 'dcdrl' preset, gamma 0.9) trained in this process on the same
-      task model and schedule with other seeds, then run as the device runs it (NumpyActor,
-      offload iff the action > 0), noise-free;
+      task model and schedule with other seeds (training episodes 1, 2, ...); every 500 steps
+      the noise-free actor plays 3 validation episodes (seeds 20000+) and the best one is kept,
+      as the cloud keeps its best weights; then it runs as the device runs it (NumpyActor,
+      offload iff the action > 0), noise-free, on the test seeds (10000+). The last actor is
+      reported too ('learned_last');
     - fixed baselines: local_only, full_offload, random; the greedy heuristic (the env's
       estimate_costs on the observation);
     - oracle: per task the decision with the lower *true* cost (FaceOffloadContinuousEnv.true_costs
@@ -28,9 +31,13 @@
       choice leaves), so it is a strong reference, not a bound.
     Goal: the learned policy's mean task latency within 5 % of the oracle's.
 
-    .venv/bin/python bench/face_offload.py [--quick] [--save-actor runs/face/sim_actor.safetensors]
-    (last line: one JSON object). --save-actor writes the trained actor as a weights file the
-    device's controller loads with weights_file:= (version 2, so min_policy_version accepts it).
+    .venv/bin/python bench/face_offload.py [--quick] [--actor PATH]      (last line: one JSON object)
+
+    The full run trains (10 000 steps) and writes the best actor to --actor (default
+    runs/bench/face_offload_actor.safetensors), a weights file the device's controller loads with
+    weights_file:= (version 2, so min_policy_version accepts it). --quick evaluates that file when
+    it exists (training is too slow for a 60 s budget on a busy 2-core machine: ~60-250 steps/s),
+    else trains for 20 s; the JSON says which ('training').
 """
 from __future__ import annotations
 
@@ -61,6 +68,7 @@ ENV_ID = 'dcdrl_sim/FaceOffloadContinuous-v0'
 SCHEDULE = ((0.0, 20.0), (250.0, 2.0), (500.0, 12.0), (750.0, 1.0))
 GOAL_OVERHEAD = 0.10
 GOAL_ORACLE_GAP = 0.05
+DEFAULT_ACTOR = os.path.join(_ROOT, 'runs', 'bench', 'face_offload_actor.safetensors')
 
 
 def median(values: list[float]) -> float:
@@ -171,9 +179,13 @@ def bench_transport(frames: int, timeout: float = 120.0) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------ (b) policies
-def train_ddpg(steps: int, time_cap_s: float, seed: int = 0) -> tuple[Any, dict[str, Any]]:
-    """DDPG ('dcdrl' preset, as the cloud's learner) on the task model with the schedule."""
+def train_ddpg(steps: int, time_cap_s: float, seed: int = 0, validate_every: int = 500,
+               validation_seed: int = 20_000) -> tuple[Any, Any, dict[str, Any]]:
+    """DDPG ('dcdrl' preset, as the cloud's learner) on the task model with the schedule.
+
+    Returns (agent with the last actor, the best validated actor's state, info)."""
     import torch
+    from dcdrl_sim.evaluation import evaluate_policy
     from dcdrl_core.learning.agents import Agent, AgentConfig
     from dcdrl_core.learning.replay import ReplayBuffer
     from dcdrl_sim.face.continuous import FaceOffloadContinuousEnv
@@ -188,6 +200,7 @@ def train_ddpg(steps: int, time_cap_s: float, seed: int = 0) -> tuple[Any, dict[
     obs, _ = env.reset(seed=episode)
     started = time.perf_counter()
     done_steps = 0
+    best_return, best_state, best_step = -float('inf'), None, 0
     for step in range(steps):
         if time.perf_counter() - started > time_cap_s:
             break
@@ -206,37 +219,62 @@ def train_ddpg(steps: int, time_cap_s: float, seed: int = 0) -> tuple[Any, dict[
         if agent.ready(len(replay)):
             agent.update(replay.sample(config.batch_size), stored_transitions=len(replay))
         done_steps = step + 1
+        if done_steps % validate_every == 0 and done_steps >= 2 * config.actor_start:
+            value = evaluate_policy(ENV_ID, lambda o: agent.act(o), episodes=3, seed=validation_seed,
+                                    env_kwargs={'bandwidth_schedule': SCHEDULE}).summary['return']
+            if value > best_return:
+                best_return, best_state, best_step = value, agent.actor_state(), done_steps
+    if best_state is None:
+        best_state, best_step = agent.actor_state(), done_steps
     info = {'steps': done_steps, 'updates': agent.critic_updates, 'episodes_seen': episode,
-            'wall_s': round(time.perf_counter() - started, 2), 'preset': 'dcdrl', 'gamma': config.gamma}
-    return agent, info
+            'wall_s': round(time.perf_counter() - started, 2), 'preset': 'dcdrl', 'gamma': config.gamma,
+            'best_step': best_step, 'best_validation_return': round(best_return, 3)}
+    return agent, best_state, info
 
 
-def device_policy(agent: Any) -> Callable[[np.ndarray], np.ndarray]:
+def device_policy(state: Any) -> Callable[[np.ndarray], np.ndarray]:
     """The trained actor as the device runs it: numpy, noise-free, offload iff the output > 0."""
     from dcdrl_core.learning.inference import NumpyActor
-    actor = NumpyActor('dcdrl', 8, 1, agent.actor_state())
+    actor = NumpyActor('dcdrl', 8, 1, state)
     return lambda obs: np.array(actor(np.asarray(obs, np.float32)), np.float32)
 
 
-def save_actor(agent: Any, path: str, version: int = 2) -> None:
+def save_actor(state: Any, architecture_id: str, path: str, version: int = 2) -> None:
     from dcdrl_core.learning.codec import encode_weights, payload_to_bytes
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, 'wb') as handle:
-        handle.write(payload_to_bytes(encode_weights(agent.actor_state(), agent.architecture_id, version)))
+        handle.write(payload_to_bytes(encode_weights(state, architecture_id, version)))
+
+
+def load_actor(path: str) -> Any:
+    from dcdrl_core.learning.codec import decode_weights
+    from dcdrl_core.learning.inference import actor_shapes
+    from dcdrl_core.learning.networks import architecture_id, network_config
+    from dcdrl_edge.actor_buffer import load_weights_file
+    config = network_config('dcdrl')
+    return decode_weights(load_weights_file(path), architecture_id(config, 8, 1), actor_shapes(config, 8, 1))
 
 
 def bench_policies(train_steps: int, time_cap_s: float, episodes: int, seed: int = 10_000,
-                   actor_path: str = '') -> dict[str, Any]:
+                   actor_path: str = '', load: bool = False) -> dict[str, Any]:
     import dcdrl_sim  # noqa: F401  (registers the environments)
     from dcdrl_sim.evaluation import evaluate_policy
     from dcdrl_sim.face.baselines import make_baseline
     from dcdrl_sim.face.continuous import TrueCostOracle, box_action
     env_kwargs = {'bandwidth_schedule': SCHEDULE}
-    agent, training = train_ddpg(train_steps, time_cap_s)
-    print(f"  trained: {training['steps']} steps, {training['updates']} updates in {training['wall_s']} s", flush=True)
-    if actor_path:
-        save_actor(agent, actor_path)
-        print(f'  actor written to {actor_path}', flush=True)
+    if load:
+        best_state, last_state = load_actor(actor_path), None
+        training: dict[str, Any] = {'loaded_from': actor_path}
+        print(f'  evaluating the actor of a previous full run: {actor_path}', flush=True)
+    else:
+        agent, best_state, training = train_ddpg(train_steps, time_cap_s)
+        last_state = agent.actor_state()
+        print(f"  trained: {training['steps']} steps, {training['updates']} updates in {training['wall_s']} s; "
+              f"best validation at step {training['best_step']}", flush=True)
+        if actor_path and train_steps >= 10_000:   # only a full run replaces the file
+            save_actor(best_state, agent.architecture_id, actor_path)
+            training['written_to'] = actor_path
+            print(f'  actor written to {actor_path}', flush=True)
 
     def baseline(name: str) -> Callable[[Any], Any]:
         def factory(env: Any) -> Callable[[np.ndarray], np.ndarray]:
@@ -244,7 +282,10 @@ def bench_policies(train_steps: int, time_cap_s: float, episodes: int, seed: int
             return lambda obs: box_action(int(policy(obs)))
         return factory
 
-    runs = {'learned': dict(policy=device_policy(agent)), 'oracle': dict(policy_factory=TrueCostOracle)}
+    runs: dict[str, dict[str, Any]] = {'learned': dict(policy=device_policy(best_state))}
+    if last_state is not None:
+        runs['learned_last'] = dict(policy=device_policy(last_state))
+    runs['oracle'] = dict(policy_factory=TrueCostOracle)
     for name in ('local_only', 'full_offload', 'random', 'greedy'):
         runs[name] = dict(policy_factory=baseline(name))
     results: dict[str, dict[str, float]] = {}
@@ -265,6 +306,8 @@ def bench_policies(train_steps: int, time_cap_s: float, episodes: int, seed: int
         'learned_vs_best_fixed_latency': round(learned['latency_s'] / results[best_fixed]['latency_s'] - 1.0, 5),
         'learned_vs_oracle_latency': round(gap, 5),
         'learned_vs_oracle_cost': round(learned['cost'] / oracle['cost'] - 1.0, 5),
+        'learned_last_vs_oracle_latency': (round(results['learned_last']['latency_s'] / oracle['latency_s'] - 1.0, 5)
+                                           if 'learned_last' in results else None),
         'greedy_vs_oracle_latency': round(results['greedy']['latency_s'] / oracle['latency_s'] - 1.0, 5),
         'goal_oracle_gap_max': GOAL_ORACLE_GAP, 'goal_oracle_gap_met': bool(gap <= GOAL_ORACLE_GAP),
     }
@@ -273,7 +316,8 @@ def bench_policies(train_steps: int, time_cap_s: float, episodes: int, seed: int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--quick', action='store_true', help='fewer frames, shorter training (< 60 s)')
-    parser.add_argument('--save-actor', default='', help='write the trained actor here (.safetensors)')
+    parser.add_argument('--actor', default=DEFAULT_ACTOR,
+                        help='full run: write the best actor here; --quick: evaluate it when it exists')
     args = parser.parse_args()
     started = time.perf_counter()
     frames = 3 if args.quick else 12
@@ -289,7 +333,8 @@ def main() -> None:
           f"{'met' if transport['goal_overhead_met_raw'] else 'not met'})", flush=True)
     steps, cap, episodes = (3000, 20.0, 3) if args.quick else (10_000, 900.0, 10)
     print(f'(b) policies on {ENV_ID} with bandwidth {SCHEDULE} (Mbit/s from t s), {episodes} episodes', flush=True)
-    policies = bench_policies(steps, cap, episodes, actor_path=args.save_actor)
+    load = args.quick and os.path.isfile(args.actor)
+    policies = bench_policies(steps, cap, episodes, actor_path=args.actor, load=load)
     print(f"  learned vs oracle: latency {policies['learned_vs_oracle_latency']:+.1%}, cost "
           f"{policies['learned_vs_oracle_cost']:+.1%}; vs best fixed ({policies['best_fixed']}) "
           f"{policies['learned_vs_best_fixed_latency']:+.1%}; goal within {GOAL_ORACLE_GAP:.0%} of the oracle: "
