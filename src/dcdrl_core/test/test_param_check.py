@@ -22,7 +22,8 @@ def _file(tmp_path, text, name='params.yaml'):
 
 @pytest.mark.parametrize('key, shared', [
     ('/**', True), ('/dcdrl/*', True), ('/**/*', True), ('**', True),
-    ('/**/replay_buffer', False), ('/dcdrl/replay_buffer', False), ('replay_buffer', False), ('/*/replay_buffer', False)])
+    ('/**/replay_buffer', False), ('/dcdrl/replay_buffer', False), ('replay_buffer', False),
+    ('/*/replay_buffer', False)])
 def test_shared_node_keys_are_the_wildcard_ones(key, shared):
     assert is_shared_node_key(key) is shared
 

@@ -110,7 +110,7 @@ def test_a_value_of_the_wrong_type_in_a_parameter_file(label, run_main, tmp_path
     code, fatal = run_main(module, args)
     assert code == 2, f'{label} did not stop with exit code 2 ({code}) for {line!r}'
     assert len(fatal) == 1 and fragment in fatal[0], fatal
-    assert f'params.yaml, line 3' in fatal[0]   # names where the value came from
+    assert 'params.yaml, line 3' in fatal[0]   # names where the value came from
 
 
 @pytest.mark.parametrize('label', sorted(NODES))
