@@ -24,6 +24,7 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(_ROOT, 'src', 'dcdrl_core'))
 
 from dcdrl_core.learning.replay import ReplayBuffer  # noqa: E402
+from machine import machine_info  # noqa: E402  (bench/machine.py: this file's folder is on sys.path)
 
 OBS_DIM, ACT_DIM = 73, 20
 ADD_BATCH, SAMPLE_BATCH = 64, 128
@@ -148,21 +149,30 @@ def time_block(ops, prioritized: bool, iters: int, pool: list[dict[str, np.ndarr
 
 
 def summarise(samples: list[tuple[float, float, float]]) -> dict:
+    """Medians over repeats, and `runs`: each repeat's iterations/s (for pair-by-pair ratios)."""
     it = statistics.median(s[0] for s in samples)
     return {'iter_us': round(it * 1e6, 1),
             'add_us': round(statistics.median(s[1] for s in samples) * 1e6, 1),
             'sample_us': round(statistics.median(s[2] for s in samples) * 1e6, 1),
             'iters_per_s': round(1.0 / it, 1),
             'transitions_added_per_s': round(ADD_BATCH / it),
-            'transitions_sampled_per_s': round(SAMPLE_BATCH / it)}
+            'transitions_sampled_per_s': round(SAMPLE_BATCH / it),
+            'runs': [round(1.0 / s[0], 1) for s in samples]}
+
+
+def paired_speedup(ours: list[tuple[float, float, float]], theirs: list[tuple[float, float, float]]) -> float:
+    """Median over repeats of (their iteration time / ours) in the same repeat: the two ran one
+    after the other, so each pair saw the same machine load."""
+    return statistics.median(t[0] / o[0] for o, t in zip(ours, theirs))
 
 
 def run_replay_bench(quick: bool) -> dict:
-    """Median over repeats; the libraries take turns inside each repeat, so a load spike from
-    other processes hits all of them alike."""
+    """Median over repeats; the libraries take turns inside each repeat (dcdrl, cpprb, dcdrl,
+    cpprb, ...), so a load spike from other processes hits both sides of a pair alike. The
+    speedups are medians of the per-repeat ratios; `runs` holds each repeat's iterations/s."""
     capacity = 100_000 if quick else 1_000_000
-    iters = 1000 if quick else 2000
-    repeats = 7 if quick else 9
+    iters = 600 if quick else 2000
+    repeats = 5 if quick else 9
     pool = make_pool(16)
     td = np.abs(np.random.default_rng(1).standard_normal(SAMPLE_BATCH)) + 0.1
     results: dict = {'capacity': capacity, 'obs_dim': OBS_DIM, 'action_dim': ACT_DIM,
@@ -190,8 +200,8 @@ def run_replay_bench(quick: bool) -> dict:
             entry[lib] = summarise(timings[lib])
         del ops  # free the buffers before the next mode
         for lib in libs[1:]:
-            if isinstance(entry.get(lib), dict):
-                entry[f'speedup_vs_{lib}'] = round(entry[lib]['iter_us'] / entry['dcdrl']['iter_us'], 2)
+            if isinstance(entry.get(lib), dict) and 'dcdrl' in timings:
+                entry[f'speedup_vs_{lib}'] = round(paired_speedup(timings['dcdrl'], timings[lib]), 2)
         results[mode] = {k: entry[k] for k in sorted(entry, key=lambda k: (k.startswith('speedup'), k != 'dcdrl'))}
     if quick:
         results['torchrl'] = 'not run in --quick (slow to import and run); run without --quick'
@@ -215,6 +225,7 @@ def main() -> None:
             else:
                 print(f'{mode:12s} {lib}: {r}x (dcdrl iteration time vs the other, >1 = dcdrl faster)')
     res['wall_s'] = round(time.perf_counter() - start, 1)
+    res['machine'] = machine_info()
     print(json.dumps(res))
 
 
