@@ -12,7 +12,7 @@ import threading
 from typing import Any, Callable, Optional
 from xml.sax.saxutils import quoteattr
 
-from cyclonedds.core import Entity, Policy, Qos, WaitSet
+from cyclonedds.core import Entity, GuardCondition, Policy, Qos, WaitSet
 from cyclonedds.domain import Domain, DomainParticipant
 from cyclonedds.idl import IdlStruct, make_idl_struct
 from cyclonedds.idl import types as idl_types
@@ -157,6 +157,7 @@ class Context:
         # Executors wait on one DDS WaitSet (the wait releases the GIL, unlike Python
         # listener callbacks, which contend for it with the spinning thread).
         self.waitset: Optional[WaitSet] = None
+        self._wake_guard: Optional[GuardCondition] = None
         self.readables: list[Any] = []
         self.topic_types = TopicTypes()
         self._topics: dict[str, Topic] = {}
@@ -181,6 +182,10 @@ class Context:
         qos = Qos(Policy.Userdata(data=b'enclave=/;'))
         self._participant = DomainParticipant(self.domain_id, qos=qos)
         self.waitset = WaitSet(self._participant)
+        # wake() sets this guard: a waitset with nothing attached returns at once (a node without
+        # subscriptions would busy-spin), and WaitSet.set_trigger does not wake a wait in progress.
+        self._wake_guard = GuardCondition(self._participant)
+        self.waitset.attach(self._wake_guard)
         self.readables = []
         self._shutdown.clear()
         self._initialized = True
@@ -257,8 +262,15 @@ class Context:
 
     def wake(self) -> None:
         """Wakes a waiting executor (after a timer change or shutdown)."""
-        if self.waitset is not None:
-            self.waitset.set_trigger(True)
+        guard = self._wake_guard
+        if guard is not None:
+            guard.set(True)
+
+    def clear_wake(self) -> None:
+        """Called by an executor once its wait returned: the next wait blocks again."""
+        guard = self._wake_guard
+        if guard is not None:
+            guard.set(False)
 
     def on_shutdown(self, callback: Callable[[], None]) -> None:
         self._on_shutdown.append(callback)
@@ -281,9 +293,11 @@ class Context:
         # Deleting the participant deletes its entities and tells peers at once, so a
         # reliable writer elsewhere does not wait for our readers until their lease ends.
         delete_entity(self.waitset)
+        delete_entity(self._wake_guard)
         delete_entity(self._participant)
         delete_entity(self._domain)
         self.waitset = None
+        self._wake_guard = None
         self._graph_writer = None
         self.nodes = []
         self._participant = None

@@ -64,7 +64,7 @@ class SingleThreadedExecutor:
         if waitset is None:
             return
         waitset.wait(_INFINITE_NS if wait is None else max(0, int(wait * 1e9)))
-        waitset.set_trigger(False)
+        context.clear_wake()
         for readable in list(context.readables):
             condition = readable.condition
             if condition is not None and condition.triggered:
