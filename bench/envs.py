@@ -3,7 +3,9 @@
 For each registered dcdrl_sim id: steps/s of one env made with gymnasium.make, of
 gymnasium.vector.SyncVectorEnv x8, and of the env's native batched vector env where it has
 one (x8). "steps/s" counts environment transitions (a x8 vector step is 8 steps). Actions are
-drawn before timing; episode resets are included. One process, one thread (BLAS threads are
+drawn before timing; episode resets are included. The native and the Sync vector env take
+turns in every repeat (after a warm-up of each); `runs` lists every repeat and
+native_over_sync is the median of the per-repeat ratios. One process, one thread (BLAS threads are
 set to 1 before numpy is imported).
 
 MEC oracle: milliseconds per decision for N = 4, 6, 8 users (C = 5) on states visited by a
@@ -40,6 +42,9 @@ import gymnasium as gym  # noqa: E402
 
 import dcdrl_sim  # noqa: E402,F401  (registers the ids)
 from dcdrl_sim.registration import ENV_IDS  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from machine import machine_info  # noqa: E402
 
 VECTOR_ENVS = 8
 # Native batched vector envs by id (used when the id's spec has no vector_entry_point).
@@ -88,19 +93,35 @@ def bench_single(env_id: str, steps: int, repeats: int) -> float:
     return rate
 
 
-def bench_vector(make_vec: Callable[[], gym.vector.VectorEnv], steps: int, repeats: int) -> float:
-    venv = make_vec()
-    actions = action_pool(venv.action_space, steps)
-    venv.reset(seed=0)
+def bench_vectors(makers: dict[str, Callable[[], gym.vector.VectorEnv]], steps: int,
+                  repeats: int) -> dict[str, list[float]]:
+    """Steps/s of each vector env, per repeat: all are built and warmed up first, then every
+    repeat times each once in turn, so the i-th runs of two of them saw the same machine load."""
+    runners: dict[str, Callable[[], int]] = {}
+    opened = []
+    for name, make_vec in makers.items():
+        venv = make_vec()
+        opened.append(venv)
+        actions = action_pool(venv.action_space, steps)
+        venv.reset(seed=0)
 
-    def run() -> int:
-        for action in actions:
-            venv.step(action)          # next-step autoreset inside the vector env
-        return steps * venv.num_envs
+        def run(venv: gym.vector.VectorEnv = venv, actions: list[Any] = actions) -> int:
+            for action in actions:
+                venv.step(action)          # next-step autoreset inside the vector env
+            return steps * venv.num_envs
 
-    rate = median_rate(run, repeats)
-    venv.close()
-    return rate
+        runners[name] = run
+    for run in runners.values():   # warm-up
+        run()
+    rates: dict[str, list[float]] = {name: [] for name in runners}
+    for _ in range(repeats):
+        for name, run in runners.items():
+            start = time.perf_counter()
+            count = run()
+            rates[name].append(count / (time.perf_counter() - start))
+    for venv in opened:
+        venv.close()
+    return rates
 
 
 def native_vector_maker(env_id: str) -> Callable[[], gym.vector.VectorEnv] | None:
@@ -161,6 +182,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--quick', action='store_true', help='short runs (< 60 s)')
     args = parser.parse_args()
+    started = time.perf_counter()
     single_steps, vector_steps, repeats = (2_000, 500, 3) if args.quick else (10_000, 2_500, 5)
 
     results: dict[str, Any] = {'quick': args.quick, 'vector_envs': VECTOR_ENVS, 'envs': {},
@@ -172,18 +194,23 @@ def main() -> None:
             results['skipped'][env_id] = f'{type(exc).__name__}: {exc}'
             print(f'{env_id}: skipped ({type(exc).__name__}: {exc})')
             continue
-        row: dict[str, float] = {}
+        row: dict[str, Any] = {}
         row['single_steps_per_s'] = bench_single(env_id, single_steps, repeats)
-        row['sync_x8_steps_per_s'] = bench_vector(
-            lambda: gym.vector.SyncVectorEnv([lambda: gym.make(env_id)] * VECTOR_ENVS),
-            vector_steps, repeats)
+        makers: dict[str, Callable[[], gym.vector.VectorEnv]] = {}
         try:
             maker = native_vector_maker(env_id)
         except Exception as exc:
             maker = None
             print(f'{env_id}: native vector env not loadable ({type(exc).__name__}: {exc})')
         if maker is not None:
-            row['native_x8_steps_per_s'] = bench_vector(maker, vector_steps, repeats)
+            makers['native_x8'] = maker   # ours first in every pair
+        makers['sync_x8'] = lambda env_id=env_id: gym.vector.SyncVectorEnv([lambda: gym.make(env_id)] * VECTOR_ENVS)
+        rates = bench_vectors(makers, vector_steps, repeats)
+        for name, values in rates.items():
+            row[f'{name}_steps_per_s'] = statistics.median(values)
+        row['runs'] = rates
+        if 'native_x8' in rates:
+            row['native_over_sync'] = statistics.median(a / b for a, b in zip(rates['native_x8'], rates['sync_x8']))
         best_vector = max(row.get('native_x8_steps_per_s', 0.0), row['sync_x8_steps_per_s'])
         if env_id in GOALS:
             row['goal_vector_steps_per_s'] = GOALS[env_id]
@@ -199,6 +226,8 @@ def main() -> None:
     results['mec_oracle_ms_per_step'] = oracle
     for kind, by_n in oracle.items():
         print(f'MEC oracle {kind} (C=5): ' + ', '.join(f'N={n}: {ms:.2f} ms' for n, ms in by_n.items()))
+    results['machine'] = machine_info()
+    results['wall_s'] = round(time.perf_counter() - started, 1)
     print(json.dumps(results))
 
 
