@@ -6,7 +6,7 @@ A row: {bench, measure, ours, unit, reference, reference_name, ratio, ratio_meth
 - `ratio` is always ours / reference in that unit (so > 1 is better for rates, < 1 for times).
   `ratio_method` says how: 'paired' = median over repeats of each repeat's own ratio (when the
   bench reports per-repeat values under 'runs' on both sides), 'medians' = median / median of the
-  same run (what the benches report today), 'bench' = taken from the bench's own JSON.
+  same run (where a bench or a row has no per-repeat values), 'bench' = taken from the bench's own JSON.
 - `goal` is the issue's goal in words ('ratio >= 0.8', '<= 5 ms'); `met` True/False, None when no goal.
 
 Each adapter reads the keys its script writes (see bench/<name>.py); a bench missing from the
@@ -144,16 +144,18 @@ def transport_rows(result: dict) -> list[Row]:
             continue
         label = f'{names[payload]} ({ours.get("bytes", "?")} B)'
         reference_name = 'raw cyclonedds-python'
+        ours_runs, raw_runs = _dict(ours.get('runs')), _dict(raw.get('runs'))
         rows.append(row('transport', f'{label}: throughput', ours.get('msgs_per_s'), 'msg/s',
                         raw.get('msgs_per_s'), reference_name, goal_on='ratio', goal=throughput_goal,
-                        ours_runs=_dict(ours.get('runs')).get('msgs_per_s'),
-                        reference_runs=_dict(raw.get('runs')).get('msgs_per_s')))
+                        ours_runs=ours_runs.get('msgs_per_s'), reference_runs=raw_runs.get('msgs_per_s')))
         rows.append(row('transport', f'{label}: latency p50', ours.get('latency_p50_ms'), 'ms',
                         raw.get('latency_p50_ms'), reference_name,
+                        ours_runs=ours_runs.get('latency_p50_ms'), reference_runs=raw_runs.get('latency_p50_ms'),
                         **({'goal_on': 'value', 'goal_op': '<=', 'goal': latency_goal}
                            if payload == 'weights' else {})))
         rows.append(row('transport', f'{label}: latency p99', ours.get('latency_p99_ms'), 'ms',
-                        raw.get('latency_p99_ms'), reference_name))
+                        raw.get('latency_p99_ms'), reference_name,
+                        ours_runs=ours_runs.get('latency_p99_ms'), reference_runs=raw_runs.get('latency_p99_ms')))
     return rows
 
 
@@ -168,8 +170,10 @@ def envs_rows(result: dict) -> list[Row]:
         if _number(native) is not None:
             # The goal is on the best vectorised rate; the native vector env is the one built for it.
             best = max(_number(native), _number(sync) or 0.0)
+            runs = _dict(entry.get('runs')) if best == _number(native) else {}   # pairs: native vs sync
             rows.append(row('envs', f'{short}: native vector env x8', best, 'steps/s', sync,
-                            'gymnasium SyncVectorEnv x8', **goal_args))
+                            'gymnasium SyncVectorEnv x8', ours_runs=runs.get('native_x8'),
+                            reference_runs=runs.get('sync_x8'), **goal_args))
         elif _number(sync) is not None:
             rows.append(row('envs', f'{short}: SyncVectorEnv x8', sync, 'steps/s', **goal_args))
         if _number(entry.get('single_steps_per_s')) is not None:
@@ -201,15 +205,22 @@ def learner_rows(result: dict) -> list[Row]:
                         ours.get('updates_per_s'), 'updates/s', _dict(theirs).get('updates_per_s'),
                         'stable-baselines3', note=note, ours_runs=_runs(ours), reference_runs=_runs(theirs),
                         **goal))
-    # Proposed (not written by bench/learner.py yet): {"cuda": {"device_name", "dcdrl_td3": {"updates_per_s"},
-    # "matches_cpu": bool, "max_abs_diff": float}} when a GPU is present.
+    # With a GPU: {"cuda": {"device_name", "dcdrl_td3": {"updates_per_s", "runs"}, "sb3_td3": {...},
+    # "matches_cpu": bool, "max_abs_diff": float}}; its runs took turns with the cpu ones.
     cuda = _dict(result.get('cuda'))
+    gpu = cuda.get('device_name', 'cuda')
     for algorithm in ('ddpg', 'td3'):
         entry = _dict(cuda.get(f'dcdrl_{algorithm}'))
         if entry:
-            rows.append(row('learner', f'{algorithm.upper()} updates/s on {cuda.get("device_name", "cuda")}',
-                            entry.get('updates_per_s'), 'updates/s',
-                            _dict(learner.get(f'dcdrl_{algorithm}')).get('updates_per_s'), 'ours on cpu'))
+            on_cpu = _dict(learner.get(f'dcdrl_{algorithm}'))
+            rows.append(row('learner', f'{algorithm.upper()} updates/s on {gpu}', entry.get('updates_per_s'),
+                            'updates/s', on_cpu.get('updates_per_s'), 'ours on cpu', ours_runs=_runs(entry),
+                            reference_runs=_runs(on_cpu)))
+            theirs = _dict(cuda.get(f'sb3_{algorithm}'))
+            if theirs:
+                rows.append(row('learner', f'{algorithm.upper()} updates/s vs stable-baselines3, both on {gpu}',
+                                entry.get('updates_per_s'), 'updates/s', theirs.get('updates_per_s'),
+                                f'stable-baselines3 on {gpu}', ours_runs=_runs(entry), reference_runs=_runs(theirs)))
     if 'matches_cpu' in cuda:
         rows.append(row('learner', 'CUDA path: max |cuda - cpu| after the same updates', cuda.get('max_abs_diff'),
                         '', note='matches cpu' if cuda['matches_cpu'] else 'DIFFERS from cpu'))
@@ -242,21 +253,27 @@ def replay_rows(result: dict) -> list[Row]:
 def scaling_rows(result: dict) -> list[Row]:
     rows = []
     goals = _dict(result.get('goals'))
+    runs = _dict(result.get('runs'))   # per round, the two sides of a comparison taking turns
     collection = _dict(result.get('collection_steps_per_s'))
     one, two = _number(collection.get('1')), _number(collection.get('2'))
     if one is not None:
         rows.append(row('scaling', 'collection, 1 client at full speed', one, 'steps/s'))
     if two is not None:
+        ones = runs.get('collection_1')
+        linear = [2 * x for x in ones] if isinstance(ones, list) and all(_number(x) is not None for x in ones) \
+            else None
         rows.append(row('scaling', 'collection, 2 clients', two, 'steps/s', 2 * one if one else None,
                         'linear scaling (2 x 1 client)', goal_on='ratio',
-                        goal=_number(goals.get('collection_efficiency_min')) or 0.85))
+                        goal=_number(goals.get('collection_efficiency_min')) or 0.85,
+                        ours_runs=runs.get('collection_2'), reference_runs=linear))
     learner = _dict(result.get('learner_updates_per_s'))
     in_process = learner.get('in_process')
     loss_max = _number(goals.get('replay_node_loss_max')) or 0.10
     if _number(learner.get('replay_node')) is not None:
         rows.append(row('scaling', 'learner sampling from the replay node over DDS', learner['replay_node'],
-                        'updates/s',
-                        in_process, 'in-process ReplayBuffer', goal_on='ratio', goal_op='>=', goal=1.0 - loss_max))
+                        'updates/s', in_process, 'in-process ReplayBuffer', goal_on='ratio', goal_op='>=',
+                        goal=1.0 - loss_max, ours_runs=runs.get('replay_node'),
+                        reference_runs=runs.get('in_process')))
     for key, value in learner.items():
         if key.endswith('_clients'):
             rows.append(row('scaling', f'learner over DDS with {key.split("_")[0]} client(s) at the default rate',

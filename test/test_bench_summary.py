@@ -93,6 +93,26 @@ def test_row_keys_are_uniform():
     json.dumps(rows)   # JSON-serialisable as they are
 
 
+def test_transport_pairs_rounds_when_runs_are_given():
+    # The layout bench/transport.py writes: every round's values under 'runs' on both sides.
+    ours_runs = {'msgs_per_s': [100.0, 300.0, 200.0], 'latency_p50_ms': [1.0, 2.0, 1.0],
+                 'latency_p99_ms': [2.0, 2.0, 2.0]}
+    raw_runs = {'msgs_per_s': [100.0, 100.0, 50.0], 'latency_p50_ms': [2.0, 2.0, 4.0],
+                'latency_p99_ms': [4.0, 1.0, 8.0]}
+    result = {'results': {
+        'experience/ours': {'bytes': 812, 'msgs_per_s': 200.0, 'latency_p50_ms': 1.0, 'latency_p99_ms': 2.0,
+                            'runs': ours_runs},
+        'experience/raw': {'bytes': 812, 'msgs_per_s': 100.0, 'latency_p50_ms': 2.0, 'latency_p99_ms': 4.0,
+                           'runs': raw_runs}}}
+    rows = summary.transport_rows(result)
+    throughput = _by_measure(rows, 'throughput')   # ratios 1, 3, 4 -> 3 (medians would give 2)
+    assert throughput['ratio'] == pytest.approx(3.0) and throughput['ratio_method'] == 'paired'
+    p50 = _by_measure(rows, 'latency p50')   # 0.5, 1, 0.25 -> 0.5
+    assert p50['ratio'] == pytest.approx(0.5) and p50['ratio_method'] == 'paired'
+    p99 = _by_measure(rows, 'latency p99')   # 0.5, 2, 0.25 -> 0.5
+    assert p99['ratio'] == pytest.approx(0.5) and p99['ratio_method'] == 'paired'
+
+
 def test_transport_ratios_and_goals():
     rows = summary.transport_rows(TRANSPORT)
     experience = _by_measure(rows, 'one MEC transition (812 B): throughput')
@@ -132,6 +152,22 @@ def test_learner_cuda_rows():
     assert _by_measure(rows, 'CUDA path')['met'] is False
 
 
+def test_learner_cuda_rows_pair_with_cpu_and_sb3_runs():
+    # The layout bench/learner.py writes with a GPU: cuda runs took turns with the cpu ones.
+    result = {'learner': {'dcdrl_td3': {'updates_per_s': 200.0, 'runs': [100.0, 200.0, 400.0]}},
+              'cuda': {'device_name': 'H200', 'dcdrl_td3': {'updates_per_s': 1000.0, 'runs': [300.0, 1000.0, 800.0]},
+                       'sb3_td3': {'updates_per_s': 500.0, 'runs': [300.0, 500.0, 200.0]},
+                       'matches_cpu': True, 'max_abs_diff': 1e-6}}
+    rows = summary.learner_rows(result)
+    on_gpu = _by_measure(rows, 'TD3 updates/s on H200')   # ratios 3, 5, 2 -> 3 (medians: 5)
+    assert on_gpu['ratio'] == pytest.approx(3.0) and on_gpu['ratio_method'] == 'paired'
+    assert on_gpu['reference_name'] == 'ours on cpu'
+    versus = _by_measure(rows, 'both on H200')   # ratios 1, 2, 4 -> 2
+    assert versus['ratio'] == pytest.approx(2.0) and versus['reference_name'] == 'stable-baselines3 on H200'
+    check = _by_measure(rows, 'CUDA path')
+    assert check['met'] is True and check['ours'] == pytest.approx(1e-6)
+
+
 def test_replay_rows_and_skipped_library():
     rows = summary.replay_rows(REPLAY)
     uniform = _by_measure(rows, 'uniform')
@@ -153,6 +189,30 @@ def test_scaling_against_linear_and_in_process():
     assert node['ratio'] == pytest.approx(0.95) and node['met'] is True and node['goal'] == 'ratio >= 0.9'
     slow = {**SCALING, 'learner_updates_per_s': {'in_process': 100.0, 'replay_node': 85.0}}
     assert _by_measure(summary.scaling_rows(slow), 'replay node')['met'] is False
+
+
+def test_scaling_pairs_rounds_when_runs_are_given():
+    runs = {'collection_1': [100.0, 200.0, 100.0], 'collection_2': [200.0, 200.0, 150.0],
+            'in_process': [10.0, 20.0, 10.0], 'replay_node': [10.0, 10.0, 8.0]}
+    result = {**SCALING, 'collection_steps_per_s': {'1': 100.0, '2': 200.0},
+              'learner_updates_per_s': {'in_process': 10.0, 'replay_node': 10.0}, 'runs': runs}
+    rows = summary.scaling_rows(result)
+    two = _by_measure(rows, 'collection, 2 clients')   # 200/200, 200/400, 150/200 -> 0.75 (medians: 1.0)
+    assert two['ratio'] == pytest.approx(0.75) and two['ratio_method'] == 'paired' and two['met'] is False
+    node = _by_measure(rows, 'replay node')   # 1.0, 0.5, 0.8 -> 0.8 (medians: 1.0)
+    assert node['ratio'] == pytest.approx(0.8) and node['ratio_method'] == 'paired' and node['met'] is False
+    # A round without a number (NaN from a window with too few stats messages): medians instead.
+    nan_runs = {**runs, 'collection_1': [100.0, float('nan'), 100.0]}
+    two = _by_measure(summary.scaling_rows({**result, 'runs': nan_runs}), 'collection, 2 clients')
+    assert two['ratio_method'] == 'medians' and two['ratio'] == pytest.approx(1.0)
+
+
+def test_envs_native_vs_sync_pairs_when_runs_are_given():
+    entry = {'native_x8_steps_per_s': 300.0, 'sync_x8_steps_per_s': 100.0,
+             'runs': {'native_x8': [300.0, 200.0, 400.0], 'sync_x8': [100.0, 100.0, 200.0]}}
+    rows = summary.envs_rows({'envs': {'dcdrl_sim/MecOffload-v0': entry}})
+    native = _by_measure(rows, 'native vector env')   # 3, 2, 2 -> 2 (medians: 3)
+    assert native['ratio'] == pytest.approx(2.0) and native['ratio_method'] == 'paired'
 
 
 def test_edge_loop_goals_only_at_the_judged_rate():
