@@ -217,7 +217,8 @@ def main() -> None:
     for mode in ('uniform', 'prioritized'):
         for lib, r in res[mode].items():
             if isinstance(r, dict):
-                print(f'{mode:12s} {lib:8s} add {r["add_us"]:8.1f} us  sample{"+update" if mode == "prioritized" else "       "} '
+                part = 'sample+update' if mode == 'prioritized' else 'sample       '
+                print(f'{mode:12s} {lib:8s} add {r["add_us"]:8.1f} us  {part} '
                       f'{r["sample_us"]:8.1f} us  iter {r["iter_us"]:8.1f} us  '
                       f'{r["transitions_added_per_s"]:>9,d} added/s  {r["transitions_sampled_per_s"]:>9,d} sampled/s')
             elif isinstance(r, str):
