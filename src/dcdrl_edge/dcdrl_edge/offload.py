@@ -33,7 +33,7 @@ All methods of ``OffloadController`` may be called from any thread (one lock, he
 from __future__ import annotations
 
 from collections import Counter, deque
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 import math
 import threading
 import time
@@ -41,7 +41,7 @@ from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from dcdrl_sim.face.env import LOCAL, OBS_SIZE, OFFLOAD, FaceOffloadEnv
+from dcdrl_sim.face.env import LOCAL, OFFLOAD, FaceOffloadEnv
 
 POLICIES = ('learned', 'local', 'offload', 'random', 'greedy')
 BASELINE_POLICIES = POLICIES[1:]
@@ -117,8 +117,8 @@ class OffloadConfig:
         for name in ('training', 'publish_experience'):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f'{name} must be a bool, got {getattr(self, name)!r}')
-        for name in ('seed', 'min_policy_version', 'frames_max', 'max_faces_per_frame', 'max_in_flight', 'worker_queue_size',
-                     'experience_batch_size', 'episode_tasks', 'stats_window'):
+        for name in ('seed', 'min_policy_version', 'frames_max', 'max_faces_per_frame', 'max_in_flight',
+                     'worker_queue_size', 'experience_batch_size', 'episode_tasks', 'stats_window'):
             value = getattr(self, name)
             low = 0 if name in ('seed', 'min_policy_version') else 1
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
@@ -759,7 +759,8 @@ class OffloadController:
                 'decided_by': dict(sorted(self.decided_by.items())),
                 'ran': {mode: self.latency[mode].count for mode in MODES},
                 'offload_answered': self.counts['offload_answered'],
-                'fell_back': self.counts['fell_back'], 'fell_back_by_reason': dict(sorted(self.fell_back_by_reason.items())),
+                'fell_back': self.counts['fell_back'],
+                'fell_back_by_reason': dict(sorted(self.fell_back_by_reason.items())),
                 'dropped': self.counts['dropped'], 'dropped_by_reason': dict(sorted(self.dropped_by_reason.items())),
                 'refused_frames': self.counts['refused_frames'], 'worker_queue_full': self.counts['worker_queue_full'],
                 'local_failed': self.counts['local_failed'], 'late_replies': self.counts['late_replies'],
@@ -790,7 +791,8 @@ def parse_schedule(text: str) -> Tuple[Tuple[float, float], ...]:
             t, mbps = part.split(':')
             pairs.append((float(t), float(mbps)))
         except ValueError:
-            raise ValueError(f"link schedule must look like '0:20,30:2.5' (seconds:Mbit/s, ...), got {text!r}") from None
+            raise ValueError(f"link schedule must look like '0:20,30:2.5' (seconds:Mbit/s, ...), "
+                             f"got {text!r}") from None
     return check_link_schedule(pairs)
 
 

@@ -191,7 +191,8 @@ class OffloadMode:
                 raise ImageRejected('too_many_bytes', f'{len(data)} bytes, over the limit of {self.limits.max_bytes}')
             _, width, height = compressed_size(data)
             if width * height > self.limits.max_pixels or width < 1 or height < 1:
-                raise ImageRejected('too_many_pixels', f'{width}x{height} is outside 1..{self.limits.max_pixels} pixels')
+                raise ImageRejected('too_many_pixels',
+                                    f'{width}x{height} is outside 1..{self.limits.max_pixels} pixels')
         except ImageRejected as error:
             self.bad_frames += 1
             self.node.get_logger().warning(f'frame refused ({error.reason}): {error} [{self.bad_frames} refused]',
@@ -397,7 +398,8 @@ class OffloadMode:
                  for mode in ('local', 'offloaded', 'fell_back') if latency[mode]['count']]
         self.node.get_logger().info(
             f"{r['tasks']} tasks: {', '.join(parts) or 'none finished'}; dropped {r['dropped']}, skipped frames "
-            f"{r['refused_frames']}, deadline misses {r['deadline_misses']}; policy version {max(self.actor.version, 0)}, "
+            f"{r['refused_frames']}, deadline misses {r['deadline_misses']}; "
+            f"policy version {max(self.actor.version, 0)}, "
             f"{r['experience']['transitions']} transitions sent")
 
     def report(self) -> Dict[str, Any]:
