@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -73,12 +74,12 @@ def _child_env(domain: int) -> dict[str, str]:
     return loopback_env(domain, CYCLONEDDS_URI=f'{user},{LONG_LEASE_XML}' if user else LONG_LEASE_XML)
 
 
-def _node(package: str, executable: str, name: str, domain: int, output_dir: str, *params: str,
+def _node(package: str, executable: str, name: str, domain: int, *params: str,
           remaps: tuple[str, ...] = ()) -> ChildProcess:
+    """A node in its own session; `params` are NAME:=VALUE (only parameters it declares: others stop it)."""
     argv = [*DCDRL, 'run', package, executable, '--ros-args', '-r', f'__node:={name}', '-r', '__ns:=/dcdrl']
     for remap in remaps:
         argv += ['-r', remap]
-    argv += ['-p', f'output_dir:={output_dir}', '-p', 'restore:=false']
     for param in params:
         argv += ['-p', param]
     return ChildProcess(argv, env=_child_env(domain))
@@ -140,20 +141,37 @@ class Graph:
         self.domain = fresh_domain_id()
         self.output_dir = output_dir
         self.probe = Probe(self.domain)
-        self.replay = _node('dcdrl_cloud', 'replay_buffer', 'replay_buffer', self.domain, output_dir,
-                            f'report_period_s:={report_s}', 'capacity:=2000000')
+        self.replay = _node('dcdrl_cloud', 'replay_buffer', 'replay_buffer', self.domain, f'output_dir:={output_dir}',
+                            'restore:=false', f'report_period_s:={report_s}', 'capacity:=2000000')
         self.clients = [self._client(k, 'num_envs:=8', 'batch_steps:=32', 'publish_rate_hz:=1000.0',
                                      remaps=('policy:=scaling_bench_no_policy',)) for k in range(2)]
         # The learner publishes no policy while measured (the in-process reference publishes none).
-        self.learner = _node('dcdrl_cloud', 'learner', 'learner', self.domain, output_dir, 'duration_s:=0.0',
+        self.learner = _node('dcdrl_cloud', 'learner', 'learner', self.domain, f'output_dir:={output_dir}',
+                             'resume:=false', 'duration_s:=0.0',
                              'eval_period_s:=0.0', f'stats_period_s:={report_s}', 'tensorboard:=false',
                              'checkpoint_period_s:=0.0', 'evaluate_on_stop:=false', 'actor_start:=0',
                              'publish_every_updates:=1000000000', 'progress_period_s:=0.0', 'device:=cpu')
         self.paused: set[int] = set()
 
     def _client(self, k: int, *params: str, remaps: tuple[str, ...] = ()) -> ChildProcess:
-        return _node('dcdrl_sim', 'client', f'client_{k}', self.domain, self.output_dir, f'client_id:=client_{k}',
-                     f'seed:={k}', *params, remaps=remaps)
+        return _node('dcdrl_sim', 'client', f'client_{k}', self.domain, f'client_id:=client_{k}', f'seed:={k}',
+                     *params, remaps=remaps)
+
+    def wait_for(self, predicate: Callable[[], Any], what: str, timeout_s: float = START_TIMEOUT) -> None:
+        """The probe's wait, failing at once (with the node's last output) when a node has exited."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            for process in (self.replay, self.learner, *self.clients):
+                if process.process.poll() is not None:
+                    code = process.stop()   # collects its output
+                    raise RuntimeError(f'{" ".join(process.argv[5:8])} exited with code {code} while waiting for '
+                                       f'{what}:\n' + '\n'.join(process.lines[-15:]))
+            try:
+                self.probe.wait_for(predicate, max(0.0, min(2.0, deadline - time.monotonic())), what)
+                return
+            except TimeoutError:
+                if time.monotonic() >= deadline:
+                    raise
 
     def pause(self, process: ChildProcess) -> None:
         pause(process)
@@ -174,7 +192,7 @@ class Graph:
         # heartbeats back off while the reader is stopped): measure once updates flow again.
         with self.probe.changed:
             before = self.probe.learner[-1][1] if self.probe.learner else 0
-        self.probe.wait_for(lambda: self.probe.learner[-1][1] >= before + 5, START_TIMEOUT, 'updates after a pause')
+        self.wait_for(lambda: self.probe.learner[-1][1] >= before + 5, 'updates after a pause')
         time.sleep(settle_s)
         start = time.monotonic()
         time.sleep(window_s)
@@ -207,9 +225,10 @@ class Graph:
 
 
 def measure(quick: bool, repeats: int, window_s: float, settle_s: float) -> dict:
-    """Every comparison taking turns in one graph, `repeats` rounds each:
-    collection: 1 client (client_1 paused), then 2 clients; learner: in-process (learner node
-    paused), then the node over DDS; full runs also: learner with 1 then 2 default-rate clients."""
+    """Every comparison taking turns in one graph, `repeats` rounds each: learner in-process
+    (learner node paused), then the node over DDS (clients paused); collection with 1 client
+    (client_1 and the learner paused), then 2 clients; full runs also: learner with 1 then 2
+    default-rate clients. The learner goes first: a long pause delays its next batches by seconds."""
     report_s = 0.25 if quick else 0.5
     began = time.monotonic()
 
@@ -221,31 +240,34 @@ def measure(quick: bool, repeats: int, window_s: float, settle_s: float) -> dict
     with tempfile.TemporaryDirectory() as out:
         graph = Graph(out, report_s)
         try:
-            reference = InProcessLearner()   # built while the graph starts
             probe = graph.probe
-            probe.wait_for(lambda: probe.replay and probe.replay[-1][1] > 5000, START_TIMEOUT, 'experience')
-            probe.wait_for(lambda: probe.learner and probe.learner[-1][1] > 0, START_TIMEOUT, 'training')
-            graph.pause(graph.learner)
-            log('graph up: collection, 1 client (the other paused) then 2 clients, taking turns')
-            for _ in range(repeats):
-                graph.pause(graph.clients[1])
-                runs['collection_1'].append(graph.replay_rate(settle_s, window_s))
-                graph.resume(graph.clients[1])
-                runs['collection_2'].append(graph.replay_rate(settle_s, window_s))
-            probe.wait_for(lambda: probe.replay[-1][1] > 20000, START_TIMEOUT, 'filling')
-            for client in graph.clients:   # the learner alone with the replay node
+            graph.wait_for(lambda: probe.replay and probe.replay[-1][1] > 20000, 'experience')
+            for client in graph.clients:   # enough data: the learner alone with the replay node
                 graph.pause(client)
-            log('learner: in-process (learner node paused), then the node over DDS, taking turns')
+            log('20,000 transitions stored (clients paused)')
+            reference = InProcessLearner()   # built while the learner node starts
+            log('in-process learner built')
+            graph.wait_for(lambda: probe.learner and probe.learner[-1][1] > 0, 'training')
+            log('learner node training; in-process (learner node paused), then the node over DDS, taking turns')
             for _ in range(repeats):
+                graph.pause(graph.learner)
                 runs['in_process'].append(reference.rate(window_s))
                 graph.resume(graph.learner)
                 runs['replay_node'].append(graph.learner_rate(0.0, window_s))   # it waits for updates to flow
-                graph.pause(graph.learner)
+            graph.pause(graph.learner)
+            log('collection: 1 client (the other paused), then 2 clients, taking turns')
+            graph.resume(graph.clients[0])
+            graph.replay_rate(0.0, 2 * settle_s)   # a warm-up after the long pause
+            for _ in range(repeats):
+                runs['collection_1'].append(graph.replay_rate(settle_s, window_s))
+                graph.resume(graph.clients[1])
+                runs['collection_2'].append(graph.replay_rate(settle_s, window_s))
+                graph.pause(graph.clients[1])
             if not quick:   # clients at the default training rate beside the learner
                 log('learner with 1 then 2 default-rate clients, taking turns')
                 graph.restart_clients('num_envs:=2', 'batch_steps:=8', 'publish_rate_hz:=10.0')
                 start = probe.replay[-1][1]
-                probe.wait_for(lambda: probe.replay[-1][1] > start + 1000, START_TIMEOUT, 'default-rate clients')
+                graph.wait_for(lambda: probe.replay[-1][1] > start + 1000, 'default-rate clients')
                 graph.resume(graph.learner)
                 for _ in range(repeats):
                     graph.pause(graph.clients[1])
