@@ -260,10 +260,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     log_dir = Path(args.log_dir or ROOT / 'runs' / 'testbed' / time.strftime('%Y%m%d-%H%M%S')).resolve()
     log_dir.mkdir(parents=True, exist_ok=True)
 
+    stopping = []
+
     def on_signal(signum: int, frame: Any) -> None:
+        # The first signal unwinds to the teardown; later ones must not interrupt the teardown.
+        if stopping:
+            print(f'{signal.Signals(signum).name}: already stopping (tearing down)', flush=True)
+            return
+        stopping.append(signum)
         raise Stop(signal.Signals(signum).name)
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, on_signal)
 
     sides = [('device', args.device_launch, args.device_arg), ('cloud', args.cloud_launch,
              [f'output_dir:={log_dir / "cloud"}', *args.cloud_arg]), ('edge', edge_launch, args.edge_arg)]
@@ -298,6 +305,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (KeyboardInterrupt, Stop) as stop:
         print(f'stopped ({stop or "Ctrl-C"}); every process stopped and every namespace deleted', flush=True)
         return 0
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_DFL)
 
 
 def _supervise(bed: Any, processes: dict, duration_s: float, cuts: list[tuple[str, float, float]],
