@@ -30,10 +30,14 @@ def _load_learner():
 learner = _load_learner()
 
 
-@pytest.mark.parametrize('algorithm', ['ddpg', 'td3'])
-def test_cpu_against_cpu_matches_exactly(algorithm):
-    result = learner.compare_devices(algorithm, 'cpu', 'cpu', updates=4)
-    assert result == {'max_abs_diff': 0.0, 'matches': True, 'updates': 4, 'tolerance': 1e-3}
+def test_cpu_against_cpu_matches_exactly():
+    # The block bench/learner.py writes under "cuda" (here the "device" is the cpu again).
+    block = learner.correctness('cpu', updates=3)
+    assert block['matches_cpu'] is True and block['max_abs_diff'] == 0.0
+    assert set(block['correctness']) == {'updates', 'tolerance', 'ddpg', 'td3'}
+    for algorithm in ('ddpg', 'td3'):
+        assert block['correctness'][algorithm] == {'max_abs_diff': 0.0, 'matches': True, 'updates': 3,
+                                                   'tolerance': 1e-3}
 
 
 def test_a_real_difference_is_reported():
@@ -53,12 +57,6 @@ def test_the_batches_train_the_actor():
     trained = learner.train_actor('ddpg', 'cpu', batches, seed=0)
     untrained = learner.train_actor('ddpg', 'cpu', [], seed=0)
     assert learner.max_abs_difference(trained, untrained) > 0.0
-
-
-def test_correctness_block_has_the_keys_the_summary_reads():
-    block = learner.correctness('cpu', updates=2)
-    assert block['matches_cpu'] is True and block['max_abs_diff'] == 0.0
-    assert set(block['correctness']) == {'updates', 'tolerance', 'ddpg', 'td3'}
 
 
 def test_bad_arguments_are_refused():
