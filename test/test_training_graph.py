@@ -44,7 +44,9 @@ class Monitor(TopicRecorder):
 
 def _run(package: str, executable: str, name: str, domain: int, output_dir: Path, *params: str) -> ChildProcess:
     argv = [*DCDRL, 'run', package, executable, '--ros-args', '-r', f'__node:={name}', '-r', '__ns:=/dcdrl',
-            '--params-file', str(FAST), '-p', f'output_dir:={output_dir}']
+            '--params-file', str(FAST)]
+    if executable != 'client':   # clients write no files and declare no output_dir (an unknown -p stops a node)
+        argv += ['-p', f'output_dir:={output_dir}']
     for param in params:
         argv += ['-p', param]
     return ChildProcess(argv, env=loopback_env(domain))

@@ -76,6 +76,7 @@ import numpy as np
 
 from dcdrl_core import ros
 from dcdrl_core.msg_arrays import set_array
+from dcdrl_core.param_check import check_no_unknown_parameters
 from dcdrl_core.weights_msg import fill_weights
 from dcdrl_msgs.msg import (
     EpisodeStats, PolicyWeights, PriorityUpdate, ReplayStats, SampledBatch, SampleRequest, Tensor,
@@ -149,6 +150,7 @@ class LearnerNode(ros.Node):
             if spec.name != 'mode':
                 self.declare_parameter(spec.name, spec.default)
         self.declare_parameter('exit_when_done', False)
+        check_no_unknown_parameters(self)
         config = LearnerConfig(**{spec.name: self.get_parameter(spec.name).value for spec in fields(LearnerConfig)})
         self.exit_when_done = bool(self.get_parameter('exit_when_done').value)
         self.learner = Learner(config, _Outputs(self), name=self.get_name())

@@ -33,6 +33,7 @@ from typing import Optional, Sequence
 
 from dcdrl_core import ros
 from dcdrl_core.learning.codec import WeightsRejected
+from dcdrl_core.param_check import check_no_unknown_parameters
 from dcdrl_core.weights_msg import fill_weights, fitness_of, read_weights
 from dcdrl_msgs.msg import PolicyWeights, Tensor
 from dcdrl_msgs.srv import GetPolicy
@@ -49,6 +50,7 @@ class ParameterServerNode(ros.Node):
         for name in _NAMES:
             self.declare_parameter(name, getattr(_DEFAULTS, name))
         self.declare_parameter('poll_period_s', 0.5)
+        check_no_unknown_parameters(self)
         param = lambda name: self.get_parameter(name).value  # noqa: E731
         if param('poll_period_s') <= 0:
             raise ValueError(f"poll_period_s must be > 0, got {param('poll_period_s')}")

@@ -55,6 +55,7 @@ from typing import Any, Optional, Sequence
 
 from dcdrl_core import ros
 from dcdrl_core.experience import ExperienceRejected
+from dcdrl_core.param_check import check_no_unknown_parameters
 from dcdrl_msgs.msg import ExperienceBatch, PolicyWeights, PriorityUpdate, ReplayStats, SampledBatch, SampleRequest
 from dcdrl_cloud.replay_service import (
     JOURNAL_NAME, SNAPSHOT_NAME, PriorityRejected, ReplayService, ReplayServiceConfig, RequestRejected, SnapshotRefused,
@@ -101,6 +102,7 @@ class ReplayBufferNode(ros.Node):
         super().__init__('replay_buffer')
         for name, default, _ in PARAMETERS:
             self.declare_parameter(name, default)
+        check_no_unknown_parameters(self)
         param = lambda name: self.get_parameter(name).value  # noqa: E731
         # A bad value raises ValueError here: ros.run_node prints it and exits with code 2.
         config = ReplayServiceConfig(**{name: param(name) for name in _CONFIG_FIELDS})

@@ -27,6 +27,7 @@ import numpy as np
 
 from dcdrl_core import ros
 from dcdrl_core.msg_arrays import get_array
+from dcdrl_core.param_check import check_no_unknown_parameters
 from dcdrl_msgs.msg import EpisodeStats, TrajectorySegment
 from dcdrl_cloud.scope import ScopeData, draw_scope, open_window, save_scope_png
 
@@ -39,6 +40,7 @@ class ScopeNode(ros.Node):
         for name, default in (('device_id', ''), ('window_s', 10.0), ('rate_hz', 30.0), ('refresh_period_s', 0.5),
                               ('output', 'runs/scope.png'), ('window', True)):
             self.declare_parameter(name, default)
+        check_no_unknown_parameters(self)
         p = lambda name: self.get_parameter(name).value  # noqa: E731
         for name in ('window_s', 'rate_hz', 'refresh_period_s'):
             if not p(name) > 0:

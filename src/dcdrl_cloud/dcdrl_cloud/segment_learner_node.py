@@ -32,6 +32,7 @@ import traceback
 from typing import Any
 
 from dcdrl_core import ros
+from dcdrl_core.param_check import check_no_unknown_parameters
 from dcdrl_core.weights_msg import fill_weights
 from dcdrl_msgs.msg import EdgeCommand, EpisodeStats, PolicyWeights, Tensor, TrainingStats, TrajectorySegment
 from dcdrl_msgs.srv import GetPolicy
@@ -93,6 +94,7 @@ class SegmentsMode:
             node.declare_parameter(spec.name, spec.default)
         node.declare_parameter('segment_depth', 1000)
         node.declare_parameter('exit_when_done', False)
+        check_no_unknown_parameters(node)
         config = SegmentLearnerConfig(**{spec.name: node.get_parameter(spec.name).value
                                          for spec in fields(SegmentLearnerConfig)})
         depth = int(node.get_parameter('segment_depth').value)

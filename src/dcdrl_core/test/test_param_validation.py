@@ -56,6 +56,8 @@ NODES = {
 # Node names given with -r __node:= (the file blocks above name them) and extra settings per case.
 NODE_NAME = {'learner_segments': 'learner', 'client': 'client'}
 EXTRA = {'learner_segments': ['-p', 'mode:=segments']}
+# The nodes with an output_dir (kept out of the working tree).
+WRITES_FILES = ('replay_buffer', 'learner', 'learner_segments', 'parameter_server')
 # The module whose source must call check_no_unknown_parameters for the unknown-key case to apply.
 CHECKED_IN = {'learner_segments': 'dcdrl_cloud.segment_learner_node'}
 
@@ -91,9 +93,9 @@ def run_main(monkeypatch, tmp_path, capsys):
 
 def _case_args(label: str, tmp_path, line: str = '', extra_p: tuple[str, ...] = ()) -> tuple[str, list[str]]:
     module, block = NODES[label][0], NODES[label][1]
-    args = ['-r', f'__node:={NODE_NAME.get(label, block.rsplit("/", 1)[1])}', *EXTRA.get(label, []),
-            '-p', f'output_dir:={tmp_path / "out"}'] if label not in ('controller', 'face_server') else \
-        ['-r', f'__node:={block.rsplit("/", 1)[1]}']
+    args = ['-r', f'__node:={NODE_NAME.get(label, block.rsplit("/", 1)[1])}', *EXTRA.get(label, [])]
+    if label in WRITES_FILES:   # only nodes that declare output_dir get it (an undeclared -p stops a node)
+        args += ['-p', f'output_dir:={tmp_path / "out"}']
     if line:
         path = tmp_path / 'params.yaml'
         path.write_text(f'{block}:\n  ros__parameters:\n    {line}\n')

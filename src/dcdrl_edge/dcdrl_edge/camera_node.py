@@ -35,6 +35,7 @@ import sys
 from typing import Any, Optional, Sequence
 
 from dcdrl_core import ros
+from dcdrl_core.param_check import check_no_unknown_parameters
 from sensor_msgs.msg import CompressedImage, Image
 from dcdrl_edge.frame_sources import fit_frame, open_source
 from dcdrl_edge.images import fill_compressed_msg, fill_image_msg
@@ -60,6 +61,7 @@ class CameraNode(ros.Node):
                               ('jpeg_quality', 80), ('publish_raw', True), ('publish_compressed', True),
                               ('frame_id', 'camera'), ('loop', False)):
             self.declare_parameter(name, default)
+        check_no_unknown_parameters(self)
         param = lambda name: self.get_parameter(name).value  # noqa: E731
         self.rate_hz = float(param('rate_hz'))
         self.width, self.height = int(param('width')), int(param('height'))

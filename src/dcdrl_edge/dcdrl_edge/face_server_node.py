@@ -38,6 +38,7 @@ import numpy as np
 
 from dcdrl_core import ros
 from dcdrl_core.msg_arrays import set_array
+from dcdrl_core.param_check import check_no_unknown_parameters
 from dcdrl_msgs.srv import RecognizeFaces
 from dcdrl_edge.face_server import FaceServerConfig, FaceServerLogic
 from dcdrl_edge.images import compressed_bytes
@@ -51,6 +52,7 @@ class FaceServerNode(ros.Node):
         super().__init__('face_server')
         for name in _NAMES:
             self.declare_parameter(name, getattr(_DEFAULTS, name))
+        check_no_unknown_parameters(self)
         self.config = FaceServerConfig(**{name: self.get_parameter(name).value for name in _NAMES})
         started = time.monotonic()
         self.logic = FaceServerLogic(self.config)

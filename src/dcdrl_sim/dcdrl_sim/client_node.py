@@ -57,6 +57,7 @@ from typing import Optional, Sequence
 
 from dcdrl_core import ros
 from dcdrl_core.experience import fill_experience
+from dcdrl_core.param_check import check_no_unknown_parameters
 from dcdrl_msgs.msg import EpisodeStats, ExperienceBatch, PolicyWeights, Tensor
 from dcdrl_sim.client_logic import ClientConfig, ClientLogic, StepResult
 
@@ -75,6 +76,7 @@ class SimulatedClient(ros.Node):
         self.declare_parameter('publish_rate_hz', 20.0)
         self.declare_parameter('experience_depth', 100)
         self.declare_parameter('stats_period_s', 10.0)
+        check_no_unknown_parameters(self)
         param = lambda name: self.get_parameter(name).value  # noqa: E731
         if param('publish_rate_hz') <= 0 or param('experience_depth') < 1 or param('stats_period_s') <= 0:
             raise ValueError('publish_rate_hz and stats_period_s must be > 0 and experience_depth >= 1, got '
