@@ -233,6 +233,7 @@ def _bad_experience() -> dict[str, Any]:
     message.batch_size = 0
     message = bad['extras without names'] = _experience(56)
     set_array(message, 'extras', np.ones(ROWS, np.float32), np.float32)
+    bad['client_id of 10,000 characters'] = _experience(57, client='c' * 10_000)
     return bad
 
 
@@ -258,6 +259,7 @@ def test_replay_buffer_refuses_bad_experience_requests_and_priorities(peer_for):
         experience.publish(message)
     requests.publish(SampleRequest(requester='tester', batches=1, batch_size=0))
     requests.publish(SampleRequest(requester='tester', batches=1, batch_size=1_000_000))
+    requests.publish(SampleRequest(requester='r' * 10_000, batches=1, batch_size=ROWS))
     update = PriorityUpdate()
     set_array(update, 'indices', np.array([0], np.uint64), np.uint64)
     set_array(update, 'priorities', np.array([np.nan], np.float32), np.float32)
@@ -275,7 +277,7 @@ def test_replay_buffer_refuses_bad_experience_requests_and_priorities(peer_for):
     report = _report(child, 'REPORT')
     assert report['rejected'] == len(bad) and report['replay_size'] == report['transitions'] == 2 * ROWS
     assert report['clients']['client_0']['batches'] == 2 and report['lost_batches'] == 0
-    assert report['rejected_priority_updates'] == 1 and report['rejected_requests'] == 2
+    assert report['rejected_priority_updates'] == 1 and report['rejected_requests'] == 3
     assert report['batches_served'] == 1
 
 
@@ -627,7 +629,6 @@ def test_learner_refuses_bad_batches_and_keeps_training(peer_for):
 GAP = 'gap in docs/robustness.md: remove this marker with the proposed change'
 
 
-@pytest.mark.xfail(strict=True, reason=GAP + ' (G1: ids in ExperienceBatch)')
 def test_gap_an_overlong_client_id_is_refused():
     from dcdrl_core.experience import ExperienceRejected, read_experience
     with pytest.raises(ExperienceRejected, match='client_id'):

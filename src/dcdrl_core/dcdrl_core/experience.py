@@ -13,6 +13,11 @@ import numpy as np
 
 from dcdrl_core.msg_arrays import get_array, set_array
 
+# Size limits of the variable-length strings (the arrays are fixed by batch_size x dims): the
+# client_id becomes a key of the replay's per-client records and appears in log lines.
+MAX_ID_LENGTH = 64   # characters of client_id and of each extra name
+MAX_EXTRAS = 32      # extra columns per batch (the face offload controller sends 6)
+
 
 class ExperienceRejected(ValueError):
     """An experience batch that must not be stored; the message says why."""
@@ -68,7 +73,12 @@ def read_experience(message: Any, obs_dim: Optional[int] = None,
                     action_dim: Optional[int] = None) -> Experience:
     """Validates an ExperienceBatch and returns its arrays; raises ExperienceRejected."""
     batch, o_dim, a_dim = int(message.batch_size), int(message.obs_dim), int(message.action_dim)
-    source = f'batch {message.sequence} from {message.client_id or "?"}'
+    client_id = message.client_id
+    if not isinstance(client_id, str) or not 1 <= len(client_id) <= MAX_ID_LENGTH:
+        got = f'{len(client_id)} characters' if isinstance(client_id, str) else type(client_id).__name__
+        raise ExperienceRejected(f'batch {message.sequence}: client_id must have 1 to {MAX_ID_LENGTH} characters, '
+                                 f'got {got}')
+    source = f'batch {message.sequence} from {client_id}'
     if batch <= 0 or o_dim <= 0 or a_dim <= 0:
         raise ExperienceRejected(f'{source}: batch_size, obs_dim and action_dim must be > 0, '
                                  f'got {batch}, {o_dim}, {a_dim}')
@@ -76,7 +86,11 @@ def read_experience(message: Any, obs_dim: Optional[int] = None,
         raise ExperienceRejected(f'{source}: obs_dim {o_dim}, expected {obs_dim}')
     if action_dim is not None and a_dim != action_dim:
         raise ExperienceRejected(f'{source}: action_dim {a_dim}, expected {action_dim}')
+    if len(message.extra_names) > MAX_EXTRAS:
+        raise ExperienceRejected(f'{source}: {len(message.extra_names)} extra_names, at most {MAX_EXTRAS}')
     names = tuple(message.extra_names)
+    if any(not isinstance(name, str) or not 1 <= len(name) <= MAX_ID_LENGTH for name in names):
+        raise ExperienceRejected(f'{source}: each extra name must have 1 to {MAX_ID_LENGTH} characters')
     arrays = {
         'obs': (get_array(message, 'obs', np.float32), batch * o_dim),
         'actions': (get_array(message, 'actions', np.float32), batch * a_dim),
@@ -92,7 +106,7 @@ def read_experience(message: Any, obs_dim: Optional[int] = None,
         if values.dtype.kind == 'f' and not np.isfinite(values).all():
             raise ExperienceRejected(f'{source}: {name} contains NaN or Inf')
     return Experience(
-        client_id=message.client_id, sequence=int(message.sequence), policy_version=int(message.policy_version),
+        client_id=client_id, sequence=int(message.sequence), policy_version=int(message.policy_version),
         obs=arrays['obs'][0].reshape(batch, o_dim), actions=arrays['actions'][0].reshape(batch, a_dim),
         rewards=arrays['rewards'][0], next_obs=arrays['next_obs'][0].reshape(batch, o_dim),
         terminated=arrays['terminated'][0], truncated=arrays['truncated'][0], extra_names=names,

@@ -33,6 +33,11 @@ def test_round_trip_through_the_wire_format():
     (lambda m: m.rewards.__setitem__(2, np.nan), 'rewards contains NaN or Inf'),
     (lambda m: m.next_obs.__setitem__(0, np.inf), 'next_obs contains NaN or Inf'),
     (lambda m: setattr(m, 'extra_names', ['only_one']), 'extras has 10 values, expected 5'),
+    # size limits of the strings (docs/robustness.md, G1)
+    (lambda m: setattr(m, 'client_id', 'c' * 65), 'client_id must have 1 to 64 characters, got 65 characters'),
+    (lambda m: setattr(m, 'client_id', ''), 'client_id must have 1 to 64 characters, got 0 characters'),
+    (lambda m: setattr(m, 'extra_names', ['x'] * 33), '33 extra_names, at most 32'),
+    (lambda m: setattr(m, 'extra_names', ['latency_s', 'e' * 65]), 'each extra name must have 1 to 64 characters'),
 ])
 def test_bad_batches_are_refused_with_the_reason(mutate, reason):
     _, message = _batch(np.random.default_rng(1))
