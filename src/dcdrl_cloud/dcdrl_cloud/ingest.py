@@ -69,15 +69,23 @@ class ExperienceIngest:
         obs_dim, action_dim: expected dimensions; None = fixed by the first valid batch.
         seed: sampling seed of the replay buffer.
         buffer_kwargs: further ReplayBuffer arguments (prioritized, alpha, samples_per_insert, ...).
+        max_clients: distinct client ids kept (each has a record); batches of a new client beyond
+            this are refused, so that made-up ids cannot grow the records without bound.
+        allowed_clients: the only client ids accepted; empty = any.
     """
 
     def __init__(self, capacity: int, gamma: float = 0.99, obs_dim: Optional[int] = None,
                  action_dim: Optional[int] = None, seed: Optional[int] = None,
-                 buffer_kwargs: Optional[dict[str, Any]] = None) -> None:
+                 buffer_kwargs: Optional[dict[str, Any]] = None, max_clients: int = 256,
+                 allowed_clients: tuple[str, ...] = ()) -> None:
         if isinstance(capacity, bool) or not isinstance(capacity, (int, np.integer)) or capacity < 1:
             raise ValueError(f'capacity must be an integer >= 1, got {capacity!r}')
         if not 0.0 <= gamma <= 1.0:
             raise ValueError(f'gamma must be in [0, 1], got {gamma}')
+        if isinstance(max_clients, bool) or not isinstance(max_clients, (int, np.integer)) or max_clients < 1:
+            raise ValueError(f'max_clients must be an integer >= 1, got {max_clients!r}')
+        self.max_clients = int(max_clients)
+        self.allowed_clients = frozenset(allowed_clients)
         self.capacity, self.gamma, self.seed = int(capacity), float(gamma), seed
         self.obs_dim, self.action_dim = obs_dim, action_dim
         self.buffer_kwargs = dict(buffer_kwargs or {})
@@ -91,11 +99,21 @@ class ExperienceIngest:
     def validate(self, message: Any) -> Experience:
         """The batch's arrays; raises ExperienceRejected (counted) for a bad batch."""
         try:
-            return read_experience(message, self.obs_dim, self.action_dim)
+            experience = read_experience(message, self.obs_dim, self.action_dim)
+            self._check_client(experience)
+            return experience
         except ExperienceRejected as error:
             self.stats.rejected += 1
             self.stats.last_rejection = str(error)
             raise
+
+    def _check_client(self, experience: Experience) -> None:
+        client_id = experience.client_id
+        if self.allowed_clients and client_id not in self.allowed_clients:
+            raise ExperienceRejected(f'batch {experience.sequence} from {client_id}: not in allowed_clients')
+        if client_id not in self.stats.clients and len(self.stats.clients) >= self.max_clients:
+            raise ExperienceRejected(f'batch {experience.sequence} from {client_id}: already {self.max_clients} '
+                                     f'clients (max_clients)')
 
     def make_buffer(self, obs_dim: int, action_dim: int) -> ReplayBuffer:
         return ReplayBuffer(self.capacity, obs_dim, action_dim, seed=self.seed, **self.buffer_kwargs)

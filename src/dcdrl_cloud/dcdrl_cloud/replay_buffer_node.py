@@ -32,6 +32,8 @@ Parameters (name, default, meaning):
   max_batch_size       4096       larger sample requests are refused
   max_outstanding_batches 64      credits one requester may hold; more are dropped (counted)
   max_requesters       16         distinct requesters served; more are refused
+  max_clients          256        distinct client ids whose experience is kept; batches of new ones beyond are refused
+  allowed_clients      ''         the only client ids accepted, separated by commas or spaces; '' = any
   lag_window           100        received batches the version-lag statistics cover
   snapshot_period_s    60.0       seconds between snapshots (only when something changed); 0 = only at exit
   restore              True       load output_dir/replay.npz on start
@@ -49,6 +51,7 @@ import json
 import os
 from pathlib import Path
 import queue
+import re
 import threading
 import time
 from typing import Any, Optional, Sequence
@@ -80,6 +83,10 @@ PARAMETERS: tuple[tuple[str, Any, str], ...] = (
     ('max_batch_size', 4096, 'larger sample requests are refused'),
     ('max_outstanding_batches', 64, 'credits one requester may hold; more are dropped'),
     ('max_requesters', 16, 'distinct requesters served; more are refused'),
+    ('max_clients', 256, 'distinct client ids whose experience is kept; batches of new ones beyond are refused'),
+    # A string, not a string array: rclpy types an empty-list default as a byte array, and a ROS
+    # parameter file cannot hold an empty list.
+    ('allowed_clients', '', "the only client ids accepted, separated by commas or spaces; '' = any"),
     ('lag_window', 100, 'received batches the version-lag statistics cover'),
     ('snapshot_period_s', 60.0, 'seconds between snapshots; 0 = only at exit'),
     ('restore', True, 'load output_dir/replay.npz on start'),
@@ -91,10 +98,15 @@ PARAMETERS: tuple[tuple[str, Any, str], ...] = (
 )
 _CONFIG_FIELDS = ('capacity', 'gamma', 'prioritized', 'alpha', 'beta', 'beta_end', 'beta_steps', 'priority_eps',
                   'samples_per_insert', 'sample_error_buffer', 'min_size_to_sample', 'max_batch_size',
-                  'max_outstanding_batches', 'max_requesters', 'lag_window', 'seed', 'env_id')
+                  'max_outstanding_batches', 'max_requesters', 'max_clients', 'lag_window', 'seed', 'env_id')
 _SNAPSHOT = object()  # inbox token: write a snapshot (in the intake thread, between two batches)
 _STOP = object()      # inbox token: the intake thread ends after what was queued before it
 _SERVE_WAIT_S = 0.25  # the serving thread's longest wait before it re-checks for shutdown
+
+
+def _names(text: str) -> tuple[str, ...]:
+    """'client_0, client_1' -> ('client_0', 'client_1'); '' -> () (any client)."""
+    return tuple(name for name in re.split(r'[,\s]+', str(text)) if name)
 
 
 class ReplayBufferNode(ros.Node):
@@ -105,7 +117,8 @@ class ReplayBufferNode(ros.Node):
         check_no_unknown_parameters(self)
         param = lambda name: self.get_parameter(name).value  # noqa: E731
         # A bad value raises ValueError here: ros.run_node prints it and exits with code 2.
-        config = ReplayServiceConfig(**{name: param(name) for name in _CONFIG_FIELDS})
+        config = ReplayServiceConfig(**{name: param(name) for name in _CONFIG_FIELDS},
+                                     allowed_clients=_names(param('allowed_clients')))
         if param('snapshot_period_s') < 0 or param('report_period_s') <= 0:
             raise ValueError(f'snapshot_period_s must be >= 0 and report_period_s > 0, got '
                              f'{param("snapshot_period_s")} and {param("report_period_s")}')

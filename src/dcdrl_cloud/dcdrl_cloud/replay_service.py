@@ -38,7 +38,7 @@ import zipfile
 
 import numpy as np
 
-from dcdrl_core.experience import Experience
+from dcdrl_core.experience import MAX_ID_LENGTH, Experience
 from dcdrl_core.learning.replay import RateLimitTimeout, ReplayBuffer, TransitionBatch
 from dcdrl_core.msg_arrays import get_array, set_array
 from dcdrl_cloud.ingest import ExperienceIngest, IngestStats
@@ -99,6 +99,8 @@ class ReplayServiceConfig:
     max_batch_size: int = 4096           # larger requests are refused
     max_outstanding_batches: int = 64    # credits one requester may hold (= the batches topic depth)
     max_requesters: int = 16             # distinct requester names; more are refused
+    max_clients: int = 256               # distinct client ids whose experience is kept; new ones beyond are refused
+    allowed_clients: tuple[str, ...] = ()  # the only client ids accepted; () = any
     lag_window: int = 100                # received batches the version-lag statistics cover
     seed: int = 0                        # sampling seed
     env_id: str = ''                     # tags snapshots; a snapshot of another env is not restored
@@ -121,6 +123,11 @@ class ReplayServiceConfig:
         _check_int('max_batch_size', self.max_batch_size, 1)
         _check_int('max_outstanding_batches', self.max_outstanding_batches, 1)
         _check_int('max_requesters', self.max_requesters, 1)
+        _check_int('max_clients', self.max_clients, 1)
+        if not isinstance(self.allowed_clients, tuple) or \
+                any(not isinstance(c, str) or not 1 <= len(c) <= MAX_ID_LENGTH for c in self.allowed_clients):
+            raise ValueError(f'allowed_clients must be a tuple of client ids of 1 to {MAX_ID_LENGTH} characters, '
+                             f'got {self.allowed_clients!r}')
         _check_int('lag_window', self.lag_window, 1)
         _check_int('seed', self.seed, 0)
         if not isinstance(self.env_id, str):
@@ -219,7 +226,8 @@ class ReplayService:
         self.config = config
         self.clock = clock
         self.intake = ExperienceIngest(config.capacity, config.gamma, seed=config.seed,
-                                       buffer_kwargs=config.buffer_kwargs())
+                                       buffer_kwargs=config.buffer_kwargs(), max_clients=config.max_clients,
+                                       allowed_clients=config.allowed_clients)
         self.versions: Optional[np.ndarray] = None  # uint64 [capacity], producing policy version per slot
         self.latest_policy_version = 0
         self.requesters: dict[str, RequesterState] = {}
@@ -294,7 +302,7 @@ class ReplayService:
     def request(self, requester: str, batches: int, batch_size: int) -> int:
         """Adds ``batches`` credits of ``batch_size`` for ``requester``; returns its outstanding credits.
 
-        Raises RequestRejected (counted) for an empty name, a batch size outside
+        Raises RequestRejected (counted) for an empty name or one over 64 characters, a batch size outside
         [1, max_batch_size], or a new requester beyond max_requesters.  Credits beyond
         max_outstanding_batches are dropped (counted per requester).  ``batches`` = 0 only
         updates the batch size.
@@ -302,6 +310,8 @@ class ReplayService:
         try:
             if not isinstance(requester, str) or not requester:
                 raise RequestRejected('requester must be a non-empty name (the learner node name)')
+            if len(requester) > MAX_ID_LENGTH:   # the name is a key of the credits and appears in logs
+                raise RequestRejected(f'requester must have at most {MAX_ID_LENGTH} characters, got {len(requester)}')
             if isinstance(batch_size, bool) or int(batch_size) != batch_size or \
                     not 1 <= batch_size <= self.config.max_batch_size:
                 raise RequestRejected(f'{requester}: batch_size must be in [1, {self.config.max_batch_size}] '

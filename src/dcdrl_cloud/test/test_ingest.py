@@ -71,7 +71,25 @@ def test_counters_survive_a_json_round_trip_and_bad_ones_are_refused():
         IngestStats.from_dict({'batches': 1})
 
 
-@pytest.mark.parametrize('kwargs', [{'capacity': 0}, {'capacity': 10, 'gamma': 1.5}, {'capacity': True}])
+def test_new_clients_beyond_max_clients_and_unlisted_clients_are_refused():
+    """Made-up client ids cannot grow the per-client records without bound (docs/robustness.md, G2)."""
+    ingest = ExperienceIngest(capacity=100, max_clients=2)
+    for client in ('a', 'b'):
+        ingest.ingest(_message(0, client=client))
+    with pytest.raises(ExperienceRejected, match='from c: already 2 clients'):
+        ingest.ingest(_message(0, client='c'))
+    ingest.ingest(_message(1, client='a'))   # known clients go on
+    summary = ingest.summary()
+    assert sorted(summary['clients']) == ['a', 'b'] and summary['rejected'] == 1 and summary['replay_size'] == 12
+    listed = ExperienceIngest(capacity=100, allowed_clients=('client_0',))
+    listed.ingest(_message(0, client='client_0'))
+    with pytest.raises(ExperienceRejected, match='from client_9: not in allowed_clients'):
+        listed.ingest(_message(0, client='client_9'))
+    assert listed.stats.rejected == 1 and list(listed.stats.clients) == ['client_0']
+
+
+@pytest.mark.parametrize('kwargs', [{'capacity': 0}, {'capacity': 10, 'gamma': 1.5}, {'capacity': True},
+                                    {'capacity': 10, 'max_clients': 0}])
 def test_bad_configuration_is_refused(kwargs):
     with pytest.raises(ValueError):
         ExperienceIngest(**kwargs)

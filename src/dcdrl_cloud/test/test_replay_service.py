@@ -65,6 +65,8 @@ def test_gamma_default_is_the_dcdrl_presets():
     ({'min_size_to_sample': 300}, 'min_size_to_sample'),
     ({'max_batch_size': 0}, 'max_batch_size'),
     ({'lag_window': 0}, 'lag_window'),
+    ({'max_clients': 0}, 'max_clients'),
+    ({'allowed_clients': ('client_0', '')}, 'allowed_clients'),
     ({'samples_per_insert': 4.0, 'sample_error_buffer': 3.0}, 'sample_error_buffer'),
 ])
 def test_bad_configuration_is_refused_with_the_field_named(overrides, fragment):
@@ -115,6 +117,7 @@ def test_requesters_are_served_round_robin():
     ('l', 1, 0, 'batch_size'),
     ('l', 1, 5000, 'batch_size'),
     ('l', -1, 8, 'batches'),
+    ('r' * 65, 1, 8, 'at most 64 characters, got 65'),   # docs/robustness.md, G6
 ])
 def test_bad_requests_are_refused_and_counted(requester, batches, batch_size, fragment):
     service = _service()
@@ -191,6 +194,17 @@ def test_rejected_experience_is_counted_and_stores_nothing():
     with pytest.raises(ExperienceRejected, match='obs_dim 7, expected 5'):
         service.ingest(_message(1, 1, obs_dim=7))
     assert len(service) == 8 and service.stats()['rejected_batches'] == 1
+
+
+def test_max_clients_and_allowed_clients_reach_the_intake():
+    service = _service(max_clients=1)
+    _fill(service, 1, client='c0')
+    with pytest.raises(ExperienceRejected, match='max_clients'):
+        service.ingest(_message(0, 1, client='c1'))
+    listed = _service(allowed_clients=('c1',))
+    with pytest.raises(ExperienceRejected, match='not in allowed_clients'):
+        listed.ingest(_message(0, 1, client='c0'))
+    assert service.stats()['rejected_batches'] == listed.stats()['rejected_batches'] == 1
 
 
 def test_discounts_are_gamma_or_zero_after_termination():
