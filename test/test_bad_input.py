@@ -645,7 +645,6 @@ def test_gap_get_policy_does_not_echo_an_overlong_architecture_id(tmp_path):
     assert not answer.available and len(answer.message) < 1_000
 
 
-@pytest.mark.xfail(strict=True, reason=GAP + ' (G3: the face server echoes the format string)')
 def test_gap_an_overlong_image_format_is_refused_with_a_short_error():
     from dcdrl_edge.images import ImageRejected, decode_compressed
     with pytest.raises(ImageRejected) as refused:

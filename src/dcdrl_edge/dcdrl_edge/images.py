@@ -36,6 +36,9 @@ from dcdrl_core.msg_arrays import get_array, set_array
 ENCODINGS = {'rgb8': 3, 'bgr8': 3, 'mono8': 1}
 DEFAULT_MAX_BYTES = 2_000_000
 DEFAULT_MAX_PIXELS = 1920 * 1080
+# Longest CompressedImage format / Image encoding string read ("rgb8; jpeg compressed bgr8" has 25
+# characters); longer ones are refused, and errors quote at most this many characters of them.
+MAX_FORMAT_LENGTH = 64
 # Formats of sensor_msgs/CompressedImage we accept. ROS's image_transport writes e.g.
 # "rgb8; jpeg compressed bgr8"; plain "jpeg"/"png" is the message's documented form.
 _FORMAT_WORDS = {'jpeg': 'jpeg', 'jpg': 'jpeg', 'png': 'png'}
@@ -98,7 +101,13 @@ def _channels(encoding: str) -> int:
         return ENCODINGS[encoding]
     except (KeyError, TypeError):
         raise ImageRejected('bad_format', f'image encoding must be one of {sorted(ENCODINGS)}, '
-                                          f'got {encoding!r}') from None
+                                          f'got {_quote(encoding)}') from None
+
+
+def _quote(text: Any) -> str:
+    """repr of an untrusted string, cut to MAX_FORMAT_LENGTH characters (it goes into errors and logs)."""
+    text = str(text)
+    return repr(text[:MAX_FORMAT_LENGTH]) + ('...' if len(text) > MAX_FORMAT_LENGTH else '')
 
 
 def _check_size(height: int, width: int, limits: Optional[ImageLimits]) -> None:
@@ -218,7 +227,7 @@ def decode_compressed(data: Any, want: str = 'rgb8', limits: Optional[ImageLimit
     named = format_kind(format)
     kind, width, height = compressed_size(raw)
     if named is not None and named != kind:
-        raise ImageRejected('bad_format', f'format says {format!r} but the bytes are {kind.upper()}')
+        raise ImageRejected('bad_format', f'format says {_quote(format)} but the bytes are {kind.upper()}')
     _check_size(height, width, limits)
     flag = cv2.IMREAD_GRAYSCALE if want == 'mono8' else cv2.IMREAD_COLOR
     image = cv2.imdecode(np.frombuffer(raw, np.uint8), flag)
@@ -232,6 +241,9 @@ def decode_compressed(data: Any, want: str = 'rgb8', limits: Optional[ImageLimit
 
 def format_kind(format: str) -> Optional[str]:
     """'jpeg', 'png', or None for '' (sniff); ImageRejected for a format we do not decode."""
+    if len(format or '') > MAX_FORMAT_LENGTH:
+        raise ImageRejected('bad_format', f'compressed image format has {len(format)} characters '
+                                          f'(at most {MAX_FORMAT_LENGTH})')
     text = (format or '').strip().lower()
     if not text:
         return None
@@ -240,7 +252,7 @@ def format_kind(format: str) -> Optional[str]:
     for word in words:
         if word in _FORMAT_WORDS:
             return _FORMAT_WORDS[word]
-    raise ImageRejected('bad_format', f'compressed image format {format!r} is not JPEG or PNG')
+    raise ImageRejected('bad_format', f'compressed image format {_quote(format)} is not JPEG or PNG')
 
 
 # ---------------------------------------------------------------------------- CompressedImage

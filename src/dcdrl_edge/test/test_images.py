@@ -65,6 +65,8 @@ def test_raw_image_refusals(picture):
     kind, text = reason(data=np.zeros(100, np.uint8))
     assert kind == 'bad_layout' and 'data has 100 bytes, expected step * height' in text
     assert reason(encoding='yuv422')[0] == 'bad_format'
+    kind, text = reason(encoding='e' * 100_000)   # quoted cut short (docs/robustness.md, G3)
+    assert kind == 'bad_format' and len(text) < 200
     assert reason(height=480, width=640, step=1920)[0] == 'too_many_pixels'
 
 
@@ -126,6 +128,7 @@ def test_compressed_refusals(picture):
     assert reason(b'\xff\xd8\xff\xe0\x00\x10' + b'\x00' * 14)[0] == 'undecodable'  # no frame header
     assert reason(jpeg, format='tiff') == ('bad_format', "compressed image format 'tiff' is not JPEG or PNG")
     assert reason(jpeg, format='png')[0] == 'bad_format'   # the bytes say otherwise
+    assert reason(jpeg, format='x' * 65) == ('bad_format', 'compressed image format has 65 characters (at most 64)')
 
 
 def test_decompression_bomb_is_refused_from_the_header():
