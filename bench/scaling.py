@@ -24,9 +24,9 @@ import math
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -206,21 +206,17 @@ class Graph:
         self.clients = [self._client(k, *params) for k in range(2)]
 
     def close(self) -> None:
-        """Ends every node at once (SIGINT to all, then each one's stop: SIGKILL after 10 s)."""
+        """Kills every node at once (SIGKILL to each process group): what they would write on a clean
+        shutdown (replay snapshot, learner checkpoint) would only go to a temporary folder."""
         processes = [self.learner, *self.clients, self.replay]
         for process in processes:
-            resume(process)   # a stopped process would not act on SIGINT
             if process.process.poll() is None:
                 try:
-                    os.killpg(process.pid, signal.SIGINT)
+                    os.killpg(process.pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
         for process in processes:
-            try:
-                process.process.wait(10.0)
-            except subprocess.TimeoutExpired:
-                pass   # stop() below kills it
-            process.stop()
+            process.stop()   # reaps it and collects its output
         self.probe.close()
 
 
@@ -239,13 +235,19 @@ def measure(quick: bool, repeats: int, window_s: float, settle_s: float) -> dict
                                     '1_clients': [], '2_clients': []}
     with tempfile.TemporaryDirectory() as out:
         graph = Graph(out, report_s)
+        built: list[InProcessLearner] = []
+        builder = threading.Thread(target=lambda: built.append(InProcessLearner()), daemon=True)
+        builder.start()   # while the graph starts (an exception there leaves `built` empty)
         try:
             probe = graph.probe
             graph.wait_for(lambda: probe.replay and probe.replay[-1][1] > 20000, 'experience')
             for client in graph.clients:   # enough data: the learner alone with the replay node
                 graph.pause(client)
             log('20,000 transitions stored (clients paused)')
-            reference = InProcessLearner()   # built while the learner node starts
+            builder.join(START_TIMEOUT)
+            if not built:
+                raise RuntimeError('the in-process learner could not be built (see the traceback above)')
+            reference = built[0]
             log('in-process learner built')
             graph.wait_for(lambda: probe.learner and probe.learner[-1][1] > 0, 'training')
             log('learner node training; in-process (learner node paused), then the node over DDS, taking turns')
@@ -257,7 +259,7 @@ def measure(quick: bool, repeats: int, window_s: float, settle_s: float) -> dict
             graph.pause(graph.learner)
             log('collection: 1 client (the other paused), then 2 clients, taking turns')
             graph.resume(graph.clients[0])
-            graph.replay_rate(0.0, 2 * settle_s)   # a warm-up after the long pause
+            graph.replay_rate(0.0, settle_s)   # a warm-up after the long pause
             for _ in range(repeats):
                 runs['collection_1'].append(graph.replay_rate(settle_s, window_s))
                 graph.resume(graph.clients[1])
