@@ -195,6 +195,8 @@ def _weights(preset: str, obs: int, act: int, version: int, change: Optional[str
         shapes['extra.weight'], arrays['extra.weight'] = (2,), np.zeros(2, np.float32)
     elif change == 'duplicate_names':
         names.append(first)
+    elif change == 'malformed':   # over the size limits of weights_msg.read_weights
+        producer = 'p' * 10_000
     payload = make_payload(arch, version, names, [shapes[n] for n in names], [arrays[n] for n in names])
     return fill_weights(PolicyWeights(), payload, Tensor, producer=producer, generation=generation, fitness=fitness)
 
@@ -324,7 +326,7 @@ def test_client_refuses_bad_policies_and_keeps_acting(peer_for):
 
     # Depth-1 topic: one at a time, each after the client logged the previous refusal.
     bad = [('unknown_architecture', 10), ('wrong_architecture', 11), ('wrong_shape', 12), ('non_finite', 13),
-           ('missing_names', 14), ('duplicate_names', 15), ('stale_version', 4)]
+           ('missing_names', 14), ('duplicate_names', 15), ('malformed', 16), ('stale_version', 4)]
     logged_at = 0.0
     for count, (kind, version) in enumerate(bad, 1):
         time.sleep(max(0.0, logged_at + LOG_THROTTLE_S - time.monotonic()))   # let the log throttle pass
@@ -467,7 +469,8 @@ def test_parameter_server_refuses_bad_models_policies_and_requests(peer_for):
     bad = {'unknown_architecture': model('unknown_architecture'), 'wrong_architecture': model('wrong_architecture'),
            'wrong_shape': model('wrong_shape'), 'non_finite': model('non_finite'),
            'missing_names': model('missing_names'), 'no_fitness': model(fitness=None),
-           'bad_fitness': model(fitness=math.inf), 'no_producer': model(producer='  ')}
+           'bad_fitness': model(fitness=math.inf), 'no_producer': model(producer='  '),
+           'malformed': model('malformed')}
     for message in bad.values():
         models.publish(message)
     models.publish(model(producer='client_1', fitness=-2.0))   # reliable, in order: after every bad one
@@ -478,11 +481,16 @@ def test_parameter_server_refuses_bad_models_policies_and_requests(peer_for):
     child.wait_for_line('learner policy version 9 kept', TIMEOUT)
     policy.publish(_weights('dcdrl', CP_OBS, CP_ACT, 5, producer='learner'))
     child.wait_for_line('refused learner policy version 5', TIMEOUT)
+    time.sleep(LOG_THROTTLE_S)   # let the log throttle pass
+    policy.publish(_weights('dcdrl', CP_OBS, CP_ACT, 10, 'malformed'))
+    child.wait_for_line('refused learner policy version 10', TIMEOUT)
 
     unknown = peer.call(get_policy, GetPolicy.Request(architecture_id='mlp-none-00000000', min_version=0))
     assert not unknown.available and 'not mlp-none-00000000' in unknown.message
     too_new = peer.call(get_policy, GetPolicy.Request(architecture_id='', min_version=2 ** 63))
     assert not too_new.available and 'min_version' in too_new.message
+    overlong = peer.call(get_policy, GetPolicy.Request(architecture_id='x' * 100_000))
+    assert not overlong.available and len(overlong.message) < 100   # not echoed
     reply = peer.call(get_policy, GetPolicy.Request())
     assert reply.available and reply.weights.version == 9       # the good policy was kept
 
@@ -498,8 +506,8 @@ def test_parameter_server_refuses_bad_models_policies_and_requests(peer_for):
     print(f'parameter_server shutdown: {len(answered)} of {len(futures)} get_policy requests answered')
     report = _report(child, 'PARAMETER_SERVER REPORT')
     assert report['refused'] == {reason: 1 for reason in bad} and report['accepted'] == 1
-    assert report['learner_refused'] == {'stale_version': 1} and report['learner_version'] == 9
-    assert report['requests'] >= 3 and report['requests_unanswered'] >= 2
+    assert report['learner_refused'] == {'stale_version': 1, 'malformed': 1} and report['learner_version'] == 9
+    assert report['requests'] >= 4 and report['requests_unanswered'] >= 3
 
 
 # ---------------------------------------------------------------------------------------------- segment learner
@@ -546,6 +554,8 @@ def test_segment_learner_refuses_bad_segments_and_requests(peer_for):
     assert not unknown.available and 'this learner trains' in unknown.message
     too_new = peer.call(get_policy, GetPolicy.Request(min_version=2 ** 63))
     assert not too_new.available and 'no weights at version' in too_new.message
+    overlong = peer.call(get_policy, GetPolicy.Request(architecture_id='x' * 100_000))
+    assert not overlong.available and len(overlong.message) < 100   # not echoed
     reply = peer.call(get_policy, GetPolicy.Request(min_version=1))
     assert reply.available and reply.weights.version >= 1
     _stopped_cleanly(child)
@@ -635,7 +645,6 @@ def test_gap_an_overlong_client_id_is_refused():
         read_experience(_experience(0, client='c' * 10_000))
 
 
-@pytest.mark.xfail(strict=True, reason=GAP + ' (G4: get_policy echoes the requested id)')
 def test_gap_get_policy_does_not_echo_an_overlong_architecture_id(tmp_path):
     from dcdrl_cloud.parameter_server import ParameterServer, ParameterServerConfig
     from dcdrl_core.weights_msg import read_weights

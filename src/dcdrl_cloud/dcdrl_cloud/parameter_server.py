@@ -42,6 +42,7 @@ from dcdrl_core.learning.codec import WeightsPayload, WeightsRejected, decode_we
 from dcdrl_core.learning.inference import actor_shapes
 from dcdrl_core.learning.merge import METHODS, GenerationCollector, GenerationResult
 from dcdrl_core.learning.networks import PRESETS, architecture_id, network_config
+from dcdrl_core.weights_msg import MAX_ARCHITECTURE_ID_LENGTH
 
 CSV_NAME = 'generations.csv'
 CSV_COLUMNS = ('generation', 'time', 'reason', 'submissions', 'merged_clients', 'weights', 'fitness',
@@ -266,6 +267,9 @@ class ParameterServer:
     def answer(self, requested_architecture: str = '', min_version: int = 0) -> PolicyAnswer:
         """get_policy: the merged generation if any, else the learner policy, if they fit the request."""
         self.requests += 1
+        if len(requested_architecture) > MAX_ARCHITECTURE_ID_LENGTH:   # never echoed: the reply stays small
+            self.requests_unanswered += 1
+            return PolicyAnswer(False, f'architecture_id longer than {MAX_ARCHITECTURE_ID_LENGTH} characters')
         candidates = []
         if self.merged is not None:
             candidates.append((f'merged generation {self.merged.generation}', self.merged.payload,

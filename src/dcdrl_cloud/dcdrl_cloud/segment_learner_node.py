@@ -33,7 +33,7 @@ from typing import Any
 
 from dcdrl_core import ros
 from dcdrl_core.param_check import check_no_unknown_parameters
-from dcdrl_core.weights_msg import fill_weights
+from dcdrl_core.weights_msg import MAX_ARCHITECTURE_ID_LENGTH, fill_weights
 from dcdrl_msgs.msg import EdgeCommand, EpisodeStats, PolicyWeights, Tensor, TrainingStats, TrajectorySegment
 from dcdrl_msgs.srv import GetPolicy
 from dcdrl_cloud.learner import json_safe
@@ -133,6 +133,10 @@ class SegmentsMode:
         self.learner.receive(segment)
 
     def on_get_policy(self, request: GetPolicy.Request, response: GetPolicy.Response) -> GetPolicy.Response:
+        if len(request.architecture_id) > MAX_ARCHITECTURE_ID_LENGTH:   # never echoed: the reply stays small
+            response.available = False
+            response.message = f'architecture_id longer than {MAX_ARCHITECTURE_ID_LENGTH} characters'
+            return response
         if request.architecture_id and request.architecture_id != self.learner.architecture_id:
             response.available = False
             response.message = (f'this learner trains {self.learner.architecture_id!r}, '
