@@ -34,7 +34,7 @@ from typing import Optional, Sequence
 from dcdrl_core import ros
 from dcdrl_core.learning.codec import WeightsRejected
 from dcdrl_core.param_check import check_no_unknown_parameters
-from dcdrl_core.weights_msg import fill_weights, fitness_of, read_weights
+from dcdrl_core.weights_msg import MAX_PRODUCER_LENGTH, fill_weights, fitness_of, read_weights
 from dcdrl_msgs.msg import PolicyWeights, Tensor
 from dcdrl_msgs.srv import GetPolicy
 from dcdrl_cloud.parameter_server import ParameterServer, ParameterServerConfig, SubmissionRefused, env_dims
@@ -74,7 +74,7 @@ class ParameterServerNode(ros.Node):
             f'over {elite}, architecture {self.logic.architecture_id}, writing {self.logic.csv_path}')
 
     def on_model(self, message: PolicyWeights) -> None:
-        producer = message.producer
+        producer = message.producer[:MAX_PRODUCER_LENGTH]   # longer ones are refused (malformed); logs stay short
         try:
             generation = self.logic.submit(read_weights(message), producer, int(message.generation),
                                            fitness_of(message), time.monotonic())
@@ -92,11 +92,17 @@ class ParameterServerNode(ros.Node):
         self.poll()
 
     def on_policy(self, message: PolicyWeights) -> None:
+        producer = message.producer[:MAX_PRODUCER_LENGTH]
         try:
-            version = self.logic.offer_learner_policy(read_weights(message), message.producer)
+            try:
+                payload = read_weights(message)
+            except WeightsRejected as error:   # not even a payload: the logic never sees it, so count it here
+                self.logic.learner_refused[error.reason] += 1
+                raise
+            version = self.logic.offer_learner_policy(payload, producer)
         except WeightsRejected as error:
             self.get_logger().warning(
-                f'refused learner policy version {message.version} from {message.producer!r}: {error} '
+                f'refused learner policy version {message.version} from {producer!r}: {error} '
                 f'[{sum(self.logic.learner_refused.values())} refused]', throttle_duration_sec=1.0)
             return
         self.get_logger().info(f'learner policy version {version} kept for get_policy', throttle_duration_sec=10.0)

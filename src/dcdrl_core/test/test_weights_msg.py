@@ -6,7 +6,7 @@ from dcdrl_core import runtime  # noqa: F401  (interface import hook)
 from dcdrl_core.learning.agents import Agent, AgentConfig
 from dcdrl_core.learning.codec import WeightsRejected, decode_weights, encode_weights
 from dcdrl_core.learning.networks import architecture_id
-from dcdrl_core.weights_msg import fill_weights, fitness_of, read_weights
+from dcdrl_core.weights_msg import MAX_TENSORS, fill_weights, fitness_of, read_weights
 from dcdrl_msgs.msg import PolicyWeights, Tensor
 
 
@@ -40,3 +40,19 @@ def test_tampered_weights_are_refused_after_transport():
     with pytest.raises(WeightsRejected, match='stale_version'):
         decode_weights(read_weights(message), arch, agent.actor_state(), active_version=5)
     assert fitness_of(message) is None
+
+
+@pytest.mark.parametrize('field, value, count', [
+    ('producer', 'p' * 65, '65, 36 and 8'),
+    ('architecture_id', 'a' * 129, '1, 129 and 8'),
+    ('tensors', [Tensor() for _ in range(MAX_TENSORS + 1)], f'1, 36 and {MAX_TENSORS + 1}'),
+])
+def test_overlong_strings_and_too_many_tensors_are_malformed(field, value, count):
+    """Refused before any tensor is read (docs/robustness.md, G8)."""
+    config, agent = _agent()
+    arch = architecture_id(config.network, 12, 1)
+    message = fill_weights(PolicyWeights(), encode_weights(agent.actor_state(), arch, 5), Tensor, producer='l')
+    setattr(message, field, value)
+    with pytest.raises(WeightsRejected, match=f'got {count}') as refused:
+        read_weights(message)
+    assert refused.value.reason == 'malformed'

@@ -149,17 +149,23 @@ class SimulatedClient(ros.Node):
     def _take_in(self, message: PolicyWeights) -> None:
         # Imported here, not at the top: torch comes with them (loaded by arm() by now).
         from dcdrl_core.learning.codec import WeightsRejected
-        from dcdrl_core.weights_msg import fitness_of, read_weights
+        from dcdrl_core.weights_msg import MAX_PRODUCER_LENGTH, fitness_of, read_weights
         central = self.config.mode == 'central'
+        what, intake = ('policy', self.logic.policy) if central else ('merged policy', self.logic.merged)
         try:
+            try:
+                payload = read_weights(message)
+            except WeightsRejected as error:   # not even a payload: the intake never sees it, so count it here
+                intake.record_rejection(error.reason)
+                raise
             if central:
-                self.logic.offer_policy(read_weights(message))
+                self.logic.offer_policy(payload)
             else:
-                self.logic.offer_merged(read_weights(message), fitness_of(message), int(message.generation))
+                self.logic.offer_merged(payload, fitness_of(message), int(message.generation))
         except WeightsRejected as error:
-            what, intake = ('policy', self.logic.policy) if central else ('merged policy', self.logic.merged)
             self.get_logger().warning(
-                f'refused {what} version {message.version} from {message.producer!r} ({error.reason}): {error} '
+                f'refused {what} version {message.version} from {message.producer[:MAX_PRODUCER_LENGTH]!r} '
+                f'({error.reason}): {error} '
                 f'[{intake.refused_total()} refused]', throttle_duration_sec=1.0)
             return
         if central:

@@ -65,6 +65,12 @@ class WeightsIntake:
             raise
         return int(payload.version)
 
+    def record_rejection(self, reason: str) -> None:
+        """Count weights refused before they became a payload (a PolicyWeights message that could
+        not be read), so that ``refused`` covers every refusal."""
+        with self._lock:
+            self.refused[reason] += 1
+
     def take(self) -> Optional[Incoming]:
         with self._lock:
             incoming, self._pending = self._pending, None
