@@ -32,6 +32,7 @@ import gymnasium
 import numpy as np
 
 import dcdrl_sim  # noqa: F401  (registers the environments)
+from dcdrl_core.experience import MAX_ID_LENGTH
 from dcdrl_core.files import atomic_write_bytes
 from dcdrl_core.learning.agents import ALGORITHMS, Agent, AgentConfig
 from dcdrl_core.learning.checkpoint import PublishedVersion, load_checkpoint, save_checkpoint
@@ -505,6 +506,7 @@ class Learner:
         self.lag = LagStats()
         self.rejected: collections.Counter[str] = collections.Counter()
         self.lost_batches = 0
+        self.episodes_refused = 0   # episode statistics ignored (NaN/Inf, an overlong client_id)
         self.replay_size = 0
         self.eval_return = math.nan
         self.eval_cost = math.nan
@@ -568,7 +570,8 @@ class Learner:
             'checkpoint': str(self.checkpoint_path),
             'run_dir': str(self.logger.run_dir) if self.logger is not None else None,
             'rejected_batches': sum(self.rejected.values()), 'rejected_by_reason': dict(self.rejected),
-            'lost_batches': self.lost_batches, 'dropped_batches': self.queue.dropped,
+            'lost_batches': self.lost_batches, 'episodes_refused': self.episodes_refused,
+            'dropped_batches': self.queue.dropped,
             'credits_written_off': self.credits.written_off, 'submissions': self.submissions}
         if self.final_results is not None:
             data['evaluation'] = str(self.output_dir / EVALUATION_JSON)
@@ -598,8 +601,18 @@ class Learner:
         self.rejected[reason] += 1
         return sum(self.rejected.values())
 
-    def record_episode(self, client_id: str, episode_return: float, cost: float, length: int) -> None:
-        self._episodes.append(_EpisodeRecord(str(client_id), float(episode_return), float(cost), int(length)))
+    def record_episode(self, client_id: str, episode_return: float, cost: float, length: int) -> str:
+        """Keep a finished episode for the run log; returns '' or why it was ignored (counted in
+        episodes_refused). The client_id becomes a scalar tag, so its length is bounded."""
+        if len(client_id) > MAX_ID_LENGTH:
+            why = f'a client_id of {len(client_id)} characters (at most {MAX_ID_LENGTH})'
+        elif not (math.isfinite(episode_return) and math.isfinite(cost)):
+            why = 'NaN/Inf'
+        else:
+            self._episodes.append(_EpisodeRecord(str(client_id), float(episode_return), float(cost), int(length)))
+            return ''
+        self.episodes_refused += 1
+        return why
 
     def observe_replay(self, transitions_received: int, size: int) -> None:
         """The replay's own counters (ReplayStats): environment steps and its current size."""

@@ -65,7 +65,6 @@ from __future__ import annotations
 
 from dataclasses import fields
 import json
-import math
 import os
 import signal
 import threading
@@ -75,6 +74,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from dcdrl_core import ros
+from dcdrl_core.experience import MAX_ID_LENGTH
 from dcdrl_core.msg_arrays import set_array
 from dcdrl_core.param_check import check_no_unknown_parameters
 from dcdrl_core.weights_msg import fill_weights
@@ -191,12 +191,10 @@ class LearnerNode(ros.Node):
         self.learner.receive_batch(batch)
 
     def on_episode(self, message: EpisodeStats) -> None:
-        values = (message.episode_return, message.cost)
-        if not all(math.isfinite(v) for v in values):
-            self.get_logger().warning(f'episode stats from {message.client_id!r} with NaN/Inf ignored',
-                                      throttle_duration_sec=5.0)
-            return
-        self.learner.record_episode(message.client_id, message.episode_return, message.cost, message.length)
+        why = self.learner.record_episode(message.client_id, message.episode_return, message.cost, message.length)
+        if why:
+            self.get_logger().warning(f'episode stats from {message.client_id[:MAX_ID_LENGTH]!r} with {why} ignored '
+                                      f'[{self.learner.episodes_refused} ignored]', throttle_duration_sec=5.0)
 
     def on_replay_stats(self, message: ReplayStats) -> None:
         self.learner.observe_replay(message.transitions_received, message.size)

@@ -244,6 +244,15 @@ def test_sequence_gaps_count_lost_batches(tmp_path):
     learner.close(evaluate=False)
 
 
+def test_episode_stats_with_nan_or_an_overlong_client_id_are_ignored_and_counted(tmp_path):
+    learner, _ = make_learner(tmp_path)
+    assert learner.record_episode('client_0', -3.0, 1.5, 20) == ''
+    assert learner.record_episode('client_0', math.nan, 1.5, 20) == 'NaN/Inf'
+    assert learner.record_episode('c' * 65, -3.0, 1.5, 20) == 'a client_id of 65 characters (at most 64)'
+    assert learner.summary()['episodes_refused'] == 2 and len(learner._episodes) == 1
+    learner.close(evaluate=False)
+
+
 def test_env_step_counter_survives_a_replay_restart_and_a_resume():
     counter = EnvStepCounter(start=500)
     assert counter.observe(100) == 500                # the checkpoint's total is a floor
