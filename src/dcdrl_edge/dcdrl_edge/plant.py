@@ -222,13 +222,14 @@ class TopicPlant(Plant):
         """Store the robot's latest state [x, x_dot, theta, theta_dot]. Raises ValueError (and
         counts it in rejected_states) for the wrong length or non-finite values."""
         try:
+            # The length first: a long array from the topic is refused without converting its values.
+            count = len(values)
+            if count != 4:
+                raise ValueError(f'got {count}')
             state = tuple(float(v) for v in values)
         except (TypeError, ValueError) as exc:
             self.rejected_states += 1
-            raise ValueError(f'state must be 4 numbers [x, x_dot, theta, theta_dot]: {exc}') from exc
-        if len(state) != 4:
-            self.rejected_states += 1
-            raise ValueError(f'state must be 4 numbers [x, x_dot, theta, theta_dot], got {len(state)}')
+            raise ValueError(f'state must be 4 numbers [x, x_dot, theta, theta_dot], {exc}') from exc
         if not all(math.isfinite(v) for v in state):
             self.rejected_states += 1
             raise ValueError(f'state values must be finite, got {list(state)}')

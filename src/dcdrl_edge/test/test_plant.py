@@ -176,6 +176,20 @@ def test_topic_plant_rejects_bad_states(bad):
     assert plant.read().observation[0] == 0.125   # the last good state is kept
 
 
+def test_topic_plant_checks_the_length_before_converting_values():
+    """A long plant/state array is refused without touching its values (docs/robustness.md, G11)."""
+    class Long:
+        def __len__(self):
+            return 10_000_000
+
+        def __iter__(self):
+            raise AssertionError('values converted before the length check')
+    plant, _, _ = make_topic_plant()
+    with pytest.raises(ValueError, match='got 10000000'):
+        plant.update_state(Long())
+    assert plant.rejected_states == 1
+
+
 def test_topic_plant_write_and_constructor_validation():
     plant, sent, _ = make_topic_plant()
     with pytest.raises(ValueError, match='action'):
