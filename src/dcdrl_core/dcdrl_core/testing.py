@@ -99,7 +99,8 @@ def loopback_env(domain_id: int, **extra: str) -> dict[str, str]:
     """Environment for a child node: this domain, discovery on this machine only."""
     env = dict(os.environ)
     env.update({'ROS_DOMAIN_ID': str(domain_id), 'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST',
-                'PYTHONUNBUFFERED': '1', 'DCDRL_BACKEND': 'cyclone'})
+                'PYTHONUNBUFFERED': '1', 'DCDRL_BACKEND': 'cyclone',
+                'PYTHONFAULTHANDLER': '1'})  # a crash in C code prints every thread's Python stack
     env.update(extra)
     return env
 
