@@ -4,10 +4,16 @@ Discovery settings follow rmw_cyclonedds_cpp: ROS_DOMAIN_ID picks the domain,
 ROS_AUTOMATIC_DISCOVERY_RANGE (LOCALHOST, SUBNET, OFF, SYSTEM_DEFAULT) and
 ROS_STATIC_PEERS shape discovery, the deprecated ROS_LOCALHOST_ONLY=1 means LOCALHOST,
 and CYCLONEDDS_URI is appended last, so a user's Cyclone configuration wins.
+
+Samples larger than DCDRL_MAX_SAMPLE_SIZE (a Cyclone size such as "64MiB"; default
+DEFAULT_MAX_SAMPLE_SIZE) are dropped by Cyclone before they are assembled, in both directions
+(Internal/MaxSampleSize; Cyclone's own default is 2 GiB): a peer cannot make a reader allocate
+more than that, whatever the message claims (docs/robustness.md, size limits).
 """
 from __future__ import annotations
 
 import os
+import re
 import threading
 from typing import Any, Callable, Optional
 from xml.sax.saxutils import quoteattr
@@ -22,6 +28,10 @@ from dcdrl_core import idl
 from dcdrl_core.messages import Message
 
 MAX_DOMAIN_ID = 232  # DDS port mapping limit used by ROS 2
+# The largest legitimate samples are a 2 MB camera image and sampled batches of a few MB.
+DEFAULT_MAX_SAMPLE_SIZE = '16MiB'
+MAX_SAMPLE_SIZE_ENV = 'DCDRL_MAX_SAMPLE_SIZE'
+_CYCLONE_SIZE = re.compile(r'[0-9]+ ?(B|kB|KiB|MB|MiB|GB|GiB)')
 
 
 def domain_id_from_env(environ: Optional[dict] = None) -> int:
@@ -38,8 +48,18 @@ def domain_id_from_env(environ: Optional[dict] = None) -> int:
     return value
 
 
-def discovery_config(environ: Optional[dict] = None) -> Optional[str]:
-    """The Cyclone XML that rmw_cyclonedds_cpp would build for these environment variables."""
+def max_sample_size(environ: Optional[dict] = None) -> str:
+    """DCDRL_MAX_SAMPLE_SIZE (a Cyclone size: digits and B, kB, KiB, MB, MiB, GB or GiB), default 16MiB."""
+    environ = os.environ if environ is None else environ
+    text = environ.get(MAX_SAMPLE_SIZE_ENV, '').strip() or DEFAULT_MAX_SAMPLE_SIZE
+    if not _CYCLONE_SIZE.fullmatch(text):
+        raise ValueError(f'{MAX_SAMPLE_SIZE_ENV} must be a size such as 16MiB or 500kB, got {text!r}')
+    return text
+
+
+def discovery_config(environ: Optional[dict] = None) -> str:
+    """The Cyclone XML that rmw_cyclonedds_cpp would build for these environment variables, with
+    our sample size limit, then CYCLONEDDS_URI (later settings win, so a user's file can change both)."""
     environ = os.environ if environ is None else environ
     discovery_range = environ.get('ROS_AUTOMATIC_DISCOVERY_RANGE', '').strip().upper()
     if not discovery_range:
@@ -51,9 +71,8 @@ def discovery_config(environ: Optional[dict] = None) -> Optional[str]:
     add_localhost = discovery_range == 'LOCALHOST'
     add_peers = discovery_range in ('LOCALHOST', 'SUBNET')
     no_multicast = discovery_range in ('LOCALHOST', 'OFF')
-    config = ''
+    config = '<CycloneDDS><Domain>'
     if add_localhost or (add_peers and peers) or no_multicast:
-        config = '<CycloneDDS><Domain>'
         if no_multicast:
             config += '<General><AllowMulticast>false</AllowMulticast></General>'
         if discovery_range == 'OFF':
@@ -65,11 +84,10 @@ def discovery_config(environ: Optional[dict] = None) -> Optional[str]:
         listed = (['localhost'] if add_localhost else []) + (peers if add_peers else [])
         if listed:
             config += '<Peers>' + ''.join(f'<Peer address={quoteattr(p)}/>' for p in listed) + '</Peers>'
-        config += '</Discovery></Domain></CycloneDDS>'
+        config += '</Discovery>'
+    config += f'<Internal><MaxSampleSize>{max_sample_size(environ)}</MaxSampleSize></Internal></Domain></CycloneDDS>'
     user = environ.get('CYCLONEDDS_URI', '')
-    if user:
-        config = f'{config},{user}' if config else user
-    return config or None
+    return f'{config},{user}' if user else config
 
 
 def delete_entity(entity: Optional[Entity]) -> None:
