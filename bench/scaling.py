@@ -240,10 +240,11 @@ def measure(quick: bool, repeats: int, window_s: float, settle_s: float) -> dict
         builder.start()   # while the graph starts (an exception there leaves `built` empty)
         try:
             probe = graph.probe
-            graph.wait_for(lambda: probe.replay and probe.replay[-1][1] > 20000, 'experience')
+            fill = 10_000 if quick else 20_000
+            graph.wait_for(lambda: probe.replay and probe.replay[-1][1] > fill, 'experience')
             for client in graph.clients:   # enough data: the learner alone with the replay node
                 graph.pause(client)
-            log('20,000 transitions stored (clients paused)')
+            log(f'{fill:,} transitions stored (clients paused)')
             builder.join(START_TIMEOUT)
             if not built:
                 raise RuntimeError('the in-process learner could not be built (see the traceback above)')
