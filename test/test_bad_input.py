@@ -266,6 +266,9 @@ def test_replay_buffer_refuses_bad_experience_requests_and_priorities(peer_for):
     set_array(update, 'indices', np.array([0], np.uint64), np.uint64)
     set_array(update, 'priorities', np.array([np.nan], np.float32), np.float32)
     priorities.publish(update)
+    # Well-formed CDR that is no ExperienceBatch (a client_id that is not UTF-8): dropped by the runtime
+    data = ExperienceBatch._codec.encode(_experience(58, client='ZZZZ'))
+    experience.publish_serialized(data.replace(b'ZZZZ', b'\xff\xfe\xfd\xfc'))
     experience.publish(_experience(1))           # good again: stored after all the bad ones
     peer.spin_until(lambda: any(s.transitions_received == 2 * ROWS and s.rejected_batches == len(bad) for s in stats),
                     'stats with both good batches and every bad one refused')
@@ -280,7 +283,7 @@ def test_replay_buffer_refuses_bad_experience_requests_and_priorities(peer_for):
     assert report['rejected'] == len(bad) and report['replay_size'] == report['transitions'] == 2 * ROWS
     assert report['clients']['client_0']['batches'] == 2 and report['lost_batches'] == 0
     assert report['rejected_priority_updates'] == 1 and report['rejected_requests'] == 3
-    assert report['batches_served'] == 1
+    assert report['batches_served'] == 1 and report['malformed_samples'] == 1
 
 
 def test_malformed_bytes_are_refused_by_the_decoder_with_one_error_type():

@@ -217,6 +217,7 @@ class LearnerNode(ros.Node):
             return
         if summary is None:
             return  # stopped by destroy_node
+        summary['malformed_samples'] = ros.malformed_samples(self)
         print('TRAINING DONE ' + json.dumps(json_safe(summary), allow_nan=False), flush=True)
         if self.exit_when_done:
             os.kill(os.getpid(), signal.SIGINT)  # run_node's Ctrl-C path: destroy_node, exit 0
@@ -236,7 +237,8 @@ class LearnerNode(ros.Node):
                 self.learner.close()
                 summary = self.learner.summary()
                 print(f"learner stopped: version {summary['version']}, {summary['updates']} updates, "
-                      f"checkpoint {summary['checkpoint']}", flush=True)
+                      f"checkpoint {summary['checkpoint']}, malformed samples {ros.malformed_samples(self)}",
+                      flush=True)
             except Exception:
                 self.get_logger().error('final checkpoint failed:\n' + traceback.format_exc())
         super().destroy_node()

@@ -130,7 +130,8 @@ class ParameterServerNode(ros.Node):
         return response
 
     def destroy_node(self) -> None:
-        print('PARAMETER_SERVER REPORT ' + json.dumps(self.logic.stats()), flush=True)
+        report = dict(self.logic.stats(), malformed_samples=ros.malformed_samples(self))
+        print('PARAMETER_SERVER REPORT ' + json.dumps(report), flush=True)
         super().destroy_node()
 
 

@@ -293,7 +293,8 @@ class ReplayBufferNode(ros.Node):
                 self._snapshot('final')
             summary = self.service.summary()
             summary.update({'restored': self.restored, 'dropped_overload': self.dropped_overload,
-                            'snapshot_errors': self.snapshot_errors, 'snapshot': str(self.snapshot_path)})
+                            'snapshot_errors': self.snapshot_errors, 'snapshot': str(self.snapshot_path),
+                            'malformed_samples': ros.malformed_samples(self)})
             print('REPORT ' + json.dumps(summary), flush=True)
         super().destroy_node()
 

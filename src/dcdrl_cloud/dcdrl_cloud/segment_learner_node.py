@@ -159,6 +159,7 @@ class SegmentsMode:
             return
         if summary is None:
             return
+        summary['malformed_samples'] = ros.malformed_samples(self.node)
         print('TRAINING DONE ' + json.dumps(json_safe(summary), allow_nan=False), flush=True)
         if self.exit_when_done:
             os.kill(os.getpid(), signal.SIGINT)
@@ -174,6 +175,7 @@ class SegmentsMode:
             self.learner.close()
             summary = self.learner.summary()
             print(f"learner stopped: version {summary['version']}, {summary['updates']} updates, "
-                  f"{summary['env_steps']} transitions", flush=True)
+                  f"{summary['env_steps']} transitions, malformed samples {ros.malformed_samples(self.node)}",
+                  flush=True)
         except Exception:
             self.node.get_logger().error('final checkpoint failed:\n' + traceback.format_exc())

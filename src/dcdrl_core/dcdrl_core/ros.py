@@ -68,6 +68,13 @@ else:
 EXIT_BAD_PARAMETER = 2
 
 
+def malformed_samples(node: Any) -> Optional[int]:
+    """Samples and requests the transport dropped as malformed for this node (our runtime counts
+    them: Node.malformed_samples); None under rclpy, whose rmw logs such samples without a count."""
+    count = getattr(node, 'malformed_samples', None)
+    return int(count()) if callable(count) else None
+
+
 def run_node(node_factory: Callable[[], Any], args: Optional[Sequence[str]] = None) -> int:
     """Init, build the node, spin until Ctrl-C or shutdown, clean up; the usual rclpy main.
 
@@ -99,6 +106,6 @@ __all__ = [
     'BACKEND', 'Duration', 'ExternalShutdownException', 'Future', 'DurabilityPolicy', 'HistoryPolicy',
     'InvalidParameterTypeException', 'MultiThreadedExecutor', 'Node', 'Parameter',
     'ParameterUninitializedException', 'QoSProfile', 'ReliabilityPolicy', 'SingleThreadedExecutor', 'Time',
-    'get_interface', 'init', 'ok', 'qos_profile_sensor_data', 'qos_profile_services_default',
+    'get_interface', 'init', 'malformed_samples', 'ok', 'qos_profile_sensor_data', 'qos_profile_services_default',
     'qos_profile_system_default', 'run_node', 'shutdown', 'spin', 'spin_once', 'spin_until_future_complete',
     'try_shutdown']

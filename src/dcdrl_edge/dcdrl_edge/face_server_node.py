@@ -90,7 +90,8 @@ class FaceServerNode(ros.Node):
         return response
 
     def destroy_node(self) -> None:
-        print('FACE_SERVER REPORT ' + json.dumps(self.logic.stats()), flush=True)
+        report = dict(self.logic.stats(), malformed_samples=ros.malformed_samples(self))
+        print('FACE_SERVER REPORT ' + json.dumps(report), flush=True)
         super().destroy_node()
 
 

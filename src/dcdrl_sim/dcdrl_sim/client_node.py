@@ -247,7 +247,8 @@ class SimulatedClient(ros.Node):
 
     def report(self) -> dict:
         return {'client_id': self.client_id, 'sequence': self.sequence, 'transitions': self.transitions,
-                'episodes': self.episodes, 'errors': self.errors, **self.logic.stats()}
+                'episodes': self.episodes, 'errors': self.errors, 'malformed_samples': ros.malformed_samples(self),
+                **self.logic.stats()}
 
     def destroy_node(self) -> None:
         self._stop.set()

@@ -808,6 +808,11 @@ class Node:
             entities = [e.writer for e in (*self.publishers, *self.services, *self.clients)]
         return [gid_bytes(entity) for entity in entities if entity is not None]
 
+    def malformed_samples(self) -> int:
+        """Samples and service requests this node dropped because they did not deserialise (each is
+        also logged); the nodes add it to their final report, next to their own refusal counters."""
+        return sum(entity.rejected for entity in (*self.subscriptions, *self.services))
+
     def count_subscribers(self, topic: str) -> int:
         name = self.resolve_topic_name(topic)
         return sum(p.get_subscription_count() for p in self.publishers if p.topic_name == name)

@@ -1,4 +1,5 @@
-"""The runtime's Cyclone configuration caps the size of a whole DDS sample (docs/robustness.md, G13)."""
+"""Transport-level limits of our runtime (docs/robustness.md): the Cyclone configuration caps the
+size of a whole DDS sample (G13), and samples that do not deserialise are counted per node (G14)."""
 import threading
 import time
 
@@ -48,3 +49,26 @@ def test_cyclone_drops_a_sample_over_the_limit_and_the_stream_goes_on(monkeypatc
         assert got == [100, 200]
     finally:
         context.shutdown()
+
+
+@pytest.mark.dds
+def test_malformed_samples_are_counted_per_node_and_the_subscription_goes_on(loopback_graph):
+    from std_msgs.msg import String
+    _, context = loopback_graph
+    node = runtime.Node('counting', context=context)
+    got: list[str] = []
+    node.create_subscription(String, '/text', got.append, runtime.QoSProfile(
+        depth=10, reliability=runtime.ReliabilityPolicy.RELIABLE))
+    publisher = node.create_publisher(String, '/text', runtime.QoSProfile(
+        depth=10, reliability=runtime.ReliabilityPolicy.RELIABLE))
+    # Well-formed CDR (Cyclone passes it on) that is not a String: invalid UTF-8.
+    publisher.publish_serialized(b'\x00\x01\x00\x00' + (5).to_bytes(4, 'little') + b'\xff\xfe\xfd\xfc\x00')
+    publisher.publish(String(data='fine'))
+    executor = runtime.SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    deadline = time.monotonic() + 10.0
+    while not got and time.monotonic() < deadline:
+        executor.spin_once(timeout_sec=0.1)
+    assert [m.data for m in got] == ['fine'] and node.malformed_samples() == 1
+    from dcdrl_core import ros
+    assert ros.malformed_samples(node) == 1 and ros.malformed_samples(object()) is None   # rclpy: no count
