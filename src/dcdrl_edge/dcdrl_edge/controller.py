@@ -244,6 +244,7 @@ class EdgeController:
         self.episodes_finished = 0
         self.fallback_episodes = 0
         self.commands_taken = 0
+        self.commands_refused = 0   # unknown command kinds from edge/command
         self.nonfinite_actions = 0
         self.callback_errors = 0
 
@@ -251,6 +252,7 @@ class EdgeController:
     def command(self, kind: int) -> None:
         """Request RESET / EVALUATE / TRAIN / HOLD / RESUME; taken at the start of the next step."""
         if isinstance(kind, bool) or not isinstance(kind, (int, np.integer)) or int(kind) not in COMMAND_NAMES:
+            self.commands_refused += 1
             raise ValueError(f'unknown command {kind!r}; expected one of {COMMAND_NAMES}')
         self._commands.append(int(kind))
 
@@ -346,6 +348,7 @@ class EdgeController:
             'last_rejection': self.actor.last_rejection,
             'pending_version': max(self.actor.pending_version, 0),
             'commands_taken': self.commands_taken,
+            'commands_refused': self.commands_refused,
             'nonfinite_actions': self.nonfinite_actions,
             'callback_errors': self.callback_errors,
             'plant_rate_hz': plant_rate,

@@ -355,6 +355,7 @@ def test_cloud_silence_and_commands_validation():
     for bad in (0, 6, 'reset', None, True):
         with pytest.raises(ValueError, match='unknown command'):
             controller.command(bad)
+    assert controller.diagnostics()['commands_refused'] == 5   # counted (docs/robustness.md, G15)
 
 
 def test_bad_observation_raises_after_writing_the_safe_action():
