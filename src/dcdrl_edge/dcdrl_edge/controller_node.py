@@ -60,6 +60,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from dcdrl_core import ros
+from dcdrl_core.param_check import check_no_unknown_parameters
 from dcdrl_core.msg_arrays import set_array
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from dcdrl_msgs.msg import EdgeCommand, LoopStats, PolicyWeights, TrajectorySegment
@@ -73,6 +74,8 @@ from dcdrl_edge.segment_queue import Segment
 _CONFIG = ControllerConfig()
 _UINT_STATS = ('steps', 'episode', 'policy_version', 'misses', 'segments_queued', 'segments_dropped',
                'weights_swapped', 'weights_rejected')
+MAX_COMMAND_SENDERS = 16   # distinct EdgeCommand senders remembered (header.frame_id)
+MAX_SENDER_LENGTH = 64
 MODE_NAMES = {0: 'train', 1: 'eval', 2: 'fallback (safe action)', 3: 'resetting', 4: 'hold'}
 
 
@@ -106,6 +109,7 @@ class ControllerNode(ros.Node):
         }
         for name, default in extra.items():
             self.declare_parameter(name, default)
+        check_no_unknown_parameters(self)
         p = lambda name: self.get_parameter(name).value  # noqa: E731
         values = {name: p(name) for name in config_names}
         values['device_id'] = values['device_id'] or self.get_name()
@@ -140,6 +144,7 @@ class ControllerNode(ros.Node):
         self.create_subscription(PolicyWeights, 'policy', self.on_policy, _reliable(1, latched=True))
         self.create_subscription(EdgeCommand, 'edge/command', self.on_command, _reliable(10))
         self._last_command_sequence: dict[str, int] = {}
+        self.commands_ignored = 0   # for another device, repeated, or from a sender over the limit
         self.sender = self.controller.make_sender(self._send_segments, on_error=self._on_send_error)
         self.create_timer(float(p('stats_period_s')), self.publish_stats)
         self.create_timer(float(p('diagnostics_period_s')), self.publish_diagnostics)
@@ -194,12 +199,19 @@ class ControllerNode(ros.Node):
 
     def on_command(self, message: EdgeCommand) -> None:
         if message.device_id and message.device_id != self.device_id:
+            self.commands_ignored += 1
             return
         self.controller.note_cloud_message()
-        sender = message.header.frame_id
+        sender = message.header.frame_id[:MAX_SENDER_LENGTH]
         last = self._last_command_sequence.get(sender)
         if last is not None and message.sequence <= last:
+            self.commands_ignored += 1
             return  # a repeat (or an old one): commands are taken once
+        if last is None and len(self._last_command_sequence) >= MAX_COMMAND_SENDERS:
+            self.commands_ignored += 1  # bounded memory: a flood of made-up senders is not remembered
+            self.get_logger().warning(f'edge command from a {MAX_COMMAND_SENDERS + 1}th sender ignored',
+                                      throttle_duration_sec=5.0)
+            return
         self._last_command_sequence[sender] = int(message.sequence)
         try:
             self.controller.command(int(message.command))
@@ -273,7 +285,9 @@ class ControllerNode(ros.Node):
         s = self.controller.stats()
         s.pop('observation', None)
         return {'device_id': self.device_id, **s, 'segments_sent': self.sender.sent,
-                'weights_rejected_by_reason': dict(self.actor.rejected)}
+                'weights_rejected_by_reason': dict(self.actor.rejected),
+                'commands_refused': self.controller.commands_refused, 'commands_ignored': self.commands_ignored,
+                'malformed_samples': ros.malformed_samples(self)}
 
     def destroy_node(self) -> None:
         if self.offload_mode is not None:

@@ -55,6 +55,7 @@ import numpy as np
 from dcdrl_core import ros
 from dcdrl_core.experience import fill_experience
 from dcdrl_core.msg_arrays import set_array
+from dcdrl_core.param_check import check_no_unknown_parameters
 from dcdrl_msgs.msg import EpisodeStats, ExperienceBatch, OffloadRecord, PolicyWeights
 from dcdrl_msgs.srv import RecognizeFaces
 from sensor_msgs.msg import CompressedImage
@@ -65,6 +66,7 @@ from dcdrl_edge.images import (
 from dcdrl_edge.offload import LOCAL, LinkEmulator, OffloadConfig, OffloadController, Outcome, Task, parse_schedule
 
 _DEFAULTS = OffloadConfig()
+MAX_REPLY_FACES = 1000   # a reply naming more faces than this is malformed (the task runs locally)
 _EXTRA = {
     'env_id': 'dcdrl_sim/FaceOffloadContinuous-v0', 'network_preset': 'dcdrl', 'weights_file': '',
     'known_faces_dir': '', 'face_model': 'hog', 'upsample': 1, 'tolerance': 0.5, 'worker_start_timeout_s': 60.0,
@@ -108,6 +110,7 @@ class OffloadMode:
             node.declare_parameter(spec.name, default)
         for name, default in _EXTRA.items():
             node.declare_parameter(name, default)
+        check_no_unknown_parameters(node)
         p = lambda name: node.get_parameter(name).value  # noqa: E731
         values = {spec.name: p(spec.name) for spec in fields(OffloadConfig)}
         values['device_id'] = values['device_id'] or node.get_name()
@@ -311,11 +314,14 @@ class OffloadMode:
             self.node.get_logger().warning(f'offload of task {task_id} failed: {error!r}', throttle_duration_sec=2.0)
             self._fall_back(task_id, 'error')
             return
+        error = str(reply.error)[:200]  # the server's text, bounded before it is logged or kept
+        ok = bool(reply.ok) and len(reply.names) <= MAX_REPLY_FACES and len(reply.boxes) == 4 * len(reply.names)
+        if reply.ok and not ok:
+            error = f'malformed reply: {len(reply.names)} names, {len(reply.boxes)} box values'
         outcome, fall_back = self.controller.offload_answered(
-            task_id, now, bool(reply.ok), faces=len(reply.names), server_compute_s=float(reply.compute_time_s),
-            error=reply.error)
+            task_id, now, ok, faces=len(reply.names), server_compute_s=float(reply.compute_time_s), error=error)
         if fall_back:
-            self.node.get_logger().warning(f'server refused task {task_id}: {reply.error}; running it locally',
+            self.node.get_logger().warning(f'server refused task {task_id}: {error}; running it locally',
                                            throttle_duration_sec=2.0)
             self._run_payload_locally(task_id)
         elif outcome is not None:
@@ -408,7 +414,8 @@ class OffloadMode:
                       actor_version=max(self.actor.version, 0), weights_rejected=dict(self.actor.rejected),
                       link={'active': self.link.active, 'transmissions': self.link.transmissions,
                             'delayed_s': round(self.link.delayed_s, 4)},
-                      experience_batches_published=self._experience_sequence)
+                      experience_batches_published=self._experience_sequence,
+                      malformed_samples=ros.malformed_samples(self.node))
         return report
 
     def destroy(self) -> None:
