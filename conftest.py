@@ -28,3 +28,11 @@ def loopback_graph(monkeypatch):
     context.init([], domain_id=domain)
     yield domain, context
     context.shutdown()
+
+
+@pytest.fixture
+def domain(monkeypatch):
+    """A fresh DDS domain id; this process discovers the way loopback_env's children do (loopback unicast)."""
+    from dcdrl_core.testing import fresh_domain_id
+    monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    return fresh_domain_id()

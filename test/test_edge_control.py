@@ -18,7 +18,7 @@ import pytest
 
 from dcdrl_core import runtime
 from dcdrl_core.runtime.qos import qos_profile_transient_local
-from dcdrl_core.testing import ChildProcess, TopicRecorder, fresh_domain_id, loopback_env
+from dcdrl_core.testing import ChildProcess, TopicRecorder, node_process
 
 pytestmark = [pytest.mark.dds, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,18 +27,9 @@ TIMEOUT = 90.0  # generous: torch imports and discovery on a loaded 2-core machi
 DCDRL = [sys.executable, '-m', 'dcdrl_core.cli']
 
 
-@pytest.fixture
-def domain(monkeypatch):
-    monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    return fresh_domain_id()
-
 
 def _run(package: str, executable: str, name: str, domain: int, *params: str) -> ChildProcess:
-    argv = [*DCDRL, 'run', package, executable, '--ros-args', '-r', f'__node:={name}', '-r', '__ns:=/dcdrl',
-            '--params-file', str(CONFIG)]
-    for param in params:
-        argv += ['-p', param]
-    return ChildProcess(argv, env=loopback_env(domain))
+    return node_process(package, executable, name, domain, CONFIG, *params)
 
 
 class EdgeMonitor(TopicRecorder):

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from dcdrl_core import runtime
-from dcdrl_core.testing import ChildProcess, TopicRecorder, fresh_domain_id, loopback_env
+from dcdrl_core.testing import ChildProcess, TopicRecorder, loopback_env, node_process
 
 pytestmark = [pytest.mark.dds, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,18 +30,9 @@ DCDRL = [sys.executable, '-m', 'dcdrl_core.cli']
 SMALL = ('width:=320', 'height:=240')
 
 
-@pytest.fixture
-def domain(monkeypatch):
-    monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    return fresh_domain_id()
-
 
 def _run(package: str, executable: str, name: str, domain: int, *params: str) -> ChildProcess:
-    argv = [*DCDRL, 'run', package, executable, '--ros-args', '-r', f'__node:={name}', '-r', '__ns:=/dcdrl',
-            '--params-file', str(CONFIG)]
-    for param in params:
-        argv += ['-p', param]
-    return ChildProcess(argv, env=loopback_env(domain))
+    return node_process(package, executable, name, domain, CONFIG, *params)
 
 
 def _report(process: ChildProcess, tag: str) -> dict:

@@ -20,12 +20,6 @@ from test_training_graph import TIMEOUT, Monitor, _run  # noqa: E402  (the graph
 pytestmark = [pytest.mark.dds, pytest.mark.slow]
 
 
-@pytest.fixture
-def domain(monkeypatch):
-    from dcdrl_core.testing import fresh_domain_id
-    monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    return fresh_domain_id()
-
 
 def test_learner_and_replay_killed_hard_lose_nothing_and_versions_never_repeat(domain, tmp_path):
     monitor = Monitor(domain)

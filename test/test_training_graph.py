@@ -17,7 +17,7 @@ import pytest
 
 from dcdrl_core import runtime
 from dcdrl_core.runtime.qos import qos_profile_transient_local
-from dcdrl_core.testing import ChildProcess, TopicRecorder, fresh_domain_id, loopback_env
+from dcdrl_core.testing import ChildProcess, TopicRecorder, loopback_env, node_process
 
 pytestmark = [pytest.mark.dds, pytest.mark.slow]
 FAST = Path(__file__).parent / 'fixtures' / 'train_fast.yaml'
@@ -43,20 +43,10 @@ class Monitor(TopicRecorder):
 
 
 def _run(package: str, executable: str, name: str, domain: int, output_dir: Path, *params: str) -> ChildProcess:
-    argv = [*DCDRL, 'run', package, executable, '--ros-args', '-r', f'__node:={name}', '-r', '__ns:=/dcdrl',
-            '--params-file', str(FAST)]
     if executable != 'client':   # clients write no files and declare no output_dir (an unknown -p stops a node)
-        argv += ['-p', f'output_dir:={output_dir}']
-    for param in params:
-        argv += ['-p', param]
-    return ChildProcess(argv, env=loopback_env(domain))
+        params = (f'output_dir:={output_dir}', *params)
+    return node_process(package, executable, name, domain, FAST, *params)
 
-
-@pytest.fixture
-def domain(monkeypatch):
-    # The monitor in this process must discover the way the children do (loopback unicast).
-    monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    return fresh_domain_id()
 
 
 def test_full_graph_from_the_launch_file(domain, tmp_path):

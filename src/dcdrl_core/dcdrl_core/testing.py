@@ -182,6 +182,19 @@ class ChildProcess:
         self.stop()
 
 
+def node_process(package: str, executable: str, name: str, domain_id: int, params_file: Optional[str] = None,
+                 *params: str, namespace: str = '/dcdrl') -> ChildProcess:
+    """`dcdrl run PACKAGE EXECUTABLE` as node NAME in NAMESPACE on a loopback domain, with an optional
+    parameter file and `name:=value` overrides: how the system tests start one node."""
+    argv = [sys.executable, '-m', 'dcdrl_core.cli', 'run', package, executable, '--ros-args',
+            '-r', f'__node:={name}', '-r', f'__ns:={namespace}']
+    if params_file:
+        argv += ['--params-file', str(params_file)]
+    for param in params:
+        argv += ['-p', param]
+    return ChildProcess(argv, env=loopback_env(domain_id))
+
+
 def python_child(module_or_script: Sequence[str], domain_id: int, **env: str) -> ChildProcess:
     return ChildProcess([sys.executable, *module_or_script], env=loopback_env(domain_id, **env))
 
