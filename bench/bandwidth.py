@@ -90,7 +90,8 @@ class Records:
         raise TimeoutError(f'{what}: not within {timeout} s (last: {self.values[-2:]})')
 
     def drain(self) -> None:
-        while self.pull(0.0) is not None:
+        """Reads every line already printed (a short wait per line: they are queued already)."""
+        while self.pull(0.05) is not None:
             pass
 
 
@@ -146,6 +147,13 @@ def _finite(values: list[float]) -> list[float]:
     return [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
 
 
+def _publish_params(mbps: float, size: int = 176_476, default_s: float = 0.5) -> Optional[float]:
+    """A publish period that lets each actor cross the link before the next (twice size*8/bandwidth),
+    or None when the default period already does."""
+    needed = 2 * size * 8 / (mbps * 1e6)
+    return round(needed, 1) if needed > default_s else None
+
+
 def run_workflow(mbps: Optional[float], steady_s: float, domain: int, workdir: Path, rate_hz: float = 30.0,
                  sim_rate_hz: float = 0.0, cut_s: float = 0.0, extra_env: Optional[dict] = None,
                  learner_params: tuple = ()) -> dict:
@@ -163,8 +171,9 @@ def run_workflow(mbps: Optional[float], steady_s: float, domain: int, workdir: P
                                env=env['device']), 'PROBE')
         cloud = Records(bed.run('cloud', [*PROBE, 'echo', '/dcdrl/learner/stats', 'dcdrl_msgs/msg/TrainingStats'],
                                 env=env['cloud']), 'PROBE')
-        first_weights = edge.wait(lambda s: s['policy_version'] >= 1, 300, 'first weights at the edge')
-        streaming = cloud.wait(lambda s: s['env_steps'] >= 1, 300, 'first segments at the learner')
+        # At 0.06 Mbit/s the first weights reach a late-joining reader by NACK repair: minutes.
+        first_weights = edge.wait(lambda s: s['policy_version'] >= 1, 600, 'first weights at the edge')
+        streaming = cloud.wait(lambda s: s['env_steps'] >= 1, 120, 'first segments at the learner')
         result: dict[str, Any] = {'bandwidth_mbps': mbps, 'rate_hz': rate_hz,
                                   'first_weights_at_edge_s': round(first_weights['t'] - started, 1),
                                   'first_segments_at_learner_s': round(streaming['t'] - started, 1)}
@@ -209,9 +218,12 @@ def run_workflow(mbps: Optional[float], steady_s: float, domain: int, workdir: P
                 misses=edge_window[-1]['misses'] if edge_window else None,
                 steps=edge_window[-1]['steps'] if edge_window else None)
         result['link'] = bed.link_counters('device-cloud')
-        learner.stop(30)
+        learner_code = learner.stop(60)
         controller.stop(30)
     summary = json.loads((output / 'learner.json').read_text()) if (output / 'learner.json').exists() else {}
+    if not summary:
+        result['learner_exit'] = learner_code
+        result['learner_output'] = learner.lines[-5:]
     pairer = summary.get('pairer', {})
     result.update(transitions=summary.get('env_steps'), updates=summary.get('updates'),
                   gaps=pairer.get('gaps'), lost_segments=pairer.get('lost_segments'))
@@ -284,20 +296,39 @@ def main() -> int:
             out['weight_delivery'] = weight_delivery(bandwidths, repeats, args.domain_id)
             if not args.quick and not args.skip_workflow:
                 out['workflow'] = []
-                for mbps in bandwidths:
-                    result = run_workflow(mbps, args.workflow_s, args.domain_id, workdir)
+                runs = [(mbps, None) for mbps in bandwidths]
+                # Where the default publish period (0.5 s) sends weights faster than the link carries
+                # them, also the period that paces them (twice the delivery time).
+                runs += [(mbps, _publish_params(mbps)) for mbps in bandwidths if _publish_params(mbps)]
+                for mbps, period in runs:
+                    params = (f'publish_period_s:={period}',) if period else ()
+                    window = max(args.workflow_s, 3 * period) if period else args.workflow_s
+                    try:
+                        result = run_workflow(mbps, window, args.domain_id, workdir, learner_params=params)
+                    except TimeoutError as error:  # recorded, the study goes on
+                        result = {'bandwidth_mbps': mbps, 'error': str(error)[:300]}
+                        out['workflow'].append({**result, 'publish_period_s': period or 0.5})
+                        print(f'workflow at {mbps:g} Mbit/s, weights every {period or 0.5} s: {error}', flush=True)
+                        continue
+                    result['publish_period_s'] = period or 0.5
                     out['workflow'].append(result)
-                    print(f"workflow at {mbps:g} Mbit/s: {result['env_steps_per_s']} env steps/s at the learner, "
+                    print(f"workflow at {mbps:g} Mbit/s, weights every {result['publish_period_s']} s: "
+                          f"{result['env_steps_per_s']} env steps/s at the learner, "
                           f"{result['lost_segments']} segments lost, {result['learner_versions']} versions published "
-                          f"/ {result['edge_swaps']} swapped at the edge, version lag mean {result['version_lag_mean']}"
-                          f", edge behind the learner by {result['edge_behind_learner_mean']} versions "
-                          f"(max {result['edge_behind_learner_max']}); first weights at the edge after "
-                          f"{result['first_weights_at_edge_s']} s", flush=True)
+                          f"/ {result['edge_swaps']} swapped at the edge in {result['window_s']} s, version lag mean "
+                          f"{result['version_lag_mean']}, edge behind the learner by "
+                          f"{result['edge_behind_learner_mean']} versions (max {result['edge_behind_learner_max']}); "
+                          f"first weights at the edge after {result['first_weights_at_edge_s']} s", flush=True)
             if not args.quick and not args.skip_cut:
                 out['link_cut'] = []
                 for label, extra in (('cyclone defaults (lease 10 s)', None),
                                      ('lease 30 s', {'CYCLONEDDS_URI': LONG_LEASE_XML})):
-                    result = run_workflow(10.0, 0.0, args.domain_id, workdir, cut_s=10.0, extra_env=extra)
+                    try:
+                        result = run_workflow(10.0, 0.0, args.domain_id, workdir, cut_s=10.0, extra_env=extra)
+                    except TimeoutError as error:
+                        out['link_cut'].append({'dds': label, 'error': str(error)[:300]})
+                        print(f'link cut, {label}: {error}', flush=True)
+                        continue
                     result['dds'] = label
                     out['link_cut'].append(result)
                     print(f"link cut 10 s at 10 Mbit/s, {label}: {result['steps_during_cut']} loop steps of "

@@ -366,3 +366,45 @@ def test_link_cut_keeps_the_loop_running_and_the_stream_recovers_by_itself(bed_f
     # Reconnected by itself: new segments after the restore, and the edge kept its weights.
     assert summary['env_steps'] > learner_at_restore['env_steps'] + 200
     assert after['policy_version'] >= 1 and after['steps'] > during['steps']
+
+
+@pytest.mark.dds
+@pytest.mark.slow
+def test_testbed_script_starts_the_workflow_and_leaves_nothing_on_sigterm(tmp_path):
+    """scripts/testbed.py: the three launch files in their namespaces, logs in --log-dir; SIGTERM
+    stops everything and deletes every namespace."""
+    require_netns()
+    import signal
+    script = ChildProcess([sys.executable, str(ROOT / 'scripts' / 'testbed.py'), '--bandwidth-mbps', '10',
+                           '--log-dir', str(tmp_path), '--domain-id', str(fresh_domain_id()),
+                           '--cloud-arg', 'scope:=false', '--status-period-s', '0'])
+    try:
+        run_id = re.search(r'testbed (\S+):', script.wait_for_line('testbed ', TIMEOUT)).group(1)
+        script.wait_for_line('logs in', TIMEOUT)
+        assert len([n for n in list_namespaces() if run_id in n]) == 4
+        # The controller really runs in the device namespace and logs to device.log.
+        _wait_for_text(tmp_path / 'device.log', 'controller edge_0 started', TIMEOUT)
+        os.kill(script.pid, signal.SIGTERM)
+        assert script.process.wait(60) == 0
+    finally:
+        script.stop()
+    assert 'every process stopped and every namespace deleted' in '\n'.join(script.lines)
+    assert not [n for n in list_namespaces() if run_id in n]
+    still = [pid for pid in os.listdir('/proc') if pid.isdigit() and _cmdline_has(int(pid), str(tmp_path))]
+    assert still == []
+
+
+def _wait_for_text(path: Path, text: str, timeout: float) -> None:
+    """Polls a log file another process writes (no event to wait on), with a time-out."""
+    deadline = time.monotonic() + timeout
+    while text not in (path.read_text() if path.exists() else ''):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f'{text!r} not in {path} within {timeout} s')
+        time.sleep(0.2)
+
+
+def _cmdline_has(pid: int, text: str) -> bool:
+    try:
+        return text in Path(f'/proc/{pid}/cmdline').read_bytes().replace(b'\0', b' ').decode(errors='replace')
+    except OSError:
+        return False
