@@ -147,6 +147,7 @@ def test_links_bandwidths_and_environment_are_checked():
     (dict(hosts=['device']), 'at least two'),
     (dict(hosts=['device', 'device']), 'at least two'),
     (dict(hosts=['Device', 'cloud']), 'lower case'),
+    (dict(hosts=['sw', 'cloud']), 'reserved'),
     (dict(subnet='8.8.8.0/24'), 'private'),
     (dict(subnet='10.77.0.0/30', hosts=['a', 'b', 'c']), 'room'),
     (dict(bandwidth_mbps=0.0), r'\(0, '),

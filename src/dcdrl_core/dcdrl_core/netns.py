@@ -242,6 +242,8 @@ class Testbed:
             if not isinstance(host, str) or not _HOST_NAME.match(host):
                 raise ValueError(f'host name {host!r} must be lower case letters, digits or _ (<= 16, '
                                  f'starting with a letter)')
+            if host in ('sw', 'probe'):
+                raise ValueError(f"host name {host!r} is reserved (the switch's and the probe's namespaces)")
         network = ipaddress.ip_network(subnet, strict=True)
         if network.version != 4 or not network.is_private:
             raise ValueError(f'subnet must be a private IPv4 network (e.g. 10.77.0.0/24), got {subnet!r}')
