@@ -23,7 +23,8 @@ nodes discover each other as on real machines (ROS_STATIC_PEERS; docs/multihost.
 
     sudo .venv/bin/python bench/bandwidth.py [--quick] [--bandwidths 0.06,1,10,100] [--repeats 3]
     sudo .venv/bin/python bench/bandwidth.py --converge --bandwidths 0.06,100 --max-s 3600 \\
-        [--rate-hz 150 --sim-rate-hz 30] [--init-checkpoint runs/pretrain/learner.ckpt]
+        [--rate-hz 150 --sim-rate-hz 30] [--seeds 0,1] [--init-checkpoint runs/pretrain/learner.ckpt]
+   Faster than real time the link and the publish period are scaled with it (see converge()).
 
 Last line: one JSON object with every number.
 """
@@ -231,17 +232,25 @@ def run_workflow(mbps: Optional[float], steady_s: float, domain: int, workdir: P
 
 
 def converge(mbps: Optional[float], max_s: float, domain: int, workdir: Path, rate_hz: float, sim_rate_hz: float,
-             init_checkpoint: str) -> dict:
-    """Runs the workflow until TRAINING DONE (or max_s) and returns the learner's convergence numbers."""
-    output = workdir / f'converge_{mbps}'
-    with Testbed(bandwidth_mbps={'device-cloud': mbps}) as bed:
+             init_checkpoint: str, seed: int = 0) -> dict:
+    """Runs the workflow until TRAINING DONE (or max_s) and returns the learner's convergence numbers.
+
+    Faster than real time (rate_hz > sim_rate_hz, x = rate_hz / sim_rate_hz) the run is a
+    time-compressed copy of the real-time one: the link is shaped at mbps * x and the learner
+    publishes every 0.5 s / x, so a weight delivery and the publish period cost the same number of
+    env steps as at mbps in real time (the quantity the paper's study varies)."""
+    scale = rate_hz / sim_rate_hz if sim_rate_hz > 0 else 1.0
+    shaped = mbps * scale if mbps else mbps
+    output = workdir / f'converge_{mbps}_{seed}'
+    with Testbed(bandwidth_mbps={'device-cloud': shaped}) as bed:
         env = {host: bed.dds_env(host, domain, DCDRL_BACKEND='cyclone') for host in bed.hosts}
-        params = [f'output_dir:={output}', 'tensorboard:=false', 'device:=cpu', 'exit_when_done:=true']
+        params = [f'output_dir:={output}', 'tensorboard:=false', 'device:=cpu', 'exit_when_done:=true',
+                  f'publish_period_s:={0.5 / scale:g}', f'seed:={seed}']
         if init_checkpoint:
             params.append(f'init_checkpoint:={init_checkpoint}')
         learner = _node(bed, 'cloud', env['cloud'], 'dcdrl_cloud', 'learner', 'mode:=segments', *params)
         controller = _node(bed, 'device', env['device'], 'dcdrl_edge', 'controller', f'rate_hz:={rate_hz}',
-                           f'sim_rate_hz:={sim_rate_hz}')
+                           f'sim_rate_hz:={sim_rate_hz}', f'seed:={seed}')
         try:
             learner.wait_for_line('TRAINING DONE', max_s)
             done = True
@@ -251,9 +260,11 @@ def converge(mbps: Optional[float], max_s: float, domain: int, workdir: Path, ra
         learner.stop(60)
         controller.stop(30)
     summary = json.loads((output / 'learner.json').read_text()) if (output / 'learner.json').exists() else {}
-    return {'bandwidth_mbps': mbps, 'converged': bool(summary.get('converged')) and done,
+    return {'bandwidth_mbps': mbps, 'seed': seed, 'time_scale': scale, 'shaped_mbps': shaped,
+            'converged': bool(summary.get('converged')) and done,
             'steps_to_converge': summary.get('steps_to_converge'), 'wall_s_to_converge': summary.get('wall_s_to_converge'),
             'env_steps': summary.get('env_steps'), 'updates': summary.get('updates'),
+            'version_lag_mean': summary.get('version_lag_mean'),
             'lost_segments': summary.get('pairer', {}).get('lost_segments'), 'link': link}
 
 
@@ -270,6 +281,7 @@ def main() -> int:
     parser.add_argument('--rate-hz', type=float, default=30.0, help='--converge: control loop rate')
     parser.add_argument('--sim-rate-hz', type=float, default=0.0, help='--converge: plant rate (0 = real time)')
     parser.add_argument('--init-checkpoint', default='', help='--converge: fine-tune from this learner.ckpt')
+    parser.add_argument('--seeds', default='0', help='--converge: comma-separated seeds per bandwidth')
     parser.add_argument('--domain-id', type=int, default=42)
     args = parser.parse_args()
     available, reason = netns_available()
@@ -286,12 +298,15 @@ def main() -> int:
         workdir = Path(tmp)
         if args.converge:
             out['convergence'] = []
-            for mbps in bandwidths:
-                result = converge(mbps, args.max_s, args.domain_id, workdir, args.rate_hz, args.sim_rate_hz,
-                                  args.init_checkpoint)
-                out['convergence'].append(result)
-                print(f"convergence at {mbps:g} Mbit/s: {result['steps_to_converge']} steps, "
-                      f"{result['wall_s_to_converge']} s (converged: {result['converged']})", flush=True)
+            for seed in [int(s) for s in args.seeds.split(',')]:
+                for mbps in bandwidths:
+                    result = converge(mbps, args.max_s, args.domain_id, workdir, args.rate_hz, args.sim_rate_hz,
+                                      args.init_checkpoint, seed)
+                    out['convergence'].append(result)
+                    print(f"convergence at {mbps:g} Mbit/s (seed {seed}, x{result['time_scale']:g} real time, "
+                          f"link {result['shaped_mbps']:g} Mbit/s): {result['steps_to_converge']} steps, "
+                          f"{result['wall_s_to_converge']} s (converged: {result['converged']}), version lag "
+                          f"{result['version_lag_mean']}, {result['lost_segments']} segments lost", flush=True)
         else:
             out['weight_delivery'] = weight_delivery(bandwidths, repeats, args.domain_id)
             if not args.quick and not args.skip_workflow:

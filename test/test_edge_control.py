@@ -84,11 +84,12 @@ def test_logic_constants_match_the_messages():
         assert getattr(segment_learner, name) == getattr(EdgeCommand, name)
 
 
-def test_controller_without_cloud_refuses_bad_weights_and_takes_good_ones(domain):
+@pytest.mark.parametrize('loop_process', [False, True], ids=['loop-thread', 'loop-process'])
+def test_controller_without_cloud_refuses_bad_weights_and_takes_good_ones(domain, loop_process):
     from dcdrl_msgs.msg import EdgeCommand, LoopStats
     monitor = EdgeMonitor(domain)
     controller = _run('dcdrl_edge', 'controller', 'controller', domain, 'rate_hz:=200.0', 'device_id:=edge_t',
-                      'stats_period_s:=0.2')
+                      'stats_period_s:=0.2', f'loop_process:={str(loop_process).lower()}')
     try:
         # No cloud: it starts, runs at its rate on the safe action and streams nothing.
         monitor.wait_stats(lambda s: s.steps >= 100, 'controller running without a cloud')
@@ -133,6 +134,9 @@ def test_controller_without_cloud_refuses_bad_weights_and_takes_good_ones(domain
     report = json.loads(re.search(r'CONTROLLER REPORT (\{.*\})', '\n'.join(controller.lines)).group(1))
     assert report['weights_rejected'] == 3 and report['weights_swapped'] >= 1
     assert report['segments_sent'] >= 50
+    if loop_process:   # the loop process ended cleanly when the node stopped it
+        assert report['loop_process_exitcode'] == 0
+        assert 'leaked' not in '\n'.join(controller.lines)
 
 
 def _mean_return(payload, episodes: int, **env_kwargs) -> float:

@@ -269,6 +269,7 @@ class SegmentLearner:
         self.rejected: collections.Counter[str] = collections.Counter()
         self.updates_behind = 0             # gradient steps the ratio allows that are not done yet
         self.max_updates_behind = 0
+        self._run_lag_total, self._run_lag_count = 0.0, 0  # whole-run version lag (learner.json)
         self._eligible = 0                  # transitions stored at or above critic_start (this run)
         self._session_updates = 0           # gradient steps of this run
         self._initial_evals_left = config.initial_evaluations
@@ -380,6 +381,8 @@ class SegmentLearner:
                 p.lag_total += lag
                 p.lag_min = min(p.lag_min, lag)
                 p.lag_max = max(p.lag_max, lag)
+                self._run_lag_total += lag
+                self._run_lag_count += 1
             self._wake.notify()
         return transition
 
@@ -732,6 +735,8 @@ class SegmentLearner:
             'rejected': sum(rejected.values()), 'rejected_by_reason': rejected,
             'replay_size': replay_size, 'updates_behind': self.updates_behind,
             'max_updates_behind': self.max_updates_behind, 'wall_s': round(self.wall_s(), 3),
+            'version_lag_mean': (round(self._run_lag_total / self._run_lag_count, 3)
+                                 if self._run_lag_count else None),
             'finished_reason': self.finished_reason, 'output_dir': str(self.output_dir),
             'checkpoint': str(self.checkpoint_path), 'actor': str(self.actor_path),
             'run_dir': str(self.logger.run_dir) if self.logger is not None else None,

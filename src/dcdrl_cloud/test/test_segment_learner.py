@@ -295,6 +295,10 @@ def test_stats_carry_the_training_stats_fields_and_version_lag(tmp_path):
     assert stats['version_lag_min'] >= 0 and stats['version_lag_max'] >= 1
     assert stats['updates'] == learner.updates and np.isfinite(stats['critic_loss'])
     assert np.isnan(stats['eval_return']) and np.isnan(stats['eval_cost'])
+    run_lag = learner.summary()['version_lag_mean']     # whole run, not reset by the stats period
+    assert run_lag is not None and 0.0 <= run_lag <= stats['version_lag_max']
+    learner.step(0.0)
+    assert learner.summary()['version_lag_mean'] == run_lag
     learner.close()
 
 

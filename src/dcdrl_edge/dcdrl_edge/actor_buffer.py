@@ -75,9 +75,7 @@ class DoubleBufferedActor:
             raise ValueError(f'poll_s must be a number of seconds in (0, 1], got {poll_s!r}')
         self.poll_s = float(poll_s)
         self.on_rejected = on_rejected
-        zeros = {name: np.zeros(shape, np.float32) for name, shape in self.shapes.items()}
-        self._copies = (NumpyActor(self.config, obs_dim, action_dim, zeros, version=NO_VERSION),
-                        NumpyActor(self.config, obs_dim, action_dim, zeros, version=NO_VERSION))
+        self._copies = (self._make_copy(0), self._make_copy(1))
         self._active: NumpyActor | None = None    # read and written by the loop thread only (after start-up)
         self._pending: NumpyActor | None = None   # set by the loader, taken (set to None) by the loop
         # Mailbox between offer() (any thread) and the loader; the loop never takes this lock.
@@ -96,6 +94,11 @@ class DoubleBufferedActor:
         self.rejected: dict[str, int] = {}   # reason -> count (copy it with dict() to read from another thread)
         self._rejected_total = 0
         self.last_rejection = ''
+
+    def _make_copy(self, index: int) -> NumpyActor:
+        """One of the two copies (zero weights); the loop process's subclass places them in shared memory."""
+        zeros = {name: np.zeros(shape, np.float32) for name, shape in self.shapes.items()}
+        return NumpyActor(self.config, self.obs_dim, self.action_dim, zeros, version=NO_VERSION)
 
     # ------------------------------------------------------------------ loop thread
     @property

@@ -188,11 +188,13 @@ class EdgeController:
                  clock_ns: Callable[[], int] = time.monotonic_ns,
                  wall_clock_ns: Callable[[], int] = time.time_ns,
                  sleep: Callable[[float], Any] | None = None,
-                 on_episode_end: Callable[[EpisodeSummary], None] | None = None) -> None:
+                 on_episode_end: Callable[[EpisodeSummary], None] | None = None,
+                 queue: Any = None, stats_buffers: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         if not isinstance(config, ControllerConfig):
             raise TypeError(f'config must be a ControllerConfig, got {type(config).__name__}')
-        if not isinstance(actor, DoubleBufferedActor):
-            raise TypeError(f'actor must be a DoubleBufferedActor, got {type(actor).__name__}')
+        for name in ('active', 'version', 'swap_if_ready', 'obs_dim', 'action_dim'):
+            if not hasattr(actor, name):   # a DoubleBufferedActor, or the loop process's side of one
+                raise TypeError(f'actor must be a DoubleBufferedActor, got {type(actor).__name__}')
         for name in ('begin_reset', 'reset_step', 'read', 'write', 'safe_action'):
             if not callable(getattr(plant, name, None)):
                 raise TypeError(f'plant must implement the Plant interface; {type(plant).__name__} lacks {name}()')
@@ -212,13 +214,16 @@ class EdgeController:
         self._wall_clock_ns = wall_clock_ns
         self._sleep = sleep
         self.on_episode_end = on_episode_end
-        self.queue: DropOldestQueue[Segment] = DropOldestQueue(config.queue_capacity)
+        # queue: where segments go (default a DropOldestQueue; the loop process passes its shared ring).
+        self.queue: DropOldestQueue[Segment] = queue if queue is not None else DropOldestQueue(config.queue_capacity)
         half_life = config.noise_half_life_steps if config.noise_half_life_steps > 0 else None
         self._noise = make_noise(config.exploration, self.action_dim, config.noise_sigma, theta=config.noise_theta,
                                  scale=config.noise_scale, half_life=half_life, seed=config.seed)
         self._commands: deque[int] = deque()        # mailbox: command() appends, step() pops
-        self._period_us = WindowStats(config.stats_window)
-        self._inference_us = WindowStats(config.stats_window)
+        # stats_buffers: arrays the windows live in (shared memory in the loop process), else private.
+        period_buffer, inference_buffer = stats_buffers or (None, None)
+        self._period_us = WindowStats(config.stats_window, period_buffer)
+        self._inference_us = WindowStats(config.stats_window, inference_buffer)
         self._rate_loop: RateLoop | None = None
         self._action = np.zeros(self.action_dim, np.float32)
         self.finished: deque[EpisodeSummary] = deque(maxlen=256)
@@ -356,9 +361,11 @@ class EdgeController:
         }
 
     # ------------------------------------------------------------------ the loop thread
-    def run(self, stop: threading.Event) -> None:
+    def run(self, stop: threading.Event, before_step: Callable[[], None] | None = None) -> None:
         """Step at config.rate_hz on absolute deadlines until `stop` is set; writes the safe action
-        to the plant when it ends (also when a step raised: the error is re-raised after that)."""
+        to the plant when it ends (also when a step raised: the error is re-raised after that).
+        before_step: called on the loop thread right before every step (the loop process takes its
+        commands and writes its statistics there); it may set `stop`."""
         sleep = self._sleep if self._sleep is not None else stop.wait
         loop = RateLoop(self.config.rate_hz, self.config.spin_s, clock_ns=self._clock_ns, sleep=sleep)
         self._rate_loop = loop
@@ -366,6 +373,8 @@ class EdgeController:
         try:
             while not stop.is_set():
                 late_ns = loop.wait_next()
+                if before_step is not None:
+                    before_step()
                 if stop.is_set():
                     break
                 period_us.add(late_ns * 1e-3)

@@ -39,6 +39,10 @@ Parameters (default: meaning):
     switch_interval_s 0.0: sys.setswitchinterval: how long another Python thread may hold the GIL
         before the loop thread gets it back (CPython's default 5 ms costs whole periods at 200 Hz);
         0 = a tenth of the period, within 0.1-5 ms (timing.switch_interval_for)
+    loop_process False: run the loop in its own process (dcdrl_edge.loop_process; simulated plant
+        only): no other Python thread can delay a step; recommended from ~500 Hz up
+    realtime_priority 0: SCHED_FIFO priority (1-99) of the loop thread / process, 0 = normal
+        scheduling; needs root, CAP_SYS_NICE or an rtprio limit (refused -> a warning, loop runs on)
     stats_period_s 0.5: edge/stats period; diagnostics_period_s 1.0: /diagnostics period
     warn_period_error_us 1000.0: p99 period error above this -> diagnostics WARN (misses -> WARN too)
     cloud_timeout_s 5.0: diagnostics WARN when training and the cloud has been silent this long
@@ -53,6 +57,7 @@ Parameters (default: meaning):
 from __future__ import annotations
 
 import math
+import os
 import sys
 import threading
 from typing import Any, Optional, Sequence
@@ -68,7 +73,8 @@ from std_msgs.msg import Float64MultiArray
 from dcdrl_edge.actor_buffer import DoubleBufferedActor, load_weights_file
 from dcdrl_edge.controller import MODE_TRAIN, ControllerConfig, EdgeController
 from dcdrl_edge.plant import SimulatedCartPolePlant, TopicPlant
-from dcdrl_edge.timing import switch_interval_for
+from dcdrl_edge.loop_process import LoopProcess, SimPlantSpec
+from dcdrl_edge.timing import set_realtime_priority, switch_interval_for
 from dcdrl_edge.segment_queue import Segment
 
 _CONFIG = ControllerConfig()
@@ -100,7 +106,7 @@ class ControllerNode(ros.Node):
         extra = {
             'plant': 'sim', 'network_preset': 'cloud_edge', 'weights_file': '', 'segment_depth': 1000,
             'switch_interval_s': 0.0, 'stats_period_s': 0.5, 'diagnostics_period_s': 1.0,
-            'warn_period_error_us': 1000.0, 'cloud_timeout_s': 5.0,
+            'warn_period_error_us': 1000.0, 'cloud_timeout_s': 5.0, 'loop_process': False, 'realtime_priority': 0,
             'sim_rate_hz': 0.0, 'sim_cart_friction': 10.0, 'sim_pole_friction': 0.0011, 'sim_integrator': 'euler',
             'sim_max_steps': 1000, 'sim_target_steps_to_stop': 100, 'action_history': 5,
             'sim_init_theta_mean': math.pi, 'sim_init_theta_std': 0.8,
@@ -125,17 +131,34 @@ class ControllerNode(ros.Node):
         if p('switch_interval_s') < 0:
             raise ValueError(f"switch_interval_s must be >= 0 (0 = from the rate), got {p('switch_interval_s')}")
         sys.setswitchinterval(float(p('switch_interval_s')) or switch_interval_for(self.config.rate_hz))
+        self.realtime_priority = int(p('realtime_priority'))
+        if not 0 <= self.realtime_priority <= 99:
+            raise ValueError(f'realtime_priority must be 0 (off) or 1-99, got {self.realtime_priority}')
 
-        self.plant = self._make_plant(p)
-        self.actor = DoubleBufferedActor(p('network_preset'), self.plant.observation_dim, self.plant.action_dim,
-                                         on_rejected=self._on_rejected)
+        self.loop: Optional[LoopProcess] = None
+        if p('loop_process'):
+            if p('plant') != 'sim':
+                raise ValueError(f"loop_process:=true runs the simulated plant inside the loop process; plant "
+                                 f"{p('plant')!r} needs loop_process:=false")
+            spec = SimPlantSpec(self._sim_options(p), self.config.seed)
+            probe = spec.build()   # the plant's sizes (and its option errors, here at start)
+            obs_dim, action_dim = probe.observation_dim, probe.action_dim
+            probe.close()
+            self.plant = None
+            self.loop = LoopProcess(self.config, spec, p('network_preset'), obs_dim, action_dim,
+                                    realtime_priority=self.realtime_priority, on_rejected=self._on_rejected)
+            self.actor = self.loop.actor
+        else:
+            self.plant = self._make_plant(p)
+            self.actor = DoubleBufferedActor(p('network_preset'), self.plant.observation_dim, self.plant.action_dim,
+                                             on_rejected=self._on_rejected)
         weights_file = p('weights_file')
         if self.config.mode == 'eval' and not weights_file:
             raise ValueError("mode 'eval' needs weights_file (e.g. runs/edge/best_actor.safetensors)")
         if weights_file:
             self.actor.load_payload_now(load_weights_file(weights_file))
             self.get_logger().info(f'loaded actor version {self.actor.version} from {weights_file}')
-        self.controller = EdgeController(self.config, self.plant, self.actor)
+        self.controller = self.loop if self.loop is not None else EdgeController(self.config, self.plant, self.actor)
 
         self.segment_pub = self.create_publisher(TrajectorySegment, 'segments', _reliable(p('segment_depth')))
         self.stats_pub = self.create_publisher(
@@ -150,28 +173,52 @@ class ControllerNode(ros.Node):
         self.create_timer(float(p('diagnostics_period_s')), self.publish_diagnostics)
 
         self._stop = threading.Event()
+        self._stopping = False
         self.actor.start()
         self.sender.start()
-        self._loop = threading.Thread(target=self.controller.run, args=(self._stop,), name='control-loop',
-                                      daemon=True)
-        self._loop.start()
+        self._loop = None
+        if self.loop is not None:
+            self.loop.start()
+            status = self.loop.realtime_status
+            if status < 0:
+                self._warn_realtime(-status)
+        else:
+            self._loop = threading.Thread(target=self._run_loop_thread, name='control-loop', daemon=True)
+            self._loop.start()
         self.get_logger().info(
-            f'controller {self.device_id} started: {self.config.mode} at {self.config.rate_hz:g} Hz, '
+            f'controller {self.device_id} started: {self.config.mode} at {self.config.rate_hz:g} Hz'
+            + (f' in process {self.loop.pid}' if self.loop is not None else '')
+            + (f', SCHED_FIFO {self.realtime_priority}' if self.realtime_priority else '') + ', '
             f"plant {p('plant')}, architecture {self.actor.architecture_id}, "
             + ('acting with the loaded weights' if self.actor.active is not None
                else 'safe action until the first weights arrive'))
 
+    def _run_loop_thread(self) -> None:
+        if self.realtime_priority:
+            ok, error_number = set_realtime_priority(self.realtime_priority)
+            if not ok:
+                self._warn_realtime(error_number)
+        self.controller.run(self._stop)
+
+    def _warn_realtime(self, error_number: int) -> None:
+        self.get_logger().warning(
+            f'realtime_priority {self.realtime_priority} refused ({os.strerror(error_number)}): the loop runs '
+            'with normal scheduling; allow it with root, CAP_SYS_NICE or an rtprio limit (docs/edge-controller.md)')
+
+    def _sim_options(self, p: Any) -> dict:
+        stop_after = int(p('sim_target_steps_to_stop'))
+        sim_rate = float(p('sim_rate_hz')) or float(self.config.rate_hz)
+        return dict(
+            frequency_hz=sim_rate, cart_friction=float(p('sim_cart_friction')),
+            pole_friction=float(p('sim_pole_friction')), integrator=p('sim_integrator'),
+            max_steps=int(p('sim_max_steps')), action_history=int(p('action_history')),
+            init_theta_mean=float(p('sim_init_theta_mean')), init_theta_std=float(p('sim_init_theta_std')),
+            target_steps_to_stop=stop_after if stop_after >= 0 else None)
+
     def _make_plant(self, p: Any) -> Any:
         kind = p('plant')
         if kind == 'sim':
-            stop_after = int(p('sim_target_steps_to_stop'))
-            sim_rate = float(p('sim_rate_hz')) or float(self.config.rate_hz)
-            return SimulatedCartPolePlant(dict(
-                frequency_hz=sim_rate, cart_friction=float(p('sim_cart_friction')),
-                pole_friction=float(p('sim_pole_friction')), integrator=p('sim_integrator'),
-                max_steps=int(p('sim_max_steps')), action_history=int(p('action_history')),
-                init_theta_mean=float(p('sim_init_theta_mean')), init_theta_std=float(p('sim_init_theta_std')),
-                target_steps_to_stop=stop_after if stop_after >= 0 else None), seed=self.config.seed)
+            return SimulatedCartPolePlant(self._sim_options(p), seed=self.config.seed)
         if kind == 'topic':
             # Best effort, depth 1: publishing from the loop thread must never wait for a reader.
             self.command_pub = self.create_publisher(
@@ -269,8 +316,15 @@ class ControllerNode(ros.Node):
         silent = s['cloud_silent_s']
         if s['mode'] == MODE_TRAIN and (silent < 0 or silent > self.cloud_timeout_s):
             problems.append('cloud silent' + (f' for {silent:.1f} s' if silent >= 0 else ' (nothing received yet)'))
+        loop_ended = self.loop is not None and self.loop.exitcode is not None and not self._stopping
+        if loop_ended:
+            problems.insert(0, f'control loop process exited (code {self.loop.exitcode})')
+            if not getattr(self, '_loop_end_logged', False):
+                self._loop_end_logged = True
+                self.get_logger().error(f'the control loop process exited with code {self.loop.exitcode}; '
+                                        'the plant is left at the safe action where the loop could write it')
         if problems:
-            level = DiagnosticStatus.WARN
+            level = DiagnosticStatus.ERROR if loop_ended else DiagnosticStatus.WARN
         status = DiagnosticStatus(level=level, name=f'{self.get_name()}: control loop', hardware_id=self.device_id,
                                   message='; '.join(problems) or 'ok')
         status.values = [KeyValue(key=key, value=f'{s[key]:.6g}' if isinstance(s[key], float) else str(s[key]))
@@ -284,7 +338,9 @@ class ControllerNode(ros.Node):
     def report(self) -> dict:
         s = self.controller.stats()
         s.pop('observation', None)
-        return {'device_id': self.device_id, **s, 'segments_sent': self.sender.sent,
+        loop = {} if self.loop is None else {'loop_process_exitcode': self.loop.exitcode,
+                                              'realtime_priority_status': self.loop.realtime_status}
+        return {'device_id': self.device_id, **s, **loop, 'segments_sent': self.sender.sent,
                 'weights_rejected_by_reason': dict(self.actor.rejected),
                 'commands_refused': self.controller.commands_refused, 'commands_ignored': self.commands_ignored,
                 'malformed_samples': ros.malformed_samples(self)}
@@ -294,11 +350,18 @@ class ControllerNode(ros.Node):
             self.offload_mode.destroy()
             super().destroy_node()
             return
+        self._stopping = True
         self._stop.set()
-        self._loop.join(timeout=5.0)
+        if self.loop is not None:
+            self.loop.stop(timeout=5.0)
+        else:
+            self._loop.join(timeout=5.0)
         self.sender.stop(timeout=5.0)
         self.actor.stop()
-        self.plant.close()
+        if self.loop is not None:
+            self.loop.close()
+        else:
+            self.plant.close()
         import json
         print('CONTROLLER REPORT ' + json.dumps(self.report(), default=float), flush=True)
         super().destroy_node()

@@ -126,7 +126,7 @@ class SegmentSender:
     def __init__(self, queue: DropOldestQueue, send: Callable[[list[Any]], None], period_s: float = 0.005,
                  on_error: Callable[[BaseException], None] | None = None, max_batch: int | None = None,
                  name: str = 'segment-sender') -> None:
-        if not isinstance(queue, DropOldestQueue):
+        if not callable(getattr(queue, 'pop_all', None)):   # a DropOldestQueue or the loop process's ring
             raise TypeError(f'queue must be a DropOldestQueue, got {type(queue).__name__}')
         if not callable(send):
             raise TypeError('send must be callable')

@@ -17,7 +17,9 @@ buffer and summarises them as p50 / p99 / max.
 """
 from __future__ import annotations
 
+import errno
 import math
+import os
 import time
 from typing import Callable
 
@@ -49,6 +51,21 @@ def switch_interval_for(rate_hz: float) -> float:
     """
     period_s = 1.0 / check_rate_hz(rate_hz)
     return min(0.005, max(0.0001, period_s / 10.0))
+
+
+def set_realtime_priority(priority: int) -> tuple[bool, int]:
+    """Put the CALLING thread under SCHED_FIFO at `priority` (1-99), as ros2_control does for its
+    loop: it then preempts every normal process on its core. Needs root, CAP_SYS_NICE or an rtprio
+    limit (docs/edge-controller.md). Returns (True, 0), or (False, errno) when refused/unsupported."""
+    if isinstance(priority, bool) or not isinstance(priority, int) or not 1 <= priority <= 99:
+        raise ValueError(f'priority must be an int in [1, 99], got {priority!r}')
+    if not hasattr(os, 'sched_setscheduler'):
+        return False, errno.ENOSYS
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except OSError as error:
+        return False, error.errno or errno.EPERM
+    return True, 0
 
 
 class RateLoop:
@@ -133,6 +150,16 @@ class RateLoop:
         return late
 
 
+def summarize(samples: np.ndarray) -> dict[str, float]:
+    """{'p50', 'p99', 'max', 'count'} of the samples (a snapshot copy is taken); zeros when empty."""
+    count = len(samples)
+    if count == 0:
+        return {'p50': 0.0, 'p99': 0.0, 'max': 0.0, 'count': 0}
+    values = np.array(samples, dtype=np.float64)
+    p50, p99 = np.percentile(values, (50.0, 99.0))
+    return {'p50': float(p50), 'p99': float(p99), 'max': float(values.max()), 'count': count}
+
+
 class WindowStats:
     """The last `window` float samples in a preallocated ring buffer; summary() gives p50/p99/max.
 
@@ -140,11 +167,16 @@ class WindowStats:
     from another thread: it works on a snapshot copy, so at worst it sees one sample more or less.
     """
 
-    def __init__(self, window: int) -> None:
+    def __init__(self, window: int, values: np.ndarray | None = None) -> None:
+        """values: a float64 array of `window` samples to keep them in (shared memory), else a new one."""
         if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
             raise ValueError(f'window must be an int >= 1, got {window!r}')
         self.window = int(window)
-        self._values = np.zeros(self.window, dtype=np.float64)
+        if values is None:
+            values = np.zeros(self.window, dtype=np.float64)
+        elif values.shape != (self.window,) or values.dtype != np.float64:
+            raise ValueError(f'values must be float64 of shape ({self.window},), got {values.dtype} {values.shape}')
+        self._values = values
         self._next = 0
         self._count = 0
         self.total = 0  # samples ever added
@@ -168,16 +200,12 @@ class WindowStats:
 
     def summary(self) -> dict[str, float]:
         """{'p50', 'p99', 'max', 'count'} over the window; all 0.0 (count 0) when empty."""
-        count = self._count
-        if count == 0:
-            return {'p50': 0.0, 'p99': 0.0, 'max': 0.0, 'count': 0}
-        values = self._values[:count].copy()
-        p50, p99 = np.percentile(values, (50.0, 99.0))
-        return {'p50': float(p50), 'p99': float(p99), 'max': float(values.max()), 'count': count}
+        return summarize(self._values[:self._count])
 
     def clear(self) -> None:
         self._next = 0
         self._count = 0
 
 
-__all__ = ['MAX_RATE_HZ', 'MIN_RATE_HZ', 'RateLoop', 'WindowStats', 'check_rate_hz', 'switch_interval_for']
+__all__ = ['MAX_RATE_HZ', 'MIN_RATE_HZ', 'RateLoop', 'WindowStats', 'check_rate_hz', 'set_realtime_priority', 'summarize',
+           'switch_interval_for']
