@@ -294,11 +294,13 @@ def edge_loop_rows(result: dict) -> list[Row]:
                         inference.get('torch_eager_us'), 'torch eager forward (no_grad)',
                         goal_on='ratio', goal_op='<=', goal=0.3))
     goals_at = _number(result.get('goals_at'))
+    goals_loop = result.get('goals_loop')   # which loop variant the goals are for (absent: the only one)
     for loop in result.get('loops') or []:
         loop = _dict(loop)
         rate = _number(loop.get('rate_hz'))
-        judged = rate is not None and rate == goals_at
-        label = f'{rate:g} Hz' if rate is not None else '? Hz'
+        variant = loop.get('loop')
+        judged = rate is not None and rate == goals_at and (goals_loop is None or variant == goals_loop)
+        label = (f'{rate:g} Hz' if rate is not None else '? Hz') + (f' loop {variant}' if variant else '')
         rows.append(row('edge_loop', f'{label}: period error p99', loop.get('period_error_p99_us'), 'us',
                         **({'goal_on': 'value', 'goal_op': '<=', 'goal': 200.0} if judged else {})))
         rows.append(row('edge_loop', f'{label}: deadline misses', loop.get('misses'), 'steps',
@@ -307,6 +309,15 @@ def edge_loop_rows(result: dict) -> list[Row]:
         rows.append(row('edge_loop', f'{label}: weight delivery p50 (publish to swap)',
                         loop.get('weight_delivery_p50_ms'), 'ms',
                         **({'goal_on': 'value', 'goal_op': '<=', 'goal': 5.0} if judged else {})))
+    for floor in result.get('platform_floor') or []:
+        floor = _dict(floor)
+        rate = _number(floor.get('rate_hz'))
+        label = f'{rate:g} Hz' if rate is not None else '? Hz'
+        note = f'the same deadlines with no work; CPU steal {floor.get("cpu_steal_s")} s'
+        rows.append(row('edge_loop', f'{label} platform floor: period error p99', floor.get('period_error_p99_us'),
+                        'us', note=note))
+        rows.append(row('edge_loop', f'{label} platform floor: deadline misses', floor.get('misses'), 'steps',
+                        note=f'of {floor.get("steps")} steps; {note}'))
     return rows
 
 

@@ -227,6 +227,19 @@ def test_edge_loop_goals_only_at_the_judged_rate():
     assert _by_measure(rows, '30 Hz: weight delivery')['goal'] is None
 
 
+def test_edge_loop_goals_only_for_the_judged_loop_variant_and_the_floor_is_shown():
+    result = {**EDGE_LOOP, 'goals_loop': 'process',
+              'loops': [{**EDGE_LOOP['loops'][0], 'loop': 'process', 'misses': 0},
+                        {**EDGE_LOOP['loops'][0], 'loop': 'thread', 'period_error_p99_us': 700.0}],
+              'platform_floor': [{'rate_hz': 1000.0, 'steps': 10000, 'misses': 2, 'period_error_p99_us': 90.0,
+                                  'cpu_steal_s': 0.1}]}
+    rows = summary.edge_loop_rows(result)
+    assert _by_measure(rows, '1000 Hz loop process: deadline misses')['met'] is True
+    assert _by_measure(rows, '1000 Hz loop thread: period error p99')['met'] is None
+    floor = _by_measure(rows, '1000 Hz platform floor: deadline misses')
+    assert floor['ours'] == 2 and floor['met'] is None and 'steal' in floor['note']
+
+
 def test_envs_native_vs_sync_and_oracle():
     rows = summary.envs_rows(ENVS)
     mec = _by_measure(rows, 'MecOffload-v0: native vector env x8')

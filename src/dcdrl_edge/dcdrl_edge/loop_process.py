@@ -55,6 +55,7 @@ from .timing import set_realtime_priority, summarize
 # Control words (int64, under the control lock unless noted).
 ACTIVE, PENDING, VERSION_0, VERSION_1, SWAPPED, STOP, EXITED, RT_STATUS = range(8)
 CONTROL_WORDS = 8
+SWAP_LOG = 256   # the last swaps as (version, monotonic ns), for weight-delivery measurements
 
 # Board: numbers the loop writes every few milliseconds without a lock (each one an aligned 8-byte
 # store, read whole); the node only reads them.
@@ -87,6 +88,7 @@ class LoopLayout:
     def __init__(self, arena: ArrayArena, config: ControllerConfig, network: Any, obs_dim: int, action_dim: int,
                  locks: Mapping[str, Any]) -> None:
         self.control = arena.array(CONTROL_WORDS, np.int64)
+        self.swap_log = arena.array((SWAP_LOG, 2), np.int64)   # row SWAPPED % SWAP_LOG, under the control lock
         self.board = arena.array(len(BOARD_FIELDS), np.float64)
         self.observation = arena.array(obs_dim, np.float64)
         self.period_us = arena.array(config.stats_window, np.float64)
@@ -329,6 +331,14 @@ class LoopProcess:
             'realtime_priority_status': int(control[RT_STATUS]), 'ring_lock_busy': int(b['lock_busy']),
         }
 
+    def swaps(self) -> list[tuple[int, int]]:
+        """The last (up to 256) swaps made by the loop: (version, time.monotonic_ns() of the swap)."""
+        with self.layout.control_lock:
+            count = int(self.layout.control[SWAPPED])
+            log = self.layout.swap_log.copy()
+        first = max(0, count - SWAP_LOG)
+        return [(int(log[k % SWAP_LOG, 0]), int(log[k % SWAP_LOG, 1])) for k in range(first, count)]
+
     @property
     def realtime_status(self) -> int:
         """0: not asked; > 0: the SCHED_FIFO priority in effect; < 0: -errno of the refusal."""
@@ -372,8 +382,9 @@ class LoopSideActor:
                 return False
             control[ACTIVE] = index
             control[PENDING] = -1
-            control[SWAPPED] += 1
             self._activate(index)
+            self._layout.swap_log[control[SWAPPED] % SWAP_LOG] = (self.active.version, time.monotonic_ns())
+            control[SWAPPED] += 1
         finally:
             lock.release()
         return True
