@@ -232,17 +232,20 @@ def run_workflow(mbps: Optional[float], steady_s: float, domain: int, workdir: P
 
 
 def converge(mbps: Optional[float], max_s: float, domain: int, workdir: Path, rate_hz: float, sim_rate_hz: float,
-             init_checkpoint: str, seed: int = 0) -> dict:
+             init_checkpoint: str, seed: int = 0, direction: str = 'both') -> dict:
     """Runs the workflow until TRAINING DONE (or max_s) and returns the learner's convergence numbers.
 
     Faster than real time (rate_hz > sim_rate_hz, x = rate_hz / sim_rate_hz) the run is a
     time-compressed copy of the real-time one: the link is shaped at mbps * x and the learner
     publishes every 0.5 s / x, so a weight delivery and the publish period cost the same number of
-    env steps as at mbps in real time (the quantity the paper's study varies)."""
+    env steps as at mbps in real time (the quantity the paper's study varies).
+    direction 'both' shapes the link both ways (a real slow link: experience up, weights down);
+    'down' only cloud -> device, as the paper emulated bandwidth (by delaying the weight send)."""
     scale = rate_hz / sim_rate_hz if sim_rate_hz > 0 else 1.0
     shaped = mbps * scale if mbps else mbps
-    output = workdir / f'converge_{mbps}_{seed}'
-    with Testbed(bandwidth_mbps={'device-cloud': shaped}) as bed:
+    output = workdir / f'converge_{mbps}_{seed}_{direction}'
+    links = {'device-cloud': shaped} if direction == 'both' else {'cloud->device': shaped}
+    with Testbed(bandwidth_mbps=links) as bed:
         env = {host: bed.dds_env(host, domain, DCDRL_BACKEND='cyclone') for host in bed.hosts}
         params = [f'output_dir:={output}', 'tensorboard:=false', 'device:=cpu', 'exit_when_done:=true',
                   f'publish_period_s:={0.5 / scale:g}', f'seed:={seed}']
@@ -260,7 +263,7 @@ def converge(mbps: Optional[float], max_s: float, domain: int, workdir: Path, ra
         learner.stop(60)
         controller.stop(30)
     summary = json.loads((output / 'learner.json').read_text()) if (output / 'learner.json').exists() else {}
-    return {'bandwidth_mbps': mbps, 'seed': seed, 'time_scale': scale, 'shaped_mbps': shaped,
+    return {'bandwidth_mbps': mbps, 'seed': seed, 'time_scale': scale, 'shaped_mbps': shaped, 'direction': direction,
             'converged': bool(summary.get('converged')) and done,
             'steps_to_converge': summary.get('steps_to_converge'), 'wall_s_to_converge': summary.get('wall_s_to_converge'),
             'env_steps': summary.get('env_steps'), 'updates': summary.get('updates'),
@@ -282,6 +285,8 @@ def main() -> int:
     parser.add_argument('--sim-rate-hz', type=float, default=0.0, help='--converge: plant rate (0 = real time)')
     parser.add_argument('--init-checkpoint', default='', help='--converge: fine-tune from this learner.ckpt')
     parser.add_argument('--seeds', default='0', help='--converge: comma-separated seeds per bandwidth')
+    parser.add_argument('--direction', default='both', choices=('both', 'down'),
+                        help="--converge: shape both ways, or only cloud->device (the paper's emulation)")
     parser.add_argument('--domain-id', type=int, default=42)
     args = parser.parse_args()
     available, reason = netns_available()
@@ -301,9 +306,9 @@ def main() -> int:
             for seed in [int(s) for s in args.seeds.split(',')]:
                 for mbps in bandwidths:
                     result = converge(mbps, args.max_s, args.domain_id, workdir, args.rate_hz, args.sim_rate_hz,
-                                      args.init_checkpoint, seed)
+                                      args.init_checkpoint, seed, args.direction)
                     out['convergence'].append(result)
-                    print(f"convergence at {mbps:g} Mbit/s (seed {seed}, x{result['time_scale']:g} real time, "
+                    print(f"convergence at {mbps:g} Mbit/s {args.direction} (seed {seed}, x{result['time_scale']:g} real time, "
                           f"link {result['shaped_mbps']:g} Mbit/s): {result['steps_to_converge']} steps, "
                           f"{result['wall_s_to_converge']} s (converged: {result['converged']}), version lag "
                           f"{result['version_lag_mean']}, {result['lost_segments']} segments lost", flush=True)

@@ -79,7 +79,33 @@ def start_nodes(domain: int, output: Path) -> dict:
     nodes['controller'] = ChildProcess(
         [*DCDRL, 'dcdrl_edge', 'controller', '--ros-args', '-r', '__node:=controller', '-r', '__ns:=/edge',
          '--params-file', str(edge_config), '-p', 'rate_hz:=100.0', '-p', 'sim_rate_hz:=30.0'], env=edge_env)
+    # A second controller with its loop in its own process (loop_process:=true): the node and its
+    # loop process are sampled apart ('controller_lp' and 'controller_lp.loop').
+    nodes['controller_lp'] = ChildProcess(
+        [*DCDRL, 'dcdrl_edge', 'controller', '--ros-args', '-r', '__node:=controller_lp', '-r', '__ns:=/edge',
+         '--params-file', str(edge_config), '-p', 'rate_hz:=100.0', '-p', 'sim_rate_hz:=30.0',
+         '-p', 'loop_process:=true'], env=edge_env)
     return nodes
+
+
+def loop_child_pid(pid: int) -> int | None:
+    """The control-loop process a controller node spawned (its child running multiprocessing's spawn_main
+    with the loop, not the resource tracker)."""
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f'/proc/{entry}/stat') as handle:
+                parent = int(handle.read().rsplit(')', 1)[1].split()[1])
+            if parent != pid:
+                continue
+            with open(f'/proc/{entry}/cmdline', 'rb') as handle:
+                cmdline = handle.read().replace(b'\0', b' ')
+        except (OSError, ValueError, IndexError):
+            continue
+        if b'spawn_main' in cmdline and b'resource_tracker' not in cmdline:
+            return int(entry)
+    return None
 
 
 def soak(duration_s: float, warmup_s: float, sample_s: float, max_growth_mb: float, max_growth_pct: float,
@@ -88,6 +114,7 @@ def soak(duration_s: float, warmup_s: float, sample_s: float, max_growth_mb: flo
     output = Path(output or tempfile.mkdtemp(prefix='dcdrl-soak-'))
     nodes = start_nodes(fresh_domain_id(), output)
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name in nodes}
+    samples['controller_lp.loop'] = []
     started = time.monotonic()
     exited: dict[str, int] = {}
     try:
@@ -102,6 +129,11 @@ def soak(duration_s: float, warmup_s: float, sample_s: float, max_growth_mb: flo
                 value = rss_mb(child.pid)
                 if value is not None:
                     samples[name].append((now - started, value))
+                if name == 'controller_lp':
+                    loop_pid = loop_child_pid(child.pid)
+                    value = rss_mb(loop_pid) if loop_pid else None
+                    if value is not None:
+                        samples['controller_lp.loop'].append((now - started, value))
             next_sample += sample_s
             time.sleep(max(0.0, next_sample - time.monotonic()))  # the sampling period itself
     finally:
@@ -122,7 +154,7 @@ def soak(duration_s: float, warmup_s: float, sample_s: float, max_growth_mb: flo
                         'rss_peak_mb': round(peak_mb, 1), 'growth_mb': round(growth, 1),
                         'slope_mb_per_min': round(growth / span_min, 2) if span_min > 0 else None,
                         'limit_mb': round(limit, 1), 'flat': growth <= limit and name not in exited,
-                        'exited_early': exited.get(name), 'exit_code': codes[name]}
+                        'exited_early': exited.get(name), 'exit_code': codes.get(name, codes.get(name.split('.')[0]))}
     return {'duration_s': duration_s, 'warmup_s': warmup_s, 'nodes': result,
             'all_flat': all(r.get('flat') for r in result.values()), 'output': str(output)}
 

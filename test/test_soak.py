@@ -18,7 +18,8 @@ def test_every_node_keeps_flat_memory_for_two_minutes(tmp_path, monkeypatch):
     result = soak(duration_s=120.0, warmup_s=60.0, sample_s=5.0, max_growth_mb=20.0, max_growth_pct=5.0,
                   output=tmp_path)
     nodes = result['nodes']
-    assert set(nodes) == {'replay_buffer', 'learner', 'parameter_server', 'client_0', 'edge_learner', 'controller'}
+    assert set(nodes) == {'replay_buffer', 'learner', 'parameter_server', 'client_0', 'edge_learner', 'controller',
+                          'controller_lp', 'controller_lp.loop'}
     for name, row in nodes.items():
         assert row.get('exited_early') is None, f'{name} exited during the soak: {row}'
         assert row['flat'], f'{name} memory grew: {row}'
