@@ -240,15 +240,19 @@ def converge(mbps: Optional[float], max_s: float, domain: int, workdir: Path, ra
     publishes every 0.5 s / x, so a weight delivery and the publish period cost the same number of
     env steps as at mbps in real time (the quantity the paper's study varies).
     direction 'both' shapes the link both ways (a real slow link: experience up, weights down);
-    'down' only cloud -> device, as the paper emulated bandwidth (by delaying the weight send)."""
+    'down' only cloud -> device, as the paper emulated bandwidth (by delaying the weight send).
+    Where the default publish period (0.5 s) sends weights faster than the link carries them, the
+    learner publishes at the paced period instead (_publish_params: twice the delivery time), as a
+    user on a slow link would configure it."""
     scale = rate_hz / sim_rate_hz if sim_rate_hz > 0 else 1.0
     shaped = mbps * scale if mbps else mbps
     output = workdir / f'converge_{mbps}_{seed}_{direction}'
     links = {'device-cloud': shaped} if direction == 'both' else {'cloud->device': shaped}
     with Testbed(bandwidth_mbps=links) as bed:
         env = {host: bed.dds_env(host, domain, DCDRL_BACKEND='cyclone') for host in bed.hosts}
+        period = (_publish_params(mbps) or 0.5) if mbps else 0.5
         params = [f'output_dir:={output}', 'tensorboard:=false', 'device:=cpu', 'exit_when_done:=true',
-                  f'publish_period_s:={0.5 / scale:g}', f'seed:={seed}']
+                  f'publish_period_s:={period / scale:g}', f'seed:={seed}']
         if init_checkpoint:
             params.append(f'init_checkpoint:={init_checkpoint}')
         learner = _node(bed, 'cloud', env['cloud'], 'dcdrl_cloud', 'learner', 'mode:=segments', *params)
@@ -264,6 +268,7 @@ def converge(mbps: Optional[float], max_s: float, domain: int, workdir: Path, ra
         controller.stop(30)
     summary = json.loads((output / 'learner.json').read_text()) if (output / 'learner.json').exists() else {}
     return {'bandwidth_mbps': mbps, 'seed': seed, 'time_scale': scale, 'shaped_mbps': shaped, 'direction': direction,
+            'publish_period_s': period,
             'converged': bool(summary.get('converged')) and done,
             'steps_to_converge': summary.get('steps_to_converge'), 'wall_s_to_converge': summary.get('wall_s_to_converge'),
             'env_steps': summary.get('env_steps'), 'updates': summary.get('updates'),

@@ -108,7 +108,7 @@ def platform_floor(rate_hz: float, duration_s: float, realtime_priority: int, sp
 
 
 def run_loop(rate_hz: float, duration_s: float, swap_hz: float, loop_process: bool = False,
-             realtime_priority: int = 0) -> dict:
+             realtime_priority: int = 0, busy_threads: int = 0, spin_s: float = 0.0002) -> dict:
     from dcdrl_core import ros
     from dcdrl_core.learning.codec import make_payload
     from dcdrl_core.learning.inference import actor_shapes
@@ -120,7 +120,7 @@ def run_loop(rate_hz: float, duration_s: float, swap_hz: float, loop_process: bo
     ros.init(args=['bench', '--ros-args', '-r', '__ns:=/dcdrl', '-p', f'rate_hz:={float(rate_hz)}',
                    '-p', 'device_id:=bench_edge', '-p', f'stats_window:={int(rate_hz * duration_s) + 1000}',
                    '-p', f'loop_process:={str(loop_process).lower()}',
-                   '-p', f'realtime_priority:={int(realtime_priority)}'])
+                   '-p', f'realtime_priority:={int(realtime_priority)}', '-p', f'spin_s:={float(spin_s)}'])
     from dcdrl_msgs.msg import PolicyWeights, Tensor, TrajectorySegment
     from dcdrl_edge.controller_node import ControllerNode
 
@@ -157,6 +157,15 @@ def run_loop(rate_hz: float, duration_s: float, swap_hz: float, loop_process: bo
     arch = architecture_id(config, OBS_DIM, ACTION_DIM)
     rng = np.random.default_rng(0)
     published_at: dict[int, int] = {}
+    # Optional pure-Python busy threads in the node's process: a stand-in for a heavy executor
+    # (many callbacks, big messages), the load the loop process is meant to be immune to.
+    busy_stop = threading.Event()
+
+    def busy() -> None:
+        while not busy_stop.is_set():
+            sum(range(2000))
+    for _ in range(busy_threads):
+        threading.Thread(target=busy, daemon=True).start()
     stats_start = controller.controller.stats()
     steal_start = cpu_steal_ticks()
     start = time.monotonic()
@@ -172,6 +181,7 @@ def run_loop(rate_hz: float, duration_s: float, swap_hz: float, loop_process: bo
         policy_pub.publish(message)
         next_publish += period
         time.sleep(max(0.0, next_publish - time.monotonic()))
+    busy_stop.set()
     time.sleep(0.5)  # let the last swap and segments land (measurement tail, not synchronisation)
     stats = controller.controller.stats()
     steal_end = cpu_steal_ticks()
@@ -191,6 +201,7 @@ def run_loop(rate_hz: float, duration_s: float, swap_hz: float, loop_process: bo
     return {
         'rate_hz': rate_hz, 'duration_s': duration_s, 'steps': steps,
         'loop': 'process' if loop_process else 'thread', 'realtime_priority': realtime_priority,
+        'busy_threads': busy_threads, 'spin_s': spin_s,
         'realtime_status': realtime_status,
         'cpu_steal_s': None if steal_start is None else (steal_end - steal_start) / os.sysconf('SC_CLK_TCK'),
         'period_error_p50_us': stats['period_error_p50_us'], 'period_error_p99_us': stats['period_error_p99_us'],
@@ -208,7 +219,8 @@ def run_loop(rate_hz: float, duration_s: float, swap_hz: float, loop_process: bo
 def _child(rate: float, seconds: float, variant: str, args: argparse.Namespace) -> dict:
     child = subprocess.run([sys.executable, __file__, '--single-rate', str(rate), '--variant', variant,
                             '--duration-s', str(seconds), '--swap-hz', str(args.swap_hz),
-                            '--realtime-priority', str(args.realtime_priority)],
+                            '--realtime-priority', str(args.realtime_priority), '--busy-threads', str(args.busy_threads),
+                            '--spin-s', str(args.spin_s)],
                            capture_output=True, text=True, timeout=seconds + 120)
     lines = [line for line in child.stdout.splitlines() if line.startswith('LOOP ')]
     if child.returncode != 0 or not lines:
@@ -224,16 +236,22 @@ def main(argv=None) -> int:
     parser.add_argument('--swap-hz', type=float, default=10.0)
     parser.add_argument('--realtime-priority', type=int, default=50,
                         help='SCHED_FIFO priority of the loop (0 = normal scheduling); refused without privileges')
+    parser.add_argument('--busy-threads', type=int, default=0,
+                        help="pure-Python busy threads in the node's process beside the loop (a heavy executor)")
+    parser.add_argument('--spin-s', type=float, default=0.0002,
+                        help='busy-wait before each deadline (the controller parameter spin_s; = the period: '
+                             'never sleep, a core of its own)')
     parser.add_argument('--single-rate', type=float, default=None, help=argparse.SUPPRESS)  # child mode
     parser.add_argument('--variant', default='process', choices=('process', 'thread', 'floor'), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     duration = args.duration_s or (10.0 if args.quick else 60.0)
     if args.single_rate is not None:  # one run per process: a fresh runtime and GIL for each
         if args.variant == 'floor':
-            result = platform_floor(args.single_rate, duration, args.realtime_priority, 0.0002)
+            result = platform_floor(args.single_rate, duration, args.realtime_priority, args.spin_s)
         else:
             result = run_loop(args.single_rate, duration, args.swap_hz, loop_process=args.variant == 'process',
-                              realtime_priority=args.realtime_priority)
+                              realtime_priority=args.realtime_priority, busy_threads=args.busy_threads,
+                              spin_s=args.spin_s)
         print('LOOP ' + json.dumps(result), flush=True)
         return 0
 
