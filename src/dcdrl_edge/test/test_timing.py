@@ -157,3 +157,26 @@ def test_an_interrupting_sleep_returns_without_spinning():
     assert loop.wait_next() == 0
     assert len(calls) == 1 and clock.now - before < 1_000_000   # no busy-spin through the 1 s period
     assert loop.steps == 1
+
+
+def test_realtime_priority_applies_to_the_calling_thread_or_says_why_not():
+    import os
+    import threading
+    from dcdrl_edge.timing import set_realtime_priority
+    for bad in (0, 100, -1, 1.5, True):
+        with pytest.raises(ValueError):
+            set_realtime_priority(bad)
+    seen = {}
+
+    def worker():   # a thread of its own: the test's thread keeps its normal scheduling
+        seen['result'] = set_realtime_priority(10)
+        seen['policy'] = os.sched_getscheduler(0)
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join(5.0)
+    ok, error_number = seen['result']
+    if ok:
+        assert error_number == 0 and seen['policy'] == os.SCHED_FIFO
+    else:   # no privilege here: refused with the errno, nothing changed
+        assert error_number > 0 and seen['policy'] != os.SCHED_FIFO
+    assert os.sched_getscheduler(0) != os.SCHED_FIFO
