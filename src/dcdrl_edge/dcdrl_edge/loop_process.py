@@ -162,7 +162,10 @@ class SegmentReader:
         self.popped = 0
 
     def pop_all(self, max_items: int | None = None) -> list[Segment]:
-        ints, floats = self.ring.take(max_items)
+        taken = self.ring.take(max_items)
+        if taken is None:   # the loop process died holding the ring's lock: nothing more will come
+            return []
+        ints, floats = taken
         obs_dim = self.obs_dim
         out = [Segment(int(i[0]), int(i[1]), int(i[2]), f[:obs_dim], f[obs_dim:], int(i[3]), int(i[4]))
                for i, f in zip(ints, floats)]
@@ -267,7 +270,8 @@ class LoopProcess:
         if isinstance(kind, bool) or not isinstance(kind, (int, np.integer)) or int(kind) not in COMMAND_NAMES:
             self.commands_refused += 1
             raise ValueError(f'unknown command {kind!r}; expected one of {COMMAND_NAMES}')
-        self.layout.commands.put((int(kind),), block=True)
+        if not self.layout.commands.put((int(kind),), block=True):
+            raise RuntimeError('the control-loop process does not release its command ring (it died?)')
 
     def note_cloud_message(self) -> None:
         self._last_cloud_ns = time.monotonic_ns()

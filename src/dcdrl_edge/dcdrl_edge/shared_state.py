@@ -95,6 +95,9 @@ class ArrayArena:
 
 
 HEAD, TAIL, DROPPED = 0, 1, 2
+# A blocking side waits at most this long: the other process holds the lock for microseconds, so
+# only a process killed inside its critical section (a lock never released) makes it time out.
+LOCK_TIMEOUT_S = 1.0
 
 
 class SharedRing:
@@ -132,8 +135,7 @@ class SharedRing:
         backlog = self._backlog
         if not backlog:
             return True
-        if not self._lock.acquire(block):
-            self.lock_busy += 1
+        if not self._acquire(block):
             return False
         try:
             header, capacity = self._header, self.capacity
@@ -164,9 +166,8 @@ class SharedRing:
     # ------------------------------------------------------------------ consumer
     def take(self, max_items: int | None = None, block: bool = True) -> tuple[np.ndarray, np.ndarray] | None:
         """Remove up to max_items records (oldest first): (ints [k, n_int], floats [k, n_float]) copies;
-        None when block=False and the lock was busy."""
-        if not self._lock.acquire(block):
-            self.lock_busy += 1
+        None when the lock was busy (block=False) or not released within LOCK_TIMEOUT_S."""
+        if not self._acquire(block):
             return None
         try:
             header, capacity = self._header, self.capacity
@@ -179,6 +180,12 @@ class SharedRing:
         finally:
             self._lock.release()
         return ints, floats
+
+    def _acquire(self, block: bool) -> bool:
+        acquired = self._lock.acquire(True, LOCK_TIMEOUT_S) if block else self._lock.acquire(False)
+        if not acquired:
+            self.lock_busy += 1
+        return acquired
 
     def pending(self) -> int:
         """Records in the ring now (a hint without the lock: may be one record stale)."""

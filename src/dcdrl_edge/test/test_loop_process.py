@@ -315,3 +315,18 @@ def test_loop_process_ends_when_the_node_is_killed(tmp_path):
         if parent.poll() is None:
             parent.kill()
             parent.wait(10)
+
+
+def test_a_lock_never_released_makes_the_blocking_side_give_up(monkeypatch):
+    import dcdrl_edge.shared_state as shared_state
+    monkeypatch.setattr(shared_state, 'LOCK_TIMEOUT_S', 0.05)
+    lock = multiprocessing.Lock()
+    ring = make_ring(lock=lock)
+    lock.acquire()            # as if the other process died inside its critical section
+    try:
+        assert ring.take() is None
+        assert ring.put((1, 0), (np.zeros(3),), block=True) is False and ring.backlog == 1
+        assert ring.lock_busy == 2
+    finally:
+        lock.release()
+    assert ring.flush(block=True) and ring.take()[0][:, 0].tolist() == [1]
