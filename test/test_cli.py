@@ -114,3 +114,19 @@ def test_sigterm_stops_a_node_cleanly(domain):
     finally:
         talker.stop()
     assert not any('Traceback' in line or 'Exception' in line for line in talker.lines), talker.lines
+
+
+def test_sigint_stops_a_node_started_with_sigint_ignored(domain):
+    """A node started in the background by a script inherits SIGINT ignored; a launcher's SIGINT
+    must still stop it cleanly (rclpy nodes behave so)."""
+    import signal
+    ignore_then_exec = ('import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); '
+                        'os.execv(sys.executable, [sys.executable] + sys.argv[1:])')
+    talker = ChildProcess([sys.executable, '-c', ignore_then_exec, *DCDRL[1:], 'run', 'dcdrl_core', 'talker'],
+                          env=loopback_env(domain))
+    try:
+        talker.wait_for_line('talker started', TIMEOUT)
+        os.kill(talker.pid, signal.SIGINT)
+        assert talker.process.wait(TIMEOUT) == 0
+    finally:
+        talker.stop()

@@ -44,10 +44,15 @@ def _install_sigint_handler() -> None:
     # Like rclpy: Ctrl-C raises KeyboardInterrupt in the spinning thread (the default
     # Python behaviour), and SIGTERM makes spin() return; the clean-up (destroy_node, shutdown)
     # then runs in the main thread, never inside the handler while the executor waits.
+    # A process started in the background by a non-interactive shell inherits SIGINT *ignored*
+    # (and Python then installs no KeyboardInterrupt); a launcher's SIGINT must still stop the node,
+    # as it stops an rclpy node (rclpy installs its own handler), so the default handler goes back.
     def on_sigterm(_signum: int, _frame: object) -> None:
         default_context.request_shutdown()
     try:
         signal.signal(signal.SIGTERM, on_sigterm)
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
     except ValueError:  # not the main thread
         pass
 
