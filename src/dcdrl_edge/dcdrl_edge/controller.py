@@ -333,6 +333,21 @@ class EdgeController:
             'observation': [] if observation is None else [float(v) for v in observation],
         }
 
+    def counters(self) -> dict[str, Any]:
+        """The raw numbers behind stats(), cheap enough for the loop thread (no percentiles): what the
+        loop process writes to its board for the node to report."""
+        loop = self._rate_loop
+        return {
+            'steps': self._steps, 'episode': self._episode, 'mode': self.mode,
+            'policy_version': max(self.actor.version, 0),
+            'misses': 0 if loop is None else loop.misses, 'skipped': 0 if loop is None else loop.skipped,
+            'period_total': self._period_us.total, 'inference_total': self._inference_us.total,
+            'episodes_finished': self.episodes_finished, 'fallback_episodes': self.fallback_episodes,
+            'commands_taken': self.commands_taken, 'nonfinite_actions': self.nonfinite_actions,
+            'evaluation_pending': self._evaluate_next, 'last_action': self._last_action,
+            'observation': self._last_observation,
+        }
+
     def diagnostics(self) -> dict[str, Any]:
         """More counters for /diagnostics and logs (not in LoopStats)."""
         loop = self._rate_loop

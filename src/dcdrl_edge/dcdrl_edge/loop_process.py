@@ -416,26 +416,14 @@ class RingSegmentQueue:
 
 def _write_board(layout: LoopLayout, controller: EdgeController, queue: RingSegmentQueue) -> None:
     board, index = layout.board, BOARD
-    loop = controller._rate_loop
-    board[index['steps']] = controller.steps
-    board[index['episode']] = controller.episode
-    board[index['mode']] = controller.mode
-    board[index['policy_version']] = max(controller.actor.version, 0)
-    board[index['misses']] = 0 if loop is None else loop.misses
-    board[index['skipped']] = 0 if loop is None else loop.skipped
-    board[index['period_total']] = controller._period_us.total
-    board[index['inference_total']] = controller._inference_us.total
+    counters = controller.counters()
+    observation = counters.pop('observation')
+    for name, value in counters.items():
+        board[index[name]] = value
     board[index['segments_queued']] = queue.pushed
-    board[index['episodes_finished']] = controller.episodes_finished
-    board[index['fallback_episodes']] = controller.fallback_episodes
-    board[index['commands_taken']] = controller.commands_taken
-    board[index['nonfinite_actions']] = controller.nonfinite_actions
-    board[index['evaluation_pending']] = controller._evaluate_next
-    board[index['last_action']] = controller._last_action
     board[index['backlog_dropped']] = queue.ring.backlog_dropped
     board[index['lock_busy']] = queue.ring.lock_busy
     board[index['heartbeat_ns']] = time.monotonic_ns()
-    observation = controller._last_observation
     if observation is not None:
         layout.observation[:] = observation
         board[index['observation_valid']] = 1

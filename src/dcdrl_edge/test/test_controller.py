@@ -131,6 +131,17 @@ def test_stats_has_exactly_the_loop_stats_fields():
                                                    'weights_rejected'))
 
 
+def test_counters_are_the_numbers_behind_stats():
+    controller, _, _ = make(weights=3)
+    run_steps(controller, 5)
+    counters, stats = controller.counters(), controller.stats()
+    for name in ('steps', 'episode', 'mode', 'policy_version', 'misses', 'last_action'):
+        assert counters[name] == stats[name], name
+    assert counters['inference_total'] == 5 and counters['observation'].shape == (OBS_DIM,)   # acted every step
+    from dcdrl_edge.loop_process import BOARD   # the loop process writes every counter to its board
+    assert set(counters) - {'observation'} <= set(BOARD)
+
+
 # ---------------------------------------------------------------------- segment semantics
 def test_segments_follow_the_semantics():
     controller, plant, _ = make(weights=3)
