@@ -192,7 +192,7 @@ def run_loop(rate_hz: float, duration_s: float, swap_hz: float, loop_process: bo
         swapped_at.update(controller.loop.swaps())
         realtime_status = controller.loop.realtime_status
     else:
-        realtime_status = realtime_priority   # the thread logs a warning when refused
+        realtime_status = None   # the loop thread logs a warning when refused; no status to read back
     sent = controller.sender.sent
     executor.shutdown()
     controller.destroy_node()

@@ -104,16 +104,19 @@ def test_node_list_sees_nodes_announced_on_ros_discovery_info(domain):
     assert {'/demo/talker', '/listener'} <= set(listing.stdout.split())
 
 
-def test_sigterm_stops_a_node_cleanly(domain):
-    import signal
-    talker = dcdrl(domain, 'run', 'dcdrl_core', 'talker')
+def _signal_stops_cleanly(talker: ChildProcess, signum: int) -> None:
     try:
         talker.wait_for_line('talker started', TIMEOUT)
-        os.kill(talker.pid, signal.SIGTERM)
+        os.kill(talker.pid, signum)
         assert talker.process.wait(TIMEOUT) == 0
     finally:
         talker.stop()
     assert not any('Traceback' in line or 'Exception' in line for line in talker.lines), talker.lines
+
+
+def test_sigterm_stops_a_node_cleanly(domain):
+    import signal
+    _signal_stops_cleanly(dcdrl(domain, 'run', 'dcdrl_core', 'talker'), signal.SIGTERM)
 
 
 def test_sigint_stops_a_node_started_with_sigint_ignored(domain):
@@ -124,9 +127,4 @@ def test_sigint_stops_a_node_started_with_sigint_ignored(domain):
                         'os.execv(sys.executable, [sys.executable] + sys.argv[1:])')
     talker = ChildProcess([sys.executable, '-c', ignore_then_exec, *DCDRL[1:], 'run', 'dcdrl_core', 'talker'],
                           env=loopback_env(domain))
-    try:
-        talker.wait_for_line('talker started', TIMEOUT)
-        os.kill(talker.pid, signal.SIGINT)
-        assert talker.process.wait(TIMEOUT) == 0
-    finally:
-        talker.stop()
+    _signal_stops_cleanly(talker, signal.SIGINT)

@@ -176,15 +176,15 @@ class ControllerNode(ros.Node):
         self._stopping = False
         self.actor.start()
         self.sender.start()
-        self._loop = None
+        self._loop_thread = None
         if self.loop is not None:
             self.loop.start()
             status = self.loop.realtime_status
             if status < 0:
                 self._warn_realtime(-status)
         else:
-            self._loop = threading.Thread(target=self._run_loop_thread, name='control-loop', daemon=True)
-            self._loop.start()
+            self._loop_thread = threading.Thread(target=self._run_loop_thread, name='control-loop', daemon=True)
+            self._loop_thread.start()
         self.get_logger().info(
             f'controller {self.device_id} started: {self.config.mode} at {self.config.rate_hz:g} Hz'
             + (f' in process {self.loop.pid}' if self.loop is not None else '')
@@ -355,7 +355,7 @@ class ControllerNode(ros.Node):
         if self.loop is not None:
             self.loop.stop(timeout=5.0)
         else:
-            self._loop.join(timeout=5.0)
+            self._loop_thread.join(timeout=5.0)
         self.sender.stop(timeout=5.0)
         self.actor.stop()
         if self.loop is not None:

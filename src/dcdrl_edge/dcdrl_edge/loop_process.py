@@ -53,8 +53,8 @@ from .shared_state import ArrayArena, SharedBlock, SharedRing
 from .timing import set_realtime_priority, summarize
 
 # Control words (int64, under the control lock unless noted).
-ACTIVE, PENDING, VERSION_0, VERSION_1, SWAPPED, STOP, EXITED, RT_STATUS = range(8)
-CONTROL_WORDS = 8
+ACTIVE, PENDING, VERSION_0, VERSION_1, SWAPPED, STOP, RT_STATUS = range(7)
+CONTROL_WORDS = 7
 SWAP_LOG = 256   # the last swaps as (version, monotonic ns), for weight-delivery measurements
 
 # Board: numbers the loop writes every few milliseconds without a lock (each one an aligned 8-byte
@@ -62,7 +62,7 @@ SWAP_LOG = 256   # the last swaps as (version, monotonic ns), for weight-deliver
 BOARD_FIELDS = ('steps', 'episode', 'mode', 'policy_version', 'misses', 'skipped', 'period_total',
                 'inference_total', 'segments_queued', 'episodes_finished', 'fallback_episodes', 'commands_taken',
                 'nonfinite_actions', 'evaluation_pending', 'last_action', 'backlog_dropped', 'lock_busy',
-                'heartbeat_ns', 'observation_valid')
+                'observation_valid')
 BOARD = {name: index for index, name in enumerate(BOARD_FIELDS)}
 
 BLAS_THREAD_VARIABLES = ('OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS', 'MKL_NUM_THREADS')
@@ -119,10 +119,7 @@ class SharedActorSlots(DoubleBufferedActor):
         super().__init__(network, obs_dim, action_dim, on_rejected=on_rejected, poll_s=poll_s)
 
     def _make_copy(self, index: int) -> NumpyActor:
-        copy = self._layout.copies[index]
-        zeros = {name: np.zeros(shape, np.float32) for name, shape in self.shapes.items()}
-        copy.load_weights(zeros, version=NO_VERSION)
-        return copy
+        return self._layout.copies[index]   # a new block is zero-filled; version NO_VERSION until loaded
 
     def _mark(self, word: int) -> NumpyActor | None:
         with self._layout.control_lock:
@@ -159,7 +156,6 @@ class SegmentReader:
 
     def __init__(self, ring: SharedRing, obs_dim: int) -> None:
         self.ring, self.obs_dim = ring, obs_dim
-        self.popped = 0
 
     def pop_all(self, max_items: int | None = None) -> list[Segment]:
         taken = self.ring.take(max_items)
@@ -167,10 +163,8 @@ class SegmentReader:
             return []
         ints, floats = taken
         obs_dim = self.obs_dim
-        out = [Segment(int(i[0]), int(i[1]), int(i[2]), f[:obs_dim], f[obs_dim:], int(i[3]), int(i[4]))
-               for i, f in zip(ints, floats)]
-        self.popped += len(out)
-        return out
+        return [Segment(int(i[0]), int(i[1]), int(i[2]), f[:obs_dim], f[obs_dim:], int(i[3]), int(i[4]))
+                for i, f in zip(ints, floats)]
 
     def __len__(self) -> int:
         return self.ring.pending()
@@ -423,7 +417,6 @@ def _write_board(layout: LoopLayout, controller: EdgeController, queue: RingSegm
     board[index['segments_queued']] = queue.pushed
     board[index['backlog_dropped']] = queue.ring.backlog_dropped
     board[index['lock_busy']] = queue.ring.lock_busy
-    board[index['heartbeat_ns']] = time.monotonic_ns()
     if observation is not None:
         layout.observation[:] = observation
         board[index['observation_valid']] = 1
@@ -453,9 +446,10 @@ def run_loop_process(spec: dict) -> None:
     parent = os.getppid()
     commands = layout.commands
     board_every = max(1, int(config.rate_hz * BOARD_PERIOD_S))
-    countdown = [0]
+    countdown = 0   # steps until the next board write
 
     def before_step() -> None:
+        nonlocal countdown
         if control[STOP]:
             stop.set()
             return
@@ -466,9 +460,9 @@ def run_loop_process(spec: dict) -> None:
                     controller.command(int(kind))
         if queue.ring.backlog:
             queue.ring.flush()
-        countdown[0] -= 1
-        if countdown[0] <= 0:
-            countdown[0] = board_every
+        countdown -= 1
+        if countdown <= 0:
+            countdown = board_every
             _write_board(layout, controller, queue)
             if os.getppid() != parent:   # the node died without stopping us (SIGKILL): end too
                 stop.set()
@@ -485,7 +479,6 @@ def run_loop_process(spec: dict) -> None:
     finally:
         queue.ring.flush(block=True)
         _write_board(layout, controller, queue)
-        control[EXITED] = 1
         plant.close()
 
 
