@@ -155,9 +155,11 @@ def test_learner_and_replay_restart_continue_versions_and_data(domain, tmp_path)
     restarted = []
     try:
         monitor.wait_for(lambda: len(set(monitor.policy_versions)) >= 3, what='three versions')
-        learner.stop()  # SIGINT: final checkpoint
+        # SIGINT: final checkpoint / snapshot. The time-out is generous: under load writing them can
+        # take longer than stop()'s default 10 s, and a SIGKILL would leave nothing to resume from.
+        assert learner.stop(TIMEOUT) == 0, learner.lines[-20:]
         last_version = max(monitor.policy_versions)
-        replay.stop()   # SIGINT: final snapshot
+        assert replay.stop(TIMEOUT) == 0, replay.lines[-20:]
         stored = next(json.loads(l.split('REPORT ', 1)[1]) for l in replay.lines if l.startswith('REPORT '))
         replay = _run('dcdrl_cloud', 'replay_buffer', 'replay_buffer', domain, tmp_path)
         learner = _run('dcdrl_cloud', 'learner', 'learner', domain, tmp_path, 'duration_s:=0.0')
