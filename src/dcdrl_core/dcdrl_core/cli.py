@@ -226,7 +226,7 @@ def discover_nodes(context: Any, wait_sec: float) -> list[str]:
     from dcdrl_core.messages import get_interface
     from dcdrl_core.runtime.qos import DurabilityPolicy, HistoryPolicy, QoSProfile
     from dcdrl_core.runtime.node import _ANY_STATE
-    from cyclonedds._clayer import ddspy_take
+    from dcdrl_core.runtime.interrupts import take_serialized
     info_class = get_interface('rmw_dds_common/msg/ParticipantEntitiesInfo')
     # Keep-all as rmw_dds_common's reader: the topic has no key, so depth 1 would keep one participant.
     qos = QoSProfile(history=HistoryPolicy.KEEP_ALL, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -234,7 +234,7 @@ def discover_nodes(context: Any, wait_sec: float) -> list[str]:
     latest: dict[bytes, Any] = {}
     deadline = time.monotonic() + wait_sec
     while time.monotonic() < deadline:
-        taken = ddspy_take(reader._ref, _ANY_STATE, 256)
+        taken = take_serialized(reader._ref, _ANY_STATE, 256)
         for data, info in taken if not isinstance(taken, int) else []:
             if info.valid_data:
                 message = info_class.deserialize(data)

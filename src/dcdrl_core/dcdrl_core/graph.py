@@ -7,6 +7,8 @@ from typing import Optional
 from cyclonedds.builtin import BuiltinDataReader, BuiltinTopicDcpsPublication, BuiltinTopicDcpsSubscription
 from cyclonedds.domain import DomainParticipant
 
+from dcdrl_core.runtime.interrupts import deferred_interrupts
+
 _PREFIXES = {'rt': 'topic', 'rq': 'service request', 'rr': 'service reply'}
 
 
@@ -38,7 +40,9 @@ def discover_topics(participant: DomainParticipant, wait_sec: float = 1.0,
     deadline = time.monotonic() + wait_sec
     while True:
         for index, reader in enumerate(readers):
-            for sample in reader.take(N=256):
+            with deferred_interrupts():  # the builtin take also calls Python from C
+                samples = reader.take(N=256)
+            for sample in samples:
                 name = ros_topic_name(getattr(sample, 'topic_name', '') or '')
                 if name is None:
                     continue

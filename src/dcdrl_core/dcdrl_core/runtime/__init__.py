@@ -6,6 +6,7 @@ from typing import Optional
 
 from dcdrl_core.messages import install_interface_import_hook
 from dcdrl_core.runtime.context import Context, default_context
+from dcdrl_core.runtime.interrupts import install_sigint_handler
 from dcdrl_core.runtime.executor import (
     MultiThreadedExecutor, SingleThreadedExecutor, spin, spin_once, spin_until_future_complete)
 from dcdrl_core.runtime.node import (
@@ -41,18 +42,14 @@ def try_shutdown(*, context: Optional[Context] = None) -> None:
 
 
 def _install_sigint_handler() -> None:
-    # Like rclpy: Ctrl-C raises KeyboardInterrupt in the spinning thread (the default
-    # Python behaviour), and SIGTERM makes spin() return; the clean-up (destroy_node, shutdown)
+    # Like rclpy: Ctrl-C raises KeyboardInterrupt in the spinning thread (never inside a DDS take:
+    # runtime/interrupts.py), and SIGTERM makes spin() return; the clean-up (destroy_node, shutdown)
     # then runs in the main thread, never inside the handler while the executor waits.
-    # A process started in the background by a non-interactive shell inherits SIGINT *ignored*
-    # (and Python then installs no KeyboardInterrupt); a launcher's SIGINT must still stop the node,
-    # as it stops an rclpy node (rclpy installs its own handler), so the default handler goes back.
     def on_sigterm(_signum: int, _frame: object) -> None:
         default_context.request_shutdown()
     try:
         signal.signal(signal.SIGTERM, on_sigterm)
-        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+        install_sigint_handler()
     except ValueError:  # not the main thread
         pass
 

@@ -18,10 +18,11 @@ from typing import Any, Callable, Iterable, Optional
 from cyclonedds.core import InstanceState, Policy, Qos, ReadCondition, SampleState, ViewState
 from cyclonedds.pub import DataWriter
 from cyclonedds.sub import DataReader
-from cyclonedds._clayer import ddspy_take, ddspy_write
+from cyclonedds._clayer import ddspy_write
 
 from dcdrl_core.messages import HEADER_SIZE, Message, SerializationError, ServiceType
 from dcdrl_core.runtime.context import Context, delete_entity, default_context
+from dcdrl_core.runtime.interrupts import take_serialized
 from dcdrl_core.runtime.qos import QoSLike, QoSProfile, as_profile, qos_profile_services_default
 
 _ANY_STATE = SampleState.Any | ViewState.Any | InstanceState.Any
@@ -340,7 +341,7 @@ class _Readable:
             return []
         samples = []
         while True:
-            taken = ddspy_take(self.reader._ref, _ANY_STATE, _TAKE_BATCH)
+            taken = take_serialized(self.reader._ref, _ANY_STATE, _TAKE_BATCH)
             if isinstance(taken, int):  # a DDS error code: the reader is gone
                 return samples
             samples.extend((data, info) for data, info in taken if info.valid_data)
