@@ -81,6 +81,9 @@ def add_env_args(p: argparse.ArgumentParser) -> None:
     g.add_argument('--num-users', type=int, default=10)
     g.add_argument('--num-channels', type=int, default=5)
     g.add_argument('--episode-length', type=int, default=50)
+    g.add_argument('--action-mode', default='continuous', choices=('continuous', 'scores'),
+                   help="continuous: the paper's 2N actions (offload flag, channel bin per user); scores: N offload "
+                        'scores, channels assigned without needless sharing (docs/simulation-mec.md)')
     g.add_argument('--eval-every', type=int, default=2000, help='env steps between validation evaluations')
     g.add_argument('--eval-episodes', type=int, default=5, help='validation episodes per evaluation')
     g.add_argument('--test-episodes', type=int, default=10, help='episodes of the final comparison')
@@ -125,7 +128,8 @@ def agent_config(args: argparse.Namespace, seed: int) -> AgentConfig:
 
 
 def env_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    return {'num_users': args.num_users, 'num_channels': args.num_channels, 'episode_length': args.episode_length}
+    return {'num_users': args.num_users, 'num_channels': args.num_channels, 'episode_length': args.episode_length,
+            'action_mode': args.action_mode}
 
 
 # ------------------------------------------------------------------------------- evaluation helpers

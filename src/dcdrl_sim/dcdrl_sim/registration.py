@@ -16,13 +16,17 @@ ENV_IDS = {
                                      'dcdrl_sim.cartpole.vector_env:CartPoleSwingUpVectorEnv'),
     'dcdrl_sim/FaceOffload-v0': ('dcdrl_sim.face.env:FaceOffloadEnv', None),
     'dcdrl_sim/FaceOffloadContinuous-v0': ('dcdrl_sim.face.continuous:FaceOffloadContinuousEnv', None),
+    # The MEC env with N offload scores as its action (docs/simulation-mec.md): what DDPG learns best.
+    'dcdrl_sim/MecOffloadScores-v0': ('dcdrl_sim.mec.env:MecOffloadEnv', 'dcdrl_sim.mec.vector:MecOffloadVectorEnv'),
 }
+ENV_KWARGS = {'dcdrl_sim/MecOffloadScores-v0': {'action_mode': 'scores'}}
 
 
 def register_envs() -> None:
     for env_id, (entry_point, vector_entry_point) in ENV_IDS.items():
         if env_id not in gymnasium.registry:
-            gymnasium.register(id=env_id, entry_point=entry_point, vector_entry_point=vector_entry_point)
+            gymnasium.register(id=env_id, entry_point=entry_point, vector_entry_point=vector_entry_point,
+                               kwargs=ENV_KWARGS.get(env_id, {}))
 
 
 def make_vector_env(env_id: str, num_envs: int, **env_kwargs: Any) -> gymnasium.vector.VectorEnv:

@@ -163,6 +163,36 @@ def test_bad_discrete_actions(action):
         env.step(action)
 
 
+@pytest.mark.parametrize('action', [np.full(10, np.nan, dtype=np.float32), np.zeros(20, dtype=np.float32),
+                                    np.array(['a'] * 10)])
+def test_bad_scores_actions(action):
+    env = MecOffloadEnv(action_mode='scores')
+    env.reset(seed=0)
+    with pytest.raises(ValueError):
+        env.step(action)
+
+
+def test_scores_mode_scores_like_the_decisions_it_encodes():
+    """The same greedy decisions cost the same whichever action mode carries them."""
+    from dcdrl_sim.mec.baselines import GreedyPolicy
+    costs = {}
+    for mode in ('continuous', 'scores'):
+        env = MecOffloadEnv(action_mode=mode)
+        policy = GreedyPolicy(env)
+        obs, _ = env.reset(seed=3)
+        costs[mode] = []
+        for _ in range(20):
+            obs, _, _, _, info = env.step(policy(obs))
+            costs[mode].append(info['cost'])
+    assert env.action_space.shape == (10,)
+    np.testing.assert_allclose(costs['scores'], costs['continuous'])
+    vector = MecOffloadVectorEnv(2, action_mode='scores')
+    vector.reset(seed=0)
+    with pytest.raises(ValueError):
+        vector.step(np.full((2, 10), np.nan))
+    vector.step(np.zeros((2, 10), dtype=np.float32))
+
+
 def test_bad_constructor_arguments_and_order():
     with pytest.raises(ValueError):
         MecOffloadEnv(action_mode='bogus')
@@ -189,7 +219,7 @@ def test_render_ansi():
 # --- vector env -------------------------------------------------------------------------
 
 @pytest.mark.parametrize('kwargs', [
-    {}, {'paper_compat': True}, {'action_mode': 'discrete', 'num_channels': 3},
+    {}, {'paper_compat': True}, {'action_mode': 'discrete', 'num_channels': 3}, {'action_mode': 'scores'},
     {'redraw_positions': True, 'episode_length': 7, 'num_users': 4},
 ])
 def test_native_vector_env_equals_sync_vector_env(kwargs):

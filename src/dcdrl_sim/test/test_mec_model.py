@@ -11,7 +11,9 @@ from dcdrl_sim.mec.model import (
     build_observation,
     channel_gain,
     decode_continuous,
+    decode_scores,
     encode_continuous,
+    encode_scores,
     evaluate_decisions,
     state_from_observation,
     total_cost,
@@ -211,6 +213,38 @@ def test_encode_decode_round_trip_all_decisions():
         grid = np.stack(np.meshgrid(*[np.arange(c + 1)] * 3, indexing='ij'), -1).reshape(-1, 3)
         decoded, _ = decode_continuous(params, encode_continuous(params, grid))
         np.testing.assert_array_equal(decoded, grid)
+
+
+def test_scores_offload_the_non_negative_users_on_channels_in_score_order():
+    params = MecParams(num_users=6, num_channels=2)
+    scores = np.array([0.5, -0.1, 0.9, 0.0, -1.0, 0.7])
+    # offloaders by decreasing score: 2 (0.9), 5 (0.7), 0 (0.5), 3 (0.0); channels 1, 2, then wrap
+    np.testing.assert_array_equal(decode_scores(params, scores), [1, 0, 1, 2, 0, 2])
+    batch = np.stack([scores, -scores])
+    np.testing.assert_array_equal(decode_scores(params, batch)[0], [1, 0, 1, 2, 0, 2])
+    # -0.0 counts as >= 0: users 4 (1.0), 1 (0.1), 3 (-0.0) offload
+    np.testing.assert_array_equal(decode_scores(params, batch)[1], [0, 2, 0, 1, 1, 0])
+
+
+def test_scores_never_share_a_channel_while_channels_are_free_and_reach_every_such_decision():
+    n, c = 4, 3
+    params = MecParams(num_users=n, num_channels=c)
+    rng = np.random.default_rng(0)
+    decoded = decode_scores(params, rng.uniform(-1, 1, (5000, n)))
+    for row in decoded:
+        used = row[row > 0]
+        assert len(set(used.tolist())) == min(len(used), c)   # shared only when offloaders > C
+    # every decision without a shared channel comes back from its encoding, up to channel labels
+    grid = np.stack(np.meshgrid(*[np.arange(c + 1)] * n, indexing='ij'), -1).reshape(-1, n)
+    for d in grid:
+        used = d[d > 0]
+        if len(set(used.tolist())) != len(used):
+            continue
+        back = decode_scores(params, encode_scores(params, d))
+        np.testing.assert_array_equal(back > 0, d > 0)
+        state = make_state([(5, 0), (0, 9), (-12, 3), (20, 20)], [0.6, 0.7, 0.65, 0.8],
+                           [5000, 6000, 7000, 8000], params=params)
+        assert total_cost(params, state, back) == pytest.approx(total_cost(params, state, d))
 
 
 def test_observation_normalisation_and_inverse():

@@ -19,13 +19,15 @@ from dcdrl_sim.mec.model import (
     fill_observation,
     channel_gain,
     decode_continuous,
+    decode_scores,
     encode_continuous,
+    encode_scores,
     evaluate_decisions,
     observation_bounds,
     observation_template,
 )
 
-ACTION_MODES = ('continuous', 'discrete')
+ACTION_MODES = ('continuous', 'discrete', 'scores')
 # Seed of the original code's user positions (np.random.seed(2020); randint(-80, 80, 2N)).
 PAPER_POSITIONS_SEED = 2020
 
@@ -36,8 +38,9 @@ class MecOffloadEnv(gym.Env):
     Args (all physical constants are MecParams fields; see docs/simulation-mec.md):
         num_users: N users (default 10).
         num_channels: C radio channels (default 5).
-        action_mode: "continuous" (the paper's Box(-1, 1, (2N,)) for DDPG) or "discrete"
-            (MultiDiscrete([C+1]*N): 0 = local, k = channel k-1).
+        action_mode: "continuous" (the paper's Box(-1, 1, (2N,)) for DDPG), "discrete"
+            (MultiDiscrete([C+1]*N): 0 = local, k = channel k-1) or "scores" (Box(-1, 1, (N,)):
+            who offloads, channels assigned without needless sharing; model.decode_scores).
         paper_compat: reproduce the original code's quirks (off by default).
         episode_length: steps per episode; the env truncates itself at this length.
         positions: optional (N, 2) user coordinates in metres, |x|, |y| <= cover_radius_m.
@@ -92,6 +95,8 @@ class MecOffloadEnv(gym.Env):
 
         if action_mode == 'continuous':
             self.action_space = spaces.Box(-1.0, 1.0, (2 * n,), dtype=np.float32)
+        elif action_mode == 'scores':
+            self.action_space = spaces.Box(-1.0, 1.0, (n,), dtype=np.float32)
         else:
             self.action_space = spaces.MultiDiscrete(np.full(n, c + 1, dtype=np.int64))
         low, high = observation_bounds(self.params, self.episode_length)
@@ -215,6 +220,12 @@ class MecOffloadEnv(gym.Env):
             if a.dtype.kind not in 'fiu' or not math.isfinite(a.sum()):
                 raise ValueError(f'continuous action must be finite numbers, got {action!r}')
             return decode_continuous(self.params, a)
+        if self.action_mode == 'scores':
+            if a.shape != (n,):
+                raise ValueError(f'scores action must have shape ({n},), got {a.shape}')
+            if a.dtype.kind not in 'fiu' or not math.isfinite(a.sum()):
+                raise ValueError(f'scores action must be finite numbers, got {action!r}')
+            return decode_scores(self.params, a), None
         if a.shape != (n,):
             raise ValueError(f'discrete action must have shape ({n},), got {a.shape}')
         if not np.issubdtype(a.dtype, np.integer):
@@ -232,6 +243,8 @@ class MecOffloadEnv(gym.Env):
         d = np.asarray(decisions, dtype=np.int64)
         if self.action_mode == 'continuous':
             return encode_continuous(self.params, d)
+        if self.action_mode == 'scores':
+            return encode_scores(self.params, d)
         return d.copy()
 
     def decision_state(self) -> MecState:

@@ -243,6 +243,29 @@ def encode_continuous(params: MecParams, decisions: np.ndarray) -> np.ndarray:
     return action
 
 
+def decode_scores(params: MecParams, action: np.ndarray) -> np.ndarray:
+    """Offload scores (..., N) in [-1, 1] -> decisions (..., N); no channel is ever shared needlessly.
+
+    A user offloads when its score is >= 0; the offloaders take channels in order of decreasing
+    score (the highest gets channel 0, the next channel 1, ..., wrapping after C). Channels are
+    identical, so which one a user gets never matters, only who shares: with at most C
+    offloaders nobody does, and every collision-free decision vector is reachable up to a
+    relabelling of channels (same cost). The policy learns only who offloads.
+    """
+    a = np.asarray(action, dtype=np.float64)
+    order = np.argsort(-a, axis=-1, kind='stable')
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.broadcast_to(np.arange(a.shape[-1]), a.shape), axis=-1)
+    return np.where(a >= 0.0, rank % params.num_channels + 1, 0)
+
+
+def encode_scores(params: MecParams, decisions: np.ndarray) -> np.ndarray:
+    """Decisions (..., N) -> scores that decode to the same decisions up to a channel relabelling
+    (exactly the same when the channels used are 1..k, each once); float32."""
+    d = np.asarray(decisions)
+    return np.where(d > 0, 1.0 - 0.5 * (d - 1) / params.num_channels, -1.0).astype(np.float32)
+
+
 # --- observation ------------------------------------------------------------------------
 
 def observation_template(params: MecParams, positions_m: np.ndarray) -> np.ndarray:

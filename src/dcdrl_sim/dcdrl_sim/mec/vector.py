@@ -27,6 +27,7 @@ from dcdrl_sim.mec.model import (
     MecState,
     channel_gain,
     decode_continuous,
+    decode_scores,
     evaluate_decisions,
     fill_observation,
     observation_template,
@@ -181,6 +182,12 @@ class MecOffloadVectorEnv(VectorEnv):
                 raise ValueError('continuous actions must be finite numbers '
                                  '(got NaN/inf or non-numeric)')
             return decode_continuous(self.params, a)
+        if self.action_mode == 'scores':
+            if a.shape != (b, n):
+                raise ValueError(f'actions must have shape ({b}, {n}), got {a.shape}')
+            if a.dtype.kind not in 'fiu' or not math.isfinite(a.sum()):
+                raise ValueError('scores actions must be finite numbers (got NaN/inf or non-numeric)')
+            return decode_scores(self.params, a), None
         if a.shape != (b, n):
             raise ValueError(f'actions must have shape ({b}, {n}), got {a.shape}')
         if a.dtype.kind not in 'iu':
