@@ -49,6 +49,7 @@ SUMMARY_NAME = 'learner.json'
 EVALUATION_JSON = 'evaluation.json'
 EVALUATION_MD = 'evaluation.md'
 MEC_ENV_ID = 'dcdrl_sim/MecOffload-v0'
+MEC_ENV_IDS = (MEC_ENV_ID, 'dcdrl_sim/MecOffloadScores-v0')  # baselines and oracle apply to both
 
 
 # ---------------------------------------------------------------------------------- config
@@ -374,7 +375,7 @@ def actor_policy(actor: NumpyActor, action_space: gymnasium.spaces.Box) -> Calla
 
 def baseline_factories(env_id: str, seed: int = 0) -> dict[str, Callable[[gymnasium.Env], Any]]:
     """The comparison policies for env_id: the four MEC baselines, or a seeded random policy."""
-    if env_id == MEC_ENV_ID:
+    if env_id in MEC_ENV_IDS:
         from dcdrl_sim.mec.baselines import BASELINES, make_baseline
         return {name: (lambda env, name=name: make_baseline(name, env, seed=seed) if name == 'random'
                        else make_baseline(name, env)) for name in BASELINES}
@@ -396,7 +397,7 @@ def final_evaluation(env_id: str, learned: Callable[[np.ndarray], np.ndarray], e
     results = [evaluate_policy(env_id, learned, episodes=episodes, seed=seed, name='learned')]
     for name, factory in baseline_factories(env_id, seed).items():
         results.append(evaluate_policy(env_id, policy_factory=factory, episodes=episodes, seed=seed, name=name))
-    if env_id == MEC_ENV_ID and oracle_episodes > 0:
+    if env_id in MEC_ENV_IDS and oracle_episodes > 0:
         from dcdrl_sim.mec.oracle import MecOracle
         results.append(evaluate_policy(
             env_id, policy_factory=lambda env: MecOracle(env, max_exact_candidates=0),
@@ -838,7 +839,7 @@ class Learner:
         write_evaluation(self.output_dir, results, {
             'env_id': c.env_id, 'version': self.version, 'updates': self.updates,
             'env_steps': self.env_steps.total, 'episodes': c.final_eval_episodes,
-            'oracle_episodes': c.oracle_episodes if c.env_id == MEC_ENV_ID else 0, 'seed': c.eval_seed,
+            'oracle_episodes': c.oracle_episodes if c.env_id in MEC_ENV_IDS else 0, 'seed': c.eval_seed,
             'architecture_id': self.architecture_id})
         if self.logger is not None:
             self.logger.log_scalars({f'final/{r.name}/return': r.summary['return'] for r in results}, self.updates)

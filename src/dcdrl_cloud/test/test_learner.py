@@ -327,6 +327,14 @@ def test_final_evaluation_table_has_every_baseline_row(tmp_path):
     assert again['version'] == summary['version'] and len(out.weights) == 2
 
 
+def test_the_scores_mec_env_is_compared_with_the_same_baselines_and_the_oracle():
+    from dcdrl_cloud.learner import baseline_factories, final_evaluation
+    assert list(baseline_factories('dcdrl_sim/MecOffloadScores-v0')) == ['local_only', 'full_offload', 'random', 'greedy']
+    results = final_evaluation('dcdrl_sim/MecOffloadScores-v0', lambda obs: np.zeros(10, dtype=np.float32),
+                               episodes=1, oracle_episodes=1, seed=0)
+    assert [r.name for r in results] == ['learned', 'local_only', 'full_offload', 'random', 'greedy', 'oracle']
+
+
 def test_periodic_evaluation_sets_eval_return_and_cost(tmp_path):
     clock = Clock()
     learner, out = make_learner(tmp_path, clock=clock, eval_period_s=5.0)
