@@ -106,7 +106,7 @@ def numpy_actor(agent: Agent) -> dict[str, np.ndarray]:
 
 
 def numpy_critic(agent: Agent) -> dict[str, np.ndarray]:
-    return {k: v.detach().cpu().numpy().copy() for k, v in agent.critic.state_dict().items()}
+    return {k: v.numpy() for k, v in agent.critic_state().items()}
 
 
 def load_actor(agent: Agent, model: dict[str, np.ndarray]) -> None:
@@ -116,9 +116,8 @@ def load_actor(agent: Agent, model: dict[str, np.ndarray]) -> None:
 
 
 def load_critic(agent: Agent, model: dict[str, np.ndarray]) -> None:
-    """Online critic and its target take the model (copied into the flat parameter buffers)."""
-    agent.critic.load_state_dict({k: torch.from_numpy(v) for k, v in model.items()})
-    agent.critic_target.load_state_dict(agent.critic.state_dict())
+    """Online critic and its target take the model."""
+    agent.load_critic_state(model, with_target=True)
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:

@@ -223,6 +223,24 @@ def test_actor_state_round_trip_and_refusals():
     assert same(params(b.actor), params(b.actor_target))
 
 
+@pytest.mark.parametrize('algorithm', ['ddpg', 'td3'])
+def test_critic_state_round_trip_targets_on_request_and_refusals(algorithm):
+    a, b = agent_for(algorithm, seed=1), agent_for(algorithm, seed=2)
+    target_before = params(b.critic_target)
+    b.load_critic_state({k: v.numpy() for k, v in a.critic_state().items()})
+    assert same(params(a.critic), params(b.critic))
+    assert same(params(b.critic_target), target_before)        # the target stays unless asked
+    b.load_critic_state(a.critic_state(), with_target=True)
+    assert same(params(b.critic_target), params(a.critic))
+    state = a.critic_state()
+    name = next(iter(state))
+    state[name] = state[name] * float('nan')
+    with pytest.raises(ValueError, match='critic state .* NaN or Inf'):
+        b.load_critic_state(state)
+    with pytest.raises(ValueError, match='missing'):
+        b.load_critic_state({})
+
+
 # ---------------------------------------------------------------- noise
 def test_noise_decay_half_life_and_floor():
     noise = GaussianNoise(3, sigma=1.0, scale=0.8, half_life=100, min_scale=0.1, seed=0)

@@ -211,6 +211,23 @@ def resolve_device(device: str) -> torch.device:
     return resolved
 
 
+def _checked_state(module: torch.nn.Module, state: Mapping[str, Any], what: str) -> dict[str, torch.Tensor]:
+    """``state`` as tensors of ``module``'s dtypes; refuses other names, other shapes, NaN/Inf."""
+    own = module.state_dict()
+    missing, extra = set(own) - set(state), set(state) - set(own)
+    if missing or extra:
+        raise ValueError(f'{what} state mismatch: missing {sorted(missing)}, unexpected {sorted(extra)}')
+    converted = {}
+    for name, value in state.items():
+        tensor = torch.as_tensor(np.asarray(value) if not isinstance(value, torch.Tensor) else value)
+        if tuple(tensor.shape) != tuple(own[name].shape):
+            raise ValueError(f'{what} state {name!r}: shape {tuple(tensor.shape)}, expected {tuple(own[name].shape)}')
+        if not torch.isfinite(tensor).all():
+            raise ValueError(f'{what} state {name!r} contains NaN or Inf')
+        converted[name] = tensor.to(dtype=own[name].dtype)
+    return converted
+
+
 def flatten_parameters(module: torch.nn.Module, with_grad: bool = True) -> torch.nn.Parameter:
     """Move all of `module`'s parameters into one contiguous buffer and return it as a Parameter.
 
@@ -414,19 +431,20 @@ class Agent:
 
         Accepts torch tensors or numpy arrays; names and shapes must match exactly.
         """
-        own = self.actor.state_dict()
-        missing, extra = set(own) - set(state), set(state) - set(own)
-        if missing or extra:
-            raise ValueError(f'actor state mismatch: missing {sorted(missing)}, unexpected {sorted(extra)}')
-        converted = {}
-        for name, value in state.items():
-            tensor = torch.as_tensor(np.asarray(value) if not isinstance(value, torch.Tensor) else value)
-            if tuple(tensor.shape) != tuple(own[name].shape):
-                raise ValueError(f'actor state {name!r}: shape {tuple(tensor.shape)}, expected {tuple(own[name].shape)}')
-            if not torch.isfinite(tensor).all():
-                raise ValueError(f'actor state {name!r} contains NaN or Inf')
-            converted[name] = tensor.to(dtype=own[name].dtype)
-        self.actor.load_state_dict(converted)
+        self.actor.load_state_dict(_checked_state(self.actor, state, 'actor'))
+
+    def critic_state(self) -> dict[str, torch.Tensor]:
+        """The online critic's weights (detached CPU copies; twin critics as one ensemble)."""
+        return {k: v.detach().cpu().clone() for k, v in self.critic.state_dict().items()}
+
+    def load_critic_state(self, state: Mapping[str, Any], with_target: bool = False) -> None:
+        """Replace the online critic's weights (a merged critic), and its target too if asked.
+
+        Same checks as load_actor_state; the values are copied into the flat parameter buffer.
+        """
+        self.critic.load_state_dict(_checked_state(self.critic, state, 'critic'))
+        if with_target:
+            self.critic_target.load_state_dict(self.critic.state_dict())
 
     def sync_targets(self) -> None:
         """Copy the online networks into the targets (hard update), e.g. after loading merged weights."""
