@@ -83,6 +83,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     g.add_argument('--integrator', default='semi_implicit_euler', choices=('semi_implicit_euler', 'euler'),
                    help="plant integrator (both phases); 'euler' = the original simulator's explicit Euler, "
                         'which adds energy to the pendulum at 30 Hz')
+    g.add_argument('--finetune-integrator', default=None, choices=('semi_implicit_euler', 'euler'),
+                   help='fine-tuning plant integrator (default: --integrator); pretrain on the original '
+                        "simulator's explicit Euler, fine-tune on the corrected plant, as sim-to-real")
     g.add_argument('--finetune-friction-factor', type=float, default=1.5,
                    help='fine-tuning plant cart friction = this x --cart-friction')
     g.add_argument('--eval-every-episodes', type=int, default=5, help='training episodes between evaluations')
@@ -122,7 +125,7 @@ def test_policy(agent: Agent, friction: float, episodes: int, seed: int, max_swi
             'mean_return': float(np.mean([r.episode_return for r in results]))}
 
 
-def train_until_converged(agent: Agent, friction: float, max_steps: int, args: argparse.Namespace,
+def train_until_converged(agent: Agent, friction: float, integrator: str, max_steps: int, args: argparse.Namespace,
                           log: RunLogger, phase: str, step_offset: int, env_seed: int,
                           initial_evaluations: int) -> dict[str, Any]:
     """DDPG on one plant until ConvergenceTracker says converged or max_steps env steps.
@@ -132,8 +135,8 @@ def train_until_converged(agent: Agent, friction: float, max_steps: int, args: a
     evaluation history.
     """
     cfg = agent.config
-    env = CartPoleSwingUpEnv(cart_friction=friction, integrator=args.integrator)
-    eval_env = CartPoleSwingUpEnv(cart_friction=friction, integrator=args.integrator, target_steps_to_stop=None)
+    env = CartPoleSwingUpEnv(cart_friction=friction, integrator=integrator)
+    eval_env = CartPoleSwingUpEnv(cart_friction=friction, integrator=integrator, target_steps_to_stop=None)
     obs_dim, action_dim = env.observation_space.shape[0], env.action_space.shape[0]
     buffer = ReplayBuffer(min(cfg.buffer_size, max(max_steps, 1)), obs_dim, action_dim,
                           combined=cfg.combined_replay, seed=env_seed)
@@ -203,8 +206,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     log.write_config({**vars(args), 'agent': cfg.to_dict()})
 
     # Phase 1: from scratch on the seed's plant.
-    scratch = train_until_converged(agent, args.cart_friction, args.total_steps, args, log, 'scratch', 0, args.seed,
-                                    initial_evaluations=1)
+    scratch = train_until_converged(agent, args.cart_friction, args.integrator, args.total_steps, args, log,
+                                    'scratch', 0, args.seed, initial_evaluations=1)
     scratch_s = time.time() - start_time
     scratch['test'] = test_policy(agent, args.cart_friction, args.test_episodes, TEST_SEED_BASE + args.seed,
                                   args.max_swing_up_steps, args.integrator)
@@ -215,24 +218,26 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     print(f"scratch: converged={scratch['converged']} at {scratch['converged_at_steps']} steps "
           f"({scratch['evaluations']} evaluations, {scratch_s:.0f} s); test {scratch['test']}", flush=True)
 
-    # Phase 2: fine-tune the saved policy on a plant with another cart friction.
+    # Phase 2: fine-tune the saved policy on a plant with another cart friction (and/or integrator).
     finetune: dict[str, Any] | None = None
     new_friction = args.cart_friction * args.finetune_friction_factor
+    new_integrator = args.finetune_integrator or args.integrator
     if args.finetune_steps > 0:
         tuned, info = load_checkpoint(checkpoint)
         finetune_start = time.time()
-        finetune = {'cart_friction': new_friction,
+        finetune = {'cart_friction': new_friction, 'integrator': new_integrator,
                     'zero_shot_test': test_policy(tuned, new_friction, args.test_episodes,
                                                   TEST_SEED_BASE + args.seed, args.max_swing_up_steps,
-                                                  args.integrator)}
-        finetune.update(train_until_converged(tuned, new_friction, args.finetune_steps, args, log, 'finetune',
-                                              info.extra['env_steps'], args.seed + 7919,
+                                                  new_integrator)}
+        finetune.update(train_until_converged(tuned, new_friction, new_integrator, args.finetune_steps, args, log,
+                                              'finetune', info.extra['env_steps'], args.seed + 7919,
                                               initial_evaluations=args.converge_k))
         finetune['wall_s'] = round(time.time() - finetune_start, 1)
         finetune['test'] = test_policy(tuned, new_friction, args.test_episodes, TEST_SEED_BASE + args.seed,
-                                       args.max_swing_up_steps, args.integrator)
+                                       args.max_swing_up_steps, new_integrator)
         save_checkpoint(log.run_dir / 'finetuned.safetensors', tuned, version=1,
-                        extra={'env_steps': finetune['steps'], 'cart_friction': new_friction})
+                        extra={'env_steps': finetune['steps'], 'cart_friction': new_friction,
+                               'integrator': new_integrator})
         print(f"finetune: converged={finetune['converged']} at {finetune['converged_at_steps']} steps; "
               f"test {finetune['test']}", flush=True)
 
@@ -242,6 +247,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     summary = {
         'experiment': 'cartpole_swingup', 'run_dir': str(log.run_dir), 'seed': args.seed,
         'cart_friction': args.cart_friction, 'finetune_cart_friction': new_friction, 'integrator': args.integrator,
+        'finetune_integrator': new_integrator,
         'converged': scratch['converged'], 'steps_to_converge': scratch['converged_at_steps'],
         'scratch_steps': scratch['steps'], 'scratch_evaluations': scratch['evaluations'],
         'scratch_test': scratch['test'], 'scratch_s': round(scratch_s, 1),

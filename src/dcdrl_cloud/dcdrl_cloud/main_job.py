@@ -93,7 +93,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--duration', type=float, default=240.0, help='seconds of training (stream: of streaming)')
     parser.add_argument('--num-clients', type=int, default=2, choices=[1, 2, 3, 4])
     parser.add_argument('--mode', choices=['central', 'collective'], default='central')
-    parser.add_argument('--env-id', default='dcdrl_sim/MecOffload-v0')
+    parser.add_argument('--env-id', default='dcdrl_sim/MecOffloadScores-v0',
+                        help='MecOffload-v0: the paper\'s 2N action encoding, which DDPG learns far slower')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--num-envs', type=int, default=8, help='stream demo: environment copies per client')
     parser.add_argument('--runs-dir', default=None, help='where run folders go (default: <workspace>/runs)')
