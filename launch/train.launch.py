@@ -11,7 +11,7 @@ from launch_ros.substitutions import FindPackageShare
 
 ARGUMENTS = {
     'num_clients': ('2', 'simulated clients, 1 to 4'),
-    'env_id': ('dcdrl_sim/MecOffloadScores-v0', 'gymnasium id the clients explore'),
+    'env_id': ('dcdrl_sim/MecOffload-v0', 'gymnasium id the clients explore'),
     'mode': ('central', 'central: clients act, the learner trains | collective: DC-DRL'),
     'duration_s': ('300.0', "training time of the learner (s); 0 = until stopped"),
     'output_dir': ('runs/train', 'checkpoints, replay snapshot, evaluation, logs'),
