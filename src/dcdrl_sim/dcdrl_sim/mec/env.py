@@ -6,7 +6,6 @@ The physics lives in dcdrl_sim.mec.model (shared with the baselines and the orac
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import gymnasium as gym
@@ -18,6 +17,7 @@ from dcdrl_sim.mec.model import (
     MecState,
     fill_observation,
     channel_gain,
+    check_box_action,
     decode_continuous,
     decode_scores,
     encode_continuous,
@@ -214,17 +214,10 @@ class MecOffloadEnv(gym.Env):
         n, c = self.params.num_users, self.params.num_channels
         a = np.asarray(action)
         if self.action_mode == 'continuous':
-            if a.shape != (2 * n,):
-                raise ValueError(f'continuous action must have shape ({2 * n},), got {a.shape}')
-            # One reduction catches NaN and inf (the sum of finite values is finite here).
-            if a.dtype.kind not in 'fiu' or not math.isfinite(a.sum()):
-                raise ValueError(f'continuous action must be finite numbers, got {action!r}')
+            check_box_action(a, self.action_space.shape, self.action_mode)
             return decode_continuous(self.params, a)
         if self.action_mode == 'scores':
-            if a.shape != (n,):
-                raise ValueError(f'scores action must have shape ({n},), got {a.shape}')
-            if a.dtype.kind not in 'fiu' or not math.isfinite(a.sum()):
-                raise ValueError(f'scores action must be finite numbers, got {action!r}')
+            check_box_action(a, self.action_space.shape, self.action_mode)
             return decode_scores(self.params, a), None
         if a.shape != (n,):
             raise ValueError(f'discrete action must have shape ({n},), got {a.shape}')

@@ -208,6 +208,15 @@ def total_cost(params: MecParams, state: MecState, decisions: np.ndarray) -> np.
 
 # --- action encodings -------------------------------------------------------------------
 
+def check_box_action(action: np.ndarray, shape: tuple[int, ...], mode: str) -> None:
+    """Refuses a continuous or scores action of another shape, non-numbers, NaN or inf (ValueError)."""
+    if action.shape != tuple(shape):
+        raise ValueError(f'{mode} action must have shape {tuple(shape)}, got {action.shape}')
+    # One reduction catches NaN and inf (huge finite values that overflow the sum are refused too).
+    if action.dtype.kind not in 'fiu' or not math.isfinite(action.sum()):
+        raise ValueError(f'{mode} action must be finite numbers (got NaN/inf or non-numeric)')
+
+
 def decode_continuous(params: MecParams, action: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """Paper encoding (..., 2N) in [-1, 1] -> (decisions, ghost channel labels or None).
 

@@ -14,7 +14,6 @@ over environments and ``info["_" + key]`` marks which entries are valid.
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from gymnasium.utils import seeding
@@ -26,6 +25,7 @@ from dcdrl_sim.mec.env import MecOffloadEnv
 from dcdrl_sim.mec.model import (
     MecState,
     channel_gain,
+    check_box_action,
     decode_continuous,
     decode_scores,
     evaluate_decisions,
@@ -176,17 +176,10 @@ class MecOffloadVectorEnv(VectorEnv):
         a = np.asarray(actions)
         b, n, c = self.num_envs, self.params.num_users, self.params.num_channels
         if self.action_mode == 'continuous':
-            if a.shape != (b, 2 * n):
-                raise ValueError(f'actions must have shape ({b}, {2 * n}), got {a.shape}')
-            if a.dtype.kind not in 'fiu' or not math.isfinite(a.sum()):
-                raise ValueError('continuous actions must be finite numbers '
-                                 '(got NaN/inf or non-numeric)')
+            check_box_action(a, self.action_space.shape, self.action_mode)
             return decode_continuous(self.params, a)
         if self.action_mode == 'scores':
-            if a.shape != (b, n):
-                raise ValueError(f'actions must have shape ({b}, {n}), got {a.shape}')
-            if a.dtype.kind not in 'fiu' or not math.isfinite(a.sum()):
-                raise ValueError('scores actions must be finite numbers (got NaN/inf or non-numeric)')
+            check_box_action(a, self.action_space.shape, self.action_mode)
             return decode_scores(self.params, a), None
         if a.shape != (b, n):
             raise ValueError(f'actions must have shape ({b}, {n}), got {a.shape}')
