@@ -11,6 +11,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -157,43 +158,65 @@ def _mean_return(payload, episodes: int, **env_kwargs) -> float:
     return float(np.mean(returns))
 
 
+MAX_UPDATES = 40_000     # the run's cap: the slowest of 11 measured runs needed 17,381 (docs/decisions.md)
+JUDGE_EVERY = 8          # policy versions between two judged policies (2 s at the 0.25 s publish period)
+MARGIN = 20.0            # a policy that pumps the pole up, not one that holds still (docs/decisions.md)
+IMPROVED_POLICIES = 2    # judged policies that must beat the first by MARGIN: not one lucky version
+
+
+@pytest.mark.timeout(720)
 def test_end_to_end_learning_improves_the_swing_up_return(domain, tmp_path):
     """Controller process (150 Hz loop over the 30 Hz plant: 5x real time) + learner process in
-    segments mode, from scratch, for 10,000 gradient updates (about 12,000 transitions; the
-    in-process pilot went from a mean return of 29 to 49 in that many). Improvement = the best of
-    five policies from the later half of the run against the first one, each over the same 10
-    start states (hanging down) on the simulated plant: single evaluation episodes are too noisy."""
+    segments mode, from scratch. While it trains, every 8th policy version is judged by its mean
+    return over the same 10 start states (hanging down) on the simulated plant; the run improves the
+    swing-up return when two of them beat the first policy by 20, within 40,000 gradient updates. Single
+    evaluation episodes are too noisy, and DDPG's policy swings from version to version (what keeping
+    the best weights is for), so no single version at a fixed update count is judged. The learner
+    does not stop at convergence here: a HOLD would stall the updates."""
     from dcdrl_core.weights_msg import read_weights
     from dcdrl_msgs.msg import PolicyWeights
     monitor = EdgeMonitor(domain)
     policies = monitor.record(PolicyWeights, 'policy', qos_profile_transient_local, read_weights)
     learner = _run('dcdrl_cloud', 'learner', 'learner', domain, 'mode:=segments', f'output_dir:={tmp_path}',
                    'critic_start:=1000', 'actor_start:=2000', 'eval_every_episodes:=5', 'publish_period_s:=0.25',
-                   'stats_period_s:=0.5', 'tensorboard:=false', 'seed:=1', 'device:=cpu')
+                   'stats_period_s:=0.5', 'tensorboard:=false', 'seed:=1', 'device:=cpu',
+                   'stop_when_converged:=false')
     controller = _run('dcdrl_edge', 'controller', 'controller', domain, 'rate_hz:=150.0', 'sim_rate_hz:=30.0',
                       'seed:=1')
+    plant = dict(integrator='euler')
+    judged: dict[int, float] = {}
+
+    def updates() -> int:
+        return monitor.learner_stats[-1].updates if monitor.learner_stats else 0
+
+    def improved() -> list[float]:
+        return [value for value in judged.values() if value > before + MARGIN]
+
     try:
-        monitor.wait_for(lambda: monitor.learner_stats and monitor.learner_stats[-1].updates >= 10_000, 300.0,
-                         '10,000 gradient updates from the edge\'s segments')
+        monitor.wait_for(lambda: policies, TIMEOUT, 'the first policy')
+        first_policy = policies[0]
+        before = _mean_return(first_policy, 10, **plant)
+        deadline = time.monotonic() + 540.0   # 40,000 updates at 75/s
+        while len(improved()) < IMPROVED_POLICIES:
+            last_judged = max(judged, default=first_policy.version)
+            monitor.wait_for(lambda: policies[-1].version >= last_judged + JUDGE_EVERY or updates() >= MAX_UPDATES,
+                             max(0.0, deadline - time.monotonic()), 'the next policy to judge')
+            if updates() >= MAX_UPDATES:
+                break
+            with monitor.changed:
+                payload = policies[-1]
+            judged[payload.version] = round(_mean_return(payload, 10, **plant), 1)
         last = monitor.learner_stats[-1]
-        with monitor.changed:
-            received = list(policies)
     finally:
         controller.stop()
         learner.stop()
         monitor.close()
-    first_policy = received[0]
-    assert first_policy.version == 1 and received[-1].version > 100
-    assert last.env_steps >= 10_000 and last.rejected_batches == 0
-    # DDPG's policy swings from version to version at this stage: judge the later half of the run by
-    # five policies spread over it (what keeping the best weights is for), each over 10 episodes.
-    later = received[len(received) // 2::max(1, len(received) // 10)][-5:]
-    plant = dict(integrator='euler')
-    before = _mean_return(first_policy, 10, **plant)
-    after = {payload.version: _mean_return(payload, 10, **plant) for payload in later}
-    print(f'mean return over 10 episodes: first policy {before:.1f}; later policies {after} '
+    print(f'mean return over 10 episodes: first policy {before:.1f}; judged policies {judged} '
           f'({last.updates} updates, {last.env_steps} transitions)')
-    assert max(after.values()) > before + 10.0
+    assert first_policy.version == 1 and last.rejected_batches == 0
+    assert last.env_steps >= last.updates   # one update per transition at most (the learner's default)
+    assert len(improved()) >= IMPROVED_POLICIES, \
+        f'{len(improved())} judged policies beat the first by {MARGIN} in {MAX_UPDATES} updates'
 
 
 @pytest.mark.parametrize('launch_file,package', [
