@@ -19,12 +19,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from dcdrl_core.learning.inference import NumpyActor
 from dcdrl_core.runtime.qos import qos_profile_sensor_data, qos_profile_transient_local
 from dcdrl_core.testing import TopicRecorder, fresh_domain_id, node_process
 from dcdrl_sim.cartpole.env import CartPoleSwingUpEnv
+from dcdrl_sim.evaluation import evaluate_policy
 
 CONFIG = Path(__file__).resolve().parents[1] / 'config' / 'cloud_edge.yaml'
 
@@ -32,17 +31,7 @@ CONFIG = Path(__file__).resolve().parents[1] / 'config' / 'cloud_edge.yaml'
 def mean_return(payload, episodes: int = 10) -> float:
     """Mean return of the actor in `payload` on the Euler plant, from the same start states every time."""
     actor = NumpyActor.from_payload(payload, 'cloud_edge', 10, 1)
-    env = CartPoleSwingUpEnv(integrator='euler')
-    returns = []
-    for episode in range(episodes):
-        obs, _ = env.reset(seed=10_000 + episode)
-        total, done = 0.0, False
-        while not done:
-            obs, reward, terminated, truncated, _ = env.step(actor(obs))
-            total += reward
-            done = terminated or truncated
-        returns.append(total)
-    return float(np.mean(returns))
+    return evaluate_policy(CartPoleSwingUpEnv(integrator='euler'), actor, episodes, seed=10_000).summary['return']
 
 
 def later_half(policies: list, judged: int) -> list:

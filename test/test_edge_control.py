@@ -144,18 +144,9 @@ def _mean_return(payload, episodes: int, **env_kwargs) -> float:
     """Mean return of the actor in `payload` on the simulated plant, same start states for every actor."""
     from dcdrl_core.learning.inference import NumpyActor
     from dcdrl_sim.cartpole.env import CartPoleSwingUpEnv
+    from dcdrl_sim.evaluation import evaluate_policy
     actor = NumpyActor.from_payload(payload, 'cloud_edge', 10, 1)
-    env = CartPoleSwingUpEnv(**env_kwargs)
-    returns = []
-    for episode in range(episodes):
-        obs, _ = env.reset(seed=10_000 + episode)
-        total, done = 0.0, False
-        while not done:
-            obs, reward, terminated, truncated, _ = env.step(actor(obs))
-            total += reward
-            done = terminated or truncated
-        returns.append(total)
-    return float(np.mean(returns))
+    return evaluate_policy(CartPoleSwingUpEnv(**env_kwargs), actor, episodes, seed=10_000).summary['return']
 
 
 MAX_UPDATES = 40_000     # the run's cap: the slowest of 11 measured runs needed 17,381 (docs/decisions.md)
