@@ -3,9 +3,9 @@
 Starts the same two processes as the test (controller: 150 Hz loop over the 30 Hz simulated
 cart-pole; learner: segments mode, DDPG, critic from 1,000 transitions, actor from 2,000) on a
 private loopback DDS domain and, every `--every` gradient updates, notes the policies received so
-far. After the run, each mark is judged the way the test judges its end: the best of `--judged`
-policies from the later half of the run so far, each by its mean return over the same 10 start
-states (hanging down) on the Euler plant. Prints one line per mark and, last, one JSON line.
+far. After the run, each mark is judged by the best of `--judged` policies spread over the later
+half of the run so far, each by its mean return over the same 10 start states (hanging down) on
+the Euler plant, as the test does. Prints one line per mark and, last, one JSON line.
 
     .venv/bin/python experiments/cloud_edge_learning_curve.py [--updates 16000] [--seed 1] \
         [--judged 5] [--learner-param algorithm:=td3] [--controller-param noise_sigma:=0.3]
@@ -35,7 +35,7 @@ def mean_return(payload, episodes: int = 10) -> float:
 
 
 def later_half(policies: list, judged: int) -> list:
-    """`judged` policies spread over the later half of `policies` (the test's choice)."""
+    """`judged` policies spread over the later half of `policies`."""
     half = policies[len(policies) // 2:]
     return half[::max(1, len(half) // judged)][-judged:]
 
