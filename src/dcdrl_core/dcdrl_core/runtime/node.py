@@ -548,7 +548,10 @@ class Service(_Readable):
         deadline = time.monotonic() + self.REPLY_MATCH_WAIT_SEC
         while True:
             for handle in self.writer.get_matched_subscriptions():
-                reader = self.writer.get_matched_subscription_data(handle)
+                try:
+                    reader = self.writer.get_matched_subscription_data(handle)
+                except Exception:  # unmatched since the list was taken (a reader going away): not ours to answer
+                    continue
                 if _endpoint_user_data(reader, 'clientid') == client_id:
                     return True
             if time.monotonic() >= deadline:
