@@ -1,4 +1,4 @@
-"""NumpyActor: equal to the torch Actor within 1e-5, preallocated single-observation path, validated loads."""
+"""NumpyActor: equal to the torch Actor within float32 rounding, preallocated single-observation path, validated loads."""
 import numpy as np
 import pytest
 import torch
@@ -13,6 +13,11 @@ CONFIGS = {
     'tanh_ln': NetworkConfig(actor_hidden=(33, 17), actor_layer_norm=True, activation='tanh'),
     'elu': NetworkConfig(actor_hidden=(40,), activation='elu'),
 }
+
+
+# Float32 sums in another order (numpy's BLAS vs torch's kernels, chosen per CPU) over pre-activations
+# in the tens: measured up to 2.4e-5 (cloud_edge, 300 input draws); a clean-clone run once saw 1.19e-5 against 1e-5.
+ATOL = 1e-4
 
 
 def trained_like_actor(cfg: NetworkConfig, obs_dim: int, action_dim: int, seed: int = 0):
@@ -35,10 +40,10 @@ def test_numpy_actor_matches_torch(name):
     with torch.no_grad():
         expected = actor(torch.from_numpy(obs)).numpy()
     assert np.abs(expected).max() > 0.5  # not a trivially small output
-    np.testing.assert_allclose(fast(obs), expected, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(fast(obs), expected, atol=ATOL, rtol=0)
     for i in range(0, 50, 7):
-        np.testing.assert_allclose(fast(obs[i]), expected[i], atol=1e-5, rtol=0)
-    np.testing.assert_allclose(fast(obs[0].astype(np.float64)), expected[0], atol=1e-5, rtol=0)
+        np.testing.assert_allclose(fast(obs[i]), expected[i], atol=ATOL, rtol=0)
+    np.testing.assert_allclose(fast(obs[0].astype(np.float64)), expected[0], atol=ATOL, rtol=0)
 
 
 def test_single_observation_path_reuses_its_buffers():
@@ -67,7 +72,7 @@ def test_load_payload_validates_and_swaps_in_place():
     assert np.array_equal(fast(obs), before) and fast.version == 3
     fast.load_payload(encode_weights(b, arch, 4))
     with torch.no_grad():
-        np.testing.assert_allclose(fast(obs), b(torch.from_numpy(obs)).numpy(), atol=1e-5)
+        np.testing.assert_allclose(fast(obs), b(torch.from_numpy(obs)).numpy(), atol=ATOL)
     assert fast.version == 4
     other_arch = architecture_id(PRESETS['cloud_edge'], obs_dim, action_dim)
     cloud = trained_like_actor(PRESETS['cloud_edge'], obs_dim, action_dim)
