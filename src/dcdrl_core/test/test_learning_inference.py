@@ -1,4 +1,5 @@
-"""NumpyActor: equal to the torch Actor within float32 rounding, preallocated single-observation path, validated loads."""
+"""NumpyActor: equal to the torch Actor within float32 rounding, preallocated single-observation path,
+validated loads."""
 import numpy as np
 import pytest
 import torch
@@ -16,7 +17,8 @@ CONFIGS = {
 
 
 # Float32 sums in another order (numpy's BLAS vs torch's kernels, chosen per CPU) over pre-activations
-# in the tens: measured up to 2.4e-5 (cloud_edge, 300 input draws); a clean-clone run once saw 1.19e-5 against 1e-5.
+# in the tens: measured up to 2.4e-5 (cloud_edge, 300 input draws); a clean-clone run once saw
+# 1.19e-5 against the former 1e-5.
 ATOL = 1e-4
 
 

@@ -27,25 +27,25 @@ class _Writer:
         return found
 
 
-def _service(readers: dict, requester: str = 'c1') -> Service:
-    service = object.__new__(Service)   # no DDS: only the endpoints the check reads
+def _service(readers: dict, requester: str = 'c1') -> tuple[Service, list[str]]:
+    """A Service without DDS (only the endpoints the check reads) and the warnings it logs."""
+    service = object.__new__(Service)
     service.srv_name = 'recognize_faces'
     service.reader = SimpleNamespace(get_matched_publication_data=lambda handle: _endpoint(requester))
     service.writer = _Writer(readers)
-    warnings = []
+    warnings: list[str] = []
     service._node = SimpleNamespace(get_logger=lambda: SimpleNamespace(warning=warnings.append))
-    service.warnings = warnings
-    return service
+    return service, warnings
 
 
 def test_a_reader_that_vanishes_while_listed_is_skipped_and_the_client_still_found():
-    service = _service({1: Exception('Callfunc cqos errored.'), 2: _endpoint('c1')})
+    service, _ = _service({1: Exception('Callfunc cqos errored.'), 2: _endpoint('c1')})
     assert service._client_reader_matched(7) is True
 
 
 @pytest.mark.parametrize('readers', [{1: Exception('Callfunc cqos errored.')}, {1: _endpoint('other')}])
 def test_no_matched_reply_reader_drops_the_reply_with_a_warning(readers, monkeypatch):
     monkeypatch.setattr(Service, 'REPLY_MATCH_WAIT_SEC', 0.0)
-    service = _service(readers)
+    service, warnings = _service(readers)
     assert service._client_reader_matched(7) is False
-    assert service.warnings and 'reply dropped' in service.warnings[0]
+    assert warnings and 'reply dropped' in warnings[0]
