@@ -26,11 +26,17 @@ from cyclonedds.topic import Topic
 
 from dcdrl_core import idl
 from dcdrl_core.messages import Message
+from dcdrl_core.runtime.interfaces import interfaces_config
 
 MAX_DOMAIN_ID = 232  # DDS port mapping limit used by ROS 2
 # The largest legitimate samples are a 2 MB camera image and sampled batches of a few MB.
 DEFAULT_MAX_SAMPLE_SIZE = '16MiB'
 MAX_SAMPLE_SIZE_ENV = 'DCDRL_MAX_SAMPLE_SIZE'
+# Cyclone 0.10 (rmw_cyclonedds) announces itself to every configured peer address at each SPDP interval
+# (8 s with the 10 s default lease) for as long as it runs. Cyclone 11 pings a silent peer address only
+# every 30 s and forgets it after 30 s, so a participant that starts later (a ROS 2 tool, a machine that
+# boots later) was never found unless it knew about us. These two settings restore 0.10's behaviour.
+PEER_PINGING = '<SPDPInterval>8s</SPDPInterval><InitialLocatorPruneDelay>inf</InitialLocatorPruneDelay>'
 _CYCLONE_SIZE = re.compile(r'[0-9]+ ?(B|kB|KiB|MB|MiB|GB|GiB)')
 
 
@@ -57,9 +63,15 @@ def max_sample_size(environ: Optional[dict] = None) -> str:
     return text
 
 
-def discovery_config(environ: Optional[dict] = None) -> str:
-    """The Cyclone XML that rmw_cyclonedds_cpp would build for these environment variables, with
-    our sample size limit, then CYCLONEDDS_URI (later settings win, so a user's file can change both)."""
+def discovery_config(environ: Optional[dict] = None, interfaces: Optional[list] = None) -> str:
+    """The Cyclone XML that rmw_cyclonedds_cpp (Jazzy) builds for these environment variables, plus
+    loopback enabled beside the automatic interface (runtime/interfaces.py says why) and our sample size
+    limit, then CYCLONEDDS_URI (later settings win, so a user's file can change all of it).
+
+    As in rmw_cyclonedds: SUBNET (the default) and LOCALHOST use fixed participant indices (unicast
+    discovery ports a LOCALHOST peer can find), LOCALHOST turns multicast off and adds localhost as a
+    peer, ROS_STATIC_PEERS are peers in both, OFF isolates the process, SYSTEM_DEFAULT changes nothing.
+    """
     environ = os.environ if environ is None else environ
     discovery_range = environ.get('ROS_AUTOMATIC_DISCOVERY_RANGE', '').strip().upper()
     if not discovery_range:
@@ -71,10 +83,13 @@ def discovery_config(environ: Optional[dict] = None) -> str:
     add_localhost = discovery_range == 'LOCALHOST'
     add_peers = discovery_range in ('LOCALHOST', 'SUBNET')
     no_multicast = discovery_range in ('LOCALHOST', 'OFF')
+    general = ('<AllowMulticast>false</AllowMulticast>' if no_multicast else '')
+    if discovery_range in ('LOCALHOST', 'SUBNET'):
+        general += interfaces_config(environ, interfaces)
     config = '<CycloneDDS><Domain>'
-    if add_localhost or (add_peers and peers) or no_multicast:
-        if no_multicast:
-            config += '<General><AllowMulticast>false</AllowMulticast></General>'
+    if general:
+        config += f'<General>{general}</General>'
+    if add_localhost or add_peers or no_multicast:
         if discovery_range == 'OFF':
             config += (f'<Discovery><ParticipantIndex>none</ParticipantIndex>'
                        f'<Tag>ros_discovery_off_{os.getpid()}</Tag>')
@@ -84,6 +99,7 @@ def discovery_config(environ: Optional[dict] = None) -> str:
         listed = (['localhost'] if add_localhost else []) + (peers if add_peers else [])
         if listed:
             config += '<Peers>' + ''.join(f'<Peer address={quoteattr(p)}/>' for p in listed) + '</Peers>'
+            config += PEER_PINGING
         config += '</Discovery>'
     config += f'<Internal><MaxSampleSize>{max_sample_size(environ)}</MaxSampleSize></Internal></Domain></CycloneDDS>'
     user = environ.get('CYCLONEDDS_URI', '')
