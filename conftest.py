@@ -36,3 +36,26 @@ def domain(monkeypatch):
     from dcdrl_core.testing import fresh_domain_id
     monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     return fresh_domain_id()
+
+
+# --- the real ROS 2 (dcdrl_core.ros2_install says where it comes from) -------------------------------
+
+@pytest.fixture(scope='session')
+def ros2():
+    """The real ROS 2 to run rclpy nodes and `ros2` verbs in child processes; skips where there is none,
+    fails instead where DCDRL_REQUIRE_ROS2=1 (make test with ../shared/ros2, CI)."""
+    from dcdrl_core import ros2_install
+    found, why = ros2_install.cached()
+    if found is None:
+        if ros2_install.required():
+            pytest.fail(f'{ros2_install.REQUIRE_VAR}=1 but {why}', pytrace=False)
+        pytest.skip(why)
+    return found
+
+
+@pytest.fixture(scope='session')
+def ros2_ws(ros2):
+    """This workspace built by colcon on that ROS 2 (all five packages, dcdrl_msgs by rosidl); cached in
+    .ros2/ws-<hash of the sources>."""
+    from dcdrl_core import ros2_install
+    return ros2_install.Workspace(ros2, ros2_install.build_workspace(ros2))

@@ -1,9 +1,6 @@
-"""With ROS 2 installed: rclpy nodes and ROS-free nodes on one DDS graph (both directions, services).
-
-Skipped where rclpy is missing (our development machines); .github/workflows/ros.yml runs it in
-ROS 2 Jazzy with rmw_cyclonedds_cpp, which is what keeps the rclpy path honest.
+"""rclpy nodes and ROS-free nodes on one DDS graph (both directions, services), on the real ROS 2
+(the `ros2_ws` fixture: this workspace built by colcon on ../shared/ros2 or a sourced ROS 2).
 """
-import importlib.util
 import os
 import sys
 
@@ -11,30 +8,38 @@ import pytest
 
 from dcdrl_core.testing import ChildProcess, fresh_domain_id, loopback_env
 
-pytestmark = [pytest.mark.dds, pytest.mark.skipif(
-    importlib.util.find_spec('rclpy') is None, reason='needs ROS 2 (rclpy) with rmw_cyclonedds_cpp')]
+pytestmark = [pytest.mark.dds]
 TIMEOUT = 60.0
-DCDRL = [sys.executable, '-m', 'dcdrl_core.cli']
 PEER = os.path.join(os.path.dirname(__file__), 'fixtures', 'graph_peer.py')
 
 
-def _env(domain, backend):
-    return loopback_env(domain, DCDRL_BACKEND=backend, RMW_IMPLEMENTATION='rmw_cyclonedds_cpp')
+@pytest.fixture
+def run_on(ros2_ws):
+    """run_on(backend, domain) -> (python, env): a child on our runtime (.venv) or on rclpy (ROS 2)."""
+    def pick(backend, domain):
+        if backend == 'rclpy':
+            return ros2_ws.python(), ros2_ws.environment(
+                ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST', DCDRL_BACKEND='rclpy')
+        return sys.executable, loopback_env(domain)
+    return pick
 
 
 @pytest.mark.parametrize('talker_backend, listener_backend', [('rclpy', 'cyclone'), ('cyclone', 'rclpy')])
-def test_talker_and_listener_across_backends(talker_backend, listener_backend):
+def test_talker_and_listener_across_backends(run_on, talker_backend, listener_backend):
     domain = fresh_domain_id()
-    with ChildProcess([*DCDRL, 'run', 'dcdrl_core', 'listener'], env=_env(domain, listener_backend)) as listener, \
-            ChildProcess([*DCDRL, 'run', 'dcdrl_core', 'talker', '--ros-args', '-p', 'period_s:=0.05'],
-                         env=_env(domain, talker_backend)) as talker:
+    listener_python, listener_env = run_on(listener_backend, domain)
+    talker_python, talker_env = run_on(talker_backend, domain)
+    with ChildProcess([listener_python, '-m', 'dcdrl_core.cli', 'run', 'dcdrl_core', 'listener'],
+                      env=listener_env) as listener, \
+            ChildProcess([talker_python, '-m', 'dcdrl_core.cli', 'run', 'dcdrl_core', 'talker', '--ros-args', '-p',
+                          'period_s:=0.05'], env=talker_env) as talker:
         talker.wait_for_line('talker started', TIMEOUT)
         listener.wait_for_line('I heard: [Hello World:', TIMEOUT)
 
 
-def test_rclpy_client_calls_a_ros_free_service():
+def test_rclpy_client_calls_a_ros_free_service(run_on):
     domain = fresh_domain_id()
-    with ChildProcess([sys.executable, PEER, 'service'], env=_env(domain, 'cyclone')) as service:
+    with ChildProcess([sys.executable, PEER, 'service'], env=loopback_env(domain)) as service:
         service.wait_for_line('service ready', TIMEOUT)
         script = (
             'import rclpy\n'
@@ -47,16 +52,18 @@ def test_rclpy_client_calls_a_ros_free_service():
             'rclpy.spin_until_future_complete(node, future, timeout_sec=30)\n'
             'reply = future.result()\n'
             'print("VERSION", reply.weights.version, list(reply.weights.tensors[0].data))\n')
-        with ChildProcess([sys.executable, '-c', script], env=_env(domain, 'rclpy')) as caller:
+        with ChildProcess(list(run_on('rclpy', domain)[:1]) + ['-c', script], env=run_on('rclpy', domain)[1]) as caller:
             line = caller.wait_for_line('VERSION', TIMEOUT)
     assert line == 'VERSION 5 [1.5, -2.0]'
 
 
-def test_ros_free_cli_sees_rclpy_nodes_and_topics():
+def test_ros_free_cli_sees_rclpy_nodes_and_topics(run_on):
     domain = fresh_domain_id()
-    with ChildProcess([*DCDRL, 'run', 'dcdrl_core', 'talker'], env=_env(domain, 'rclpy')) as talker:
+    python, env = run_on('rclpy', domain)
+    dcdrl = [sys.executable, '-m', 'dcdrl_core.cli']
+    with ChildProcess([python, '-m', 'dcdrl_core.cli', 'run', 'dcdrl_core', 'talker'], env=env) as talker:
         talker.wait_for_line('talker started', TIMEOUT)
-        with ChildProcess([*DCDRL, 'node', 'list', '--spin-time', '3'], env=_env(domain, 'cyclone')) as nodes:
+        with ChildProcess([*dcdrl, 'node', 'list', '--spin-time', '3'], env=loopback_env(domain)) as nodes:
             nodes.wait_for_line('/talker', TIMEOUT)
-        with ChildProcess([*DCDRL, 'topic', 'echo', '/chatter', '--once'], env=_env(domain, 'cyclone')) as echo:
+        with ChildProcess([*dcdrl, 'topic', 'echo', '/chatter', '--once'], env=loopback_env(domain)) as echo:
             echo.wait_for_line("data: 'Hello World: ", TIMEOUT)
