@@ -136,31 +136,49 @@ def workspace_hash(root: Path = ROOT) -> str:
     return digest.hexdigest()[:16]
 
 
-def build_workspace(ros2: Ros2, root: Path = ROOT, cache: Optional[Path] = None, timeout: float = 600) -> Path:
+def build_workspace(ros2: Ros2, root: Path = ROOT, cache: Optional[Path] = None, timeout: float = 600,
+                    keep_s: float = 6 * 3600) -> Path:
     """`colcon build` of all five packages into ``cache``/ws-<hash>; reused while the sources are the same.
 
-    Returns the install folder (source its setup.bash over ROS 2). Older builds in ``cache`` are removed.
+    Returns the install folder (source its setup.bash over ROS 2). Safe for several test runs at once:
+    one builds under a lock into a temporary folder that is renamed when complete; builds of other
+    sources are removed once unused for ``keep_s`` seconds.
     """
+    import fcntl
+    import tempfile
+    import time
     cache = cache or root / '.ros2'
     key = workspace_hash(root)
     base = cache / f'ws-{key}'
     install = base / 'install'
     if (base / 'built').is_file():
+        os.utime(base)
         return install
     cache.mkdir(parents=True, exist_ok=True)
-    for old in cache.glob('ws-*'):
-        shutil.rmtree(old, ignore_errors=True)
-    env = ros2.environment()
-    colcon = shutil.which('colcon', path=env.get('PATH', ''))
-    if not colcon:
-        raise RuntimeError(f'colcon is not on the PATH of ROS 2 from {ros2.origin}')
-    result = subprocess.run(
-        [colcon, '--log-base', str(base / 'log'), 'build', '--base-paths', str(root / 'src'),
-         '--build-base', str(base / 'build'), '--install-base', str(install)],
-        cwd=str(root), env=env, capture_output=True, text=True, timeout=timeout)
-    if result.returncode != 0:
-        raise RuntimeError(f'colcon build failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}')
-    (base / 'built').write_text(key + '\n')
+    with open(cache / 'ws.lock', 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (base / 'built').is_file():  # another run built it while we waited
+            return install
+        for old in cache.glob('ws-*'):
+            if old != base and time.time() - old.stat().st_mtime > keep_s:
+                shutil.rmtree(old, ignore_errors=True)
+        env = ros2.environment()
+        colcon = shutil.which('colcon', path=env.get('PATH', ''))
+        if not colcon:
+            raise RuntimeError(f'colcon is not on the PATH of ROS 2 from {ros2.origin}')
+        # colcon writes absolute paths into the install's setup files: build where it will stay.
+        shutil.rmtree(base, ignore_errors=True)
+        staging = Path(tempfile.mkdtemp(prefix=f'ws-{key}-', dir=cache))
+        result = subprocess.run(
+            [colcon, '--log-base', str(staging / 'log'), 'build', '--base-paths', str(root / 'src'),
+             '--build-base', str(staging / 'build'), '--install-base', str(base / 'install')],
+            cwd=str(root), env=env, capture_output=True, text=True, timeout=timeout)
+        if result.returncode != 0:
+            shutil.rmtree(base, ignore_errors=True)
+            raise RuntimeError(f'colcon build failed ({result.returncode}):\n{result.stdout[-4000:]}\n'
+                               f'{result.stderr[-4000:]}')
+        shutil.rmtree(staging, ignore_errors=True)
+        (base / 'built').write_text(key + '\n')
     return install
 
 
