@@ -9,6 +9,7 @@
   visible behind them, so nothing large is installed twice;
 - writes .ros2/setup.bash, which puts that venv first on PATH and sources ROS 2 and its overlays.
 
+Where DCDRL_ROS2 names a ROS 2 (e.g. /opt/ros/jazzy/setup.bash) it does nothing: that one is used.
 Without the tarballs it prints why and exits 0 (`make test` then runs without ROS 2); with
 --require it exits 1 instead. The ROS 2 build is for CPython 3.11 on x86_64 (its README).
 """
@@ -109,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--base-venv', type=Path, default=ROOT / '.venv', help="the project's venv (default: .venv)")
     parser.add_argument('--require', action='store_true', help='exit 1 when ROS 2 cannot be set up')
     args = parser.parse_args(argv)
+    named = os.environ.get('DCDRL_ROS2', '').strip()
+    if named and named.lower() != 'none':
+        print(f'ros2_setup: DCDRL_ROS2={named} names the ROS 2 to use; nothing to set up')
+        return 0
     reason = why_not_here()
     if not reason and not (args.tarballs / 'ros2-jazzy-core.tar.xz').is_file():
         reason = f'no ROS 2 tarballs in {args.tarballs}'
