@@ -87,6 +87,17 @@ class Message:
     def deserialize(cls, data: bytes) -> 'Message':
         return cls._codec.decode(data)
 
+    @classmethod
+    def get_type_hash(cls) -> str:
+        """'RIHS01_<hex>': the REP-2011 hash rosidl gives this type (endpoints announce it in USER_DATA)."""
+        cached = cls.__dict__.get('_type_hash')
+        if cached is None:
+            from dcdrl_core.type_hash import type_hash
+            resolve = cls._codec.resolve
+            cached = type_hash(cls._spec, lambda package, name: resolve(package, name)._spec)
+            cls._type_hash = cached
+        return cached
+
 
 def _short_repr(value: Any) -> str:
     if isinstance(value, np.ndarray) and value.size > 8:
@@ -127,7 +138,7 @@ class Codec:
     def __init__(self, spec: idl.MessageSpec, resolve: Callable[[str, str], type[Message]],
                  header_fields: Iterable[tuple[str, str]] = ()) -> None:
         self.spec = spec
-        self._resolve = resolve
+        self.resolve = resolve  # (package, name) -> message class, for nested types
         self._writers: list[tuple[str, Writer]] = []
         self._readers: list[tuple[str, Reader]] = []
         for field in spec.fields:
@@ -169,7 +180,7 @@ class Codec:
                     f'{name}: {error} (field type {self._type_of(name)})') from None
 
     def read(self, data: bytes, pos: int) -> tuple[Message, int]:
-        message_class = self._resolve(self.spec.package, self.spec.name)
+        message_class = self.resolve(self.spec.package, self.spec.name)
         message = message_class.__new__(message_class)
         for name, reader in self._readers:
             value, pos = reader(data, pos)
@@ -203,13 +214,13 @@ class Codec:
     def _message_codec(self, package: str, name: str) -> tuple[Writer, Reader]:
         # Resolved lazily: nested types are loaded on first use, not at class build time.
         def write(buffer: bytearray, value: Any) -> None:
-            nested = self._resolve(package, name)
+            nested = self.resolve(package, name)
             if not isinstance(value, nested):
                 raise SerializationError(f'expected {nested._spec.full_name}, got {type(value).__name__}')
             nested._codec.write(buffer, value)
 
         def read(data: bytes, pos: int) -> tuple[Any, int]:
-            return self._resolve(package, name)._codec.read(data, pos)
+            return self.resolve(package, name)._codec.read(data, pos)
         return write, read
 
 

@@ -39,7 +39,7 @@ def random_message(cls: type[Message], rng: np.random.Generator, registry: Optio
     values = {}
     for field in cls._spec.fields:
         ftype = field.type
-        count = ftype.array_size or int(rng.integers(0, max_length + 1))
+        count = ftype.array_size or int(rng.integers(0, min(max_length, ftype.upper_bound or max_length) + 1))
         if ftype.is_primitive:
             if ftype.is_array:
                 dtype = np.dtype(idl.PRIMITIVES[ftype.base][0])
@@ -47,7 +47,9 @@ def random_message(cls: type[Message], rng: np.random.Generator, registry: Optio
             else:
                 values[field.name] = random_scalar(ftype.base, rng)
         elif ftype.is_string:
-            values[field.name] = [random_string(rng) for _ in range(count)] if ftype.is_array else random_string(rng)
+            def text() -> str:
+                return random_string(rng)[:ftype.string_bound]  # bound None: the whole string
+            values[field.name] = [text() for _ in range(count)] if ftype.is_array else text()
         else:
             nested = registry.message(ftype.package, ftype.base)
             if ftype.is_array:

@@ -1,11 +1,14 @@
-"""Wire conformance: our CDR equals rosbags' independent ROS 2 CDR, byte for byte.
+"""Wire conformance: our CDR equals ROS 2's, byte for byte, for every interface type we know.
 
-rosbags implements ROS 2 serialisation independently of us (it reads and writes
-rosbag2 files recorded by real ROS 2 nodes), so agreement on random instances of
-every interface type is strong evidence that a ROS 2 node reads what we write.
+Two independent judges: rosbags (a ROS 2 CDR implementation of its own, which reads and writes
+rosbag2 files recorded by real ROS 2 nodes; runs everywhere), and the real rclpy with the classes
+rosidl generates (in a child process on the ROS 2 of the ros2_ws fixture; this process keeps our
+classes). Both directions: they write our bytes from our field values, and read our bytes back.
 """
-import importlib.util
+import json
 import os
+import subprocess
+import zlib
 
 import numpy as np
 import pytest
@@ -13,6 +16,7 @@ from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
 from dcdrl_core.testing import all_message_types, message_class, random_message
 from dcdrl_core.messages import InterfaceRegistry, Message
+from dcdrl_core.message_utils import message_to_dict
 
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
@@ -32,9 +36,10 @@ def _std_types() -> list[str]:
 
 def _typestore():
     store = get_typestore(Stores.ROS2_JAZZY)
-    for type_name in _dcdrl_types():
+    # Our messages, and the services of every package (rosbags' Jazzy store has standard messages only).
+    for type_name in _dcdrl_types() + [t for t in _std_types() if '/srv/' in t]:
         package, kind, name = type_name.split('/')
-        with open(os.path.join(MSG_DIR, kind, f'{name}.{kind}')) as handle:
+        with open(REGISTRY.find_file(package, kind, name)) as handle:
             text = handle.read()
         if kind == 'msg':
             store.register(get_types_from_msg(text, type_name))
@@ -69,7 +74,7 @@ def _rosbags_name(type_name: str) -> str:
 @pytest.mark.parametrize('type_name', all_message_types(REGISTRY))
 def test_random_instances_serialise_exactly_like_rosbags(type_name):
     cls = message_class(type_name, REGISTRY)
-    rng = np.random.default_rng(abs(hash(type_name)) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(type_name.encode()))
     for _ in range(20):
         message = random_message(cls, rng, REGISTRY)
         ours = message.serialize()
@@ -98,29 +103,50 @@ def test_standard_definitions_match_ros2_jazzy(type_name):
     assert message.serialize() == bytes(JAZZY.serialize_cdr(_to_rosbags(message), type_name))
 
 
-rclpy_only = pytest.mark.skipif(
-    importlib.util.find_spec('rclpy') is None,
-    reason='needs ROS 2 (rclpy); runs in .github/workflows/ros.yml, not on machines without ROS')
+# --- against the real rclpy (a child process on the ROS 2 of the ros2_ws fixture) ---------------------
+RCLPY_PEER = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'rclpy_codec_peer.py')
+RCLPY_TYPES = all_message_types(REGISTRY)
+RCLPY_INSTANCES = 6  # per type: the default instance and five random ones
 
 
-@rclpy_only
-@pytest.mark.parametrize('type_name', [t for t in all_message_types(REGISTRY) if '/msg/' in t])
-def test_rclpy_serialises_exactly_like_us(type_name):
-    """With ROS 2 present: rclpy's generated classes produce our bytes, and we read theirs."""
-    from rclpy.serialization import deserialize_message, serialize_message
-    from rosidl_runtime_py.set_message import set_message_fields
-    from rosidl_runtime_py.utilities import get_message
-    from dcdrl_core.message_utils import message_to_dict
+def _rclpy_cases() -> list[tuple[str, Message]]:
+    cases = []
+    for type_name in RCLPY_TYPES:
+        cls = message_class(type_name, REGISTRY)
+        rng = np.random.default_rng(zlib.crc32(type_name.encode()))
+        cases.append((type_name, cls()))
+        cases += [(type_name, random_message(cls, rng, REGISTRY)) for _ in range(RCLPY_INSTANCES - 1)]
+    return cases
+
+
+@pytest.fixture(scope='module')
+def rclpy_results(ros2_ws, tmp_path_factory):
+    """{type name: [(our message, what rclpy made of it)]}: one child run for all types."""
+    cases = _rclpy_cases()
+    request = tmp_path_factory.mktemp('rclpy_codec') / 'cases.json'
+    request.write_text(json.dumps({'cases': [
+        {'type': type_name, 'values': message_to_dict(message), 'ours': message.serialize().hex()}
+        for type_name, message in cases]}))
+    done = subprocess.run([ros2_ws.python(), RCLPY_PEER, str(request)], env=ros2_ws.environment(),
+                          capture_output=True, text=True, timeout=180)
+    lines = done.stdout.splitlines()
+    assert done.returncode == 0 and len(lines) == len(cases), (
+        f'rclpy peer exited {done.returncode} after {len(lines)} of {len(cases)} cases:\n{done.stderr[-3000:]}')
+    results: dict[str, list] = {}
+    for (type_name, message), line in zip(cases, lines):
+        results.setdefault(type_name, []).append((message, json.loads(line)))
+    return results
+
+
+@pytest.mark.parametrize('type_name', RCLPY_TYPES)
+def test_rclpy_serialises_exactly_like_us(rclpy_results, type_name):
+    """rclpy's generated classes, given our field values, produce our bytes; rclpy reads our bytes to
+    our field values; and we read rclpy's bytes back to our message."""
     cls = message_class(type_name, REGISTRY)
-    theirs_class = get_message(type_name)
-    if issubclass(theirs_class, Message):
-        pytest.skip('DCDRL_BACKEND=cyclone gives this process our classes; run with DCDRL_BACKEND=rclpy')
-    rng = np.random.default_rng(5)
-    for _ in range(5):
-        ours = random_message(cls, rng, REGISTRY)
-        theirs = theirs_class()
-        set_message_fields(theirs, message_to_dict(ours))
-        data = serialize_message(theirs)
-        assert bytes(data) == ours.serialize()
-        assert cls.deserialize(bytes(data)) == ours
-        assert serialize_message(deserialize_message(ours.serialize(), theirs_class)) == data
+    for ours, theirs in rclpy_results[type_name]:
+        assert 'error' not in theirs, f'{type_name}: the rclpy side failed: {theirs["error"]}'
+        data = bytes.fromhex(theirs['serialized'])
+        assert data == ours.serialize(), f'{type_name}: rclpy {data.hex()} != ours {ours.serialize().hex()}'
+        assert cls.deserialize(data) == ours
+        assert theirs['read'] == message_to_dict(ours)
+        assert bytes.fromhex(theirs['reserialized']) == ours.serialize()

@@ -169,7 +169,7 @@ class TopicTypes:
         elif ftype.is_string:
             element = idl_types.bounded_str[ftype.string_bound] if ftype.string_bound else str
         else:
-            nested = owner._codec._resolve(ftype.package, ftype.base)
+            nested = owner._codec.resolve(ftype.package, ftype.base)
             element = self._structs.get(nested._spec.dds_type_name) or self._build(nested, False)
             self._structs.setdefault(nested._spec.dds_type_name, element)
         if not ftype.is_array:
@@ -269,8 +269,10 @@ class Context:
             if self._graph_writer is None:
                 from cyclonedds.pub import DataWriter
                 from dcdrl_core.runtime.qos import qos_profile_transient_local
+                from dcdrl_core.runtime.user_data import endpoint_qos
                 topic = self.topic('ros_discovery_info', info_class)  # no 'rt/': not a ROS topic
-                self._graph_writer = DataWriter(self.participant, topic, qos_profile_transient_local.to_dds())
+                self._graph_writer = DataWriter(self.participant, topic,
+                                                endpoint_qos(qos_profile_transient_local.to_dds(), info_class))
             nodes = [node_class(node_namespace=node.get_namespace(), node_name=node.get_name(),
                                 reader_gid_seq=[gid_class(data=g) for g in node.endpoint_gids(readers=True)],
                                 writer_gid_seq=[gid_class(data=g) for g in node.endpoint_gids(readers=False)])

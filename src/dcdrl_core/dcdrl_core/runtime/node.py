@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Any, Callable, Iterable, Optional
 
-from cyclonedds.core import InstanceState, Policy, Qos, ReadCondition, SampleState, ViewState
+from cyclonedds.core import InstanceState, Policy, ReadCondition, SampleState, ViewState
 from cyclonedds.pub import DataWriter
 from cyclonedds.sub import DataReader
 from cyclonedds._clayer import ddspy_write
@@ -24,6 +24,7 @@ from dcdrl_core.messages import HEADER_SIZE, Message, SerializationError, Servic
 from dcdrl_core.runtime.context import Context, delete_entity, default_context
 from dcdrl_core.runtime.interrupts import take_serialized
 from dcdrl_core.runtime.qos import QoSLike, QoSProfile, as_profile, qos_profile_services_default
+from dcdrl_core.runtime.user_data import endpoint_qos
 
 _ANY_STATE = SampleState.Any | ViewState.Any | InstanceState.Any
 _TAKE_BATCH = 64
@@ -367,7 +368,7 @@ class Publisher:
         self.qos_profile = qos
         self._node = node
         dds_topic = node.context.topic('rt' + topic, msg_type)
-        self.writer = DataWriter(node.context.participant, dds_topic, qos.to_dds())
+        self.writer = DataWriter(node.context.participant, dds_topic, endpoint_qos(qos.to_dds(), msg_type))
         self.published = 0
 
     @property
@@ -408,7 +409,7 @@ class Subscription(_Readable):
         self._node = node
         self.rejected = 0  # samples that did not deserialise
         dds_topic = node.context.topic('rt' + topic, msg_type)
-        self.reader = DataReader(node.context.participant, dds_topic, qos.to_dds())
+        self.reader = DataReader(node.context.participant, dds_topic, endpoint_qos(qos.to_dds(), msg_type))
         self._register()
 
     def _dispatch(self) -> None:
@@ -476,14 +477,17 @@ def _client_service_id() -> str:
 def _open_service_endpoints(context: Context, srv_type: type[ServiceType], name: str, qos: QoSProfile,
                             is_service: bool) -> tuple[DataWriter, DataReader]:
     """The (writer, reader) pair of a service (reply writer, request reader) or a client
-    (request writer, reply reader), both tagged with one 'serviceid=' or 'clientid=' in USER_DATA."""
+    (request writer, reply reader), both tagged with one 'serviceid=' or 'clientid=' in USER_DATA,
+    each followed by the type hash of its half (Request or Response), as rmw_cyclonedds_cpp does."""
     kind = 'serviceid' if is_service else 'clientid'
-    dds_qos = Qos(*qos.to_dds(), Policy.Userdata(data=f'{kind}={_client_service_id()};'.encode()))
+    tag = f'{kind}={_client_service_id()};'
     request = context.topic(f'rq{name}Request', srv_type.Request, service_header=True)
     reply = context.topic(f'rr{name}Reply', srv_type.Response, service_header=True)
-    writer_topic, reader_topic = (reply, request) if is_service else (request, reply)
-    return (DataWriter(context.participant, writer_topic, dds_qos),
-            DataReader(context.participant, reader_topic, dds_qos))
+    (writer_topic, writer_type), (reader_topic, reader_type) = (
+        ((reply, srv_type.Response), (request, srv_type.Request)) if is_service
+        else ((request, srv_type.Request), (reply, srv_type.Response)))
+    return (DataWriter(context.participant, writer_topic, endpoint_qos(qos.to_dds(), writer_type, tag)),
+            DataReader(context.participant, reader_topic, endpoint_qos(qos.to_dds(), reader_type, tag)))
 
 
 def _endpoint_user_data(endpoint: Any, key: str) -> Optional[str]:
