@@ -7,6 +7,7 @@
     dcdrl topic hz TOPIC [--window N]
     dcdrl topic pub [--rate R] [--once] [--times N] TOPIC TYPE [VALUES]
     dcdrl node list
+    dcdrl param list|get|set|dump|describe  (dcdrl_core/param_cli.py)
     dcdrl interface show TYPE  |  dcdrl interface list
 """
 from __future__ import annotations
@@ -338,6 +339,9 @@ def _parser() -> argparse.ArgumentParser:
     interface.add_parser('list')
     sub = interface.add_parser('show')
     sub.add_argument('type')
+
+    from dcdrl_core.param_cli import add_parser as add_param_parser
+    add_param_parser(verbs)
     return parser
 
 
@@ -354,6 +358,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 'pub': cmd_topic_pub}[args.verb](args)
     if args.command == 'node':
         return cmd_node_list(args)
+    if args.command == 'param':
+        from dcdrl_core.param_cli import cmd_param
+        return cmd_param(args)
     return cmd_interface(args)
 
 

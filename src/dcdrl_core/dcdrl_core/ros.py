@@ -25,7 +25,7 @@ if _requested not in ('auto', 'rclpy', 'cyclone'):
 
 if _requested in ('auto', 'rclpy') and importlib.util.find_spec('rclpy') is not None:
     import rclpy as _rclpy
-    from rclpy.exceptions import InvalidParameterTypeException, ParameterUninitializedException
+    from rclpy.exceptions import InvalidParameterTypeException, ParameterException, ParameterUninitializedException
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
     from rclpy.node import Node
     from rclpy.parameter import Parameter
@@ -49,10 +49,9 @@ else:
         raise ImportError('DCDRL_BACKEND=rclpy but rclpy is not importable (source your ROS 2 setup)')
     from dcdrl_core.messages import get_interface, install_interface_import_hook
     from dcdrl_core.runtime import (
-        Duration, Future, InvalidParameterTypeException, MultiThreadedExecutor, Node, Parameter,
-        SingleThreadedExecutor, Time, init, ok, shutdown, spin, spin_once, spin_until_future_complete,
-        try_shutdown)
-    from dcdrl_core.runtime.node import ParameterNotDeclaredException as ParameterUninitializedException
+        Duration, Future, InvalidParameterTypeException, MultiThreadedExecutor, Node, Parameter, ParameterException,
+        ParameterUninitializedException, SingleThreadedExecutor, Time, init, ok, shutdown, spin, spin_once,
+        spin_until_future_complete, try_shutdown)
     from dcdrl_core.runtime.qos import (
         DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data,
         qos_profile_services_default, qos_profile_system_default)
@@ -78,7 +77,8 @@ def malformed_samples(node: Any) -> Optional[int]:
 def run_node(node_factory: Callable[[], Any], args: Optional[Sequence[str]] = None) -> int:
     """Init, build the node, spin until Ctrl-C or shutdown, clean up; the usual rclpy main.
 
-    A parameter of the wrong type ends the process with a one-line error and exit code 2.
+    A parameter refused at start (wrong type, out of range, refused by the node: rclpy's
+    ParameterException and its kin) ends the process with a one-line error and exit code 2.
     """
     init(args=list(args) if args is not None else sys.argv)
     node = None
@@ -89,7 +89,7 @@ def run_node(node_factory: Callable[[], Any], args: Optional[Sequence[str]] = No
         pass
     except ExternalShutdownException:
         pass
-    except (InvalidParameterTypeException, ValueError, TypeError) as error:
+    except (ParameterException, ValueError, TypeError) as error:
         if node is not None:  # errors after start-up are bugs: show the traceback
             raise
         sys.stderr.write(f'[FATAL] {getattr(node_factory, "__name__", "node")}: {error}\n')
@@ -104,7 +104,7 @@ def run_node(node_factory: Callable[[], Any], args: Optional[Sequence[str]] = No
 
 __all__ = [
     'BACKEND', 'Duration', 'ExternalShutdownException', 'Future', 'DurabilityPolicy', 'HistoryPolicy',
-    'InvalidParameterTypeException', 'MultiThreadedExecutor', 'Node', 'Parameter',
+    'InvalidParameterTypeException', 'MultiThreadedExecutor', 'Node', 'Parameter', 'ParameterException',
     'ParameterUninitializedException', 'QoSProfile', 'ReliabilityPolicy', 'SingleThreadedExecutor', 'Time',
     'get_interface', 'init', 'malformed_samples', 'ok', 'qos_profile_sensor_data', 'qos_profile_services_default',
     'qos_profile_system_default', 'run_node', 'shutdown', 'spin', 'spin_once', 'spin_until_future_complete',

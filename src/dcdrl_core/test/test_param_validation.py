@@ -25,31 +25,40 @@ WATCHDOG_S = 30.0   # a node that starts despite a bad value is stopped after th
 #   wrong type / out of range: (yaml line in the node's block, fragment of the FATAL line)
 NODES = {
     'replay_buffer': ('dcdrl_cloud.replay_buffer_node', '/**/replay_buffer',
-                      ('capacity: lots', "parameter 'capacity' expects integer, got string 'lots'"),
+                      ('capacity: lots',
+                       "Trying to set parameter 'capacity' to 'lots' of type 'STRING', expecting type 'INTEGER'"),
                       ('gamma: 1.5', 'gamma must be a finite number in [0.0, 1.0], got 1.5'),
                       'capacty'),
     'learner': ('dcdrl_cloud.learner_node', '/**/learner',
-                ('batch_size: 64.0', "parameter 'batch_size' expects integer, got double"),
+                ('batch_size: 64.0',
+                 "Trying to set parameter 'batch_size' to '64.0' of type 'DOUBLE', expecting type 'INTEGER'"),
                 ('prefetch_batches: 0', 'prefetch_batches'),
                 'lr'),
     'learner_segments': ('dcdrl_cloud.learner_node', '/**/learner',
-                         ('max_devices: [1, 2]', "parameter 'max_devices' expects integer, got integer array [1, 2]"),
+                         ('max_devices: [1, 2]',
+                          "Trying to set parameter 'max_devices' to '[1, 2]' of type 'INTEGER_ARRAY',"
+                          " expecting type 'INTEGER'"),
                          ('max_devices: 0', 'max_devices'),
                          'max_device'),
     'client': ('dcdrl_sim.client_node', '/**/client',
-               ('num_envs: 2.5', "parameter 'num_envs' expects integer, got double"),
+               ('num_envs: 2.5',
+                "Trying to set parameter 'num_envs' to '2.5' of type 'DOUBLE', expecting type 'INTEGER'"),
                ('publish_rate_hz: 0.0', 'publish_rate_hz and stats_period_s must be > 0'),
                'num_env'),
     'controller': ('dcdrl_edge.controller_node', '/**/controller',
-                   ('rate_hz: fast', "parameter 'rate_hz' expects double, got string 'fast'"),
+                   ('rate_hz: fast',
+                    "Trying to set parameter 'rate_hz' to 'fast' of type 'STRING', expecting type 'DOUBLE'"),
                    ('rate_hz: 0.0', 'rate_hz'),
                    'rate'),
     'face_server': ('dcdrl_edge.face_server_node', '/**/face_server',
-                    ('max_image_bytes: "2MB"', "parameter 'max_image_bytes' expects integer, got string '2MB'"),
+                    ('max_image_bytes: "2MB"',
+                     "Trying to set parameter 'max_image_bytes' to '2MB' of type 'STRING', expecting type 'INTEGER'"),
                     ('tolerance: 2.0', 'tolerance must be in (0, 1]'),
                     'max_bytes'),
     'parameter_server': ('dcdrl_cloud.parameter_server_node', '/**/parameter_server',
-                         ('expected_models: three', "parameter 'expected_models' expects integer, got string"),
+                         ('expected_models: three',
+                          "Trying to set parameter 'expected_models' to 'three' of type 'STRING',"
+                          " expecting type 'INTEGER'"),
                          ('min_models: 0', 'min_models must be an integer >= 1, got 0'),
                          'expected_model'),
 }
@@ -169,8 +178,8 @@ def test_a_real_process_exits_with_code_2_and_one_line(tmp_path):
     finally:
         child.stop()
     fatal = [line for line in child.lines if line.startswith('[FATAL]')]
-    assert fatal == [f"[FATAL] SimulatedClient: parameter 'batch_steps' expects integer, got string 'many' "
-                     f"(from file {path}, line 3)"], child.lines
+    assert fatal == [f"[FATAL] SimulatedClient: Trying to set parameter 'batch_steps' to 'many' of type 'STRING', "
+                     f"expecting type 'INTEGER': batch_steps (from file {path}, line 3)"], child.lines
     assert not any('Traceback' in line for line in child.lines)
 
 

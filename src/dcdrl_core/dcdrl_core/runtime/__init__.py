@@ -10,9 +10,11 @@ from dcdrl_core.runtime.interrupts import install_sigint_handler
 from dcdrl_core.runtime.executor import (
     MultiThreadedExecutor, SingleThreadedExecutor, spin, spin_once, spin_until_future_complete)
 from dcdrl_core.runtime.node import (
-    Client, Clock, Duration, Future, InvalidParameterTypeException, Logger, LoggingSeverity, Node,
-    Parameter, ParameterDescriptor, ParameterNotDeclaredException, ParameterType, Publisher, Service,
-    SetParametersResult, Subscription, Time, Timer)
+    Client, Clock, Duration, Future, Logger, LoggingSeverity, Node, Publisher, Service, Subscription, Time, Timer)
+from dcdrl_core.runtime.parameters import (
+    InvalidParameterTypeException, InvalidParameterValueException, Parameter, ParameterAlreadyDeclaredException,
+    ParameterDescriptor, ParameterException, ParameterImmutableException, ParameterNotDeclaredException,
+    ParameterType, ParameterUninitializedException, SetParametersResult)
 from dcdrl_core.runtime.qos import (
     DurabilityPolicy, HistoryPolicy, LivelinessPolicy, QoSProfile, ReliabilityPolicy,
     qos_profile_sensor_data, qos_profile_services_default, qos_profile_system_default)
@@ -56,9 +58,10 @@ def _install_sigint_handler() -> None:
 
 __all__ = [
     'Client', 'Clock', 'Context', 'DurabilityPolicy', 'Duration', 'Future', 'HistoryPolicy',
-    'InvalidParameterTypeException', 'LivelinessPolicy', 'Logger', 'LoggingSeverity',
-    'MultiThreadedExecutor', 'Node', 'Parameter', 'ParameterDescriptor', 'ParameterNotDeclaredException',
-    'ParameterType', 'Publisher', 'QoSProfile', 'ReliabilityPolicy', 'Service', 'SetParametersResult',
+    'InvalidParameterTypeException', 'InvalidParameterValueException', 'LivelinessPolicy', 'Logger',
+    'LoggingSeverity', 'MultiThreadedExecutor', 'Node', 'Parameter', 'ParameterAlreadyDeclaredException',
+    'ParameterDescriptor', 'ParameterException', 'ParameterImmutableException', 'ParameterNotDeclaredException',
+    'ParameterType', 'ParameterUninitializedException', 'Publisher', 'QoSProfile', 'ReliabilityPolicy', 'Service', 'SetParametersResult',
     'SingleThreadedExecutor', 'Subscription', 'Time', 'Timer', 'init', 'ok', 'qos_profile_sensor_data',
     'qos_profile_services_default', 'qos_profile_system_default', 'shutdown', 'spin', 'spin_once',
     'spin_until_future_complete', 'try_shutdown']

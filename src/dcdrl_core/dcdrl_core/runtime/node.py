@@ -13,17 +13,24 @@ import struct
 import sys
 import threading
 import time
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Optional
 
 from cyclonedds.core import InstanceState, Policy, ReadCondition, SampleState, ViewState
 from cyclonedds.pub import DataWriter
 from cyclonedds.sub import DataReader
 from cyclonedds._clayer import ddspy_write
 
-from dcdrl_core.messages import HEADER_SIZE, Message, SerializationError, ServiceType
+from dcdrl_core.messages import HEADER_SIZE, Message, SerializationError, ServiceType, get_interface
 from dcdrl_core.runtime.context import Context, delete_entity, default_context
 from dcdrl_core.runtime.interrupts import take_serialized
-from dcdrl_core.runtime.qos import QoSLike, QoSProfile, as_profile, qos_profile_services_default
+from dcdrl_core.runtime.parameter_service import ParameterService
+from dcdrl_core.runtime.node_parameters import NodeParameters
+from dcdrl_core.runtime.parameters import (  # noqa: F401  (rclpy's names, where this module had them)
+    InvalidParameterTypeException, InvalidParameterValueException, Parameter, ParameterAlreadyDeclaredException,
+    ParameterDescriptor, ParameterException, ParameterImmutableException, ParameterNotDeclaredException,
+    ParameterType, ParameterUninitializedException, SetParametersResult)
+from dcdrl_core.runtime.qos import (
+    QoSLike, QoSProfile, as_profile, qos_profile_parameter_events, qos_profile_services_default)
 from dcdrl_core.runtime.user_data import endpoint_qos
 
 _ANY_STATE = SampleState.Any | ViewState.Any | InstanceState.Any
@@ -172,94 +179,6 @@ class Logger:
 
     def fatal(self, message: Any, **kwargs: Any) -> bool:
         return self.log(message, LoggingSeverity.FATAL, **kwargs)
-
-
-# ---------------------------------------------------------------------------
-# Parameters
-# ---------------------------------------------------------------------------
-class ParameterType(enum.IntEnum):
-    NOT_SET = 0
-    BOOL = 1
-    INTEGER = 2
-    DOUBLE = 3
-    STRING = 4
-    BYTE_ARRAY = 5
-    BOOL_ARRAY = 6
-    INTEGER_ARRAY = 7
-    DOUBLE_ARRAY = 8
-    STRING_ARRAY = 9
-
-
-class Parameter:
-    """rclpy.parameter.Parameter: a name, a value and its type."""
-
-    Type = ParameterType
-
-    def __init__(self, name: str, type_: Optional[ParameterType] = None, value: Any = None) -> None:
-        if type_ is not None and not isinstance(type_, ParameterType) and value is None:
-            value, type_ = type_, None  # Parameter('x', 5) is not rclpy, but forgiving is cheap
-        self.name = name
-        self.value = value
-        self.type_ = type_ if type_ is not None else parameter_type_of(value)
-
-    def get_parameter_value(self) -> Any:
-        return self.value
-
-    def __repr__(self) -> str:
-        return f'Parameter({self.name!r}, {self.type_.name}, {self.value!r})'
-
-
-def parameter_type_of(value: Any) -> ParameterType:
-    if value is None:
-        return ParameterType.NOT_SET
-    if isinstance(value, bool):
-        return ParameterType.BOOL
-    if isinstance(value, int):
-        return ParameterType.INTEGER
-    if isinstance(value, float):
-        return ParameterType.DOUBLE
-    if isinstance(value, str):
-        return ParameterType.STRING
-    if isinstance(value, (bytes, bytearray)):
-        return ParameterType.BYTE_ARRAY
-    if isinstance(value, (list, tuple)):
-        if not value:
-            return ParameterType.STRING_ARRAY  # rclpy cannot type an empty list either
-        if all(isinstance(v, bool) for v in value):
-            return ParameterType.BOOL_ARRAY
-        if all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-            return ParameterType.INTEGER_ARRAY
-        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-            return ParameterType.DOUBLE_ARRAY
-        if all(isinstance(v, str) for v in value):
-            return ParameterType.STRING_ARRAY
-    raise TypeError(f'{value!r} is not a valid ROS parameter value')
-
-
-class ParameterDescriptor:
-    def __init__(self, description: str = '', read_only: bool = False, dynamic_typing: bool = False,
-                 **_ignored: Any) -> None:
-        self.description = description
-        self.read_only = read_only
-        self.dynamic_typing = dynamic_typing
-
-
-class InvalidParameterTypeException(TypeError):
-    """A parameter's override has another type than its declared default."""
-
-
-class ParameterNotDeclaredException(KeyError):
-    pass
-
-
-class ParameterAlreadyDeclaredException(ValueError):
-    pass
-
-
-class SetParametersResult:
-    def __init__(self, successful: bool = True, reason: str = '') -> None:
-        self.successful = successful
-        self.reason = reason
 
 
 # ---------------------------------------------------------------------------
@@ -664,11 +583,11 @@ class Client(_Readable):
 # ---------------------------------------------------------------------------
 # Node
 # ---------------------------------------------------------------------------
-class Node:
+class Node(NodeParameters):
     def __init__(self, node_name: str, *, context: Optional[Context] = None, cli_args: Optional[list[str]] = None,
                  namespace: Optional[str] = None, use_global_arguments: bool = True,
                  parameter_overrides: Optional[list[Parameter]] = None,
-                 allow_undeclared_parameters: bool = False,
+                 allow_undeclared_parameters: bool = False, start_parameter_services: bool = True,
                  automatically_declare_parameters_from_overrides: bool = False, **_ignored: Any) -> None:
         from dcdrl_core.ros_args import split_ros_args
         self.context = context or default_context
@@ -684,19 +603,13 @@ class Node:
         self._namespace = '/' + ns if ns else '/'
         _check_node_name(self._node_name)
         self._remaps: dict[str, str] = dict(resolved.remaps)
-        self._parameter_overrides: dict[str, Any] = {}
-        self._override_sources: dict[str, str] = {}
-        for name, override in resolved.param_overrides.items():
-            self._parameter_overrides[name] = override.value
-            self._override_sources[name] = override.source
+        overrides = {name: override.value for name, override in resolved.param_overrides.items()}
+        sources = {name: override.source for name, override in resolved.param_overrides.items()}
         for parameter in parameter_overrides or []:
-            self._parameter_overrides[parameter.name] = parameter.value
-            self._override_sources[parameter.name] = 'parameter_overrides'
+            overrides[parameter.name] = parameter
+            sources[parameter.name] = 'parameter_overrides'
+        self._init_parameters(overrides, sources, allow_undeclared_parameters)
         log_level = rules.logger_levels.get(self._node_name) or rules.log_level
-        self._parameters: dict[str, Parameter] = {}
-        self._descriptors: dict[str, ParameterDescriptor] = {}
-        self._allow_undeclared = allow_undeclared_parameters
-        self._set_callbacks: list[Callable[[list[Parameter]], SetParametersResult]] = []
         self._logger = Logger(self.get_fully_qualified_name().lstrip('/').replace('/', '.'))
         if log_level:
             self._logger.set_level(_parse_log_level(log_level))
@@ -706,9 +619,15 @@ class Node:
         self.timers: list[Timer] = []
         self.services: list[Service] = []
         self.clients: list[Client] = []
+        # As rclpy's Node: /parameter_events, declarations from overrides, use_sim_time, the services.
+        self._parameter_event_publisher = self.create_publisher(
+            get_interface('rcl_interfaces/msg/ParameterEvent'), '/parameter_events', qos_profile_parameter_events)
         if automatically_declare_parameters_from_overrides:
-            for name, value in self._parameter_overrides.items():
-                self.declare_parameter(name, value)
+            self.declare_parameters('', [(name, parameter.value, ParameterDescriptor())
+                                         for name, parameter in self._parameter_overrides.items()],
+                                    ignore_override=True)
+        self._declare_standard_parameters()
+        self._parameter_service = ParameterService(self) if start_parameter_services else None
         self.context.add_node(self)
 
     # -- identity ---------------------------------------------------------------
@@ -828,90 +747,6 @@ class Node:
     def count_publishers(self, topic: str) -> int:
         name = self.resolve_topic_name(topic)
         return sum(s.get_publisher_count() for s in self.subscriptions if s.topic_name == name)
-
-    # -- parameters -----------------------------------------------------------------
-    def declare_parameter(self, name: str, value: Any = None,
-                          descriptor: Optional[ParameterDescriptor] = None,
-                          ignore_override: bool = False) -> Parameter:
-        from dcdrl_core.param_files import check_parameter_type
-        if name in self._parameters:
-            raise ParameterAlreadyDeclaredException(f'parameter {name!r} is already declared')
-        if isinstance(value, ParameterType):  # declare_parameter('x', Parameter.Type.DOUBLE)
-            declared_type, value = value, None
-        else:
-            declared_type = parameter_type_of(value)
-        descriptor = descriptor or ParameterDescriptor()
-        if not ignore_override and name in self._parameter_overrides:
-            override = self._parameter_overrides[name]
-            if not descriptor.dynamic_typing and declared_type != ParameterType.NOT_SET:
-                try:
-                    override = check_parameter_type(name, value if value is not None else declared_type,
-                                                    override, self._override_sources.get(name, ''))
-                except TypeError as error:
-                    raise InvalidParameterTypeException(str(error)) from None
-            value = override
-        parameter = Parameter(name, value=value)
-        self._parameters[name] = parameter
-        self._descriptors[name] = descriptor
-        return parameter
-
-    def declare_parameters(self, namespace: str, parameters: Iterable[tuple]) -> list[Parameter]:
-        declared = []
-        for entry in parameters:
-            name = f'{namespace}.{entry[0]}' if namespace else entry[0]
-            value = entry[1] if len(entry) > 1 else None
-            descriptor = entry[2] if len(entry) > 2 else None
-            declared.append(self.declare_parameter(name, value, descriptor))
-        return declared
-
-    def has_parameter(self, name: str) -> bool:
-        return name in self._parameters
-
-    def get_parameter(self, name: str) -> Parameter:
-        if name not in self._parameters:
-            if self._allow_undeclared:
-                return Parameter(name, value=None)
-            raise ParameterNotDeclaredException(f'parameter {name!r} is not declared')
-        return self._parameters[name]
-
-    def get_parameters(self, names: Iterable[str]) -> list[Parameter]:
-        return [self.get_parameter(name) for name in names]
-
-    def get_parameter_or(self, name: str, alternative_value: Optional[Parameter] = None) -> Optional[Parameter]:
-        return self._parameters.get(name, alternative_value)
-
-    def set_parameters(self, parameters: list[Parameter]) -> list[SetParametersResult]:
-        from dcdrl_core.param_files import check_parameter_type
-        results = []
-        for parameter in parameters:
-            current = self._parameters.get(parameter.name)
-            if current is None and not self._allow_undeclared:
-                results.append(SetParametersResult(False, f'parameter {parameter.name!r} is not declared'))
-                continue
-            descriptor = self._descriptors.get(parameter.name, ParameterDescriptor())
-            if descriptor.read_only:
-                results.append(SetParametersResult(False, f'parameter {parameter.name!r} is read-only'))
-                continue
-            value = parameter.value
-            if current is not None and not descriptor.dynamic_typing and current.value is not None:
-                try:
-                    value = check_parameter_type(parameter.name, current.value, value, 'set_parameters')
-                except TypeError as error:
-                    results.append(SetParametersResult(False, str(error)))
-                    continue
-            candidate = Parameter(parameter.name, value=value)
-            for callback in self._set_callbacks:
-                result = callback([candidate])
-                if not result.successful:
-                    results.append(result)
-                    break
-            else:
-                self._parameters[parameter.name] = candidate
-                results.append(SetParametersResult(True))
-        return results
-
-    def add_on_set_parameters_callback(self, callback: Callable[[list[Parameter]], SetParametersResult]) -> None:
-        self._set_callbacks.append(callback)
 
 
 def _check_message_type(msg_type: Any) -> type[Message]:

@@ -112,6 +112,7 @@ qos_profile_system_default = QoSProfile()
 qos_profile_services_default = QoSProfile(depth=10)
 qos_profile_sensor_data = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
 qos_profile_parameters = QoSProfile(depth=1000)
+qos_profile_parameter_events = QoSProfile(depth=1000)  # rmw's: reliable, volatile, keep-last 1000
 # Latched "last value" topics, as rclpy users write it for maps and weights.
 qos_profile_transient_local = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
