@@ -20,7 +20,7 @@ thread-safe.
 from __future__ import annotations
 
 import collections
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 import json
 import math
 from pathlib import Path
@@ -623,6 +623,34 @@ class Learner:
     def observe_generation(self, generation: int) -> None:
         """The parameter server's latest merged generation (collective mode)."""
         self.generation_seen = max(self.generation_seen, int(generation))
+
+    # Fields a running learner takes over (ros2 param set on the node); the others are read at start.
+    LIVE_FIELDS = ('duration_s', 'publish_every_updates', 'stats_period_s', 'checkpoint_period_s', 'eval_period_s',
+                   'eval_episodes', 'updates_per_sec_limit', 'generation_period_s', 'final_eval_episodes',
+                   'oracle_episodes', 'evaluate_on_stop')
+
+    def reconfigure(self, **changes: Any) -> LearnerConfig:
+        """Take new values of LIVE_FIELDS while training: checked as at start (ValueError), a changed
+        period counts from now (0 turns the periodic work off). Safe from another thread than run's."""
+        fixed = sorted(set(changes) - set(self.LIVE_FIELDS))
+        if fixed:
+            raise ValueError(f'{", ".join(fixed)} cannot change while the learner runs')
+        config = replace(self.config, **changes)
+        self.config = config
+        if self.started_at is not None:
+            now = self.clock()
+            if 'stats_period_s' in changes:
+                self._next_stats = now + config.stats_period_s
+            if 'eval_period_s' in changes:
+                self._next_eval = now + config.eval_period_s if config.eval_period_s > 0 else math.inf
+            if 'checkpoint_period_s' in changes:
+                self._next_checkpoint = now + config.checkpoint_period_s if config.checkpoint_period_s > 0 else math.inf
+            if 'generation_period_s' in changes and config.mode == 'collective':
+                self._next_generation = now + config.generation_period_s if config.generation_period_s > 0 else math.inf
+            if 'updates_per_sec_limit' in changes:
+                self._next_update = now
+                self._pause.set()   # a pause under the old limit ends now
+        return config
 
     def replay_joined(self) -> None:
         """A (new) subscriber on sample_requests: request our credits again."""

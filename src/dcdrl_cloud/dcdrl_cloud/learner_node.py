@@ -75,6 +75,7 @@ import numpy as np
 
 from dcdrl_core import ros
 from dcdrl_core.experience import MAX_ID_LENGTH
+from dcdrl_core.live_parameters import Live, LiveParameters, config_fields, read_only
 from dcdrl_core.msg_arrays import set_array
 from dcdrl_core.param_check import check_no_unknown_parameters
 from dcdrl_core.weights_msg import fill_weights
@@ -141,19 +142,25 @@ class LearnerNode(ros.Node):
     def __init__(self) -> None:
         super().__init__('learner')
         self.segments_mode = None
-        self.declare_parameter('mode', LearnerConfig.mode)
+        self.declare_parameter('mode', LearnerConfig.mode, read_only("'central', 'collective' or 'segments'"))
         if self.get_parameter('mode').value == 'segments':  # the cloud-edge workflow: other inputs, other loop
             from dcdrl_cloud.segment_learner_node import SegmentsMode
             self.segments_mode = SegmentsMode(self)
             return
+        # Live: Learner.LIVE_FIELDS (periods, duration, evaluation sizes) and exit_when_done; the rest is read at start.
+        self.live = LiveParameters({
+            **config_fields(Learner.LIVE_FIELDS, lambda: self.learner.config,
+                            lambda **change: self.learner.reconfigure(**change)),
+            'exit_when_done': Live(apply=lambda value: setattr(self, 'exit_when_done', value))})
         for spec in fields(LearnerConfig):
             if spec.name != 'mode':
-                self.declare_parameter(spec.name, spec.default)
-        self.declare_parameter('exit_when_done', False)
+                self.declare_parameter(spec.name, spec.default, self.live.descriptor(spec.name))
+        self.declare_parameter('exit_when_done', False, self.live.descriptor('exit_when_done'))
         check_no_unknown_parameters(self)
         config = LearnerConfig(**{spec.name: self.get_parameter(spec.name).value for spec in fields(LearnerConfig)})
         self.exit_when_done = bool(self.get_parameter('exit_when_done').value)
         self.learner = Learner(config, _Outputs(self), name=self.get_name())
+        self.live.attach(self)
 
         self.request_pub = self.create_publisher(SampleRequest, 'replay/sample_requests', _reliable(100))
         self.priority_pub = self.create_publisher(PriorityUpdate, 'replay/priorities', _reliable(100))

@@ -33,6 +33,7 @@ from typing import Optional, Sequence
 
 from dcdrl_core import ros
 from dcdrl_core.learning.codec import WeightsRejected
+from dcdrl_core.live_parameters import Live, LiveParameters, positive, set_timer_period
 from dcdrl_core.param_check import check_no_unknown_parameters
 from dcdrl_core.weights_msg import MAX_PRODUCER_LENGTH, fill_weights, fitness_of, read_weights
 from dcdrl_msgs.msg import PolicyWeights, Tensor
@@ -47,9 +48,13 @@ _NAMES = ('env_id', 'network_preset', 'expected_models', 'generation_timeout_s',
 class ParameterServerNode(ros.Node):
     def __init__(self) -> None:
         super().__init__('parameter_server')
+        # Live: poll_period_s; the merge settings are read at start.
+        self.live = LiveParameters({'poll_period_s': Live(
+            check=positive, apply=lambda period: set_timer_period(self.poll_timer, period),
+            description='timer period for the time-based close of a generation')})
         for name in _NAMES:
-            self.declare_parameter(name, getattr(_DEFAULTS, name))
-        self.declare_parameter('poll_period_s', 0.5)
+            self.declare_parameter(name, getattr(_DEFAULTS, name), self.live.descriptor(name))
+        self.declare_parameter('poll_period_s', 0.5, self.live.descriptor('poll_period_s'))
         check_no_unknown_parameters(self)
         param = lambda name: self.get_parameter(name).value  # noqa: E731
         if param('poll_period_s') <= 0:
@@ -65,7 +70,8 @@ class ParameterServerNode(ros.Node):
                                  ros.QoSProfile(depth=10, reliability=ros.ReliabilityPolicy.RELIABLE))
         self.create_subscription(PolicyWeights, 'policy', self.on_policy, latched)
         self.create_service(GetPolicy, 'get_policy', self.on_get_policy)
-        self.create_timer(param('poll_period_s'), self.poll)
+        self.poll_timer = self.create_timer(param('poll_period_s'), self.poll)
+        self.live.attach(self)
         c = self.config
         elite = 'fitness >= mean' if not c.elite_fraction else f'best {c.elite_fraction:g}'
         self.get_logger().info(

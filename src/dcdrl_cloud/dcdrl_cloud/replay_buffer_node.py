@@ -58,6 +58,7 @@ from typing import Any, Optional, Sequence
 
 from dcdrl_core import ros
 from dcdrl_core.experience import ExperienceRejected
+from dcdrl_core.live_parameters import Live, LiveParameters, non_negative, periodic, positive, set_timer_period
 from dcdrl_core.param_check import check_no_unknown_parameters
 from dcdrl_msgs.msg import ExperienceBatch, PolicyWeights, PriorityUpdate, ReplayStats, SampledBatch, SampleRequest
 from dcdrl_cloud.replay_service import (
@@ -112,8 +113,12 @@ def _names(text: str) -> tuple[str, ...]:
 class ReplayBufferNode(ros.Node):
     def __init__(self) -> None:
         super().__init__('replay_buffer')
-        for name, default, _ in PARAMETERS:
-            self.declare_parameter(name, default)
+        # Live: the two periods; the rest is read at start.
+        self.live = LiveParameters({
+            'report_period_s': Live(check=positive, apply=lambda period: set_timer_period(self.report_timer, period)),
+            'snapshot_period_s': Live(check=non_negative, apply=self._set_snapshot_period)})
+        for name, default, description in PARAMETERS:
+            self.declare_parameter(name, default, self.live.descriptor(name, description))
         check_no_unknown_parameters(self)
         param = lambda name: self.get_parameter(name).value  # noqa: E731
         # A bad value raises ValueError here: ros.run_node prints it and exits with code 2.
@@ -161,9 +166,10 @@ class ReplayBufferNode(ros.Node):
         self.create_subscription(SampleRequest, 'replay/sample_requests', self.on_request, reliable(100))
         self.create_subscription(PriorityUpdate, 'replay/priorities', self.on_priorities, reliable(100))
         self.create_subscription(PolicyWeights, 'policy', self.on_policy, latched)
-        self.create_timer(param('report_period_s'), self.report)
-        if param('snapshot_period_s') > 0:
-            self.create_timer(param('snapshot_period_s'), self.request_snapshot)
+        self.report_timer = self.create_timer(param('report_period_s'), self.report)
+        self.snapshot_timer = None
+        self._set_snapshot_period(param('snapshot_period_s'))
+        self.live.attach(self)
         self.get_logger().info(
             f'replay_buffer started: capacity {config.capacity}, '
             f'{"prioritised" if config.prioritized else "uniform"}, gamma {config.gamma}, '
@@ -216,6 +222,10 @@ class ReplayBufferNode(ros.Node):
 
     def on_policy(self, message: PolicyWeights) -> None:
         self.service.observe_policy(message.version)
+
+    def _set_snapshot_period(self, period_s: float) -> None:
+        """0: snapshots only at exit (the timer stops); > 0: every period_s from now."""
+        self.snapshot_timer = periodic(self, self.snapshot_timer, period_s, self.request_snapshot)
 
     def request_snapshot(self) -> None:
         if self.service.dirty:

@@ -23,7 +23,7 @@ The Agent is not thread-safe: only the training thread touches it.
 from __future__ import annotations
 
 import collections
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 import json
 import math
 from pathlib import Path
@@ -455,6 +455,29 @@ class SegmentLearner:
         self.publish_weights()
         if self._initial_evals_left > 0 and not self.converged:
             self.out.send_command(EVALUATE)
+
+    # Fields a running learner takes over (ros2 param set on the node); the others are read at start.
+    LIVE_FIELDS = ('duration_s', 'updates_per_transition', 'publish_period_s', 'stats_period_s',
+                   'checkpoint_period_s', 'stop_when_converged')
+
+    def reconfigure(self, **changes: Any) -> SegmentLearnerConfig:
+        """Take new values of LIVE_FIELDS while training: checked as at start (ValueError), a changed
+        period counts from now (checkpoint_period_s 0: only at the end). Safe from another thread."""
+        fixed = sorted(set(changes) - set(self.LIVE_FIELDS))
+        if fixed:
+            raise ValueError(f'{", ".join(fixed)} cannot change while the learner runs')
+        config = replace(self.config, **changes)
+        self.config = config
+        if self.started_at is not None:
+            now = self.clock()
+            if 'stats_period_s' in changes:
+                self._next_stats = now + config.stats_period_s
+            if 'publish_period_s' in changes:
+                self._next_publish = now + config.publish_period_s
+            if 'checkpoint_period_s' in changes:
+                self._next_checkpoint = now + config.checkpoint_period_s if config.checkpoint_period_s > 0 else math.inf
+        self.wake()
+        return config
 
     def wall_s(self, now: Optional[float] = None) -> float:
         """Wall seconds of training, across resumes."""

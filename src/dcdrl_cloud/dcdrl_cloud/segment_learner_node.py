@@ -32,6 +32,7 @@ import traceback
 from typing import Any
 
 from dcdrl_core import ros
+from dcdrl_core.live_parameters import Live, LiveParameters, config_fields
 from dcdrl_core.param_check import check_no_unknown_parameters
 from dcdrl_core.weights_msg import MAX_ARCHITECTURE_ID_LENGTH, fill_weights
 from dcdrl_msgs.msg import EdgeCommand, EpisodeStats, PolicyWeights, Tensor, TrainingStats, TrajectorySegment
@@ -90,10 +91,15 @@ class SegmentsMode:
 
     def __init__(self, node: Any) -> None:
         self.node = node
+        # Live: SegmentLearner.LIVE_FIELDS and exit_when_done; the rest is read at start.
+        self.live = LiveParameters({
+            **config_fields(SegmentLearner.LIVE_FIELDS, lambda: self.learner.config,
+                            lambda **change: self.learner.reconfigure(**change)),
+            'exit_when_done': Live(apply=lambda value: setattr(self, 'exit_when_done', value))})
         for spec in fields(SegmentLearnerConfig):
-            node.declare_parameter(spec.name, spec.default)
-        node.declare_parameter('segment_depth', 1000)
-        node.declare_parameter('exit_when_done', False)
+            node.declare_parameter(spec.name, spec.default, self.live.descriptor(spec.name))
+        node.declare_parameter('segment_depth', 1000, self.live.descriptor('segment_depth'))
+        node.declare_parameter('exit_when_done', False, self.live.descriptor('exit_when_done'))
         check_no_unknown_parameters(node)
         config = SegmentLearnerConfig(**{spec.name: node.get_parameter(spec.name).value
                                          for spec in fields(SegmentLearnerConfig)})
@@ -114,6 +120,7 @@ class SegmentsMode:
                                  ros.QoSProfile(depth=depth, reliability=reliable))
         node.create_service(GetPolicy, 'get_policy', self.on_get_policy)
 
+        self.live.attach(node)
         self._stop = threading.Event()
         self.learner.start()
         self._thread = threading.Thread(target=self._train, name='segment-learner', daemon=True)

@@ -17,7 +17,8 @@ The rule (docs/robustness.md, "Decisions"):
 * a value from a **shared block** (a key whose node part is a wildcard: ``/**``, ``/dcdrl/*``)
   that the node does not declare is only a warning, logged once and returned (counted): such
   blocks set parameters for nodes of several kinds, and each takes what it declares, as in rclpy;
-* ``use_sim_time`` is always known (rclpy declares it in every node).
+* ``use_sim_time`` and ``start_type_description_service`` are always known (rclpy declares them
+  in every node, and so does our runtime).
 
 The check reads the same command line the node was built from: our runtime keeps it on the
 context (``node.context.ros_args``); under rclpy ``sys.argv`` is parsed with our parser (the
@@ -33,8 +34,8 @@ from typing import Any, Callable, Collection, Optional, Sequence, Union
 from dcdrl_core.param_files import fully_qualified_name, node_key_matches, parse_parameter_file
 from dcdrl_core.ros_args import RosArgs, split_ros_args
 
-# Declared by rclpy in every node; our runtime does not declare it, but a file may set it for all.
-ALWAYS_KNOWN = frozenset({'use_sim_time'})
+# Declared in every node by rclpy and by our runtime (runtime/node_parameters.py); a file may set them for all.
+ALWAYS_KNOWN = frozenset({'use_sim_time', 'start_type_description_service'})
 
 
 class UnknownParameterError(ValueError):

@@ -35,6 +35,7 @@ import sys
 from typing import Any, Optional, Sequence
 
 from dcdrl_core import ros
+from dcdrl_core.live_parameters import Live, LiveParameters, set_timer_period, within
 from dcdrl_core.param_check import check_no_unknown_parameters
 from sensor_msgs.msg import CompressedImage, Image
 from dcdrl_edge.frame_sources import fit_frame, open_source
@@ -57,10 +58,15 @@ def _cv_bridge() -> Optional[Any]:
 class CameraNode(ros.Node):
     def __init__(self) -> None:
         super().__init__('camera')
+        # Live: the frame rate and the JPEG quality; the source and the frame size are read at start.
+        self.live = LiveParameters({
+            'rate_hz': Live(check=lambda rate: '' if 0.0 < rate <= 1000.0 else f'must be in (0, 1000], got {rate!r}',
+                            apply=lambda rate: set_timer_period(self.timer, 1.0 / rate)),
+            'jpeg_quality': Live(check=within(1, 100), apply=lambda quality: setattr(self, 'jpeg_quality', quality))})
         for name, default in (('source', 'synthetic'), ('rate_hz', 5.0), ('width', 640), ('height', 480),
                               ('jpeg_quality', 80), ('publish_raw', True), ('publish_compressed', True),
                               ('frame_id', 'camera'), ('loop', False)):
-            self.declare_parameter(name, default)
+            self.declare_parameter(name, default, self.live.descriptor(name))
         check_no_unknown_parameters(self)
         param = lambda name: self.get_parameter(name).value  # noqa: E731
         self.rate_hz = float(param('rate_hz'))
@@ -88,6 +94,7 @@ class CameraNode(ros.Node):
         self.failed_grabs = 0
         self.ended = False
         self.timer = self.create_timer(1.0 / self.rate_hz, self.grab)
+        self.live.attach(self)
         topics = [t for t, p in (('camera/image', self.raw_pub), ('camera/image/compressed', self.compressed_pub)) if p]
         self.get_logger().info(
             f'camera started: {self.source.description} at {self.rate_hz:g} Hz, {self.width}x{self.height}, '

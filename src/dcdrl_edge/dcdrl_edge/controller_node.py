@@ -65,6 +65,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from dcdrl_core import ros
+from dcdrl_core.live_parameters import Live, LiveParameters, non_negative, positive, read_only, set_timer_period
 from dcdrl_core.param_check import check_no_unknown_parameters
 from dcdrl_core.msg_arrays import set_array
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -94,15 +95,24 @@ class ControllerNode(ros.Node):
     def __init__(self) -> None:
         super().__init__('controller')
         self.offload_mode = None
-        self.declare_parameter('mode', _CONFIG.mode)
+        self.declare_parameter('mode', _CONFIG.mode, read_only("'train', 'eval' or 'offload'"))
         if self.get_parameter('mode').value == 'offload':  # the face-recognition testbed: frames in, tasks out
             from dcdrl_edge.offload_node import OffloadMode
             self.offload_mode = OffloadMode(self)
             return
+        # Live: the two report periods and the two warning thresholds; the control loop's settings are read
+        # at start (the loop may run in its own process).
+        self.live = LiveParameters({
+            'stats_period_s': Live(check=positive, apply=lambda period: set_timer_period(self.stats_timer, period)),
+            'diagnostics_period_s': Live(check=positive,
+                                         apply=lambda period: set_timer_period(self.diagnostics_timer, period)),
+            'warn_period_error_us': Live(check=non_negative,
+                                         apply=lambda value: setattr(self, 'warn_period_error_us', value)),
+            'cloud_timeout_s': Live(check=positive, apply=lambda value: setattr(self, 'cloud_timeout_s', value))})
         config_names = [name for name in ControllerConfig.__dataclass_fields__]
         for name in config_names:
             if name != 'mode':
-                self.declare_parameter(name, getattr(_CONFIG, name))
+                self.declare_parameter(name, getattr(_CONFIG, name), self.live.descriptor(name))
         extra = {
             'plant': 'sim', 'network_preset': 'cloud_edge', 'weights_file': '', 'segment_depth': 1000,
             'switch_interval_s': 0.0, 'stats_period_s': 0.5, 'diagnostics_period_s': 1.0,
@@ -114,7 +124,7 @@ class ControllerNode(ros.Node):
             'settle_theta_dot': 0.5,
         }
         for name, default in extra.items():
-            self.declare_parameter(name, default)
+            self.declare_parameter(name, default, self.live.descriptor(name))
         check_no_unknown_parameters(self)
         p = lambda name: self.get_parameter(name).value  # noqa: E731
         values = {name: p(name) for name in config_names}
@@ -169,8 +179,9 @@ class ControllerNode(ros.Node):
         self._last_command_sequence: dict[str, int] = {}
         self.commands_ignored = 0   # for another device, repeated, or from a sender over the limit
         self.sender = self.controller.make_sender(self._send_segments, on_error=self._on_send_error)
-        self.create_timer(float(p('stats_period_s')), self.publish_stats)
-        self.create_timer(float(p('diagnostics_period_s')), self.publish_diagnostics)
+        self.stats_timer = self.create_timer(float(p('stats_period_s')), self.publish_stats)
+        self.diagnostics_timer = self.create_timer(float(p('diagnostics_period_s')), self.publish_diagnostics)
+        self.live.attach(self)
 
         self._stop = threading.Event()
         self._stopping = False

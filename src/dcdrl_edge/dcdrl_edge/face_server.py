@@ -21,7 +21,7 @@ decode + recognition.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 import math
 import threading
 import time
@@ -91,6 +91,13 @@ class FaceServerLogic:
         self.faces = 0
         self.compute_time_total_s = 0.0
         self.refused: Counter = Counter()
+
+    def set_tolerance(self, tolerance: float) -> None:
+        """The default tolerance (for requests that send <= 0) from now on; ValueError outside (0, 1]."""
+        value = check_tolerance(tolerance)
+        assert self.engine is not None
+        self.engine.tolerance = value
+        self.config = replace(self.config, tolerance=value)
 
     def handle(self, data: Any, format: str = '', tolerance: float = 0.0) -> ServerAnswer:
         """Answers one request; never raises for bad input (a refusal answer instead)."""

@@ -37,10 +37,12 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from dcdrl_core import ros
+from dcdrl_core.live_parameters import Live, LiveParameters, from_validator
 from dcdrl_core.msg_arrays import set_array
 from dcdrl_core.param_check import check_no_unknown_parameters
 from dcdrl_msgs.srv import RecognizeFaces
 from dcdrl_edge.face_server import FaceServerConfig, FaceServerLogic
+from dcdrl_edge.faces import check_tolerance
 from dcdrl_edge.images import compressed_bytes
 
 _DEFAULTS = FaceServerConfig()
@@ -50,12 +52,17 @@ _NAMES = ('known_faces_dir', 'model', 'tolerance', 'upsample', 'max_image_bytes'
 class FaceServerNode(ros.Node):
     def __init__(self) -> None:
         super().__init__('face_server')
+        # Live: the default tolerance; the model, limits and enrolment are read at start.
+        self.live = LiveParameters({'tolerance': Live(
+            check=from_validator(check_tolerance), apply=lambda value: self.logic.set_tolerance(value),
+            description='face distance threshold for requests that send tolerance <= 0')})
         for name in _NAMES:
-            self.declare_parameter(name, getattr(_DEFAULTS, name))
+            self.declare_parameter(name, getattr(_DEFAULTS, name), self.live.descriptor(name))
         check_no_unknown_parameters(self)
         self.config = FaceServerConfig(**{name: self.get_parameter(name).value for name in _NAMES})
         started = time.monotonic()
         self.logic = FaceServerLogic(self.config)
+        self.live.attach(self)
         assert self.logic.engine is not None
         known = self.logic.engine.known
         for path, why in known.skipped.items():

@@ -54,12 +54,14 @@ import numpy as np
 
 from dcdrl_core import ros
 from dcdrl_core.experience import fill_experience
+from dcdrl_core.live_parameters import Live, LiveParameters, from_validator, non_negative, periodic
 from dcdrl_core.msg_arrays import set_array
 from dcdrl_core.param_check import check_no_unknown_parameters
 from dcdrl_msgs.msg import EpisodeStats, ExperienceBatch, OffloadRecord, PolicyWeights
 from dcdrl_msgs.srv import RecognizeFaces
 from sensor_msgs.msg import CompressedImage
 from dcdrl_edge.face_worker import FaceWorker
+from dcdrl_edge.faces import check_tolerance
 from dcdrl_edge.images import (
     DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageLimits, ImageRejected, compressed_bytes, compressed_size,
     decode_compressed, fill_compressed_bytes)
@@ -101,15 +103,23 @@ class OffloadMode:
 
     def __init__(self, node: Any) -> None:
         self.node = node
+        # Live: the tolerance sent with each task and the progress period; the rest is read at start.
+        self.progress_timer = None
+        self.live = LiveParameters({
+            'tolerance': Live(check=from_validator(check_tolerance),
+                              apply=lambda value: setattr(self, 'tolerance', value),
+                              description='face distance threshold sent with each task'),
+            'progress_period_s': Live(check=non_negative, apply=self._set_progress_period,
+                                      description='seconds between progress lines; 0 = off')})
         for spec in fields(OffloadConfig):
             default = getattr(_DEFAULTS, spec.name)
             if spec.name == 'device_id':
                 default = ''
             elif spec.name == 'megapixels_per_frame':
                 default = list(default)
-            node.declare_parameter(spec.name, default)
+            node.declare_parameter(spec.name, default, self.live.descriptor(spec.name))
         for name, default in _EXTRA.items():
-            node.declare_parameter(name, default)
+            node.declare_parameter(name, default, self.live.descriptor(name))
         check_no_unknown_parameters(node)
         p = lambda name: node.get_parameter(name).value  # noqa: E731
         values = {spec.name: p(spec.name) for spec in fields(OffloadConfig)}
@@ -180,8 +190,8 @@ class OffloadMode:
         self._offloader.start()
         self._collector.start()
         node.create_timer(float(p('timeout_check_period_s')), self._check_timeouts)
-        if p('progress_period_s') > 0:
-            node.create_timer(float(p('progress_period_s')), self._log_progress)
+        self._set_progress_period(float(p('progress_period_s')))
+        self.live.attach(node)
         node.create_subscription(PolicyWeights, 'policy', self.on_policy, _reliable(1, latched=True))
         node.create_subscription(CompressedImage, 'camera/image/compressed', self.on_frame, _reliable(5))
 
@@ -396,6 +406,9 @@ class OffloadMode:
             extras=chunk.extras)
         message.header.stamp = self.node.get_clock().now().to_msg()
         self.experience_pub.publish(message)
+
+    def _set_progress_period(self, period_s: float) -> None:
+        self.progress_timer = periodic(self.node, self.progress_timer, period_s, self._log_progress)
 
     def _log_progress(self) -> None:
         r = self.controller.report()

@@ -25,7 +25,7 @@ unless told ``arm=False``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 import math
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -182,6 +182,15 @@ class ClientLogic:
     def _require_armed(self) -> None:
         if not self.armed:
             raise RuntimeError('ClientLogic.arm() has not run yet: weights cannot be taken in')
+
+    def set_exploration_noise(self, scale: float) -> None:
+        """Central mode: scale the noise around the policy by ``scale`` from the next step on (checked
+        as at start: ValueError). The collective agent builds its noise from the value at start."""
+        if self.config.mode != 'central':
+            raise ValueError('exploration_noise changes while running only in central mode')
+        self.config = replace(self.config, exploration_noise=scale)
+        if self.noise is not None:   # not armed yet: arm() makes the noise from the new config
+            self.noise.scale = float(scale)
 
     def offer_policy(self, payload: 'WeightsPayload') -> int:
         """A learner ``policy`` message's payload; raises WeightsRejected (counted)."""

@@ -57,6 +57,7 @@ from typing import Optional, Sequence
 
 from dcdrl_core import ros
 from dcdrl_core.experience import fill_experience
+from dcdrl_core.live_parameters import Live, LiveParameters, config_check, positive
 from dcdrl_core.param_check import check_no_unknown_parameters
 from dcdrl_msgs.msg import EpisodeStats, ExperienceBatch, PolicyWeights, Tensor
 from dcdrl_sim.client_logic import ClientConfig, ClientLogic, StepResult
@@ -71,11 +72,18 @@ class SimulatedClient(ros.Node):
                  'exploration_noise', 'gamma', 'generation_steps', 'eval_episodes', 'eval_max_steps',
                  'mutation_probability', 'mutation_scale', 'pull_margin', 'evaluate_merged', 'batch_size',
                  'learning_starts', 'updates_per_step', 'local_buffer_size', 'device', 'torch_threads')
+        # Live: the publish rate, the progress period and (central mode) the exploration noise.
+        self.live = LiveParameters({
+            'publish_rate_hz': Live(check=positive, apply=lambda rate: setattr(self, 'period_s', 1.0 / rate)),
+            'stats_period_s': Live(check=positive, apply=lambda period: setattr(self, 'stats_period_s', period)),
+            'exploration_noise': Live(check=self._noise_refusal,
+                                      apply=lambda scale: self.logic.set_exploration_noise(scale),
+                                      description='scale of the exploration noise (central mode: changes live)')})
         for name in names:
-            self.declare_parameter(name, getattr(_DEFAULTS, name))
-        self.declare_parameter('publish_rate_hz', 20.0)
-        self.declare_parameter('experience_depth', 100)
-        self.declare_parameter('stats_period_s', 10.0)
+            self.declare_parameter(name, getattr(_DEFAULTS, name), self.live.descriptor(name))
+        self.declare_parameter('publish_rate_hz', 20.0, self.live.descriptor('publish_rate_hz'))
+        self.declare_parameter('experience_depth', 100, self.live.descriptor('experience_depth'))
+        self.declare_parameter('stats_period_s', 10.0, self.live.descriptor('stats_period_s'))
         check_no_unknown_parameters(self)
         param = lambda name: self.get_parameter(name).value  # noqa: E731
         if param('publish_rate_hz') <= 0 or param('experience_depth') < 1 or param('stats_period_s') <= 0:
@@ -88,6 +96,7 @@ class SimulatedClient(ros.Node):
         self.logic = ClientLogic(self.config, arm=False)  # environments now, torch in _arm
         self.period_s = 1.0 / param('publish_rate_hz')
         self.stats_period_s = float(param('stats_period_s'))
+        self.live.attach(self)
 
         self.experience_pub = self.create_publisher(
             ExperienceBatch, 'experience',
@@ -117,6 +126,11 @@ class SimulatedClient(ros.Node):
         self.get_logger().info(
             f'client {self.client_id} started: {self.config.env_id} x{self.config.num_envs}, '
             f'{self.config.batch_steps} steps per batch, mode {self.config.mode}')
+
+    def _noise_refusal(self, scale: float) -> str:
+        if self.config.mode != 'central':
+            return 'changes while running only in central mode (the collective agent builds its noise at start)'
+        return config_check(lambda: self.logic.config, 'exploration_noise')(scale)
 
     def _arm(self) -> None:
         try:
