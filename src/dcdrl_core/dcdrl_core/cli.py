@@ -15,6 +15,7 @@ Each verb lives in a cli_<command>.py module whose add_arguments(verbs) register
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Optional, Sequence
 
@@ -45,10 +46,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from dcdrl_core.launch import main as launch_main
         return launch_main(argv[1:])
     args = _parser().parse_args(argv)
-    if args.command == 'param':
-        from dcdrl_core.param_cli import cmd_param
-        return cmd_param(args)
-    return args.handler(args)
+    try:
+        if args.command == 'param':
+            from dcdrl_core.param_cli import cmd_param
+            return cmd_param(args)
+        return args.handler(args)
+    except BrokenPipeError:  # the reader went away (`dcdrl topic list | head`): not an error worth a traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == '__main__':
