@@ -134,3 +134,34 @@ def test_an_rclpy_talker_and_a_ros_free_talker_dump_the_same(ros2_ws, talker):
         described = [_ros2_param(env, 'describe', node, 'period_s', 'start_type_description_service',
                                  'use_sim_time') for node in ('/rclpy_talker', '/talker')]
         assert described[0] == described[1]
+
+
+def test_a_dcdrl_node_takes_live_values_and_refuses_the_rest_on_both_backends(ros2_ws):
+    """The camera node on rclpy and on our runtime, side by side: ros2 param answers the same."""
+    domain = fresh_domain_id()
+    env = ros2_ws.environment(ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST')
+    rclpy_env = dict(env, DCDRL_BACKEND='rclpy')
+
+    def camera(python, child_env, name):
+        return ChildProcess([python, '-m', 'dcdrl_core.cli', 'run', 'dcdrl_edge', 'camera', '--ros-args',
+                             '-r', '__ns:=/dcdrl', '-r', f'__node:={name}', '-p', 'rate_hz:=2.0'], env=child_env)
+    with camera(ros2_ws.python(), rclpy_env, 'camera_rclpy') as theirs, \
+            camera(sys.executable, loopback_env(domain), 'camera_ours') as ours:
+        theirs.wait_for_line('camera started', TIMEOUT)
+        ours.wait_for_line('camera started', TIMEOUT)
+        answers = {}
+        for name in ('camera_rclpy', 'camera_ours'):
+            node = f'/dcdrl/{name}'
+            answers[name] = [_ros2_param(env, 'set', node, 'jpeg_quality', '50'),
+                             _ros2_param(env, 'set', node, 'jpeg_quality', '101'),
+                             _ros2_param(env, 'set', node, 'width', '320'),
+                             _ros2_param(env, 'get', node, 'jpeg_quality'),
+                             _ros2_param(env, 'describe', node, 'width', 'rate_hz')]
+        assert answers['camera_rclpy'] == answers['camera_ours']
+        assert answers['camera_ours'][:4] == [
+            (0, 'Set parameter successful\n', ''),
+            (0, '', 'Setting parameter failed: jpeg_quality must be in [1, 100], got 101\n'),
+            (0, '', 'Setting parameter failed: Trying to set a read-only parameter: width.\n'),
+            (0, 'Integer value is: 50\n', '')]
+        for child in (theirs, ours):
+            child.wait_for_line('parameter jpeg_quality is now 50', TIMEOUT)
