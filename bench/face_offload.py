@@ -79,6 +79,7 @@ def median(values: list[float]) -> float:
 def bench_transport(frames: int, timeout: float = 120.0) -> dict[str, Any]:
     from dcdrl_core import ros  # noqa: F401  (interface import hook)
     from dcdrl_core import runtime
+    from dcdrl_core.names import DEFAULT_NAMESPACE
     from dcdrl_core.runtime.context import Context
     from dcdrl_core.testing import fresh_domain_id, python_child
     from dcdrl_edge.face_worker import FaceWorker
@@ -110,7 +111,7 @@ def bench_transport(frames: int, timeout: float = 120.0) -> dict[str, Any]:
     rows: list[dict[str, float]] = []
     try:
         server.wait_for_line('face_server started', timeout)
-        node = runtime.Node('face_bench', context=context)
+        node = runtime.Node('face_bench', namespace=DEFAULT_NAMESPACE, context=context)  # the server's
         executor = runtime.SingleThreadedExecutor(context=context)
         executor.add_node(node)
         client = node.create_client(RecognizeFaces, 'recognize_faces')

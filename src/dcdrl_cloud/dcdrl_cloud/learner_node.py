@@ -14,7 +14,7 @@ checkpoints, writes evaluation.json / evaluation.md and prints one line
 ``exit_when_done`` is true. Ctrl-C (destroy_node) stops the thread, checkpoints and writes the
 table (``evaluate_on_stop``).
 
-Topics (relative; the launch puts the node in /dcdrl):
+Topics (relative; in /dcdrl unless started with -r __ns:=/other):
     sub  replay/batches          dcdrl_msgs/SampledBatch   reliable, keep-last 64
     sub  episode_stats           dcdrl_msgs/EpisodeStats   best effort (sensor data)
     sub  replay/stats            dcdrl_msgs/ReplayStats    best effort, keep-last 5 (environment steps)
@@ -77,6 +77,7 @@ from dcdrl_core import ros
 from dcdrl_core.experience import MAX_ID_LENGTH
 from dcdrl_core.live_parameters import Live, LiveParameters, config_fields, read_only
 from dcdrl_core.msg_arrays import set_array
+from dcdrl_core.names import DEFAULT_NAMESPACE
 from dcdrl_core.param_check import check_no_unknown_parameters
 from dcdrl_core.weights_msg import fill_weights
 from dcdrl_msgs.msg import (
@@ -140,7 +141,7 @@ class _Outputs:
 
 class LearnerNode(ros.Node):
     def __init__(self) -> None:
-        super().__init__('learner')
+        super().__init__('learner', namespace=DEFAULT_NAMESPACE)
         self.segments_mode = None
         self.declare_parameter('mode', LearnerConfig.mode, read_only("'central', 'collective' or 'segments'"))
         if self.get_parameter('mode').value == 'segments':  # the cloud-edge workflow: other inputs, other loop

@@ -5,7 +5,7 @@ Thin adapter over dcdrl_cloud.parameter_server (the rules are described there an
 docs/client-and-parameter-server.md). Bad submissions are refused with a throttled log line and
 counted; the node keeps running. On shutdown it prints 'PARAMETER_SERVER REPORT {json}'.
 
-Topics and services (relative; the launch puts the node in /dcdrl):
+Topics and services (relative; in /dcdrl unless started with -r __ns:=/other):
   client_model   PolicyWeights     in   reliable, keep-last 10 (producer, generation, has_fitness/fitness)
   policy         PolicyWeights     in   reliable, transient-local, depth 1 (the learner's; for get_policy)
   merged_policy  PolicyWeights     out  reliable, transient-local, depth 1 (generation g, version g,
@@ -34,6 +34,7 @@ from typing import Optional, Sequence
 from dcdrl_core import ros
 from dcdrl_core.learning.codec import WeightsRejected
 from dcdrl_core.live_parameters import Live, LiveParameters, positive, set_timer_period
+from dcdrl_core.names import DEFAULT_NAMESPACE
 from dcdrl_core.param_check import check_no_unknown_parameters
 from dcdrl_core.weights_msg import MAX_PRODUCER_LENGTH, fill_weights, fitness_of, read_weights
 from dcdrl_msgs.msg import PolicyWeights, Tensor
@@ -47,7 +48,7 @@ _NAMES = ('env_id', 'network_preset', 'expected_models', 'generation_timeout_s',
 
 class ParameterServerNode(ros.Node):
     def __init__(self) -> None:
-        super().__init__('parameter_server')
+        super().__init__('parameter_server', namespace=DEFAULT_NAMESPACE)
         # Live: poll_period_s; the merge settings are read at start.
         self.live = LiveParameters({'poll_period_s': Live(
             check=positive, apply=lambda period: set_timer_period(self.poll_timer, period),

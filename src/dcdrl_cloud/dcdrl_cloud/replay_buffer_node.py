@@ -6,7 +6,7 @@ requested, so it never waits on a round trip), applies priority updates, publish
 snapshots to ``output_dir/replay.npz`` and restores from it on start.  Thin adapter over
 dcdrl_cloud.replay_service (the logic, no ROS); docs/replay-node.md has the protocol.
 
-Topics (relative; the launch files put the node in /dcdrl):
+Topics (relative; in /dcdrl unless started with -r __ns:=/other):
   in   experience            dcdrl_msgs/ExperienceBatch   reliable, keep-last experience_depth
   in   replay/sample_requests dcdrl_msgs/SampleRequest     reliable, keep-last 100
   in   replay/priorities     dcdrl_msgs/PriorityUpdate    reliable, keep-last 100
@@ -59,6 +59,7 @@ from typing import Any, Optional, Sequence
 from dcdrl_core import ros
 from dcdrl_core.experience import ExperienceRejected
 from dcdrl_core.live_parameters import Live, LiveParameters, non_negative, periodic, positive, set_timer_period
+from dcdrl_core.names import DEFAULT_NAMESPACE
 from dcdrl_core.param_check import check_no_unknown_parameters
 from dcdrl_msgs.msg import ExperienceBatch, PolicyWeights, PriorityUpdate, ReplayStats, SampledBatch, SampleRequest
 from dcdrl_cloud.replay_service import (
@@ -112,7 +113,7 @@ def _names(text: str) -> tuple[str, ...]:
 
 class ReplayBufferNode(ros.Node):
     def __init__(self) -> None:
-        super().__init__('replay_buffer')
+        super().__init__('replay_buffer', namespace=DEFAULT_NAMESPACE)
         # Live: the two periods; the rest is read at start.
         self.live = LiveParameters({
             'report_period_s': Live(check=positive, apply=lambda period: set_timer_period(self.report_timer, period)),

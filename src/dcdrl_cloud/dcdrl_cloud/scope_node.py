@@ -7,7 +7,7 @@ With ROS 2, rqt_plot works on the same data: /dcdrl/edge/stats/last_action,
 /dcdrl/edge/stats/observation[0], /dcdrl/learner/stats/eval_return, /dcdrl/episode_stats/episode_return.
 Thin adapter over dcdrl_cloud.scope.
 
-Topics (relative; the launch puts the node in /dcdrl):
+Topics (relative; in /dcdrl unless started with -r __ns:=/other):
     sub  segments       dcdrl_msgs/TrajectorySegment  best effort, keep-last 100 (lossy is fine for a view)
     sub  episode_stats  dcdrl_msgs/EpisodeStats       best effort
 
@@ -27,6 +27,7 @@ import numpy as np
 
 from dcdrl_core import ros
 from dcdrl_core.msg_arrays import get_array
+from dcdrl_core.names import DEFAULT_NAMESPACE
 from dcdrl_core.param_check import check_no_unknown_parameters
 from dcdrl_msgs.msg import EpisodeStats, TrajectorySegment
 from dcdrl_cloud.scope import ScopeData, draw_scope, open_window, save_scope_png
@@ -36,7 +37,7 @@ EVALUATION_FLAG = TrajectorySegment.FLAG_EVALUATION
 
 class ScopeNode(ros.Node):
     def __init__(self) -> None:
-        super().__init__('scope')
+        super().__init__('scope', namespace=DEFAULT_NAMESPACE)
         for name, default in (('device_id', ''), ('window_s', 10.0), ('rate_hz', 30.0), ('refresh_period_s', 0.5),
                               ('output', 'runs/scope.png'), ('window', True)):
             self.declare_parameter(name, default)

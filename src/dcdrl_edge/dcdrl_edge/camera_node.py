@@ -36,6 +36,7 @@ from typing import Any, Optional, Sequence
 
 from dcdrl_core import ros
 from dcdrl_core.live_parameters import Live, LiveParameters, set_timer_period, within
+from dcdrl_core.names import DEFAULT_NAMESPACE
 from dcdrl_core.param_check import check_no_unknown_parameters
 from sensor_msgs.msg import CompressedImage, Image
 from dcdrl_edge.frame_sources import fit_frame, open_source
@@ -57,7 +58,7 @@ def _cv_bridge() -> Optional[Any]:
 
 class CameraNode(ros.Node):
     def __init__(self) -> None:
-        super().__init__('camera')
+        super().__init__('camera', namespace=DEFAULT_NAMESPACE)
         # Live: the frame rate and the JPEG quality; the source and the frame size are read at start.
         self.live = LiveParameters({
             'rate_hz': Live(check=lambda rate: '' if 0.0 < rate <= 1000.0 else f'must be in (0, 1000], got {rate!r}',

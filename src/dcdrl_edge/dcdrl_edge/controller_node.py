@@ -8,7 +8,7 @@ and copied in by a loader thread and swapped in between two steps; cloud command
 between steps. Thin adapter: the logic is dcdrl_edge.controller / actor_buffer / plant / timing /
 segment_queue (no ROS import); this file declares parameters and turns calls into messages.
 
-Topics (relative; the launch puts the node in /dcdrl):
+Topics (relative; in /dcdrl unless started with -r __ns:=/other):
     pub  segments              dcdrl_msgs/TrajectorySegment  reliable, keep-last segment_depth
     pub  edge/stats            dcdrl_msgs/LoopStats          best effort, keep-last 5 (rqt_plot)
     pub  /diagnostics          diagnostic_msgs/DiagnosticArray  reliable, keep-last 10
@@ -66,6 +66,7 @@ import numpy as np
 
 from dcdrl_core import ros
 from dcdrl_core.live_parameters import Live, LiveParameters, non_negative, positive, read_only, set_timer_period
+from dcdrl_core.names import DEFAULT_NAMESPACE
 from dcdrl_core.param_check import check_no_unknown_parameters
 from dcdrl_core.msg_arrays import set_array
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -93,7 +94,7 @@ def _reliable(depth: int, latched: bool = False) -> Any:
 
 class ControllerNode(ros.Node):
     def __init__(self) -> None:
-        super().__init__('controller')
+        super().__init__('controller', namespace=DEFAULT_NAMESPACE)
         self.offload_mode = None
         self.declare_parameter('mode', _CONFIG.mode, read_only("'train', 'eval' or 'offload'"))
         if self.get_parameter('mode').value == 'offload':  # the face-recognition testbed: frames in, tasks out

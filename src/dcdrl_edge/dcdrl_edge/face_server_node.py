@@ -5,7 +5,7 @@ and in docs/face-testbed.md). Known faces are enrolled once at start from ``know
 A refused request gets ok=false with a one-line error, is counted by reason and logged
 (throttled); the node keeps serving. On shutdown it prints 'FACE_SERVER REPORT {json}'.
 
-Service (relative; a launch puts the node in /dcdrl):
+Service (relative; in /dcdrl unless started with -r __ns:=/other):
   recognize_faces  dcdrl_msgs/srv/RecognizeFaces  CompressedImage (JPEG or PNG) + tolerance
                    (<= 0: the server's) -> ok, error, names, boxes (top, right, bottom, left
                    per face), compute_time_s (server CPU time of decode + recognition)
@@ -39,6 +39,7 @@ import numpy as np
 from dcdrl_core import ros
 from dcdrl_core.live_parameters import Live, LiveParameters, from_validator
 from dcdrl_core.msg_arrays import set_array
+from dcdrl_core.names import DEFAULT_NAMESPACE
 from dcdrl_core.param_check import check_no_unknown_parameters
 from dcdrl_msgs.srv import RecognizeFaces
 from dcdrl_edge.face_server import FaceServerConfig, FaceServerLogic
@@ -51,7 +52,7 @@ _NAMES = ('known_faces_dir', 'model', 'tolerance', 'upsample', 'max_image_bytes'
 
 class FaceServerNode(ros.Node):
     def __init__(self) -> None:
-        super().__init__('face_server')
+        super().__init__('face_server', namespace=DEFAULT_NAMESPACE)
         # Live: the default tolerance; the model, limits and enrolment are read at start.
         self.live = LiveParameters({'tolerance': Live(
             check=from_validator(check_tolerance), apply=lambda value: self.logic.set_tolerance(value),

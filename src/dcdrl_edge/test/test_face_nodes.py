@@ -9,6 +9,7 @@ import pytest
 from dcdrl_core import ros  # noqa: F401  (installs the interface import hook before the imports below)
 from dcdrl_core import runtime
 from dcdrl_core.msg_arrays import get_array
+from dcdrl_core.names import DEFAULT_NAMESPACE
 from dcdrl_core.runtime.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from dcdrl_core.testing import python_child
 from dcdrl_edge.faces import FaceEngine, KnownFaces
@@ -63,7 +64,7 @@ def test_face_server_answers_like_a_local_engine_and_survives_bad_images(loopbac
         engine.known = KnownFaces.from_directory(str(known_dir), engine)
         local = engine.recognise(decode_compressed(jpeg))
         server.wait_for_line('face_server started: 1 known faces (eileen)', TIMEOUT)
-        node = runtime.Node('face_tester', context=context)
+        node = runtime.Node('face_tester', namespace=DEFAULT_NAMESPACE, context=context)  # where the server is
         executor = runtime.SingleThreadedExecutor(context=context)
         executor.add_node(node)
         client = node.create_client(RecognizeFaces, 'recognize_faces')
@@ -105,7 +106,7 @@ def test_camera_publishes_frames_that_decode_to_the_right_size(loopback_graph, t
     video = python_child(['-m', 'dcdrl_edge.camera_node', '--ros-args', '-r', '__ns:=/video',
                           '-p', f'source:=video:{clip}', '-p', 'rate_hz:=20.0'], domain)
     try:
-        node = runtime.Node('camera_tester', context=context)
+        node = runtime.Node('camera_tester', namespace=DEFAULT_NAMESPACE, context=context)
         executor = runtime.SingleThreadedExecutor(context=context)
         executor.add_node(node)
         raw, compressed = [], []

@@ -10,7 +10,7 @@ The torch-backed part (weights validation, local agent) is built in a second thr
 central client already streams random-action experience (torch takes seconds to import on a
 busy machine); weights that arrive before that are held (the newest) and taken in afterwards.
 
-Topics (relative; the launch puts the node in /dcdrl):
+Topics (relative; in /dcdrl unless started with -r __ns:=/other):
   experience     ExperienceBatch  out  reliable, keep-last experience_depth
   episode_stats  EpisodeStats     out  best effort, keep-last 5
   policy         PolicyWeights    in   reliable, transient-local, depth 1 (central mode)
@@ -58,6 +58,7 @@ from typing import Optional, Sequence
 from dcdrl_core import ros
 from dcdrl_core.experience import fill_experience
 from dcdrl_core.live_parameters import Live, LiveParameters, config_check, positive
+from dcdrl_core.names import DEFAULT_NAMESPACE
 from dcdrl_core.param_check import check_no_unknown_parameters
 from dcdrl_msgs.msg import EpisodeStats, ExperienceBatch, PolicyWeights, Tensor
 from dcdrl_sim.client_logic import ClientConfig, ClientLogic, StepResult
@@ -67,7 +68,7 @@ _DEFAULTS = ClientConfig()
 
 class SimulatedClient(ros.Node):
     def __init__(self) -> None:
-        super().__init__('client')
+        super().__init__('client', namespace=DEFAULT_NAMESPACE)
         names = ('client_id', 'env_id', 'network_preset', 'mode', 'seed', 'num_envs', 'batch_steps', 'exploration',
                  'exploration_noise', 'gamma', 'generation_steps', 'eval_episodes', 'eval_max_steps',
                  'mutation_probability', 'mutation_scale', 'pull_margin', 'evaluate_merged', 'batch_size',
