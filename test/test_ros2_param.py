@@ -156,8 +156,12 @@ def test_a_dcdrl_node_takes_live_values_and_refuses_the_rest_on_both_backends(ro
                              _ros2_param(env, 'set', node, 'jpeg_quality', '101'),
                              _ros2_param(env, 'set', node, 'width', '320'),
                              _ros2_param(env, 'get', node, 'jpeg_quality'),
-                             _ros2_param(env, 'describe', node, 'width', 'rate_hz')]
+                             _ros2_param(env, 'describe', node, 'width', 'rate_hz'),
+                             _ros2_param(env, 'list', node)]
+            dump = _ros2_param(env, 'dump', node)
+            answers[name].append((dump[0], dump[1].replace(node, '/dcdrl/camera'), dump[2]))
         assert answers['camera_rclpy'] == answers['camera_ours']
+        assert '    jpeg_quality: 50\n' in answers['camera_ours'][-1][1]
         assert answers['camera_ours'][:4] == [
             (0, 'Set parameter successful\n', ''),
             (0, '', 'Setting parameter failed: jpeg_quality must be in [1, 100], got 101\n'),
