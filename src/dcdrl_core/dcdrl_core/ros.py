@@ -19,6 +19,8 @@ import os
 import sys
 from typing import Any, Callable, Optional, Sequence
 
+from dcdrl_core.stop_signals import StopSignals
+
 _requested = os.environ.get('DCDRL_BACKEND', 'auto').strip().lower() or 'auto'
 if _requested not in ('auto', 'rclpy', 'cyclone'):
     raise ImportError(f'DCDRL_BACKEND must be auto, rclpy or cyclone, got {_requested!r}')
@@ -32,6 +34,7 @@ if _requested in ('auto', 'rclpy') and importlib.util.find_spec('rclpy') is not 
     from rclpy.qos import (
         DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data,
         qos_profile_services_default, qos_profile_system_default)
+    from rclpy.signals import SignalHandlerOptions
     from rclpy.task import Future
     from rclpy.time import Duration, Time
 
@@ -52,6 +55,7 @@ else:
         Duration, Future, InvalidParameterTypeException, MultiThreadedExecutor, Node, Parameter, ParameterException,
         ParameterUninitializedException, SingleThreadedExecutor, Time, init, ok, shutdown, spin, spin_once,
         spin_until_future_complete, try_shutdown)
+    from dcdrl_core.runtime.interrupts import SignalHandlerOptions
     from dcdrl_core.runtime.qos import (
         DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data,
         qos_profile_services_default, qos_profile_system_default)
@@ -74,20 +78,36 @@ def malformed_samples(node: Any) -> Optional[int]:
     return int(count()) if callable(count) else None
 
 
-def run_node(node_factory: Callable[[], Any], args: Optional[Sequence[str]] = None) -> int:
-    """Init, build the node, spin until Ctrl-C or shutdown, clean up; the usual rclpy main.
+# The spin loop's longest wait between two checks for a stop request: a Python signal handler runs
+# only once the main thread is back from the executor's wait (rclpy's own handler wakes that wait from
+# C, and is the one we turn off).
+STOP_CHECK_PERIOD_S = 0.2
+
+
+def run_node(node_factory: Callable[[], Any], args: Optional[Sequence[str]] = None,
+             executor_factory: Optional[Callable[[Any], Any]] = None) -> int:
+    """Init, build the node, spin until SIGINT, SIGTERM or shutdown, clean up; the usual rclpy main.
+
+    Both backends stop the same way (docs/runtime.md, "Stopping"): the first SIGINT or SIGTERM ends
+    the spin loop; destroy_node then stops the node's threads and writes its final state while the
+    context is still valid, and only then is the context shut down; further signals are ignored
+    (stop_signals.py), so the process exits 0 with its files complete. ``executor_factory(node)``
+    gives another executor than the single-threaded one (e.g. a MultiThreadedExecutor).
 
     A parameter refused at start (wrong type, out of range, refused by the node: rclpy's
     ParameterException and its kin) ends the process with a one-line error and exit code 2.
     """
-    init(args=list(args) if args is not None else sys.argv)
-    node = None
+    stop = StopSignals()
+    stop.install()   # before init: a signal during start-up also waits for the clean-up
+    init(args=list(args) if args is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO)
+    node = executor = None
     try:
         node = node_factory()
-        spin(node)
-    except KeyboardInterrupt:
-        pass
-    except ExternalShutdownException:
+        executor = executor_factory(node) if executor_factory is not None else SingleThreadedExecutor()
+        executor.add_node(node)
+        while not stop.requested.is_set() and ok():
+            executor.spin_once(timeout_sec=STOP_CHECK_PERIOD_S)
+    except ExternalShutdownException:   # the context was shut down by other code than ours
         pass
     except (ParameterException, ValueError, TypeError) as error:
         if node is not None:  # errors after start-up are bugs: show the traceback
@@ -97,15 +117,25 @@ def run_node(node_factory: Callable[[], Any], args: Optional[Sequence[str]] = No
         raise SystemExit(EXIT_BAD_PARAMETER) from None
     finally:
         if node is not None:
+            logger = node.get_logger()
+            if stop.first is not None:
+                logger.info(f'{stop.first.name}: stopping')
             node.destroy_node()
+            if stop.absorbed:
+                logger.info(f'stopped; {stop.absorbed} more SIGINT/SIGTERM ignored meanwhile')
+        if executor is not None:
+            executor.shutdown()
         try_shutdown()
+        # A launcher's SIGINT or SIGTERM that arrives while the interpreter exits must not turn this
+        # clean stop into exit -2 or -15 (a caller that goes on afterwards puts back its own handlers).
+        stop.ignore_from_now()
     return 0
 
 
 __all__ = [
     'BACKEND', 'Duration', 'ExternalShutdownException', 'Future', 'DurabilityPolicy', 'HistoryPolicy',
     'InvalidParameterTypeException', 'MultiThreadedExecutor', 'Node', 'Parameter', 'ParameterException',
-    'ParameterUninitializedException', 'QoSProfile', 'ReliabilityPolicy', 'SingleThreadedExecutor', 'Time',
-    'get_interface', 'init', 'malformed_samples', 'ok', 'qos_profile_sensor_data', 'qos_profile_services_default',
-    'qos_profile_system_default', 'run_node', 'shutdown', 'spin', 'spin_once', 'spin_until_future_complete',
-    'try_shutdown']
+    'ParameterUninitializedException', 'QoSProfile', 'ReliabilityPolicy', 'SignalHandlerOptions',
+    'SingleThreadedExecutor', 'Time', 'get_interface', 'init', 'malformed_samples', 'ok', 'qos_profile_sensor_data',
+    'qos_profile_services_default', 'qos_profile_system_default', 'run_node', 'shutdown', 'spin', 'spin_once',
+    'spin_until_future_complete', 'try_shutdown']

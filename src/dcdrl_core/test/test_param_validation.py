@@ -78,7 +78,7 @@ def run_main(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv('ROS_DOMAIN_ID', str(fresh_domain_id()))
     monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     monkeypatch.setenv('DCDRL_BACKEND', 'cyclone')
-    previous_sigterm = signal.getsignal(signal.SIGTERM)
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     switch_interval = sys.getswitchinterval()
 
     def run(module_name: str, args: list[str]) -> tuple[object, list[str]]:
@@ -93,7 +93,8 @@ def run_main(monkeypatch, tmp_path, capsys):
                 code = error.code
         finally:
             watchdog.cancel()
-            signal.signal(signal.SIGTERM, previous_sigterm)   # the runtime's init installed its own
+            for signum, handler in previous.items():   # ros.run_node installed its own
+                signal.signal(signum, handler)
             sys.setswitchinterval(switch_interval)
         err = capsys.readouterr().err
         return code, [line for line in err.splitlines() if line.startswith('[FATAL]')]

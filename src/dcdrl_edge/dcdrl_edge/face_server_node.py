@@ -106,31 +106,9 @@ class FaceServerNode(ros.Node):
 def main(args: Optional[Sequence[str]] = None) -> int:
     if ros.BACKEND != 'rclpy':
         return ros.run_node(FaceServerNode, args)
-    return _run_multithreaded(args)
-
-
-def _run_multithreaded(args: Optional[Sequence[str]]) -> int:
-    """ros.run_node with a MultiThreadedExecutor (rclpy only; see the module docstring)."""
-    ros.init(args=list(args) if args is not None else sys.argv)
-    node = None
-    try:
-        node = FaceServerNode()
-        executor = ros.MultiThreadedExecutor(num_threads=node.config.max_concurrent + 1)
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ros.ExternalShutdownException):
-        pass
-    except (ros.InvalidParameterTypeException, ValueError, TypeError) as error:
-        if node is not None:
-            raise
-        sys.stderr.write(f'[FATAL] FaceServerNode: {error}\n')
-        ros.try_shutdown()
-        raise SystemExit(ros.EXIT_BAD_PARAMETER) from None
-    finally:
-        if node is not None:
-            node.destroy_node()
-        ros.try_shutdown()
-    return 0
+    # rclpy: a thread per admitted request and one to refuse the next (see the module docstring)
+    return ros.run_node(FaceServerNode, args, executor_factory=lambda node: ros.MultiThreadedExecutor(
+        num_threads=node.config.max_concurrent + 1))
 
 
 if __name__ == '__main__':

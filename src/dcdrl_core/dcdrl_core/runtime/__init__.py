@@ -6,7 +6,7 @@ from typing import Optional
 
 from dcdrl_core.messages import install_interface_import_hook
 from dcdrl_core.runtime.context import Context, default_context
-from dcdrl_core.runtime.interrupts import install_sigint_handler
+from dcdrl_core.runtime.interrupts import SignalHandlerOptions, install_sigint_handler
 from dcdrl_core.runtime.executor import (
     MultiThreadedExecutor, SingleThreadedExecutor, spin, spin_once, spin_until_future_complete)
 from dcdrl_core.runtime.node import (
@@ -24,11 +24,13 @@ install_interface_import_hook()
 
 
 def init(*, args: Optional[list[str]] = None, context: Optional[Context] = None,
-         domain_id: Optional[int] = None, signal_handler_options: object = None) -> None:
-    """rclpy.init: parses --ros-args, creates the participant, and makes SIGINT shut down."""
+         domain_id: Optional[int] = None, signal_handler_options: Optional[SignalHandlerOptions] = None) -> None:
+    """rclpy.init: parses --ros-args, creates the participant, and (default context, unless
+    ``signal_handler_options`` says otherwise) makes SIGINT and SIGTERM shut down."""
     (context or default_context).init(args, domain_id)
-    if signal_handler_options is None and context is None:
-        _install_sigint_handler()
+    if signal_handler_options is None:
+        signal_handler_options = SignalHandlerOptions.ALL if context is None else SignalHandlerOptions.NO
+    _install_signal_handlers(SignalHandlerOptions(signal_handler_options))
 
 
 def ok(*, context: Optional[Context] = None) -> bool:
@@ -43,15 +45,17 @@ def try_shutdown(*, context: Optional[Context] = None) -> None:
     (context or default_context).try_shutdown()
 
 
-def _install_sigint_handler() -> None:
+def _install_signal_handlers(options: SignalHandlerOptions) -> None:
     # Like rclpy: Ctrl-C raises KeyboardInterrupt in the spinning thread (never inside a DDS take:
     # runtime/interrupts.py), and SIGTERM makes spin() return; the clean-up (destroy_node, shutdown)
     # then runs in the main thread, never inside the handler while the executor waits.
     def on_sigterm(_signum: int, _frame: object) -> None:
         default_context.request_shutdown()
     try:
-        signal.signal(signal.SIGTERM, on_sigterm)
-        install_sigint_handler()
+        if options & SignalHandlerOptions.SIGTERM:
+            signal.signal(signal.SIGTERM, on_sigterm)
+        if options & SignalHandlerOptions.SIGINT:
+            install_sigint_handler()
     except ValueError:  # not the main thread
         pass
 
@@ -62,6 +66,7 @@ __all__ = [
     'LoggingSeverity', 'MultiThreadedExecutor', 'Node', 'Parameter', 'ParameterAlreadyDeclaredException',
     'ParameterDescriptor', 'ParameterException', 'ParameterImmutableException', 'ParameterNotDeclaredException',
     'ParameterType', 'ParameterUninitializedException', 'Publisher', 'QoSProfile', 'ReliabilityPolicy', 'Service', 'SetParametersResult',
+    'SignalHandlerOptions',
     'SingleThreadedExecutor', 'Subscription', 'Time', 'Timer', 'init', 'ok', 'qos_profile_sensor_data',
     'qos_profile_services_default', 'qos_profile_system_default', 'shutdown', 'spin', 'spin_once',
     'spin_until_future_complete', 'try_shutdown']

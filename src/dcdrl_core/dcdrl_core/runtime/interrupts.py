@@ -5,10 +5,13 @@ of a take and does not check the result: when the default SIGINT handler raises 
 inside that call, the C code dereferences NULL and the process dies with SIGSEGV instead of
 stopping cleanly. Our SIGINT handler therefore defers the interrupt while the main thread is inside
 a take and raises it as soon as the take has returned; everywhere else it raises at once, exactly as
-Python's default handler does, so ``except KeyboardInterrupt`` in nodes and tools keeps working.
+Python's default handler does, so ``except KeyboardInterrupt`` in tools keeps working. Nodes
+started by ros.run_node take SIGINT and SIGTERM with their own handler instead (stop_signals.py),
+which never raises.
 """
 from __future__ import annotations
 
+import enum
 import signal
 import threading
 from typing import Any, Optional
@@ -24,6 +27,14 @@ class _InterruptState:
 
 
 _state = _InterruptState()
+
+
+class SignalHandlerOptions(enum.IntEnum):
+    """rclpy.signals.SignalHandlerOptions: which handlers init() installs for the default context."""
+    NO = 0
+    SIGINT = 1
+    SIGTERM = 2
+    ALL = 3
 
 
 class deferred_interrupts:
