@@ -186,6 +186,15 @@ def test_echo_and_hz_warn_until_the_topic_is_published_then_wait(domain):
             hz.wait_for_line('average rate:', TIMEOUT)
 
 
+def test_sigterm_ends_an_echo_that_waits_for_its_topic(domain):
+    import signal
+    with dcdrl(domain, 'topic', 'echo', '/never') as echo:
+        echo.wait_for_line('does not appear to be published yet', TIMEOUT)
+        os.kill(echo.pid, signal.SIGTERM)
+        assert echo.process.wait(TIMEOUT) == 0
+    assert not any('Traceback' in line for line in echo.lines), echo.lines
+
+
 def test_topic_info_node_info_and_services_of_a_ros_free_node(domain, peer):
     info = run_dcdrl(domain, 'topic', 'info', '-v', '/ours/best_effort_stats')
     assert info.returncode == 0, info.stderr

@@ -6,7 +6,7 @@ import math
 import sys
 import threading
 import time
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import yaml
 
@@ -135,9 +135,10 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 # --- echo and hz: wait for the topic, choose the QoS its publishers need, then subscribe ---------------------
 def _wait_for_type(watcher: Any, topic: str, given_type: Optional[str], spin_time: float,
-                   deadline: Optional[float]) -> Optional[str]:
+                   deadline: Optional[float], running: Callable[[], bool]) -> Optional[str]:
     """The topic's type once discovery shows it; prints ros2's warning and keeps waiting when it does
-    not (returns None at the deadline). With ``given_type``, only waits ``spin_time`` for publishers."""
+    not (returns None at the deadline or once ``running()`` is false: SIGTERM). With ``given_type``,
+    only waits ``spin_time`` for publishers."""
     graph = watcher.wait(spin_time, lambda g: g.has_publisher(topic))
     if given_type:
         return given_type
@@ -153,7 +154,7 @@ def _wait_for_type(watcher: Any, topic: str, given_type: Optional[str], spin_tim
             print(f'WARNING: topic [{topic}] does not appear to be published yet', flush=True)
             warned = True
         remaining = None if deadline is None else deadline - time.monotonic()
-        if remaining is not None and remaining <= 0:
+        if (remaining is not None and remaining <= 0) or not running():
             return None
         graph = watcher.wait(1.0 if remaining is None else min(1.0, remaining),
                              lambda g: topic in dict(g.topic_names_and_types(include_hidden=True)))
@@ -183,7 +184,7 @@ def _run_reader(verb: str, args: argparse.Namespace, on_ready: Any) -> int:
         with graph_session(f'_dcdrl_topic_{verb}') as (runtime, node, watcher):
             topic = node.resolve_topic_name(args.topic_name)
             try:
-                type_name = _wait_for_type(watcher, topic, args.message_type, args.spin_time, deadline)
+                type_name = _wait_for_type(watcher, topic, args.message_type, args.spin_time, deadline, runtime.ok)
                 if type_name is None:
                     return 0
                 message_class = get_interface(type_name)
@@ -204,8 +205,8 @@ def _run_reader(verb: str, args: argparse.Namespace, on_ready: Any) -> int:
 def message_yaml(message: Any, truncate_length: Optional[int], flow_style: bool = False) -> str:
     """The message as `ros2 topic echo` prints it (rosidl_runtime_py.message_to_yaml's layout)."""
     from dcdrl_core.message_utils import message_to_dict
-    return yaml.safe_dump(message_to_dict(message, truncate_length), sort_keys=False, allow_unicode=True, width=sys.maxsize,
-                          default_flow_style=flow_style)
+    return yaml.safe_dump(message_to_dict(message, truncate_length), sort_keys=False, allow_unicode=True,
+                          width=sys.maxsize, default_flow_style=flow_style)
 
 
 def cmd_echo(args: argparse.Namespace) -> int:

@@ -274,10 +274,11 @@ def endpoint_qos(qos: Any) -> EndpointQos:
     lifespan = get(Policy.Lifespan)
     deadline = get(Policy.Deadline)
     keep_all = history is not None and _policy_kind(history) == 'KeepAll'
+    depth = 0 if keep_all else getattr(history, 'depth', 1)  # DDS's default history is keep-last 1
     return EndpointQos(
         reliability=_RELIABILITY.get(_policy_kind(reliability), 'UNKNOWN') if reliability is not None else 'RELIABLE',
         history='KEEP_ALL' if keep_all else 'KEEP_LAST',
-        depth=getattr(history, 'depth', 0) if history is not None and not keep_all else (1 if history is None else 0),
+        depth=depth,
         durability=_DURABILITY.get(_policy_kind(durability), 'UNKNOWN') if durability is not None else 'VOLATILE',
         lifespan_ns=lifespan.lifespan if lifespan is not None else INFINITE_NS,
         deadline_ns=deadline.deadline if deadline is not None else INFINITE_NS,
