@@ -329,13 +329,15 @@ def test_stream_demo_graph_and_its_parameters(monkeypatch):
     assert {'capacity', 'report_period_s'} <= set(buffer) and 'client_id' not in buffer
 
 
-def test_stream_demo_py_wrapper_declares_the_same_arguments():
-    text = (ROOT / 'launch' / 'stream_demo.launch.py').read_text()
-    path, _ = locate_launch_file(['dcdrl_cloud', 'stream_demo.launch.py'])
-    assert path.name == 'stream_demo.launch.yaml'
-    for argument in declared_arguments(load_launch_file(path), {}):
-        assert f"'{argument.name}'" in text
-    assert 'stream_demo.launch.yaml' in text and 'FrontendLaunchDescriptionSource' in text
+@pytest.mark.parametrize('wrapper', sorted((ROOT / 'launch').glob('*.launch.py')), ids=lambda p: p.name)
+def test_py_wrappers_only_include_the_yaml_file_of_their_name(wrapper):
+    # The arguments are declared once, in the YAML file; ros2 launch --show-args follows the include
+    # because its path is plain text (test/test_ros2_launch.py checks that on the real ROS 2).
+    text = wrapper.read_text()
+    path, _ = locate_launch_file(['dcdrl_cloud', wrapper.name])
+    assert path.name == wrapper.name.replace('.launch.py', '.launch.yaml')
+    assert f"with_name('{path.name}')" in text and 'FrontendLaunchDescriptionSource' in text
+    assert 'DeclareLaunchArgument' not in text
 
 
 def test_talker_listener_launch_file():
@@ -363,8 +365,8 @@ def test_main_print_show_args_and_errors(capsys, tmp_path):
 @pytest.mark.parametrize('text, expected', [
     ('$(equals 3 3.0)', 'true'), ('$(equals abc abd)', 'false'), ('$(equals true 1)', 'true'),
     ('$(not-equals 2 3)', 'true'), ('$(not false)', 'true'), ('$(and true 0)', 'false'),
-    ('$(or false 1)', 'true'), ('$(any false false true)', 'true'), ('$(all true 1 false)', 'false'),
-    ('$(any $(equals $(var n) 3) $(equals $(var n) 4))', 'true'),
+    ('$(or false 1)', 'true'), ('$(or $(equals $(var n) 3) $(equals $(var n) 4))', 'true'),
+    ('$(and $(not-equals $(var n) 3) $(not off))', 'true'), ('$(not Yes)', 'false'),
 ])
 def test_logic_substitutions_follow_launch(text, expected):
     from dcdrl_core.launch.context import LaunchContext
@@ -374,8 +376,78 @@ def test_logic_substitutions_follow_launch(text, expected):
     assert evaluate(parse_template(text), context) == expected
 
 
-def test_logic_substitution_refuses_non_booleans():
-    from dcdrl_core.launch.context import LaunchContext
-    from dcdrl_core.launch.substitutions import LaunchError, evaluate, parse_template
-    with pytest.raises(LaunchError, match='needs true/false/1/0'):
-        evaluate(parse_template('$(not maybe)'), LaunchContext())
+@pytest.mark.parametrize('text', ['maybe', 'tRue', "' 1'", "''"])
+def test_logic_substitution_refuses_what_launch_cannot_read_as_a_boolean(text):
+    # launch reads '1', '0' and YAML booleans (yaml.safe_load); ' 1' loads as the integer 1.
+    with pytest.raises(LaunchError, match=r'needs a boolean \(true/false/1/0\)'):
+        evaluate(parse_template(f'$(not {text})'), LaunchContext())
+
+
+# -- the subset rule: what Jazzy's ros2 launch refuses or misreads is refused here ------------
+
+@pytest.mark.parametrize('text, message', [
+    ('$(any true false)', r"\$\(any ...\) is not supported: ROS 2 Jazzy's launch_yaml cannot build it "
+                          r".*use \$\(or X Y\)"),
+    ('$(all true true)', r'\$\(all ...\) is not supported: .*AllSubstitution.*use \$\(and X Y\)'),
+    ('$(not a b)', r'\$\(not a b\) expects 1 argument\(s\), got 2'),
+    ('$(or true)', r'expects 2 argument\(s\), got 1'),
+    ('$(equals a)', r'expects 2 argument\(s\), got 1'),
+    ('$(dirname x)', r'expects 0 argument\(s\), got 1'),
+    ('$(find-pkg-share a b)', r'expects 1 argument\(s\), got 2'),
+])
+def test_substitutions_jazzy_cannot_parse_are_refused_when_the_file_is_read(tmp_path, text, message):
+    # At parse time, like launch: a node whose condition is never evaluated still fails.
+    path = launch_file(tmp_path, f"""
+        launch:
+        - arg: {{name: enabled, default: "false"}}
+        - node: {{if: "$(var enabled)", pkg: p, exec: e, args: "{text}"}}
+        """)
+    with pytest.raises(LaunchError, match=message) as caught:
+        load_launch_file(path)
+    assert '\n' not in str(caught.value)  # one line
+
+
+@pytest.mark.parametrize('node_attributes, message', [
+    ('sigterm_timeout: 5', r"attribute 'sigterm_timeout' must be a float: write 5.0"),
+    ('respawn_delay: 1', r"attribute 'respawn_delay' must be a float: write 1.0"),
+    ('emulate_tty: "false"', r"attribute 'emulate_tty' must be a YAML boolean.*even \"false\", as true"),
+    ('param: [{name: x, value: 0, type: float}]', r"value 0 is not of type float \(write 1.0, not 1; ros2 launch refuses it too\)"),
+    ('param: [{name: x, value: [1, 2.5], type: list_of_float}]', r'value \[1, 2.5\] is not of type list_of_float'),
+    ('param: [{name: x, value: true, type: int}]', r'value True is not of type int'),
+    ('param: [{name: x, type: int, param: [{name: y, value: 1}]}]', r"nested 'param' entries cannot have a 'type'"),
+    ('param: [{from: f.yaml, allow_substs: true}]', r'allow_substs: true is not supported'),
+])
+def test_node_attributes_jazzy_refuses_or_misreads_are_refused(tmp_path, node_attributes, message):
+    path = launch_file(tmp_path, f"""
+        launch:
+        - node: {{pkg: p, exec: e, {node_attributes}}}
+        """)
+    with pytest.raises(LaunchError, match=message):
+        load_launch_file(path)
+
+
+def test_group_scoped_must_be_a_yaml_boolean(tmp_path):
+    path = launch_file(tmp_path, """
+        launch:
+        - group: {scoped: "false", children: [{let: {name: a, value: b}}]}
+        """)
+    with pytest.raises(LaunchError, match="attribute 'scoped' must be a YAML boolean"):
+        load_launch_file(path)
+
+
+def test_typed_values_written_as_yaml_are_kept(tmp_path):
+    path = launch_file(tmp_path, """
+        launch:
+        - node:
+            pkg: p
+            exec: e
+            param:
+            - {name: a, value: 0.5, type: float}
+            - {name: b, value: [1.0, "$(var c 2)"], type: list_of_float}
+            - {name: d, value: "1", type: bool}
+            - {name: e, value: "on", type: bool}
+            respawn: "yes"
+        """)
+    spec = run(path).processes[0]
+    assert split_ros_args(spec.cmd)[1].param_overrides == {'a': 0.5, 'b': [1.0, 2.0], 'd': True, 'e': True}
+    assert spec.respawn is True

@@ -25,13 +25,15 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import yaml
 
 from ..param_files import format_parameter_value
 from .context import DeclaredArgument, LaunchContext, ProcessSpec
-from .substitutions import LaunchError, Template, evaluate, parse_template, template_text
+from .entity import Entity
+from .parameters import ParameterFile, evaluate_parameter, parse_parameters
+from .substitutions import LaunchError, Template, evaluate, launch_bool, parse_template, template_text
 
 __all__ = ['LaunchDescription', 'load_launch_file', 'parse_launch_text', 'execute_description',
            'resolve_frontend_file', 'MAX_INCLUDE_DEPTH']
@@ -39,9 +41,6 @@ __all__ = ['LaunchDescription', 'load_launch_file', 'parse_launch_text', 'execut
 MAX_INCLUDE_DEPTH = 32
 _NODE_NAME = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
 _NS_TOKEN = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
-_TYPE_IDS = {'str': str, 'bool': bool, 'float': float, 'int': int, 'yaml': None,
-             'list_of_str': (list, str), 'list_of_bool': (list, bool),
-             'list_of_float': (list, float), 'list_of_int': (list, int)}
 _OUTPUTS = ('screen', 'log', 'both', 'own_log')
 
 
@@ -64,100 +63,6 @@ def _construct_map(loader: yaml.SafeLoader, node: yaml.MappingNode) -> _LineDict
 
 
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_map)
-
-
-class _Entity:
-    """One YAML entity (``node: {...}``) with attribute access that checks types like launch_yaml."""
-
-    def __init__(self, type_name: str, element: Any, source: str, line: int) -> None:
-        self.type_name, self.element, self.source = type_name, element, source
-        self.line = getattr(element, 'line', 0) or line
-        self._read: set[str] = set()
-
-    @property
-    def where(self) -> str:
-        return f'{self.source}, line {self.line}' if self.line else self.source
-
-    def error(self, message: str) -> LaunchError:
-        return LaunchError(f"{self.where}: '{self.type_name}': {message}")
-
-    def _raw(self, name: str, optional: bool) -> Any:
-        if not isinstance(self.element, dict) or name not in self.element:
-            if optional:
-                return None
-            raise self.error(f"missing attribute '{name}'")
-        self._read.add(name)
-        return self.element[name]
-
-    def text(self, name: str, optional: bool = False) -> Optional[str]:
-        value = self._raw(name, optional)
-        if value is not None and not isinstance(value, str):
-            raise self.error(
-                f"attribute '{name}' must be text, got {type(value).__name__} {value!r} "
-                f"(ros2 launch rejects it too; quote it: \"{value}\")")
-        return value
-
-    def template(self, name: str, optional: bool = False) -> Optional[Template]:
-        value = self.text(name, optional)
-        return None if value is None else parse_template(value, f"{self.where}: '{self.type_name}.{name}'")
-
-    def boolean(self, name: str) -> Optional[bool]:
-        value = self._raw(name, True)
-        if value is None or isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in ('true', 'false'):
-            return value.strip().lower() == 'true'
-        raise self.error(f"attribute '{name}' must be true or false, got {value!r}")
-
-    def number(self, name: str, kind: type) -> Optional[float]:
-        value = self._raw(name, True)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and isinstance(value, float)):
-            raise self.error(f"attribute '{name}' must be a{'n integer' if kind is int else ' number'}, got {value!r}")
-        if kind is float and value < 0:
-            raise self.error(f"attribute '{name}' must not be negative, got {value!r}")
-        return kind(value)
-
-    def raw(self, name: str) -> Any:
-        return self._raw(name, True)
-
-    def sub_entities(self, name: str) -> list['_Entity']:
-        value = self._raw(name, True)
-        if value is None:
-            return []
-        if not isinstance(value, list) or not value or not all(isinstance(item, dict) for item in value):
-            raise self.error(f"attribute '{name}' must be a list of maps, e.g. {name}: [{{name: a, value: b}}]")
-        return [_Entity(name, item, self.source, self.line) for item in value]
-
-    def children(self) -> list['_Entity']:
-        if isinstance(self.element, list):
-            items = self.element
-        elif isinstance(self.element, dict):
-            if 'children' not in self.element:
-                raise self.error("expected a list of entities (or a map with a 'children' list)")
-            self._read.add('children')
-            items = self.element['children']
-        else:
-            raise self.error(f'expected a list of entities, got {self.element!r}')
-        if not isinstance(items, list):
-            raise self.error("'children' must be a list of entities")
-        entities = []
-        for item in items:
-            if not isinstance(item, dict) or len(item) != 1:
-                line = getattr(item, 'line', self.line)
-                raise LaunchError(
-                    f'{self.source}, line {line}: each entity must be a map with exactly one key, '
-                    f'the action name (e.g. "- node: {{...}}"), got {item!r}')
-            type_name, element = next(iter(item.items()))
-            entities.append(_Entity(type_name, element, self.source, getattr(item, 'line', self.line)))
-        return entities
-
-    def finish(self) -> None:
-        if isinstance(self.element, dict):
-            unknown = sorted(set(self.element) - self._read)
-            if unknown:
-                raise self.error(f"unknown attribute(s) {unknown}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -329,12 +234,10 @@ class Include(Action):
 
 
 def _parse_bool_text(text: str, what: str, where: str) -> bool:
-    value = text.strip().lower()
-    if value in ('true', '1', 'yes', 'on'):
-        return True
-    if value in ('false', '0', 'no', 'off', ''):
-        return False
-    raise LaunchError(f'{where}: {what} must be true or false, got {text!r}')
+    value = launch_bool(text)
+    if value is None:
+        raise LaunchError(f'{where}: {what} must be true or false, got {text!r}')
+    return value
 
 
 @dataclass
@@ -396,75 +299,6 @@ class ExecuteProcess(Action):
 
 
 @dataclass
-class ParameterFile:
-    path: Template
-
-
-@dataclass
-class ParameterValue:
-    name: tuple  # tuple of name Templates, joined with '.'
-    value: Any  # Template, list of (Template | scalar), or a YAML scalar
-    type_id: Optional[str]
-
-
-def _coerce(text: str, type_id: Optional[str], name: str, where: str) -> Any:
-    """Type a parameter's text the way launch_ros does: YAML rules unless a type is given."""
-    wanted = _TYPE_IDS.get(type_id) if type_id else None
-    if wanted is str:
-        return text
-    if wanted in (int, float):
-        try:
-            return wanted(text)
-        except ValueError:
-            raise LaunchError(f"{where}: parameter '{name}': cannot read {text!r} as {type_id}") from None
-    if text == '':
-        return ''
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise LaunchError(f"{where}: parameter '{name}': {text!r} is not valid YAML; "
-                          'add type: str to keep it as text') from None
-    if wanted is bool and not isinstance(value, bool):
-        value = {'1': True, '0': False}.get(text.strip(), value)
-        if not isinstance(value, bool):
-            raise LaunchError(f"{where}: parameter '{name}': cannot read {text!r} as bool")
-    if isinstance(wanted, tuple):
-        if not isinstance(value, list) or not all(isinstance(v, wanted[1]) for v in value):
-            raise LaunchError(f"{where}: parameter '{name}': cannot read {text!r} as {type_id}")
-    return value
-
-
-def _check_parameter_value(value: Any, name: str, where: str) -> Any:
-    if isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, list):
-        if value and type(value[0]) in (bool, int, float, str) and all(type(v) is type(value[0]) for v in value):
-            return value
-        raise LaunchError(
-            f"{where}: parameter '{name}' = {value!r}: a list must be non-empty with items of one "
-            'type (bool, int, float or str); write 1.0 rather than 1 in a list of floats')
-    raise LaunchError(
-        f"{where}: parameter '{name}' = {value!r}: allowed types are bool, int, float, str and "
-        'lists of one of them; add type: str to keep text as it is')
-
-
-def _evaluate_parameter(param: ParameterValue, context: LaunchContext, where: str) -> tuple[str, Any]:
-    name = '.'.join(evaluate(part, context, where) for part in param.name)
-    value = param.value
-    if isinstance(value, tuple):  # a template
-        result = _coerce(evaluate(value, context, where), param.type_id, name, where)
-    elif isinstance(value, list):
-        item_type = _TYPE_IDS.get(param.type_id) if param.type_id else None
-        item_id = {str: 'str', int: 'int', float: 'float', bool: 'bool'}.get(
-            item_type[1] if isinstance(item_type, tuple) else None)
-        result = [_coerce(evaluate(item, context, where), item_id, name, where) if isinstance(item, tuple)
-                  else item for item in value]
-    else:
-        result = value
-    return name, _check_parameter_value(result, name, where)
-
-
-@dataclass
 class Node(Action):
     package: Template
     executable: Template
@@ -506,7 +340,7 @@ class Node(Action):
                     raise LaunchError(f"{where}: parameter file '{path}' does not exist")
                 cmd += ['--params-file', str(path.resolve())]
             else:
-                param_name, value = _evaluate_parameter(param, context, where)
+                param_name, value = evaluate_parameter(param, context, where)
                 cmd += ['-p', f'{param_name}:={format_parameter_value(value)}']
         for source, target in self.remaps:
             cmd += ['-r', f'{evaluate(source, context, where)}:={evaluate(target, context, where)}']
@@ -530,7 +364,7 @@ def _run_all(actions: list, context: LaunchContext) -> None:
 # Parsing entities into actions
 # ---------------------------------------------------------------------------------------------
 
-def _condition(entity: _Entity) -> Optional[Condition]:
+def _condition(entity: Entity) -> Optional[Condition]:
     if_text, unless_text = entity.template('if', True), entity.template('unless', True)
     if if_text is not None and unless_text is not None:
         raise entity.error("'if' and 'unless' cannot be used together")
@@ -586,7 +420,7 @@ def _merge_strings(parts: tuple) -> list:
     return merged
 
 
-def _pairs(entity: _Entity, attribute: str, first: str, second: str) -> list:
+def _pairs(entity: Entity, attribute: str, first: str, second: str) -> list:
     pairs = []
     for item in entity.sub_entities(attribute):
         pairs.append((item.template(first), item.template(second)))
@@ -594,7 +428,7 @@ def _pairs(entity: _Entity, attribute: str, first: str, second: str) -> list:
     return pairs
 
 
-def _process_options(entity: _Entity) -> ProcessOptions:
+def _process_options(entity: Entity) -> ProcessOptions:
     options = ProcessOptions(
         cwd=entity.template('cwd', True), output=entity.template('output', True),
         env=_pairs(entity, 'env', 'name', 'value'),
@@ -618,49 +452,7 @@ def _process_options(entity: _Entity) -> ProcessOptions:
     return options
 
 
-def _value_of(raw: Any, where: str) -> Any:
-    if isinstance(raw, str):
-        return parse_template(raw, where)
-    if isinstance(raw, list):
-        return [parse_template(item, where) if isinstance(item, str) else item for item in raw]
-    if isinstance(raw, dict):
-        raise LaunchError(f'{where}: a parameter value cannot be a map; nest it with param: [...]')
-    return raw
-
-
-def _parse_parameters(entity: _Entity, prefix: tuple = ()) -> list:
-    parameters: list = []
-    for item in entity.sub_entities('param'):
-        source = item.text('from', True)
-        name = item.template('name', True)
-        if source is not None:
-            if name is not None or prefix:
-                raise item.error("'from' cannot be combined with 'name' or nested in another param")
-            item.boolean('allow_substs')  # accepted; file contents are used as they are
-            parameters.append(ParameterFile(parse_template(source, f"{item.where}: 'param.from'")))
-        elif name is not None:
-            type_id = item.text('type', True)
-            if type_id is not None and type_id not in _TYPE_IDS:
-                raise item.error(f'unknown type {type_id!r}; one of {sorted(_TYPE_IDS)}')
-            has_value = isinstance(item.element, dict) and 'value' in item.element
-            nested = item.element.get('param') if isinstance(item.element, dict) else None
-            if has_value and nested is not None:
-                raise item.error("a param has either a 'value' or nested 'param' entries, not both")
-            if has_value:
-                raw = item.raw('value')
-                parameters.append(ParameterValue(prefix + (name,), _value_of(raw, f"{item.where}: 'param.value'"),
-                                                 type_id))
-            elif nested is not None:
-                parameters.extend(_parse_parameters(item, prefix + (name,)))
-            else:
-                raise item.error("a param needs 'value', nested 'param' entries, or 'from'")
-        else:
-            raise item.error("a param needs 'name' (with 'value') or 'from' (a parameter file)")
-        item.finish()
-    return parameters
-
-
-def _parse_action(entity: _Entity) -> Action:
+def _parse_action(entity: Entity) -> Action:
     kind = entity.type_name
     where = entity.where
     if kind == 'arg':
@@ -707,7 +499,7 @@ def _parse_action(entity: _Entity) -> Action:
             package=entity.template('pkg'), executable=entity.template('exec'),
             node_name=entity.template('name', True), namespace=entity.template('namespace', True),
             exec_name=entity.template('exec_name', True),
-            parameters=_parse_parameters(entity),
+            parameters=parse_parameters(entity),
             remaps=_pairs(entity, 'remap', 'from', 'to'),
             arguments=parse_cmdline(args_text, f"{where}: 'node.args'") if args_text else [],
             ros_arguments=parse_cmdline(ros_args_text, f"{where}: 'node.ros_args'") if ros_args_text else [],
@@ -734,7 +526,7 @@ def parse_launch_text(text: str, source: str = '<string>', path: Optional[Path] 
         raise LaunchError(f'{source}: not valid YAML: {err}') from None
     if not isinstance(tree, dict) or len(tree) != 1 or 'launch' not in tree:
         raise LaunchError(f"{source}: a YAML launch file has exactly one top-level key, 'launch'")
-    root = _Entity('launch', tree['launch'], source, getattr(tree, 'line', 1))
+    root = Entity('launch', tree['launch'], source, getattr(tree, 'line', 1))
     actions = [_parse_action(child) for child in root.children()]
     return LaunchDescription(path, actions)
 

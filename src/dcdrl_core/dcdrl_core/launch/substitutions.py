@@ -7,7 +7,12 @@ substitutions or be quoted ('...' or "..."), and a backslash escapes the next ch
 Supported: ``$(var NAME [DEFAULT])``, ``$(env NAME [DEFAULT])``, ``$(find-pkg-share PKG)``,
 ``$(find-pkg-prefix PKG)``, ``$(dirname)``, ``$(filename)``, ``$(anon NAME)``, and launch's
 logic substitutions ``$(equals A B)``, ``$(not-equals A B)``, ``$(not X)``, ``$(and X Y)``,
-``$(or X Y)``, ``$(any X ...)``, ``$(all X ...)`` (results 'true'/'false', as in launch >= 1.0).
+``$(or X Y)`` (results 'true'/'false', as in launch >= 1.0). The number of arguments is checked
+when the file is parsed, as launch does.
+
+What ``dcdrl launch`` accepts is a subset of what ``ros2 launch`` (Jazzy) accepts, so a file that
+works here works there: ``$(any ...)`` and ``$(all ...)`` are refused because Jazzy's launch_yaml
+cannot build them (``AnySubstitution.__init__() got an unexpected keyword argument 'args'``);
 ``$(eval ...)`` and ``$(command ...)`` are refused on purpose: DC-DRL never evaluates strings
 as Python or runs shell commands from a launch file.
 """
@@ -17,7 +22,7 @@ import math
 import os
 import secrets
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, Optional, Union
 
 from ..workspace import PackageNotFoundError, find_package_share
 
@@ -25,12 +30,19 @@ if TYPE_CHECKING:
     from .context import LaunchContext
 
 __all__ = ['Substitution', 'Template', 'LaunchError', 'parse_template', 'evaluate', 'template_text',
-           'SUPPORTED_SUBSTITUTIONS']
+           'launch_bool', 'SUPPORTED_SUBSTITUTIONS']
 
-_LOGIC = ('equals', 'not-equals', 'not', 'and', 'or', 'any', 'all')
-SUPPORTED_SUBSTITUTIONS = ('var', 'env', 'find-pkg-share', 'find-pkg-prefix', 'dirname', 'filename', 'anon',
-                           *_LOGIC)
+# Number of arguments (least, most) of each supported substitution, as launch's parse() checks them.
+_ARITY = {'var': (1, 2), 'env': (1, 2), 'find-pkg-share': (1, 1), 'find-pkg-prefix': (1, 1), 'dirname': (0, 0),
+          'filename': (0, 0), 'anon': (1, 1), 'equals': (2, 2), 'not-equals': (2, 2), 'not': (1, 1),
+          'and': (2, 2), 'or': (2, 2)}
+SUPPORTED_SUBSTITUTIONS = tuple(_ARITY)
+_JAZZY_BROKEN = ("ROS 2 Jazzy's launch_yaml cannot build it (AnySubstitution.__init__() got an unexpected "
+                 "keyword argument 'args'), so the file would not run with ros2 launch")
 _REFUSED = {
+    'any': _JAZZY_BROKEN + '; use $(or X Y) (nest it for more terms)',
+    'all': _JAZZY_BROKEN.replace('AnySubstitution', 'AllSubstitution') + '; use $(and X Y) (nest it for more terms)',
+
     'eval': 'it evaluates Python expressions, which DC-DRL never does; use $(var ...) with '
             "'if'/'unless' attributes holding true/false instead",
     'command': 'it runs a shell command, which DC-DRL launch files never do',
@@ -183,6 +195,7 @@ def _check_names(parts: list, where: str) -> None:
                 raise LaunchError(
                     f"{where}: unknown substitution '$({part.name} ...)'; supported: "
                     + ', '.join(f'$({name})' for name in SUPPORTED_SUBSTITUTIONS))
+            _expect_args(part, *_ARITY[part.name], where)
             for arg in part.args:
                 _check_names(list(arg), where)
 
@@ -200,10 +213,12 @@ def evaluate(template: Template, context: 'LaunchContext', where: str = 'launch 
         if isinstance(part, str):
             out.append(part)
             continue
-        args = [evaluate(arg, context, where) for arg in part.args]
         name = part.name
+        if name not in _ARITY:  # parse_template refuses these already; kept for templates built by hand
+            raise LaunchError(f'{where}: unsupported substitution {part.describe()}')
+        _expect_args(part, *_ARITY[name], where)
+        args = [evaluate(arg, context, where) for arg in part.args]
         if name == 'var':
-            _expect_args(part, 1, 2, where)
             if args[0] in context.configurations:
                 out.append(context.configurations[args[0]])
             elif len(args) == 2:
@@ -213,14 +228,12 @@ def evaluate(template: Template, context: 'LaunchContext', where: str = 'launch 
                     f"{where}: launch argument '{args[0]}' is not set; pass {args[0]}:=VALUE "
                     f'or declare it with a default (arg: {{name: {args[0]}, default: ...}})')
         elif name == 'env':
-            _expect_args(part, 1, 2, where)
             value = context.environment.get(args[0], args[1] if len(args) == 2 else None)
             if value is None:
                 raise LaunchError(f"{where}: environment variable '{args[0]}' does not exist "
                                   f'(give a default: $(env {args[0]} DEFAULT))')
             out.append(value)
         elif name in ('find-pkg-share', 'find-pkg-prefix'):
-            _expect_args(part, 1, 1, where)
             try:
                 share = find_package_share(args[0])
             except PackageNotFoundError as err:
@@ -229,30 +242,41 @@ def evaluate(template: Template, context: 'LaunchContext', where: str = 'launch 
                 share = share.parent.parent
             out.append(str(share))
         elif name in ('dirname', 'filename'):
-            _expect_args(part, 0, 0, where)
             if context.launch_file is None:
                 raise LaunchError(f'{where}: $({name}) needs a launch file, and there is none')
             out.append(str(context.launch_file.parent if name == 'dirname' else context.launch_file))
         elif name == 'anon':
-            _expect_args(part, 1, 1, where)
             if args[0] not in context.anonymous_names:
                 context.anonymous_names[args[0]] = f'{args[0]}_{os.getpid()}_{secrets.token_hex(4)}'
             out.append(context.anonymous_names[args[0]])
-        elif name in _LOGIC:
+        else:
             out.append(_logic(part, args, where))
-        else:  # parse_template rejects these already; kept for templates built by hand
-            raise LaunchError(f'{where}: unsupported substitution {part.describe()}')
     return ''.join(out)
 
 
-def _as_bool(text: str, sub: Substitution, where: str) -> bool:
-    """launch's perform_typed_substitution(bool): true/false/1/0, any case."""
-    lowered = text.strip().lower()
-    if lowered in ('true', '1'):
+# YAML 1.1 booleans as PyYAML reads them (launch coerces text to bool with yaml.safe_load).
+_YAML_TRUE = ('true', 'True', 'TRUE', 'yes', 'Yes', 'YES', 'on', 'On', 'ON')
+_YAML_FALSE = ('false', 'False', 'FALSE', 'no', 'No', 'NO', 'off', 'Off', 'OFF')
+
+
+def launch_bool(text: str) -> Optional[bool]:
+    """Text as launch's coerce_to_type(text, bool) reads it: '1', '0' or a YAML boolean; None otherwise."""
+    if text in ('1', '0'):
+        return text == '1'
+    stripped = text.strip()
+    if stripped in _YAML_TRUE:
         return True
-    if lowered in ('false', '0'):
+    if stripped in _YAML_FALSE:
         return False
-    raise LaunchError(f"{where}: {sub.describe()} needs true/false/1/0, got {text!r}")
+    return None
+
+
+def _as_bool(text: str, sub: Substitution, where: str) -> bool:
+    """launch's perform_typed_substitution(bool)."""
+    value = launch_bool(text)
+    if value is None:
+        raise LaunchError(f"{where}: {sub.describe()} needs a boolean (true/false/1/0), got {text!r}")
+    return value
 
 
 def _equal(left: str, right: str) -> bool:
@@ -269,19 +293,12 @@ def _equal(left: str, right: str) -> bool:
 def _logic(sub: Substitution, args: list[str], where: str) -> str:
     name = sub.name
     if name in ('equals', 'not-equals'):
-        _expect_args(sub, 2, 2, where)
         result = _equal(args[0], args[1]) == (name == 'equals')
     elif name == 'not':
-        _expect_args(sub, 1, 1, where)
         result = not _as_bool(args[0], sub, where)
-    elif name in ('and', 'or'):
-        _expect_args(sub, 2, 2, where)
+    else:  # and, or
         values = [_as_bool(a, sub, where) for a in args]
         result = all(values) if name == 'and' else any(values)
-    else:  # any, all
-        _expect_args(sub, 1, 64, where)
-        values = [_as_bool(a, sub, where) for a in args]
-        result = any(values) if name == 'any' else all(values)
     return 'true' if result else 'false'
 
 
