@@ -160,6 +160,18 @@ def test_topic_echo_once(graph, topic, pattern):
         assert re.fullmatch(pattern, ours), ours
 
 
+@pytest.mark.parametrize('options, expected', [
+    (['--field', 'tensors'], "[dcdrl_msgs.msg.Tensor(name='b', shape=[3], data=[0.5, -1.25, 2.0])]\n---\n"),
+    (['--field', 'tensors', '--field', 'version'], '42\n---\n'),
+    (['--flow-style'], 'tensors: [{name: b, shape: [3], data: [0.5, -1.25, 2.0]}]\n---\n'),
+    (['-l', '2'], '  data:\n  - 0.5\n  - -1.25\n  - \'...\'\n---\n'),
+])
+def test_topic_echo_field_and_layout_options(graph, options, expected):
+    ours, theirs = graph.both('topic', 'echo', '--once', '/ours/latched', *options, '--no-daemon')
+    assert theirs.endswith(expected), theirs
+    assert ours == theirs
+
+
 @pytest.mark.parametrize('topic', ['/ours/reliable_chatter', '/theirs/best_effort_stats'])
 def test_topic_hz(graph, topic):
     rates = []

@@ -76,5 +76,23 @@ def _field_repr(value: Any, ftype: Any) -> str:
     return repr([_python_scalar(v) for v in value])
 
 
+_ARRAY_TYPECODES = {'float32': 'f', 'float64': 'd', 'int8': 'b', 'uint8': 'B', 'char': 'B', 'int16': 'h',
+                    'uint16': 'H', 'int32': 'i', 'uint32': 'I', 'int64': 'q', 'uint64': 'Q'}
+
+
+def field_str(value: Any, ftype: Any) -> str:
+    """str() of a field value as rclpy holds it (what `ros2 topic echo --field` prints for a field that
+    is not a message): numeric sequences are array.array, fixed numeric arrays numpy arrays."""
+    if ftype.is_array and not ftype.is_message and ftype.base in _NUMERIC:
+        if ftype.array_size is not None:
+            from dcdrl_core import idl
+            return str(np.asarray(value, dtype=np.dtype(idl.PRIMITIVES[ftype.base][0]).newbyteorder('=')))
+        items = ', '.join(repr(_python_scalar(v)) for v in value)
+        return f"array('{_ARRAY_TYPECODES[ftype.base]}'" + (f', [{items}])' if items else ')')
+    if ftype.is_array or ftype.base == 'byte':
+        return _field_repr(value, ftype)
+    return str(_python_scalar(value))
+
+
 def _python_scalar(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value

@@ -10,7 +10,7 @@ from typing import Any, Callable, Optional
 
 import yaml
 
-from dcdrl_core.cli_common import add_graph_arguments, fail, graph_session, ros_repr
+from dcdrl_core.cli_common import add_graph_arguments, fail, field_str, graph_session, ros_repr
 
 DEFAULT_TRUNCATE_LENGTH = 128
 DEFAULT_WINDOW_SIZE = 10000
@@ -202,11 +202,19 @@ def _run_reader(verb: str, args: argparse.Namespace, on_ready: Any) -> int:
     return 0
 
 
+class _EchoDumper(yaml.SafeDumper):
+    """Mappings always in block style; --flow-style puts only sequences on one line (as ros2's echo)."""
+
+
+_EchoDumper.add_representer(dict, lambda dumper, data: dumper.represent_mapping(
+    'tag:yaml.org,2002:map', data, flow_style=False))
+
+
 def message_yaml(message: Any, truncate_length: Optional[int], flow_style: bool = False) -> str:
     """The message as `ros2 topic echo` prints it (rosidl_runtime_py.message_to_yaml's layout)."""
     from dcdrl_core.message_utils import message_to_dict
-    return yaml.safe_dump(message_to_dict(message, truncate_length), sort_keys=False, allow_unicode=True,
-                          width=sys.maxsize, default_flow_style=flow_style)
+    return yaml.dump(message_to_dict(message, truncate_length), Dumper=_EchoDumper, sort_keys=False,
+                     allow_unicode=True, width=sys.maxsize, default_flow_style=flow_style)
 
 
 def cmd_echo(args: argparse.Namespace) -> int:
@@ -218,21 +226,25 @@ def cmd_echo(args: argparse.Namespace) -> int:
         return fail(f"Invalid field value '{args.field}'")
 
     def on_ready(runtime: Any, node: Any, watcher: Any, topic: str, message_class: Any) -> Optional[int]:
-        probe = message_class()
+        from dcdrl_core.messages import get_interface
+        spec, field_type = message_class._spec, None
         for part in field_path:
-            if not hasattr(probe, part):
-                return fail(f"Invalid field '{'.'.join(field_path)}': "
-                            f"'{type(probe).__name__}' object has no attribute '{part}'")
-            probe = getattr(probe, part)
+            fields = {f.name: f.type for f in spec.fields} if spec is not None else {}
+            if part not in fields:
+                owner = spec.name if spec is not None else 'value'
+                return fail(f"Invalid field '{'.'.join(field_path)}': '{owner}' object has no attribute '{part}'")
+            field_type = fields[part]
+            nested = field_type.is_message and not field_type.is_array
+            spec = get_interface(f'{field_type.package}/msg/{field_type.base}')._spec if nested else None
 
         def on_message(message: Any) -> None:
             value = message
             for part in field_path:
                 value = getattr(value, part)
-            if hasattr(value, '_spec'):
+            if field_type is None or (field_type.is_message and not field_type.is_array):
                 sys.stdout.write(message_yaml(value, truncate, args.flow_style) + '---\n')
-            else:  # as ros2: a field that is not a message is printed as it is
-                sys.stdout.write(f'{value.tolist() if hasattr(value, "tolist") else value}\n---\n')
+            else:  # as ros2: a field that is not a message is printed as rclpy holds it
+                sys.stdout.write(field_str(value, field_type) + '\n---\n')
             sys.stdout.flush()
             received[0] += 1
             if limit and received[0] >= limit:

@@ -3,7 +3,7 @@ the QoS a reader chooses, hz statistics, rosidl-style repr, and `interface show`
 import numpy as np
 import pytest
 
-from dcdrl_core.cli_common import ros_repr
+from dcdrl_core.cli_common import field_str, ros_repr
 from dcdrl_core.cli_interface import _without_comment, interface_lines, nested_type
 from dcdrl_core.cli_topic import RateMeter, endpoint_text, rate_text
 from dcdrl_core.graph import (BARE_DDS_NODE, UNKNOWN_NODE, Endpoint, EndpointQos, Graph, GraphNode, choose_reader_qos,
@@ -135,6 +135,15 @@ def test_repr_as_rosidl_python_classes():
     assert ros_repr(empty) == "dcdrl_msgs.msg.Tensor(name='', shape=[], data=[])"
     request = get_interface('dcdrl_msgs/srv/GetPolicy').Request(architecture_id='mlp', min_version=3)
     assert ros_repr(request) == "dcdrl_msgs.srv.GetPolicy_Request(architecture_id='mlp', min_version=3)"
+
+
+def test_field_str_as_rclpy_holds_values():
+    from dcdrl_core.idl import FieldType
+    assert field_str(np.array([0.5, 2.0], np.float32), FieldType('float32', is_array=True)) == "array('f', [0.5, 2.0])"
+    assert field_str(np.array([], np.uint32), FieldType('uint32', is_array=True)) == "array('I')"
+    assert field_str(np.array([1.0, 2.0]), FieldType('float64', is_array=True, array_size=2)) == '[1. 2.]'
+    assert field_str([True, False], FieldType('bool', is_array=True)) == '[True, False]'
+    assert field_str(np.float32(0.5), FieldType('float32')) == '0.5' and field_str('hi', FieldType('string')) == 'hi'
 
 
 def test_interface_show_nests_definitions_as_ros2():
