@@ -32,7 +32,8 @@ setup(
     maintainer_email='dcdrl@example.invalid',
     description='DC-DRL core: node runtime (rclpy or Cyclone DDS), interfaces, parameters, launch, the dcdrl CLI, learning blocks.',
     license='Apache-2.0',
-    tests_require=['pytest'],
+    # colcon test runs pytest where the 'test' extra names it (setuptools >= 72 drops tests_require).
+    extras_require={'test': ['pytest']},
     entry_points={
         'console_scripts': [
             'dcdrl = dcdrl_core.cli:main',

@@ -31,7 +31,8 @@ setup(
     maintainer_email='dcdrl@example.invalid',
     description='DC-DRL edge: real-time controller, camera, face recognition worker and server.',
     license='Apache-2.0',
-    tests_require=['pytest'],
+    # colcon test runs pytest where the 'test' extra names it (setuptools >= 72 drops tests_require).
+    extras_require={'test': ['pytest']},
     entry_points={
         'console_scripts': [
             'controller = dcdrl_edge.controller_node:main',

@@ -30,7 +30,8 @@ setup(
     maintainer_email='dcdrl@example.invalid',
     description='DC-DRL simulation: gymnasium environments, baselines, oracle, simulated client node.',
     license='Apache-2.0',
-    tests_require=['pytest'],
+    # colcon test runs pytest where the 'test' extra names it (setuptools >= 72 drops tests_require).
+    extras_require={'test': ['pytest']},
     entry_points={
         'console_scripts': [
             'client = dcdrl_sim.client_node:main',

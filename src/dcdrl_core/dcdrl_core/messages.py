@@ -563,9 +563,14 @@ def install_interface_import_hook() -> None:
     With DCDRL_BACKEND=cyclone it goes first: a process forced onto our runtime must get our
     classes even when ROS 2's packages are importable.
     """
-    if any(isinstance(f, _InterfaceFinder) for f in sys.meta_path):
+    ours = [f for f in sys.meta_path if isinstance(f, _InterfaceFinder)]
+    first = os.environ.get('DCDRL_BACKEND', '').strip().lower() == 'cyclone'
+    if ours and (not first or sys.meta_path[0] is ours[0]):
         return
-    if os.environ.get('DCDRL_BACKEND', '').strip().lower() == 'cyclone':
-        sys.meta_path.insert(0, _InterfaceFinder())
+    finder = ours[0] if ours else _InterfaceFinder()
+    if ours:  # installed last before DCDRL_BACKEND=cyclone was set: move it first
+        sys.meta_path.remove(finder)
+    if first:
+        sys.meta_path.insert(0, finder)
     else:
-        sys.meta_path.append(_InterfaceFinder())
+        sys.meta_path.append(finder)

@@ -16,6 +16,16 @@ from dcdrl_core import idl
 from dcdrl_core.messages import InterfaceRegistry, Message
 
 
+def use_our_runtime() -> None:
+    """For a package's test/conftest.py: the tests drive our runtime with our message classes, also
+    under `colcon test` on a sourced ROS 2, where rclpy and the rosidl-generated classes are
+    importable (they would win otherwise). What must run on rclpy runs in child processes on the
+    real ROS 2 (dcdrl_core.ros2_install), whose environment drops DCDRL_BACKEND."""
+    from dcdrl_core.messages import install_interface_import_hook
+    os.environ['DCDRL_BACKEND'] = 'cyclone'
+    install_interface_import_hook()
+
+
 def random_scalar(base: str, rng: np.random.Generator) -> Any:
     if base == 'bool':
         return bool(rng.integers(2))

@@ -74,8 +74,9 @@ def test_user_data_entry_is_what_rmw_dds_common_writes():
 
 # --- our endpoints on DDS ----------------------------------------------------------------------------
 def _user_data_by_topic(participant, wanted, timeout):
-    """{(dds topic, 'writer'|'reader'): [USER_DATA text]} from the built-in topics, once ``wanted``
-    (a set of such keys) are all there."""
+    """{(dds topic, 'writer'|'reader'): [USER_DATA text]} of ``participant``'s own endpoints (another
+    test process may share the domain) from the built-in topics, once ``wanted`` (a set of such keys)
+    are all there."""
     from cyclonedds.builtin import BuiltinDataReader, BuiltinTopicDcpsPublication, BuiltinTopicDcpsSubscription
     from cyclonedds.core import Policy, ReadCondition, SampleState, ViewState, InstanceState, WaitSet
     from cyclonedds.util import duration
@@ -92,6 +93,8 @@ def _user_data_by_topic(participant, wanted, timeout):
         waitset.wait(duration(seconds=min(remaining, 1.0)))
         for kind, reader in readers.items():
             for sample in reader.take(N=256):
+                if sample.participant_key != participant.guid:
+                    continue
                 user_data = sample.qos[Policy.Userdata]
                 found.setdefault((sample.topic_name, kind), []).append(
                     user_data.data.decode() if user_data is not None else '')
