@@ -1,9 +1,10 @@
 """The shipped launch and parameter files on the real ROS 2 (Jazzy; fixture `ros2_ws`), beside `dcdrl launch`.
 
-- Agreement: every launch file, run by the real `ros2 launch` with each process replaced by a probe
-  (``--launch-prefix``: an rclpy node that records the name, namespace, arguments and typed parameters
-  rcl and rclpy give it), starts the same nodes with the same parameters as `dcdrl launch --print`
-  says ours starts. Same for the declared arguments (what `ros2 launch --show-args` prints).
+- Agreement: every launch file, run by the real `ros2 launch` with each process replaced by a recorder
+  (``--launch-prefix``; fixtures/ros2_param_probe.py), starts the same nodes with the same parameters as
+  `dcdrl launch --print` says ours starts: rclpy, given each recorded command line, says which name,
+  namespace, arguments and typed parameters rcl and rclpy give that node. Same for the declared
+  arguments (what `ros2 launch --show-args` prints).
 - The subset rule: what `dcdrl launch` refuses as "Jazzy refuses it too" is refused by Jazzy's parser.
 - System: each launch file starts its real nodes on rclpy (each node's startup line; a parameter of
   the wrong type stops a node before it), train.launch.py reaches TRAINING DONE, and one Ctrl-C (SIGINT
@@ -25,8 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from dcdrl_core.launch import LaunchError, declared_arguments, load_launch_file, locate_launch_file, main
-from dcdrl_core.launch.description import execute_description
+from dcdrl_core.launch import (LaunchError, declared_arguments, execute_description, load_launch_file,
+                               locate_launch_file, main)
 from dcdrl_core.param_files import node_key_matches, parameter_value_type, parse_parameter_file
 from dcdrl_core.ros_args import split_ros_args
 from dcdrl_core.testing import ChildProcess, fresh_domain_id
@@ -115,7 +116,9 @@ def probed(ros2_ws, tmp_path_factory):
     for record in json.loads(resolver.lines[-1]):
         executable = Path(record['executable'])
         fqn = f"{record['namespace'].rstrip('/')}/{record['name']}"
-        by_case[CASES[int(record['case'])]][fqn] = {
+        case = CASES[int(record['case'])]
+        assert fqn not in by_case[case], f'{case}: two processes named {fqn}'
+        by_case[case][fqn] = {
             'package': executable.parent.name, 'executable': executable.name,
             'arguments': record['arguments'], 'parameters': record['parameters']}
     return by_case
@@ -134,8 +137,10 @@ def dcdrl_print(case) -> dict[str, dict]:
         assert argv[1:4] == ['-m', 'dcdrl_core.cli', 'run'], line
         arguments_, ros_args = split_ros_args(argv[6:])
         resolved = ros_args.resolve('unnamed')
+        fqn = resolved.fully_qualified_name
+        assert fqn not in records, f'{case}: two processes named {fqn}'
         parameters = {key: [parameter_value_type(o.value), o.value] for key, o in resolved.param_overrides.items()}
-        records[resolved.fully_qualified_name] = {
+        records[fqn] = {
             'package': argv[4], 'executable': argv[5], 'arguments': arguments_, 'parameters': parameters}
     return records
 
