@@ -315,19 +315,18 @@ SYSTEM_CASES = [
 ]
 
 
-def test_every_config_block_reaches_a_node_the_system_tests_start():
-    applied = set()  # (config file name, node key)
+@pytest.mark.parametrize('config', sorted((ROOT / 'config').glob('*.yaml')), ids=lambda path: path.name)
+def test_every_block_of_the_config_file_reaches_a_node_the_system_tests_start(config):
+    applied = set()  # node keys of this file that some started node takes
     for (package, name, arguments), _ in SYSTEM_CASES:
         path, _ = locate_launch_file([package, name])
         context = execute_description(load_launch_file(path), dict(a.split(':=', 1) for a in arguments))
         for spec in context.processes:
-            ros_args = split_ros_args(spec.cmd)[1]
-            for params_file in ros_args.params_files:
-                for key, _ in parse_parameter_file(params_file):
-                    if node_key_matches(key, spec.node_name):
-                        applied.add((Path(params_file).name, key))
-    blocks = {(path.name, key) for path in (ROOT / 'config').glob('*.yaml') for key, _ in parse_parameter_file(path)}
-    assert blocks - applied == set()
+            for params_file in split_ros_args(spec.cmd)[1].params_files:
+                if Path(params_file).name == config.name:  # the source tree's or an installed copy
+                    applied |= {key for key, _ in parse_parameter_file(params_file)
+                                if node_key_matches(key, spec.node_name)}
+    assert {key for key, _ in parse_parameter_file(config)} - applied == set()
 
 
 def case_lines(package: str, name: str) -> tuple:
