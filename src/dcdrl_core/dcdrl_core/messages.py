@@ -289,7 +289,8 @@ def _primitive_array_codec(ftype: idl.FieldType) -> tuple[Writer, Reader]:
             if array.ndim != 1:
                 raise SerializationError(f'expected a flat sequence of {ftype.base}, got shape {array.shape}')
             if array.dtype != dtype:
-                if dtype.kind in 'iu' and array.dtype.kind == 'f':
+                # np.asarray([]) is float64: an empty list is an empty sequence of any type, as in rclpy.
+                if dtype.kind in 'iu' and array.dtype.kind == 'f' and array.size:
                     raise SerializationError(f'expected integers ({ftype.base}), got floats')
                 array = array.astype(dtype)
         count = array.shape[0]
