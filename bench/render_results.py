@@ -29,7 +29,7 @@ IMAGES = ROOT / 'docs' / 'img' / 'bench'
 PNG_WARN_BYTES, PNG_MAX_BYTES = 150_000, 1_000_000
 
 TITLES = {
-    'transport': 'Transport: ours vs raw cyclonedds-python (bench/transport.py)',
+    'transport': 'Transport: ours vs raw cyclonedds-python and rclpy (bench/transport.py)',
     'envs': 'Environments (bench/envs.py)',
     'learner': 'Learner: ours vs stable-baselines3 (bench/learner.py)',
     'replay': 'Replay buffer: ours vs cpprb (bench/replay.py)',

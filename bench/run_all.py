@@ -82,7 +82,7 @@ class Bench:
 
 # The fixed order. learner runs with --skip-replay: its second half is bench/replay.py, run on its own.
 BENCHES: tuple[Bench, ...] = (
-    Bench('transport'),
+    Bench('transport', quick_timeout_s=420.0),   # may first colcon-build the workspace for its rclpy side
     Bench('envs'),
     Bench('learner', args=('--skip-replay',), comparison=True),
     Bench('replay', comparison=True),

@@ -156,6 +156,48 @@ def transport_rows(result: dict) -> list[Row]:
         rows.append(row('transport', f'{label}: latency p99', ours.get('latency_p99_ms'), 'ms',
                         raw.get('latency_p99_ms'), reference_name,
                         ours_runs=ours_runs.get('latency_p99_ms'), reference_runs=raw_runs.get('latency_p99_ms')))
+        rows += _transport_rclpy_rows(result, payload, label, ours)
+    return rows
+
+
+def _transport_rclpy_rows(result: dict, payload: str, label: str, ours: dict) -> list[Row]:
+    """ours -> ours against rclpy -> rclpy (goals of issue 16), and the mixed pairs against rclpy -> rclpy."""
+    results, goals = _dict(result.get('results')), _dict(result.get('goals'))
+    rclpy = _dict(results.get(f'{payload}/rclpy'))
+    if not rclpy:
+        return []
+    info = _dict(result.get('rclpy'))
+    reference_name = f'rclpy, {info.get("rmw") or "rmw"} ({info.get("ros_distro") or "ROS 2"})'
+    throughput_goal = _number(goals.get('rclpy_throughput_ratio_min')) or 1.0
+    latency_goal = _number(goals.get('rclpy_latency_p50_ratio_max')) or 1.0
+    ours_runs, rclpy_runs = _dict(ours.get('runs')), _dict(rclpy.get('runs'))
+
+    def mb_note(side: dict) -> Optional[str]:
+        mine, theirs = _number(side.get('mb_per_s')), _number(rclpy.get('mb_per_s'))
+        return f'{mine:.1f} MB/s vs {theirs:.1f} MB/s' if mine is not None and theirs is not None else None
+
+    rows = [
+        row('transport', f'{label} vs rclpy: throughput', ours.get('msgs_per_s'), 'msg/s', rclpy.get('msgs_per_s'),
+            reference_name, goal_on='ratio', goal=throughput_goal, note=mb_note(ours),
+            ours_runs=ours_runs.get('msgs_per_s'), reference_runs=rclpy_runs.get('msgs_per_s')),
+        row('transport', f'{label} vs rclpy: latency p50', ours.get('latency_p50_ms'), 'ms',
+            rclpy.get('latency_p50_ms'), reference_name, goal_on='ratio', goal_op='<=', goal=latency_goal,
+            ours_runs=ours_runs.get('latency_p50_ms'), reference_runs=rclpy_runs.get('latency_p50_ms')),
+        row('transport', f'{label} vs rclpy: latency p99', ours.get('latency_p99_ms'), 'ms',
+            rclpy.get('latency_p99_ms'), reference_name,
+            ours_runs=ours_runs.get('latency_p99_ms'), reference_runs=rclpy_runs.get('latency_p99_ms')),
+    ]
+    for mixed in ('ours->rclpy', 'rclpy->ours'):
+        side = _dict(results.get(f'{payload}/{mixed}'))
+        if not side:
+            continue
+        side_runs = _dict(side.get('runs'))
+        rows.append(row('transport', f'{label} {mixed.replace("->", " -> ")}: throughput', side.get('msgs_per_s'),
+                        'msg/s', rclpy.get('msgs_per_s'), reference_name, note=mb_note(side),
+                        ours_runs=side_runs.get('msgs_per_s'), reference_runs=rclpy_runs.get('msgs_per_s')))
+        rows.append(row('transport', f'{label} {mixed.replace("->", " -> ")}: latency p50',
+                        side.get('latency_p50_ms'), 'ms', rclpy.get('latency_p50_ms'), reference_name,
+                        ours_runs=side_runs.get('latency_p50_ms'), reference_runs=rclpy_runs.get('latency_p50_ms')))
     return rows
 
 

@@ -126,6 +126,27 @@ def test_transport_ratios_and_goals():
     assert _by_measure(rows, 'one MEC transition (812 B): latency p50')['met'] is None   # no goal there
 
 
+def test_transport_rows_against_rclpy_and_the_mixed_pairs():
+    # The layout bench/transport.py writes with a ROS 2: 'PAYLOAD/rclpy' and the mixed pairs beside ours.
+    result = {**TRANSPORT, 'rclpy': {'rmw': 'rmw_cyclonedds_cpp', 'ros_distro': 'jazzy'},
+              'goals': {**TRANSPORT['goals'], 'rclpy_throughput_ratio_min': 1.0, 'rclpy_latency_p50_ratio_max': 1.0},
+              'results': {**TRANSPORT['results'],
+                          'weights/rclpy': {'bytes': 178444, 'msgs_per_s': 250.0, 'mb_per_s': 44.6,
+                                            'latency_p50_ms': 5.0, 'latency_p99_ms': 9.0},
+                          'weights/ours->rclpy': {'bytes': 178444, 'msgs_per_s': 225.0, 'mb_per_s': 40.1,
+                                                  'latency_p50_ms': 5.5, 'latency_p99_ms': 9.0}}}
+    rows = summary.transport_rows(result)
+    throughput = _by_measure(rows, 'actor weights (178444 B) vs rclpy: throughput')   # 200 / 250
+    assert throughput['ratio'] == pytest.approx(0.8) and throughput['met'] is False
+    assert throughput['goal'] == 'ratio >= 1' and '35.7 MB/s vs 44.6 MB/s' in throughput['note']
+    assert throughput['reference_name'] == 'rclpy, rmw_cyclonedds_cpp (jazzy)'
+    p50 = _by_measure(rows, 'actor weights (178444 B) vs rclpy: latency p50')   # 6 / 5
+    assert p50['ratio'] == pytest.approx(1.2) and p50['goal'] == 'ratio <= 1' and p50['met'] is False
+    mixed = _by_measure(rows, 'actor weights (178444 B) ours -> rclpy: throughput')
+    assert mixed['ratio'] == pytest.approx(0.9) and mixed['met'] is None
+    assert not [r for r in rows if 'one MEC transition' in r['measure'] and 'rclpy' in r['measure']]   # not run
+
+
 def test_learner_paired_ratio_when_runs_are_given():
     rows = summary.learner_rows(LEARNER)
     ddpg, td3 = _by_measure(rows, 'DDPG'), _by_measure(rows, 'TD3')
