@@ -101,10 +101,10 @@ def _user_data_by_topic(participant, wanted, timeout):
     return found
 
 
-@pytest.mark.dds
-def test_every_endpoint_we_create_announces_its_type_hash(loopback_graph):
+def _probe_node(context):
+    """A node of ours with one endpoint of each kind (publisher, subscription, service, client):
+    (node, its message type, its service type)."""
     from dcdrl_core import runtime
-    _domain, context = loopback_graph
     string = REGISTRY.get('std_msgs/msg/String')
     service_type = REGISTRY.get('dcdrl_msgs/srv/GetPolicy')
     node = runtime.Node('hash_probe', context=context)
@@ -112,6 +112,13 @@ def test_every_endpoint_we_create_announces_its_type_hash(loopback_graph):
     node.create_subscription(string, '/heard', lambda _message: None, 10)
     node.create_service(service_type, '/probe', lambda _request, response: response)
     node.create_client(service_type, '/probe')
+    return node, string, service_type
+
+
+@pytest.mark.dds
+def test_every_endpoint_we_create_announces_its_type_hash(loopback_graph):
+    _domain, context = loopback_graph
+    node, string, service_type = _probe_node(context)
     request_hash = service_type.Request.get_type_hash()
     reply_hash = service_type.Response.get_type_hash()
     info_hash = JAZZY_HASHES['rmw_dds_common/msg/ParticipantEntitiesInfo']
@@ -192,15 +199,8 @@ print('DONE', flush=True)
 
 @pytest.mark.dds
 def test_rclpy_reads_our_type_hashes_without_warnings(ros2_ws, loopback_graph):
-    from dcdrl_core import runtime
     domain, context = loopback_graph
-    string = REGISTRY.get('std_msgs/msg/String')
-    service_type = REGISTRY.get('dcdrl_msgs/srv/GetPolicy')
-    node = runtime.Node('hash_probe', context=context)
-    node.create_publisher(string, '/said', 10)
-    node.create_subscription(string, '/heard', lambda _message: None, 10)
-    node.create_service(service_type, '/probe', lambda _request, response: response)
-    node.create_client(service_type, '/probe')
+    node, string, service_type = _probe_node(context)
     env = ros2_ws.environment(ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST')
     with ChildProcess([ros2_ws.python(), '-c', RCLPY_GRAPH_READER, str(TIMEOUT)], env=env) as reader:
         reader.wait_for_line('DONE', TIMEOUT + 30)
