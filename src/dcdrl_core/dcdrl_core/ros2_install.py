@@ -137,7 +137,7 @@ def workspace_hash(root: Path = ROOT) -> str:
 
 
 def build_workspace(ros2: Ros2, root: Path = ROOT, cache: Optional[Path] = None, timeout: float = 600,
-                    keep_s: float = 6 * 3600) -> Path:
+                    keep_s: float = 1800) -> Path:
     """`colcon build` of all five packages into ``cache``/ws-<hash>; reused while the sources are the same.
 
     Returns the install folder (source its setup.bash over ROS 2). Safe for several test runs at once:
