@@ -298,8 +298,10 @@ class Publisher:
         if not isinstance(msg, self.msg_type):
             raise TypeError(f'publisher of {self.topic_name} expects {self.msg_type._spec.full_name}, '
                             f'got {type(msg).__name__}')
-        data = self.msg_type._codec.encode(msg)
-        self.publish_serialized(data)
+        ret = ddspy_write(self.writer._ref, self.msg_type._codec.encode_for_dds(msg))
+        if ret < 0:
+            raise RuntimeError(f'DDS write on {self.topic_name} failed with code {ret}')
+        self.published += 1
 
     def publish_serialized(self, data: bytes) -> None:
         padding = -len(data) % 4
