@@ -112,7 +112,7 @@ class ControllerConfig:
     noise_sigma: float = 0.1
     noise_theta: float = 0.15
     noise_scale: float = 1.0
-    noise_half_life_steps: float = 0
+    noise_half_life_steps: float = 0.0
     queue_capacity: int = 1024
     stats_window: int = 1000
     seed: int = 0
