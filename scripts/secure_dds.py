@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
 """Authenticated, encrypted DDS without ROS 2: Cyclone DDS Security between two network namespaces.
 
-    sudo python3 scripts/secure_dds.py check [--python PY]     what is missing, else "ready"
+    sudo python3 scripts/secure_dds.py check [--python PY] [--plugin-dir D]   what is missing, else "ready"
     python3 scripts/secure_dds.py pki DIR [--identity NAME:pub=T,..:sub=T,.. ...]  test PKI + Cyclone XML
     python3 scripts/secure_dds.py enclave-xml KEYSTORE/enclaves/NAME   Cyclone XML for an SROS2 enclave
-    sudo python3 scripts/secure_dds.py demo --python PY [--seconds 4]   the proof (last line: JSON)
+    sudo python3 scripts/secure_dds.py demo --python PY [--plugin-dir D] [--seconds 4]   the proof (last line: JSON)
     sudo python3 scripts/secure_dds.py latency [--seconds 5]   ddsperf ping/pong, plain vs secure
 
-PY is a Python whose ``cyclonedds`` is 0.10.x built against Debian's libddsc 0.10.2
-(docs/security.md says how to make one); the PyPI wheels have no DDS Security. The orchestrating
-commands themselves need only the standard library, ``openssl``, ``ip``, ``tc`` and root.
+PY is a Python whose ``cyclonedds`` is 0.10.x built against a libddsc with DDS Security, D the
+folder of that Cyclone's security plugins: ROS 2 Jazzy's (``secure_ros2.py binding`` builds PY
+and prints both) or Debian's libddsc0debian 0.10.2 (the default D; docs/security.md). The PyPI
+wheels have no DDS Security. The orchestrating commands themselves need only the standard
+library, ``openssl``, ``ip``, ``tc`` and root.
 
 ``demo`` builds a throw-away PKI in a temporary directory (identity CA, permissions CA, one
 certificate per participant, signed governance and permissions), two namespaces ``alice`` and
@@ -34,9 +36,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -44,6 +43,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from rtps_capture import (  # noqa: E402  (this folder)
+    analyse_pcap, plain_capture_shows_text, secure_capture_is_clean, seen_count, start_capture)
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = Path(__file__).resolve()
@@ -69,10 +72,24 @@ class Identity:
     subscribe: list[str] = field(default_factory=list)
     foreign_ca: bool = False      # signed by a CA the others do not trust (an intruder)
     partitions: list[str] = field(default_factory=list)  # none listed: only the default partition
+    common_name: str = ''         # default: NAME (an SROS2 enclave's is its path, CN=/talker)
 
     @property
     def subject(self) -> str:
-        return f'CN={self.name},O=DC-DRL test'
+        return f'CN={self.common_name or self.name},O=DC-DRL test'
+
+
+# What every node uses besides its own topics, on either backend: the graph topic, /rosout (rclpy),
+# /parameter_events and its parameter services (and rclpy's type-description service). A grant
+# without them stops the node at start (DDS_RETCODE_NOT_ALLOWED_BY_SECURITY); SROS2 grants them too.
+NODE_PUBLISH = ('ros_discovery_info', 'rt/rosout', 'rt/parameter_events', 'rr/*')
+NODE_SUBSCRIBE = ('ros_discovery_info', 'rt/parameter_events', 'rq/*')
+
+
+def node_identity(name: str, publish: Sequence[str] = (), subscribe: Sequence[str] = (), **options: Any) -> Identity:
+    """A node's identity: its own topics (DDS names, e.g. rt/chatter) plus NODE_PUBLISH/NODE_SUBSCRIBE."""
+    return Identity(name, publish=list(dict.fromkeys([*publish, *NODE_PUBLISH])),
+                    subscribe=list(dict.fromkeys([*subscribe, *NODE_SUBSCRIBE])), **options)
 
 
 def _openssl(args: Sequence[str], cwd: Path) -> None:
@@ -81,16 +98,19 @@ def _openssl(args: Sequence[str], cwd: Path) -> None:
         raise RuntimeError(f"openssl {' '.join(args)} failed: {result.stderr.strip()}")
 
 
-def _make_ca(directory: Path, stem: str, common_name: str) -> None:
+def make_ca(directory: Path, stem: str, common_name: str) -> None:
+    """A self-signed CA: STEM.key and STEM.pem in DIRECTORY."""
     # EC P-256 as SROS2 uses; Cyclone's auth plugin accepts P-256 and RSA-2048.
     _openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
               '-keyout', f'{stem}.key', '-out', f'{stem}.pem', '-days', str(CERT_DAYS),
               '-subj', f'/CN={common_name}/O=DC-DRL test'], directory)
 
 
-def _make_certificate(directory: Path, ca_stem: str, identity: Identity) -> None:
-    name = identity.name
-    subject = '/' + identity.subject.replace(',', '/')  # 'CN=a,O=b' -> '/CN=a/O=b'
+def make_certificate(directory: Path, ca_stem: str, identity: Identity, stem: str = '') -> None:
+    """STEM.key and STEM.pem (default stem: the identity's name) signed by the CA CA_STEM."""
+    name = stem or identity.name
+    # 'CN=/a,O=b' -> '/CN=\/a/O=b' (openssl's -subj form; a '/' inside a value is escaped)
+    subject = ''.join('/' + part.replace('/', '\\/') for part in identity.subject.split(','))
     _openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
               '-keyout', f'{name}.key', '-out', f'{name}.csr', '-subj', subject], directory)
     _openssl(['x509', '-req', '-in', f'{name}.csr', '-CA', f'{ca_stem}.pem', '-CAkey', f'{ca_stem}.key',
@@ -161,16 +181,17 @@ def permissions_xml(identity: Identity, domain_id: int = DOMAIN_ID, days: int = 
 '''
 
 
-def _sign(directory: Path, stem: str, ca_stem: str = 'permissions_ca') -> None:
+def sign(directory: Path, stem: str, ca_stem: str = 'permissions_ca') -> None:
     """S/MIME-signs STEM.xml with a permissions CA into STEM.p7s (what the AC plugin verifies)."""
     _openssl(['smime', '-sign', '-text', '-in', f'{stem}.xml', '-out', f'{stem}.p7s',
               '-signer', f'{ca_stem}.pem', '-inkey', f'{ca_stem}.key'], directory)
 
 
-def find_plugin_dir() -> Optional[str]:
-    for directory in sorted(glob.glob(PLUGIN_DIR_GLOB)):
+def find_plugin_dir(named: Optional[str] = None) -> Optional[str]:
+    """NAMED (e.g. ROS 2's lib/, from `secure_ros2.py binding`) or Debian's directory, if it holds the plugins."""
+    for directory in [named] if named else sorted(glob.glob(PLUGIN_DIR_GLOB)):
         if all(os.path.exists(os.path.join(directory, name)) for name in PLUGIN_NAMES):
-            return directory
+            return os.path.abspath(directory)  # Cyclone loads the plugins by this path
     return None
 
 
@@ -208,16 +229,16 @@ def make_pki(directory: Path, identities: Sequence[Identity], plugin_dir: str,
     prefixes = sorted({'foreign_' if identity.foreign_ca else '' for identity in identities})
     for prefix in prefixes:
         owner = 'Some other' if prefix else 'DC-DRL test'
-        _make_ca(directory, f'{prefix}identity_ca', f'{owner} identity CA')
-        _make_ca(directory, f'{prefix}permissions_ca', f'{owner} permissions CA')
+        make_ca(directory, f'{prefix}identity_ca', f'{owner} identity CA')
+        make_ca(directory, f'{prefix}permissions_ca', f'{owner} permissions CA')
         (directory / f'{prefix}governance.xml').write_text(governance_xml(domain_id))
-        _sign(directory, f'{prefix}governance', f'{prefix}permissions_ca')
+        sign(directory, f'{prefix}governance', f'{prefix}permissions_ca')
     configs = {}
     for identity in identities:
         prefix = 'foreign_' if identity.foreign_ca else ''
-        _make_certificate(directory, f'{prefix}identity_ca', identity)
+        make_certificate(directory, f'{prefix}identity_ca', identity)
         (directory / f'{identity.name}_permissions.xml').write_text(permissions_xml(identity, domain_id))
-        _sign(directory, f'{identity.name}_permissions', f'{prefix}permissions_ca')
+        sign(directory, f'{identity.name}_permissions', f'{prefix}permissions_ca')
         xml = cyclone_security_xml(directory, identity.name, plugin_dir, prefix)
         (directory / f'{identity.name}_security.xml').write_text(xml + '\n')
         configs[identity.name] = xml
@@ -266,40 +287,47 @@ def secure_python_problem(python: str) -> Optional[str]:
         return f'{python} has no usable cyclonedds: {result.stderr.strip().splitlines()[-1:]}'
     version, library = result.stdout.split()[:2]
     if not version.startswith('0.10.'):
-        return (f'{python} has cyclonedds {version}; the security plugins need the 0.10.x binding '
-                f'built against Debian libddsc 0.10.2 (docs/security.md)')
+        return (f'{python} has cyclonedds {version}; the security plugins need the 0.10.x binding built '
+                f'against a libddsc 0.10 with DDS Security (ROS 2 Jazzy\'s or Debian\'s; docs/security.md)')
     real = os.path.realpath(library)
     if not os.path.exists(real) or b'IdentityCertificate' not in Path(real).read_bytes():
         return f'{python} uses {real}, a libddsc built without DDS Security'
     return None
 
 
-def prerequisites(python: Optional[str]) -> list[str]:
-    """Every missing prerequisite of ``demo``, as a sentence each (empty: ready)."""
-    problems = []
+def host_problems() -> list[str]:
+    """What this machine lacks for a two-namespace proof, as a sentence each (empty: ready)."""
     if not sys.platform.startswith('linux'):
         return [f'needs Linux (this is {sys.platform})']
+    problems = []
     if os.geteuid() != 0:
         problems.append('needs root (network namespaces and raw packet capture)')
     for tool in ('ip', 'tc', 'openssl'):
         if shutil.which(tool) is None:
             problems.append(f"'{tool}' not found")
-    if find_plugin_dir() is None:
-        problems.append('no DDS Security plugins (libdds_security_{auth,ac,crypto}.so) in '
-                        f'{PLUGIN_DIR_GLOB}: apt-get install libddsc0debian cyclonedds-dev')
-    if not python:
-        problems.append(f'no secure Python given (--python or ${SECURE_PYTHON_ENV}): a Python with '
-                        'cyclonedds 0.10.x built against Debian libddsc 0.10.2 (docs/security.md)')
-    else:
-        problem = secure_python_problem(python)
-        if problem:
-            problems.append(problem)
     if not problems:
         sys.path.insert(0, NODE_PATHS[0])
         from dcdrl_core.netns import netns_available
         available, reason = netns_available()
         if not available:
             problems.append(reason)
+    return problems
+
+
+def prerequisites(python: Optional[str], plugin_dir: Optional[str] = None) -> list[str]:
+    """Every missing prerequisite of ``demo``, as a sentence each (empty: ready)."""
+    problems = host_problems()
+    if find_plugin_dir(plugin_dir) is None:
+        problems.append('no DDS Security plugins (libdds_security_{auth,ac,crypto}.so) in '
+                        f'{plugin_dir or PLUGIN_DIR_GLOB}: `secure_ros2.py binding` names ROS 2\'s '
+                        '(--plugin-dir), or apt-get install libddsc0debian cyclonedds-dev')
+    if not python:
+        problems.append(f'no secure Python given (--python or ${SECURE_PYTHON_ENV}): a Python with cyclonedds '
+                        '0.10.x built against a libddsc with DDS Security (`secure_ros2.py binding`; docs/security.md)')
+    else:
+        problem = secure_python_problem(python)
+        if problem:
+            problems.append(problem)
     return problems
 
 
@@ -394,6 +422,12 @@ def adapt_cyclonedds_010() -> None:
         setattr(cls, f'get_matched_{kind}s', handles)
         setattr(cls, f'get_matched_{kind}_data', data)
 
+    # The runtime gives Cyclone 11 0.10's peer pinging with InitialLocatorPruneDelay, an element that
+    # 0.10 refuses ("unknown element") and does not need: it keeps announcing itself to every peer.
+    from dcdrl_core.runtime import context
+    context.PEER_PINGING = re.sub(r'<InitialLocatorPruneDelay>[^<]*</InitialLocatorPruneDelay>', '',
+                                  context.PEER_PINGING)
+
 
 def run_node(argv: list[str]) -> int:
     """Runs `dcdrl run ARGV...` in this (secure) Python, adapting a 0.10.x binding first."""
@@ -406,172 +440,28 @@ def run_node(argv: list[str]) -> int:
     return main(['run', *argv])
 
 
-# ------------------------------------------------------------------------------- capture
-_STOP = False
-
-
-def capture(interface: str, out: str, max_seconds: float) -> int:
-    """Writes every frame on INTERFACE to a pcap file until SIGINT/SIGTERM or MAX_SECONDS."""
-    def stop(*_: Any) -> None:
-        global _STOP
-        _STOP = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))  # ETH_P_ALL
-    sock.bind((interface, 0))
-    sock.settimeout(0.2)
-    deadline = time.monotonic() + max_seconds
-    with open(out, 'wb') as pcap:
-        pcap.write(struct.pack('<IHHiIII', 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))  # LINKTYPE_ETHERNET
-        print(f'CAPTURING on {interface}', flush=True)
-        while not _STOP and time.monotonic() < deadline:
-            try:
-                frame = sock.recv(65535)
-            except socket.timeout:
-                continue
-            now = time.time()
-            pcap.write(struct.pack('<IIII', int(now), int((now % 1) * 1e6), len(frame), len(frame)) + frame)
-    print('CAPTURE DONE', flush=True)
-    return 0
-
-
-# RTPS submessage ids (DDSI-RTPS 2.x and DDS Security 1.1) and the built-in writers whose DATA a
-# secured Cyclone participant sends in the clear: participant announcements and the authentication
-# handshake (both unprotected by the DDS Security design), automatic-liveliness messages sent
-# before a peer is authenticated (the participant's GUID prefix and a kind), and, when an endpoint
-# is deleted, a dispose on the plain discovery writer that carries only the endpoint's GUID.
-_DATA_IDS = {0x15, 0x16}          # DATA, DATA_FRAG
-_SRTPS_PREFIX = 0x33
-_HANDSHAKE = 'authentication_handshake'
-_ENDPOINT_DISPOSE = 'endpoint_dispose'
-_CLEAR_BUILTIN = {bytes.fromhex('000100c2'): 'participant_announcement',
-                  bytes.fromhex('000201c3'): _HANDSHAKE,
-                  bytes.fromhex('000200c2'): 'liveliness'}
-_SEDP_WRITERS = {bytes.fromhex('000003c2'), bytes.fromhex('000004c2')}  # plain publication/subscription
-_PID_SENTINEL, _PID_STATUS_INFO, _PID_ENDPOINT_GUID = 0x0001, 0x0071, 0x005A
-_SECURE_MARK = b'DDS:Auth:PKI-DH'  # the identity token in a secured participant's announcement
-
-
-def analyse_pcap(path: str, needles: Sequence[bytes]) -> dict[str, Any]:
-    """Counts the RTPS traffic in a pcap file, split by sender: participants with DDS Security
-    (those whose announcement carries an identity token) and the others."""
-    messages = []  # (guid prefix, RTPS message)
-    udp_packets = 0
-    for payload in _udp_payloads(Path(path).read_bytes()):
-        udp_packets += 1
-        if payload[:4] == b'RTPS' and len(payload) >= 24:
-            messages.append((payload[8:20], payload))
-    secure_senders = {prefix for prefix, message in messages if _SECURE_MARK in message}
-    stats: dict[str, Any] = {'udp_packets': udp_packets, 'rtps_messages': len(messages),
-                             'secure_participants': len(secure_senders),
-                             'other_participants': len({p for p, _ in messages} - secure_senders)}
-    for group in ('from_secure', 'from_others'):
-        stats[group] = {'messages': 0, 'bytes': 0, 'srtps_protected': 0, 'plain_data_by_writer': {},
-                        'needles': {n.decode(): {'in_handshake': 0, 'elsewhere': 0} for n in needles}}
-    for prefix, message in messages:
-        group = stats['from_secure' if prefix in secure_senders else 'from_others']
-        group['messages'] += 1
-        group['bytes'] += len(message)
-        submessages = _submessages(message)
-        writers = [_writer_kind(flags, body) for kind, flags, body in submessages
-                   if kind in _DATA_IDS and len(body) >= 12]
-        for needle in needles:
-            if needle in message:  # where: in a handshake message (the permissions document) or elsewhere
-                where = 'in_handshake' if _HANDSHAKE in writers else 'elsewhere'
-                group['needles'][needle.decode()][where] += 1
-        if submessages and submessages[0][0] == _SRTPS_PREFIX:
-            group['srtps_protected'] += 1
-            continue
-        for writer in writers:
-            group['plain_data_by_writer'][writer] = group['plain_data_by_writer'].get(writer, 0) + 1
-    return stats
-
-
-def _udp_payloads(pcap: bytes) -> list[bytes]:
-    payloads, offset = [], 24
-    while offset + 16 <= len(pcap):
-        captured = struct.unpack_from('<I', pcap, offset + 8)[0]
-        frame = pcap[offset + 16: offset + 16 + captured]
-        offset += 16 + captured
-        if len(frame) >= 42 and frame[12:14] == b'\x08\x00' and frame[23] == 17:  # IPv4, UDP
-            payloads.append(frame[14 + (frame[14] & 0x0F) * 4 + 8:])
-    return payloads
-
-
-def _submessages(message: bytes) -> list[tuple[int, int, bytes]]:
-    """(submessage id, flags, body) for each submessage after the 20-byte RTPS header."""
-    found, position = [], 20
-    while position + 4 <= len(message):
-        kind, flags = message[position], message[position + 1]
-        length = struct.unpack_from('<H' if flags & 1 else '>H', message, position + 2)[0]
-        end = len(message) if length == 0 else position + 4 + length  # 0: to the end of the message
-        found.append((kind, flags, message[position + 4:end]))
-        position = end
-    return found
-
-
-def _writer_kind(flags: int, body: bytes) -> str:
-    """What a plain DATA(_FRAG) submessage is, by its writer (and, for discovery, its content)."""
-    writer = body[8:12]
-    if writer in _CLEAR_BUILTIN:
-        return _CLEAR_BUILTIN[writer]
-    if writer in _SEDP_WRITERS and _is_guid_only_dispose(flags, body):
-        return _ENDPOINT_DISPOSE
-    return 'other:' + writer.hex()
-
-
-def _parameters(data: bytes, offset: int, little: bool) -> tuple[dict[int, bytes], int]:
-    """A parameter list from OFFSET: ({pid: value}, offset after the sentinel); -1 if malformed."""
-    found = {}
-    while offset + 4 <= len(data):
-        pid, length = struct.unpack_from('<HH' if little else '>HH', data, offset)
-        if pid == _PID_SENTINEL:
-            return found, offset + 4
-        found[pid & 0x3FFF] = data[offset + 4: offset + 4 + length]
-        offset += 4 + length
-    return found, -1
-
-
-def _is_guid_only_dispose(flags: int, body: bytes) -> bool:
-    """A DATA with status info 'disposed/unregistered' whose payload is only an endpoint GUID."""
-    little = bool(flags & 0x01)
-    if not flags & 0x02:  # no inline QoS, so no status info
-        return False
-    inline_offset = 4 + struct.unpack_from('<H' if little else '>H', body, 2)[0]
-    inline, offset = _parameters(body, inline_offset, little)
-    status = inline.get(_PID_STATUS_INFO, b'')
-    if offset < 0 or len(status) != 4 or not status[3] & 0x03:
-        return False
-    payload = body[offset:]
-    if len(payload) < 4:
-        return True  # no serialized data at all
-    pl_little = payload[1] in (0x01, 0x03)  # CDR_LE / PL_CDR_LE encapsulation
-    fields, end = _parameters(payload, 4, pl_little)
-    return end > 0 and set(fields) <= {_PID_ENDPOINT_GUID}
-
-
 # ------------------------------------------------------------------------------- the proof
-def _heard(lines: Sequence[str]) -> list[str]:
+def heard_texts(lines: Sequence[str]) -> list[str]:
     return [line.split(HEARD, 1)[1].rstrip(']') for line in lines if HEARD in line]
 
 
-def demo(python: str, seconds: float, plugin_dir: str, timeout: float = 60.0, keep: Optional[str] = None) -> dict:
+def demo(python: str, seconds: float, plugin_dir: str, timeout: float = 60.0, keep: Optional[str] = None,
+         domain_id: int = DOMAIN_ID) -> dict:
     """The proof (module docstring); KEEP: a directory that gets the PKI and the two captures
     (else a temporary directory, deleted at the end)."""
     sys.path.insert(0, NODE_PATHS[0])
     from dcdrl_core.netns import Testbed
-    talker = Identity('talker', publish=['rt/chatter', 'ros_discovery_info'])
-    listener = Identity('listener', subscribe=['rt/chatter'], publish=['ros_discovery_info'])
-    forged = Identity('forged', subscribe=['rt/chatter'], publish=['ros_discovery_info'], foreign_ca=True)
-    unpermitted = Identity('unpermitted', publish=['ros_discovery_info'])  # may not read rt/chatter
+    talker = node_identity('talker', publish=['rt/chatter'])
+    listener = node_identity('listener', subscribe=['rt/chatter'])
+    forged = node_identity('forged', subscribe=['rt/chatter'], foreign_ca=True)
+    unpermitted = node_identity('unpermitted')  # may not read rt/chatter
     result: dict[str, Any] = {'python': python, 'plugin_dir': plugin_dir}
     with tempfile.TemporaryDirectory(prefix='dcdrl-pki-') as tmp:
         work = Path(keep) if keep else Path(tmp)
-        configs = make_pki(work / 'pki', [talker, listener, forged, unpermitted], plugin_dir)
+        configs = make_pki(work / 'pki', [talker, listener, forged, unpermitted], plugin_dir, domain_id)
         with Testbed(hosts=('alice', 'bob'), subnet='10.78.0.0/24') as bed:
             def env(host: str, identity: Optional[str]) -> dict[str, str]:
-                base = bed.dds_env(host, DOMAIN_ID, DCDRL_BACKEND='cyclone', PYTHONPATH=os.pathsep.join(NODE_PATHS))
+                base = bed.dds_env(host, domain_id, DCDRL_BACKEND='cyclone', PYTHONPATH=os.pathsep.join(NODE_PATHS))
                 base.pop('CYCLONEDDS_URI', None)
                 if identity:
                     base['CYCLONEDDS_URI'] = configs[identity]
@@ -581,25 +471,21 @@ def demo(python: str, seconds: float, plugin_dir: str, timeout: float = 60.0, ke
                 argv = [python, str(SCRIPT), 'node', 'dcdrl_core', executable, '--ros-args', '-r', f'__node:={name}']
                 return bed.run(host, argv, env(host, identity))
 
-            def start_capture(label: str) -> tuple[Any, str]:
-                path = str(work / f'{label}.pcap')
-                child = bed.run('alice', [sys.executable, str(SCRIPT), 'capture', 'eth0', path, str(timeout * 3)])
-                child.wait_for_line('CAPTURING', timeout)
-                return child, path
-
             # 1. plaintext control: the capture must see the payload and the topic name
-            cap, path = start_capture('plain')
+            path = str(work / 'plain.pcap')
+            cap = start_capture(bed, 'alice', path, timeout)
             nodes = {'talker': node('alice', 'talker', 'talker', None),
                      'listener': node('bob', 'listener', 'listener', None)}
             started = time.monotonic()
             nodes['listener'].wait_for_line(HEARD, timeout)
             result['plain_first_sample_s'] = round(time.monotonic() - started, 2)
-            _run_for(seconds, nodes, cap)
-            result['plain'] = {'heard': len(_heard(nodes['listener'].lines)),
+            run_for(seconds, nodes, cap)
+            result['plain'] = {'heard': len(heard_texts(nodes['listener'].lines)),
                                'capture': analyse_pcap(path, [PAYLOAD_TEXT, TOPIC_TEXT])}
 
             # 2. secured: one permitted listener, three intruders in the same namespace
-            cap, path = start_capture('secure')
+            path = str(work / 'secure.pcap')
+            cap = start_capture(bed, 'alice', path, timeout)
             nodes = {'talker': node('alice', 'talker', 'talker', 'talker'),
                      'listener': node('bob', 'listener', 'listener', 'listener'),
                      'no_security': node('bob', 'listener', 'intruder_plain', None),
@@ -608,20 +494,21 @@ def demo(python: str, seconds: float, plugin_dir: str, timeout: float = 60.0, ke
             started = time.monotonic()
             nodes['listener'].wait_for_line(HEARD, timeout)
             result['secure_first_sample_s'] = round(time.monotonic() - started, 2)
-            _run_for(seconds, nodes, cap)
-            heard = _heard(nodes['listener'].lines)
+            run_for(seconds, nodes, cap)
+            heard = heard_texts(nodes['listener'].lines)
             result['secure'] = {
                 'heard': len(heard),
                 'all_from_talker': all(re.fullmatch(r'Hello World: \d+', text) for text in heard),
-                'intruders_heard': {k: len(_heard(nodes[k].lines)) for k in INTRUDERS},
-                'intruder_errors': {k: _errors(nodes[k].lines) for k in INTRUDERS},
-                'refusals_logged_by_talker_and_listener': _errors(nodes['talker'].lines + nodes['listener'].lines),
+                'intruders_heard': {k: len(heard_texts(nodes[k].lines)) for k in INTRUDERS},
+                'intruder_errors': {k: refusal_lines(nodes[k].lines) for k in INTRUDERS},
+                'refusals_logged_by_talker_and_listener': refusal_lines(nodes['talker'].lines
+                                                                        + nodes['listener'].lines),
                 'capture': analyse_pcap(path, [PAYLOAD_TEXT, TOPIC_TEXT])}
     result['ok'] = _verdict(result)
     return result
 
 
-def _run_for(seconds: float, nodes: dict[str, Any], capture_child: Any) -> None:
+def run_for(seconds: float, nodes: dict[str, Any], capture_child: Any) -> None:
     """Lets the graph run SECONDS more (a fixed measuring window), then stops every process."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -631,32 +518,21 @@ def _run_for(seconds: float, nodes: dict[str, Any], capture_child: Any) -> None:
     capture_child.stop()
 
 
-def _errors(lines: Sequence[str]) -> list[str]:
+def refusal_lines(lines: Sequence[str]) -> list[str]:
     """The first lines that say why a participant was refused (Cyclone's log, a DDSException)."""
     found = [line.strip()[:300] for line in lines if 'DDSException' in line]
     found += [line.strip()[:300] for line in lines if any(mark in line for mark in ('failed', 'Error', 'FATAL'))]
     return found[:2]
 
 
-def _seen(counts: dict) -> int:
-    return counts['in_handshake'] + counts['elsewhere']
-
-
 def _verdict(result: dict) -> bool:
     """Plain run: the capture sees payload and topic name. Secured run: the listener hears the
-    talker, no intruder hears anything, the secured participants never send the payload text in the
-    clear, the topic name only inside the permissions document of the handshake, no plain DATA
-    but from the built-in writers, and SRTPS-protected messages flow."""
+    talker, no intruder hears anything, and the capture is clean (secure_capture_is_clean)."""
     plain, secure = result['plain'], result['secure']
-    clear = secure['capture']['from_secure']
-    return (plain['heard'] > 0 and all(_seen(v) > 0 for v in plain['capture']['from_others']['needles'].values())
+    return (plain['heard'] > 0 and plain_capture_shows_text(plain['capture'])
             and secure['heard'] > 0 and secure['all_from_talker']
             and not any(secure['intruders_heard'].values())
-            and secure['capture']['secure_participants'] >= 2
-            and _seen(clear['needles'][PAYLOAD_TEXT.decode()]) == 0
-            and clear['needles'][TOPIC_TEXT.decode()]['elsewhere'] == 0
-            and set(clear['plain_data_by_writer']) <= set(_CLEAR_BUILTIN.values()) | {_ENDPOINT_DISPOSE}
-            and clear['srtps_protected'] > 0)
+            and secure_capture_is_clean(secure['capture'], PAYLOAD_TEXT.decode(), TOPIC_TEXT.decode()))
 
 
 # ------------------------------------------------------------------------------- latency
@@ -714,43 +590,41 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     sub = parser.add_subparsers(dest='command', required=True)
     python_help = f'the secure Python (default ${SECURE_PYTHON_ENV})'
-    check = sub.add_parser('check', help='list missing prerequisites')
+    plugins = argparse.ArgumentParser(add_help=False)
+    plugins.add_argument('--plugin-dir', help=f'where libdds_security_*.so are (default: {PLUGIN_DIR_GLOB})')
+    check = sub.add_parser('check', help='list missing prerequisites', parents=[plugins])
     check.add_argument('--python', default=os.environ.get(SECURE_PYTHON_ENV), help=python_help)
-    pki = sub.add_parser('pki', help='write a test PKI and Cyclone security XML into DIR')
+    pki = sub.add_parser('pki', help='write a test PKI and Cyclone security XML into DIR', parents=[plugins])
     pki.add_argument('directory')
     pki.add_argument('--identity', action='append', default=[], metavar='NAME:pub=T,..:sub=T,..',
-                     help="e.g. talker:pub=rt/chatter,ros_discovery_info (DDS topic names, '*' for all); "
-                          "default: talker and listener of /chatter")
+                     help="e.g. talker:pub=rt/chatter (DDS topic names, '*' for all; what every node uses is "
+                          "added: NODE_PUBLISH, NODE_SUBSCRIBE); default: talker and listener of /chatter")
     pki.add_argument('--domain-id', type=int, default=DOMAIN_ID)
-    enclave = sub.add_parser('enclave-xml', help='print the Cyclone security XML for an SROS2 enclave directory')
+    enclave = sub.add_parser('enclave-xml', help='print the Cyclone security XML for an SROS2 enclave directory',
+                             parents=[plugins])
     enclave.add_argument('enclave_dir', help='KEYSTORE/enclaves/NAME (made by ros2 security create_enclave)')
-    run = sub.add_parser('demo', help='the two-namespace proof; last line is JSON')
+    run = sub.add_parser('demo', help='the two-namespace proof; last line is JSON', parents=[plugins])
     run.add_argument('--python', default=os.environ.get(SECURE_PYTHON_ENV), help=python_help)
     run.add_argument('--seconds', type=float, default=4.0, help='measuring window per phase (default 4)')
     run.add_argument('--keep', metavar='DIR', help='keep the PKI and the captures (pcap) in DIR')
-    lat = sub.add_parser('latency', help='ddsperf ping/pong plain vs secure; last line is JSON')
+    run.add_argument('--domain-id', type=int, default=DOMAIN_ID)
+    lat = sub.add_parser('latency', help='ddsperf ping/pong plain vs secure; last line is JSON', parents=[plugins])
     lat.add_argument('--seconds', type=float, default=5.0)
     lat.add_argument('--size', type=int, default=12, help='ddsperf KS payload bytes (>= 12)')
-    cap = sub.add_parser('capture', help='(internal) raw capture to pcap')
-    cap.add_argument('interface')
-    cap.add_argument('out')
-    cap.add_argument('max_seconds', type=float)
     args = parser.parse_args(argv)
 
-    if args.command == 'capture':
-        return capture(args.interface, args.out, args.max_seconds)
-    plugin_dir = find_plugin_dir()
+    plugin_dir = find_plugin_dir(args.plugin_dir)
     if args.command == 'check':
-        problems = prerequisites(args.python)
+        problems = prerequisites(args.python, args.plugin_dir)
         print('\n'.join(f'missing: {p}' for p in problems) if problems else f'ready (plugins in {plugin_dir})')
         return 1 if problems else 0
     if plugin_dir is None:
-        print(f'no DDS Security plugins in {PLUGIN_DIR_GLOB}: apt-get install libddsc0debian', file=sys.stderr)
+        print(f'no DDS Security plugins in {args.plugin_dir or PLUGIN_DIR_GLOB}: see `secure_dds.py check`',
+              file=sys.stderr)
         return 1
     if args.command == 'pki':
         identities = [_parse_identity(text) for text in args.identity] or [
-            Identity('talker', publish=['rt/chatter', 'ros_discovery_info']),
-            Identity('listener', subscribe=['rt/chatter'], publish=['ros_discovery_info'])]
+            node_identity('talker', publish=['rt/chatter']), node_identity('listener', subscribe=['rt/chatter'])]
         make_pki(Path(args.directory), identities, plugin_dir, args.domain_id)
         for identity in identities:
             xml_path = Path(args.directory).resolve() / f'{identity.name}_security.xml'
@@ -766,18 +640,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command == 'latency':
         print(json.dumps(latency(args.seconds, plugin_dir, args.size)))
         return 0
-    problems = prerequisites(args.python)
+    problems = prerequisites(args.python, plugin_dir)
     if problems:
         print('\n'.join(f'missing: {p}' for p in problems), file=sys.stderr)
         return 1
-    result = demo(args.python, args.seconds, plugin_dir, keep=args.keep)
+    result = demo(args.python, args.seconds, plugin_dir, keep=args.keep, domain_id=args.domain_id)
     _print_summary(result)
     print(json.dumps(result))
     return 0 if result['ok'] else 1
 
 
 def _parse_identity(text: str) -> Identity:
-    """'NAME:pub=T1,T2:sub=T3' (DDS topic names, e.g. rt/chatter; '*' matches any)."""
+    """'NAME:pub=T1,T2:sub=T3' (DDS topic names, e.g. rt/chatter; '*' matches any), plus what every node uses."""
     name, *parts = text.split(':')
     if not re.fullmatch(r'[A-Za-z][A-Za-z0-9_]*', name):
         raise SystemExit(f'--identity {text!r}: NAME must be letters, digits and _')
@@ -787,7 +661,7 @@ def _parse_identity(text: str) -> Identity:
         if kind not in topics:
             raise SystemExit(f"--identity {text!r}: expected NAME:pub=T1,T2:sub=T3, got {part!r}")
         topics[kind] += [t for t in names.split(',') if t]
-    return Identity(name, topics['pub'], topics['sub'])
+    return node_identity(name, topics['pub'], topics['sub'])
 
 
 def _print_summary(result: dict) -> None:
@@ -795,13 +669,13 @@ def _print_summary(result: dict) -> None:
     p, c = plain['capture']['from_others'], secure['capture']['from_secure']
     payload, topic = PAYLOAD_TEXT.decode(), TOPIC_TEXT.decode()
     print(f"plain:  listener heard {plain['heard']} (first after {result['plain_first_sample_s']} s); "
-          f"{p['messages']} RTPS messages captured, payload text in {_seen(p['needles'][payload])}, "
-          f"topic name in {_seen(p['needles'][topic])}")
+          f"{p['messages']} RTPS messages captured, payload text in {seen_count(p['needles'][payload])}, "
+          f"topic name in {seen_count(p['needles'][topic])}")
     print(f"secure: listener heard {secure['heard']} (first after {result['secure_first_sample_s']} s); "
           f"intruders heard {secure['intruders_heard']}")
     print(f"secure capture, from the {secure['capture']['secure_participants']} secured participants: "
           f"{c['messages']} RTPS messages, {c['srtps_protected']} SRTPS-protected, DATA in the clear "
-          f"{c['plain_data_by_writer']}; payload text in {_seen(c['needles'][payload])}, topic name in "
+          f"{c['plain_data_by_writer']}; payload text in {seen_count(c['needles'][payload])}, topic name in "
           f"{c['needles'][topic]['in_handshake']} handshake messages (permissions document) and "
           f"{c['needles'][topic]['elsewhere']} others")
     print('OK' if result['ok'] else 'FAILED')

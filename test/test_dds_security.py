@@ -1,14 +1,13 @@
-"""DDS Security without ROS (scripts/secure_dds.py, docs/security.md).
+"""DDS Security (scripts/secure_dds.py, scripts/secure_ros2.py, scripts/rtps_capture.py; docs/security.md).
 
-The PKI, XML and capture-analysis tests need only ``openssl``. The end-to-end proof
-(test_secure_talker_listener_between_namespaces) needs what `make test`'s environment does not
-have, so it skips there and says what is missing: root and network namespaces, Debian's
-``libddsc0debian`` (the DDS Security plugins of Cyclone 0.10.2) and a Python whose
-``cyclonedds`` 0.10.2 is built against it, named by $DCDRL_SECURE_PYTHON.
+The PKI, keystore, XML and capture-analysis tests need only ``openssl``. The proofs run on the real
+ROS 2's Cyclone DDS 0.10.5 and its security plugins (fixture ``ros2``; they skip without a ROS 2,
+and fail instead under DCDRL_REQUIRE_ROS2=1, as in CI) between two network namespaces (root):
+ROS-free nodes secured with the binding built against that Cyclone (cached in .ros2/), and rclpy
+nodes with SROS2 enclaves beside ROS-free ones in one secured graph.
 """
 import importlib.util
 import json
-import os
 import shutil
 import struct
 import subprocess
@@ -18,13 +17,25 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / 'scripts' / 'secure_dds.py'
+from dcdrl_core import ros2_install
+from dcdrl_core.testing import ChildProcess, fresh_domain_id
 
-_spec = importlib.util.spec_from_file_location('secure_dds', SCRIPT)
-secure_dds = importlib.util.module_from_spec(_spec)
-sys.modules['secure_dds'] = secure_dds  # dataclasses look their module up by name
-_spec.loader.exec_module(secure_dds)
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = ROOT / 'scripts'
+TIMEOUT = 60.0
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up by name; the scripts import each other
+    spec.loader.exec_module(module)
+    return module
+
+
+rtps_capture = _load('rtps_capture')
+secure_dds = _load('secure_dds')
+secure_ros2 = _load('secure_ros2')
 
 needs_openssl = pytest.mark.skipif(shutil.which('openssl') is None, reason='openssl not found')
 PLUGIN_DIR = '/opt/plugins'  # only written into the XML by these tests, never loaded
@@ -163,7 +174,7 @@ def test_analyse_pcap_splits_senders_and_finds_clear_text(tmp_path):
         _rtps(plain, _data(sedp_sub, b'\x00\x03\x00\x00...rt/chatter...')),          # a plain reader announcement
         b'not rtps at all',
     ])
-    stats = secure_dds.analyse_pcap(str(path), [b'Hello World', b'rt/chatter'])
+    stats = rtps_capture.analyse_pcap(str(path), [b'Hello World', b'rt/chatter'])
     assert stats['udp_packets'] == 8 and stats['rtps_messages'] == 7
     assert (stats['secure_participants'], stats['other_participants']) == (1, 1)
     mine, others = stats['from_secure'], stats['from_others']
@@ -176,11 +187,19 @@ def test_analyse_pcap_splits_senders_and_finds_clear_text(tmp_path):
                                               'other:000004c2': 1}
     assert others['needles']['Hello World'] == {'in_handshake': 0, 'elsewhere': 1}
     assert others['needles']['rt/chatter'] == {'in_handshake': 0, 'elsewhere': 2}
+    assert rtps_capture.plain_capture_shows_text(stats)
+    # clean: what the secured participants sent; but one secured participant alone proves nothing
+    assert not rtps_capture.secure_capture_is_clean(stats, 'Hello World', 'rt/chatter')
+    assert rtps_capture.secure_capture_is_clean(dict(stats, secure_participants=2), 'Hello World', 'rt/chatter')
+    mine['plain_data_by_writer']['other:00000403'] = 1   # a plain user DATA from a secured participant
+    assert not rtps_capture.secure_capture_is_clean(dict(stats, secure_participants=2), 'Hello World', 'rt/chatter')
 
 
 def test_identity_option_and_missing_secure_python_are_explained(tmp_path):
     identity = secure_dds._parse_identity('camera:pub=rt/images,ros_discovery_info:sub=rt/policy')
-    assert (identity.publish, identity.subscribe) == (['rt/images', 'ros_discovery_info'], ['rt/policy'])
+    # what every node uses is added once (a grant without it stops the node at start)
+    assert identity.publish == ['rt/images', *secure_dds.NODE_PUBLISH]
+    assert identity.subscribe == ['rt/policy', *secure_dds.NODE_SUBSCRIBE]
     with pytest.raises(SystemExit, match='NAME must be'):
         secure_dds._parse_identity('1bad:pub=rt/x')
     with pytest.raises(SystemExit, match='expected NAME:pub='):
@@ -191,23 +210,109 @@ def test_identity_option_and_missing_secure_python_are_explained(tmp_path):
     assert problem is not None
 
 
-# --------------------------------------------------------------------------- the proof
-def _missing() -> list:
-    return secure_dds.prerequisites(os.environ.get(secure_dds.SECURE_PYTHON_ENV))
+# --------------------------------------------------------------------------- SROS2 keystores (openssl only)
+def _subject(cert: Path) -> set:
+    text = _openssl('x509', '-in', str(cert), '-noout', '-subject', '-nameopt', 'RFC2253', cwd=cert.parent).stdout
+    return set(text.strip().removeprefix('subject=').split(','))
+
+
+@needs_openssl
+def test_keystore_has_the_sros2_layout_and_trusts_only_its_own_cas(tmp_path):
+    talker = secure_ros2.enclave_identity('/talker', publish=['rt/chatter'])
+    learner = secure_ros2.enclave_identity('/dcdrl/learner', subscribe=['rt/dcdrl/replay/batches'])
+    enclaves = secure_ros2.make_keystore(tmp_path / 'keystore', [talker, learner], 42)
+    other = secure_ros2.make_keystore(tmp_path / 'other', [talker], 42)['/talker']
+    assert enclaves == {'/talker': tmp_path / 'keystore/enclaves/talker',
+                        '/dcdrl/learner': tmp_path / 'keystore/enclaves/dcdrl/learner'}  # where rcl looks
+    for folder in enclaves.values():
+        assert all((folder / name).is_file() for name in secure_dds.SROS2_ENCLAVE_FILES)
+        assert oct(folder.stat().st_mode & 0o777) == oct(0o700)  # its private key
+        assert _openssl('verify', '-CAfile', 'identity_ca.cert.pem', 'cert.pem', cwd=folder).returncode == 0
+        for document in ('permissions.p7s', 'governance.p7s'):
+            verified = _openssl('smime', '-verify', '-in', document, '-CAfile', 'permissions_ca.cert.pem', cwd=folder)
+            assert verified.returncode == 0, verified.stderr
+    assert oct((tmp_path / 'keystore/private').stat().st_mode & 0o777) == oct(0o700)  # the CA keys
+    assert not list((tmp_path / 'keystore/public').glob('*key*'))
+    # SROS2's subject: CN=<enclave>; the grant names exactly that subject
+    assert _subject(enclaves['/talker'] / 'cert.pem') == {'CN=/talker', 'O=DC-DRL test'}
+    grant = ET.fromstring((enclaves['/talker'] / 'permissions.xml').read_text()).find('permissions/grant')
+    assert set(grant.findtext('subject_name').split(',')) == _subject(enclaves['/talker'] / 'cert.pem')
+    assert grant.findtext('allow_rule/domains/id') == '42'
+    published = [t.text for t in grant.findall('allow_rule/publish/topics/topic')]
+    assert published == ['rt/chatter', *secure_dds.NODE_PUBLISH]
+    # another keystore's talker has the same subject but does not chain to our CA
+    assert _subject(other / 'cert.pem') == _subject(enclaves['/talker'] / 'cert.pem')
+    assert _openssl('verify', '-CAfile', str(enclaves['/talker'] / 'identity_ca.cert.pem'), 'cert.pem',
+                    cwd=other).returncode != 0
+    # a ROS-free node uses the same enclave folder
+    security = ET.fromstring(secure_dds.sros2_enclave_xml(enclaves['/talker'], PLUGIN_DIR)).find('Domain/Security')
+    assert security.findtext('Authentication/IdentityCertificate') == f"file:{enclaves['/talker']}/cert.pem"
+
+
+def test_enclave_names_are_checked():
+    with pytest.raises(ValueError, match="must look like /name"):
+        secure_ros2.enclave_identity('talker')
+    assert secure_ros2._parse_enclave('/a/b:sub=rt/x').subscribe[0] == 'rt/x'
+    with pytest.raises(SystemExit, match='expected /NAME:pub='):
+        secure_ros2._parse_enclave('/a:publish=rt/x')
+    with pytest.raises(SystemExit, match='must look like /name'):
+        secure_ros2._parse_enclave('/1a:pub=rt/x')
+
+
+def test_cyclone_home_is_the_prefix_with_plugins_and_headers(tmp_path):
+    prefix = tmp_path / 'ros'
+    (prefix / 'lib').mkdir(parents=True)
+    (prefix / 'lib/libddsc.so').write_bytes(b'one')
+    env = {'LD_LIBRARY_PATH': f"{tmp_path / 'elsewhere'}:{prefix / 'lib'}"}
+    with pytest.raises(RuntimeError, match='no Cyclone DDS with security plugins.*found in: .*ros/lib'):
+        secure_ros2.cyclone_home(env)
+    for name in secure_dds.PLUGIN_NAMES:
+        (prefix / 'lib' / name).write_bytes(b'')
+    (prefix / 'include/dds').mkdir(parents=True)
+    (prefix / 'include/dds/dds.h').write_text('')
+    (prefix / 'include/dds/features.h').write_text('#define DDS_HAS_SECURITY 1\n')
+    assert secure_ros2.cyclone_home(env) == prefix
+    assert secure_ros2.cyclone_home({'AMENT_PREFIX_PATH': str(prefix)}) == prefix
+    # the cached binding is keyed by the library it was built against
+    key = secure_ros2.binding_key(prefix, sys.executable)
+    assert secure_ros2.binding_key(prefix, sys.executable) == key
+    (prefix / 'lib/libddsc.so').write_bytes(b'two')
+    assert secure_ros2.binding_key(prefix, sys.executable) != key
+
+
+# --------------------------------------------------------------------------- the proofs (real ROS 2)
+@pytest.fixture(scope='module')
+def namespaces():
+    """Root, ip, tc, openssl and working network namespaces; else skip (fail under DCDRL_REQUIRE_ROS2=1)."""
+    problems = secure_dds.host_problems()
+    if problems:
+        message = 'the DDS Security proofs need ' + '; '.join(problems)
+        if ros2_install.required():
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope='module')
+def ros2_cyclone(ros2):
+    """(the ROS 2's Cyclone DDS prefix, a Python with cyclonedds 0.10.5 built against it); the binding is
+    built from its PyPI sdist once and cached in .ros2/cyclonedds-py-<key> (about 5 s)."""
+    home = secure_ros2.cyclone_home(ros2.environment())
+    return home, str(secure_ros2.secure_python(home))
+
+
+def _report(argv: list) -> dict:
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=240)
+    assert result.stdout.strip(), result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.dds
 @pytest.mark.slow
-def test_secure_talker_listener_between_namespaces():
-    missing = _missing()
-    if missing:
-        pytest.skip('DDS Security proof not run (not part of `make test`\'s environment; docs/security.md): '
-                    + '; '.join(missing))
-    python = os.environ[secure_dds.SECURE_PYTHON_ENV]
-    result = subprocess.run([sys.executable, str(SCRIPT), 'demo', '--python', python, '--seconds', '3'],
-                            capture_output=True, text=True, timeout=240)
-    assert result.stdout.strip(), result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+def test_secure_talker_listener_between_namespaces(namespaces, ros2_cyclone):
+    """ROS-free talker and listener on the ROS 2's Cyclone 0.10.5 with its security plugins."""
+    home, python = ros2_cyclone
+    report = _report([sys.executable, str(SCRIPTS / 'secure_dds.py'), 'demo', '--python', python,
+                      '--plugin-dir', str(home / 'lib'), '--seconds', '3', '--domain-id', str(fresh_domain_id())])
     plain, secure = report['plain'], report['secure']
     # without security, the capture sees what the talker sends (so it could see a leak)
     assert plain['heard'] > 0
@@ -217,6 +322,7 @@ def test_secure_talker_listener_between_namespaces():
     # nobody else hears anything: no security, a certificate from another CA, no read permission
     assert secure['intruders_heard'] == {'no_security': 0, 'foreign_ca': 0, 'not_permitted': 0}
     assert any('NOT_ALLOWED_BY_SECURITY' in line for line in secure['intruder_errors']['not_permitted'])
+    assert any('Certificate not valid' in line for line in secure['refusals_logged_by_talker_and_listener'])
     # the secured participants never put the payload on the wire in the clear
     mine = secure['capture']['from_secure']
     assert mine['needles']['Hello World'] == {'in_handshake': 0, 'elsewhere': 0}
@@ -224,4 +330,48 @@ def test_secure_talker_listener_between_namespaces():
     assert mine['srtps_protected'] > 0
     assert set(mine['plain_data_by_writer']) <= {'participant_announcement', 'authentication_handshake', 'liveliness',
                                                  'endpoint_dispose'}
-    assert report['ok'], result.stdout[-3000:]
+    assert report['ok'], json.dumps(report)[-3000:]
+
+
+@pytest.mark.dds
+@pytest.mark.slow
+def test_rclpy_enclaves_and_ros_free_nodes_in_one_secured_graph(namespaces, ros2, ros2_cyclone):
+    """rclpy nodes with SROS2 enclaves (keystore made with openssl) and ROS-free secured nodes, both ways."""
+    report = _report([sys.executable, str(SCRIPTS / 'secure_ros2.py'), 'demo', '--seconds', '3',
+                      '--domain-id', str(fresh_domain_id())])
+    plain, secure = report['plain'], report['secure']
+    assert plain['heard'] > 0 and rtps_capture.plain_capture_shows_text(plain['capture'])
+    # rclpy -> rclpy, rclpy -> ROS-free, ROS-free -> rclpy, each pair on its own topic
+    assert all(count > 0 for count in secure['heard'].values()), secure['heard']
+    assert set(secure['heard']) == {'listener', 'ros_free_listener', 'listener_of_ros_free'}
+    assert secure['all_from_talkers']
+    # the intruders ran and heard nothing; the one without read permission could not even subscribe
+    assert secure['intruders_heard'] == {'no_security': 0, 'foreign_ca': 0, 'not_permitted': 0}
+    assert secure['intruders_started']['no_security'] and secure['intruders_started']['foreign_ca']
+    assert 'rt/chatter' in secure['not_permitted_refusal']
+    assert secure['foreign_ca_refusals_logged']
+    capture = secure['capture']
+    assert capture['secure_participants'] >= 5  # two talkers and three listeners at least
+    assert capture['from_secure']['needles']['Hello World'] == {'in_handshake': 0, 'elsewhere': 0}
+    assert rtps_capture.secure_capture_is_clean(capture, 'Hello World', 'rt/chatter')
+    assert report['ok'], json.dumps(report)[-3000:]
+
+
+@pytest.mark.dds
+def test_enforce_starts_an_rclpy_node_only_with_its_enclave(ros2, tmp_path):
+    """ROS_SECURITY_STRATEGY=Enforce: no enclave folder, no node; ROS_SECURITY_ENCLAVE_OVERRIDE picks one."""
+    domain = fresh_domain_id()
+    keystore = tmp_path / 'keystore'
+    secure_ros2.make_keystore(keystore, [secure_ros2.enclave_identity('/talker', publish=['rt/chatter'])], domain)
+    env = secure_ros2.rclpy_environment(ros2)
+    env.update(secure_ros2.security_env(keystore), ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
+               DCDRL_BACKEND='rclpy')
+    talker = [shutil.which('python3', path=env['PATH']), '-m', 'dcdrl_core.cli', 'run', 'dcdrl_core', 'talker']
+    refused = subprocess.run([*talker, '--ros-args', '--enclave', '/nobody'], env=env, capture_output=True,
+                             text=True, timeout=TIMEOUT)
+    assert refused.returncode != 0
+    assert f"SECURITY ERROR: directory '{keystore}/enclaves/nobody' does not exist" in refused.stderr
+    env.update(secure_ros2.security_env(keystore, enclave='/talker'))  # wins over --enclave, as in rcl
+    with ChildProcess([*talker, '--ros-args', '--enclave', '/nobody'], env=env) as node:
+        node.wait_for_line(f'Found security directory: {keystore}/enclaves/talker', TIMEOUT)
+        node.wait_for_line('talker started', TIMEOUT)
