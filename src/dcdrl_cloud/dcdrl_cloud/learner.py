@@ -88,6 +88,9 @@ class LearnerConfig:
     generation_period_s: float = 30.0     # collective mode: submit the model with fitness this often
     tensorboard: bool = True              # TensorBoard event files besides scalars.csv
     progress_period_s: float = 10.0       # progress line on stdout; 0 = off
+    actor_lr: Optional[float] = None      # Adam learning rate of the actor; None: the preset's (the node
+    critic_lr: Optional[float] = None     # declares the preset's value, so `param get` shows the real one)
+    report: bool = True                   # report.md and PNG plots in output_dir at the end (report.py)
 
     def __post_init__(self) -> None:
         for name in ('env_id', 'network_preset', 'algorithm', 'device', 'mode', 'output_dir'):
@@ -126,6 +129,11 @@ class LearnerConfig:
         if isinstance(self.gamma, bool) or not isinstance(self.gamma, (int, float)) or self.gamma > 1 \
                 or math.isnan(self.gamma):
             raise ValueError(f'gamma must be in [0, 1] (or < 0 for the preset value), got {self.gamma!r}')
+        for name in ('actor_lr', 'critic_lr'):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not 0 < value < math.inf):
+                raise ValueError(f'{name} must be a finite number > 0, got {value!r}')
 
     def agent_config(self) -> AgentConfig:
         """The AgentConfig: the preset named by network_preset with this learner's overrides."""
@@ -136,6 +144,9 @@ class LearnerConfig:
             overrides['gamma'] = float(self.gamma)
         if self.actor_start >= 0:
             overrides['actor_start'] = self.actor_start
+        for name in ('actor_lr', 'critic_lr'):
+            if getattr(self, name) is not None:
+                overrides[name] = float(getattr(self, name))
         return AgentConfig.preset(self.network_preset, **overrides)
 
 
@@ -363,6 +374,16 @@ class EnvStepCounter:
         return self.total
 
 
+def waiting_for_replay(stored: Optional[int], needed: int) -> str:
+    """The line a learner without batches prints instead of NaN losses. ``stored``: the replay's
+    size from replay/stats (None: nothing heard yet); ``needed``: transitions before the first update."""
+    if stored is None:
+        return 'waiting for the replay buffer (nothing on replay/stats yet: is it running, in this namespace?)'
+    if stored < needed:
+        return f'waiting for the replay buffer ({stored:,} / {needed:,} transitions)'
+    return f'waiting for the replay buffer ({stored:,} transitions stored, no batch yet)'
+
+
 # ---------------------------------------------------------------------------------- evaluation
 def actor_policy(actor: NumpyActor, action_space: gymnasium.spaces.Box) -> Callable[[np.ndarray], np.ndarray]:
     """obs -> action of the deterministic actor (no exploration noise), clipped to the env's bounds."""
@@ -512,6 +533,7 @@ class Learner:
         self.eval_return = math.nan
         self.eval_cost = math.nan
         self.final_results: Optional[list[EvaluationResult]] = None
+        self.report_path: Optional[Path] = None
         self.generation_seen = 0
         self.submissions = 0
         self._last_sequence: Optional[int] = None
@@ -519,6 +541,9 @@ class Learner:
         self._period = _Period()
         self._last_stats = {'critic_loss': math.nan, 'actor_loss': math.nan, 'q_mean': math.nan}
         self._gamma_warned = False
+        self._replay_seen = False         # a ReplayStats arrived (the waiting line says so)
+        self._updates_at_start = self.updates
+        self._next_waiting_line = 0.0
         self._eval_actor = NumpyActor(self.agent_config.network, self.obs_dim, self.action_dim,
                                       self.agent.actor_state())
         self._eval_policy = actor_policy(self._eval_actor, self.env.action_space)
@@ -536,6 +561,11 @@ class Learner:
         except ValueError as error:
             raise ValueError(f'cannot resume from {self.checkpoint_path}: {error}; use another output_dir '
                              f'or resume:=false') from None
+        # The optimizers' state carries the learning rates it was saved with: this run's win.
+        for optimizer, lr in ((self.agent.actor_optim, self.agent_config.actor_lr),
+                              (self.agent.critic_optim, self.agent_config.critic_lr)):
+            for group in optimizer.param_groups:
+                group['lr'] = lr
         self.version = info.version
         self.resumed_from = info.version
         self.updates = int(info.extra.get('updates', 0))
@@ -577,6 +607,8 @@ class Learner:
         if self.final_results is not None:
             data['evaluation'] = str(self.output_dir / EVALUATION_JSON)
             data['table'] = {r.name: {k: r.summary.get(k) for k in ('return', 'cost')} for r in self.final_results}
+        if self.report_path is not None:
+            data['report'] = str(self.report_path)
         return data
 
     # ------------------------------------------------------------------ inputs (any thread)
@@ -619,6 +651,7 @@ class Learner:
         """The replay's own counters (ReplayStats): environment steps and its current size."""
         self.env_steps.observe(transitions_received)
         self.replay_size = int(size)
+        self._replay_seen = True
 
     def observe_generation(self, generation: int) -> None:
         """The parameter server's latest merged generation (collective mode)."""
@@ -676,6 +709,7 @@ class Learner:
                                  else math.inf)
         self._next_update = now
         self._rate_time, self._rate_updates, self._rate_steps = now, self.updates, self.env_steps.total
+        self._updates_at_start, self._next_waiting_line = self.updates, now
         if self.resumed_from is not None:
             self.out.log('info', f'resumed from {self.checkpoint_path}: version {self.version}, '
                                  f'{self.updates} updates')
@@ -801,7 +835,13 @@ class Learner:
                     'charts/version_lag_mean': stats['version_lag_mean'],
                     'charts/version_lag_max': stats['version_lag_max']}
                    if math.isfinite(stats['version_lag_mean']) else {})}, step=self.updates)
-            self.logger.progress(self.updates)
+            if self.updates > self._updates_at_start:
+                self.logger.progress(self.updates)
+            elif self.config.progress_period_s > 0 and now >= self._next_waiting_line:
+                # No batch yet: say what is missing instead of printing NaN losses.
+                self._next_waiting_line = now + self.config.progress_period_s
+                self.out.log('info', waiting_for_replay(self.replay_size if self._replay_seen else None,
+                                                        self.agent_config.critic_start))
         return stats
 
     def _log_episodes(self) -> None:
@@ -852,8 +892,24 @@ class Learner:
                 self.save_checkpoint()
                 self.final_evaluation()
                 self.save_checkpoint()  # learner.json with the table's numbers
+                self.write_report()
                 self.finished = True
             return self.summary()
+
+    def write_report(self) -> Optional[Path]:
+        """report.md and its plots in output_dir (report.py: the one report of a training run, the
+        launched graph's and make run's alike); None when off or when it failed (said in one line)."""
+        if not self.config.report:
+            return None
+        if self.logger is not None:
+            self.logger.flush()  # the plots read scalars.csv
+        try:
+            from dcdrl_cloud.report import build_report
+            self.report_path = build_report(self.output_dir, done=json_safe(self.summary()),
+                                            title=f'DC-DRL {self.config.mode} training on {self.config.env_id}')
+        except Exception as error:  # noqa: BLE001  (a failed plot must not cost the checkpoint or the table)
+            self.out.log('error', f'report not written: {type(error).__name__}: {error}')
+        return self.report_path
 
     def final_evaluation(self) -> list[EvaluationResult]:
         c = self.config
@@ -870,7 +926,12 @@ class Learner:
             'oracle_episodes': c.oracle_episodes if c.env_id in MEC_ENV_IDS else 0, 'seed': c.eval_seed,
             'architecture_id': self.architecture_id})
         if self.logger is not None:
-            self.logger.log_scalars({f'final/{r.name}/return': r.summary['return'] for r in results}, self.updates)
+            self.logger.log_scalars({f'final/{r.name}/{key}': r.summary[key] for r in results
+                                     for key in ('return', 'cost') if key in r.summary}, self.updates)
+            # The learning curve (eval/*, in TensorBoard and the report) ends at the table's number.
+            self.logger.log_scalars({'eval/return': self.eval_return,
+                                     **({'eval/cost': self.eval_cost} if math.isfinite(self.eval_cost) else {})},
+                                    step=self.updates)
         return results
 
     def close(self, evaluate: Optional[bool] = None) -> None:
@@ -887,6 +948,7 @@ class Learner:
                     self.finish(publish=False)  # at shutdown the publishers may be gone
                 else:
                     self.save_checkpoint()
+                    self.write_report()
         finally:
             if self.logger is not None:
                 self.logger.close()
@@ -909,4 +971,4 @@ class Learner:
 __all__ = ['BatchQueue', 'BatchRejected', 'CHECKPOINT_NAME', 'CreditTracker', 'EVALUATION_JSON', 'EVALUATION_MD',
            'EnvStepCounter', 'LagStats', 'Learner', 'LearnerConfig', 'LearnerOutputs', 'PUBLISHED_VERSION_NAME', 'SUMMARY_NAME',
            'SampledArrays', 'actor_policy', 'baseline_factories', 'env_dims', 'final_evaluation',
-           'json_safe', 'read_sampled_batch', 'write_evaluation']
+           'json_safe', 'read_sampled_batch', 'waiting_for_replay', 'write_evaluation']

@@ -8,11 +8,11 @@ declares the parameters, turns messages into calls and calls into messages. Trai
 the node's own thread; callbacks only validate and queue.
 
 When ``duration_s`` has elapsed the learner stops training, publishes its last weights,
-checkpoints, writes evaluation.json / evaluation.md and prints one line
-``TRAINING DONE {json}`` (version, updates, env_steps, eval_cost, eval_return, output_dir, wall_s,
-...). The node then stays up, idle (the main job stops the graph), or exits when
-``exit_when_done`` is true. Ctrl-C (destroy_node) stops the thread, checkpoints and writes the
-table (``evaluate_on_stop``).
+checkpoints, writes evaluation.json / evaluation.md, the run report (report.md + PNGs) and prints
+one line ``TRAINING DONE {json}`` (version, updates, env_steps, eval_cost, eval_return, output_dir,
+wall_s, report, ...). The node then stays up, idle, or exits when ``exit_when_done`` is true (a
+launch file with on_exit shutdown then ends the graph). Ctrl-C or SIGTERM (destroy_node) stops the
+thread, checkpoints and writes the table (``evaluate_on_stop``) and the report of what was done.
 
 Topics (relative; in /dcdrl unless started with -r __ns:=/other):
     sub  replay/batches          dcdrl_msgs/SampledBatch   reliable, keep-last 64
@@ -58,8 +58,12 @@ Parameters (name, default: meaning):
     actor_start -1: replay size before actor updates start; < 0 = the preset's (1000 dcdrl)
     generation_period_s 30.0: collective mode: model submission period
     tensorboard true: TensorBoard event files besides scalars.csv
-    progress_period_s 10.0: progress line on stdout; 0 = off
-    exit_when_done false: exit after TRAINING DONE instead of idling
+    progress_period_s 10.0: progress line on stdout (before the first batch: 'waiting for the replay
+        buffer (N / 1,000 transitions)'); 0 = off
+    actor_lr, critic_lr: Adam learning rates; default: the network preset's (`param get` shows it)
+    report true: report.md and PNG plots (learning curve vs baselines, version lag, throughput) in
+        output_dir when training ends or is stopped (dcdrl_cloud/report.py)
+    exit_when_done false: exit after TRAINING DONE (and the report) instead of idling
 """
 from __future__ import annotations
 
@@ -75,6 +79,7 @@ import numpy as np
 
 from dcdrl_core import ros
 from dcdrl_core.experience import MAX_ID_LENGTH
+from dcdrl_core.learning.agents import AgentConfig
 from dcdrl_core.live_parameters import Live, LiveParameters, config_fields, read_only
 from dcdrl_core.msg_arrays import set_array
 from dcdrl_core.names import DEFAULT_NAMESPACE
@@ -86,6 +91,9 @@ from dcdrl_msgs.msg import (
 from dcdrl_cloud.learner import BatchRejected, Learner, LearnerConfig, json_safe, read_sampled_batch
 
 _UINT_STATS = ('policy_version', 'updates', 'env_steps', 'replay_size', 'rejected_batches')
+# Parameters whose default is the network preset's value (one place: AGENT_PRESETS), with their description.
+PRESET_DEFAULTS = {'actor_lr': "Adam learning rate of the actor (default: the network preset's)",
+                   'critic_lr': "Adam learning rate of the critic (default: the network preset's)"}
 
 
 def _reliable(depth: int) -> Any:
@@ -154,7 +162,11 @@ class LearnerNode(ros.Node):
                             lambda **change: self.learner.reconfigure(**change)),
             'exit_when_done': Live(apply=lambda value: setattr(self, 'exit_when_done', value))})
         for spec in fields(LearnerConfig):
-            if spec.name != 'mode':
+            if spec.name in PRESET_DEFAULTS:  # declared with the network preset's value (AGENT_PRESETS)
+                preset = AgentConfig.preset(self.get_parameter('network_preset').value)
+                self.declare_parameter(spec.name, float(getattr(preset, spec.name)),
+                                       self.live.descriptor(spec.name, PRESET_DEFAULTS[spec.name]))
+            elif spec.name != 'mode':
                 self.declare_parameter(spec.name, spec.default, self.live.descriptor(spec.name))
         self.declare_parameter('exit_when_done', False, self.live.descriptor('exit_when_done'))
         check_no_unknown_parameters(self)

@@ -1,76 +1,128 @@
-"""`make run`: the main job, ROS-free, on loopback DDS, ending in a report.
+"""`make run` = `dcdrl run dcdrl_cloud train` = `ros2 run dcdrl_cloud train`: DC-DRL training on loopback
+DDS, ending in a report.
 
-Default: collective-capable DRL training (launch/train.launch.yaml): the replay buffer, the
-master learner, the parameter server and simulated clients exploring the multi-user MEC
-offloading environment. The learner trains for --duration seconds, evaluates itself against the
-baselines and the oracle, and prints TRAINING DONE; the job then stops the graph (Ctrl-C
-semantics) and writes runs/<name>/report.md with PNG plots (learning curve vs baselines, version
-lag, throughput) and the final evaluation table.
+Launches launch/train.launch.yaml (replay buffer, master learner, parameter server, simulated
+clients exploring the multi-user MEC offloading environment). The learner trains for --duration
+seconds, evaluates itself against the baselines and the oracle, writes report.md with PNG plots
+into the run folder and prints TRAINING DONE; the job then stops the graph and shows the table.
 
-`--graph stream` runs the pre-training stream demo instead (clients -> replay buffer, random actions).
+The screen shows the learner's progress, warnings and errors; every node's full output is in the
+run folder's log/ (--verbose shows it here too). Ctrl-C or SIGTERM stops the whole graph; the
+learner still writes the report of what was done so far (exit 0 once it is written, 1 without one).
+A node that ends early ends the job at once, with its reason (exit 1). Bad arguments: one line,
+exit 2, nothing started. --graph stream runs the pre-training stream demo instead (clients ->
+replay buffer, random actions).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 from pathlib import Path
-import selectors
-import signal
-import subprocess
 import sys
 import time
-from typing import Any, Optional, Sequence
+from typing import Any, NoReturn, Optional, Sequence
 
 from dcdrl_core.workspace import find_workspace_root
 
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
 
-def _report_line(line: str, marker: str) -> Optional[dict[str, Any]]:
-    """The JSON after ``marker`` when a node's output line (after the launch prefix) starts with it."""
-    text = line.split('] ', 1)[-1] if line.startswith('[') else line
-    if text.startswith(marker + ' '):
-        return json.loads(text[len(marker) + 1:])
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line instead of argparse's usage block
+        self.exit(EXIT_BAD_INPUT, f'{self.prog}: error: {message} (see --help)\n')
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or action.default is False:  # flags and options whose help says what happens without them
+            return action.help or ''
+        return super()._get_help_string(action)
+
+
+def _program_name() -> str:
+    """How the user started this job, for --help and the error lines."""
+    if Path(sys.argv[0]).name == 'train':  # the console script (ros2 run / dcdrl run)
+        return 'ros2 run dcdrl_cloud train' if os.environ.get('ROS_DISTRO') else 'dcdrl run dcdrl_cloud train'
+    return 'python -m dcdrl_cloud.main_job'
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=_program_name(), description=__doc__, formatter_class=_HelpFormatter)
+    parser.add_argument('--graph', choices=['train', 'stream'], default='train',
+                        help='train: the training graph; stream: the stream demo')
+    parser.add_argument('--duration', type=float, default=240.0, metavar='SECONDS',
+                        help='seconds of training (stream: of streaming); 0 = until Ctrl-C or SIGTERM')
+    parser.add_argument('--num-clients', type=int, default=2, choices=[1, 2, 3, 4], help='simulated clients')
+    parser.add_argument('--mode', choices=['central', 'collective'], default='central',
+                        help='central: clients act, the learner trains; collective: clients train too, '
+                             'the parameter server merges')
+    parser.add_argument('--env-id', default='dcdrl_sim/MecOffloadScores-v0',
+                        help="gymnasium id; dcdrl_sim/MecOffload-v0 is the paper's 2N action encoding, which "
+                             'DDPG learns far slower')
+    parser.add_argument('--seed', type=int, default=0, help='seed of the run (>= 0)')
+    parser.add_argument('--num-envs', type=int, default=8, help='stream demo: environment copies per client')
+    parser.add_argument('--params-file', default=None, metavar='YAML',
+                        help='ROS 2 parameter file instead of config/train.yaml (copy it and edit, e.g. the '
+                             "learner's actor_lr and critic_lr)")
+    parser.add_argument('--runs-dir', default=None, help='where run folders go (default: <workspace>/runs)')
+    screen = parser.add_mutually_exclusive_group()
+    screen.add_argument('-v', '--verbose', action='store_true', help="also show every node's output line")
+    screen.add_argument('-q', '--quiet', action='store_true',
+                        help="show only warnings, errors and the result, not the learner's progress")
+    return parser
+
+
+def check_arguments(args: argparse.Namespace) -> Optional[str]:
+    """What can be checked before anything starts; returns why the arguments are refused, or None."""
+    if not math.isfinite(args.duration) or args.duration < 0:
+        return f'--duration must be a number of seconds >= 0 (0 = until stopped), got {args.duration:g}'
+    if args.seed < 0:
+        return f'--seed must be >= 0, got {args.seed}'
+    if args.num_envs < 1:
+        return f'--num-envs must be >= 1, got {args.num_envs}'
+    problem = _check_env(args.env_id)
+    if problem:
+        return problem
+    if args.params_file is not None:
+        from dcdrl_core.param_files import ParameterFileError, parse_parameter_file
+        try:
+            parse_parameter_file(args.params_file)
+        except (OSError, ParameterFileError) as error:
+            return f'--params-file {args.params_file}: {error}'
+    runs = _runs_dir(args)
+    try:
+        runs.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        return f'--runs-dir {runs}: {error.strerror or error}'
+    if not os.access(runs, os.W_OK):
+        return f'--runs-dir {runs}: not writable'
     return None
 
 
-def run_graph(command: list[str], env: dict[str, str], stop_after: float, done_marker: Optional[str],
-              echo: bool = True) -> dict[str, dict[str, Any]]:
-    """Runs a launch command, shows its output, stops it (SIGINT) when ``done_marker`` appears or
-    ``stop_after`` seconds pass; returns the REPORT / done JSON lines it saw."""
-    launcher = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                                start_new_session=True)
-    found: dict[str, dict[str, Any]] = {}
-    deadline = time.monotonic() + stop_after
-    stopping = False
+def _check_env(env_id: str) -> Optional[str]:
+    import gymnasium
+    import dcdrl_sim  # noqa: F401  (registers the environments)
     try:
-        assert launcher.stdout is not None
-        selector = selectors.DefaultSelector()
-        selector.register(launcher.stdout, selectors.EVENT_READ)
-        while True:
-            timeout = None if stopping else max(0.0, deadline - time.monotonic())
-            if selector.select(timeout):
-                line = launcher.stdout.readline()
-                if not line:  # the launcher exited
-                    break
-                if echo:
-                    print(line, end='', flush=True)
-                for marker in ('REPORT', done_marker):
-                    if marker and (data := _report_line(line.rstrip('\n'), marker)) is not None:
-                        found[marker] = data
-                if done_marker in found and not stopping:
-                    os.killpg(launcher.pid, signal.SIGINT)  # the launcher stops its nodes cleanly
-                    stopping = True
-            elif not stopping:
-                print(f'main job: no {done_marker or "end"} within {stop_after:.0f} s; stopping the graph',
-                      flush=True)
-                os.killpg(launcher.pid, signal.SIGINT)
-                stopping = True
-        launcher.wait(60)
-    except KeyboardInterrupt:
-        os.killpg(launcher.pid, signal.SIGINT)
-        launcher.wait(60)
-        raise
-    return found
+        gymnasium.spec(env_id)
+    except gymnasium.error.Error:
+        known = sorted(name for name in gymnasium.registry if name.startswith('dcdrl_sim/'))
+        return f"--env-id {env_id!r} is not a registered environment (dcdrl_sim's: {', '.join(known)})"
+    from dcdrl_cloud.learner import env_dims
+    env = gymnasium.make(env_id)
+    try:
+        env_dims(env)
+    except ValueError as error:
+        return f'--env-id {env_id}: {error}'
+    finally:
+        env.close()
+    return None
+
+
+def _runs_dir(args: argparse.Namespace) -> Path:
+    return Path(args.runs_dir) if args.runs_dir else (find_workspace_root() or Path.cwd()) / 'runs'
 
 
 def _stream_table(report: dict[str, Any]) -> str:
@@ -87,64 +139,106 @@ def _stream_table(report: dict[str, Any]) -> str:
     return '\n'.join(lines)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--graph', choices=['train', 'stream'], default='train')
-    parser.add_argument('--duration', type=float, default=240.0, help='seconds of training (stream: of streaming)')
-    parser.add_argument('--num-clients', type=int, default=2, choices=[1, 2, 3, 4])
-    parser.add_argument('--mode', choices=['central', 'collective'], default='central')
-    parser.add_argument('--env-id', default='dcdrl_sim/MecOffloadScores-v0',
-                        help='MecOffload-v0: the paper\'s 2N action encoding, which DDPG learns far slower')
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--num-envs', type=int, default=8, help='stream demo: environment copies per client')
-    parser.add_argument('--runs-dir', default=None, help='where run folders go (default: <workspace>/runs)')
-    parser.add_argument('--quiet', action='store_true', help='do not echo the nodes\' output')
-    args = parser.parse_args(argv)
+def describe_done(done: dict[str, Any]) -> str:
+    """The TRAINING DONE line in words."""
+    table = done.get('table') or {}
+    learned, greedy = (table.get(name, {}).get('cost') for name in ('learned', 'greedy'))
+    text = (f"[learner] TRAINING DONE after {done.get('wall_s', 0):.0f} s: policy version {done.get('version')}, "
+            f"{done.get('updates', 0):,} updates, {done.get('env_steps', 0):,} environment steps")
+    if isinstance(learned, (int, float)):
+        text += f'; cost per step: learned {learned:.3g}'
+        if isinstance(greedy, (int, float)):
+            text += f', greedy {greedy:.3g}'
+    return text + '; stopping the graph'
 
+
+def _screen(args: argparse.Namespace) -> str:
+    return 'verbose' if args.verbose else 'quiet' if args.quiet else 'progress'
+
+
+def _launch_command(arguments: list[str]) -> list[str]:
+    return [sys.executable, '-m', 'dcdrl_core.cli', 'launch', 'dcdrl_cloud', *arguments]
+
+
+def run_stream(args: argparse.Namespace, env: dict[str, str], runs: Path, where: str) -> int:
+    from dcdrl_cloud.graph_job import GraphJob
+    run_dir = runs / f"stream_demo__{args.env_id.replace('/', '-')}__{int(time.time())}"
+    arguments = ['stream_demo.launch.yaml', f'num_envs:={args.num_envs}', f'env_id:={args.env_id}']
+    print(f"stream demo: {' '.join(arguments)} for {args.duration:.0f} s ({where})", flush=True)
+    job = GraphJob(_launch_command(arguments), env, run_dir / 'log', screen=_screen(args), focus=None)
+    result = job.run(stop_after=args.duration or None)
+    report = result.markers.get('REPORT')
+    if result.stop_reason == 'failure' or report is None:
+        why = result.failure or f'no report from the replay buffer (its output: {run_dir / "log"})'
+        print(f'main job: failed: {why}', file=sys.stderr, flush=True)
+        return EXIT_FAILED
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / 'report.json').write_text(json.dumps(report, indent=2))
+    print('\n=== DC-DRL stream demo report ===')
+    print(_stream_table(report))
+    print(f'report saved to {run_dir / "report.json"}', flush=True)
+    return 0
+
+
+def run_training(args: argparse.Namespace, env: dict[str, str], runs: Path, where: str) -> int:
+    from dcdrl_cloud.graph_job import GraphJob
+    run_dir = (runs / f"{args.env_id.replace('/', '-')}__{args.mode}__{args.seed}__{int(time.time())}").resolve()
+    arguments = ['train.launch.yaml', f'num_clients:={args.num_clients}', f'mode:={args.mode}',
+                 f'env_id:={args.env_id}', f'seed:={args.seed}', f'duration_s:={float(args.duration)}',
+                 f'output_dir:={run_dir}', f'expected_models:={args.num_clients + 1}']
+    if args.params_file:
+        arguments.append(f'params_file:={Path(args.params_file).resolve()}')
+    how_long = f'{args.duration:.0f} s of training' if args.duration else 'training until Ctrl-C'
+    print(f'DC-DRL {args.mode} training on {args.env_id}: {args.num_clients} clients, {how_long} ({where})\n'
+          f'  run folder: {run_dir}\n  dcdrl launch dcdrl_cloud {" ".join(arguments)}', flush=True)
+    job = GraphJob(_launch_command(arguments), env, run_dir / 'log', screen=_screen(args),
+                   done_marker='TRAINING DONE', describe_done=describe_done)
+    # Start-up (imports, discovery) and the final evaluation take time beyond the training itself.
+    result = job.run(stop_after=args.duration + 180.0 if args.duration else None)
+
+    report = run_dir / 'report.md'
+    has_report = report.is_file()
+    evaluation = run_dir / 'evaluation.md'
+    if has_report:
+        print('\n=== DC-DRL training report ===')
+        if evaluation.is_file():
+            print(evaluation.read_text().strip() + '\n')
+        plots = ', '.join(p.name for p in sorted(run_dir.glob('*.png')))
+        print(f'report: {report}' + (f' (plots: {plots})' if plots else ''))
+        print(f'TensorBoard: tensorboard --logdir {runs}')
+    print(f'node logs: {run_dir / "log"}', flush=True)
+    trained = f'after {result.elapsed_s:.0f} s'
+    if result.stop_reason == 'failure':
+        print(f'main job: failed: {result.failure}', file=sys.stderr, flush=True)
+        return EXIT_FAILED
+    if result.stop_reason == 'signal':
+        if has_report:
+            print(f'main job: stopped by {result.signal_name} {trained}; the report covers the training so far',
+                  flush=True)
+            return 0
+        print(f'main job: stopped by {result.signal_name} {trained}, before the learner wrote a report',
+              file=sys.stderr, flush=True)
+        return EXIT_FAILED
+    if result.stop_reason == 'done' and has_report:
+        print(f'main job: done {trained}', flush=True)
+        return 0
+    why = ('the learner did not finish in time' if result.stop_reason == 'timeout'
+           else 'the learner wrote no report')
+    print(f'main job: failed: {why} (see {run_dir / "log"})', file=sys.stderr, flush=True)
+    return EXIT_FAILED
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    problem = check_arguments(args)
+    if problem:
+        parser.error(problem)
     env = dict(os.environ, PYTHONUNBUFFERED='1')
     env.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')  # loopback only unless told otherwise
-    runs = Path(args.runs_dir) if args.runs_dir else (find_workspace_root() or Path.cwd()) / 'runs'
-    env_tag = args.env_id.replace('/', '-')
-    stamp = int(time.time())
-    launch = [sys.executable, '-m', 'dcdrl_core.cli', 'launch', 'dcdrl_cloud']
     where = f"ROS_DOMAIN_ID={env.get('ROS_DOMAIN_ID', '0')}, discovery {env['ROS_AUTOMATIC_DISCOVERY_RANGE']}"
-
-    if args.graph == 'stream':
-        run_dir = runs / f'stream_demo__{env_tag}__{stamp}'
-        command = launch + ['stream_demo.launch.yaml', f'num_envs:={args.num_envs}', f'env_id:={args.env_id}']
-        print(f"make run (stream demo): {' '.join(command[3:])} for {args.duration:.0f} s ({where})", flush=True)
-        found = run_graph(command, env, args.duration, None, echo=not args.quiet)
-        if 'REPORT' not in found:
-            print('main job: no report from the replay buffer (see the output above)', file=sys.stderr)
-            return 1
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / 'report.json').write_text(json.dumps(found['REPORT'], indent=2))
-        print('\n=== DC-DRL stream demo report ===')
-        print(_stream_table(found['REPORT']))
-        print(f'report saved to {run_dir / "report.json"}')
-        return 0
-
-    run_dir = (runs / f'{env_tag}__{args.mode}__{args.seed}__{stamp}').resolve()
-    command = launch + ['train.launch.yaml', f'num_clients:={args.num_clients}', f'mode:={args.mode}',
-                        f'env_id:={args.env_id}', f'seed:={args.seed}', f'duration_s:={float(args.duration)}',
-                        f'output_dir:={run_dir}', f'expected_models:={args.num_clients + 1}']
-    print(f"make run: {args.mode} training, {args.num_clients} clients, {args.duration:.0f} s of training "
-          f"({where})\n  {' '.join(command[3:])}", flush=True)
-    # Start-up (imports, discovery) and the final evaluation take time beyond the training itself.
-    found = run_graph(command, env, args.duration + 180.0, 'TRAINING DONE', echo=not args.quiet)
-    done = found.get('TRAINING DONE')
-    if done is None:
-        print('main job: the learner did not finish (see the output above)', file=sys.stderr)
-        return 1
-    from dcdrl_cloud.report import build_report
-    report = build_report(run_dir, replay_summary=found.get('REPORT'), done=done,
-                          title=f'DC-DRL {args.mode} training on {args.env_id}')
-    print('\n=== DC-DRL training report ===')
-    evaluation = run_dir / 'evaluation.md'
-    if evaluation.exists():
-        print(evaluation.read_text())
-    print(f'report: {report}')
-    return 0
+    runner = run_stream if args.graph == 'stream' else run_training
+    return runner(args, env, _runs_dir(args), where)
 
 
 if __name__ == '__main__':

@@ -1,12 +1,15 @@
 """The run report (no ROS): report.md and PNG plots from the files a training run leaves.
 
-Reads, under the run's output directory: the learner's scalars.csv (RunLogger), evaluation.json
-(final table), learner.json, generations.csv (collective mode), and the replay buffer's final
-REPORT summary when the caller has it.
+The learner writes it into its output_dir when its training time is up or it is stopped
+(Learner.write_report), so a launched graph and `make run` leave the same report; main_job only
+shows it. Reads, under the output directory: the learner's scalars.csv (RunLogger), evaluation.json
+(final table), learner.json, generations.csv (collective mode), and a replay summary when the
+caller has one.
 """
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 import json
 import math
 from collections import defaultdict
@@ -41,22 +44,64 @@ def _read_json(path: Path) -> Optional[dict[str, Any]]:
         return None
 
 
+@dataclass
+class LearningCurve:
+    """What the learning-curve plot shows (computed without matplotlib, so it can be tested)."""
+
+    field: str                                   # 'cost' (mean per step, MEC) or 'return' (per episode)
+    points: list[tuple[float, float]]            # (learner updates, value) of the periodic evaluations
+    final: Optional[tuple[float, float]]         # the final table's learned row, at its update count
+    baselines: list[tuple[str, float]]           # the final table's other rows
+    log_scale: bool                              # every value > 0: a log axis keeps 0.3 and 14 apart
+
+
+def learning_curve(series: dict, evaluation: Optional[dict]) -> Optional[LearningCurve]:
+    """The learned policy's evaluations and the final table as one curve; None when there is nothing."""
+    evaluation = evaluation or {}
+    rows = {row.get('policy'): row for row in evaluation.get('rows', []) if isinstance(row, dict)}
+    field = 'cost' if series.get('eval/cost') or _number(rows.get('learned', {}).get('cost')) else 'return'
+    points = [(p[1], p[2]) for p in series.get(f'eval/{field}', [])]
+    final = None
+    learned = _number(rows.get('learned', {}).get(field))
+    if learned is not None:
+        step = _number(evaluation.get('updates'))
+        final = (step if step is not None else (points[-1][0] if points else 0.0), learned)
+        if points and points[-1] == final:
+            points = points[:-1]  # the learner also logs the final evaluation as eval/*: drawn once, as final
+    if not points and final is None:
+        return None
+    baselines = [(name, value) for name in BASELINE_ROWS
+                 if (value := _number(rows.get(name, {}).get(field))) is not None]
+    values = [v for _, v in points] + ([final[1]] if final else []) + [v for _, v in baselines]
+    return LearningCurve(field, points, final, baselines, log_scale=all(v > 0 for v in values))
+
+
+def _number(value: Any) -> Optional[float]:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and math.isfinite(value) else None
+
+
 def _plot_learning_curve(series: dict, evaluation: Optional[dict], path: Path, plt: Any) -> bool:
-    metric = 'eval/cost' if series.get('eval/cost') else 'eval/return'
-    points = series.get(metric)
-    if not points:
+    curve = learning_curve(series, evaluation)
+    if curve is None:
         return False
-    field = 'cost' if metric == 'eval/cost' else 'return'
     figure, axis = plt.subplots(figsize=(7, 4))
-    axis.plot([p[1] for p in points], [p[2] for p in points], marker='o', label='learned policy (evaluation)')
-    for row in (evaluation or {}).get('rows', []):
-        name = row.get('policy')
-        if name in BASELINE_ROWS and isinstance(row.get(field), (int, float)):
-            color = f'C{BASELINE_ROWS.index(name) + 1}'
-            axis.axhline(row[field], linestyle='--', linewidth=1, color=color, label=f'{name} ({row[field]:.3g})')
+    line = curve.points + ([curve.final] if curve.final else [])  # the curve ends at the table's number
+    if curve.points:
+        axis.plot([p[0] for p in line], [p[1] for p in line], marker='o', markersize=3, color='C0',
+                  label='learned policy (periodic evaluation)')
+    if curve.final is not None:
+        axis.plot([curve.final[0]], [curve.final[1]], marker='*', markersize=14, linestyle='none', color='C0',
+                  markeredgecolor='black', label=f'learned, final evaluation ({curve.final[1]:.3g})')
+    for name, value in curve.baselines:
+        axis.axhline(value, linestyle='--', linewidth=1, color=f'C{BASELINE_ROWS.index(name) + 1}',
+                     label=f'{name} ({value:.3g})')
+    if curve.log_scale:
+        axis.set_yscale('log')
     axis.set_xlabel('learner updates')
-    axis.set_ylabel(f'mean {field} per step' if field == 'cost' else 'episode return')
-    axis.set_title('Learning curve vs baselines (final evaluation)')
+    axis.set_ylabel(('mean cost per step' if curve.field == 'cost' else 'episode return')
+                    + (' (log scale)' if curve.log_scale else ''))
+    axis.set_title('Learning curve vs baselines (lines: final evaluation)')
     axis.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=100)

@@ -54,7 +54,7 @@ class Clock:
 def make_learner(tmp_path, clock=None, **overrides):
     settings = dict(output_dir=str(tmp_path / 'out'), tensorboard=False, progress_period_s=0.0,
                     eval_period_s=0.0, checkpoint_period_s=0.0, stats_period_s=1.0, publish_every_updates=5,
-                    actor_start=0, final_eval_episodes=1, oracle_episodes=1, eval_episodes=1)
+                    actor_start=0, final_eval_episodes=1, oracle_episodes=1, eval_episodes=1, report=False)
     settings.update(overrides)
     out = Recorder()
     learner = Learner(LearnerConfig(**settings), out, name='learner', clock=clock or Clock())
