@@ -256,9 +256,10 @@ class LearnerNode(ros.Node):
             try:
                 self.learner.close()
                 summary = self.learner.summary()
+                malformed = ros.malformed_samples(self)  # None under rclpy (its rmw does not count them)
                 print(f"learner stopped: version {summary['version']}, {summary['updates']} updates, "
-                      f"checkpoint {summary['checkpoint']}, malformed samples {ros.malformed_samples(self)}",
-                      flush=True)
+                      f"checkpoint {summary['checkpoint']}"
+                      + ('' if malformed is None else f', malformed samples {malformed}'), flush=True)
             except Exception:
                 self.get_logger().error('final checkpoint failed:\n' + traceback.format_exc())
         super().destroy_node()
