@@ -85,10 +85,15 @@ def cmd_pkg_list(_args: argparse.Namespace) -> int:
 
 
 def cmd_run(argv: list[str]) -> int:
-    """`dcdrl run PKG EXE [args] [--ros-args ...]`; `dcdrl run PKG` lists PKG's executables."""
+    """`dcdrl run PKG EXE [args] [--ros-args ...]`; `dcdrl run PKG` lists PKG's executables. The arguments
+    go to the executable as `ros2 run` passes them: `dcdrl run PKG NODE --help` prints the node's parameters
+    (node_usage.py)."""
     if not argv or argv[0].startswith('-'):
-        sys.stderr.write('usage: dcdrl run PKG EXE [args...] [--ros-args ...]\n')
-        return EXIT_USAGE
+        usage = ('usage: dcdrl run PKG EXE [args...] [--ros-args ...]\n'
+                 '  PKG alone lists its executables; EXE --help shows a node\'s parameters\n')
+        asked = bool(argv) and argv[0] in ('-h', '--help')
+        (sys.stdout if asked else sys.stderr).write(usage)
+        return 0 if asked else EXIT_USAGE
     package = argv[0]
     if len(argv) == 1 or argv[1].startswith('-'):
         try:

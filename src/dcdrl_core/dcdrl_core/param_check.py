@@ -135,6 +135,9 @@ def check_no_unknown_parameters(node: Any, argv: Optional[Sequence[str]] = None,
     Call after the node has declared all its parameters. ``argv``: the command line to check
     (default: the one the node was built from).
     """
+    if getattr(node, 'declaring_only', False):  # node_usage's probe (--help): the declarations end here
+        from dcdrl_core.node_usage import DeclarationsComplete
+        raise DeclarationsComplete()
     unknown = find_unknown_parameters(_declared_names(node) or node.has_parameter, _ros_args_of(node, argv),
                                       node.get_name(), node.get_namespace(), known)
     errors = [item for item in unknown if item.targeted]

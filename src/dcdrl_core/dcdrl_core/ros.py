@@ -19,6 +19,7 @@ import os
 import sys
 from typing import Any, Callable, Optional, Sequence
 
+from dcdrl_core.node_usage import answer_command_line
 from dcdrl_core.stop_signals import StopSignals
 
 _requested = os.environ.get('DCDRL_BACKEND', 'auto').strip().lower() or 'auto'
@@ -94,12 +95,20 @@ def run_node(node_factory: Callable[[], Any], args: Optional[Sequence[str]] = No
     (stop_signals.py), so the process exits 0 with its files complete. ``executor_factory(node)``
     gives another executor than the single-threaded one (e.g. a MultiThreadedExecutor).
 
+    The node's own command line (outside --ros-args) is answered first, before init
+    (node_usage.py): ``--help`` prints its parameters and returns 0; any other argument, or a bad
+    --ros-args rule, is one [FATAL] line and 2.
+
     A parameter refused at start (wrong type, out of range, refused by the node: rclpy's
     ParameterException and its kin) ends the process with a one-line error and exit code 2.
     """
+    argv = list(args) if args is not None else list(sys.argv)
+    answered = answer_command_line(node_factory, argv)  # --help, or arguments the node does not take
+    if answered is not None:
+        return answered
     stop = StopSignals()
     stop.install()   # before init: a signal during start-up also waits for the clean-up
-    init(args=list(args) if args is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO)
+    init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
     node = executor = None
     try:
         node = node_factory()
