@@ -457,6 +457,7 @@ EXPECTED_TOPICS = {'/dcdrl/edge/stats', '/dcdrl/segments', '/dcdrl/policy', '/dc
                    '/dcdrl/episode_stats', '/robot1/camera/image', '/robot1/camera/image/compressed'}
 NOT_AT_ROOT = {'/edge/stats', '/segments', '/policy', '/edge/command', '/episode_stats', '/camera/image'}
 EXPECTED_NODES = {'/dcdrl/controller', '/dcdrl/scope', '/robot1/camera'}
+SCOPE_READS = {'/dcdrl/segments: dcdrl_msgs/msg/TrajectorySegment', '/dcdrl/episode_stats: dcdrl_msgs/msg/EpisodeStats'}
 
 
 def _listings(children, commands: dict, timeout: float = TIMEOUT) -> dict:
@@ -495,6 +496,9 @@ def test_every_node_starts_in_dcdrl_on_both_backends_and_a_namespace_remap_wins(
             for what, wanted in (('topic', EXPECTED_TOPICS), ('node', EXPECTED_NODES)):
                 argv = backends.cli(tool, what, 'list', '--no-daemon', '--spin-time', '3')
                 commands[f'{tool} {what} list, {backend} nodes'] = (argv, backends.env(tool, domain), wanted)
+        # The scope (the README's `run dcdrl_cloud scope`) subscribes to the graph's topics in /dcdrl.
+        argv = backends.cli(RCLPY, 'node', 'info', '/dcdrl/scope', '--no-daemon', '--spin-time', '3')
+        commands[f'ros2 node info /dcdrl/scope, {backend} nodes'] = (argv, backends.env(RCLPY, domain), SCOPE_READS)
     seen = _listings(children, commands)
     for key, names in seen.items():
         print(f'{key}: {sorted(names)}')

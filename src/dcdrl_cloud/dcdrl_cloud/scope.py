@@ -17,13 +17,17 @@ from dcdrl_core.files import atomic_write_bytes
 
 
 class ScopeData:
-    """Rolling window of (time, action, x, theta) per control step plus (episode, return) pairs."""
+    """The last ``window_s`` seconds of control steps (time, action, x, theta), by their stamps, whatever
+    the loop rate, plus (episode, return) pairs. ``max_steps`` only bounds memory (10 s at 10 kHz)."""
 
-    def __init__(self, window_steps: int = 3000, max_episodes: int = 500) -> None:
-        if window_steps < 2 or max_episodes < 1:
-            raise ValueError(f'window_steps must be >= 2 and max_episodes >= 1, got {window_steps}, {max_episodes}')
-        self.steps: deque = deque(maxlen=window_steps)
+    def __init__(self, window_s: float = 10.0, max_steps: int = 100_000, max_episodes: int = 500) -> None:
+        if not (math.isfinite(window_s) and window_s > 0) or max_steps < 2 or max_episodes < 1:
+            raise ValueError(f'window_s must be > 0, max_steps >= 2 and max_episodes >= 1, '
+                             f'got {window_s}, {max_steps}, {max_episodes}')
+        self.window_s = float(window_s)
+        self.steps: deque = deque(maxlen=max_steps)
         self.episodes: deque = deque(maxlen=max_episodes)
+        self.newest_s = -math.inf  # stamps of several controllers interleave: the window ends at the newest
         self.refused = 0
 
     def add_step(self, stamp_s: float, observation: Sequence[float], action: Sequence[float],
@@ -37,7 +41,20 @@ class ScopeData:
             return False
         theta = math.atan2(obs[2], obs[3])  # 0 = upright
         self.steps.append((float(stamp_s), float(act[0]), float(obs[0]), theta, bool(evaluation)))
+        self.newest_s = max(self.newest_s, float(stamp_s))
+        self._trim()
         return True
+
+    def set_window(self, window_s: float) -> None:
+        if not (math.isfinite(window_s) and window_s > 0):
+            raise ValueError(f'window_s must be > 0, got {window_s!r}')
+        self.window_s = float(window_s)
+        self._trim()
+
+    def _trim(self) -> None:
+        oldest = self.newest_s - self.window_s
+        while self.steps and self.steps[0][0] < oldest:
+            self.steps.popleft()
 
     def add_episode(self, episode: int, episode_return: float, evaluation: bool = False) -> bool:
         if not math.isfinite(episode_return):
@@ -50,7 +67,7 @@ class ScopeData:
         """time (s, relative to the newest step), action, x, theta (rad), evaluation mask; episode arrays."""
         if self.steps:
             t, action, x, theta, evaluation = (np.array(column) for column in zip(*self.steps))
-            t = t - t[-1]
+            t = t - self.newest_s
         else:
             t = action = x = theta = np.zeros(0)
             evaluation = np.zeros(0, bool)

@@ -13,8 +13,7 @@ Topics (relative; in /dcdrl unless started with -r __ns:=/other):
 
 Parameters (default: meaning):
     device_id '': show only this controller's segments; '' = all
-    window_s 10.0: seconds of control steps shown (at rate_hz)
-    rate_hz 30.0: the edge's loop rate, to size the window
+    window_s 10.0: seconds of control steps shown, by their stamps, whatever the loop rate (live)
     refresh_period_s 0.5: redraw period
     output 'runs/scope.png': PNG written when there is no display ('' = never write one)
     window true: open a window when a display and a GUI backend exist
@@ -26,6 +25,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from dcdrl_core import ros
+from dcdrl_core.live_parameters import Live, LiveParameters, positive
 from dcdrl_core.msg_arrays import get_array
 from dcdrl_core.names import DEFAULT_NAMESPACE
 from dcdrl_core.param_check import check_no_unknown_parameters
@@ -38,17 +38,21 @@ EVALUATION_FLAG = TrajectorySegment.FLAG_EVALUATION
 class ScopeNode(ros.Node):
     def __init__(self) -> None:
         super().__init__('scope', namespace=DEFAULT_NAMESPACE)
-        for name, default in (('device_id', ''), ('window_s', 10.0), ('rate_hz', 30.0), ('refresh_period_s', 0.5),
+        # Live: the window's length; the rest is read at start.
+        self.live = LiveParameters({'window_s': Live(check=positive, apply=lambda seconds: self.data.set_window(seconds),
+                                                     description='seconds of control steps shown')})
+        for name, default in (('device_id', ''), ('window_s', 10.0), ('refresh_period_s', 0.5),
                               ('output', 'runs/scope.png'), ('window', True)):
-            self.declare_parameter(name, default)
+            self.declare_parameter(name, default, self.live.descriptor(name))
         check_no_unknown_parameters(self)
         p = lambda name: self.get_parameter(name).value  # noqa: E731
-        for name in ('window_s', 'rate_hz', 'refresh_period_s'):
-            if not p(name) > 0:
-                raise ValueError(f'{name} must be > 0, got {p(name)!r}')
+        for name in ('window_s', 'refresh_period_s'):
+            if positive(p(name)):
+                raise ValueError(f'{name} {positive(p(name))}')
         self.device_id = p('device_id')
         self.output = p('output')
-        self.data = ScopeData(window_steps=max(2, int(p('window_s') * p('rate_hz'))))
+        self.data = ScopeData(window_s=p('window_s'))
+        self.live.attach(self)
         self.figure = open_window() if p('window') else None
         self.frames = 0
         self._announced = False
