@@ -160,7 +160,9 @@ class EpisodeSummary:
     length: actions chosen by the policy (= segments before the final one = transitions the cloud
         can form when none was dropped). end_reason: 'terminated', 'truncated', 'reset' (RESET
         command) or 'hold' (HOLD command). episode_return: sum of the plant's info['reward'] when
-        the plant reports one (the simulator does), else None.
+        the plant reports one (the simulator does), else None. swing_up_steps: control steps until
+        the plant first reported info['on_target'] (1 = after the first action; the cart-pole env's
+        definition, as the cloud counts it), None when never on target or the plant does not say.
     """
 
     episode: int
@@ -173,6 +175,7 @@ class EpisodeSummary:
     first_sequence: int
     last_sequence: int
     episode_return: float | None
+    swing_up_steps: int | None = None
 
 
 class EdgeController:
@@ -237,6 +240,7 @@ class EdgeController:
         self._episode_step = 0
         self._episode_first_sequence = 0
         self._episode_return: float | None = None
+        self._swing_up_steps: int | None = None
         self._evaluation = False
         self._evaluate_next = False
         self._fallback_episode = False
@@ -438,9 +442,13 @@ class EdgeController:
             raise ValueError(f'plant observation must be {self.obs_dim} finite values, got {reading.observation!r}')
         stamp_ns = self._wall_clock_ns()
         self._last_observation = observation
-        reward = reading.info.get('reward') if reading.info else None
-        if reward is not None:   # r(o_k, a_{k-1}) from a plant that knows the task (the simulator)
-            self._episode_return = float(reward) + (self._episode_return or 0.0)
+        info = reading.info
+        if info:   # a plant that knows the task (the simulator): r(o_k, a_{k-1}) and whether the tip is up
+            reward = info.get('reward')
+            if reward is not None:
+                self._episode_return = float(reward) + (self._episode_return or 0.0)
+            if self._swing_up_steps is None and self._episode_step > 0 and info.get('on_target'):
+                self._swing_up_steps = self._episode_step
         active = actor.active
 
         if active is not None and self._fallback_episode:
@@ -529,6 +537,7 @@ class EdgeController:
         self._episode_step = 0
         self._episode_first_sequence = sequence
         self._episode_return = None
+        self._swing_up_steps = None
         self._evaluation = self.config.mode == 'eval' or self._evaluate_next
         self._evaluate_next = False
         self._fallback_episode = self.actor.active is None
@@ -559,7 +568,7 @@ class EdgeController:
                 reason = 'hold' if self._hold_requested else 'reset'
             summary = EpisodeSummary(self._episode, self._episode_step, self._evaluation, bool(terminated),
                                      not terminated, reason, version, self._episode_first_sequence, sequence,
-                                     self._episode_return)
+                                     self._episode_return, self._swing_up_steps)
             self.episodes_finished += 1
             self.finished.append(summary)
             if self.on_episode_end is not None:

@@ -12,6 +12,7 @@ Topics (relative; in /dcdrl unless started with -r __ns:=/other):
     pub  segments              dcdrl_msgs/TrajectorySegment  reliable, keep-last segment_depth
     pub  edge/stats            dcdrl_msgs/LoopStats          best effort, keep-last 5 (rqt_plot)
     pub  /diagnostics          diagnostic_msgs/DiagnosticArray  reliable, keep-last 10
+    pub  episode_stats         dcdrl_msgs/EpisodeStats       best effort (eval mode only: one per episode)
     sub  policy                dcdrl_msgs/PolicyWeights      reliable, transient-local, depth 1
     sub  edge/command          dcdrl_msgs/EdgeCommand        reliable, keep-last 10
     topic plant only:
@@ -27,7 +28,11 @@ Parameters (default: meaning):
     plant 'sim': 'sim' (dcdrl_sim cart-pole in real time) or 'topic' (a robot behind plant/state and plant/command)
     network_preset 'cloud_edge': actor network preset; with the plant's sizes it fixes the architecture id
     weights_file '': actor weights (codec safetensors, e.g. <learner output>/best_actor.safetensors);
-        required in eval mode, optional in train mode (a start policy until the cloud's first weights)
+        required in eval mode, optional in train mode (a start policy until the cloud's first weights);
+        a missing or unreadable file ends the node at start with one [FATAL] line (exit 2)
+    eval_episodes 0: eval mode: stop after this many episodes (final report, exit 0); 0 = until stopped.
+        Every finished evaluation episode is logged (return, swing-up steps) and, in eval mode,
+        published on episode_stats (cost = swing-up steps, NaN = never up); the final report sums them
     exploration 'ou', noise_sigma 0.1, noise_theta 0.15, noise_scale 1.0, noise_half_life_steps 0:
         exploration noise (OU or Gaussian; half-life 0 = no decay)
     seed 0: noise and simulated-plant seeds
@@ -56,8 +61,10 @@ Parameters (default: meaning):
 """
 from __future__ import annotations
 
+import json
 import math
 import os
+import signal
 import sys
 import threading
 from typing import Any, Optional, Sequence
@@ -70,10 +77,11 @@ from dcdrl_core.names import DEFAULT_NAMESPACE
 from dcdrl_core.param_check import check_no_unknown_parameters
 from dcdrl_core.msg_arrays import set_array
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from dcdrl_msgs.msg import EdgeCommand, LoopStats, PolicyWeights, TrajectorySegment
+from dcdrl_msgs.msg import EdgeCommand, EpisodeStats, LoopStats, PolicyWeights, TrajectorySegment
 from std_msgs.msg import Float64MultiArray
-from dcdrl_edge.actor_buffer import DoubleBufferedActor, load_weights_file
+from dcdrl_edge.actor_buffer import DoubleBufferedActor
 from dcdrl_edge.controller import MODE_TRAIN, ControllerConfig, EdgeController
+from dcdrl_edge.eval_mode import EvaluationReport, read_weights_file
 from dcdrl_edge.plant import SimulatedCartPolePlant, TopicPlant
 from dcdrl_edge.loop_process import LoopProcess, SimPlantSpec
 from dcdrl_edge.timing import set_realtime_priority, switch_interval_for
@@ -122,7 +130,7 @@ class ControllerNode(ros.Node):
             'sim_max_steps': 1000, 'sim_target_steps_to_stop': 100, 'action_history': 5,
             'sim_init_theta_mean': math.pi, 'sim_init_theta_std': 0.8,
             'x_limit': 0.3, 'theta_dot_limit': 15.0, 'max_episode_steps': 1000, 'stale_after_s': 0.1,
-            'settle_theta_dot': 0.5,
+            'settle_theta_dot': 0.5, 'eval_episodes': 0,
         }
         for name, default in extra.items():
             self.declare_parameter(name, default, self.live.descriptor(name))
@@ -145,6 +153,15 @@ class ControllerNode(ros.Node):
         self.realtime_priority = int(p('realtime_priority'))
         if not 0 <= self.realtime_priority <= 99:
             raise ValueError(f'realtime_priority must be 0 (off) or 1-99, got {self.realtime_priority}')
+        self.eval_episodes = int(p('eval_episodes'))
+        if self.eval_episodes < 0:
+            raise ValueError(f'eval_episodes must be >= 0 (0 = until stopped), got {self.eval_episodes}')
+        # The weights file first: a wrong path ends the node before a loop process or plant exists.
+        weights_file = p('weights_file')
+        if self.config.mode == 'eval' and not weights_file:
+            raise ValueError("mode 'eval' needs weights_file (e.g. runs/finetune/best_actor.safetensors, or "
+                             "actor.safetensors: the latest policy)")
+        weights = read_weights_file(weights_file) if weights_file else None
 
         self.loop: Optional[LoopProcess] = None
         if p('loop_process'):
@@ -163,18 +180,21 @@ class ControllerNode(ros.Node):
             self.plant = self._make_plant(p)
             self.actor = DoubleBufferedActor(p('network_preset'), self.plant.observation_dim, self.plant.action_dim,
                                              on_rejected=self._on_rejected)
-        weights_file = p('weights_file')
-        if self.config.mode == 'eval' and not weights_file:
-            raise ValueError("mode 'eval' needs weights_file (e.g. runs/edge/best_actor.safetensors)")
-        if weights_file:
-            self.actor.load_payload_now(load_weights_file(weights_file))
+        if weights is not None:
+            self.actor.load_payload_now(weights)
             self.get_logger().info(f'loaded actor version {self.actor.version} from {weights_file}')
         self.controller = self.loop if self.loop is not None else EdgeController(self.config, self.plant, self.actor)
+        # Evaluation episodes are reported from the controller's episode summaries (the loop thread's;
+        # the loop process keeps its own).
+        self.evaluation = EvaluationReport(self.config.rate_hz) if self.loop is None else None
+        self._eval_done = False
 
         self.segment_pub = self.create_publisher(TrajectorySegment, 'segments', _reliable(p('segment_depth')))
         self.stats_pub = self.create_publisher(
             LoopStats, 'edge/stats', ros.QoSProfile(depth=5, reliability=ros.ReliabilityPolicy.BEST_EFFORT))
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', _reliable(10))
+        self.episode_pub = (self.create_publisher(EpisodeStats, 'episode_stats', ros.qos_profile_sensor_data)
+                            if self.config.mode == 'eval' else None)   # in train mode the learner publishes it
         self.create_subscription(PolicyWeights, 'policy', self.on_policy, _reliable(1, latched=True))
         self.create_subscription(EdgeCommand, 'edge/command', self.on_command, _reliable(10))
         self._last_command_sequence: dict[str, int] = {}
@@ -203,7 +223,12 @@ class ControllerNode(ros.Node):
             + (f', SCHED_FIFO {self.realtime_priority}' if self.realtime_priority else '') + ', '
             f"plant {p('plant')}, architecture {self.actor.architecture_id}, "
             + ('acting with the loaded weights' if self.actor.active is not None
-               else 'safe action until the first weights arrive'))
+               else 'safe action until the first weights arrive')
+            + (f', stopping after {self.eval_episodes} episodes' if self.config.mode == 'eval' and self.eval_episodes
+               else ''))
+        if self.config.mode == 'eval' and self.evaluation is None:
+            self.get_logger().warning('loop_process:=true: episode returns are not reported (the loop process '
+                                      'keeps its episode summaries); run eval with loop_process:=false for them')
 
     def _run_loop_thread(self) -> None:
         if self.realtime_priority:
@@ -306,7 +331,35 @@ class ControllerNode(ros.Node):
             set_array(message, 'action', segment.action, np.float32)
             self.segment_pub.publish(message)
 
+    def report_episodes(self) -> None:
+        """Log (and in eval mode publish) the evaluation episodes finished since the last call; in eval
+        mode with eval_episodes, stop the node (Ctrl-C path: final report, exit 0) once enough ran."""
+        if self.evaluation is None:
+            return
+        for summary in self.controller.pop_finished_episodes():
+            if not summary.evaluation:
+                continue   # training episodes: the learner reports them
+            self.get_logger().info(self.evaluation.add(summary))
+            if self.episode_pub is not None:
+                self._publish_episode(summary)
+        if self.config.mode == 'eval' and self.eval_episodes and not self._eval_done \
+                and len(self.evaluation.episodes) >= self.eval_episodes:
+            self._eval_done = True
+            self.get_logger().info(f'{self.eval_episodes} evaluation episodes done: stopping')
+            os.kill(os.getpid(), signal.SIGINT)
+
+    def _publish_episode(self, summary: Any) -> None:
+        swing_up = summary.swing_up_steps
+        message = EpisodeStats(client_id=self.device_id, episode=int(summary.episode),
+                               policy_version=int(summary.policy_version), length=int(summary.length),
+                               episode_return=(float(summary.episode_return) if summary.episode_return is not None
+                                               else math.nan),
+                               cost=float(swing_up) if swing_up is not None else math.nan)
+        message.header.stamp = self.get_clock().now().to_msg()
+        self.episode_pub.publish(message)
+
     def publish_stats(self) -> None:
+        self.report_episodes()
         stats = self.controller.stats()
         message = LoopStats(device_id=self.device_id)
         for name, value in stats.items():
@@ -352,10 +405,11 @@ class ControllerNode(ros.Node):
         s.pop('observation', None)
         loop = {} if self.loop is None else {'loop_process_exitcode': self.loop.exitcode,
                                               'realtime_priority_status': self.loop.realtime_status}
+        evaluation = {} if self.evaluation is None else {'evaluation': self.evaluation.summary()}
         return {'device_id': self.device_id, **s, **loop, 'segments_sent': self.sender.sent,
                 'weights_rejected_by_reason': dict(self.actor.rejected),
                 'commands_refused': self.controller.commands_refused, 'commands_ignored': self.commands_ignored,
-                'malformed_samples': ros.malformed_samples(self)}
+                'malformed_samples': ros.malformed_samples(self), **evaluation}
 
     def destroy_node(self) -> None:
         if self.offload_mode is not None:
@@ -374,7 +428,11 @@ class ControllerNode(ros.Node):
             self.loop.close()
         else:
             self.plant.close()
-        import json
+        if self.evaluation is not None:
+            self._eval_done = True   # stopping already: no second stop request
+            self.report_episodes()   # the episodes that ended since the last stats period
+            if self.config.mode == 'eval' or self.evaluation.episodes:
+                print(self.evaluation.final_line(), flush=True)
         print('CONTROLLER REPORT ' + json.dumps(self.report(), default=float), flush=True)
         super().destroy_node()
 

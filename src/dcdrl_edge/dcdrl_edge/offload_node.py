@@ -141,11 +141,12 @@ class OffloadMode:
         self.controller = OffloadController(self.config)
 
         # The actor (torch is imported here, for the weights codec): sized by the env the cloud trains on.
-        from dcdrl_edge.actor_buffer import DoubleBufferedActor, load_weights_file
+        from dcdrl_edge.actor_buffer import DoubleBufferedActor
+        from dcdrl_edge.eval_mode import read_weights_file
         obs_dim, action_dim = _actor_dims(p('env_id'))
         self.actor = DoubleBufferedActor(p('network_preset'), obs_dim, action_dim, on_rejected=self._on_rejected)
         if p('weights_file'):
-            self.actor.load_payload_now(load_weights_file(p('weights_file')))
+            self.actor.load_payload_now(read_weights_file(p('weights_file')))   # missing: one [FATAL] line
             node.get_logger().info(f"loaded actor version {self.actor.version} from {p('weights_file')}")
 
         self.worker = FaceWorker(model=p('face_model'), upsample=int(p('upsample')), tolerance=self.tolerance,

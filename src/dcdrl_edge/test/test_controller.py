@@ -547,3 +547,55 @@ def test_real_time_smoke_200hz_with_swaps_and_a_full_queue():
     assert stats['weights_swapped'] >= 5 and stats['policy_version'] >= 5
     assert stats['misses'] < 0.2 * stats['steps']
     assert 0 <= stats['cloud_silent_s'] < 5.0
+
+
+class OnTargetPlant(ScriptedPlant):
+    """ScriptedPlant that reports a reward and info['on_target'] after the writes listed in on_target_at."""
+
+    def __init__(self, on_target_at=()):
+        super().__init__()
+        self.on_target_at = set(on_target_at)
+
+    def read(self):
+        reading = super().read()
+        info = {'on_target': self.t in self.on_target_at}
+        if self.t > 0:   # as the simulator: a reward comes with each reading after an action
+            info['reward'] = 0.5
+        return PlantReading(reading.observation, reading.terminated, reading.truncated, info)
+
+
+@pytest.mark.parametrize('on_target_at, expected', [((3, 4, 6), 3), ((0, 5), 5), ((), None)],
+                         ids=['at-3', 'initial-state-not-counted', 'never'])
+def test_episode_summary_counts_swing_up_steps_as_the_env_defines_them(on_target_at, expected):
+    # swing-up steps = actions until the plant first reports the tip on target (1 = after the first
+    # action), the definition of dcdrl_sim.cartpole.evaluation.swing_up_time; the initial state is no swing-up.
+    plant = OnTargetPlant(on_target_at)
+    plant.truncate_at = 8
+    controller, _, _ = make(ControllerConfig(mode='eval'), plant=plant, weights=1)
+    run_steps(controller, 9)
+    (summary,) = controller.pop_finished_episodes()
+    assert summary.evaluation and summary.length == 8 and summary.swing_up_steps == expected
+    assert summary.episode_return == pytest.approx(0.5 * 8)
+    plant.truncate_at = None                                        # the next episode starts from scratch
+    plant.on_target_at = {1}
+    run_steps(controller, 3)
+    controller.command(RESET)
+    run_steps(controller, 2)
+    assert controller.pop_finished_episodes()[0].swing_up_steps == 1
+
+
+def test_simulated_plant_swing_up_steps_agree_with_swing_up_time():
+    from dcdrl_sim.cartpole.evaluation import swing_up_time
+    plant = SimulatedCartPolePlant({'max_steps': 40, 'init_theta_mean': 0.3, 'init_theta_std': 0.0,
+                                    'target_steps_to_stop': None})
+    infos = []
+    original_write = plant.write
+
+    def write(action):
+        original_write(action)
+        infos.append(dict(plant.read().info))
+    plant.write = write
+    controller, _, _ = make(ControllerConfig(mode='eval'), plant=plant, weights=2)
+    run_steps(controller, 41)
+    summary = controller.pop_finished_episodes()[0]
+    assert summary.swing_up_steps == swing_up_time(infos[:summary.length])
