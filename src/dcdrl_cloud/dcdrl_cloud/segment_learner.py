@@ -35,6 +35,7 @@ import gymnasium
 import numpy as np
 
 import dcdrl_sim  # noqa: F401  (registers the environments)
+from dcdrl_cloud.best_policy import BestPolicy
 from dcdrl_cloud.learner import CHECKPOINT_NAME, PUBLISHED_VERSION_NAME, SUMMARY_NAME, env_dims, json_safe
 from dcdrl_cloud.segments import (
     EpisodeSummary, SegmentPairer, SegmentRejected, SegmentView, SwingUpReward, Transition, read_segment)
@@ -240,9 +241,7 @@ class SegmentLearner:
         self.episodes = 0                   # training episodes closed
         self.evaluations_incomplete = 0     # evaluation episodes with a gap: not scored
         self.eval_return = math.nan         # return of the latest scored evaluation episode
-        self.best_eval_return = -math.inf
-        self.best_version: Optional[int] = None
-        self.best_missing = 0               # better evaluations whose weights were no longer kept
+        self.best = BestPolicy(self.best_actor_path, self._write_payload)   # best_actor.safetensors
         self.converged = False
         self.steps_to_converge: Optional[int] = None
         self.updates_to_converge: Optional[int] = None
@@ -262,6 +261,8 @@ class SegmentLearner:
             self._load_init(config.init_checkpoint)
         if self.buffer is None:
             self.buffer = self._new_buffer()
+        # Not resumed: a best_actor file in output_dir is an earlier run's, replaced at this run's first best.
+        self.best.earlier_file = self.resumed_from is None and self.best_actor_path.is_file()
         # Versions published after the last checkpoint (a hard kill) are not reused.
         self.published = PublishedVersion(self.output_dir / PUBLISHED_VERSION_NAME)
         self.version = max(self.version, self.published.last())
@@ -288,6 +289,15 @@ class SegmentLearner:
         self.finished = False
         self.closed = False
 
+    @property
+    def best_version(self) -> Optional[int]:
+        """Version in best_actor.safetensors (None: no trained policy evaluated yet)."""
+        return self.best.version
+
+    @property
+    def best_eval_return(self) -> float:
+        return self.best.eval_return
+
     # ------------------------------------------------------------------ set-up
     def _new_buffer(self) -> ReplayBuffer:
         return ReplayBuffer(self.agent_config.buffer_size, self.obs_dim, self.action_dim, seed=self.config.seed)
@@ -305,8 +315,7 @@ class SegmentLearner:
         self.episodes = int(extra.get('episodes', 0))
         self.evaluations_incomplete = int(extra.get('evaluations_incomplete', 0))
         self.eval_return = _float(extra.get('eval_return'), math.nan)
-        self.best_eval_return = _float(extra.get('best_eval_return'), -math.inf)
-        self.best_version = extra.get('best_version')
+        self.best.load_state(extra)
         self.converged = bool(extra.get('converged', False))
         for name in ('steps_to_converge', 'updates_to_converge', 'wall_s_to_converge', 'converged_version'):
             setattr(self, name, extra.get(name))
@@ -440,6 +449,9 @@ class SegmentLearner:
                                   'init_version': self.init_version})
         for text in self._early_warnings:
             self.out.log('warning', text)
+        if self.best.earlier_file:
+            self.out.log('warning', f'{self.best_actor_path} is from an earlier run (not resumed): this run '
+                                    'replaces it at its first best evaluation')
         if self.resumed_from is not None:
             self.out.log('info', f'resumed from {self.checkpoint_path}: version {self.version}, {self.updates} '
                                  f'updates, {self.env_steps} env steps, replay {len(self.buffer)}')
@@ -563,6 +575,7 @@ class SegmentLearner:
             return None
         self.version = payload.version
         self.published.record(self.version)  # before publishing: a kill in between never reuses it
+        self.best.note_published(self.version, trained=self.agent.actor_updates > 0)
         with self._lock:
             self._latest = payload
             self._payloads[payload.version] = payload
@@ -622,7 +635,13 @@ class SegmentLearner:
             self.logger.log_scalars({'eval/return': summary.episode_return, 'eval/swing_up_steps': shown,
                                      'eval/success': float(success), 'eval/streak': self.tracker.streak},
                                     step=self.env_steps)
-        self._keep_best(summary)
+        best_text, level = self.best.consider(summary, self.tracker.evaluations, self.payload_for_version)
+        swing_up = (f'swing-up at step {summary.swing_up_steps}' if summary.swing_up_steps is not None
+                    else 'no swing-up')
+        self.out.log(level, f'evaluation {self.tracker.evaluations} ({summary.device_id} episode {summary.episode}, '
+                            f'version {summary.policy_version}): return {summary.episode_return:.2f}, {swing_up}, '
+                            f'{self.tracker.streak} of {c.convergence_evals} in a row within '
+                            f'{c.max_swing_up_steps} steps; {best_text}')
         if self._initial_evals_left > 0:
             self._initial_evals_left -= 1
             if self._initial_evals_left > 0 and not self.tracker.converged:
@@ -639,20 +658,6 @@ class SegmentLearner:
             self.write_summary()
             if c.stop_when_converged:
                 self.out.send_command(HOLD)
-
-    def _keep_best(self, summary: EpisodeSummary) -> None:
-        """best_actor.safetensors = the weights of the highest-return evaluation episode so far."""
-        if summary.episode_return <= self.best_eval_return or summary.policy_version == 0:
-            return  # version 0 = the edge's safe action, no weights to keep
-        payload = self.payload_for_version(summary.policy_version)
-        if payload is None:
-            self.best_missing += 1
-            self.out.log('warning', f'evaluation return {summary.episode_return:.2f} is the best so far but '
-                                    f'version {summary.policy_version} is no longer kept: best weights unchanged')
-            return
-        self._write_payload(self.best_actor_path, payload)
-        self.best_eval_return = float(summary.episode_return)
-        self.best_version = int(payload.version)
 
     # ------------------------------------------------------------------ stats, files, the end
     def stats(self, now: float) -> dict[str, float]:
@@ -716,7 +721,7 @@ class SegmentLearner:
         extra = {
             'updates': self.updates, 'env_steps': self.env_steps, 'episodes': self.episodes,
             'evaluations_incomplete': self.evaluations_incomplete, 'eval_return': self.eval_return,
-            'best_eval_return': self.best_eval_return, 'best_version': self.best_version,
+            **self.best.state(),
             'converged': self.converged, 'steps_to_converge': self.steps_to_converge,
             'updates_to_converge': self.updates_to_converge, 'wall_s_to_converge': self.wall_s_to_converge,
             'converged_version': self.converged_version, 'episodes_since_eval': self._episodes_since_eval,
@@ -752,9 +757,9 @@ class SegmentLearner:
             'steps_to_converge': self.steps_to_converge, 'updates_to_converge': self.updates_to_converge,
             'wall_s_to_converge': self.wall_s_to_converge, 'converged_version': self.converged_version,
             'best_eval_return': self.best_eval_return if self.best_version is not None else None,
-            'best_version': self.best_version,
+            'best_version': self.best_version, 'best_evaluation': self.best.evaluation,
             'best_actor': str(self.best_actor_path) if self.best_version is not None else None,
-            'best_missing': self.best_missing, 'pairer': counters, 'devices': devices,
+            'best_missing': self.best.missing, 'pairer': counters, 'devices': devices,
             'rejected': sum(rejected.values()), 'rejected_by_reason': rejected,
             'replay_size': replay_size, 'updates_behind': self.updates_behind,
             'max_updates_behind': self.max_updates_behind, 'wall_s': round(self.wall_s(), 3),
@@ -776,6 +781,7 @@ class SegmentLearner:
                     self.publish_weights()
                 self.save_checkpoint()
                 self.finished = True
+                self.out.log('info', self.best.stop_note(self.actor_path, self.version))
                 if self.logger is not None:
                     self.logger.flush()
             return self.summary()
@@ -792,6 +798,7 @@ class SegmentLearner:
                     self.finished_reason = self.finished_reason or 'stopped'
                     self.save_checkpoint()
                     self.finished = True
+                    self.out.log('info', self.best.stop_note(self.actor_path, self.version))
             finally:
                 if self.logger is not None:
                     self.logger.close()

@@ -1,6 +1,7 @@
 """The segments-mode learner: storing, the update ratio, publishing, evaluation requests, convergence,
 best weights, checkpoint resume, fine-tuning from a checkpoint, refused segments."""
 import json
+import re
 from pathlib import Path
 import threading
 from types import SimpleNamespace
@@ -388,8 +389,71 @@ def test_run_returns_the_summary_at_convergence(tmp_path):
     feed(learner, evaluation_episode(20, 1, 1, swing_up_at=3))
     summary = learner.run(threading.Event())
     assert summary['converged'] and summary['steps_to_converge'] == 20
-    assert out.commands == [HOLD] and summary['best_version'] == 1
+    # Version 1 is the untrained initial actor: it counts for convergence but is never "best".
+    assert out.commands == [HOLD] and summary['best_version'] is None and summary['best_actor'] is None
     learner.close()
+
+
+def test_only_an_evaluated_trained_policy_becomes_best_and_the_log_says_which(tmp_path):
+    learner, out = make_learner(tmp_path, critic_start=5, actor_start=5, publish_period_s=0.0,
+                                eval_every_episodes=0, max_swing_up_steps=5)
+    best_file = tmp_path / 'out' / 'best_actor.safetensors'
+    learner.start()
+    edge = Edge(max_steps=20)
+    # The untrained version 1 swings up in an evaluation: scored, logged, not kept.
+    feed(learner, evaluation_episode(0, 0, 1, swing_up_at=2, upright_steps=5))
+    learner.step(0.0)
+    assert learner.tracker.evaluations == 1 and learner.best_version is None and not best_file.exists()
+    assert 'version 1 is the untrained initial actor' in out.lines[-1][1]
+    edge.sequence, edge.episode = 100, 1
+    feed(learner, edge.episode_segments())
+    drain(learner)
+    trained = learner.version
+    assert trained > 1 and learner.agent.actor_updates > 0
+    for k, (at, upright) in enumerate([(3, 1), (2, 4), (4, 1)]):
+        feed(learner, evaluation_episode(200 + 20 * k, 10 + k, trained, swing_up_at=at, upright_steps=upright))
+        learner.step(0.0)
+    lines = [text for level, text in out.lines if text.startswith('evaluation ')]
+    assert len(lines) == 4
+    assert re.search(rf'evaluation 2 \(d0 episode 10, version {trained}\): return [-0-9.]+, swing-up at step 3, .*'
+                     rf'new best: version {trained} written to .*best_actor.safetensors$', lines[1])
+    assert re.search(r'evaluation 3 .* swing-up at step 2, .*new best: .*\(previous best: version \d+, '
+                     r'evaluation 2, return', lines[2])
+    assert re.search(r'evaluation 4 .*best stays version \d+ \(evaluation 3, return', lines[3])
+    assert learner.best_version == trained and payload_from_bytes(best_file.read_bytes()).version == trained
+    learner.close()
+    note = out.lines[-1][1]
+    assert note.startswith(f'best policy: {best_file} (version {trained}, evaluation 3, return ')
+    assert f"{tmp_path / 'out' / 'actor.safetensors'} holds the latest policy (version {learner.version})" in note
+    assert json.loads((tmp_path / 'out' / 'learner.json').read_text())['best_evaluation'] == 3
+
+
+@pytest.mark.parametrize('evaluate_untrained', [False, True], ids=['no-evaluation', 'untrained-only'])
+def test_a_run_stopped_before_a_trained_policy_was_evaluated_says_so_and_writes_no_best(tmp_path,
+                                                                                       evaluate_untrained):
+    learner, out = make_learner(tmp_path, max_swing_up_steps=5)
+    learner.start()
+    if evaluate_untrained:
+        feed(learner, evaluation_episode(0, 0, 1, swing_up_at=2))
+        learner.step(0.0)
+    learner.close()
+    assert not (tmp_path / 'out' / 'best_actor.safetensors').exists()
+    assert (tmp_path / 'out' / 'actor.safetensors').exists()
+    why = 'only the untrained initial actor was evaluated' if evaluate_untrained else \
+        'no evaluation of a trained policy happened'
+    assert out.lines[-1] == ('info', f"{why}: no best policy from this run; {tmp_path / 'out' / 'actor.safetensors'} "
+                                     'holds the latest policy (version 1), not evaluated')
+    assert json.loads((tmp_path / 'out' / 'learner.json').read_text())['best_actor'] is None
+
+
+def test_a_best_actor_of_an_earlier_run_is_named_as_such(tmp_path):
+    (tmp_path / 'out').mkdir()
+    (tmp_path / 'out' / 'best_actor.safetensors').write_bytes(b'earlier')
+    learner, out = make_learner(tmp_path, resume=False)
+    learner.start()
+    assert any(level == 'warning' and 'is from an earlier run' in text for level, text in out.lines)
+    learner.close()
+    assert '(the best_actor.safetensors there is from an earlier run)' in out.lines[-1][1]
 
 
 def test_run_stops_on_the_event_and_after_duration(tmp_path):
@@ -456,6 +520,17 @@ def test_init_checkpoint_fine_tuning_loads_weights_with_a_fresh_buffer(tmp_path)
         np.testing.assert_array_equal(array, expected[name].numpy())
     assert learner.summary()['init_version'] == 7
     learner.close()
+
+    # A pretrained actor (actor updates in its checkpoint) is a trained policy: its zero-shot
+    # evaluation on the new plant can be the fine-tuning run's first best.
+    pretrained.actor_updates = 50
+    save_checkpoint(path, pretrained, version=7, extra={})
+    tuned, out = make_learner(tmp_path, out_dir='o1', init_checkpoint=str(path), max_swing_up_steps=5)
+    tuned.start()
+    feed(tuned, evaluation_episode(0, 0, 8, swing_up_at=2))
+    tuned.step(0.0)
+    assert tuned.best_version == 8 and (tmp_path / 'o1' / 'best_actor.safetensors').exists()
+    tuned.close()
 
     with pytest.raises(ValueError, match='does not exist'):
         make_learner(tmp_path, out_dir='o2', init_checkpoint=str(tmp_path / 'missing.ckpt'))
