@@ -7,9 +7,12 @@
   arguments (what `ros2 launch --show-args` prints).
 - The subset rule: what `dcdrl launch` refuses as "Jazzy refuses it too" is refused by Jazzy's parser.
 - System: each launch file starts its real nodes on rclpy (each node's startup line; a parameter of
-  the wrong type stops a node before it), train.launch.py reaches TRAINING DONE, and one Ctrl-C (SIGINT
-  to the launch's process group: every node gets it from the terminal and again from launch) stops
-  every process cleanly: "process has finished cleanly", no traceback.
+  the wrong type stops a node before it), and one Ctrl-C (SIGINT to the launch's process group: every
+  node gets it from the terminal and again from launch) stops every process cleanly: "process has
+  finished cleanly", no traceback. train.launch.py reaches TRAINING DONE and ends by itself (the
+  learner exits, on_exit: shutdown), every process as cleanly.
+- Launch arguments: a value outside an argument's choices is refused by ros2 launch as by dcdrl
+  launch; an undeclared argument is ignored by ros2 launch and refused by dcdrl launch.
 - Every block of every config/*.yaml is loaded by one of those nodes (so each was checked on rclpy).
 """
 from __future__ import annotations
@@ -239,6 +242,34 @@ def test_what_dcdrl_launch_refuses_as_jazzy_does_jazzy_refuses(ros2_ws, tmp_path
     assert accepted == []
 
 
+# -- launch arguments: choices on both, undeclared names refused by dcdrl launch only ----------------
+
+def test_ros2_launch_refuses_values_outside_the_choices_and_ignores_undeclared_arguments(ros2_ws, tmp_path):
+    env = ros2_env(ros2_ws, tmp_path, fresh_domain_id())
+    bad = ['num_clients:=5', 'num_clients:=0', 'num_clients:=two', 'mode:=centrl']
+    # launch-prefix:=true (what --launch-prefix sets) runs `true` instead of each node: nothing trains
+    cases = [(argument,) for argument in bad] + [('num_clent:=3', 'launch-prefix:=true')]
+    children = [ChildProcess(ros2_launch(env, 'dcdrl_cloud', 'train.launch.py', *case), env=env, cwd=str(tmp_path))
+                for case in cases]
+    try:
+        for child in children:
+            child.process.wait(TIMEOUT)
+    finally:
+        codes = [child.stop() for child in children]
+    for argument, child, code in zip(bad, children, codes):
+        name, value = argument.split(':=')
+        assert code == 1 and any(f'Argument "{name}" provided value "{value}" is not valid' in line
+                                 for line in child.lines), child.lines
+        assert not any('process started' in line for line in child.lines)
+        with pytest.raises(LaunchError, match=f'provided value "{value}" is not valid'):  # dcdrl launch: the same
+            execute_description(load_launch_file(locate_launch_file(['dcdrl_cloud', 'train.launch.yaml'])[0]),
+                                {name: value})
+    # ros2 launch ignores num_clent: the default graph (3 nodes and 2 clients, each run as `true`); dcdrl launch refuses it
+    typo = children[-1]
+    assert codes[-1] == 0 and sum('process started' in line for line in typo.lines) == 5, typo.lines
+    assert main(['--print', 'dcdrl_cloud', 'train.launch.py', 'num_clent:=3']) == 1
+
+
 # -- system: the real nodes under ros2 launch, and one Ctrl-C --------------------------------------
 
 def started(line_by_node: dict[str, str]) -> dict[str, str]:
@@ -333,10 +364,13 @@ def case_lines(package: str, name: str) -> tuple:
     return next((case, lines) for case, lines in SYSTEM_CASES if case[:2] == (package, name))
 
 
-def test_train_launch_py_reaches_training_done_and_stops_on_one_ctrl_c(ros2_ws, tmp_path):
+def test_train_launch_py_reaches_training_done_and_ends_by_itself(ros2_ws, tmp_path):
     # All four clients: the $(or ...) condition of client_2 and every client block of config/train.yaml.
-    run_and_interrupt(ros2_ws, tmp_path, [case_lines('dcdrl_cloud', 'train.launch.py')],
-                      until=lambda children: children[0].wait_for_line('TRAINING DONE', TIMEOUT + 60))
+    def until(children):
+        children[0].wait_for_line('TRAINING DONE', TIMEOUT + 60)
+        children[0].process.wait(STOP_TIMEOUT)  # the learner exits; its on_exit: shutdown stops the others
+
+    run_and_interrupt(ros2_ws, tmp_path, [case_lines('dcdrl_cloud', 'train.launch.py')], until=until)
 
 
 def test_edge_and_cloud_edge_launch_files_start_together_and_stop_on_one_ctrl_c(ros2_ws, tmp_path):

@@ -1,7 +1,8 @@
 """The training graph over real DDS, in separate processes (issue: distributed collective training).
 
 - the full graph from the launch file: experience reaches the buffer, weights reach clients,
-  versions increase, a late client gets the current policy at once, the policy improves;
+  versions increase, a late client gets the current policy at once, the policy improves, and the
+  launch ends by itself after duration_s, every process cleanly;
 - collective mode: generations are merged and clients decide pulls by the rule;
 - a client killed mid-run: the learner and the other client go on; a restarted client rejoins;
 - learner and replay buffer restarted: versions continue upward, the replay is restored.
@@ -75,11 +76,15 @@ def test_full_graph_from_the_launch_file(domain, tmp_path):
         assert first_with_policy - ready_at <= 5  # at once: no wait for the next publication
         late.stop()
         line = launch.wait_for_line('TRAINING DONE', TIMEOUT + 45)
+        launch.process.wait(TIMEOUT)  # the learner exits after TRAINING DONE and the launch stops the rest
     finally:
         if late is not None:
             late.stop()
         launch.stop(timeout=30)
         monitor.close()
+    started = re.findall(r'^\[INFO\] \[([\w-]+)\]: process started', '\n'.join(launch.lines), re.M)
+    assert len(started) == 5 and launch.process.returncode == 0, '\n'.join(launch.lines[-30:])
+    assert all(f'[INFO] [{label}]: process has finished cleanly' in '\n'.join(launch.lines) for label in started)
     done = json.loads(line.split('TRAINING DONE ', 1)[1])
     assert done['version'] > 3 and done['rejected_batches'] == 0
     # the policy improved over the initial one: first evaluation (version 1) vs the final table

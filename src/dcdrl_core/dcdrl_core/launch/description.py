@@ -30,6 +30,7 @@ from typing import Optional
 import yaml
 
 from ..param_files import format_parameter_value
+from .arguments import described
 from .context import DeclaredArgument, LaunchContext, ProcessSpec
 from .entity import Entity
 from .parameters import ParameterFile, evaluate_parameter, parse_parameters
@@ -110,7 +111,7 @@ class DeclareArgument(Action):
     def execute(self, context: LaunchContext) -> None:
         context.declared_arguments.append(DeclaredArgument(
             self.name, None if self.default is None else template_text(self.default),
-            self.description, self.choices, self.where))
+            described(self.description, self.choices), self.choices, self.where))
         if self.name not in context.configurations:
             if self.default is None:
                 raise LaunchError(
@@ -118,9 +119,9 @@ class DeclareArgument(Action):
                     f"({self.description or 'no description given'}); pass {self.name}:=VALUE")
             context.configurations[self.name] = evaluate(self.default, context, self.where)
         value = context.configurations[self.name]
-        if self.choices is not None and value not in self.choices:
-            raise LaunchError(
-                f"{self.where}: launch argument '{self.name}' is {value!r}; it must be one of {self.choices}")
+        if self.choices is not None and value not in self.choices:  # launch's check and words
+            raise LaunchError(f'{self.where}: argument "{self.name}" provided value "{value}" is not valid. '
+                              f'Valid options are: {self.choices}')
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
     dcdrl launch PKG FILE [name:=value ...]
     dcdrl launch PATH [name:=value ...]
+    (an argument no file declares is refused, where ros2 launch ignores it: launch/arguments.py)
     dcdrl launch --show-args PKG FILE      (declared arguments, as ros2 launch -s)
     dcdrl launch --print PKG FILE [...]    (the command line of every process, nothing started)
 """
@@ -16,6 +17,7 @@ from typing import Optional, Sequence
 
 from ..param_files import ParameterFileError
 from ..workspace import PackageNotFoundError, find_launch_file
+from .arguments import check_known_arguments, described, parse_launch_arguments
 from .context import DeclaredArgument, LaunchContext
 from .description import (DeclareArgument, Group, Include, LaunchDescription, execute_description,
                           load_launch_file, resolve_frontend_file)
@@ -25,17 +27,6 @@ from .substitutions import LaunchError, evaluate
 __all__ = ['main', 'parse_launch_arguments', 'declared_arguments', 'locate_launch_file']
 
 _LAUNCH_SUFFIXES = ('.launch.yaml', '.launch.yml', '.launch.py', '.yaml', '.yml')
-
-
-def parse_launch_arguments(items: Sequence[str]) -> dict[str, str]:
-    """``['a:=1', 'b:=x']`` -> ``{'a': '1', 'b': 'x'}``; raises LaunchError for anything else."""
-    arguments: dict[str, str] = {}
-    for item in items:
-        name, sep, value = item.partition(':=')
-        if not sep or not name:
-            raise LaunchError(f"launch arguments look like 'name:=value', got {item!r}")
-        arguments[name] = value
-    return arguments
 
 
 def locate_launch_file(positionals: Sequence[str]) -> tuple[Path, list[str]]:
@@ -65,7 +56,8 @@ def declared_arguments(description: LaunchDescription, arguments: dict[str, str]
             if isinstance(action, DeclareArgument):
                 default = None if action.default is None else ''.join(
                     part if isinstance(part, str) else part.describe() for part in action.default)
-                found.append(DeclaredArgument(action.name, default, action.description, action.choices, action.where))
+                found.append(DeclaredArgument(action.name, default, described(action.description, action.choices),
+                                              action.choices, action.where))
             elif isinstance(action, Group):
                 walk(action.actions, depth)
             elif isinstance(action, Include) and depth < 8:
@@ -82,6 +74,21 @@ def declared_arguments(description: LaunchDescription, arguments: dict[str, str]
     return list(unique.values())
 
 
+def _execute_known(description: LaunchDescription, arguments: dict[str, str], path: Path,
+                   where: Sequence[str]) -> LaunchContext:
+    """Evaluate the description; an argument that neither the files nor what ran declares is refused
+    (a typo's error comes first: it may be why a required argument is missing)."""
+    declared = {argument.name for argument in declared_arguments(description, arguments)}
+    show = 'dcdrl launch -s ' + shlex.join(where)
+    try:
+        context = execute_description(description, arguments)
+    except LaunchError:
+        check_known_arguments(arguments, declared, path.name, show)
+        raise
+    check_known_arguments(arguments, declared | {a.name for a in context.declared_arguments}, path.name, show)
+    return context
+
+
 def _show_arguments(arguments: list[DeclaredArgument]) -> None:
     if not arguments:
         print('\n  No arguments.\n')
@@ -89,9 +96,7 @@ def _show_arguments(arguments: list[DeclaredArgument]) -> None:
     print("Arguments (pass arguments as '<name>:=<value>'):\n")
     for argument in arguments:
         print(f"    '{argument.name}':")
-        print(f'        {argument.description or "no description given"}')
-        if argument.choices:
-            print(f"        Valid choices are: {argument.choices}")
+        print(f'        {argument.description}')
         print(f"        (default: '{argument.default}')" if argument.default is not None else
               '        (required: no default)')
         print()
@@ -141,7 +146,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.show_args:
             _show_arguments(declared_arguments(description, arguments))
             return 0
-        context = execute_description(description, arguments)
+        context = _execute_known(description, arguments, path, args.positionals[:len(args.positionals) - len(rest)])
         grace = _seconds(args.grace_period, context.configurations.get('sigterm_timeout'), 'sigterm_timeout')
         kill = _seconds(args.kill_timeout, context.configurations.get('sigkill_timeout'), 'sigkill_timeout')
     except (LaunchError, PackageNotFoundError, ParameterFileError) as err:
