@@ -264,7 +264,7 @@ def test_ros2_launch_refuses_values_outside_the_choices_and_ignores_undeclared_a
         with pytest.raises(LaunchError, match=f'provided value "{value}" is not valid'):  # dcdrl launch: the same
             execute_description(load_launch_file(locate_launch_file(['dcdrl_cloud', 'train.launch.yaml'])[0]),
                                 {name: value})
-    # ros2 launch ignores num_clent: the default graph (3 nodes and 2 clients, each run as `true`); dcdrl launch refuses it
+    # ros2 launch ignores num_clent: the default graph (3 nodes, 2 clients, each run as `true`); dcdrl launch refuses it
     typo = children[-1]
     assert codes[-1] == 0 and sum('process started' in line for line in typo.lines) == 5, typo.lines
     assert main(['--print', 'dcdrl_cloud', 'train.launch.py', 'num_clent:=3']) == 1

@@ -39,8 +39,9 @@ class ScopeNode(ros.Node):
     def __init__(self) -> None:
         super().__init__('scope', namespace=DEFAULT_NAMESPACE)
         # Live: the window's length; the rest is read at start.
-        self.live = LiveParameters({'window_s': Live(check=positive, apply=lambda seconds: self.data.set_window(seconds),
-                                                     description='seconds of control steps shown')})
+        self.live = LiveParameters({'window_s': Live(
+            check=positive, apply=lambda seconds: self.data.set_window(seconds),
+            description='seconds of control steps shown')})
         for name, default in (('device_id', ''), ('window_s', 10.0), ('refresh_period_s', 0.5),
                               ('output', 'runs/scope.png'), ('window', True)):
             self.declare_parameter(name, default, self.live.descriptor(name))

@@ -34,7 +34,8 @@ from typing import Any, Callable, Optional, Sequence
 from dcdrl_core.ros_args import ROS_ARGS_FLAG, RosArgsError, split_ros_args
 
 __all__ = ['DeclarationsComplete', 'DeclaredParameter', 'NodeDeclarations', 'answer_command_line',
-           'probe_declarations', 'format_usage', 'docstring_description', 'config_field_comment', 'EXIT_USAGE', 'HELP_FLAGS']
+           'probe_declarations', 'format_usage', 'docstring_description', 'config_field_comment', 'EXIT_USAGE',
+           'HELP_FLAGS']
 
 EXIT_USAGE = 2
 HELP_FLAGS = ('-h', '--help')
@@ -62,7 +63,7 @@ class NodeDeclarations:
     name: str
     namespace: str
     parameters: list[DeclaredParameter] = field(default_factory=list)
-    branches: dict[str, Any] = field(default_factory=dict)  # parameters read while declaring: they choose what is declared
+    branches: dict[str, Any] = field(default_factory=dict)  # read while declaring: they choose what else is declared
     complete: bool = True  # False: the node class could not be probed (a factory function)
 
     @property
