@@ -89,3 +89,11 @@ def test_a_process_that_fails_at_start_ends_the_job_at_once_with_its_reason(tmp_
     assert result.failure == 'broken-1 ended (exit code 2): StandIn: threshold must be >= 1, got 0'
     assert not any(pid_alive(pid) for pid in result.pids.values()) and result.leftovers == []
     assert '[broken-1] FATAL: StandIn: threshold must be >= 1, got 0' in out.getvalue()
+
+
+def test_a_launch_that_refuses_to_start_is_a_failure_with_the_launchers_reason(tmp_path):
+    out = io.StringIO()
+    command = launch_command('two_sleepers.launch.yaml')[:-1]   # without the required argument 'python'
+    result = GraphJob(command, None, tmp_path / 'log', out=out).run(stop_after=TIMEOUT)
+    assert result.stop_reason == 'failure' and result.pids == {}
+    assert result.failure.startswith('dcdrl launch ended by itself (exit code 1): ') and 'python' in result.failure

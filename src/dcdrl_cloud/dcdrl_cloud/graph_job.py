@@ -182,7 +182,7 @@ def _end_with_this_process() -> Optional[Callable[[], None]]:
 class JobResult:
     """How the graph ended."""
 
-    stop_reason: str                               # 'done', 'signal', 'failure', 'timeout' or 'ended'
+    stop_reason: str                               # 'done', 'signal', 'failure' or 'timeout'
     markers: dict[str, Any] = field(default_factory=dict)   # JSON of the marker lines seen
     failure: str = ''                              # one line: which node ended how, and why
     signal_name: str = ''                          # the first signal that stopped the job
@@ -206,7 +206,7 @@ class GraphJob:
         self.markers = tuple(markers) + ((done_marker,) if done_marker else ())
         self.describe_done = describe_done
         self.out = out if out is not None else sys.stdout
-        self.result = JobResult('ended')
+        self.result = JobResult('')
         self._recent: dict[str, deque] = {}
         self._logs: dict[str, IO[str]] = {}
         self._signals: list[int] = []
@@ -244,7 +244,7 @@ class GraphJob:
             self._log('launch', raw)
         else:
             self._log(line.source, raw[len(line.source) + 3:])  # the node's own line, after '[label] '
-            self._recent.setdefault(line.source, deque(maxlen=30)).append(raw)
+        self._recent.setdefault('launch' if line.from_launcher else line.source, deque(maxlen=30)).append(raw)
         started = _STARTED.search(line.text) if line.from_launcher else None
         if started:
             self.result.pids[line.source] = int(started.group(1))
@@ -382,6 +382,10 @@ class GraphJob:
             selector.close()
             self.result.launcher_code = launcher.wait()
             self._handle_signals()
+            if self._stop_started is None:  # it ended by itself: refused its arguments, or every process ended
+                self.result.stop_reason = 'failure'
+                self.result.failure = (f'dcdrl launch ended by itself (exit code {self.result.launcher_code}): '
+                                       + failure_reason(self._recent.get('launch', ())))
         finally:
             if self._launcher is not None and self._launcher.poll() is None:  # only after an internal error
                 self._send_launcher(signal.SIGKILL)
