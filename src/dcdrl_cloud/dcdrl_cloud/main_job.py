@@ -231,14 +231,18 @@ def run_training(args: argparse.Namespace, env: dict[str, str], runs: Path, wher
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    problem = check_arguments(args)
-    if problem:
-        parser.error(problem)
-    env = dict(os.environ, PYTHONUNBUFFERED='1')
-    env.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')  # loopback only unless told otherwise
-    where = f"ROS_DOMAIN_ID={env.get('ROS_DOMAIN_ID', '0')}, discovery {env['ROS_AUTOMATIC_DISCOVERY_RANGE']}"
-    runner = run_stream if args.graph == 'stream' else run_training
-    return runner(args, env, _runs_dir(args), where)
+    try:
+        problem = check_arguments(args)
+        if problem:
+            parser.error(problem)
+        env = dict(os.environ, PYTHONUNBUFFERED='1')
+        env.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')  # loopback only unless told otherwise
+        where = f"ROS_DOMAIN_ID={env.get('ROS_DOMAIN_ID', '0')}, discovery {env['ROS_AUTOMATIC_DISCOVERY_RANGE']}"
+        runner = run_stream if args.graph == 'stream' else run_training
+        return runner(args, env, _runs_dir(args), where)  # the graph's run handles SIGINT/SIGTERM itself
+    except KeyboardInterrupt:  # Ctrl-C before the graph started or after it ended: nothing runs
+        print('main job: interrupted', file=sys.stderr, flush=True)
+        return 130
 
 
 if __name__ == '__main__':
