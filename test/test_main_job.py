@@ -32,8 +32,8 @@ def graph_pids(lines):
 @pytest.mark.slow
 def test_main_job_reports_experience_from_both_clients(tmp_path):
     env = loopback_env(fresh_domain_id())
-    result = subprocess.run([*JOB, '--graph', 'stream', '--duration', '6', '--num-envs', '2', '--runs-dir', str(tmp_path)],
-                            env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run([*JOB, '--graph', 'stream', '--duration', '6', '--num-envs', '2',
+                             '--runs-dir', str(tmp_path)], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     saved = [line for line in result.stdout.splitlines() if line.startswith('report saved to ')][0]
     report = json.loads(open(saved.split('report saved to ', 1)[1]).read())

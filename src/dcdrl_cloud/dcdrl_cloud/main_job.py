@@ -37,7 +37,7 @@ class _Parser(argparse.ArgumentParser):
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str:
-        if action.default is None or action.default is False:  # flags and options whose help says what happens without them
+        if action.default is None or action.default is False:  # the help says what happens without them
             return action.help or ''
         return super()._get_help_string(action)
 

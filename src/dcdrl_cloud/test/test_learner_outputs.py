@@ -94,7 +94,8 @@ def test_a_stopped_learner_still_writes_the_report_of_what_it_did(tmp_path):
 def test_learning_curve_ends_at_the_final_table_on_a_log_axis():
     series = {'eval/cost': [(0.0, 0, 9.3), (1.0, 500, 2.1), (2.0, 900, 0.7), (3.0, 1200, 0.279)]}
     evaluation = {'updates': 1200, 'rows': [
-        {'policy': 'learned', 'cost': 0.279}, {'policy': 'greedy', 'cost': 0.30}, {'policy': 'full_offload', 'cost': 14.2}]}
+        {'policy': 'learned', 'cost': 0.279}, {'policy': 'greedy', 'cost': 0.30},
+        {'policy': 'full_offload', 'cost': 14.2}]}
     curve = learning_curve(series, evaluation)
     assert curve.field == 'cost' and curve.log_scale
     assert curve.final == (1200, 0.279) and curve.points == [(0, 9.3), (500, 2.1), (900, 0.7)]
