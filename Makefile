@@ -18,8 +18,10 @@ $(STAMP): requirements.txt requirements-nodeps.txt $(foreach p,$(PACKAGES),$(p)/
 	$(BIN)/python -m pip install -q --no-deps $(foreach p,$(PACKAGES),-e $(p))
 	touch $(STAMP)
 
+# Options of the job go in ARGS, e.g. make run ARGS="--num-clients 3 --duration 120" (--help lists them).
+ARGS ?=
 run: venv
-	$(BIN)/python -m dcdrl_cloud.main_job
+	$(BIN)/python -m dcdrl_cloud.main_job $(ARGS)
 
 # The real ROS 2 that judges every ROS 2 promise: unpacked from $(ROS2_TARBALLS) into .ros2/ when the
 # tarballs are there (scripts/ros2_setup.py); tests that need it skip without it, or fail where
