@@ -457,6 +457,9 @@ class SegmentLearner:
                                  f'updates, {self.env_steps} env steps, replay {len(self.buffer)}')
             if c.init_checkpoint:
                 self.out.log('info', f'init_checkpoint {c.init_checkpoint} ignored: resuming this run instead')
+            if self.converged and c.stop_when_converged:
+                self.out.log('info', f'this run converged already (version {self.converged_version}): it finishes '
+                                     'at once; another output_dir (or resume:=false) starts a new run')
         elif self.init_version is not None:
             self.out.log('info', f'fine-tuning from {c.init_checkpoint} (version {self.init_version}) with an '
                                  'empty replay buffer')

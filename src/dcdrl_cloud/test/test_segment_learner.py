@@ -392,6 +392,11 @@ def test_run_returns_the_summary_at_convergence(tmp_path):
     # Version 1 is the untrained initial actor: it counts for convergence but is never "best".
     assert out.commands == [HOLD] and summary['best_version'] is None and summary['best_actor'] is None
     learner.close()
+    # Started again in the same output_dir: it resumes a converged run, says so and finishes at once.
+    again, out = make_learner(tmp_path, convergence_evals=2, max_swing_up_steps=5)
+    assert again.run(threading.Event())['finished_reason'] == 'converged'
+    assert any('this run converged already (version 1): it finishes at once' in text for _, text in out.lines)
+    again.close()
 
 
 def test_only_an_evaluated_trained_policy_becomes_best_and_the_log_says_which(tmp_path):

@@ -99,7 +99,8 @@ class EvaluationReport:
             returns = (f"return mean {_number(s['return_mean'])} +- {_number(s['return_std'])} "
                        f"(min {_number(s['return_min'])}, max {_number(s['return_max'])})")
         steps = ', '.join('-' if v is None else str(v) for v in s['swing_up_steps'])
-        return (f"evaluation: {s['episodes']} episodes, {returns}, swung up in {s['swung_up']} of "
+        count = f"{s['episodes']} episode{'' if s['episodes'] == 1 else 's'}"
+        return (f"evaluation: {count}, {returns}, swung up in {s['swung_up']} of "
                 f"{s['episodes']} (swing-up steps: {steps})")
 
 

@@ -59,4 +59,5 @@ def test_a_plant_without_rewards_reports_unknown_returns():
     report = EvaluationReport(rate_hz=50.0)
     assert 'return unknown, swung up after 25 steps (0.5 s)' in report.add(_episode(1, None, 25))
     assert report.summary()['return_mean'] is None
-    assert 'returns unknown (the plant reports no reward), swung up in 1 of 1' in report.final_line()
+    assert report.final_line().startswith('evaluation: 1 episode, returns unknown (the plant reports no reward), '
+                                          'swung up in 1 of 1')
