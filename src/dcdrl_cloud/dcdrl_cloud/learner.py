@@ -40,6 +40,7 @@ from dcdrl_core.learning.codec import WeightsPayload, encode_weights
 from dcdrl_core.learning.inference import NumpyActor
 from dcdrl_core.learning.runlog import RunLogger
 from dcdrl_core.msg_arrays import get_array
+from dcdrl_core import training_defaults
 from dcdrl_sim.evaluation import EvaluationResult, evaluate_policy, summary_markdown
 
 MODES = ('central', 'collective')
@@ -48,8 +49,7 @@ PUBLISHED_VERSION_NAME = 'published_version'
 SUMMARY_NAME = 'learner.json'
 EVALUATION_JSON = 'evaluation.json'
 EVALUATION_MD = 'evaluation.md'
-MEC_ENV_ID = 'dcdrl_sim/MecOffload-v0'
-MEC_ENV_IDS = (MEC_ENV_ID, 'dcdrl_sim/MecOffloadScores-v0')  # baselines and oracle apply to both
+MEC_ENV_IDS = (training_defaults.PAPER_ENV_ID, 'dcdrl_sim/MecOffloadScores-v0')  # baselines and oracle apply to both
 
 
 # ---------------------------------------------------------------------------------- config
@@ -57,15 +57,15 @@ MEC_ENV_IDS = (MEC_ENV_ID, 'dcdrl_sim/MecOffloadScores-v0')  # baselines and ora
 class LearnerConfig:
     """The learner's parameters (the node declares one ROS parameter per field, same name and default)."""
 
-    env_id: str = MEC_ENV_ID              # env whose spaces size the networks (and the evaluation env)
-    network_preset: str = 'dcdrl'         # AgentConfig / network preset: 'dcdrl' or 'cloud_edge'
+    env_id: str = training_defaults.ENV_ID    # env whose spaces size the networks (and the evaluation env)
+    network_preset: str = training_defaults.NETWORK_PRESET    # AgentConfig / network preset: 'dcdrl' or 'cloud_edge'
     algorithm: str = 'ddpg'               # 'ddpg' or 'td3'
     device: str = 'auto'                  # 'cpu', 'cuda', 'cuda:N' or 'auto' (cuda when present)
-    seed: int = 0                         # network init and noise seeds
+    seed: int = training_defaults.SEED                        # network init and noise seeds
     gamma: float = -1.0                   # recorded and checked against batch discounts; < 0: the preset's
-    mode: str = 'central'                 # 'central' or 'collective' (also submit to client_model)
-    output_dir: str = 'runs/train'        # checkpoint, evaluation files, run logs
-    duration_s: float = 300.0             # training time of this process; 0 = until stopped
+    mode: str = training_defaults.MODE                        # 'central' or 'collective' (also submit to client_model)
+    output_dir: str = training_defaults.OUTPUT_DIR            # checkpoint, evaluation files, run logs
+    duration_s: float = training_defaults.DURATION_S          # training time of this process; 0 = until stopped
     batch_size: int = 64                  # transitions per requested batch
     prefetch_batches: int = 8             # batches requested but not yet consumed
     credit_batch: int = 2                 # send new credits once this many are missing
@@ -75,7 +75,7 @@ class LearnerConfig:
     stats_period_s: float = 1.0           # TrainingStats and run-log scalars
     checkpoint_period_s: float = 30.0     # 0 = only at the end
     resume: bool = True                   # continue from output_dir/learner.ckpt when present
-    eval_period_s: float = 20.0           # noise-free evaluation episodes in the learner; 0 = off
+    eval_period_s: float = training_defaults.EVAL_PERIOD_S    # noise-free evaluation episodes in the learner; 0 = off
     eval_episodes: int = 3                # episodes per periodic evaluation
     eval_seed: int = 10_000               # evaluation episode k uses seed eval_seed + k
     final_eval_episodes: int = 5          # episodes per policy in the final table

@@ -26,7 +26,7 @@ Topics (relative; in /dcdrl unless started with -r __ns:=/other):
     pub  client_model            dcdrl_msgs/PolicyWeights  reliable, keep-last 10 (collective only)
 
 Parameters (name, default: meaning):
-    env_id 'dcdrl_sim/MecOffload-v0': env whose spaces size the networks; also the evaluation env
+    env_id 'dcdrl_sim/MecOffloadScores-v0': env whose spaces size the networks; also the evaluation env
     network_preset 'dcdrl': agent/network preset ('dcdrl' or 'cloud_edge'); every party uses the same
     algorithm 'ddpg': 'ddpg' or 'td3'
     device 'auto': 'cpu', 'cuda', 'cuda:N', 'auto' (cuda when present)
@@ -36,7 +36,7 @@ Parameters (name, default: meaning):
         'segments': the cloud-edge workflow, trained from edge controllers' trajectory segments
         (other topics and parameters: dcdrl_cloud/segment_learner_node.py, docs/segment-learner.md)
     output_dir 'runs/train': learner.ckpt, learner.json, evaluation.json/.md, run logs
-    duration_s 300.0: training time of this process; 0 = until stopped
+    duration_s 240.0: training time of this process; 0 = until stopped
     batch_size 64: transitions per requested batch
     prefetch_batches 8: batches requested but not yet consumed
     credit_batch 2: new credits are sent once this many are missing

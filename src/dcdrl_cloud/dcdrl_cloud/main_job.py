@@ -24,6 +24,7 @@ import sys
 import time
 from typing import Any, NoReturn, Optional, Sequence
 
+from dcdrl_core import training_defaults
 from dcdrl_core.workspace import find_workspace_root
 
 EXIT_BAD_INPUT = 2
@@ -53,17 +54,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=_program_name(), description=__doc__, formatter_class=_HelpFormatter)
     parser.add_argument('--graph', choices=['train', 'stream'], default='train',
                         help='train: the training graph; stream: the stream demo')
-    parser.add_argument('--duration', type=float, default=240.0, metavar='SECONDS',
+    parser.add_argument('--duration', type=float, default=training_defaults.DURATION_S, metavar='SECONDS',
                         help='seconds of training (stream: of streaming); 0 = until Ctrl-C or SIGTERM')
-    parser.add_argument('--num-clients', type=int, default=2, choices=[1, 2, 3, 4], help='simulated clients')
-    parser.add_argument('--mode', choices=['central', 'collective'], default='central',
+    parser.add_argument('--num-clients', type=int, default=training_defaults.NUM_CLIENTS, choices=[1, 2, 3, 4],
+                        help='simulated clients')
+    parser.add_argument('--mode', choices=['central', 'collective'], default=training_defaults.MODE,
                         help='central: clients act, the learner trains; collective: clients train too, '
                              'the parameter server merges')
-    parser.add_argument('--env-id', default='dcdrl_sim/MecOffloadScores-v0',
-                        help="gymnasium id; dcdrl_sim/MecOffload-v0 is the paper's 2N action encoding, which "
-                             'DDPG learns far slower')
-    parser.add_argument('--seed', type=int, default=0, help='seed of the run (>= 0)')
-    parser.add_argument('--num-envs', type=int, default=8, help='stream demo: environment copies per client')
+    parser.add_argument('--env-id', default=training_defaults.ENV_ID,
+                        help=f"gymnasium id; {training_defaults.PAPER_ENV_ID} is the paper's 2N action encoding, "
+                             'which DDPG learns far slower')
+    parser.add_argument('--seed', type=int, default=training_defaults.SEED, help='seed of the run (>= 0)')
+    parser.add_argument('--num-envs', type=int, default=training_defaults.STREAM_NUM_ENVS,
+                        help='stream demo: environment copies per client')
     parser.add_argument('--params-file', default=None, metavar='YAML',
                         help='ROS 2 parameter file instead of config/train.yaml (copy it and edit, e.g. the '
                              "learner's actor_lr and critic_lr)")
@@ -152,6 +155,16 @@ def describe_done(done: dict[str, Any]) -> str:
     return text + '; stopping the graph'
 
 
+def _tensorboard() -> str:
+    """The tensorboard command as the user can type it: the one on PATH, else the one next to this Python
+    (.venv/bin/tensorboard for make run, where the venv is not activated)."""
+    import shutil
+    beside = Path(sys.executable).parent / 'tensorboard'
+    if shutil.which('tensorboard') or not beside.is_file():
+        return 'tensorboard'
+    return os.path.relpath(beside) if beside.is_relative_to(Path.cwd()) else str(beside)
+
+
 def _screen(args: argparse.Namespace) -> str:
     return 'verbose' if args.verbose else 'quiet' if args.quiet else 'progress'
 
@@ -205,7 +218,7 @@ def run_training(args: argparse.Namespace, env: dict[str, str], runs: Path, wher
             print(evaluation.read_text().strip() + '\n')
         plots = ', '.join(p.name for p in sorted(run_dir.glob('*.png')))
         print(f'report: {report}' + (f' (plots: {plots})' if plots else ''))
-        print(f'TensorBoard: tensorboard --logdir {runs}')
+        print(f'TensorBoard: {_tensorboard()} --logdir {runs}')
     print(f'node logs: {run_dir / "log"}', flush=True)
     trained = f'after {result.elapsed_s:.0f} s'
     if result.stop_reason == 'failure':

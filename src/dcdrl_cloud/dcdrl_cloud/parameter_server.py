@@ -38,6 +38,7 @@ from typing import Any, Optional
 import gymnasium
 import numpy as np
 
+from dcdrl_core import training_defaults
 from dcdrl_core.learning.codec import WeightsPayload, WeightsRejected, decode_weights, make_payload
 from dcdrl_core.learning.inference import actor_shapes
 from dcdrl_core.learning.merge import METHODS, GenerationCollector, GenerationResult
@@ -53,15 +54,15 @@ CSV_COLUMNS = ('generation', 'time', 'reason', 'submissions', 'merged_clients', 
 class ParameterServerConfig:
     """Every setting of the parameter server (the node's parameters, same names and defaults)."""
 
-    env_id: str = 'dcdrl_sim/MecOffload-v0'   # the env whose dimensions fix the architecture
-    network_preset: str = 'dcdrl'             # network preset of every party
-    expected_models: int = 3                  # submissions (distinct producers) that close a generation
+    env_id: str = training_defaults.ENV_ID    # the env whose dimensions fix the architecture
+    network_preset: str = training_defaults.NETWORK_PRESET  # network preset of every party
+    expected_models: int = training_defaults.EXPECTED_MODELS  # submissions (distinct producers) that close a generation
     generation_timeout_s: float = 30.0        # close this long after a generation's first submission
     min_models: int = 1                       # fewest models a timed-out generation needs
     merge_method: str = 'rank'                # 'rank' or 'softmax'
     elite_fraction: float = 0.0               # 0 = the paper's elite (fitness >= mean); else best fraction
     temperature: float = 1.0                  # softmax temperature (in elite standard deviations)
-    output_dir: str = 'runs/train'            # generations.csv goes here
+    output_dir: str = training_defaults.OUTPUT_DIR  # generations.csv goes here
 
     def __post_init__(self) -> None:
         if self.network_preset not in PRESETS:

@@ -13,7 +13,7 @@ Topics and services (relative; in /dcdrl unless started with -r __ns:=/other):
   get_policy     GetPolicy (srv)        merged generation if any, else the latest learner policy
 
 Parameters (default; meaning):
-  env_id ('dcdrl_sim/MecOffload-v0')  env whose dimensions fix the architecture id
+  env_id ('dcdrl_sim/MecOffloadScores-v0')  env whose dimensions fix the architecture id
   network_preset ('dcdrl')        network preset of every party
   expected_models (3)             submissions from distinct producers that close a generation
                                   (e.g. number of clients + 1 for the learner in collective mode)

@@ -15,7 +15,7 @@ Topics (relative; in /dcdrl unless started with -r __ns:=/other):
   out  replay/stats          dcdrl_msgs/ReplayStats       best effort, keep-last 5
 
 Parameters (name, default, meaning):
-  env_id               'dcdrl_sim/MecOffload-v0'  tags snapshots; another env's snapshot is not restored
+  env_id               'dcdrl_sim/MecOffloadScores-v0'  tags snapshots; another env's snapshot is not restored
   seed                 0          sampling seed
   gamma                0.9        discount stored with each 1-step transition (the dcdrl preset's gamma)
   output_dir           'runs/train'  folder of replay.npz
@@ -56,7 +56,7 @@ import threading
 import time
 from typing import Any, Optional, Sequence
 
-from dcdrl_core import ros
+from dcdrl_core import ros, training_defaults
 from dcdrl_core.experience import ExperienceRejected
 from dcdrl_core.live_parameters import Live, LiveParameters, non_negative, periodic, positive, set_timer_period
 from dcdrl_core.names import DEFAULT_NAMESPACE
@@ -68,10 +68,10 @@ from dcdrl_cloud.replay_service import (
 
 # (name, default, meaning): declared in this order; config/train.yaml mirrors these defaults.
 PARAMETERS: tuple[tuple[str, Any, str], ...] = (
-    ('env_id', 'dcdrl_sim/MecOffload-v0', "tags snapshots; another env's snapshot is not restored"),
-    ('seed', 0, 'sampling seed'),
-    ('gamma', 0.9, "discount stored with each 1-step transition (the dcdrl preset's gamma)"),
-    ('output_dir', 'runs/train', 'folder of replay.npz'),
+    ('env_id', training_defaults.ENV_ID, "tags snapshots; another env's snapshot is not restored"),
+    ('seed', training_defaults.SEED, 'sampling seed'),
+    ('gamma', training_defaults.GAMMA, "discount stored with each 1-step transition (the dcdrl preset's gamma)"),
+    ('output_dir', training_defaults.OUTPUT_DIR, 'folder of replay.npz'),
     ('capacity', 200_000, 'transitions kept (oldest overwritten)'),
     ('prioritized', False, 'proportional prioritised replay instead of uniform'),
     ('alpha', 0.6, 'PER priority exponent'),

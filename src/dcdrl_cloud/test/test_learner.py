@@ -15,7 +15,8 @@ from dcdrl_cloud.learner import (
     SampledArrays, read_sampled_batch)
 from dcdrl_msgs.msg import SampledBatch
 
-OBS, ACT = 73, 20  # MecOffload-v0 defaults: 7N + 3 observations, 2N actions for N = 10
+MEC = 'dcdrl_sim/MecOffload-v0'  # the paper's encoding; with N = 10 users:
+OBS, ACT = 73, 20                 # 7N + 3 observations, 2N actions
 
 
 class Recorder:
@@ -52,7 +53,7 @@ class Clock:
 
 
 def make_learner(tmp_path, clock=None, **overrides):
-    settings = dict(output_dir=str(tmp_path / 'out'), tensorboard=False, progress_period_s=0.0,
+    settings = dict(env_id=MEC, output_dir=str(tmp_path / 'out'), tensorboard=False, progress_period_s=0.0,
                     eval_period_s=0.0, checkpoint_period_s=0.0, stats_period_s=1.0, publish_every_updates=5,
                     actor_start=0, final_eval_episodes=1, oracle_episodes=1, eval_episodes=1, report=False)
     settings.update(overrides)

@@ -23,7 +23,7 @@ from dcdrl_core.weights_msg import read_weights
 
 pytestmark = pytest.mark.dds
 TIMEOUT = 60.0  # generous: a loaded 2-core machine, torch import and agent construction in the child
-OBS, ACT, BATCH = 73, 20, 16
+OBS, ACT, BATCH = 73, 20, 16  # dcdrl_sim/MecOffload-v0 (N = 10 users), set below
 ARCH = architecture_id(network_config('dcdrl'), OBS, ACT)
 SHAPES = actor_shapes(network_config('dcdrl'), OBS, ACT)
 
@@ -35,7 +35,8 @@ def learner_command(output_dir, *params):
         start = ['-m', 'dcdrl_core.cli', 'run', 'dcdrl_cloud', 'learner']
     except LookupError:
         start = ['-m', 'dcdrl_cloud.learner_node']
-    settings = [f'output_dir:={output_dir}', 'tensorboard:=false', 'progress_period_s:=0.0', f'batch_size:={BATCH}',
+    settings = ['env_id:=dcdrl_sim/MecOffload-v0', f'output_dir:={output_dir}',
+                'tensorboard:=false', 'progress_period_s:=0.0', f'batch_size:={BATCH}',
                 'publish_every_updates:=5', 'stats_period_s:=0.5', 'eval_period_s:=1.0', 'eval_episodes:=1',
                 'final_eval_episodes:=1', 'oracle_episodes:=1', 'checkpoint_period_s:=0.0', 'actor_start:=0',
                 *params]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from dcdrl_core import training_defaults
 from dcdrl_core.launch import (LaunchContext, LaunchError, declared_arguments, execute_description,
                                load_launch_file, locate_launch_file, main, parse_cmdline, parse_launch_text,
                                parse_launch_arguments, parse_template)
@@ -335,8 +336,8 @@ def test_arguments_of_included_files_and_launch_settings_are_known(capsys):
 
 def test_stream_demo_graph_and_its_parameters(monkeypatch):
     monkeypatch.delenv('AMENT_PREFIX_PATH', raising=False)
-    path, rest = locate_launch_file(['dcdrl_cloud', 'stream_demo.launch.yaml', 'num_envs:=8'])
-    assert path == ROOT / 'launch' / 'stream_demo.launch.yaml' and rest == ['num_envs:=8']
+    path, rest = locate_launch_file(['dcdrl_cloud', 'stream_demo.launch.yaml', 'num_envs:=2'])
+    assert path == ROOT / 'launch' / 'stream_demo.launch.yaml' and rest == ['num_envs:=2']
     context = execute_description(load_launch_file(path), parse_launch_arguments(rest))
     specs = {spec.node_name: spec for spec in context.processes}
     assert list(specs) == ['/dcdrl/replay_buffer', '/dcdrl/client_0', '/dcdrl/client_1']
@@ -347,8 +348,8 @@ def test_stream_demo_graph_and_its_parameters(monkeypatch):
         assert specs['/dcdrl/' + name].cmd[4:6] == ['dcdrl_sim', 'client']
         assert rules.params_files == [str(ROOT / 'config' / 'stream_demo.yaml')]
         params = {k: v.value for k, v in rules.resolve('client', '/dcdrl').param_overrides.items()}
-        assert params['client_id'] == name and params['num_envs'] == 8
-        assert params['env_id'] == 'dcdrl_sim/MecOffload-v0'
+        assert params['client_id'] == name and params['num_envs'] == 2
+        assert params['env_id'] == training_defaults.ENV_ID
         assert isinstance(params['publish_rate_hz'], float) and isinstance(params['batch_steps'], int)
         seeds.add(params['seed'])
     assert seeds == {0, 1}

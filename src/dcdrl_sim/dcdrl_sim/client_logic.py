@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import gymnasium
 import numpy as np
 
+from dcdrl_core import training_defaults
 from dcdrl_core.learning.noise import NOISE_KINDS, make_noise
 from dcdrl_sim.rollout import RolloutBlock, RolloutCollector
 
@@ -51,15 +52,15 @@ class ClientConfig:
     """Every setting of a simulated client (the node's parameters, same names and defaults)."""
 
     client_id: str = ''                          # name in messages; '' = the node name
-    env_id: str = 'dcdrl_sim/MecOffload-v0'      # any registered gymnasium env with a Box action space
-    network_preset: str = 'dcdrl'                # network (and, collective, agent) preset
-    mode: str = 'central'                        # 'central' or 'collective'
+    env_id: str = training_defaults.ENV_ID       # any registered gymnasium env with a Box action space
+    network_preset: str = training_defaults.NETWORK_PRESET  # network (and, collective, agent) preset
+    mode: str = training_defaults.MODE           # 'central' or 'collective'
     seed: int = 0                                # this client's seed (envs, noise, agent); give each client its own
     num_envs: int = 4                            # environment copies stepped together
     batch_steps: int = 16                        # steps of every copy per experience batch
     exploration: str = 'ou'                      # noise around the policy: 'ou', 'gaussian' or 'none'
     exploration_noise: float = 0.3               # scale of that noise (OU sigma/theta from the preset)
-    gamma: float = 0.9                           # (collective) discount of the local 1-step transitions
+    gamma: float = training_defaults.GAMMA       # (collective) discount of the local 1-step transitions
     generation_steps: int = 2000                 # (collective) transitions per generation
     eval_episodes: int = 3                       # (collective) fitness = mean return of this many episodes
     eval_max_steps: int = 10_000                 # (collective) cut for an evaluation episode that never ends

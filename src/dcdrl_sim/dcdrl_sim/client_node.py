@@ -19,7 +19,7 @@ Topics (relative; in /dcdrl unless started with -r __ns:=/other):
 
 Parameters (default; meaning):
   client_id ('')                  name in messages; '' = the node name
-  env_id ('dcdrl_sim/MecOffload-v0')  gymnasium id (Box actions)
+  env_id ('dcdrl_sim/MecOffloadScores-v0')  gymnasium id (Box actions)
   network_preset ('dcdrl')        network/agent preset; with the env dims it fixes the architecture id
   mode ('central')                'central' or 'collective'
   seed (0)                        this client's seed (envs, noise, local agent): give each client its own

@@ -9,7 +9,7 @@ from dcdrl_core.learning.networks import architecture_id, network_config
 from dcdrl_sim.client_logic import ClientConfig, ClientLogic
 from dcdrl_sim.collective import evaluate_policy
 
-MEC = 'dcdrl_sim/MecOffload-v0'
+MEC = 'dcdrl_sim/MecOffload-v0'  # the paper's encoding (obs 73, action 20), set in every config here
 SHORT = {'episode_length': 10}  # short MEC episodes: quick evaluations, several episode ends per batch
 
 
@@ -26,14 +26,14 @@ def payload(weights, arch, version):
 
 @pytest.fixture
 def central():
-    logic = ClientLogic(ClientConfig(client_id='c0', num_envs=2, batch_steps=4, exploration='none', seed=3),
+    logic = ClientLogic(ClientConfig(client_id='c0', env_id=MEC, num_envs=2, batch_steps=4, exploration='none', seed=3),
                         env_kwargs=SHORT)
     yield logic
     logic.close()
 
 
 def collective_logic(**overrides):
-    settings = dict(client_id='c1', mode='collective', num_envs=2, batch_steps=8, generation_steps=40,
+    settings = dict(client_id='c1', env_id=MEC, mode='collective', num_envs=2, batch_steps=8, generation_steps=40,
                     learning_starts=32, batch_size=16, updates_per_step=0.25, eval_episodes=2,
                     mutation_probability=0.0, local_buffer_size=1000, seed=5)
     settings.update(overrides)
@@ -72,7 +72,7 @@ def test_accepted_policy_is_acted_with_and_stamped_on_experience(central):
 
 
 def test_exploration_noise_moves_actions_around_the_policy():
-    logic = ClientLogic(ClientConfig(num_envs=2, batch_steps=4, exploration='ou', exploration_noise=0.3),
+    logic = ClientLogic(ClientConfig(env_id=MEC, num_envs=2, batch_steps=4, exploration='ou', exploration_noise=0.3),
                         env_kwargs=SHORT)
     try:
         weights = weights_for(logic, 2)
@@ -264,7 +264,8 @@ def test_preset_names_match_the_agent_presets():
 
 
 def test_an_unarmed_central_client_streams_random_actions_and_takes_weights_once_armed():
-    logic = ClientLogic(ClientConfig(num_envs=2, batch_steps=4, exploration='none'), env_kwargs=SHORT, arm=False)
+    logic = ClientLogic(ClientConfig(env_id=MEC, num_envs=2, batch_steps=4, exploration='none'), env_kwargs=SHORT,
+                        arm=False)
     try:
         assert not logic.armed and logic.step().policy_version == 0
         with pytest.raises(RuntimeError, match='arm'):
@@ -281,7 +282,8 @@ def test_an_unarmed_central_client_streams_random_actions_and_takes_weights_once
 
 
 def test_an_unarmed_collective_client_refuses_to_step():
-    unarmed = ClientLogic(ClientConfig(mode='collective', num_envs=1, batch_steps=2), env_kwargs=SHORT, arm=False)
+    unarmed = ClientLogic(ClientConfig(env_id=MEC, mode='collective', num_envs=1, batch_steps=2), env_kwargs=SHORT,
+                           arm=False)
     try:
         with pytest.raises(RuntimeError, match='arm'):
             unarmed.step()

@@ -16,7 +16,7 @@ from dcdrl_core.weights_msg import fill_weights
 
 pytestmark = [pytest.mark.dds, pytest.mark.slow]
 TIMEOUT = 60.0  # generous for a loaded machine; each wait ends as soon as its condition holds
-OBS, ACT = 73, 20  # MEC, the client's default environment
+OBS, ACT = 73, 20  # dcdrl_sim/MecOffload-v0 (N = 10 users), set in each command
 
 
 def policy_message(version, preset='dcdrl'):
@@ -46,7 +46,7 @@ def test_client_acts_with_the_published_policy_and_refuses_another_architecture(
     context.init([], domain_id=domain)
     argv = [sys.executable, '-m', 'dcdrl_core.cli', 'run', 'dcdrl_sim', 'client', '--ros-args',
             '-r', '__ns:=/dcdrl', '-r', '__node:=client_7', '-p', 'num_envs:=2', '-p', 'batch_steps:=4',
-            '-p', 'publish_rate_hz:=50.0', '-p', 'seed:=7']
+            '-p', 'publish_rate_hz:=50.0', '-p', 'env_id:=dcdrl_sim/MecOffload-v0', '-p', 'seed:=7']
     client = ChildProcess(argv, env=loopback_env(domain))
     try:
         node = runtime.Node('tester', namespace='/dcdrl', context=context)
@@ -96,7 +96,7 @@ def test_collective_client_submits_generations_and_pulls_a_better_merged_model(m
             '-r', '__ns:=/dcdrl', '-r', '__node:=client_9', '-p', 'mode:=collective', '-p', 'num_envs:=2',
             '-p', 'batch_steps:=8', '-p', 'generation_steps:=64', '-p', 'learning_starts:=32', '-p', 'batch_size:=16',
             '-p', 'eval_episodes:=1', '-p', 'evaluate_merged:=false', '-p', 'mutation_probability:=0.0',
-            '-p', 'publish_rate_hz:=50.0', '-p', 'seed:=9']
+            '-p', 'publish_rate_hz:=50.0', '-p', 'env_id:=dcdrl_sim/MecOffload-v0', '-p', 'seed:=9']
     client = ChildProcess(argv, env=loopback_env(domain))
     try:
         node = runtime.Node('tester', namespace='/dcdrl', context=context)
