@@ -128,3 +128,4 @@ def test_the_readme_states_the_defaults_of_make_run():
     assert float(stated['evaluation period'].group(1)) == defaults.EVAL_PERIOD_S
     assert numbers[stated['clients'].group(1)] == defaults.NUM_CLIENTS
     assert f'env_id:={defaults.PAPER_ENV_ID}' in readme or f'--env-id {defaults.PAPER_ENV_ID}' in readme
+    assert f'duration_s:={defaults.DURATION_S}' in readme  # the ros2 launch line
