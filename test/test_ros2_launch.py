@@ -104,6 +104,7 @@ def probed(ros2_ws, tmp_path_factory):
     all_cases = tmp / 'all_cases.launch.yaml'
     all_cases.write_text(all_cases_launch_file(ros2_ws.install))
     env = ros2_env(ros2_ws, tmp, fresh_domain_id())
+    env['PROBE_EXPECTED'] = str(sum(len(dcdrl_print(case)) for case in CASES))  # the recorders' barrier
     prefix = f'{ros2_ws.python()} {PROBE} record {records}'
     launch = ChildProcess(ros2_launch(env, '--launch-prefix', prefix, str(all_cases)), env=env, cwd=str(tmp))
     with launch:

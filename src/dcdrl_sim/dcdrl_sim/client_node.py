@@ -8,7 +8,8 @@ from `merged_policy` by the DC-DRL rule. Thin adapter: the logic is dcdrl_sim.cl
 dcdrl_sim.collective; the work runs in the node's own thread, callbacks only hand weights over.
 The torch-backed part (weights validation, local agent) is built in a second thread while a
 central client already streams random-action experience (torch takes seconds to import on a
-busy machine); weights that arrive before that are held (the newest) and taken in afterwards.
+busy machine); weights that arrive before that are held (the newest) and taken in afterwards. A stop
+during that build does not wait for it: the report says "armed": false and the process ends at once.
 
 Topics (relative; in /dcdrl unless started with -r __ns:=/other):
   experience     ExperienceBatch  out  reliable, keep-last experience_depth
@@ -50,6 +51,8 @@ On shutdown it prints one line 'CLIENT REPORT {json}' with its counters.
 from __future__ import annotations
 
 import json
+import os
+import sys
 import threading
 import time
 import traceback
@@ -64,6 +67,8 @@ from dcdrl_msgs.msg import EpisodeStats, ExperienceBatch, PolicyWeights, Tensor
 from dcdrl_sim.client_logic import ClientConfig, ClientLogic, StepResult
 
 _DEFAULTS = ClientConfig()
+# The arming thread of every client built in this process: main() ends the process at once if one still runs.
+_arming_threads: list[threading.Thread] = []
 
 
 class SimulatedClient(ros.Node):
@@ -122,6 +127,7 @@ class SimulatedClient(ros.Node):
         self._held: Optional[PolicyWeights] = None  # newest weights that came before the logic was armed
         self._arming = threading.Thread(target=self._arm, name=f'{self.client_id}-arm', daemon=True)
         self._worker = threading.Thread(target=self._run, name=f'{self.client_id}-worker', daemon=True)
+        _arming_threads.append(self._arming)
         self._arming.start()
         self._worker.start()
         self.get_logger().info(
@@ -139,6 +145,8 @@ class SimulatedClient(ros.Node):
         except Exception:
             self.errors += 1
             self.get_logger().error(f'client could not build its networks:\n{traceback.format_exc()}')
+            return
+        if self._stop.is_set():  # stopped meanwhile: the node may be gone
             return
         self.get_logger().info(f'ready for weights: architecture {self.logic.architecture_id}')
         with self._hold_lock:  # under the lock: a newer message waits until the held one is in
@@ -268,12 +276,23 @@ class SimulatedClient(ros.Node):
     def destroy_node(self) -> None:
         self._stop.set()
         self._worker.join(timeout=30.0)
-        self._arming.join(timeout=30.0)
+        # Not the arming thread: torch's import cannot be interrupted and, on a busy machine, outlasts the
+        # patience of `ros2 launch` (SIGKILL 10 s after Ctrl-C); main() ends the process without it.
+        if self._arming.is_alive():
+            self.get_logger().info('stopping before the networks were built: not waiting for torch to load')
         print('CLIENT REPORT ' + json.dumps(self.report()), flush=True)
-        if not self._worker.is_alive() and not self._arming.is_alive():  # never close envs in use
+        if not self._worker.is_alive():  # never close envs in use (arming does not step them)
             self.logic.close()
         super().destroy_node()
 
 
 def main(args: Optional[Sequence[str]] = None) -> int:
-    return ros.run_node(SimulatedClient, args)
+    code = ros.run_node(SimulatedClient, args)
+    if any(thread.is_alive() for thread in _arming_threads):
+        # Stopped while torch was loading: the node is cleaned up and its report printed. Python's exit would
+        # now spend seconds collecting a half-imported torch, then end the importing thread from inside the
+        # import (CPython 3.11 ends daemon threads with pthread_exit); end the process here instead.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
