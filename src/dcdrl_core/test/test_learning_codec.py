@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from dcdrl_core.learning.codec import (WeightsPayload, WeightsRejected, decode_weights, encode_weights,
-                                       load_payload, make_payload, payload_from_bytes, payload_to_bytes,
-                                       payload_to_state_dict)
+                                       make_payload, payload_from_bytes, payload_to_bytes)
+from dcdrl_core.learning.torch_codec import load_payload, payload_to_state_dict
 from dcdrl_core.learning.networks import PRESETS, architecture_id, build_actor, build_critic
 
 CFG = PRESETS['dcdrl']
@@ -48,6 +48,23 @@ def test_round_trip_into_a_fresh_module(actor, payload):
     assert load_payload(fresh, payload, ARCH, active_version=4) == 5
     for (k, v), (k2, v2) in zip(actor.state_dict().items(), fresh.state_dict().items()):
         assert k == k2 and torch.equal(v, v2)
+
+
+def test_numpy_half_decodes_exactly_what_the_torch_half_loads(actor, payload):
+    """The edge decodes with codec.py alone (numpy); the cloud loads with torch_codec: the same numbers, bit for bit,
+    from the payload and from its bytes form, and the numpy actor acts as the torch actor."""
+    from dcdrl_core.learning.inference import NumpyActor, actor_shapes
+    for received in (payload, payload_from_bytes(payload_to_bytes(payload))):
+        arrays = decode_weights(received, ARCH, actor_shapes(CFG, OBS, ACT), active_version=4)
+        tensors = payload_to_state_dict(received, ARCH, actor, active_version=4)
+        assert list(arrays) == list(tensors) == list(actor.state_dict())
+        for name, tensor in tensors.items():
+            assert arrays[name].dtype == np.float32 and np.array_equal(arrays[name], tensor.numpy())
+            assert np.array_equal(arrays[name], actor.state_dict()[name].numpy())
+    obs = np.random.default_rng(0).standard_normal((5, OBS)).astype(np.float32)
+    edge = NumpyActor.from_payload(payload, CFG, OBS, ACT)
+    with torch.no_grad():
+        np.testing.assert_allclose(edge(obs), actor(torch.from_numpy(obs)).numpy(), atol=1e-5)
 
 
 def test_payload_arrays_are_copies(actor, payload):

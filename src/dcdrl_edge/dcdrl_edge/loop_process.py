@@ -44,7 +44,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from dcdrl_core.learning.inference import NumpyActor
-from dcdrl_core.learning.networks import network_config as resolve_network_config
+from dcdrl_core.learning.network_spec import network_config as resolve_network_config
 
 from .actor_buffer import NO_VERSION, DoubleBufferedActor
 from .controller import COMMAND_NAMES, MODE_NAMES, ControllerConfig, EdgeController

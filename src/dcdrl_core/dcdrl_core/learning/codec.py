@@ -16,6 +16,10 @@ so nodes can count rejections by cause.
 
 payload_to_bytes / payload_from_bytes give a file or socket form (safetensors: a JSON header
 and raw little-endian float32 data; not executable).
+
+This module imports no torch, so an edge device can check and decode weights with numpy alone. It
+still encodes a torch module or state_dict (anything with state_dict(), tensors by their detach()),
+and the cloud's loading into a module lives in torch_codec.py.
 """
 from __future__ import annotations
 
@@ -26,8 +30,6 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 import numpy as np
-import torch
-from torch import nn
 
 # Architecture ids come from networks.architecture_id; anything else is refused as unknown.
 ARCHITECTURE_ID_PATTERN = re.compile(r'^[a-z][a-z0-9]*-[A-Za-z0-9.\-]*-[0-9a-f]{8}$')
@@ -66,8 +68,17 @@ class WeightsPayload:
         return {n: a.reshape(s) for n, s, a in zip(self.names, self.shapes, self.arrays)}
 
 
-def _state_items(source: nn.Module | Mapping[str, Any]) -> list[tuple[str, Any]]:
-    if isinstance(source, nn.Module):
+def _is_module(source: Any) -> bool:
+    """A torch nn.Module (or anything else with a state_dict()), recognised without importing torch."""
+    return callable(getattr(source, 'state_dict', None))
+
+
+def _is_tensor(value: Any) -> bool:
+    return callable(getattr(value, 'detach', None)) and callable(getattr(value, 'is_floating_point', None))
+
+
+def _state_items(source: Any) -> list[tuple[str, Any]]:
+    if _is_module(source):
         return list(source.state_dict().items())
     if isinstance(source, Mapping):
         return list(source.items())
@@ -75,10 +86,10 @@ def _state_items(source: nn.Module | Mapping[str, Any]) -> list[tuple[str, Any]]
 
 
 def _as_float32_array(name: str, value: Any) -> np.ndarray:
-    if isinstance(value, torch.Tensor):
+    if _is_tensor(value):
         if not value.is_floating_point():
             raise WeightsRejected('bad_dtype', f'{name!r} has dtype {value.dtype}, expected a float tensor')
-        return value.detach().to('cpu', torch.float32).contiguous().numpy().copy()
+        return value.detach().cpu().float().contiguous().numpy().copy()
     array = np.asarray(value)
     if array.dtype.kind != 'f':
         raise WeightsRejected('bad_dtype', f'{name!r} has dtype {array.dtype}, expected float')
@@ -91,7 +102,7 @@ def check_version(version: Any) -> int:
     return int(version)
 
 
-def encode_weights(source: nn.Module | Mapping[str, Any], architecture_id: str, version: int) -> WeightsPayload:
+def encode_weights(source: Any, architecture_id: str, version: int) -> WeightsPayload:
     """Copy a module's (or a state_dict's) tensors into a WeightsPayload of flat float32 arrays.
 
     Refuses non-finite weights (a diverged learner must not publish) and malformed ids/versions.
@@ -128,12 +139,12 @@ def make_payload(architecture_id: str, version: int, names: Iterable[str], shape
     return WeightsPayload(str(architecture_id), version, names_t, shapes_t, arrays_t)
 
 
-def _expected_shapes(expected: nn.Module | Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
-    if isinstance(expected, nn.Module):
+def _expected_shapes(expected: Any) -> dict[str, tuple[int, ...]]:
+    if _is_module(expected):
         return {k: tuple(v.shape) for k, v in expected.state_dict().items()}
     out = {}
     for name, value in expected.items():
-        if isinstance(value, (torch.Tensor, np.ndarray)):
+        if isinstance(value, np.ndarray) or _is_tensor(value):
             out[name] = tuple(value.shape)
         else:
             out[name] = tuple(int(d) for d in value)
@@ -141,7 +152,7 @@ def _expected_shapes(expected: nn.Module | Mapping[str, Any]) -> dict[str, tuple
 
 
 def validate_payload(payload: WeightsPayload, expected_architecture: str | None,
-                     expected_shapes: nn.Module | Mapping[str, Any] | None = None,
+                     expected_shapes: Any = None,
                      active_version: int | None = None) -> None:
     """Raise WeightsRejected unless the payload is well-formed, matches the expected architecture
     id and shapes (module or name -> shape/tensor mapping), holds only finite float32 values and,
@@ -186,30 +197,11 @@ def validate_payload(payload: WeightsPayload, expected_architecture: str | None,
 
 
 def decode_weights(payload: WeightsPayload, expected_architecture: str | None,
-                   expected_shapes: nn.Module | Mapping[str, Any] | None = None,
+                   expected_shapes: Any = None,
                    active_version: int | None = None) -> dict[str, np.ndarray]:
     """Validate (see validate_payload) and return name -> float32 array of its shape (copies)."""
     validate_payload(payload, expected_architecture, expected_shapes, active_version)
     return {n: a.reshape(s).copy() for n, s, a in zip(payload.names, payload.shapes, payload.arrays)}
-
-
-def payload_to_state_dict(payload: WeightsPayload, expected_architecture: str | None,
-                          expected_shapes: nn.Module | Mapping[str, Any] | None = None,
-                          active_version: int | None = None) -> dict[str, torch.Tensor]:
-    """Validate and return a torch state_dict (CPU float32 tensors) ready for load_state_dict."""
-    arrays = decode_weights(payload, expected_architecture, expected_shapes, active_version)
-    return {n: torch.from_numpy(a) for n, a in arrays.items()}
-
-
-def load_payload(module: nn.Module, payload: WeightsPayload, expected_architecture: str,
-                 active_version: int | None = None) -> int:
-    """Validate against the module's own shapes and load; returns the payload's version.
-
-    Nothing is written to the module unless the whole payload passes.
-    """
-    state = payload_to_state_dict(payload, expected_architecture, module, active_version)
-    module.load_state_dict(state, strict=True)
-    return int(payload.version)
 
 
 _BYTES_FORMAT = 'dcdrl-weights'
@@ -266,5 +258,4 @@ def _safetensors_metadata(data: bytes) -> dict[str, str]:
 
 
 __all__ = ['ARCHITECTURE_ID_PATTERN', 'WeightsPayload', 'WeightsRejected', 'check_version', 'decode_weights',
-           'encode_weights', 'load_payload', 'make_payload', 'payload_from_bytes', 'payload_to_bytes',
-           'payload_to_state_dict', 'validate_payload']
+           'encode_weights', 'make_payload', 'payload_from_bytes', 'payload_to_bytes', 'validate_payload']

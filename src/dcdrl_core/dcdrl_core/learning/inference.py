@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from .codec import WeightsPayload, decode_weights
-from .networks import LAYER_NORM_EPS, NetworkConfig, architecture_id, network_config
+from .network_spec import LAYER_NORM_EPS, NetworkConfig, architecture_id, network_config
 
 
 def actor_shapes(config: NetworkConfig, obs_dim: int, action_dim: int) -> dict[str, tuple[int, ...]]:
