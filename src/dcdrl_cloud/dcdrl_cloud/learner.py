@@ -3,53 +3,45 @@
 Read top to bottom:
 
 1. ``LearnerConfig``: every number the learner node exposes as a parameter, validated.
-2. ``read_sampled_batch``: a SampledBatch message -> ``SampledArrays`` (validated; ``BatchRejected``).
-3. ``CreditTracker``: credit-based prefetching (how many batches to request now).
-4. ``BatchQueue``, ``LagStats``, ``EnvStepCounter``: small helpers.
-5. ``final_evaluation`` / ``write_evaluation``: the table of the learned policy vs the baselines.
-6. ``Learner``: the training loop. ``step()`` consumes one batch (agent.update, priorities,
-   publish every ``publish_every_updates``) and does the periodic work (stats, checkpoint,
-   evaluation, collective submissions); ``finish()`` checkpoints and evaluates at the end.
+2. ``actor_policy``: the deterministic actor as a policy for evaluation episodes.
+3. ``Learner``: the transition learner on the shared life cycle (dcdrl_cloud.trainer.Trainer).
+   ``step()`` consumes one batch (agent.update, priorities, publish every
+   ``publish_every_updates``) and does the periodic work (stats, checkpoint, evaluation,
+   collective submissions); ``finish()`` checkpoints and writes the final table
+   (dcdrl_sim.comparison: the learned policy against its env's baselines).
 
-The learner talks to the outside world only through a ``LearnerOutputs`` object (the node
-publishes; tests record), and is fed by ``receive_batch`` / ``record_episode`` /
-``observe_replay`` / ``observe_generation``, which are safe to call from another thread
-(the node's DDS callbacks). Everything else runs in one training thread: the Agent is not
-thread-safe.
+What feeds it (batches, credits) is dcdrl_cloud.batches. The learner talks to the outside world
+only through a ``LearnerOutputs`` object (the node publishes; tests record), and is fed by
+``receive_batch`` / ``record_episode`` / ``observe_replay`` / ``observe_generation``, which are
+safe to call from another thread (the node's DDS callbacks). Everything else runs in one training
+thread: the Agent is not thread-safe.
 """
 from __future__ import annotations
 
 import collections
-from dataclasses import asdict, dataclass, replace
-import json
+from dataclasses import dataclass
 import math
 from pathlib import Path
-import threading
 import time
-from typing import Any, Callable, Mapping, Optional, Protocol, Sequence
+from typing import Any, Callable, Optional, Protocol
 
 import gymnasium
 import numpy as np
 
-import dcdrl_sim  # noqa: F401  (registers the environments)
+from dcdrl_cloud.batches import (  # noqa: F401  (BatchRejected, read_sampled_batch: the node imports them here)
+    BatchQueue, BatchRejected, CreditTracker, EnvStepCounter, SampledArrays, read_sampled_batch, waiting_for_replay)
+from dcdrl_cloud.trainer import (  # noqa: F401  (the file names and env_dims: imported from here too)
+    CHECKPOINT_NAME, PUBLISHED_VERSION_NAME, SUMMARY_NAME, Trainer, env_dims, next_due)
 from dcdrl_core.experience import MAX_ID_LENGTH
-from dcdrl_core.files import atomic_write_bytes
-from dcdrl_core.learning.agents import ALGORITHMS, Agent, AgentConfig
-from dcdrl_core.learning.checkpoint import PublishedVersion, load_checkpoint, save_checkpoint
+from dcdrl_core.learning.agents import ALGORITHMS, AgentConfig
 from dcdrl_core.learning.codec import WeightsPayload, encode_weights
 from dcdrl_core.learning.inference import NumpyActor
-from dcdrl_core.learning.runlog import RunLogger
-from dcdrl_core.msg_arrays import get_array
+from dcdrl_core.strict_json import json_safe  # noqa: F401  (the node imports it from here)
 from dcdrl_core import training_defaults
-from dcdrl_sim.evaluation import EvaluationResult, evaluate_policy, summary_markdown
+from dcdrl_sim.comparison import EVALUATION_JSON, final_evaluation, has_oracle, write_evaluation
+from dcdrl_sim.evaluation import EvaluationResult, evaluate_policy
 
 MODES = ('central', 'collective')
-CHECKPOINT_NAME = 'learner.ckpt'
-PUBLISHED_VERSION_NAME = 'published_version'
-SUMMARY_NAME = 'learner.json'
-EVALUATION_JSON = 'evaluation.json'
-EVALUATION_MD = 'evaluation.md'
-MEC_ENV_IDS = (training_defaults.PAPER_ENV_ID, 'dcdrl_sim/MecOffloadScores-v0')  # baselines and oracle apply to both
 
 
 # ---------------------------------------------------------------------------------- config
@@ -150,241 +142,6 @@ class LearnerConfig:
         return AgentConfig.preset(self.network_preset, **overrides)
 
 
-def env_dims(env: gymnasium.Env) -> tuple[int, int]:
-    """(obs_dim, action_dim) of an env with flat Box spaces, or a ValueError naming the space."""
-    obs_space, action_space = env.observation_space, env.action_space
-    if not isinstance(obs_space, gymnasium.spaces.Box) or len(obs_space.shape) != 1:
-        raise ValueError(f'the learner needs a flat Box observation space, got {obs_space}')
-    if not isinstance(action_space, gymnasium.spaces.Box) or len(action_space.shape) != 1:
-        raise ValueError(f'the learner (DDPG/TD3) needs a flat Box action space, got {action_space}')
-    return int(obs_space.shape[0]), int(action_space.shape[0])
-
-
-# ---------------------------------------------------------------------------------- batches
-class BatchRejected(ValueError):
-    """A SampledBatch that must not be trained on; ``reason`` is a short code for counting."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(f'batch rejected ({reason}): {message}')
-        self.reason = reason
-
-
-@dataclass
-class SampledArrays:
-    """One validated sampled batch (what Agent.update reads, plus replay bookkeeping)."""
-
-    sequence: int
-    obs: np.ndarray               # [B, obs_dim] float32
-    actions: np.ndarray           # [B, action_dim]
-    rewards: np.ndarray           # [B]
-    next_obs: np.ndarray          # [B, obs_dim]
-    discounts: np.ndarray         # [B] in [0, 1]
-    weights: np.ndarray           # [B] importance weights, finite and >= 0
-    indices: np.ndarray           # [B] uint64 replay slots
-    policy_versions: np.ndarray   # [B] uint64 (or empty: unknown)
-    replay_size: int
-
-    def __len__(self) -> int:
-        return int(self.rewards.shape[0])
-
-
-def read_sampled_batch(message: Any, requester: str, obs_dim: int, action_dim: int) -> SampledArrays:
-    """Validates a SampledBatch message (either backend) and returns its arrays.
-
-    Refused (BatchRejected with reason): another requester ('wrong_requester'), other dimensions
-    ('wrong_dims'), an empty batch or array lengths that do not match batch_size ('bad_length'),
-    NaN/Inf anywhere ('non_finite'), discounts outside [0, 1] or negative weights ('bad_values').
-    """
-    if message.requester != requester:
-        raise BatchRejected('wrong_requester', f'requester {message.requester!r}, this learner is {requester!r}')
-    if int(message.obs_dim) != obs_dim or int(message.action_dim) != action_dim:
-        raise BatchRejected('wrong_dims', f'obs_dim {message.obs_dim} action_dim {message.action_dim}, '
-                                          f'expected {obs_dim} and {action_dim}')
-    b = int(message.batch_size)
-    if b < 1:
-        raise BatchRejected('bad_length', 'batch_size is 0')
-    expected = {'obs': b * obs_dim, 'actions': b * action_dim, 'rewards': b, 'next_obs': b * obs_dim,
-                'discounts': b, 'weights': b}
-    arrays = {}
-    for name, length in expected.items():
-        array = get_array(message, name, np.float32)
-        if array.size != length:
-            raise BatchRejected('bad_length', f'{name} has {array.size} values, batch_size {b} needs {length}')
-        if not np.isfinite(array).all():
-            raise BatchRejected('non_finite', f'{name} contains NaN or Inf')
-        arrays[name] = array
-    indices = get_array(message, 'indices', np.uint64)
-    versions = get_array(message, 'policy_versions', np.uint64)
-    if indices.size != b:
-        raise BatchRejected('bad_length', f'indices has {indices.size} values, expected {b}')
-    if versions.size not in (0, b):
-        raise BatchRejected('bad_length', f'policy_versions has {versions.size} values, expected {b} (or 0)')
-    discounts, weights = arrays['discounts'], arrays['weights']
-    if discounts.min() < 0 or discounts.max() > 1:
-        raise BatchRejected('bad_values', f'discounts must lie in [0, 1], got [{discounts.min()}, {discounts.max()}]')
-    if weights.min() < 0:
-        raise BatchRejected('bad_values', f'importance weights must be >= 0, got {weights.min()}')
-    return SampledArrays(
-        sequence=int(message.sequence), obs=arrays['obs'].reshape(b, obs_dim),
-        actions=arrays['actions'].reshape(b, action_dim), rewards=arrays['rewards'],
-        next_obs=arrays['next_obs'].reshape(b, obs_dim), discounts=discounts, weights=weights,
-        indices=indices, policy_versions=versions, replay_size=int(message.replay_size))
-
-
-# ---------------------------------------------------------------------------------- credits
-class CreditTracker:
-    """Credit-based prefetching: keep ``prefetch`` batches requested but not yet consumed.
-
-    in flight = credits outstanding at the replay (requested, not yet received) + batches queued
-    here (received, not yet consumed). ``take_request(now)`` returns how many batches to ask for
-    now: the shortfall to ``prefetch``, once it is at least ``chunk`` (fewer, larger requests).
-    Credits are lost when the replay restarts (it forgets them) or messages are lost: after
-    ``timeout_s`` without a batch while credits are out, or when ``peer_joined()`` says a new
-    replay appeared, the outstanding credits are written off and requested again. Thread-safe.
-    """
-
-    def __init__(self, prefetch: int, chunk: int = 1, timeout_s: float = 10.0) -> None:
-        if prefetch < 1 or not 1 <= chunk <= prefetch:
-            raise ValueError(f'need prefetch >= 1 and 1 <= chunk <= prefetch, got {prefetch} and {chunk}')
-        self.prefetch, self.chunk, self.timeout_s = int(prefetch), int(chunk), float(timeout_s)
-        self.outstanding = 0          # requested from the replay, not yet received
-        self.queued = 0               # received, not yet consumed
-        self.requested_total = 0
-        self.received_total = 0
-        self.written_off = 0          # credits given up as lost
-        self._last_activity: Optional[float] = None
-        self._lock = threading.Lock()
-
-    @property
-    def in_flight(self) -> int:
-        return self.outstanding + self.queued
-
-    def take_request(self, now: float) -> int:
-        with self._lock:
-            if (self.outstanding > 0 and self.timeout_s > 0 and self._last_activity is not None
-                    and now - self._last_activity >= self.timeout_s):
-                self.written_off += self.outstanding
-                self.outstanding = 0
-            shortfall = self.prefetch - self.outstanding - self.queued
-            if shortfall <= 0 or (shortfall < self.chunk and self.outstanding + self.queued > 0):
-                return 0
-            if self.outstanding == 0:
-                self._last_activity = now  # the time-out counts from the first credit out
-            self.outstanding += shortfall
-            self.requested_total += shortfall
-            return shortfall
-
-    def received(self, now: float, count: int = 1) -> None:
-        """A batch arrived; ``count`` > 1 when the sequence shows that count - 1 were lost on the way."""
-        with self._lock:
-            self.outstanding = max(0, self.outstanding - count)
-            self.queued += 1
-            self.received_total += 1
-            self._last_activity = now
-
-    def consumed(self) -> None:
-        """A queued batch was trained on (or dropped)."""
-        with self._lock:
-            self.queued = max(0, self.queued - 1)
-
-    def peer_joined(self) -> None:
-        """A (new) replay buffer subscribed: it holds none of our credits."""
-        with self._lock:
-            self.written_off += self.outstanding
-            self.outstanding = 0
-
-
-class BatchQueue:
-    """Received batches waiting for the training thread; bounded (drops the oldest). Thread-safe."""
-
-    def __init__(self, maxlen: int) -> None:
-        self._items: collections.deque[SampledArrays] = collections.deque()
-        self.maxlen = int(maxlen)
-        self.dropped = 0
-        self._cond = threading.Condition()
-
-    def put(self, item: SampledArrays) -> bool:
-        """Queue ``item``; returns False when the oldest batch had to be dropped for it."""
-        with self._cond:
-            dropped = len(self._items) >= self.maxlen
-            if dropped:
-                self._items.popleft()
-                self.dropped += 1
-            self._items.append(item)
-            self._cond.notify()
-            return not dropped
-
-    def get(self, timeout: float) -> Optional[SampledArrays]:
-        with self._cond:
-            if not self._items and timeout > 0:
-                self._cond.wait_for(lambda: bool(self._items), timeout)
-            return self._items.popleft() if self._items else None
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
-class LagStats:
-    """Policy lag (learner version minus the version that produced the data): min/mean/max per period."""
-
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        self.count, self.total = 0, 0.0
-        self.low, self.high = math.inf, -math.inf
-
-    def add(self, current_version: int, versions: np.ndarray) -> None:
-        if versions.size == 0:
-            return
-        # int64 before subtracting: uint64 would wrap for data newer than the learner (merged generations).
-        lag = int(current_version) - versions.astype(np.int64)
-        self.count += int(lag.size)
-        self.total += float(lag.sum())
-        self.low = min(self.low, float(lag.min()))
-        self.high = max(self.high, float(lag.max()))
-
-    def snapshot(self, reset: bool = True) -> tuple[float, float, float]:
-        """(min, mean, max) since the last reset; NaNs when no batch carried versions."""
-        result = ((self.low, self.total / self.count, self.high) if self.count
-                  else (math.nan, math.nan, math.nan))
-        if reset:
-            self.reset()
-        return result
-
-
-class EnvStepCounter:
-    """Environment steps so far, from the replay's cumulative transition count.
-
-    A count that drops means the replay restarted without its counters: what it had counted is
-    kept as an offset. After a learner resume the checkpoint's total is a floor.
-    """
-
-    def __init__(self, start: int = 0) -> None:
-        self.total = int(start)
-        self._offset = 0
-        self._last = 0
-
-    def observe(self, reported: int) -> int:
-        reported = int(reported)
-        if reported < self._last:
-            self._offset += self._last
-        self._last = reported
-        self.total = max(self.total, self._offset + reported)
-        return self.total
-
-
-def waiting_for_replay(stored: Optional[int], needed: int) -> str:
-    """The line a learner without batches prints instead of NaN losses. ``stored``: the replay's
-    size from replay/stats (None: nothing heard yet); ``needed``: transitions before the first update."""
-    if stored is None:
-        return 'waiting for the replay buffer (nothing on replay/stats yet: is it running, in this namespace?)'
-    if stored < needed:
-        return f'waiting for the replay buffer ({stored:,} / {needed:,} transitions)'
-    return f'waiting for the replay buffer ({stored:,} transitions stored, no batch yet)'
-
-
-# ---------------------------------------------------------------------------------- evaluation
 def actor_policy(actor: NumpyActor, action_space: gymnasium.spaces.Box) -> Callable[[np.ndarray], np.ndarray]:
     """obs -> action of the deterministic actor (no exploration noise), clipped to the env's bounds."""
     low, high = action_space.low.astype(np.float32), action_space.high.astype(np.float32)
@@ -394,70 +151,6 @@ def actor_policy(actor: NumpyActor, action_space: gymnasium.spaces.Box) -> Calla
     return policy
 
 
-def baseline_factories(env_id: str, seed: int = 0) -> dict[str, Callable[[gymnasium.Env], Any]]:
-    """The comparison policies for env_id: the four MEC baselines, or a seeded random policy."""
-    if env_id in MEC_ENV_IDS:
-        from dcdrl_sim.mec.baselines import BASELINES, make_baseline
-        return {name: (lambda env, name=name: make_baseline(name, env, seed=seed) if name == 'random'
-                       else make_baseline(name, env)) for name in BASELINES}
-
-    def random_factory(env: gymnasium.Env) -> Callable[[Any], Any]:
-        space = env.action_space
-        space.seed(seed)
-        return lambda obs: space.sample()
-    return {'random': random_factory}
-
-
-def final_evaluation(env_id: str, learned: Callable[[np.ndarray], np.ndarray], episodes: int,
-                     oracle_episodes: int, seed: int) -> list[EvaluationResult]:
-    """The learned policy, the baselines and (MEC) the oracle, on the same episode seeds.
-
-    The MEC oracle runs as iterated best response (exact search is 600 000 candidates per step at
-    N = 10), on ``oracle_episodes`` episodes (0 leaves it out).
-    """
-    results = [evaluate_policy(env_id, learned, episodes=episodes, seed=seed, name='learned')]
-    for name, factory in baseline_factories(env_id, seed).items():
-        results.append(evaluate_policy(env_id, policy_factory=factory, episodes=episodes, seed=seed, name=name))
-    if env_id in MEC_ENV_IDS and oracle_episodes > 0:
-        from dcdrl_sim.mec.oracle import MecOracle
-        results.append(evaluate_policy(
-            env_id, policy_factory=lambda env: MecOracle(env, max_exact_candidates=0),
-            episodes=oracle_episodes, seed=seed, name='oracle'))
-    return results
-
-
-def json_safe(value: Any) -> Any:
-    """NaN/Inf -> None, numpy scalars -> Python, recursively (strict JSON)."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    return value
-
-
-def write_evaluation(output_dir: str | Path, results: Sequence[EvaluationResult],
-                     meta: Mapping[str, Any]) -> tuple[Path, Path]:
-    """evaluation.json (summary rows, per-episode rows, ``meta``) and evaluation.md (the table)."""
-    output_dir = Path(output_dir)
-    data = {**dict(meta), 'rows': [r.summary for r in results],
-            'episodes': {r.name: r.episodes for r in results}}
-    json_path, md_path = output_dir / EVALUATION_JSON, output_dir / EVALUATION_MD
-    atomic_write_bytes(json_path, json.dumps(json_safe(data), indent=2, allow_nan=False).encode())
-    lines = [f"# Evaluation: {meta.get('env_id', '')}", '',
-             f"Learned policy version {meta.get('version')} after {meta.get('updates')} updates and "
-             f"{meta.get('env_steps')} environment steps; {meta.get('episodes')} episodes per policy "
-             f"(oracle: {meta.get('oracle_episodes')}), episode k seeded {meta.get('seed')} + k, no "
-             'exploration noise. Per-step means (cost = sum of the users\' costs per step; '
-             'return = episode return).', '', summary_markdown(results), '']
-    atomic_write_bytes(md_path, '\n'.join(lines).encode())
-    return json_path, md_path
-
-
-# ---------------------------------------------------------------------------------- the learner
 class LearnerOutputs(Protocol):
     """What the learner sends out; the node publishes, tests record."""
 
@@ -477,18 +170,7 @@ class _EpisodeRecord:
     length: int
 
 
-@dataclass
-class _Period:
-    """Sums over one stats period."""
-
-    updates: int = 0
-    critic_loss: float = 0.0
-    q_mean: float = 0.0
-    actor_loss: float = 0.0
-    actor_updates: int = 0
-
-
-class Learner:
+class Learner(Trainer):
     """The master learner. Call ``start()``, then ``step()`` in a loop until it returns True
     (duration_s elapsed) or you stop, then ``finish()``; ``close()`` always.
 
@@ -499,103 +181,61 @@ class Learner:
         clock: monotonic seconds (replaceable in tests).
     """
 
+    # Fields a running learner takes over (ros2 param set on the node); the others are read at start.
+    LIVE_FIELDS = ('duration_s', 'publish_every_updates', 'stats_period_s', 'checkpoint_period_s', 'eval_period_s',
+                   'eval_episodes', 'updates_per_sec_limit', 'generation_period_s', 'final_eval_episodes',
+                   'oracle_episodes', 'evaluate_on_stop')
+    PROGRESS_TAGS = ('losses/critic_loss', 'losses/actor_loss', 'eval/return', 'eval/cost',
+                     'charts/version_lag_mean', 'charts/updates_per_sec')
+    RUN_LOG_NAME = 'learner'
+    STEP_TIMEOUT_S = 0.1
+
     def __init__(self, config: LearnerConfig, outputs: LearnerOutputs, name: str = 'learner',
                  clock: Callable[[], float] = time.monotonic) -> None:
         if not isinstance(config, LearnerConfig):
             raise TypeError(f'config must be a LearnerConfig, got {type(config).__name__}')
-        self.config, self.out, self.name, self.clock = config, outputs, name, clock
-        self.env = gymnasium.make(config.env_id)
-        self.obs_dim, self.action_dim = env_dims(self.env)
-        self.agent_config = config.agent_config()
-        self.agent = Agent(self.agent_config, self.obs_dim, self.action_dim)
-        self.architecture_id = self.agent.architecture_id
-        self.output_dir = Path(config.output_dir)
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        self.checkpoint_path = self.output_dir / CHECKPOINT_NAME
-
-        self.version = 0                  # last published version
-        self.updates = 0                  # gradient updates, across resumes
-        self.resumed_from: Optional[int] = None
+        super().__init__(config, outputs, name, clock, keep_env=True)
         self.env_steps = EnvStepCounter()
-        if config.resume and self.checkpoint_path.is_file():
-            self._resume()
-        # Versions published after the last checkpoint (a hard kill) are not reused.
-        self.published = PublishedVersion(self.output_dir / PUBLISHED_VERSION_NAME)
-        self.version = max(self.version, self.published.last())
-
+        self._load_saved_state()
         self.credits = CreditTracker(config.prefetch_batches, config.credit_batch, config.credit_timeout_s)
         self.queue = BatchQueue(config.max_queued_batches)
-        self.lag = LagStats()
-        self.rejected: collections.Counter[str] = collections.Counter()
         self.lost_batches = 0
         self.episodes_refused = 0   # episode statistics ignored (NaN/Inf, an overlong client_id)
         self.replay_size = 0
-        self.eval_return = math.nan
-        self.eval_cost = math.nan
         self.final_results: Optional[list[EvaluationResult]] = None
         self.report_path: Optional[Path] = None
         self.generation_seen = 0
         self.submissions = 0
         self._last_sequence: Optional[int] = None
         self._episodes: collections.deque[_EpisodeRecord] = collections.deque(maxlen=10_000)
-        self._period = _Period()
-        self._last_stats = {'critic_loss': math.nan, 'actor_loss': math.nan, 'q_mean': math.nan}
         self._gamma_warned = False
         self._replay_seen = False         # a ReplayStats arrived (the waiting line says so)
         self._updates_at_start = self.updates
         self._next_waiting_line = 0.0
+        self._evaluate_at_close = config.evaluate_on_stop
         self._eval_actor = NumpyActor(self.agent_config.network, self.obs_dim, self.action_dim,
                                       self.agent.actor_state())
         self._eval_policy = actor_policy(self._eval_actor, self.env.action_space)
-        self.logger: Optional[RunLogger] = None
-        self.started_at: Optional[float] = None
-        self.finished = False
-        self.closed = False
-        self._lock = threading.Lock()   # finish/close against each other
-        self._pause = threading.Event()  # set by wake(): ends a rate-limit pause at once
 
     # ------------------------------------------------------------------ resume and files
-    def _resume(self) -> None:
-        try:
-            _, info = load_checkpoint(self.checkpoint_path, self.agent)
-        except ValueError as error:
-            raise ValueError(f'cannot resume from {self.checkpoint_path}: {error}; use another output_dir '
-                             f'or resume:=false') from None
+    def _restore(self, extra: dict[str, Any]) -> None:
         # The optimizers' state carries the learning rates it was saved with: this run's win.
         for optimizer, lr in ((self.agent.actor_optim, self.agent_config.actor_lr),
                               (self.agent.critic_optim, self.agent_config.critic_lr)):
             for group in optimizer.param_groups:
                 group['lr'] = lr
-        self.version = info.version
-        self.resumed_from = info.version
-        self.updates = int(info.extra.get('updates', 0))
-        self.env_steps = EnvStepCounter(int(info.extra.get('env_steps', 0)))
+        self.env_steps = EnvStepCounter(int(extra.get('env_steps', 0)))
 
-    def agent_is_finite(self) -> bool:
-        """False once training diverged (NaN/Inf in a network): such an agent is never saved."""
-        import torch
-        return all(bool(torch.isfinite(p).all()) for net in (self.agent.actor, self.agent.critic)
-                   for p in net.parameters())
-
-    def save_checkpoint(self) -> bool:
-        """learner.ckpt (+ learner.json); refuses to overwrite a good checkpoint with a diverged agent."""
-        if not self.agent_is_finite():
-            self.out.log('error', f'networks contain NaN/Inf: not overwriting {self.checkpoint_path}')
-            return False
-        extra = {'updates': self.updates, 'env_steps': self.env_steps.total, 'eval_return': self.eval_return,
-                 'eval_cost': self.eval_cost, 'env_id': self.config.env_id}
-        save_checkpoint(self.checkpoint_path, self.agent, version=self.version, extra=json_safe(extra))
-        atomic_write_bytes(self.output_dir / SUMMARY_NAME,
-                           json.dumps(json_safe(self.summary()), indent=2, allow_nan=False).encode())
-        return True
+    def _checkpoint_extra(self) -> dict[str, Any]:
+        return {'env_steps': self.env_steps.total, 'eval_return': self.eval_return, 'eval_cost': self.eval_cost,
+                'env_id': self.config.env_id}
 
     def summary(self) -> dict[str, Any]:
         """The run's numbers (learner.json, the TRAINING DONE line)."""
-        wall = 0.0 if self.started_at is None else self.clock() - self.started_at
         data: dict[str, Any] = {
             'version': self.version, 'updates': self.updates, 'env_steps': self.env_steps.total,
             'eval_return': self.eval_return, 'eval_cost': self.eval_cost,
-            'output_dir': str(self.output_dir), 'wall_s': round(wall, 3),
+            'output_dir': str(self.output_dir), 'wall_s': round(self.wall_s(), 3),
             'architecture_id': self.architecture_id, 'env_id': self.config.env_id,
             'algorithm': self.config.algorithm, 'resumed_from_version': self.resumed_from,
             'checkpoint': str(self.checkpoint_path),
@@ -657,58 +297,27 @@ class Learner:
         """The parameter server's latest merged generation (collective mode)."""
         self.generation_seen = max(self.generation_seen, int(generation))
 
-    # Fields a running learner takes over (ros2 param set on the node); the others are read at start.
-    LIVE_FIELDS = ('duration_s', 'publish_every_updates', 'stats_period_s', 'checkpoint_period_s', 'eval_period_s',
-                   'eval_episodes', 'updates_per_sec_limit', 'generation_period_s', 'final_eval_episodes',
-                   'oracle_episodes', 'evaluate_on_stop')
-
-    def reconfigure(self, **changes: Any) -> LearnerConfig:
-        """Take new values of LIVE_FIELDS while training: checked as at start (ValueError), a changed
-        period counts from now (0 turns the periodic work off). Safe from another thread than run's."""
-        fixed = sorted(set(changes) - set(self.LIVE_FIELDS))
-        if fixed:
-            raise ValueError(f'{", ".join(fixed)} cannot change while the learner runs')
-        config = replace(self.config, **changes)
-        self.config = config
-        if self.started_at is not None:
-            now = self.clock()
-            if 'stats_period_s' in changes:
-                self._next_stats = now + config.stats_period_s
-            if 'eval_period_s' in changes:
-                self._next_eval = now + config.eval_period_s if config.eval_period_s > 0 else math.inf
-            if 'checkpoint_period_s' in changes:
-                self._next_checkpoint = now + config.checkpoint_period_s if config.checkpoint_period_s > 0 else math.inf
-            if 'generation_period_s' in changes and config.mode == 'collective':
-                self._next_generation = now + config.generation_period_s if config.generation_period_s > 0 else math.inf
-            if 'updates_per_sec_limit' in changes:
-                self._next_update = now
-                self._pause.set()   # a pause under the old limit ends now
-        return config
-
     def replay_joined(self) -> None:
         """A (new) subscriber on sample_requests: request our credits again."""
         self.credits.peer_joined()
 
+    def _reschedule(self, changes: dict[str, Any], now: float) -> None:
+        config = self.config
+        if 'eval_period_s' in changes:
+            self._next_eval = next_due(now, config.eval_period_s)
+        if 'generation_period_s' in changes and config.mode == 'collective':
+            self._next_generation = next_due(now, config.generation_period_s)
+        if 'updates_per_sec_limit' in changes:
+            self._next_update = now   # and reconfigure's wake() ends a pause under the old limit
+
     # ------------------------------------------------------------------ the loop
-    def start(self) -> None:
-        """Open the run log, publish the current weights (version 1, or the checkpoint's + 1)."""
+    def _on_start(self, now: float) -> None:
+        """Publish the current weights (version 1, or the checkpoint's + 1) and request batches."""
         c = self.config
-        now = self.clock()
-        self.started_at = now
-        self.logger = RunLogger(c.env_id, 'learner', c.seed, root=self.output_dir, tensorboard=c.tensorboard,
-                                print_every_s=c.progress_period_s if c.progress_period_s > 0 else None,
-                                progress_tags=('losses/critic_loss', 'losses/actor_loss', 'eval/return',
-                                               'eval/cost', 'charts/version_lag_mean', 'charts/updates_per_sec'))
-        self.logger.write_config({**asdict(c), 'agent': self.agent_config.to_dict(),
-                                  'architecture_id': self.architecture_id, 'resumed_from_version': self.resumed_from})
-        self._next_stats = now + c.stats_period_s
-        self._next_checkpoint = now + c.checkpoint_period_s if c.checkpoint_period_s > 0 else math.inf
         # The first evaluation scores the initial policy, so the learning curve starts from it.
         self._next_eval = now if c.eval_period_s > 0 else math.inf
-        self._next_generation = (now + c.generation_period_s if c.mode == 'collective' and c.generation_period_s > 0
-                                 else math.inf)
+        self._next_generation = next_due(now, c.generation_period_s) if c.mode == 'collective' else math.inf
         self._next_update = now
-        self._rate_time, self._rate_updates, self._rate_steps = now, self.updates, self.env_steps.total
         self._updates_at_start, self._next_waiting_line = self.updates, now
         if self.resumed_from is not None:
             self.out.log('info', f'resumed from {self.checkpoint_path}: version {self.version}, '
@@ -716,28 +325,15 @@ class Learner:
         self.publish_weights()
         self._request(now)
 
-    def done(self, now: Optional[float] = None) -> bool:
-        if self.started_at is None or self.config.duration_s <= 0:
-            return False
-        return (self.clock() if now is None else now) - self.started_at >= self.config.duration_s
-
-    def step(self, timeout: float = 0.1) -> bool:
-        """Train on one batch if one arrives within ``timeout`` s, then the periodic work.
-        Returns True once duration_s has elapsed."""
-        if self.started_at is None:
-            raise RuntimeError('call start() first')
+    def _train(self, timeout: float) -> None:
+        """Train on one batch if one arrives within ``timeout`` s (rate pacing first)."""
         now = self.clock()
-        batch = None
         if self.config.updates_per_sec_limit > 0 and now < self._next_update:
-            # Rate pacing (updates_per_sec_limit), interruptible by wake().
-            self._pause.wait(min(timeout, self._next_update - now))
-        else:
-            batch = self.queue.get(timeout)
+            self._pause(min(timeout, self._next_update - now))   # updates_per_sec_limit; wake() ends it
+            return
+        batch = self.queue.get(timeout)
         if batch is not None:
             self.train_on(batch)
-        now = self.clock()
-        self._periodic(now)
-        return self.done(now)
 
     def train_on(self, batch: SampledArrays) -> dict[str, Any]:
         """One gradient update on a batch, priorities, lag, and a publish when one is due."""
@@ -751,15 +347,8 @@ class Learner:
         self.replay_size = batch.replay_size
         self.env_steps.total = max(self.env_steps.total, batch.replay_size)  # at least what is stored
         stats = self.agent.update(batch, stored_transitions=batch.replay_size)
-        self.updates += 1
-        period = self._period
-        period.updates += 1
-        period.critic_loss += stats['critic_loss']
-        period.q_mean += stats['q_mean']
-        if stats['actor_loss'] is not None:
-            period.actor_loss += stats['actor_loss']
-            period.actor_updates += 1
-        self.lag.add(self.version, batch.policy_versions)
+        self._count_update(stats)
+        self._period.lag.add(self.version, batch.policy_versions)
         if c.prioritized:
             self.out.send_priorities(batch.indices, np.abs(stats['td_errors']).astype(np.float32))
         if self.updates % c.publish_every_updates == 0:
@@ -769,72 +358,36 @@ class Learner:
         self._request(self.clock())
         return stats
 
-    def publish_weights(self) -> WeightsPayload:
-        """Publish the online actor as the next version."""
-        payload = encode_weights(self.agent.actor, self.architecture_id, self.version + 1)
-        self.version += 1
-        self.published.record(self.version)  # before publishing: a kill in between never reuses it
-        self.out.publish_weights(payload)
-        return payload
-
     def _request(self, now: float) -> None:
         count = self.credits.take_request(now)
         if count:
             self.out.request_batches(count, self.config.batch_size)
 
-    def _periodic(self, now: float) -> None:
+    def _before_stats(self, now: float) -> None:
         self._request(now)
         self._log_episodes()
-        if now >= self._next_stats:
-            self._next_stats = now + self.config.stats_period_s
-            self.publish_stats(now)
+
+    def _after_stats(self, now: float) -> None:
         if now >= self._next_eval:
             self.evaluate()
             self._next_eval = self.clock() + self.config.eval_period_s
         if now >= self._next_generation:
             self.submit_generation()
             self._next_generation = self.clock() + self.config.generation_period_s
-        if now >= self._next_checkpoint:
-            self.save_checkpoint()
-            self._next_checkpoint = self.clock() + self.config.checkpoint_period_s
 
     # ------------------------------------------------------------------ periodic work
-    def stats(self, now: float) -> dict[str, float]:
-        """TrainingStats fields (names as in the message) for the period since the last call."""
-        p = self._period
-        if p.updates:
-            self._last_stats['critic_loss'] = p.critic_loss / p.updates
-            self._last_stats['q_mean'] = p.q_mean / p.updates
-        if p.actor_updates:
-            self._last_stats['actor_loss'] = p.actor_loss / p.actor_updates
-        self._period = _Period()
-        elapsed = max(1e-9, now - self._rate_time)
-        updates_per_sec = (self.updates - self._rate_updates) / elapsed
-        steps_per_sec = max(0, self.env_steps.total - self._rate_steps) / elapsed
-        self._rate_time, self._rate_updates, self._rate_steps = now, self.updates, self.env_steps.total
-        lag_min, lag_mean, lag_max = self.lag.snapshot()
-        return {
-            'policy_version': self.version, 'updates': self.updates, 'env_steps': self.env_steps.total,
-            'replay_size': self.replay_size, **self._last_stats,
-            'updates_per_sec': updates_per_sec, 'env_steps_per_sec': steps_per_sec,
-            'version_lag_min': lag_min, 'version_lag_mean': lag_mean, 'version_lag_max': lag_max,
-            'rejected_batches': sum(self.rejected.values()),
-            'eval_return': self.eval_return, 'eval_cost': self.eval_cost}
+    def _env_step_count(self) -> int:
+        return self.env_steps.total
+
+    def _replay_size(self) -> int:
+        return self.replay_size
+
+    def _stats_scalars(self, stats: dict[str, float]) -> dict[str, float]:
+        return {**super()._stats_scalars(stats), 'charts/rejected_batches': stats['rejected_batches']}
 
     def publish_stats(self, now: float) -> dict[str, float]:
-        stats = self.stats(now)
-        self.out.publish_stats(stats)
+        stats = super().publish_stats(now)
         if self.logger is not None:
-            self.logger.log_scalars({
-                'losses/critic_loss': stats['critic_loss'], 'losses/actor_loss': stats['actor_loss'],
-                'losses/q_mean': stats['q_mean'], 'charts/updates_per_sec': stats['updates_per_sec'],
-                'charts/env_steps_per_sec': stats['env_steps_per_sec'],
-                'charts/policy_version': stats['policy_version'],
-                'charts/replay_size': stats['replay_size'], 'charts/rejected_batches': stats['rejected_batches'],
-                **({'charts/version_lag_min': stats['version_lag_min'],
-                    'charts/version_lag_mean': stats['version_lag_mean'],
-                    'charts/version_lag_max': stats['version_lag_max']}
-                   if math.isfinite(stats['version_lag_mean']) else {})}, step=self.updates)
             if self.updates > self._updates_at_start:
                 self.logger.progress(self.updates)
             elif self.config.progress_period_s > 0 and now >= self._next_waiting_line:
@@ -858,6 +411,11 @@ class Learner:
     def _sync_eval_actor(self) -> None:
         self._eval_actor.load_weights(self.agent.actor_state(), self.version)
 
+    def _log_eval(self) -> None:
+        self.logger.log_scalars({'eval/return': self.eval_return,
+                                 **({'eval/cost': self.eval_cost} if math.isfinite(self.eval_cost) else {})},
+                                step=self.updates)
+
     def evaluate(self, episodes: Optional[int] = None) -> EvaluationResult:
         """Noise-free episodes of the current actor on the learner's own env (same seeds every time)."""
         self._sync_eval_actor()
@@ -867,9 +425,7 @@ class Learner:
         self.eval_return = float(summary['return'])
         self.eval_cost = float(summary.get('cost', math.nan))
         if self.logger is not None:
-            self.logger.log_scalars({'eval/return': self.eval_return,
-                                     **({'eval/cost': self.eval_cost} if math.isfinite(self.eval_cost) else {})},
-                                    step=self.updates)
+            self._log_eval()
         return result
 
     def submit_generation(self) -> None:
@@ -881,20 +437,15 @@ class Learner:
         self.submissions += 1
 
     # ------------------------------------------------------------------ the end
-    def finish(self, publish: bool = True) -> dict[str, Any]:
-        """Publish the last weights (``publish``), checkpoint, evaluate against the baselines, write
-        the files. Returns the summary (the TRAINING DONE line). Idempotent."""
-        with self._lock:
-            if not self.finished:
-                if publish and self.started_at is not None \
-                        and self.updates % self.config.publish_every_updates != 0:
-                    self.publish_weights()  # clients get what the checkpoint holds
-                self.save_checkpoint()
-                self.final_evaluation()
-                self.save_checkpoint()  # learner.json with the table's numbers
-                self.write_report()
-                self.finished = True
-            return self.summary()
+    def _unpublished_changes(self) -> bool:
+        return self.updates % self.config.publish_every_updates != 0
+
+    def _finish_work(self) -> None:
+        """Checkpoint, evaluate against the baselines, write the files (the TRAINING DONE line's)."""
+        self.save_checkpoint()
+        self.final_evaluation()
+        self.save_checkpoint()  # learner.json with the table's numbers
+        self.write_report()
 
     def write_report(self) -> Optional[Path]:
         """report.md and its plots in output_dir (report.py: the one report of a training run, the
@@ -923,52 +474,27 @@ class Learner:
         write_evaluation(self.output_dir, results, {
             'env_id': c.env_id, 'version': self.version, 'updates': self.updates,
             'env_steps': self.env_steps.total, 'episodes': c.final_eval_episodes,
-            'oracle_episodes': c.oracle_episodes if c.env_id in MEC_ENV_IDS else 0, 'seed': c.eval_seed,
+            'oracle_episodes': c.oracle_episodes if has_oracle(c.env_id) else 0, 'seed': c.eval_seed,
             'architecture_id': self.architecture_id})
         if self.logger is not None:
             self.logger.log_scalars({f'final/{r.name}/{key}': r.summary[key] for r in results
                                      for key in ('return', 'cost') if key in r.summary}, self.updates)
-            # The learning curve (eval/*, in TensorBoard and the report) ends at the table's number.
-            self.logger.log_scalars({'eval/return': self.eval_return,
-                                     **({'eval/cost': self.eval_cost} if math.isfinite(self.eval_cost) else {})},
-                                    step=self.updates)
+            self._log_eval()   # the learning curve (eval/*, TensorBoard and the report) ends at the table's number
         return results
 
     def close(self, evaluate: Optional[bool] = None) -> None:
         """Stop: checkpoint (and the final table when ``evaluate``, default evaluate_on_stop, and
         it was not written yet), close the run log and the env. Call after the training thread ended."""
-        with self._lock:
-            if self.closed:
-                return
-            self.closed = True
-        evaluate = self.config.evaluate_on_stop if evaluate is None else evaluate
-        try:
-            if not self.finished and self.started_at is not None:
-                if evaluate:
-                    self.finish(publish=False)  # at shutdown the publishers may be gone
-                else:
-                    self.save_checkpoint()
-                    self.write_report()
-        finally:
-            if self.logger is not None:
-                self.logger.close()
-            self.env.close()
+        self._evaluate_at_close = self.config.evaluate_on_stop if evaluate is None else evaluate
+        super().close()
 
-    def wake(self) -> None:
-        """End a wait in step() at once (the node calls it before joining the training thread)."""
-        self._pause.set()
-
-    def run(self, stop: threading.Event, timeout: float = 0.1) -> Optional[dict[str, Any]]:
-        """The training thread: start, step until duration_s or ``stop``; finish() when the
-        duration elapsed (returns its summary), None when stopped first."""
-        self.start()
-        while not stop.is_set():
-            if self.step(timeout):
-                return self.finish()
-        return None
+    def _close_unfinished(self) -> None:
+        if self._evaluate_at_close:
+            self.finish(publish=False)  # at shutdown the publishers may be gone
+        else:
+            self.save_checkpoint()
+            self.write_report()
 
 
-__all__ = ['BatchQueue', 'BatchRejected', 'CHECKPOINT_NAME', 'CreditTracker', 'EVALUATION_JSON', 'EVALUATION_MD',
-           'EnvStepCounter', 'LagStats', 'Learner', 'LearnerConfig', 'LearnerOutputs', 'PUBLISHED_VERSION_NAME', 'SUMMARY_NAME',
-           'SampledArrays', 'actor_policy', 'baseline_factories', 'env_dims', 'final_evaluation',
-           'json_safe', 'read_sampled_batch', 'waiting_for_replay', 'write_evaluation']
+__all__ = ['CHECKPOINT_NAME', 'Learner', 'LearnerConfig', 'LearnerOutputs', 'MODES', 'PUBLISHED_VERSION_NAME',
+           'SUMMARY_NAME', 'actor_policy']

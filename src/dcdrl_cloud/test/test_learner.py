@@ -10,9 +10,10 @@ from dcdrl_core.learning.codec import decode_weights
 from dcdrl_core.learning.inference import actor_shapes
 from dcdrl_core.learning.networks import architecture_id, network_config
 from dcdrl_core.msg_arrays import set_array
-from dcdrl_cloud.learner import (
-    BatchQueue, BatchRejected, CreditTracker, EnvStepCounter, LagStats, Learner, LearnerConfig,
-    SampledArrays, read_sampled_batch)
+from dcdrl_cloud.batches import (
+    BatchQueue, BatchRejected, CreditTracker, EnvStepCounter, SampledArrays, read_sampled_batch)
+from dcdrl_cloud.learner import Learner, LearnerConfig
+from dcdrl_cloud.trainer import LagStats
 from dcdrl_msgs.msg import SampledBatch
 
 MEC = 'dcdrl_sim/MecOffload-v0'  # the paper's encoding; with N = 10 users:
@@ -329,7 +330,7 @@ def test_final_evaluation_table_has_every_baseline_row(tmp_path):
 
 
 def test_the_scores_mec_env_is_compared_with_the_same_baselines_and_the_oracle():
-    from dcdrl_cloud.learner import baseline_factories, final_evaluation
+    from dcdrl_sim.comparison import baseline_factories, final_evaluation
     assert list(baseline_factories('dcdrl_sim/MecOffloadScores-v0')) == ['local_only', 'full_offload', 'random', 'greedy']
     results = final_evaluation('dcdrl_sim/MecOffloadScores-v0', lambda obs: np.zeros(10, dtype=np.float32),
                                episodes=1, oracle_episodes=1, seed=0)

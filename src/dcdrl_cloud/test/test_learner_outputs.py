@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from dcdrl_cloud.learner import LearnerConfig, waiting_for_replay
+from dcdrl_cloud.batches import waiting_for_replay
+from dcdrl_cloud.learner import LearnerConfig
 from dcdrl_cloud.report import learning_curve
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
