@@ -496,5 +496,5 @@ class Learner(Trainer):
             self.write_report()
 
 
-__all__ = ['CHECKPOINT_NAME', 'Learner', 'LearnerConfig', 'LearnerOutputs', 'MODES', 'PUBLISHED_VERSION_NAME',
-           'SUMMARY_NAME', 'actor_policy']
+__all__ = ['BatchRejected', 'CHECKPOINT_NAME', 'Learner', 'LearnerConfig', 'LearnerOutputs', 'MODES',
+           'PUBLISHED_VERSION_NAME', 'SUMMARY_NAME', 'actor_policy', 'env_dims', 'json_safe', 'read_sampled_batch']
