@@ -5,7 +5,7 @@ One camera frame = one task. For each task the controller (``dcdrl_edge.offload_
 
 1. skips the frame when the device is saturated (worker queue full *and* ``max_in_flight``
    offloads outstanding): counted as ``refused_frames``, no decision, no experience;
-2. builds the observation of ``dcdrl_sim.face.env.FaceOffloadEnv`` (8 features, same scales)
+2. builds the observation of ``dcdrl_sim.face.model.FaceOffloadModel`` (8 features, same scales)
    from measured state (``TaskObserver``);
 3. decides with the configured policy (``DecisionMaker``): the learned actor (``a > 0`` =
    offload, Gaussian exploration noise when training), or a baseline: 'local', 'offload',
@@ -41,7 +41,7 @@ from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from dcdrl_sim.face.env import LOCAL, OFFLOAD, FaceOffloadEnv
+from dcdrl_sim.face.model import LOCAL, OBS_SIZE, OFFLOAD, FaceOffloadModel
 
 POLICIES = ('learned', 'local', 'offload', 'random', 'greedy')
 BASELINE_POLICIES = POLICIES[1:]
@@ -49,7 +49,20 @@ FALLBACK_REASONS = ('no_server', 'timeout', 'refused', 'error', 'in_flight_full'
 MODES = ('local', 'offloaded', 'fell_back')            # where a finished task ran
 EXTRA_NAMES = ('cost', 'latency_s', 'energy_j', 'deadline_miss_ratio', 'offload_fraction', 'fell_back')
 
-# OffloadConfig fields that are FaceOffloadEnv constructor arguments of the same meaning: the
+# The envs the cloud can train the offload policy on -> the actor's (observation, action) sizes: the
+# learned decision is action > 0 on FaceOffloadModel's observation. A table, not gymnasium.make, so a
+# device needs no gymnasium (test_offload checks it against the registered env's spaces).
+ACTOR_ENV_DIMS = {'dcdrl_sim/FaceOffloadContinuous-v0': (OBS_SIZE, 1)}
+
+
+def actor_dims(env_id: str) -> Tuple[int, int]:
+    """(obs_dim, action_dim) of the offload actor for the env id the cloud trains it on."""
+    if env_id not in ACTOR_ENV_DIMS:
+        raise ValueError(f'env_id {env_id!r} is not an offload policy env; known: {sorted(ACTOR_ENV_DIMS)}')
+    return ACTOR_ENV_DIMS[env_id]
+
+
+# OffloadConfig fields that are FaceOffloadModel constructor arguments of the same meaning: the
 # device builds the env with them, so its observation scales and the greedy rule are the env's.
 MODEL_FIELDS = ('deadline_s', 'latency_weight', 'energy_weight', 'miss_penalty', 'device_cpu_power_w',
                 'radio_power_w', 'device_seconds_per_megapixel', 'device_seconds_per_face',
@@ -71,7 +84,7 @@ class OffloadConfig:
     exploration_noise: float = 0.3        # Gaussian sigma on the action (before clipping to [-1, 1])
     random_offload_probability: float = 0.5
     seed: int = 0                         # noise, 'random' decisions, baseline action draws
-    # Task model and cost: defaults are FaceOffloadEnv's (see MODEL_FIELDS).
+    # Task model and cost: defaults are FaceOffloadModel's (see MODEL_FIELDS).
     deadline_s: float = 2.0               # per frame (a task is one frame)
     latency_weight: float = 1.0
     energy_weight: float = 0.1
@@ -172,9 +185,9 @@ class OffloadConfig:
         data['megapixels_per_frame'] = list(self.megapixels_per_frame)
         return data
 
-    def model_env(self) -> FaceOffloadEnv:
-        """The FaceOffloadEnv with this config's constants: observation scales and the greedy rule."""
-        return FaceOffloadEnv(**{name: getattr(self, name) for name in MODEL_FIELDS})
+    def model_env(self) -> FaceOffloadModel:
+        """The FaceOffloadModel with this config's constants: observation scales and the greedy rule."""
+        return FaceOffloadModel(**{name: getattr(self, name) for name in MODEL_FIELDS})
 
 
 # ------------------------------------------------------------------------------ observation
@@ -201,7 +214,7 @@ class TaskObserver:
     * face-count estimate: the faces found in the previous finished frame.
     """
 
-    def __init__(self, config: OffloadConfig, model: Optional[FaceOffloadEnv] = None) -> None:
+    def __init__(self, config: OffloadConfig, model: Optional[FaceOffloadModel] = None) -> None:
         self.config = config
         self.model = model if model is not None else config.model_env()
         self.bandwidth_mbps = self._clip_bandwidth(config.initial_bandwidth_mbps)
@@ -232,7 +245,7 @@ class TaskObserver:
 
     # ---- the observation
     def observe(self, now: float, megapixels: float, deadline_s: Optional[float] = None) -> np.ndarray:
-        """float32 [8], normalised and clipped exactly as FaceOffloadEnv's observation."""
+        """float32 [8], normalised and clipped exactly as FaceOffloadModel's observation."""
         if not (math.isfinite(megapixels) and megapixels > 0):
             raise ValueError(f'megapixels must be a finite number > 0, got {megapixels!r}')
         m = self.model
@@ -308,7 +321,7 @@ class DecisionMaker:
     decision ((0, 1] offload, [-1, 0] local), so the critic sees the whole action range.
     """
 
-    def __init__(self, config: OffloadConfig, model: Optional[FaceOffloadEnv] = None) -> None:
+    def __init__(self, config: OffloadConfig, model: Optional[FaceOffloadModel] = None) -> None:
         self.config = config
         self.model = model if model is not None else config.model_env()
         self.rng = np.random.default_rng(config.seed)

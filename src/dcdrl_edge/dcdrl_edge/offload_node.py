@@ -65,7 +65,8 @@ from dcdrl_edge.faces import check_tolerance
 from dcdrl_edge.images import (
     DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageLimits, ImageRejected, compressed_bytes, compressed_size,
     decode_compressed, fill_compressed_bytes)
-from dcdrl_edge.offload import LOCAL, LinkEmulator, OffloadConfig, OffloadController, Outcome, Task, parse_schedule
+from dcdrl_edge.offload import (
+    LOCAL, LinkEmulator, OffloadConfig, OffloadController, Outcome, Task, actor_dims, parse_schedule)
 
 _DEFAULTS = OffloadConfig()
 MAX_REPLY_FACES = 1000   # a reply naming more faces than this is malformed (the task runs locally)
@@ -81,21 +82,6 @@ _EXTRA = {
 def _reliable(depth: int, latched: bool = False) -> Any:
     durability = ros.DurabilityPolicy.TRANSIENT_LOCAL if latched else ros.DurabilityPolicy.VOLATILE
     return ros.QoSProfile(depth=depth, reliability=ros.ReliabilityPolicy.RELIABLE, durability=durability)
-
-
-def _actor_dims(env_id: str) -> Tuple[int, int]:
-    import gymnasium
-    import dcdrl_sim  # noqa: F401  (registers the environments)
-    env = gymnasium.make(env_id)
-    try:
-        obs_space, action_space = env.observation_space, env.action_space
-    finally:
-        env.close()
-    if not isinstance(action_space, gymnasium.spaces.Box) or action_space.shape != (1,) \
-            or obs_space.shape is None or len(obs_space.shape) != 1:
-        raise ValueError(f'env_id {env_id!r} must have a flat observation and a Box action of shape (1,) '
-                         f'(decision = action > 0), got {obs_space} and {action_space}')
-    return int(obs_space.shape[0]), 1
 
 
 class OffloadMode:
@@ -140,10 +126,10 @@ class OffloadMode:
         self.link = LinkEmulator(float(p('link_bandwidth_mbps')), schedule)
         self.controller = OffloadController(self.config)
 
-        # The actor (torch is imported here, for the weights codec): sized by the env the cloud trains on.
+        # The actor (numpy): sized by the env the cloud trains on.
         from dcdrl_edge.actor_buffer import DoubleBufferedActor
         from dcdrl_edge.eval_mode import read_weights_file
-        obs_dim, action_dim = _actor_dims(p('env_id'))
+        obs_dim, action_dim = actor_dims(p('env_id'))
         self.actor = DoubleBufferedActor(p('network_preset'), obs_dim, action_dim, on_rejected=self._on_rejected)
         if p('weights_file'):
             self.actor.load_payload_now(read_weights_file(p('weights_file')))   # missing: one [FATAL] line

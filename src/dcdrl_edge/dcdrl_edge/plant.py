@@ -12,8 +12,8 @@ None of these may block for long: a control period at 1 kHz is 1 ms. A rig that 
 home the cart does it over many reset_step() calls.
 
 Plants here:
-- SimulatedCartPolePlant: dcdrl_sim's CartPoleSwingUpEnv; write() advances the physics by one
-  env step, so run by the fixed-rate loop it is a plant in real time.
+- SimulatedCartPolePlant: dcdrl_sim's CartPoleSwingUp (the gymnasium env's plant, without gymnasium);
+  write() advances the physics by one env step, so run by the fixed-rate loop it is a plant in real time.
 - TopicPlant: a robot behind ROS topics (the node subscribes to its state and publishes commands);
   builds the policy observation and applies the safety rules itself.
 For a hardware driver (e.g. the Quanser linear servo of the cloud-edge paper) subclass Plant:
@@ -30,7 +30,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from dcdrl_sim.cartpole.env import CartPoleSwingUpEnv
+from dcdrl_sim.cartpole.swingup import CartPoleSwingUp
 
 
 @dataclass(slots=True)
@@ -118,11 +118,11 @@ class SimulatedCartPolePlant(Plant):
 
     def __init__(self, env_kwargs: Mapping[str, Any] | None = None, seed: int | None = 0) -> None:
         kwargs = dict(env_kwargs or {})
-        if kwargs.get('render_mode') is not None:
+        if kwargs.pop('render_mode', None) is not None:
             raise ValueError('SimulatedCartPolePlant does not render: leave render_mode unset')
-        self.env = CartPoleSwingUpEnv(**kwargs)
-        self.observation_dim = int(self.env.observation_space.shape[0])
-        self.action_dim = int(self.env.action_space.shape[0])
+        self.env = CartPoleSwingUp(**kwargs)
+        self.observation_dim = self.env.observation_dim
+        self.action_dim = self.env.action_dim
         self.nominal_rate_hz = float(self.env.frequency_hz)
         self.seed = seed
         self._seeded = False

@@ -504,3 +504,17 @@ def test_bad_link_bandwidth_is_refused():
         LinkEmulator(-1.0)
     assert parse_schedule('') == ()
     assert POLICIES == ('learned', 'local', 'offload', 'random', 'greedy')
+
+
+def test_actor_dims_match_the_registered_envs_spaces():
+    """The device sizes its actor from a table (no gymnasium there); the table agrees with the env the cloud trains on."""
+    import gymnasium
+    import dcdrl_sim  # noqa: F401  (registers the environments)
+    from dcdrl_edge.offload import ACTOR_ENV_DIMS, actor_dims
+    for env_id, dims in ACTOR_ENV_DIMS.items():
+        env = gymnasium.make(env_id)
+        assert isinstance(env.action_space, gymnasium.spaces.Box) and env.action_space.shape == (1,)
+        assert dims == (env.observation_space.shape[0], env.action_space.shape[0]) == actor_dims(env_id)
+        env.close()
+    with pytest.raises(ValueError, match='not an offload policy env'):
+        actor_dims('dcdrl_sim/CartPoleSwingUp-v0')
