@@ -56,6 +56,7 @@ class DeclaredParameter:
     read_only: bool
     value: Any            # what the command line gives it (the default when it gives nothing)
     source: str = ''      # where ``value`` came from ('' for the default)
+    limits: str = ''      # the descriptor's range, in words ('' when it has none)
 
 
 @dataclass
@@ -83,6 +84,24 @@ def _type_name(value: Any, descriptor: Any) -> str:
     if isinstance(value, (list, tuple)) and value:
         return _type_name(value[0], None) + ' array'
     return 'dynamic' if getattr(descriptor, 'dynamic_typing', False) else 'not set'
+
+
+def _descriptor_limits(descriptor: Any) -> str:
+    """A descriptor's range and constraints in words ('>= 1', 'range [0, 1]', 'one of: a, b'); '' when none."""
+    from dcdrl_core.live_parameters import LIVE_NOTE, READ_AT_START
+    words = [part for part in (getattr(descriptor, 'additional_constraints', '') or '').split('; ')
+             if part and part not in (LIVE_NOTE, READ_AT_START)]
+    for field_name in ('integer_range', 'floating_point_range'):
+        ranges = list(getattr(descriptor, field_name, None) or [])
+        if ranges:
+            low, high = ranges[0].from_value, ranges[0].to_value
+            if high >= 2 ** 63 - 1:  # one-sided: the type's extreme is the other end
+                words.insert(0, f'>= {low:g}')
+            elif low <= -2 ** 63:
+                words.insert(0, f'<= {high:g}')
+            else:
+                words.insert(0, f'range [{low:g}, {high:g}]')
+    return ', '.join(words)
 
 
 def _caller_module() -> str:
@@ -129,7 +148,8 @@ def _probe_base(node_base: type) -> type:
                            or config_field_comment(module, name))
             self._probe_declared[name] = DeclaredParameter(
                 name, value, _type_name(value, descriptor), description, bool(getattr(descriptor, 'read_only', False)),
-                value if override is None else override.value, '' if override is None else override.source)
+                value if override is None else override.value, '' if override is None else override.source,
+                _descriptor_limits(descriptor))
             return _Value(name, self._probe_declared[name].value)
 
         def declare_parameters(self, namespace: str, parameters: Sequence[tuple],
@@ -288,6 +308,8 @@ def format_usage(program: str, declarations: NodeDeclarations, summary: str = ''
         facts = [parameter.type_name, f'default {_show(parameter.default)}']
         if parameter.source:
             facts.append(f'{_show(parameter.value)} from {parameter.source}')
+        if parameter.limits:
+            facts.append(parameter.limits)
         if not parameter.read_only:
             facts.append('live')
         lines.append(f"  {parameter.name} ({', '.join(facts)})")
