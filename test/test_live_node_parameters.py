@@ -19,7 +19,7 @@ TIMEOUT = 90.0   # torch and the environments load in each child on a shared 2-c
 #        refused live value: (name, value, fragment of the reason), read-only: (name, value))
 NODES = {
     'replay_buffer': ('dcdrl_cloud', 'replay_buffer', 'replay_buffer', 'replay_buffer started', ['output_dir:={out}'],
-                      ('report_period_s', 0.5), ('snapshot_period_s', -1.0, 'must be a finite number >= 0'),
+                      ('report_period_s', 0.5), ('snapshot_period_s', -1.0, 'Parameter snapshot_period_s out of range'),
                       ('capacity', 10)),
     'learner': ('dcdrl_cloud', 'learner', 'learner', 'learner started',
                 ['output_dir:={out}', 'tensorboard:=false', 'eval_period_s:=0.0'],

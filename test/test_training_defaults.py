@@ -30,8 +30,6 @@ def test_the_launch_files_and_their_config_state_the_defaults():
     assert float(train['duration_s']) == defaults.DURATION_S and float(train['gamma']) == defaults.GAMMA
     assert int(train['expected_models']) == defaults.EXPECTED_MODELS
     assert f'[duration_s:={defaults.DURATION_S}]' in (ROOT / 'launch' / 'train.launch.py').read_text()
-    learner = yaml.safe_load((ROOT / 'config' / 'train.yaml').read_text())['/**/learner']['ros__parameters']
-    assert learner['eval_period_s'] == defaults.EVAL_PERIOD_S
 
     stream = _launch_defaults('stream_demo.launch.yaml')
     assert stream['env_id'] == defaults.ENV_ID and int(stream['num_envs']) == defaults.STREAM_NUM_ENVS
@@ -45,14 +43,14 @@ def test_make_run_and_every_node_of_the_graph_default_to_them():
     from dcdrl_cloud.learner import LearnerConfig
     from dcdrl_cloud.main_job import build_parser
     from dcdrl_cloud.parameter_server import ParameterServerConfig
-    from dcdrl_cloud.replay_buffer_node import PARAMETERS
+    from dcdrl_cloud.replay_parameters import ReplayBufferParameters
     from dcdrl_sim.client_logic import ClientConfig
     job = build_parser().parse_args([])
     assert (job.env_id, job.mode, job.num_clients, job.duration, job.seed, job.num_envs) == (
         defaults.ENV_ID, defaults.MODE, defaults.NUM_CLIENTS, defaults.DURATION_S, defaults.SEED,
         defaults.STREAM_NUM_ENVS)
     learner, client, server = LearnerConfig(), ClientConfig(), ParameterServerConfig()
-    replay = {name: default for name, default, _ in PARAMETERS}
+    replay = dataclasses.asdict(ReplayBufferParameters())
     assert {learner.env_id, client.env_id, server.env_id, replay['env_id']} == {defaults.ENV_ID}
     assert {learner.mode, client.mode} == {defaults.MODE}
     assert {learner.network_preset, client.network_preset, server.network_preset} == {defaults.NETWORK_PRESET}
@@ -75,11 +73,10 @@ def _documented_defaults(page: str, heading: str) -> dict[str, str]:
 def _node_defaults(node: str) -> dict:
     from dcdrl_cloud.learner import LearnerConfig
     from dcdrl_cloud.parameter_server import ParameterServerConfig
-    from dcdrl_cloud.replay_buffer_node import PARAMETERS
+    from dcdrl_cloud.replay_parameters import ReplayBufferParameters
     from dcdrl_sim.client_logic import ClientConfig
-    if node == 'replay_buffer':
-        return {name: default for name, default, _ in PARAMETERS}
-    config = {'learner': LearnerConfig, 'client': ClientConfig, 'parameter_server': ParameterServerConfig}[node]
+    config = {'learner': LearnerConfig, 'client': ClientConfig, 'parameter_server': ParameterServerConfig,
+              'replay_buffer': ReplayBufferParameters}[node]
     return {f.name: f.default for f in dataclasses.fields(config)}
 
 

@@ -43,6 +43,7 @@ from dcdrl_core.learning.codec import WeightsPayload, WeightsRejected, decode_we
 from dcdrl_core.learning.inference import actor_shapes
 from dcdrl_core.learning.merge import METHODS, GenerationCollector, GenerationResult
 from dcdrl_core.learning.networks import PRESETS, architecture_id, network_config
+from dcdrl_core.parameter_dataclass import check_limits, parameter
 from dcdrl_core.weights_msg import MAX_ARCHITECTURE_ID_LENGTH
 
 CSV_NAME = 'generations.csv'
@@ -52,17 +53,23 @@ CSV_COLUMNS = ('generation', 'time', 'reason', 'submissions', 'merged_clients', 
 
 @dataclass
 class ParameterServerConfig:
-    """Every setting of the parameter server (the node's parameters, same names and defaults)."""
+    """Every setting of the parameter server: the node's parameters (dcdrl_core.parameter_dataclass)."""
 
-    env_id: str = training_defaults.ENV_ID    # the env whose dimensions fix the architecture
-    network_preset: str = training_defaults.NETWORK_PRESET  # network preset of every party
-    expected_models: int = training_defaults.EXPECTED_MODELS  # submissions (distinct producers) that close a generation
-    generation_timeout_s: float = 30.0        # close this long after a generation's first submission
-    min_models: int = 1                       # fewest models a timed-out generation needs
-    merge_method: str = 'rank'                # 'rank' or 'softmax'
-    elite_fraction: float = 0.0               # 0 = the paper's elite (fitness >= mean); else best fraction
-    temperature: float = 1.0                  # softmax temperature (in elite standard deviations)
-    output_dir: str = training_defaults.OUTPUT_DIR  # generations.csv goes here
+    env_id: str = parameter(training_defaults.ENV_ID, 'env whose dimensions fix the architecture id')
+    network_preset: str = parameter(training_defaults.NETWORK_PRESET, 'network preset of every party',
+                                    choices=sorted(PRESETS))
+    expected_models: int = parameter(training_defaults.EXPECTED_MODELS, 'submissions from distinct producers that '
+                                     'close a generation (collective mode: the clients + the learner)', low=1)
+    generation_timeout_s: float = parameter(30.0, "close a generation this long after its first submission",
+                                            above=0.0)
+    min_models: int = parameter(1, 'fewest models a timed-out generation needs (<= expected_models)', low=1)
+    merge_method: str = parameter('rank', 'how elite models are weighted in the merge', choices=METHODS)
+    elite_fraction: float = parameter(0.0, "0 = the paper's elite (fitness >= mean); else the best fraction",
+                                      low=0.0, high=1.0)
+    temperature: float = parameter(1.0, 'softmax temperature, in elite fitness standard deviations', above=0.0)
+    output_dir: str = parameter(training_defaults.OUTPUT_DIR, 'generations.csv is appended here')
+    poll_period_s: float = parameter(0.5, 'timer period of the time-based close of a generation', above=0.0,
+                                     live=True)
 
     def __post_init__(self) -> None:
         if self.network_preset not in PRESETS:
@@ -84,6 +91,7 @@ class ParameterServerConfig:
         if not (isinstance(self.temperature, (int, float)) and math.isfinite(self.temperature)
                 and self.temperature > 0):
             raise ValueError(f'temperature must be a finite number > 0, got {self.temperature!r}')
+        check_limits(self)  # the rest: the fields' own limits (poll_period_s)
 
 
 def env_dims(env_id: str, **env_kwargs: Any) -> tuple[int, int]:

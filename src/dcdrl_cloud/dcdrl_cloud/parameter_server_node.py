@@ -12,18 +12,8 @@ Topics and services (relative; in /dcdrl unless started with -r __ns:=/other):
                                         fitness = weighted mean fitness of the merged models)
   get_policy     GetPolicy (srv)        merged generation if any, else the latest learner policy
 
-Parameters (default; meaning):
-  env_id ('dcdrl_sim/MecOffloadScores-v0')  env whose dimensions fix the architecture id
-  network_preset ('dcdrl')        network preset of every party
-  expected_models (3)             submissions from distinct producers that close a generation
-                                  (e.g. number of clients + 1 for the learner in collective mode)
-  generation_timeout_s (30.0)     close a generation this long after its first submission
-  min_models (1)                  fewest models a timed-out generation needs
-  merge_method ('rank')           'rank' or 'softmax' merge weights
-  elite_fraction (0.0)            0 = the paper's elite (fitness >= mean); else the best fraction (0, 1]
-  temperature (1.0)               softmax temperature, in elite fitness standard deviations
-  output_dir ('runs/train')       generations.csv is appended here
-  poll_period_s (0.5)             timer period for the time-based close
+Parameters: the fields of dcdrl_cloud.parameter_server.ParameterServerConfig (their table is in
+docs/client-and-parameter-server.md; `parameter_server --help` lists them).
 """
 from __future__ import annotations
 
@@ -33,17 +23,13 @@ from typing import Optional, Sequence
 
 from dcdrl_core import ros
 from dcdrl_core.learning.codec import WeightsRejected
-from dcdrl_core.live_parameters import Live, LiveParameters, positive, set_timer_period
+from dcdrl_core.live_parameters import Live, LiveParameters, set_timer_period
 from dcdrl_core.names import DEFAULT_NAMESPACE
-from dcdrl_core.param_check import check_no_unknown_parameters
+from dcdrl_core.parameter_dataclass import declare_parameters
 from dcdrl_core.weights_msg import MAX_PRODUCER_LENGTH, fill_weights, fitness_of, read_weights
 from dcdrl_msgs.msg import PolicyWeights, Tensor
 from dcdrl_msgs.srv import GetPolicy
 from dcdrl_cloud.parameter_server import ParameterServer, ParameterServerConfig, SubmissionRefused, env_dims
-
-_DEFAULTS = ParameterServerConfig()
-_NAMES = ('env_id', 'network_preset', 'expected_models', 'generation_timeout_s', 'min_models', 'merge_method',
-          'elite_fraction', 'temperature', 'output_dir')
 
 
 class ParameterServerNode(ros.Node):
@@ -51,16 +37,8 @@ class ParameterServerNode(ros.Node):
         super().__init__('parameter_server', namespace=DEFAULT_NAMESPACE)
         # Live: poll_period_s; the merge settings are read at start.
         self.live = LiveParameters({'poll_period_s': Live(
-            check=positive, apply=lambda period: set_timer_period(self.poll_timer, period),
-            description='timer period for the time-based close of a generation')})
-        for name in _NAMES:
-            self.declare_parameter(name, getattr(_DEFAULTS, name), self.live.descriptor(name))
-        self.declare_parameter('poll_period_s', 0.5, self.live.descriptor('poll_period_s'))
-        check_no_unknown_parameters(self)
-        param = lambda name: self.get_parameter(name).value  # noqa: E731
-        if param('poll_period_s') <= 0:
-            raise ValueError(f"poll_period_s must be > 0, got {param('poll_period_s')}")
-        self.config = ParameterServerConfig(**{name: param(name) for name in _NAMES})
+            apply=lambda period: set_timer_period(self.poll_timer, period))})
+        self.config = declare_parameters(self, ParameterServerConfig, self.live)
         obs_dim, action_dim = env_dims(self.config.env_id)
         self.logic = ParameterServer(self.config, obs_dim, action_dim, now=time.monotonic(),
                                      producer_name=self.get_name())
@@ -71,8 +49,7 @@ class ParameterServerNode(ros.Node):
                                  ros.QoSProfile(depth=10, reliability=ros.ReliabilityPolicy.RELIABLE))
         self.create_subscription(PolicyWeights, 'policy', self.on_policy, latched)
         self.create_service(GetPolicy, 'get_policy', self.on_get_policy)
-        self.poll_timer = self.create_timer(param('poll_period_s'), self.poll)
-        self.live.attach(self)
+        self.poll_timer = self.create_timer(self.config.poll_period_s, self.poll)
         c = self.config
         elite = 'fitness >= mean' if not c.elite_fraction else f'best {c.elite_fraction:g}'
         self.get_logger().info(

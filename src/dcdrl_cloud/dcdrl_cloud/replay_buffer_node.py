@@ -14,32 +14,8 @@ Topics (relative; in /dcdrl unless started with -r __ns:=/other):
   out  replay/batches        dcdrl_msgs/SampledBatch      reliable, keep-last 64
   out  replay/stats          dcdrl_msgs/ReplayStats       best effort, keep-last 5
 
-Parameters (name, default, meaning):
-  env_id               'dcdrl_sim/MecOffloadScores-v0'  tags snapshots; another env's snapshot is not restored
-  seed                 0          sampling seed
-  gamma                0.9        discount stored with each 1-step transition (the dcdrl preset's gamma)
-  output_dir           'runs/train'  folder of replay.npz
-  capacity             200000     transitions kept (oldest overwritten)
-  prioritized          False      proportional prioritised replay instead of uniform
-  alpha                0.6        PER priority exponent
-  beta                 0.4        PER importance-weight exponent at the start ...
-  beta_end             1.0        ... annealed linearly to this ...
-  beta_steps           100000     ... over this many sampled batches
-  priority_eps         1e-6       added to |TD error| so no priority is 0
-  samples_per_insert   0.0        max sampled / inserted transitions for the learner; 0 = no limit
-  sample_error_buffer  0.0        slack of that ratio in transitions; 0 = max(spi * min_size, 256 * max(1, spi))
-  min_size_to_sample   1000       no batch is served below this many stored transitions
-  max_batch_size       4096       larger sample requests are refused
-  max_outstanding_batches 64      credits one requester may hold; more are dropped (counted)
-  max_requesters       16         distinct requesters served; more are refused
-  max_clients          256        distinct client ids whose experience is kept; batches of new ones beyond are refused
-  allowed_clients      ''         the only client ids accepted, separated by commas or spaces; '' = any
-  lag_window           100        received batches the version-lag statistics cover
-  snapshot_period_s    60.0       seconds between snapshots (only when something changed); 0 = only at exit
-  restore              True       load output_dir/replay.npz on start
-  report_period_s      2.0        seconds between replay/stats messages and log lines
-  experience_depth     100        keep-last depth of the experience subscription
-  inbox_size           256        experience batches queued for the intake thread; more are dropped (counted)
+Parameters: the fields of dcdrl_cloud.replay_parameters.ReplayBufferParameters (their table is in
+docs/replay-node.md; `replay_buffer --help` lists them).
 
 On shutdown it drains the queued experience, writes a final snapshot and prints one line
 'REPORT {json}' with the totals (keys: elapsed_s, batches, transitions, transitions_per_s,
@@ -51,94 +27,44 @@ import json
 import os
 from pathlib import Path
 import queue
-import re
 import threading
 import time
 from typing import Any, Optional, Sequence
 
-from dcdrl_core import ros, training_defaults
+from dcdrl_core import ros
 from dcdrl_core.experience import ExperienceRejected
-from dcdrl_core.live_parameters import Live, LiveParameters, non_negative, periodic, positive, set_timer_period
+from dcdrl_core.live_parameters import Live, LiveParameters, periodic, set_timer_period
 from dcdrl_core.names import DEFAULT_NAMESPACE
-from dcdrl_core.param_check import check_no_unknown_parameters
+from dcdrl_core.parameter_dataclass import declare_parameters
 from dcdrl_msgs.msg import ExperienceBatch, PolicyWeights, PriorityUpdate, ReplayStats, SampledBatch, SampleRequest
+from dcdrl_cloud.replay_parameters import ReplayBufferParameters
 from dcdrl_cloud.replay_service import (
-    JOURNAL_NAME, SNAPSHOT_NAME, PriorityRejected, ReplayService, ReplayServiceConfig, RequestRejected, SnapshotRefused,
-    fill_sampled_batch, read_priority_update)
+    JOURNAL_NAME, SNAPSHOT_NAME, PriorityRejected, ReplayService, RequestRejected, SnapshotRefused, fill_sampled_batch,
+    read_priority_update)
 
-# (name, default, meaning): declared in this order; config/train.yaml mirrors these defaults.
-PARAMETERS: tuple[tuple[str, Any, str], ...] = (
-    ('env_id', training_defaults.ENV_ID, "tags snapshots; another env's snapshot is not restored"),
-    ('seed', training_defaults.SEED, 'sampling seed'),
-    ('gamma', training_defaults.GAMMA, "discount stored with each 1-step transition (the dcdrl preset's gamma)"),
-    ('output_dir', training_defaults.OUTPUT_DIR, 'folder of replay.npz'),
-    ('capacity', 200_000, 'transitions kept (oldest overwritten)'),
-    ('prioritized', False, 'proportional prioritised replay instead of uniform'),
-    ('alpha', 0.6, 'PER priority exponent'),
-    ('beta', 0.4, 'PER importance-weight exponent at the start'),
-    ('beta_end', 1.0, 'PER beta after annealing'),
-    ('beta_steps', 100_000, 'sampled batches over which beta anneals'),
-    ('priority_eps', 1e-6, 'added to |TD error| so no priority is 0'),
-    ('samples_per_insert', 0.0, 'max sampled / inserted transitions for the learner; 0 = no limit'),
-    ('sample_error_buffer', 0.0, 'slack of that ratio in transitions; 0 = auto'),
-    ('min_size_to_sample', 1000, 'no batch is served below this many stored transitions'),
-    ('max_batch_size', 4096, 'larger sample requests are refused'),
-    ('max_outstanding_batches', 64, 'credits one requester may hold; more are dropped'),
-    ('max_requesters', 16, 'distinct requesters served; more are refused'),
-    ('max_clients', 256, 'distinct client ids whose experience is kept; batches of new ones beyond are refused'),
-    # A string, not a string array: rclpy types an empty-list default as a byte array, and a ROS
-    # parameter file cannot hold an empty list.
-    ('allowed_clients', '', "the only client ids accepted, separated by commas or spaces; '' = any"),
-    ('lag_window', 100, 'received batches the version-lag statistics cover'),
-    ('snapshot_period_s', 60.0, 'seconds between snapshots; 0 = only at exit'),
-    ('restore', True, 'load output_dir/replay.npz on start'),
-    ('journal', True, 'append every stored batch to output_dir/replay.journal until the next snapshot: '
-                      'nothing received is lost when the process is killed'),
-    ('report_period_s', 2.0, 'seconds between replay/stats messages and log lines'),
-    ('experience_depth', 100, 'keep-last depth of the experience subscription'),
-    ('inbox_size', 256, 'experience batches queued for the intake thread'),
-)
-_CONFIG_FIELDS = ('capacity', 'gamma', 'prioritized', 'alpha', 'beta', 'beta_end', 'beta_steps', 'priority_eps',
-                  'samples_per_insert', 'sample_error_buffer', 'min_size_to_sample', 'max_batch_size',
-                  'max_outstanding_batches', 'max_requesters', 'max_clients', 'lag_window', 'seed', 'env_id')
 _SNAPSHOT = object()  # inbox token: write a snapshot (in the intake thread, between two batches)
 _STOP = object()      # inbox token: the intake thread ends after what was queued before it
 _SERVE_WAIT_S = 0.25  # the serving thread's longest wait before it re-checks for shutdown
 
 
-def _names(text: str) -> tuple[str, ...]:
-    """'client_0, client_1' -> ('client_0', 'client_1'); '' -> () (any client)."""
-    return tuple(name for name in re.split(r'[,\s]+', str(text)) if name)
-
-
 class ReplayBufferNode(ros.Node):
     def __init__(self) -> None:
         super().__init__('replay_buffer', namespace=DEFAULT_NAMESPACE)
-        # Live: the two periods; the rest is read at start.
+        # Live: the two periods (their limits are the fields'); the rest is read at start.
         self.live = LiveParameters({
-            'report_period_s': Live(check=positive, apply=lambda period: set_timer_period(self.report_timer, period)),
-            'snapshot_period_s': Live(check=non_negative, apply=self._set_snapshot_period)})
-        for name, default, description in PARAMETERS:
-            self.declare_parameter(name, default, self.live.descriptor(name, description))
-        check_no_unknown_parameters(self)
-        param = lambda name: self.get_parameter(name).value  # noqa: E731
+            'report_period_s': Live(apply=lambda period: set_timer_period(self.report_timer, period)),
+            'snapshot_period_s': Live(apply=self._set_snapshot_period)})
         # A bad value raises ValueError here: ros.run_node prints it and exits with code 2.
-        config = ReplayServiceConfig(**{name: param(name) for name in _CONFIG_FIELDS},
-                                     allowed_clients=_names(param('allowed_clients')))
-        if param('snapshot_period_s') < 0 or param('report_period_s') <= 0:
-            raise ValueError(f'snapshot_period_s must be >= 0 and report_period_s > 0, got '
-                             f'{param("snapshot_period_s")} and {param("report_period_s")}')
-        if param('experience_depth') < 1 or param('inbox_size') < 1:
-            raise ValueError(f'experience_depth and inbox_size must be >= 1, got '
-                             f'{param("experience_depth")} and {param("inbox_size")}')
+        self.parameters = declare_parameters(self, ReplayBufferParameters, self.live)
+        config = self.parameters.service_config()
         self.service = ReplayService(config)
-        self.snapshot_path = Path(param('output_dir')) / SNAPSHOT_NAME
+        self.snapshot_path = Path(self.parameters.output_dir) / SNAPSHOT_NAME
         self.restored = 0
         self.dropped_overload = 0
         self.snapshot_errors = 0
-        if param('restore'):
+        if self.parameters.restore:
             self._restore()
-        if param('journal'):
+        if self.parameters.journal:
             replayed = self.service.attach_journal(self.snapshot_path.with_name(JOURNAL_NAME))
             if replayed.batches or replayed.torn:
                 self.restored += replayed.transitions
@@ -154,7 +80,7 @@ class ReplayBufferNode(ros.Node):
 
         # Intake and snapshots run in one thread (a snapshot pauses only ingestion), serving in another:
         # callbacks stay short and a snapshot being written never delays requests or batches.
-        self._inbox: queue.Queue[Any] = queue.Queue(maxsize=param('inbox_size'))
+        self._inbox: queue.Queue[Any] = queue.Queue(maxsize=self.parameters.inbox_size)
         self._stopping = threading.Event()
         self._intake_thread = threading.Thread(target=self._intake_loop, name='replay-intake', daemon=True)
         self._serve_thread = threading.Thread(target=self._serve_loop, name='replay-serve', daemon=True)
@@ -163,14 +89,13 @@ class ReplayBufferNode(ros.Node):
         self._finished = False
 
         self.create_subscription(ExperienceBatch, 'experience', self.on_experience,
-                                 reliable(param('experience_depth')))
+                                 reliable(self.parameters.experience_depth))
         self.create_subscription(SampleRequest, 'replay/sample_requests', self.on_request, reliable(100))
         self.create_subscription(PriorityUpdate, 'replay/priorities', self.on_priorities, reliable(100))
         self.create_subscription(PolicyWeights, 'policy', self.on_policy, latched)
-        self.report_timer = self.create_timer(param('report_period_s'), self.report)
+        self.report_timer = self.create_timer(self.parameters.report_period_s, self.report)
         self.snapshot_timer = None
-        self._set_snapshot_period(param('snapshot_period_s'))
-        self.live.attach(self)
+        self._set_snapshot_period(self.parameters.snapshot_period_s)
         self.get_logger().info(
             f'replay_buffer started: capacity {config.capacity}, '
             f'{"prioritised" if config.prioritized else "uniform"}, gamma {config.gamma}, '

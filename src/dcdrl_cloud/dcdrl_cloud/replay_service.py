@@ -43,6 +43,7 @@ from dcdrl_core.learning.replay import RateLimitTimeout, ReplayBuffer, Transitio
 from dcdrl_core.msg_arrays import get_array, set_array
 from dcdrl_cloud.ingest import ExperienceIngest, IngestStats
 from dcdrl_cloud.journal import ExperienceJournal, JournalReplay
+from dcdrl_cloud.replay_parameters import ReplayBufferParameters as _NODE
 
 SNAPSHOT_NAME = 'replay.npz'
 JOURNAL_NAME = 'replay.journal'   # batches stored since the last snapshot (journal.py)
@@ -83,27 +84,28 @@ def _check_float(name: str, value: Any, low: float, high: float = math.inf, low_
 
 @dataclass(frozen=True)
 class ReplayServiceConfig:
-    """Every tunable number of the replay node (the node's parameters have the same names)."""
+    """Every tunable number of the replay node: the node's parameters of the same names, where each is
+    documented and its default defined (dcdrl_cloud.replay_parameters)."""
 
-    capacity: int = 200_000              # transitions kept (oldest overwritten)
-    gamma: float = 0.9                   # discount stored with each 1-step transition (dcdrl preset)
-    prioritized: bool = False            # proportional PER instead of uniform sampling
-    alpha: float = 0.6                   # PER priority exponent
-    beta: float = 0.4                    # PER importance-weight exponent at the start
-    beta_end: float = 1.0                # ... annealed linearly to this
-    beta_steps: int = 100_000            # ... over this many sampled batches
-    priority_eps: float = 1e-6           # added to |TD error| so no priority is 0
-    samples_per_insert: float = 0.0      # sampled / inserted transitions the learner may reach; 0 = no limit
-    sample_error_buffer: float = 0.0     # transitions sampleable at min size before the ratio binds; 0 = auto
-    min_size_to_sample: int = 1000       # no batch is served below this many stored transitions
-    max_batch_size: int = 4096           # larger requests are refused
-    max_outstanding_batches: int = 64    # credits one requester may hold (= the batches topic depth)
-    max_requesters: int = 16             # distinct requester names; more are refused
-    max_clients: int = 256               # distinct client ids whose experience is kept; new ones beyond are refused
-    allowed_clients: tuple[str, ...] = ()  # the only client ids accepted; () = any
-    lag_window: int = 100                # received batches the version-lag statistics cover
-    seed: int = 0                        # sampling seed
-    env_id: str = ''                     # tags snapshots; a snapshot of another env is not restored
+    capacity: int = _NODE.capacity
+    gamma: float = _NODE.gamma
+    prioritized: bool = _NODE.prioritized
+    alpha: float = _NODE.alpha
+    beta: float = _NODE.beta
+    beta_end: float = _NODE.beta_end
+    beta_steps: int = _NODE.beta_steps
+    priority_eps: float = _NODE.priority_eps
+    samples_per_insert: float = _NODE.samples_per_insert
+    sample_error_buffer: float = _NODE.sample_error_buffer
+    min_size_to_sample: int = _NODE.min_size_to_sample
+    max_batch_size: int = _NODE.max_batch_size
+    max_outstanding_batches: int = _NODE.max_outstanding_batches
+    max_requesters: int = _NODE.max_requesters
+    max_clients: int = _NODE.max_clients
+    allowed_clients: tuple[str, ...] = ()
+    lag_window: int = _NODE.lag_window
+    seed: int = _NODE.seed
+    env_id: str = ''
 
     def __post_init__(self) -> None:
         _check_int('capacity', self.capacity, 1)

@@ -8,12 +8,26 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
 from dcdrl_core.files import atomic_write_bytes
+from dcdrl_core.parameter_dataclass import parameter
+
+
+@dataclass(frozen=True)
+class ScopeParameters:
+    """The scope node's parameters (dcdrl_core.parameter_dataclass)."""
+
+    device_id: str = parameter('', "show only this controller's segments; '' = all")
+    window_s: float = parameter(10.0, 'seconds of control steps shown, by their stamps, whatever the loop rate',
+                                above=0.0, live=True)
+    refresh_period_s: float = parameter(0.5, 'redraw period', above=0.0)
+    output: str = parameter('runs/scope.png', "PNG written when there is no display ('' = never write one)")
+    window: bool = parameter(True, 'open a window when a display and a GUI backend exist')
 
 
 class ScopeData:

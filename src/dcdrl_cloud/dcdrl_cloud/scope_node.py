@@ -11,12 +11,7 @@ Topics (relative; in /dcdrl unless started with -r __ns:=/other):
     sub  segments       dcdrl_msgs/TrajectorySegment  best effort, keep-last 100 (lossy is fine for a view)
     sub  episode_stats  dcdrl_msgs/EpisodeStats       best effort
 
-Parameters (default: meaning):
-    device_id '': show only this controller's segments; '' = all
-    window_s 10.0: seconds of control steps shown, by their stamps, whatever the loop rate (live)
-    refresh_period_s 0.5: redraw period
-    output 'runs/scope.png': PNG written when there is no display ('' = never write one)
-    window true: open a window when a display and a GUI backend exist
+Parameters: the fields of dcdrl_cloud.scope.ScopeParameters (`scope --help` lists them).
 """
 from __future__ import annotations
 
@@ -25,12 +20,12 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from dcdrl_core import ros
-from dcdrl_core.live_parameters import Live, LiveParameters, positive
+from dcdrl_core.live_parameters import Live, LiveParameters
 from dcdrl_core.msg_arrays import get_array
 from dcdrl_core.names import DEFAULT_NAMESPACE
-from dcdrl_core.param_check import check_no_unknown_parameters
+from dcdrl_core.parameter_dataclass import declare_parameters
 from dcdrl_msgs.msg import EpisodeStats, TrajectorySegment
-from dcdrl_cloud.scope import ScopeData, draw_scope, open_window, save_scope_png
+from dcdrl_cloud.scope import ScopeData, ScopeParameters, draw_scope, open_window, save_scope_png
 
 EVALUATION_FLAG = TrajectorySegment.FLAG_EVALUATION
 
@@ -39,28 +34,18 @@ class ScopeNode(ros.Node):
     def __init__(self) -> None:
         super().__init__('scope', namespace=DEFAULT_NAMESPACE)
         # Live: the window's length; the rest is read at start.
-        self.live = LiveParameters({'window_s': Live(
-            check=positive, apply=lambda seconds: self.data.set_window(seconds),
-            description='seconds of control steps shown')})
-        for name, default in (('device_id', ''), ('window_s', 10.0), ('refresh_period_s', 0.5),
-                              ('output', 'runs/scope.png'), ('window', True)):
-            self.declare_parameter(name, default, self.live.descriptor(name))
-        check_no_unknown_parameters(self)
-        p = lambda name: self.get_parameter(name).value  # noqa: E731
-        for name in ('window_s', 'refresh_period_s'):
-            if positive(p(name)):
-                raise ValueError(f'{name} {positive(p(name))}')
-        self.device_id = p('device_id')
-        self.output = p('output')
-        self.data = ScopeData(window_s=p('window_s'))
-        self.live.attach(self)
-        self.figure = open_window() if p('window') else None
+        self.live = LiveParameters({'window_s': Live(apply=lambda seconds: self.data.set_window(seconds))})
+        parameters = declare_parameters(self, ScopeParameters, self.live)
+        self.device_id = parameters.device_id
+        self.output = parameters.output
+        self.data = ScopeData(window_s=parameters.window_s)
+        self.figure = open_window() if parameters.window else None
         self.frames = 0
         self._announced = False
         self.create_subscription(TrajectorySegment, 'segments', self.on_segment,
                                  ros.QoSProfile(depth=100, reliability=ros.ReliabilityPolicy.BEST_EFFORT))
         self.create_subscription(EpisodeStats, 'episode_stats', self.on_episode, ros.qos_profile_sensor_data)
-        self.create_timer(float(p('refresh_period_s')), self.refresh)
+        self.create_timer(parameters.refresh_period_s, self.refresh)
         where = 'a window' if self.figure is not None else (self.output or 'nowhere (output is empty)')
         self.get_logger().info(f'scope started: drawing to {where}')
 

@@ -1,29 +1,35 @@
 """talker and listener: the smallest graph, as in ros2's demo_nodes_py (used by tests and docs)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional, Sequence
 
 from dcdrl_core import ros
-from dcdrl_core.live_parameters import Live, LiveParameters, positive, set_timer_period
+from dcdrl_core.live_parameters import Live, LiveParameters, set_timer_period
+from dcdrl_core.parameter_dataclass import declare_parameters, parameter
 from std_msgs.msg import String  # noqa: E402  (the interface import hook is installed by dcdrl_core.ros)
+
+
+@dataclass(frozen=True)
+class TalkerParameters:
+    period_s: float = parameter(0.2, 'seconds between two messages', above=0.0, live=True)
+    topic: str = parameter('chatter', 'topic to publish on')
+
+
+@dataclass(frozen=True)
+class ListenerParameters:
+    topic: str = parameter('chatter', 'topic to listen to')
 
 
 class Talker(ros.Node):
     def __init__(self) -> None:
         super().__init__('talker')
-        self.live = LiveParameters({'period_s': Live(
-            check=positive, apply=lambda period: set_timer_period(self._timer, period),
-            description='seconds between two messages')})
-        self.declare_parameter('period_s', 0.2, self.live.descriptor('period_s'))
-        self.declare_parameter('topic', 'chatter', self.live.descriptor('topic', 'topic to publish on'))
-        self._publisher = self.create_publisher(String, self.get_parameter('topic').value, 10)
+        self.live = LiveParameters({'period_s': Live(apply=lambda period: set_timer_period(self._timer, period))})
+        parameters = declare_parameters(self, TalkerParameters, self.live)
+        self._publisher = self.create_publisher(String, parameters.topic, 10)
         self._count = 0
-        period = self.get_parameter('period_s').value
-        if positive(period):
-            raise ValueError(f'period_s {positive(period)}')
-        self._timer = self.create_timer(period, self._tick)
-        self.live.attach(self)
-        self.get_logger().info(f'talker started: topic {self._publisher.topic_name}, period {period} s')
+        self._timer = self.create_timer(parameters.period_s, self._tick)
+        self.get_logger().info(f'talker started: topic {self._publisher.topic_name}, period {parameters.period_s} s')
 
     def _tick(self) -> None:
         self._count += 1
@@ -33,8 +39,8 @@ class Talker(ros.Node):
 class Listener(ros.Node):
     def __init__(self) -> None:
         super().__init__('listener')
-        self.declare_parameter('topic', 'chatter')
-        subscription = self.create_subscription(String, self.get_parameter('topic').value, self._on_message, 10)
+        parameters = declare_parameters(self, ListenerParameters)
+        subscription = self.create_subscription(String, parameters.topic, self._on_message, 10)
         self.get_logger().info(f'listener started: topic {subscription.topic_name}')
 
     def _on_message(self, message: String) -> None:

@@ -34,6 +34,7 @@ import numpy as np
 
 from dcdrl_core import training_defaults
 from dcdrl_core.learning.noise import NOISE_KINDS, make_noise
+from dcdrl_core.parameter_dataclass import check_limits, parameter
 from dcdrl_sim.rollout import RolloutBlock, RolloutCollector
 
 if TYPE_CHECKING:  # torch-backed; imported in arm()
@@ -49,31 +50,45 @@ EVAL_SEED_OFFSET = 10_000  # evaluation episodes are seeded apart from the explo
 
 @dataclass
 class ClientConfig:
-    """Every setting of a simulated client (the node's parameters, same names and defaults)."""
+    """Every setting of a simulated client: the node's parameters (dcdrl_core.parameter_dataclass)."""
 
-    client_id: str = ''                          # name in messages; '' = the node name
-    env_id: str = training_defaults.ENV_ID       # any registered gymnasium env with a Box action space
-    network_preset: str = training_defaults.NETWORK_PRESET  # network (and, collective, agent) preset
-    mode: str = training_defaults.MODE           # 'central' or 'collective'
-    seed: int = 0                                # this client's seed (envs, noise, agent); give each client its own
-    num_envs: int = 4                            # environment copies stepped together
-    batch_steps: int = 16                        # steps of every copy per experience batch
-    exploration: str = 'ou'                      # noise around the policy: 'ou', 'gaussian' or 'none'
-    exploration_noise: float = 0.3               # scale of that noise (OU sigma/theta from the preset)
-    gamma: float = training_defaults.GAMMA       # (collective) discount of the local 1-step transitions
-    generation_steps: int = 2000                 # (collective) transitions per generation
-    eval_episodes: int = 3                       # (collective) fitness = mean return of this many episodes
-    eval_max_steps: int = 10_000                 # (collective) cut for an evaluation episode that never ends
-    mutation_probability: float = 0.2            # (collective) chance of a mutation after each submission
-    mutation_scale: float = 0.05                 # (collective) noise std per tensor, relative to its std
-    pull_margin: float = 0.0                     # (collective) merged must beat own by more than this
-    evaluate_merged: bool = True                 # (collective) evaluate merged here (else trust its fitness)
-    batch_size: int = 64                         # (collective) local updates: transitions per update
-    learning_starts: int = 1000                  # (collective) local transitions before the first update
-    updates_per_step: float = 0.25               # (collective) local updates per transition
-    local_buffer_size: int = 100_000             # (collective) local replay capacity
-    device: str = 'cpu'                          # (collective) torch device of the local agent
-    torch_threads: int = 1                       # torch threads in this process (leave cores to the envs)
+    client_id: str = parameter('', "name in messages (ExperienceBatch.client_id, PolicyWeights.producer); "
+                                   "'' = the node name")
+    env_id: str = parameter(training_defaults.ENV_ID, 'gymnasium id of a registered env with Box actions')
+    network_preset: str = parameter(training_defaults.NETWORK_PRESET, 'network (and agent) preset; with the '
+                                    "env's dims it fixes the architecture id", choices=PRESET_NAMES)
+    mode: str = parameter(training_defaults.MODE, 'central: act with the learner\'s policy; collective: train '
+                                                  'a local agent too', choices=MODES)
+    seed: int = parameter(0, "this client's seed (envs, noise, local agent, mutation): give each client its own",
+                          low=0)
+    num_envs: int = parameter(4, 'environment copies stepped together', low=1)
+    batch_steps: int = parameter(16, 'steps of every copy per experience batch', low=1)
+    publish_rate_hz: float = parameter(20.0, 'most experience batches per second (collective: fewer when '
+                                             'training takes longer)', above=0.0, live=True)
+    experience_depth: int = parameter(100, 'keep-last depth of the experience publisher', low=1)
+    stats_period_s: float = parameter(10.0, 'period of the progress log line', above=0.0, live=True)
+    exploration: str = parameter('ou', 'noise around the policy', choices=NOISE_KINDS)
+    exploration_noise: float = parameter(0.3, 'scale of that noise (OU sigma/theta from the preset); changes '
+                                              'while running in central mode only', low=0.0, live=True)
+    gamma: float = parameter(training_defaults.GAMMA, 'collective: discount of the local 1-step transitions',
+                             low=0.0, high=1.0)
+    generation_steps: int = parameter(2000, 'collective: transitions per generation (between submissions)', low=1)
+    eval_episodes: int = parameter(3, 'collective: fitness = mean return of this many noise-free episodes', low=1)
+    eval_max_steps: int = parameter(10_000, 'collective: cut for an evaluation episode that never ends', low=1)
+    mutation_probability: float = parameter(0.2, 'collective: chance of a mutation after each submission',
+                                            low=0.0, high=1.0)
+    mutation_scale: float = parameter(0.05, 'collective: mutation noise std per tensor, relative to its std',
+                                      low=0.0)
+    pull_margin: float = parameter(0.0, 'collective: the merged model must beat the own one by more than this',
+                                   low=0.0)
+    evaluate_merged: bool = parameter(True, 'collective: evaluate the merged model here (false: trust its '
+                                            "published fitness, the paper's way)")
+    batch_size: int = parameter(64, 'collective: transitions per local update', low=1)
+    learning_starts: int = parameter(1000, 'collective: local transitions before the first update', low=0)
+    updates_per_step: float = parameter(0.25, 'collective: local updates per transition', above=0.0)
+    local_buffer_size: int = parameter(100_000, 'collective: local replay capacity', low=1)
+    device: str = parameter('cpu', 'collective: torch device of the local agent')
+    torch_threads: int = parameter(1, 'torch threads in this process (leave cores to the envs)', low=1)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -102,6 +117,7 @@ class ClientConfig:
         if not (isinstance(self.updates_per_step, (int, float)) and math.isfinite(self.updates_per_step)
                 and self.updates_per_step > 0):
             raise ValueError(f'updates_per_step must be a finite number > 0, got {self.updates_per_step!r}')
+        check_limits(self)  # the rest: the fields' own limits (publish_rate_hz, stats_period_s, ...)
 
     def agent_config(self) -> Any:
         """The local agent's AgentConfig (collective): the preset with this client's overrides."""

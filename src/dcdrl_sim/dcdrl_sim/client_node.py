@@ -18,38 +18,14 @@ Topics (relative; in /dcdrl unless started with -r __ns:=/other):
   merged_policy  PolicyWeights    in   reliable, transient-local, depth 1 (collective mode)
   client_model   PolicyWeights    out  reliable, keep-last 10 (collective mode)
 
-Parameters (default; meaning):
-  client_id ('')                  name in messages; '' = the node name
-  env_id ('dcdrl_sim/MecOffloadScores-v0')  gymnasium id (Box actions)
-  network_preset ('dcdrl')        network/agent preset; with the env dims it fixes the architecture id
-  mode ('central')                'central' or 'collective'
-  seed (0)                        this client's seed (envs, noise, local agent): give each client its own
-  num_envs (4)                    environment copies stepped together
-  batch_steps (16)                steps of every copy per experience batch
-  publish_rate_hz (20.0)          most batches per second (collective: fewer when training takes longer)
-  experience_depth (100)          keep-last depth of the experience publisher
-  exploration ('ou')              noise around the policy: 'ou', 'gaussian' or 'none'
-  exploration_noise (0.3)         scale of that noise (sigma/theta from the preset)
-  gamma (0.9)                     collective: discount of local 1-step transitions
-  generation_steps (2000)         collective: transitions between fitness evaluations/submissions
-  eval_episodes (3)               collective: fitness = mean return of this many noise-free episodes
-  eval_max_steps (10000)          collective: cut for an evaluation episode that never ends
-  mutation_probability (0.2)      collective: chance of a mutation after each submission
-  mutation_scale (0.05)           collective: mutation noise std per tensor, relative to its std
-  pull_margin (0.0)               collective: the merged model must beat the own one by more than this
-  evaluate_merged (true)          collective: evaluate the merged model here (false: trust its fitness)
-  batch_size (64)                 collective: local update batch
-  learning_starts (1000)          collective: local transitions before the first update
-  updates_per_step (0.25)         collective: local updates per transition
-  local_buffer_size (100000)      collective: local replay capacity
-  device ('cpu')                  collective: torch device of the local agent
-  torch_threads (1)               torch threads of this process
-  stats_period_s (10.0)           period of the progress log line
+Parameters: the fields of dcdrl_sim.client_logic.ClientConfig (their table is in
+docs/client-and-parameter-server.md; `client --help` lists them).
 
 On shutdown it prints one line 'CLIENT REPORT {json}' with its counters.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 import json
 import os
 import sys
@@ -60,13 +36,12 @@ from typing import Optional, Sequence
 
 from dcdrl_core import ros
 from dcdrl_core.experience import fill_experience
-from dcdrl_core.live_parameters import Live, LiveParameters, config_check, positive
+from dcdrl_core.live_parameters import Live, LiveParameters, config_check
 from dcdrl_core.names import DEFAULT_NAMESPACE
-from dcdrl_core.param_check import check_no_unknown_parameters
+from dcdrl_core.parameter_dataclass import declare_parameters
 from dcdrl_msgs.msg import EpisodeStats, ExperienceBatch, PolicyWeights, Tensor
 from dcdrl_sim.client_logic import ClientConfig, ClientLogic, StepResult
 
-_DEFAULTS = ClientConfig()
 # The arming thread of every client built in this process: main() ends the process at once if one still runs.
 _arming_threads: list[threading.Thread] = []
 
@@ -74,39 +49,22 @@ _arming_threads: list[threading.Thread] = []
 class SimulatedClient(ros.Node):
     def __init__(self) -> None:
         super().__init__('client', namespace=DEFAULT_NAMESPACE)
-        names = ('client_id', 'env_id', 'network_preset', 'mode', 'seed', 'num_envs', 'batch_steps', 'exploration',
-                 'exploration_noise', 'gamma', 'generation_steps', 'eval_episodes', 'eval_max_steps',
-                 'mutation_probability', 'mutation_scale', 'pull_margin', 'evaluate_merged', 'batch_size',
-                 'learning_starts', 'updates_per_step', 'local_buffer_size', 'device', 'torch_threads')
         # Live: the publish rate, the progress period and (central mode) the exploration noise.
         self.live = LiveParameters({
-            'publish_rate_hz': Live(check=positive, apply=lambda rate: setattr(self, 'period_s', 1.0 / rate)),
-            'stats_period_s': Live(check=positive, apply=lambda period: setattr(self, 'stats_period_s', period)),
+            'publish_rate_hz': Live(apply=lambda rate: setattr(self, 'period_s', 1.0 / rate)),
+            'stats_period_s': Live(apply=lambda period: setattr(self, 'stats_period_s', period)),
             'exploration_noise': Live(check=self._noise_refusal,
-                                      apply=lambda scale: self.logic.set_exploration_noise(scale),
-                                      description='scale of the exploration noise (central mode: changes live)')})
-        for name in names:
-            self.declare_parameter(name, getattr(_DEFAULTS, name), self.live.descriptor(name))
-        self.declare_parameter('publish_rate_hz', 20.0, self.live.descriptor('publish_rate_hz'))
-        self.declare_parameter('experience_depth', 100, self.live.descriptor('experience_depth'))
-        self.declare_parameter('stats_period_s', 10.0, self.live.descriptor('stats_period_s'))
-        check_no_unknown_parameters(self)
-        param = lambda name: self.get_parameter(name).value  # noqa: E731
-        if param('publish_rate_hz') <= 0 or param('experience_depth') < 1 or param('stats_period_s') <= 0:
-            raise ValueError('publish_rate_hz and stats_period_s must be > 0 and experience_depth >= 1, got '
-                             f"{param('publish_rate_hz')}, {param('stats_period_s')}, {param('experience_depth')}")
-        values = {name: param(name) for name in names}
-        values['client_id'] = values['client_id'] or self.get_name()
-        self.config = ClientConfig(**values)
+                                      apply=lambda scale: self.logic.set_exploration_noise(scale))})
+        config = declare_parameters(self, ClientConfig, self.live)
+        self.config = replace(config, client_id=config.client_id or self.get_name())
         self.client_id = self.config.client_id
         self.logic = ClientLogic(self.config, arm=False)  # environments now, torch in _arm
-        self.period_s = 1.0 / param('publish_rate_hz')
-        self.stats_period_s = float(param('stats_period_s'))
-        self.live.attach(self)
+        self.period_s = 1.0 / self.config.publish_rate_hz
+        self.stats_period_s = self.config.stats_period_s
 
         self.experience_pub = self.create_publisher(
             ExperienceBatch, 'experience',
-            ros.QoSProfile(depth=param('experience_depth'), reliability=ros.ReliabilityPolicy.RELIABLE))
+            ros.QoSProfile(depth=self.config.experience_depth, reliability=ros.ReliabilityPolicy.RELIABLE))
         self.episode_pub = self.create_publisher(EpisodeStats, 'episode_stats', ros.qos_profile_sensor_data)
         latched = ros.QoSProfile(depth=1, reliability=ros.ReliabilityPolicy.RELIABLE,
                                  durability=ros.DurabilityPolicy.TRANSIENT_LOCAL)
