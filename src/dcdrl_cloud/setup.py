@@ -25,7 +25,10 @@ setup(
         ('share/' + package_name + '/launch', shared('launch/*.launch.*')),
         ('share/' + package_name + '/config', shared('config/*.yaml')),
     ],
-    install_requires=['setuptools'],
+    # Third-party only: the sibling packages come from this repository (never from an index); install
+    # them with dcdrl_core[torch] and dcdrl_sim[gym] (README, cloud profile).
+    install_requires=['setuptools', 'numpy>=1.26,<3', 'PyYAML>=6.0', 'torch>=2.2', 'gymnasium>=1.0,<2',
+                      'tensorboard>=2.15', 'matplotlib>=3.8'],
     zip_safe=True,
     maintainer='DC-DRL developers',
     maintainer_email='dcdrl@example.invalid',

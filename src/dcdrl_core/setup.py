@@ -26,14 +26,17 @@ setup(
         ('share/' + package_name, ['package.xml']),
         ('share/' + package_name + '/launch', shared('launch/talker_listener*')),
     ],
-    install_requires=['setuptools'],
+    # Third-party only: the sibling packages come from this repository (never from an index); numpy and
+    # the codec's safetensors for every node, cyclonedds for our runtime (rclpy users get rclpy from ROS).
+    install_requires=['setuptools', 'numpy>=1.26,<3', 'PyYAML>=6.0', 'safetensors>=0.4', 'cyclonedds>=11.0.1,<12'],
     zip_safe=True,
     maintainer='DC-DRL developers',
     maintainer_email='dcdrl@example.invalid',
     description='DC-DRL core: node runtime (rclpy or Cyclone DDS), interfaces, parameters, launch, the dcdrl CLI, learning blocks.',
     license='Apache-2.0',
     # colcon test runs pytest where the 'test' extra names it (setuptools >= 72 drops tests_require).
-    extras_require={'test': ['pytest']},
+    # torch: the learning blocks (agents, checkpoints, run logs, networks.py, torch_codec.py): cloud only.
+    extras_require={'test': ['pytest'], 'torch': ['torch>=2.2', 'tensorboard>=2.15']},
     entry_points={
         'console_scripts': [
             'dcdrl = dcdrl_core.cli:main',

@@ -24,14 +24,16 @@ setup(
         ('share/' + package_name, ['package.xml']),
         ('share/' + package_name + '/launch', shared('launch/*sim*')),
     ],
-    install_requires=['setuptools'],
+    # Third-party only: the sibling packages come from this repository (never from an index). The plain
+    # plant and task models need numpy alone; the gymnasium envs (and the client node's learning) are extras.
+    install_requires=['setuptools', 'numpy>=1.26,<3'],
     zip_safe=True,
     maintainer='DC-DRL developers',
     maintainer_email='dcdrl@example.invalid',
     description='DC-DRL simulation: gymnasium environments, baselines, oracle, simulated client node.',
     license='Apache-2.0',
     # colcon test runs pytest where the 'test' extra names it (setuptools >= 72 drops tests_require).
-    extras_require={'test': ['pytest']},
+    extras_require={'test': ['pytest'], 'gym': ['gymnasium>=1.0,<2'], 'torch': ['torch>=2.2']},
     entry_points={
         'console_scripts': [
             'client = dcdrl_sim.client_node:main',
