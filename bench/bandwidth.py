@@ -10,7 +10,7 @@ nodes discover each other as on real machines (ROS_STATIC_PEERS; docs/multihost.
    warm-up (none at 0.06 Mbit/s: 25 s each); compared with size*8/bandwidth and with the
    paper's ~23 s for a ~179 KB actor at 0.06 Mbit/s.
 2. Workflow (not with --quick): the controller (30 Hz, real time, as in the paper) in the device
-   and the learner (segments mode, training after 300/600 transitions) in the cloud, the
+   and the segment_learner (training after 300/600 transitions) in the cloud, the
    device-cloud link shaped both ways, --workflow-s of steady running per bandwidth: env steps
    per second reaching the learner, segments lost, weights swapped at the edge, version lag
    (learner's version_lag_mean: learner version minus the version that acted; and the learner's
@@ -163,7 +163,7 @@ def run_workflow(mbps: Optional[float], steady_s: float, domain: int, workdir: P
     with Testbed(bandwidth_mbps={'device-cloud': mbps}) as bed:
         env = {host: bed.dds_env(host, domain, DCDRL_BACKEND='cyclone', **(extra_env or {})) for host in bed.hosts}
         started = time.time()
-        learner = _node(bed, 'cloud', env['cloud'], 'dcdrl_cloud', 'learner', 'mode:=segments',
+        learner = _node(bed, 'cloud', env['cloud'], 'dcdrl_cloud', 'segment_learner',
                         f'output_dir:={output}', 'critic_start:=300', 'actor_start:=600', 'stats_period_s:=0.5',
                         'tensorboard:=false', 'device:=cpu', 'checkpoint_period_s:=1000.0', *learner_params)
         controller = _node(bed, 'device', env['device'], 'dcdrl_edge', 'controller', f'rate_hz:={rate_hz}',
@@ -255,7 +255,7 @@ def converge(mbps: Optional[float], max_s: float, domain: int, workdir: Path, ra
                   f'publish_period_s:={period / scale:g}', f'seed:={seed}']
         if init_checkpoint:
             params.append(f'init_checkpoint:={init_checkpoint}')
-        learner = _node(bed, 'cloud', env['cloud'], 'dcdrl_cloud', 'learner', 'mode:=segments', *params)
+        learner = _node(bed, 'cloud', env['cloud'], 'dcdrl_cloud', 'segment_learner', *params)
         controller = _node(bed, 'device', env['device'], 'dcdrl_edge', 'controller', f'rate_hz:={rate_hz}',
                            f'sim_rate_hz:={sim_rate_hz}', f'seed:={seed}')
         try:

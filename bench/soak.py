@@ -2,7 +2,7 @@
 
 Starts, on a private loopback DDS domain, the training graph (replay_buffer, learner,
 parameter_server, one simulated client; small buffers so they are full early) and the cloud-edge
-pair (controller at 100 Hz over the simulated plant, learner in segments mode), samples the
+pair (controller at 100 Hz over the simulated plant, segment_learner), samples the
 resident memory (VmRSS) of every node process every --sample-s seconds, and reports per node the
 RSS after warm-up, at the end, the growth and its slope. A node is "flat" when its RSS grew by less
 than max(--max-growth-mb, --max-growth-pct of its post-warm-up RSS) between the end of the warm-up
@@ -71,8 +71,8 @@ def start_nodes(domain: int, output: Path) -> dict:
     # The cloud-edge pair in its own namespace: its learner, policy and stats must not meet the graph's.
     edge_env = dict(env)
     nodes['edge_learner'] = ChildProcess(
-        [*DCDRL, 'dcdrl_cloud', 'learner', '--ros-args', '-r', '__node:=learner', '-r', '__ns:=/edge',
-         '--params-file', str(edge_config), '-p', 'mode:=segments', '-p', f'output_dir:={edge_out}',
+        [*DCDRL, 'dcdrl_cloud', 'segment_learner', '--ros-args', '-r', '__node:=segment_learner', '-r', '__ns:=/edge',
+         '--params-file', str(edge_config), '-p', f'output_dir:={edge_out}',
          '-p', 'buffer_size:=4000', '-p', 'critic_start:=500', '-p', 'actor_start:=1000',
          '-p', 'tensorboard:=false', '-p', 'checkpoint_period_s:=20.0', '-p', 'stop_when_converged:=false',
          '-p', 'updates_per_transition:=0.5', '-p', 'kept_versions:=16'], env=edge_env)

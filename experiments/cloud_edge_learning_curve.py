@@ -1,7 +1,7 @@
 """Learning curve of the end-to-end cloud-edge run that test/test_edge_control.py judges.
 
 Starts the same two processes as the test (controller: 150 Hz loop over the 30 Hz simulated
-cart-pole; learner: segments mode, DDPG, critic from 1,000 transitions, actor from 2,000) on a
+cart-pole; segment_learner: DDPG, critic from 1,000 transitions, actor from 2,000) on a
 private loopback DDS domain and, every `--every` gradient updates, notes the policies received so
 far. After the run, each mark is judged by the best of `--judged` policies spread over the later
 half of the run so far, each by its mean return over the same 10 start states (hanging down) on
@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     marks = []
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as output_dir:
-        learner = node_process('dcdrl_cloud', 'learner', 'learner', domain, CONFIG, 'mode:=segments',
+        learner = node_process('dcdrl_cloud', 'segment_learner', 'segment_learner', domain, CONFIG,
                                f'output_dir:={output_dir}', 'critic_start:=1000', 'actor_start:=2000',
                                'eval_every_episodes:=5', 'publish_period_s:=0.25', 'stats_period_s:=0.5',
                                'tensorboard:=false', f'seed:={args.seed}', 'device:=cpu',

@@ -76,8 +76,8 @@ CHILDREN: dict[str, tuple[str, Callable[[str], list[str]]]] = {
         'dcdrl_cloud', 'parameter_server', *_params(
             env_id=CARTPOLE, expected_models=2, generation_timeout_s=600.0, output_dir=out))),
     'test_segment_learner_refuses_bad_segments_and_requests': ('segments', lambda out: _node(
-        'dcdrl_cloud', 'learner', *_params(
-            mode='segments', output_dir=out, tensorboard=False, stats_period_s=0.2, progress_period_s=0.0,
+        'dcdrl_cloud', 'segment_learner', *_params(
+            output_dir=out, tensorboard=False, stats_period_s=0.2, progress_period_s=0.0,
             checkpoint_period_s=0.0, resume=False, eval_every_episodes=0, checkpoint_replay=False))),
     'test_learner_refuses_bad_batches_and_keeps_training': ('learner', lambda out: _node(
         'dcdrl_cloud', 'learner', *_params(
@@ -533,7 +533,7 @@ def test_segment_learner_refuses_bad_segments_and_requests(peer_for):
     stats: list = []
     peer.node.create_subscription(TrainingStats, 'learner/stats', stats.append, BEST_EFFORT)
     get_policy = peer.node.create_client(GetPolicy, 'get_policy')
-    child.wait_for_line('learner (segments mode) started', TIMEOUT)
+    child.wait_for_line('segment learner started', TIMEOUT)
     peer.spin_until(lambda: segments.get_subscription_count() > 0 and stats, 'the learner to match and report')
 
     nan = np.zeros(CP_OBS, np.float32)

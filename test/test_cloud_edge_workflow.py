@@ -133,10 +133,10 @@ def test_eval_mode_reports_returns_and_swing_up_steps_and_stops_after_eval_episo
 
 def test_a_learner_stopped_before_evaluating_a_trained_policy_writes_no_best_and_says_so(tmp_path, domain):
     out = tmp_path / 'pretrain'
-    child = ChildProcess([*DCDRL, 'run', 'dcdrl_cloud', 'learner', '--ros-args', '-p', 'mode:=segments',
+    child = ChildProcess([*DCDRL, 'run', 'dcdrl_cloud', 'segment_learner', '--ros-args',
                           '-p', f'output_dir:={out}', '-p', 'tensorboard:=false'], env=loopback_env(domain))
     with child:
-        child.wait_for_line('learner (segments mode) started', TIMEOUT)
+        child.wait_for_line('segment learner started', TIMEOUT)
         assert child.stop(TIMEOUT) == 0
     note = next((line for line in child.lines if 'no best policy from this run' in line), None)
     assert note is not None, '\n'.join(child.lines)

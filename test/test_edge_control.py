@@ -3,7 +3,7 @@
 - the controller starts and runs with no cloud (safe action, no segments), refuses weights with
   another architecture, NaN or an old version (keeps the old actor), takes valid ones and streams
   consecutive segments; commands from the cloud change its mode;
-- an end-to-end run (controller process + learner process in segments mode) improves the
+- an end-to-end run (controller process + segment_learner process) improves the
   swing-up return;
 - the launch files of the workflow resolve.
 """
@@ -157,8 +157,8 @@ IMPROVED_POLICIES = 2    # judged policies that must beat the first by MARGIN: n
 
 @pytest.mark.timeout(720)
 def test_end_to_end_learning_improves_the_swing_up_return(domain, tmp_path):
-    """Controller process (150 Hz loop over the 30 Hz plant: 5x real time) + learner process in
-    segments mode, from scratch. While it trains, every 8th policy version is judged by its mean
+    """Controller process (150 Hz loop over the 30 Hz plant: 5x real time) + segment_learner process,
+    from scratch. While it trains, every 8th policy version is judged by its mean
     return over the same 10 start states (hanging down) on the simulated plant; the run improves the
     swing-up return when two of them beat the first policy by 20, within 40,000 gradient updates. Single
     evaluation episodes are too noisy, and DDPG's policy swings from version to version (what keeping
@@ -168,7 +168,7 @@ def test_end_to_end_learning_improves_the_swing_up_return(domain, tmp_path):
     from dcdrl_msgs.msg import PolicyWeights
     monitor = EdgeMonitor(domain)
     policies = monitor.record(PolicyWeights, 'policy', qos_profile_transient_local, read_weights)
-    learner = _run('dcdrl_cloud', 'learner', 'learner', domain, 'mode:=segments', f'output_dir:={tmp_path}',
+    learner = _run('dcdrl_cloud', 'segment_learner', 'segment_learner', domain, f'output_dir:={tmp_path}',
                    'critic_start:=1000', 'actor_start:=2000', 'eval_every_episodes:=5', 'publish_period_s:=0.25',
                    'stats_period_s:=0.5', 'tensorboard:=false', 'seed:=1', 'device:=cpu',
                    'stop_when_converged:=false')
@@ -218,8 +218,7 @@ def test_workflow_launch_files_resolve(launch_file, package):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     if 'pretrain' in launch_file or 'finetune' in launch_file:
-        assert 'dcdrl_cloud learner' in result.stdout and 'dcdrl_edge controller' in result.stdout
-        assert 'mode:=segments' in result.stdout or 'mode' in result.stdout
+        assert 'dcdrl_cloud segment_learner' in result.stdout and 'dcdrl_edge controller' in result.stdout
 
 
 def test_scope_draws_the_controllers_steps_headless(domain, tmp_path):
@@ -260,7 +259,7 @@ def test_config_file_sets_every_logic_parameter_with_its_type():
     from dcdrl_cloud.segment_learner import SegmentLearnerConfig
     from dcdrl_edge.controller import ControllerConfig
     config = yaml.safe_load(CONFIG.read_text())
-    for block, dataclass, optional in (('/**/learner', SegmentLearnerConfig, set()),
+    for block, dataclass, optional in (('/**/segment_learner', SegmentLearnerConfig, set()),
                                        ('/**/controller', ControllerConfig, {'device_id'})):
         values = config[block]['ros__parameters']
         for spec in fields(dataclass):

@@ -60,7 +60,7 @@ class Records(TopicRecorder):
 def test_controller_keeps_deciding_without_a_server_and_falls_back_to_local(domain):
     monitor = Records(domain)
     camera = _run('dcdrl_edge', 'camera', 'camera', domain, *SMALL, 'rate_hz:=2.0', 'publish_raw:=false')
-    controller = _run('dcdrl_edge', 'controller', 'controller', domain, 'mode:=offload', 'policy:=offload',
+    controller = _run('dcdrl_edge', 'offload_controller', 'offload_controller', domain, 'policy:=offload',
                       'device_id:=pi_t', 'experience_batch_size:=4')
     server = None
     try:
@@ -106,7 +106,7 @@ def test_controller_keeps_deciding_without_a_server_and_falls_back_to_local(doma
 
 def test_end_to_end_on_one_machine_produces_experience_and_a_latency_report(domain, tmp_path):
     params = yaml.safe_load(CONFIG.read_text())
-    params['/**/controller']['ros__parameters'].update(experience_batch_size=4, progress_period_s=0.0)
+    params['/**/offload_controller']['ros__parameters'].update(experience_batch_size=4, progress_period_s=0.0)
     params['/**/learner']['ros__parameters'].update(tensorboard=False, eval_period_s=0.0, final_eval_episodes=1)
     params_file = tmp_path / 'face.yaml'
     params_file.write_text(yaml.safe_dump(params))
@@ -137,7 +137,7 @@ def test_end_to_end_on_one_machine_produces_experience_and_a_latency_report(doma
 
 
 def test_a_bad_offload_parameter_stops_the_controller_with_one_line(domain):
-    controller = _run('dcdrl_edge', 'controller', 'controller', domain, 'mode:=offload', 'policy:=smart')
+    controller = _run('dcdrl_edge', 'offload_controller', 'offload_controller', domain, 'policy:=smart')
     try:
         code = controller.process.wait(TIMEOUT)
     finally:
@@ -151,13 +151,12 @@ def test_face_launch_files_resolve(name):
     result = subprocess.run([*DCDRL, 'launch', '--print', str(ROOT / 'launch' / f'{name}.launch.yaml')],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    expected = {'face_device': ['dcdrl_edge camera', 'dcdrl_edge controller'],
+    expected = {'face_device': ['dcdrl_edge camera', 'dcdrl_edge offload_controller'],
                 'face_edge_server': ['dcdrl_edge face_server'],
                 'face_cloud': ['dcdrl_cloud replay_buffer', 'dcdrl_cloud learner'],
-                'face_all': ['dcdrl_edge camera', 'dcdrl_edge controller', 'dcdrl_edge face_server',
+                'face_all': ['dcdrl_edge camera', 'dcdrl_edge offload_controller', 'dcdrl_edge face_server',
                              'dcdrl_cloud replay_buffer', 'dcdrl_cloud learner']}[name]
     for command in expected:
         assert command in result.stdout, result.stdout
     assert '__ns:=/dcdrl' in result.stdout and 'face.yaml' in result.stdout
-    if 'controller' in result.stdout:
-        assert 'mode:=offload' in result.stdout
+    assert 'mode:=' not in result.stdout   # the offload controller is its own executable, without a mode

@@ -307,13 +307,13 @@ def test_weights_reach_the_controller_over_a_1_mbit_link(bed_factory):
 @pytest.mark.dds
 @pytest.mark.slow
 def test_link_cut_keeps_the_loop_running_and_the_stream_recovers_by_itself(bed_factory, tmp_path):
-    """200 Hz controller in the device, learner (segments mode) in the cloud, 10 Mbit/s; the
+    """200 Hz controller in the device, segment_learner in the cloud, 10 Mbit/s; the
     device-cloud link is cut for 10 s."""
     cut_s = 10.0
     bed = bed_factory(bandwidth_mbps=10.0)
     domain = fresh_domain_id()
     # No gradient steps (critic_start huge): the learner only pairs segments; keeps the 2 cores free.
-    learner = _node(bed, 'cloud', domain, 'dcdrl_cloud', 'learner', 'mode:=segments', f'output_dir:={tmp_path}',
+    learner = _node(bed, 'cloud', domain, 'dcdrl_cloud', 'segment_learner', f'output_dir:={tmp_path}',
                     'critic_start:=1000000', 'actor_start:=1000000', 'stats_period_s:=0.2',
                     'tensorboard:=false', 'device:=cpu', 'checkpoint_period_s:=1000.0')
     controller = _node(bed, 'device', domain, 'dcdrl_edge', 'controller', 'rate_hz:=200.0', 'stats_period_s:=0.1',

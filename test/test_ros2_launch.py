@@ -324,10 +324,10 @@ TRAIN_NODES = {'/dcdrl/replay_buffer': 'replay_buffer started', '/dcdrl/learner'
                '/dcdrl/parameter_server': 'parameter_server started',
                **{f'/dcdrl/client_{k}': f'client client_{k} started' for k in range(4)}}
 EDGE_NODES = {'/dcdrl/controller': 'controller edge_0 started'}
-CLOUD_EDGE_NODES = {'/dcdrl/learner': 'learner (segments mode) started', '/dcdrl/scope': 'scope started'}
+CLOUD_EDGE_NODES = {'/dcdrl/segment_learner': 'segment learner started', '/dcdrl/scope': 'scope started'}
 FACE_SERVER = {'/dcdrl/face_server': 'face_server started'}
 FACE_CLOUD = {'/dcdrl/replay_buffer': 'replay_buffer started', '/dcdrl/learner': 'learner started'}
-FACE_DEVICE = {'/dcdrl/camera': 'camera started', '/dcdrl/controller': 'offload controller device_0 started'}
+FACE_DEVICE = {'/dcdrl/camera': 'camera started', '/dcdrl/offload_controller': 'offload controller device_0 started'}
 STREAM_NODES = {'/dcdrl/replay_buffer': 'replay_buffer started',
                 '/dcdrl/client_0': 'client client_0 started', '/dcdrl/client_1': 'client client_1 started'}
 # What the system tests below start: every block of every config file must reach one of these nodes.
@@ -335,10 +335,10 @@ SYSTEM_CASES = [
     (('dcdrl_cloud', 'train.launch.py', ('num_clients:=4', 'duration_s:=20.0')), TRAIN_NODES),
     (('dcdrl_edge', 'edge.launch.yaml', ()), EDGE_NODES),
     (('dcdrl_cloud', 'cloud_edge.launch.yaml', ()), CLOUD_EDGE_NODES),
-    (('dcdrl_cloud', 'cartpole_pretrain.launch.yaml', ()), {'/dcdrl/learner': 'learner (segments mode) started',
+    (('dcdrl_cloud', 'cartpole_pretrain.launch.yaml', ()), {'/dcdrl/segment_learner': 'segment learner started',
                                                           **EDGE_NODES}),
     (('dcdrl_cloud', 'cartpole_finetune.launch.yaml', ('scope:=false', 'init_checkpoint:=pretrained.ckpt')),
-     {'/dcdrl/learner': 'learner (segments mode) started', **EDGE_NODES}),
+     {'/dcdrl/segment_learner': 'segment learner started', **EDGE_NODES}),
     (('dcdrl_cloud', 'face_all.launch.yaml', ()), {**FACE_SERVER, **FACE_CLOUD, **FACE_DEVICE}),
     (('dcdrl_edge', 'face_edge_server.launch.yaml', ()), FACE_SERVER),
     (('dcdrl_cloud', 'face_cloud.launch.yaml', ()), FACE_CLOUD),

@@ -6,7 +6,7 @@ exit code 0, no traceback, the node's report printed and its files complete (rep
 transitions the report counts; the learner's checkpoint loads at the version it reports).
 
 Per backend one graph runs twice in the same folders: the training graph (replay_buffer, learner,
-parameter_server, a client) and the cloud-edge pair (controller, learner in segments mode), each
+parameter_server, a client) and the cloud-edge pair (controller, segment_learner), each
 node stopped by a different way in each round, so every node meets every way over the two
 backends; the second round also checks that the final state of the first is what a restart picks
 up. The last test stops a small `ros2 launch` graph with SIGINT to its process group.
@@ -58,11 +58,11 @@ NODES = (
     NodeCase('dcdrl_sim', 'client', 'client_0', 'cloud', ('client_id:=client_0',), 'CLIENT REPORT'),
     NodeCase('dcdrl_edge', 'controller', 'controller', 'edge', ('rate_hz:=150.0', 'sim_rate_hz:=30.0'),
              'CONTROLLER REPORT'),
-    NodeCase('dcdrl_cloud', 'learner', 'learner', 'edge',
-             ('mode:=segments', 'critic_start:=200', 'actor_start:=300', 'tensorboard:=false', 'device:=cpu',
+    NodeCase('dcdrl_cloud', 'segment_learner', 'segment_learner', 'edge',
+             ('critic_start:=200', 'actor_start:=300', 'tensorboard:=false', 'device:=cpu',
               'stop_when_converged:=false'), 'learner stopped:'),
 )
-WRITES_FILES = ('replay_buffer', 'learner', 'parameter_server')
+WRITES_FILES = ('replay_buffer', 'learner', 'segment_learner', 'parameter_server')
 
 
 def way_for(index: int, backend: str, round_: int) -> str:
@@ -167,7 +167,7 @@ def check_final_state(case: NodeCase, child: ChildProcess, output_dir: Path) -> 
             rows = snapshot['rows'].shape[0]
         assert report['replay_size'] > 0 and rows == report['replay_size'], (rows, report)
         return {'replay_size': rows}
-    if case.executable == 'learner':
+    if case.executable in ('learner', 'segment_learner'):
         version, updates = stopped_line(child)
         state = load_state(output_dir / 'learner.ckpt')
         assert updates > 0 and state['version'] == version and state['extra']['updates'] == updates, \
@@ -187,11 +187,11 @@ def check_restart(case: NodeCase, child: ChildProcess, before: dict) -> None:
     if case.executable == 'replay_buffer':
         line = child.wait_for_line('restored', TIMEOUT)
         assert f"restored {before['replay_size']} transitions" in line, line
-    elif case.executable == 'learner' and case.graph == 'cloud':
+    elif case.executable == 'learner':
         line = child.wait_for_line('learner started', TIMEOUT)
         assert int(re.search(r'version (\d+) next', line).group(1)) > before['version'], line
-    elif case.executable == 'learner':
-        line = child.wait_for_line('learner (segments mode) started', TIMEOUT)
+    elif case.executable == 'segment_learner':
+        line = child.wait_for_line('segment learner started', TIMEOUT)
         assert int(re.search(r'version (\d+),', line).group(1)) >= before['version'], line
 
 

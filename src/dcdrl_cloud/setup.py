@@ -40,6 +40,7 @@ setup(
         'console_scripts': [
             'replay_buffer = dcdrl_cloud.replay_buffer_node:main',
             'learner = dcdrl_cloud.learner_node:main',
+            'segment_learner = dcdrl_cloud.segment_learner_node:main',
             'parameter_server = dcdrl_cloud.parameter_server_node:main',
             'scope = dcdrl_cloud.scope_node:main',
             'train = dcdrl_cloud.main_job:main',  # make run's job: ros2 run / dcdrl run dcdrl_cloud train

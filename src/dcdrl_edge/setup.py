@@ -43,6 +43,7 @@ setup(
     entry_points={
         'console_scripts': [
             'controller = dcdrl_edge.controller_node:main',
+            'offload_controller = dcdrl_edge.offload_node:main',
             'camera = dcdrl_edge.camera_node:main',
             'face_server = dcdrl_edge.face_server_node:main',
         ],

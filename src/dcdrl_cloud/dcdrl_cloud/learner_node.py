@@ -33,8 +33,7 @@ Parameters (name, default: meaning):
     seed 0: network init and noise seeds
     gamma -1.0: the discount the replay uses (checked against batch discounts); < 0 = the preset's (0.9 dcdrl)
     mode 'central': 'central' or 'collective' (then also submit the model with fitness on client_model);
-        'segments': the cloud-edge workflow, trained from edge controllers' trajectory segments
-        (other topics and parameters: dcdrl_cloud/segment_learner_node.py, docs/segment-learner.md)
+        the cloud-edge workflow's learner is its own executable: segment_learner
     output_dir 'runs/train': learner.ckpt, learner.json, evaluation.json/.md, run logs
     duration_s 240.0: training time of this process; 0 = until stopped
     batch_size 64: transitions per requested batch
@@ -150,12 +149,10 @@ class _Outputs:
 class LearnerNode(ros.Node):
     def __init__(self) -> None:
         super().__init__('learner', namespace=DEFAULT_NAMESPACE)
-        self.segments_mode = None
-        self.declare_parameter('mode', LearnerConfig.mode, read_only("'central', 'collective' or 'segments'"))
-        if self.get_parameter('mode').value == 'segments':  # the cloud-edge workflow: other inputs, other loop
-            from dcdrl_cloud.segment_learner_node import SegmentsMode
-            self.segments_mode = SegmentsMode(self)
-            return
+        self.declare_parameter('mode', LearnerConfig.mode, read_only("'central' or 'collective'"))
+        if self.get_parameter('mode').value == 'segments':  # was a mode of this executable: say where it went
+            raise ValueError("mode 'segments' is its own executable now: ros2 run dcdrl_cloud segment_learner "
+                             "(the same parameters, without mode)")
         # Live: Learner.LIVE_FIELDS (periods, duration, evaluation sizes) and exit_when_done; the rest is read at start.
         self.live = LiveParameters({
             **config_fields(Learner.LIVE_FIELDS, lambda: self.learner.config,
@@ -243,10 +240,6 @@ class LearnerNode(ros.Node):
             os.kill(os.getpid(), signal.SIGINT)  # run_node's Ctrl-C path: destroy_node, exit 0
 
     def destroy_node(self) -> None:
-        if self.segments_mode is not None:
-            self.segments_mode.destroy()
-            super().destroy_node()
-            return
         self._stop.set()
         self.learner.wake()
         self._thread.join(timeout=120.0)

@@ -1,13 +1,13 @@
-"""The learner node's "segments" mode (`ros2 run dcdrl_cloud learner --ros-args -p mode:=segments`).
+"""`ros2 run dcdrl_cloud segment_learner`: the cloud learner of the cloud-edge workflow.
 
-The cloud half of the cloud-edge workflow: edge controllers stream one TrajectorySegment per
-control step; this mode pairs consecutive segments into transitions, computes the swing-up reward
-itself, trains DDPG/TD3 in its own thread, sends weights (at most every publish_period_s, and on
+Edge controllers stream one TrajectorySegment per control step; this node pairs consecutive
+segments into transitions, computes the swing-up reward itself, trains DDPG/TD3 in its own thread,
+sends weights (at most every publish_period_s, and on
 request through the get_policy service), asks the edge for noise-free evaluation episodes, keeps
 the best weights and stops when the convergence rule holds. Thin adapter: the logic is
 dcdrl_cloud.segment_learner and dcdrl_cloud.segments (no ROS import).
 
-Topics (relative; the launch puts the node in /dcdrl):
+Topics (relative; in /dcdrl unless started with -r __ns:=/other):
     sub  segments        dcdrl_msgs/TrajectorySegment  reliable, keep-last segment_depth
     pub  policy          dcdrl_msgs/PolicyWeights      reliable, transient-local, depth 1
     pub  edge/command    dcdrl_msgs/EdgeCommand        reliable, keep-last 10
@@ -29,10 +29,11 @@ import os
 import signal
 import threading
 import traceback
-from typing import Any
+from typing import Any, Optional, Sequence
 
 from dcdrl_core import ros
 from dcdrl_core.live_parameters import Live, LiveParameters, config_fields
+from dcdrl_core.names import DEFAULT_NAMESPACE
 from dcdrl_core.param_check import check_no_unknown_parameters
 from dcdrl_core.weights_msg import MAX_ARCHITECTURE_ID_LENGTH, fill_weights
 from dcdrl_msgs.msg import EdgeCommand, EpisodeStats, PolicyWeights, Tensor, TrainingStats, TrajectorySegment
@@ -47,9 +48,8 @@ _UINT_STATS = ('policy_version', 'updates', 'env_steps', 'replay_size', 'rejecte
 class _Outputs:
     """SegmentLearnerOutputs for the node: every call becomes a message."""
 
-    def __init__(self, mode: 'SegmentsMode') -> None:
-        self.mode = mode
-        self.node = mode.node
+    def __init__(self, node: 'SegmentLearnerNode') -> None:
+        self.node = node
         self.command_sequence = 0
 
     def _stamp(self, message: Any) -> Any:
@@ -58,14 +58,14 @@ class _Outputs:
 
     def publish_weights(self, payload: Any) -> None:
         message = fill_weights(PolicyWeights(), payload, Tensor, producer=self.node.get_name())
-        self.mode.policy_pub.publish(self._stamp(message))
+        self.node.policy_pub.publish(self._stamp(message))
 
     def publish_stats(self, stats: dict) -> None:
         message = TrainingStats()
         for name, value in stats.items():
             if hasattr(message, name):
                 setattr(message, name, int(value) if name in _UINT_STATS else float(value))
-        self.mode.stats_pub.publish(self._stamp(message))
+        self.node.stats_pub.publish(self._stamp(message))
 
     def publish_episode(self, summary: Any) -> None:
         swing_up = summary.swing_up_steps
@@ -73,68 +73,68 @@ class _Outputs:
                                policy_version=int(summary.policy_version), length=int(summary.length),
                                episode_return=float(summary.episode_return),
                                cost=float(swing_up) if swing_up is not None else math.nan)
-        self.mode.episode_pub.publish(self._stamp(message))
+        self.node.episode_pub.publish(self._stamp(message))
 
     def send_command(self, kind: int) -> None:
         self.command_sequence += 1
         message = EdgeCommand(device_id='', command=int(kind), sequence=self.command_sequence)
         message.header.frame_id = self.node.get_name()  # the controller de-duplicates per sender
-        self.mode.command_pub.publish(self._stamp(message))
+        self.node.command_pub.publish(self._stamp(message))
 
     def log(self, level: str, text: str) -> None:
         logger = self.node.get_logger()
         {'error': logger.error, 'warning': logger.warning}.get(level, logger.info)(text)
 
 
-class SegmentsMode:
-    """Publishers, subscription, service and the training thread of the learner node in segments mode."""
-
-    def __init__(self, node: Any) -> None:
-        self.node = node
+class SegmentLearnerNode(ros.Node):
+    def __init__(self) -> None:
+        super().__init__('segment_learner', namespace=DEFAULT_NAMESPACE)
         # Live: SegmentLearner.LIVE_FIELDS and exit_when_done; the rest is read at start.
         self.live = LiveParameters({
             **config_fields(SegmentLearner.LIVE_FIELDS, lambda: self.learner.config,
                             lambda **change: self.learner.reconfigure(**change)),
             'exit_when_done': Live(apply=lambda value: setattr(self, 'exit_when_done', value))})
         for spec in fields(SegmentLearnerConfig):
-            node.declare_parameter(spec.name, spec.default, self.live.descriptor(spec.name))
-        node.declare_parameter('segment_depth', 1000, self.live.descriptor('segment_depth'))
-        node.declare_parameter('exit_when_done', False, self.live.descriptor('exit_when_done'))
-        check_no_unknown_parameters(node)
-        config = SegmentLearnerConfig(**{spec.name: node.get_parameter(spec.name).value
+            self.declare_parameter(spec.name, spec.default, self.live.descriptor(spec.name))
+        self.declare_parameter('segment_depth', 1000, self.live.descriptor('segment_depth'))
+        self.declare_parameter('exit_when_done', False, self.live.descriptor('exit_when_done'))
+        check_no_unknown_parameters(self)
+        config = SegmentLearnerConfig(**{spec.name: self.get_parameter(spec.name).value
                                          for spec in fields(SegmentLearnerConfig)})
-        depth = int(node.get_parameter('segment_depth').value)
+        depth = int(self.get_parameter('segment_depth').value)
         if depth < 1:
             raise ValueError(f'segment_depth must be >= 1, got {depth}')
-        self.exit_when_done = bool(node.get_parameter('exit_when_done').value)
+        self.exit_when_done = bool(self.get_parameter('exit_when_done').value)
 
         reliable = ros.ReliabilityPolicy.RELIABLE
-        self.policy_pub = node.create_publisher(PolicyWeights, 'policy', ros.QoSProfile(
+        self.policy_pub = self.create_publisher(PolicyWeights, 'policy', ros.QoSProfile(
             depth=1, reliability=reliable, durability=ros.DurabilityPolicy.TRANSIENT_LOCAL))
-        self.command_pub = node.create_publisher(EdgeCommand, 'edge/command', ros.QoSProfile(depth=10, reliability=reliable))
-        self.stats_pub = node.create_publisher(
+        self.command_pub = self.create_publisher(EdgeCommand, 'edge/command',
+                                                 ros.QoSProfile(depth=10, reliability=reliable))
+        self.stats_pub = self.create_publisher(
             TrainingStats, 'learner/stats', ros.QoSProfile(depth=5, reliability=ros.ReliabilityPolicy.BEST_EFFORT))
-        self.episode_pub = node.create_publisher(EpisodeStats, 'episode_stats', ros.qos_profile_sensor_data)
-        self.learner = SegmentLearner(config, _Outputs(self), name=node.get_name())
-        node.create_subscription(TrajectorySegment, 'segments', self.on_segment,
+        self.episode_pub = self.create_publisher(EpisodeStats, 'episode_stats', ros.qos_profile_sensor_data)
+        self.learner = SegmentLearner(config, _Outputs(self), name=self.get_name())
+        self.create_subscription(TrajectorySegment, 'segments', self.on_segment,
                                  ros.QoSProfile(depth=depth, reliability=reliable))
-        node.create_service(GetPolicy, 'get_policy', self.on_get_policy)
+        self.create_service(GetPolicy, 'get_policy', self.on_get_policy)
 
-        self.live.attach(node)
+        self.live.attach(self)
         self._stop = threading.Event()
         self.learner.start()
         self._thread = threading.Thread(target=self._train, name='segment-learner', daemon=True)
         self._thread.start()
-        node.get_logger().info(
-            f'learner (segments mode) started: {config.env_id} {config.algorithm} '
+        self.get_logger().info(
+            f'segment learner started: {config.env_id} {config.algorithm} '
             f'{self.learner.architecture_id}, version {self.learner.version}, output {config.output_dir}')
 
+    # ------------------------------------------------------------------ callbacks (keep short)
     def on_segment(self, message: TrajectorySegment) -> None:
         try:
             segment = read_segment(message, self.learner.obs_dim, self.learner.action_dim)
         except SegmentRejected as error:
             total = self.learner.reject(error.reason)
-            self.node.get_logger().warning(f'segment refused ({error.reason}): {error} ({total} refused so far)',
+            self.get_logger().warning(f'segment refused ({error.reason}): {error} ({total} refused so far)',
                                            throttle_duration_sec=2.0)
             return
         self.learner.receive(segment)
@@ -155,34 +155,45 @@ class SegmentsMode:
             response.message = f'no weights at version >= {request.min_version} yet'
             return response
         response.available = True
-        response.weights = fill_weights(PolicyWeights(), payload, Tensor, producer=self.node.get_name())
+        response.weights = fill_weights(PolicyWeights(), payload, Tensor, producer=self.get_name())
         return response
 
+    # ------------------------------------------------------------------ the training thread
     def _train(self) -> None:
         try:
             summary = self.learner.run(self._stop)
         except Exception:
-            self.node.get_logger().error('training stopped by an error:\n' + traceback.format_exc())
+            self.get_logger().error('training stopped by an error:\n' + traceback.format_exc())
             return
         if summary is None:
             return
-        summary['malformed_samples'] = ros.malformed_samples(self.node)
+        summary['malformed_samples'] = ros.malformed_samples(self)
         print('TRAINING DONE ' + json.dumps(json_safe(summary), allow_nan=False), flush=True)
         if self.exit_when_done:
             os.kill(os.getpid(), signal.SIGINT)
 
-    def destroy(self) -> None:
+    def destroy_node(self) -> None:
         self._stop.set()
         self.learner.wake()
         self._thread.join(timeout=120.0)
         if self._thread.is_alive():
-            self.node.get_logger().error('training thread did not stop; no final checkpoint written')
+            self.get_logger().error('training thread did not stop; no final checkpoint written')
+            super().destroy_node()
             return
         try:
             self.learner.close()
             summary = self.learner.summary()
             print(f"learner stopped: version {summary['version']}, {summary['updates']} updates, "
-                  f"{summary['env_steps']} transitions, malformed samples {ros.malformed_samples(self.node)}",
+                  f"{summary['env_steps']} transitions, malformed samples {ros.malformed_samples(self)}",
                   flush=True)
         except Exception:
-            self.node.get_logger().error('final checkpoint failed:\n' + traceback.format_exc())
+            self.get_logger().error('final checkpoint failed:\n' + traceback.format_exc())
+        super().destroy_node()
+
+
+def main(args: Optional[Sequence[str]] = None) -> int:
+    return ros.run_node(SegmentLearnerNode, args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

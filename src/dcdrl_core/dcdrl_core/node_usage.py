@@ -10,8 +10,8 @@ nodes take none, so ``ros.run_node`` calls :func:`answer_command_line` before it
   command line's values), and the constructor is stopped once the declarations are done: at
   ``check_no_unknown_parameters`` (every DC-DRL node calls it after declaring, before it opens
   endpoints or starts threads) or at the first ``create_*``. So the parameters listed are the ones
-  the node really declares, for the values given: ``learner --help --ros-args -p mode:=segments``
-  lists those of segments mode.
+  the node really declares, for the values given: ``learner --help --ros-args -p network_preset:=cloud_edge``
+  shows that preset's learning rates as the defaults.
 - any other argument (``--ros-arg``, ``foo``, ``x:=1`` outside ``--ros-args``): one ``[FATAL]``
   line with a hint, exit 2. A bad rule inside ``--ros-args`` too (rcl refuses it; rclpy would show
   a traceback).

@@ -15,8 +15,9 @@ The rule (docs/robustness.md, "Decisions"):
   (a ValueError) names the parameter, where it came from and the closest declared name;
   ``ros.run_node`` prints it as one ``[FATAL]`` line and exits with code 2;
 * a value from a **shared block** (a key whose node part is a wildcard: ``/**``, ``/dcdrl/*``)
-  that the node does not declare is only a warning, logged once and returned (counted): such
-  blocks set parameters for nodes of several kinds, and each takes what it declares, as in rclpy;
+  that the node does not declare is ignored, named in one info line and returned (counted): such
+  blocks set parameters for nodes of several kinds (config/train.yaml's client values), and each
+  takes what it declares, as in rclpy;
 * ``use_sim_time`` and ``start_type_description_service`` are always known (rclpy declares them
   in every node, and so does our runtime).
 
@@ -129,8 +130,8 @@ def _ros_args_of(node: Any, argv: Optional[Sequence[str]]) -> RosArgs:
 
 def check_no_unknown_parameters(node: Any, argv: Optional[Sequence[str]] = None,
                                 known: Collection[str] = ALWAYS_KNOWN) -> list[UnknownParameter]:
-    """Raise UnknownParameterError for values aimed at ``node`` that it does not declare; log a
-    warning for each undeclared value from a shared block and return those (the count).
+    """Raise UnknownParameterError for values aimed at ``node`` that it does not declare; name the
+    undeclared values from shared blocks in one info line and return them (the count).
 
     Call after the node has declared all its parameters. ``argv``: the command line to check
     (default: the one the node was built from).
@@ -145,9 +146,10 @@ def check_no_unknown_parameters(node: Any, argv: Optional[Sequence[str]] = None,
         raise UnknownParameterError(
             f'{node.get_name()} does not declare: ' + '; '.join(item.describe() for item in errors))
     ignored = [item for item in unknown if not item.targeted]
-    for item in ignored:
-        node.get_logger().warning(f'{item.describe()}: not a parameter of {node.get_name()}, ignored '
-                                  f'(a shared block may set it for other nodes)')
+    if ignored:  # one line: a '/**' block for the clients reaches every node of the graph
+        node.get_logger().info(f'{node.get_name()} ignores values of shared blocks for parameters it does not '
+                               f"declare (they are for other nodes): {', '.join(item.name for item in ignored)} "
+                               f'(from {ignored[0].source})')
     return ignored
 
 

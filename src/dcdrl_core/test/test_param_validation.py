@@ -1,6 +1,6 @@
 """Bad parameter files and -p values stop a node at start with one clear line and exit code 2.
 
-For the learner (central and segments modes), replay_buffer, client, controller, face_server and
+For the learner, segment_learner, replay_buffer, client, controller, face_server and
 parameter_server: a value of the wrong type, an out-of-range value and a value for a parameter the
 node does not declare (docs/robustness.md). The nodes' ``main`` runs in this process (our runtime,
 a fresh loopback domain): start-up fails before any thread or endpoint exists, so each case takes
@@ -34,7 +34,7 @@ NODES = {
                  "Trying to set parameter 'batch_size' to '64.0' of type 'DOUBLE', expecting type 'INTEGER'"),
                 ('prefetch_batches: 0', 'prefetch_batches'),
                 'lr'),
-    'learner_segments': ('dcdrl_cloud.learner_node', '/**/learner',
+    'segment_learner': ('dcdrl_cloud.segment_learner_node', '/**/segment_learner',
                          ('max_devices: [1, 2]',
                           "Trying to set parameter 'max_devices' to '[1, 2]' of type 'INTEGER_ARRAY',"
                           " expecting type 'INTEGER'"),
@@ -63,12 +63,12 @@ NODES = {
                          'expected_model'),
 }
 # Node names given with -r __node:= (the file blocks above name them) and extra settings per case.
-NODE_NAME = {'learner_segments': 'learner', 'client': 'client'}
-EXTRA = {'learner_segments': ['-p', 'mode:=segments']}
+NODE_NAME = {'client': 'client'}
+EXTRA: dict[str, list[str]] = {}
 # The nodes with an output_dir (kept out of the working tree).
-WRITES_FILES = ('replay_buffer', 'learner', 'learner_segments', 'parameter_server')
+WRITES_FILES = ('replay_buffer', 'learner', 'segment_learner', 'parameter_server')
 # The module whose source must call check_no_unknown_parameters for the unknown-key case to apply.
-CHECKED_IN = {'learner_segments': 'dcdrl_cloud.segment_learner_node'}
+CHECKED_IN: dict[str, str] = {}
 
 
 @pytest.fixture
@@ -168,6 +168,15 @@ def test_an_undeclared_value_in_a_shared_block_is_not_an_error(tmp_path, run_mai
     assert code == 2 and len(fatal) == 1 and 'capacity must be an integer >= 1, got 0' in fatal[0], fatal
 
 
+@pytest.mark.parametrize('module, mode, executable', [
+    ('dcdrl_cloud.learner_node', 'segments', 'ros2 run dcdrl_cloud segment_learner'),
+    ('dcdrl_edge.controller_node', 'offload', 'ros2 run dcdrl_edge offload_controller')])
+def test_a_mode_that_became_its_own_executable_names_it(module, mode, executable, run_main, tmp_path):
+    code, fatal = run_main(module, ['-p', f'mode:={mode}', '-p', f'output_dir:={tmp_path}']
+                           if module.startswith('dcdrl_cloud') else ['-p', f'mode:={mode}'])
+    assert code == 2 and len(fatal) == 1 and f"mode '{mode}' is its own executable now: {executable}" in fatal[0], fatal
+
+
 def test_a_real_process_exits_with_code_2_and_one_line(tmp_path):
     path = tmp_path / 'client.yaml'
     path.write_text('/**/client_3:\n  ros__parameters:\n    batch_steps: many\n')
@@ -196,11 +205,11 @@ ROOT = Path(__file__).resolve().parents[3]
 AFTER_DECLARATIONS = {
     'replay_buffer': ('dcdrl_cloud.replay_buffer_node', 'capacity:=0'),
     'learner': ('dcdrl_cloud.learner_node', 'batch_size:=0'),
-    'learner_segments': ('dcdrl_cloud.learner_node', 'max_devices:=0'),
+    'segment_learner': ('dcdrl_cloud.segment_learner_node', 'max_devices:=0'),
     'parameter_server': ('dcdrl_cloud.parameter_server_node', 'min_models:=0'),
     'client': ('dcdrl_sim.client_node', 'publish_rate_hz:=0.0'),
     'controller': ('dcdrl_edge.controller_node', 'rate_hz:=0.0'),
-    'controller_offload': ('dcdrl_edge.controller_node', 'record_depth:=0'),
+    'offload_controller': ('dcdrl_edge.offload_node', 'record_depth:=0'),
     'face_server': ('dcdrl_edge.face_server_node', 'max_concurrent:=0'),
     'camera': ('dcdrl_edge.camera_node', 'rate_hz:=0.0'),
     'scope': ('dcdrl_cloud.scope_node', 'window_s:=0.0'),
@@ -212,14 +221,9 @@ def _shipped_blocks() -> list[tuple[str, str, str, str]]:
     from dcdrl_core.param_files import parse_parameter_file
     blocks = []
     for path in sorted((ROOT / 'config').glob('*.yaml')):
-        for node_key, params in parse_parameter_file(path):
+        for node_key, _ in parse_parameter_file(path):
             name = node_key.rstrip('/').rsplit('/', 1)[-1]
             kind = 'client' if name.startswith('client_') else name
-            mode = params['mode'].value if 'mode' in params else ''
-            if (kind, mode) == ('learner', 'segments'):
-                kind = 'learner_segments'
-            elif (kind, mode) == ('controller', 'offload'):
-                kind = 'controller_offload'
             blocks.append((path.name, node_key, name, kind))
     return blocks
 

@@ -22,8 +22,7 @@ Topics (relative; in /dcdrl unless started with -r __ns:=/other):
 Parameters (default: meaning):
     device_id '': name in segments and stats; '' = the node name
     mode 'train': 'train' (explore, stream) or 'eval' (weights_file, noise-free, no cloud needed);
-        'offload': the face-recognition testbed's device controller instead of this loop
-        (other topics and parameters: dcdrl_edge/offload_node.py, docs/face-testbed.md)
+        the face-recognition testbed's device controller is its own executable: offload_controller
     rate_hz 30.0: control loop rate (1 to 10000; the paper runs 30 Hz, tests 200 Hz, the bench 1 kHz)
     plant 'sim': 'sim' (dcdrl_sim cart-pole in real time) or 'topic' (a robot behind plant/state and plant/command)
     network_preset 'cloud_edge': actor network preset; with the plant's sizes it fixes the architecture id
@@ -103,12 +102,10 @@ def _reliable(depth: int, latched: bool = False) -> Any:
 class ControllerNode(ros.Node):
     def __init__(self) -> None:
         super().__init__('controller', namespace=DEFAULT_NAMESPACE)
-        self.offload_mode = None
-        self.declare_parameter('mode', _CONFIG.mode, read_only("'train', 'eval' or 'offload'"))
-        if self.get_parameter('mode').value == 'offload':  # the face-recognition testbed: frames in, tasks out
-            from dcdrl_edge.offload_node import OffloadMode
-            self.offload_mode = OffloadMode(self)
-            return
+        self.declare_parameter('mode', _CONFIG.mode, read_only("'train' or 'eval'"))
+        if self.get_parameter('mode').value == 'offload':  # was a mode of this executable: say where it went
+            raise ValueError("mode 'offload' is its own executable now: ros2 run dcdrl_edge offload_controller "
+                             "(the same parameters, without mode)")
         # Live: the two report periods and the two warning thresholds; the control loop's settings are read
         # at start (the loop may run in its own process).
         self.live = LiveParameters({
@@ -412,10 +409,6 @@ class ControllerNode(ros.Node):
                 'malformed_samples': ros.malformed_samples(self), **evaluation}
 
     def destroy_node(self) -> None:
-        if self.offload_mode is not None:
-            self.offload_mode.destroy()
-            super().destroy_node()
-            return
         self._stopping = True
         self._stop.set()
         if self.loop is not None:

@@ -1,4 +1,4 @@
-"""The controller node's "offload" mode (`ros2 run dcdrl_edge controller --ros-args -p mode:=offload`).
+"""`ros2 run dcdrl_edge offload_controller`: the device's offload decision (face-recognition testbed).
 
 The device half of the face-recognition testbed: every camera frame is a task; the policy decides
 to recognise it locally (a FaceWorker child process) or to offload it to the edge host's
@@ -48,7 +48,7 @@ import queue
 import threading
 import time
 import traceback
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -56,6 +56,7 @@ from dcdrl_core import ros
 from dcdrl_core.experience import fill_experience
 from dcdrl_core.live_parameters import Live, LiveParameters, from_validator, non_negative, periodic
 from dcdrl_core.msg_arrays import set_array
+from dcdrl_core.names import DEFAULT_NAMESPACE
 from dcdrl_core.param_check import check_no_unknown_parameters
 from dcdrl_msgs.msg import EpisodeStats, ExperienceBatch, OffloadRecord, PolicyWeights
 from dcdrl_msgs.srv import RecognizeFaces
@@ -84,11 +85,9 @@ def _reliable(depth: int, latched: bool = False) -> Any:
     return ros.QoSProfile(depth=depth, reliability=ros.ReliabilityPolicy.RELIABLE, durability=durability)
 
 
-class OffloadMode:
-    """Subscriptions, publishers, client, threads and the FaceWorker of the controller in offload mode."""
-
-    def __init__(self, node: Any) -> None:
-        self.node = node
+class OffloadControllerNode(ros.Node):
+    def __init__(self) -> None:
+        super().__init__('offload_controller', namespace=DEFAULT_NAMESPACE)
         # Live: the tolerance sent with each task and the progress period; the rest is read at start.
         self.progress_timer = None
         self.live = LiveParameters({
@@ -103,13 +102,13 @@ class OffloadMode:
                 default = ''
             elif spec.name == 'megapixels_per_frame':
                 default = list(default)
-            node.declare_parameter(spec.name, default, self.live.descriptor(spec.name))
+            self.declare_parameter(spec.name, default, self.live.descriptor(spec.name))
         for name, default in _EXTRA.items():
-            node.declare_parameter(name, default, self.live.descriptor(name))
-        check_no_unknown_parameters(node)
-        p = lambda name: node.get_parameter(name).value  # noqa: E731
+            self.declare_parameter(name, default, self.live.descriptor(name))
+        check_no_unknown_parameters(self)
+        p = lambda name: self.get_parameter(name).value  # noqa: E731
         values = {spec.name: p(spec.name) for spec in fields(OffloadConfig)}
-        values['device_id'] = values['device_id'] or node.get_name()
+        values['device_id'] = values['device_id'] or self.get_name()
         self.config = OffloadConfig(**values)
         self.device_id = self.config.device_id
         for name in ('worker_start_timeout_s', 'timeout_check_period_s'):
@@ -133,7 +132,7 @@ class OffloadMode:
         self.actor = DoubleBufferedActor(p('network_preset'), obs_dim, action_dim, on_rejected=self._on_rejected)
         if p('weights_file'):
             self.actor.load_payload_now(read_weights_file(p('weights_file')))   # missing: one [FATAL] line
-            node.get_logger().info(f"loaded actor version {self.actor.version} from {p('weights_file')}")
+            self.get_logger().info(f"loaded actor version {self.actor.version} from {p('weights_file')}")
 
         self.worker = FaceWorker(model=p('face_model'), upsample=int(p('upsample')), tolerance=self.tolerance,
                                  known_faces_dir=p('known_faces_dir'), queue_size=self.config.worker_queue_size)
@@ -144,7 +143,7 @@ class OffloadMode:
         except BaseException:
             self.worker.stop()
             raise
-        node.get_logger().info(
+        self.get_logger().info(
             f'offload controller {self.device_id} started: policy {self.config.policy}'
             + (f' (until the first weights: {self.config.initial_policy})'
                if self.config.policy == 'learned' and self.actor.active is None else '')
@@ -155,12 +154,11 @@ class OffloadMode:
                         else 'not emulated') + f', actor {self.actor.architecture_id}')
 
     def _build(self, p: Any) -> None:
-        node = self.node
-        self.record_pub = node.create_publisher(OffloadRecord, 'offload_records', _reliable(int(p('record_depth'))))
-        self.experience_pub = node.create_publisher(ExperienceBatch, 'experience',
+        self.record_pub = self.create_publisher(OffloadRecord, 'offload_records', _reliable(int(p('record_depth'))))
+        self.experience_pub = self.create_publisher(ExperienceBatch, 'experience',
                                                     _reliable(int(p('experience_depth'))))
-        self.episode_pub = node.create_publisher(EpisodeStats, 'episode_stats', ros.qos_profile_sensor_data)
-        self.client = node.create_client(RecognizeFaces, 'recognize_faces')
+        self.episode_pub = self.create_publisher(EpisodeStats, 'episode_stats', ros.qos_profile_sensor_data)
+        self.client = self.create_client(RecognizeFaces, 'recognize_faces')
         self._lock = threading.Lock()            # payloads and futures
         self._experience_lock = threading.Lock()
         self._payloads: Dict[int, Tuple[bytes, str]] = {}
@@ -176,11 +174,11 @@ class OffloadMode:
         self._collector = threading.Thread(target=self._collect_loop, name='worker-results', daemon=True)
         self._offloader.start()
         self._collector.start()
-        node.create_timer(float(p('timeout_check_period_s')), self._check_timeouts)
+        self.create_timer(float(p('timeout_check_period_s')), self._check_timeouts)
         self._set_progress_period(float(p('progress_period_s')))
-        self.live.attach(node)
-        node.create_subscription(PolicyWeights, 'policy', self.on_policy, _reliable(1, latched=True))
-        node.create_subscription(CompressedImage, 'camera/image/compressed', self.on_frame, _reliable(5))
+        self.live.attach(self)
+        self.create_subscription(PolicyWeights, 'policy', self.on_policy, _reliable(1, latched=True))
+        self.create_subscription(CompressedImage, 'camera/image/compressed', self.on_frame, _reliable(5))
 
     # ------------------------------------------------------------------ callbacks (quick)
     def on_frame(self, message: CompressedImage) -> None:
@@ -195,7 +193,7 @@ class OffloadMode:
                                     f'{width}x{height} is outside 1..{self.limits.max_pixels} pixels')
         except ImageRejected as error:
             self.bad_frames += 1
-            self.node.get_logger().warning(f'frame refused ({error.reason}): {error} [{self.bad_frames} refused]',
+            self.get_logger().warning(f'frame refused ({error.reason}): {error} [{self.bad_frames} refused]',
                                            throttle_duration_sec=2.0)
             return
         self.actor.swap_if_ready()   # only this callback uses the actor: the double buffer's loop side
@@ -203,11 +201,11 @@ class OffloadMode:
         task = self.controller.begin_task(now, width, height, len(data), self.worker.pending, actor=active,
                                           policy_version=max(self.actor.version, 0))
         if task is None:
-            self.node.get_logger().info('device saturated (worker queue and offloads full): frame skipped',
+            self.get_logger().info('device saturated (worker queue and offloads full): frame skipped',
                                         throttle_duration_sec=5.0)
             return
         if task.task_id == 0:
-            self.node.get_logger().info(f'first task: {width}x{height}, {len(data)} bytes, decided '
+            self.get_logger().info(f'first task: {width}x{height}, {len(data)} bytes, decided '
                                         f"{'local' if task.decision == LOCAL else 'offload'} by {task.decided_by}")
         if task.decision == LOCAL or task.fell_back:   # fell back: max_in_flight offloads outstanding
             self._run_locally(task.task_id, data, message.format)
@@ -226,7 +224,7 @@ class OffloadMode:
         self.actor.offer(payload)
 
     def _on_rejected(self, reason: str, text: str) -> None:
-        self.node.get_logger().warning(f'weights refused ({reason}): {text}; keeping actor version '
+        self.get_logger().warning(f'weights refused ({reason}): {text}; keeping actor version '
                                        f'{max(self.actor.version, 0)}', throttle_duration_sec=1.0)
 
     # ------------------------------------------------------------------ local path
@@ -253,7 +251,7 @@ class OffloadMode:
                     self._publish(outcome)
             except Exception:
                 self.callback_errors += 1
-                self.node.get_logger().error(f'collecting local results failed:\n{traceback.format_exc()}',
+                self.get_logger().error(f'collecting local results failed:\n{traceback.format_exc()}',
                                              throttle_duration_sec=5.0)
 
     # ------------------------------------------------------------------ offload path
@@ -269,7 +267,7 @@ class OffloadMode:
                 self._send(task)
             except Exception:
                 self.callback_errors += 1
-                self.node.get_logger().error(f'offloading task {task.task_id} failed:\n{traceback.format_exc()}',
+                self.get_logger().error(f'offloading task {task.task_id} failed:\n{traceback.format_exc()}',
                                              throttle_duration_sec=5.0)
                 self._fall_back(task.task_id, 'error')
 
@@ -308,7 +306,7 @@ class OffloadMode:
         try:
             reply = future.result()
         except Exception as error:
-            self.node.get_logger().warning(f'offload of task {task_id} failed: {error!r}', throttle_duration_sec=2.0)
+            self.get_logger().warning(f'offload of task {task_id} failed: {error!r}', throttle_duration_sec=2.0)
             self._fall_back(task_id, 'error')
             return
         error = str(reply.error)[:200]  # the server's text, bounded before it is logged or kept
@@ -318,7 +316,7 @@ class OffloadMode:
         outcome, fall_back = self.controller.offload_answered(
             task_id, now, ok, faces=len(reply.names), server_compute_s=float(reply.compute_time_s), error=error)
         if fall_back:
-            self.node.get_logger().warning(f'server refused task {task_id}: {error}; running it locally',
+            self.get_logger().warning(f'server refused task {task_id}: {error}; running it locally',
                                            throttle_duration_sec=2.0)
             self._run_payload_locally(task_id)
         elif outcome is not None:
@@ -326,7 +324,7 @@ class OffloadMode:
 
     def _fall_back(self, task_id: int, reason: str) -> None:
         if self.controller.offload_failed(task_id, time.monotonic(), reason):
-            self.node.get_logger().warning(f'offload failed ({reason}): running task {task_id} locally '
+            self.get_logger().warning(f'offload failed ({reason}): running task {task_id} locally '
                                            f"[{self.controller.report()['fell_back']} fell back]",
                                            throttle_duration_sec=5.0)
             self._run_payload_locally(task_id)
@@ -364,7 +362,7 @@ class OffloadMode:
                                deadline_s=float(outcome.deadline_s), deadline_missed=bool(outcome.deadline_missed),
                                reward=float(outcome.reward))
         set_array(record, 'observation', outcome.observation, np.float32)
-        record.header.stamp = self.node.get_clock().now().to_msg()
+        record.header.stamp = self.get_clock().now().to_msg()
         record.header.frame_id = outcome.mode
         self.record_pub.publish(record)
         self._publish_experience(flush=False)
@@ -375,7 +373,7 @@ class OffloadMode:
                                  latency_mean_s=episode.latency_mean_s, energy_mean_j=episode.energy_mean_j,
                                  deadline_miss_ratio=episode.deadline_miss_ratio,
                                  offload_fraction=episode.offload_fraction)
-            stats.header.stamp = self.node.get_clock().now().to_msg()
+            stats.header.stamp = self.get_clock().now().to_msg()
             self.episode_pub.publish(stats)
 
     def _publish_experience(self, flush: bool) -> None:
@@ -391,18 +389,18 @@ class OffloadMode:
             obs=chunk.obs, actions=chunk.actions, rewards=chunk.rewards, next_obs=chunk.next_obs,
             terminated=chunk.terminated, truncated=chunk.truncated, extra_names=chunk.extra_names,
             extras=chunk.extras)
-        message.header.stamp = self.node.get_clock().now().to_msg()
+        message.header.stamp = self.get_clock().now().to_msg()
         self.experience_pub.publish(message)
 
     def _set_progress_period(self, period_s: float) -> None:
-        self.progress_timer = periodic(self.node, self.progress_timer, period_s, self._log_progress)
+        self.progress_timer = periodic(self, self.progress_timer, period_s, self._log_progress)
 
     def _log_progress(self) -> None:
         r = self.controller.report()
         latency = r['latency']
         parts = [f"{mode} {latency[mode]['count']} (p50 {latency[mode]['p50_s']:.3f} s)"
                  for mode in ('local', 'offloaded', 'fell_back') if latency[mode]['count']]
-        self.node.get_logger().info(
+        self.get_logger().info(
             f"{r['tasks']} tasks: {', '.join(parts) or 'none finished'}; dropped {r['dropped']}, skipped frames "
             f"{r['refused_frames']}, deadline misses {r['deadline_misses']}; "
             f"policy version {max(self.actor.version, 0)}, "
@@ -415,10 +413,10 @@ class OffloadMode:
                       link={'active': self.link.active, 'transmissions': self.link.transmissions,
                             'delayed_s': round(self.link.delayed_s, 4)},
                       experience_batches_published=self._experience_sequence,
-                      malformed_samples=ros.malformed_samples(self.node))
+                      malformed_samples=ros.malformed_samples(self))
         return report
 
-    def destroy(self) -> None:
+    def destroy_node(self) -> None:
         self._stop.set()
         self._offload_queue.put(None)
         self._offloader.join(timeout=5.0)
@@ -434,3 +432,12 @@ class OffloadMode:
         except Exception:  # shutting down: the report matters more
             self.callback_errors += 1
         print('OFFLOAD REPORT ' + json.dumps(self.report(), default=float), flush=True)
+        super().destroy_node()
+
+
+def main(args: Optional[Sequence[str]] = None) -> int:
+    return ros.run_node(OffloadControllerNode, args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
