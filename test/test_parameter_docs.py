@@ -48,12 +48,7 @@ def _defaults(node: str) -> dict:
     return {field.name: field.default for field in dataclasses.fields(dataclass_named(NODE_PARAMETERS[node]))}
 
 
-# config/cloud_edge.yaml and config/face.yaml still repeat defaults (their scope and replay_buffer
-# blocks): they join this list once pruned.
-PRUNED_CONFIGS = [ROOT / 'config' / 'train.yaml', ROOT / 'config' / 'stream_demo.yaml']
-
-
-@pytest.mark.parametrize('config', PRUNED_CONFIGS, ids=lambda path: path.name)
+@pytest.mark.parametrize('config', sorted((ROOT / 'config').glob('*.yaml')), ids=lambda path: path.name)
 def test_config_files_carry_only_values_that_differ_from_the_defaults(config):
     same = []
     for key, parameters in _blocks(config):
