@@ -26,6 +26,7 @@ DOCUMENTED = {
     'replay-node.md': ['dcdrl_cloud.replay_parameters.ReplayBufferParameters'],
     'client-and-parameter-server.md': ['dcdrl_sim.client_logic.ClientConfig',
                                        'dcdrl_cloud.parameter_server.ParameterServerConfig'],
+    'cloud-edge-workflow.md': ['dcdrl_cloud.scope.ScopeParameters'],
 }
 
 
