@@ -71,18 +71,15 @@ def _weights_message(payload):
     return fill_weights(PolicyWeights(), payload, Tensor, producer='test')
 
 
-def test_logic_constants_match_the_messages():
+def test_protocol_constants_are_the_generated_message_constants():
+    """src/dcdrl_core/test/test_protocol.py checks protocol.py against the .msg text; this, against the
+    classes the running backend generated from it."""
+    from dcdrl_core.protocol import EdgeCommandKind, LoopMode, SegmentFlag
     from dcdrl_msgs.msg import EdgeCommand, LoopStats, TrajectorySegment
-    from dcdrl_cloud import segment_learner, segments
-    from dcdrl_edge import controller, segment_queue
-    for module in (segments, segment_queue):
-        for name in ('EPISODE_START', 'TERMINATED', 'TRUNCATED', 'EVALUATION'):
-            assert getattr(module, name) == getattr(TrajectorySegment, 'FLAG_' + name), (module, name)
-    for name in ('TRAIN', 'EVAL', 'FALLBACK', 'RESETTING', 'HOLD'):
-        assert getattr(controller, 'MODE_' + name) == getattr(LoopStats, 'MODE_' + name)
-    for name in ('RESET', 'EVALUATE', 'TRAIN', 'HOLD', 'RESUME'):
-        assert getattr(controller, name) == getattr(EdgeCommand, name)
-        assert getattr(segment_learner, name) == getattr(EdgeCommand, name)
+    for enum, message, prefix in ((EdgeCommandKind, EdgeCommand, ''), (SegmentFlag, TrajectorySegment, 'FLAG_'),
+                                  (LoopMode, LoopStats, 'MODE_')):
+        for member in enum:
+            assert getattr(message, prefix + member.name) == member.value, (message, member)
 
 
 @pytest.mark.parametrize('loop_process', [False, True], ids=['loop-thread', 'loop-process'])

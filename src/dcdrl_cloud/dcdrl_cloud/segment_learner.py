@@ -39,14 +39,8 @@ from dcdrl_core.files import atomic_write
 from dcdrl_core.learning.checkpoint import load_checkpoint
 from dcdrl_core.learning.codec import WeightsPayload, payload_to_bytes
 from dcdrl_core.learning.replay import ReplayBuffer
+from dcdrl_core.protocol import EdgeCommandKind
 from dcdrl_sim.cartpole.evaluation import ConvergenceTracker
-
-# Same values as EdgeCommand.msg; the node test checks that they agree.
-RESET = 1
-EVALUATE = 2
-TRAIN = 3
-HOLD = 4
-RESUME = 5
 
 REPLAY_NAME = 'replay.npz'
 ACTOR_NAME = 'actor.safetensors'
@@ -63,7 +57,7 @@ class SegmentLearnerOutputs(Protocol):
     def publish_weights(self, payload: WeightsPayload) -> None: ...
     def publish_stats(self, stats: dict[str, float]) -> None: ...       # TrainingStats field names
     def publish_episode(self, summary: EpisodeSummary) -> None: ...
-    def send_command(self, kind: int) -> None: ...                       # EdgeCommand kinds, to every device
+    def send_command(self, kind: EdgeCommandKind) -> None: ...           # to every device
     def log(self, level: str, text: str) -> None: ...                    # 'info', 'warning', 'error'
 
 
@@ -283,7 +277,7 @@ class SegmentLearner(Trainer):
         self._next_publish = now + c.publish_period_s
         self.publish_weights()
         if self._initial_evals_left > 0 and not self.converged:
-            self.out.send_command(EVALUATE)
+            self.out.send_command(EdgeCommandKind.EVALUATE)
 
     def _reschedule(self, changes: dict[str, Any], now: float) -> None:
         if 'publish_period_s' in changes:
@@ -367,10 +361,10 @@ class SegmentLearner(Trainer):
         c = self.config
         if self._initial_evals_left > 0:
             # Asked for at start; the edge may have missed it or was in the middle of an episode.
-            self.out.send_command(EVALUATE)
+            self.out.send_command(EdgeCommandKind.EVALUATE)
             self._episodes_since_eval = 0
         elif c.eval_every_episodes > 0 and self._episodes_since_eval >= c.eval_every_episodes:
-            self.out.send_command(EVALUATE)
+            self.out.send_command(EdgeCommandKind.EVALUATE)
             self._episodes_since_eval = 0
 
     def _on_evaluation(self, summary: EpisodeSummary, now: float) -> None:
@@ -400,7 +394,7 @@ class SegmentLearner(Trainer):
         if self._initial_evals_left > 0:
             self._initial_evals_left -= 1
             if self._initial_evals_left > 0 and not self.tracker.converged:
-                self.out.send_command(EVALUATE)
+                self.out.send_command(EdgeCommandKind.EVALUATE)
         if self.tracker.converged and not was_converged:
             self.converged = True
             self.steps_to_converge = self.env_steps
@@ -412,7 +406,7 @@ class SegmentLearner(Trainer):
                                  f'updates, {self.wall_s_to_converge:.1f} s (version {summary.policy_version})')
             self.write_summary()
             if c.stop_when_converged:
-                self.out.send_command(HOLD)
+                self.out.send_command(EdgeCommandKind.HOLD)
 
 
     # ------------------------------------------------------------------ stats, files, the end
@@ -504,5 +498,5 @@ def _float(value: Any, default: float) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else default
 
 
-__all__ = ['ACTOR_NAME', 'BEST_ACTOR_NAME', 'EVALUATE', 'HOLD', 'MAX_UPDATES_PER_STEP', 'REPLAY_NAME', 'RESET',
-           'RESUME', 'SegmentLearner', 'SegmentLearnerConfig', 'SegmentLearnerOutputs', 'TRAIN']
+__all__ = ['ACTOR_NAME', 'BEST_ACTOR_NAME', 'MAX_UPDATES_PER_STEP', 'REPLAY_NAME', 'SegmentLearner',
+           'SegmentLearnerConfig', 'SegmentLearnerOutputs']

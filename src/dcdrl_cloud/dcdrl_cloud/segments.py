@@ -27,15 +27,10 @@ from typing import Any, Optional
 import numpy as np
 
 from dcdrl_core.msg_arrays import get_array
+from dcdrl_core.protocol import KNOWN_SEGMENT_FLAGS, SegmentFlag
 from dcdrl_sim.cartpole import task as task_rules
 from dcdrl_sim.cartpole.task import SwingUpTask
 
-# Same values as TrajectorySegment.msg (FLAG_*); the node test checks that they agree.
-EPISODE_START = 1
-TERMINATED = 2
-TRUNCATED = 4
-EVALUATION = 8
-KNOWN_FLAGS = EPISODE_START | TERMINATED | TRUNCATED | EVALUATION
 MAX_DEVICE_ID_LENGTH = 64
 _UINT64_LIMIT = 2 ** 64
 
@@ -70,24 +65,24 @@ class SegmentView:
 
     @property
     def episode_start(self) -> bool:
-        return bool(self.flags & EPISODE_START)
+        return bool(self.flags & SegmentFlag.EPISODE_START)
 
     @property
     def terminated(self) -> bool:
-        return bool(self.flags & TERMINATED)
+        return bool(self.flags & SegmentFlag.TERMINATED)
 
     @property
     def truncated(self) -> bool:
-        return bool(self.flags & TRUNCATED)
+        return bool(self.flags & SegmentFlag.TRUNCATED)
 
     @property
     def final(self) -> bool:
         """The episode ends at this segment (terminated or truncated)."""
-        return bool(self.flags & (TERMINATED | TRUNCATED))
+        return bool(self.flags & (SegmentFlag.TERMINATED | SegmentFlag.TRUNCATED))
 
     @property
     def evaluation(self) -> bool:
-        return bool(self.flags & EVALUATION)
+        return bool(self.flags & SegmentFlag.EVALUATION)
 
 
 def _counter(message: Any, name: str) -> int:
@@ -130,9 +125,10 @@ def read_segment(message: Any, obs_dim: int, action_dim: int) -> SegmentView:
         if isinstance(flags, bool) or not isinstance(flags, (int, np.integer)) or not 0 <= flags <= 255:
             raise SegmentRejected('bad_flags', f'flags must be a uint8, got {flags!r}')
         flags = int(flags)
-        if flags & ~KNOWN_FLAGS:
-            raise SegmentRejected('bad_flags', f'unknown flag bits {flags & ~KNOWN_FLAGS:#x} in {flags:#x}')
-        if flags & TERMINATED and flags & TRUNCATED:
+        if flags & ~KNOWN_SEGMENT_FLAGS:
+            unknown = flags & ~KNOWN_SEGMENT_FLAGS
+            raise SegmentRejected('bad_flags', f'unknown flag bits {unknown:#x} in {flags:#x}')
+        if flags & SegmentFlag.TERMINATED and flags & SegmentFlag.TRUNCATED:
             raise SegmentRejected('bad_flags', 'TERMINATED and TRUNCATED are both set')
         observation = _vector(message, 'observation', obs_dim)
         action = _vector(message, 'action', action_dim)
@@ -419,6 +415,5 @@ class SegmentPairer:
         self._finished.append(episode.summary(device_id, failed, complete))
 
 
-__all__ = ['EPISODE_START', 'EVALUATION', 'EpisodeSummary', 'KNOWN_FLAGS', 'MAX_DEVICE_ID_LENGTH', 'SegmentPairer',
-           'SegmentRejected', 'SegmentView', 'SwingUpReward', 'TERMINATED', 'TRUNCATED', 'Transition',
-           'read_segment']
+__all__ = ['EpisodeSummary', 'MAX_DEVICE_ID_LENGTH', 'SegmentPairer', 'SegmentRejected', 'SegmentView',
+           'SwingUpReward', 'Transition', 'read_segment']

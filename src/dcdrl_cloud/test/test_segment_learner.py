@@ -9,9 +9,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from dcdrl_cloud.segment_learner import (
-    EVALUATE, HOLD, MAX_UPDATES_PER_STEP, SegmentLearner, SegmentLearnerConfig)
-from dcdrl_cloud.segments import EPISODE_START, EVALUATION, TERMINATED, TRUNCATED, SegmentView
+from dcdrl_cloud.segment_learner import MAX_UPDATES_PER_STEP, SegmentLearner, SegmentLearnerConfig
+from dcdrl_cloud.segments import SegmentView
+from dcdrl_core.protocol import EdgeCommandKind, SegmentFlag
 from dcdrl_core.learning.agents import Agent, AgentConfig
 from dcdrl_core.learning.checkpoint import save_checkpoint
 from dcdrl_core.learning.codec import decode_weights, payload_from_bytes
@@ -75,9 +75,9 @@ class Edge:
         self.rewards = []
 
     def episode_segments(self, version=1, evaluation=False):
-        extra = EVALUATION if evaluation else 0
+        extra = SegmentFlag.EVALUATION if evaluation else 0
         obs, _ = self.env.reset(seed=self.seed + self.episode)
-        flags = EPISODE_START | extra
+        flags = SegmentFlag.EPISODE_START | extra
         out = []
         while True:
             action = self.rng.uniform(-1, 1, 1).astype(np.float32)
@@ -87,8 +87,9 @@ class Edge:
             self.rewards.append(reward)
             flags = extra
             if terminated or truncated:
+                end = SegmentFlag.TERMINATED if terminated else SegmentFlag.TRUNCATED
                 out.append(SegmentView(self.device, self.sequence, self.episode, version, obs,
-                                       np.zeros(1, np.float32), extra | (TERMINATED if terminated else TRUNCATED), 0.0))
+                                       np.zeros(1, np.float32), extra | end, 0.0))
                 self.sequence += 1
                 self.episode += 1
                 return out
@@ -113,7 +114,8 @@ def evaluation_episode(sequence, episode, version, swing_up_at, steps=10, device
     """Stubbed evaluation episode: the tip is on target at step swing_up_at (for upright_steps steps)."""
     segments = []
     for k in range(steps + 1):
-        flags = EVALUATION | (EPISODE_START if k == 0 else 0) | (TRUNCATED if k == steps else 0)
+        flags = (SegmentFlag.EVALUATION | (SegmentFlag.EPISODE_START if k == 0 else 0)
+                 | (SegmentFlag.TRUNCATED if k == steps else 0))
         on = swing_up_at is not None and swing_up_at <= k < swing_up_at + upright_steps
         segments.append(SegmentView(device, sequence + k, episode, version, (UPRIGHT if on else HANGING).copy(),
                                     np.zeros(1, np.float32), flags, 0.0))
@@ -182,9 +184,9 @@ def test_start_publishes_version_1_and_transitions_are_stored(tmp_path):
 
 def test_terminated_transitions_do_not_bootstrap(tmp_path):
     learner, _ = make_learner(tmp_path)
-    feed(learner, [SegmentView('d0', 0, 0, 1, HANGING, np.zeros(1, np.float32), EPISODE_START, 0.0),
+    feed(learner, [SegmentView('d0', 0, 0, 1, HANGING, np.zeros(1, np.float32), SegmentFlag.EPISODE_START, 0.0),
                    SegmentView('d0', 1, 0, 1, HANGING, np.zeros(1, np.float32), 0, 0.0),
-                   SegmentView('d0', 2, 0, 1, HANGING, np.zeros(1, np.float32), TERMINATED, 0.0)])
+                   SegmentView('d0', 2, 0, 1, HANGING, np.zeros(1, np.float32), SegmentFlag.TERMINATED, 0.0)])
     discounts = stored_rows(learner)['discounts'].reshape(-1)
     np.testing.assert_allclose(discounts, [0.99, 0.0])
     assert stored_rows(learner)['rewards'][-1] < -9.0  # the failure penalty
@@ -311,7 +313,7 @@ def test_sends_evaluate_every_n_training_episodes(tmp_path):
     for _ in range(5):
         feed(learner, edge.episode_segments())
         learner.step(0.0)
-    assert out.commands == [EVALUATE, EVALUATE]
+    assert out.commands == [EdgeCommandKind.EVALUATE, EdgeCommandKind.EVALUATE]
     assert [s.episode for s in out.episodes] == [0, 1, 2, 3, 4] and learner.episodes == 5
     learner.close()
 
@@ -319,17 +321,17 @@ def test_sends_evaluate_every_n_training_episodes(tmp_path):
 def test_initial_evaluations_are_requested_until_done(tmp_path):
     learner, out = make_learner(tmp_path, initial_evaluations=2, eval_every_episodes=0)
     learner.start()
-    assert out.commands == [EVALUATE]
+    assert out.commands == [EdgeCommandKind.EVALUATE]
     edge = Edge(max_steps=10)
     feed(learner, edge.episode_segments())           # the edge was mid-episode: ask again
     learner.step(0.0)
-    assert out.commands == [EVALUATE, EVALUATE]
+    assert out.commands == [EdgeCommandKind.EVALUATE, EdgeCommandKind.EVALUATE]
     feed(learner, evaluation_episode(edge.sequence, edge.episode, 1, swing_up_at=None))
     learner.step(0.0)
-    assert out.commands == [EVALUATE] * 3            # one more evaluation owed
+    assert out.commands == [EdgeCommandKind.EVALUATE] * 3            # one more evaluation owed
     feed(learner, evaluation_episode(edge.sequence + 20, edge.episode + 1, 1, swing_up_at=None))
     learner.step(0.0)
-    assert out.commands == [EVALUATE] * 3 and learner.tracker.evaluations == 2
+    assert out.commands == [EdgeCommandKind.EVALUATE] * 3 and learner.tracker.evaluations == 2
     learner.close()
 
 
@@ -354,7 +356,7 @@ def test_convergence_time_to_converge_hold_and_best_weights(tmp_path):
     assert learner.tracker.history == [2, 8, 3, 4, 2]
     assert learner.converged and learner.steps_to_converge == 20 + 5 * 10
     assert learner.updates_to_converge == learner.updates and learner.wall_s_to_converge == pytest.approx(50.0)
-    assert out.commands[-1] == HOLD
+    assert out.commands[-1] == EdgeCommandKind.HOLD
     returns = [s.episode_return for s in out.episodes if s.evaluation]
     assert learner.best_version == 2 and learner.best_eval_return == pytest.approx(max(returns))
     best = payload_from_bytes((tmp_path / 'out' / 'best_actor.safetensors').read_bytes())
@@ -390,7 +392,7 @@ def test_run_returns_the_summary_at_convergence(tmp_path):
     summary = learner.run(threading.Event())
     assert summary['converged'] and summary['steps_to_converge'] == 20
     # Version 1 is the untrained initial actor: it counts for convergence but is never "best".
-    assert out.commands == [HOLD] and summary['best_version'] is None and summary['best_actor'] is None
+    assert out.commands == [EdgeCommandKind.HOLD] and summary['best_version'] is None and summary['best_actor'] is None
     learner.close()
     # Started again in the same output_dir: it resumes a converged run, says so and finishes at once.
     again, out = make_learner(tmp_path, convergence_evals=2, max_swing_up_steps=5)
@@ -553,7 +555,7 @@ def message(sequence, flags=0, observation=None, device_id='edge-1', action=0.1)
 
 def test_bad_segments_are_counted_and_nothing_stored_is_lost(tmp_path):
     learner, _ = make_learner(tmp_path)
-    good = [message(0, EPISODE_START)] + [message(k) for k in range(1, 11)]
+    good = [message(0, SegmentFlag.EPISODE_START)] + [message(k) for k in range(1, 11)]
     bad = [message(3, observation=np.full(OBS, np.nan, np.float32)), message(4, flags=64),
            message(5, device_id=''), message(6, observation=np.zeros(3, np.float32))]
     stream = good[:3] + bad[:2] + good[3:6] + bad[2:] + good[6:] + [good[4]]   # and a late duplicate
@@ -586,7 +588,7 @@ def test_run_in_a_thread_while_segments_arrive_from_another(tmp_path):
     assert summary['converged'] and summary['steps_to_converge'] == 4 * 25 + 20
     # Never more gradient steps than the ratio allows (1 per transition from critic_start on).
     assert summary['env_steps'] == 120 and summary['updates'] <= 120 - 10 + 1
-    assert out.commands == [HOLD] and out.weights[0].version == 1
+    assert out.commands == [EdgeCommandKind.HOLD] and out.weights[0].version == 1
     learner.close()
 
 

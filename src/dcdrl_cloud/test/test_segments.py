@@ -5,9 +5,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from dcdrl_cloud.segments import (
-    EPISODE_START, EVALUATION, TERMINATED, TRUNCATED, SegmentPairer, SegmentRejected, SegmentView,
-    SwingUpReward, read_segment)
+from dcdrl_cloud.segments import SegmentPairer, SegmentRejected, SegmentView, SwingUpReward, read_segment
+from dcdrl_core.protocol import SegmentFlag
 from dcdrl_sim.cartpole.env import CartPoleSwingUpEnv
 from dcdrl_sim.cartpole.task import SwingUpTask
 
@@ -24,10 +23,10 @@ def view(sequence, episode=0, flags=0, obs=None, action=0.0, device='d0', versio
 def rollout(env, episodes, policy, device='d0', sequence=0, episode=0, evaluation=False, seed=0, version=1):
     """Segments exactly as the edge contract says, and the env's (reward, terminated, truncated) per step."""
     segments, steps = [], []
-    extra = EVALUATION if evaluation else 0
+    extra = SegmentFlag.EVALUATION if evaluation else 0
     for e in range(episode, episode + episodes):
         obs, _ = env.reset(seed=seed + e)
-        flags = EPISODE_START | extra
+        flags = SegmentFlag.EPISODE_START | extra
         while True:
             action = np.clip(np.asarray(policy(obs), np.float32).reshape(1), -1, 1)
             segments.append(SegmentView(device, sequence, e, version, obs, action, flags, 0.0))
@@ -36,8 +35,9 @@ def rollout(env, episodes, policy, device='d0', sequence=0, episode=0, evaluatio
             steps.append((reward, terminated, truncated))
             flags = extra
             if terminated or truncated:
+                end = SegmentFlag.TERMINATED if terminated else SegmentFlag.TRUNCATED
                 segments.append(SegmentView(device, sequence, e, version, obs, np.zeros(1, np.float32),
-                                            extra | (TERMINATED if terminated else TRUNCATED), 0.0))
+                                            extra | end, 0.0))
                 sequence += 1
                 break
     return segments, steps
@@ -85,7 +85,7 @@ def test_reward_constants_and_target():
 def message(**changes):
     fields = dict(device_id='edge-1', sequence=7, episode=2, policy_version=3,
                   observation=np.arange(OBS, dtype=np.float32) / 10, action=np.array([0.5], np.float32),
-                  flags=EPISODE_START | EVALUATION,
+                  flags=SegmentFlag.EPISODE_START | SegmentFlag.EVALUATION,
                   header=SimpleNamespace(stamp=SimpleNamespace(sec=12, nanosec=500_000_000)))
     fields.update(changes)
     return SimpleNamespace(**fields)
@@ -111,7 +111,7 @@ def test_read_segment_accepts_a_good_message_and_copies_arrays():
     ({'action': np.array([np.inf], np.float32)}, 'not_finite'),
     ({'action': np.array([1.5], np.float32)}, 'out_of_range'),
     ({'flags': 16}, 'bad_flags'),
-    ({'flags': TERMINATED | TRUNCATED}, 'bad_flags'),
+    ({'flags': SegmentFlag.TERMINATED | SegmentFlag.TRUNCATED}, 'bad_flags'),
     ({'flags': 300}, 'bad_flags'),
     ({'device_id': ''}, 'device_id'),
     ({'device_id': 'x' * 65}, 'device_id'),
@@ -161,20 +161,20 @@ def test_consecutive_segments_make_transitions_with_the_env_rewards():
 
 def test_terminated_next_segment_gives_a_terminal_transition_with_the_penalty():
     pairer = SegmentPairer(SwingUpReward())
-    assert pairer.add(view(0, flags=EPISODE_START)) is None
-    t = pairer.add(view(1, flags=TERMINATED, action=0.0))
+    assert pairer.add(view(0, flags=SegmentFlag.EPISODE_START)) is None
+    t = pairer.add(view(1, flags=SegmentFlag.TERMINATED, action=0.0))
     assert t.terminated and not t.truncated
     assert t.reward == pytest.approx(0.5 * math.exp(-5 * 1.28) - 10.0, abs=1e-6)
     # The next episode's first segment pairs with nothing (a reset lies between them), not even
     # when the sequence jumped over the reset: that is not a gap.
-    assert pairer.add(view(5, episode=1, flags=EPISODE_START)) is None
+    assert pairer.add(view(5, episode=1, flags=SegmentFlag.EPISODE_START)) is None
     assert pairer.add(view(6, episode=1)) is not None
     assert pairer.counters()['gaps'] == 0 and pairer.counters()['episode_mismatch'] == 0
 
 
 def test_gap_duplicate_reordering_and_other_episode_give_no_transition():
     pairer = SegmentPairer(SwingUpReward())
-    pairer.add(view(10, flags=EPISODE_START))
+    pairer.add(view(10, flags=SegmentFlag.EPISODE_START))
     assert pairer.add(view(11)) is not None
     assert pairer.add(view(11)) is None                      # duplicate
     assert pairer.add(view(14)) is None                      # gap: 12, 13 lost
@@ -211,25 +211,25 @@ def test_interleaved_devices_are_paired_separately():
 
 def test_max_devices_refuses_new_devices_only():
     pairer = SegmentPairer(SwingUpReward(), max_devices=2)
-    pairer.add(view(0, device='a', flags=EPISODE_START))
-    pairer.add(view(0, device='b', flags=EPISODE_START))
-    assert pairer.add(view(0, device='c', flags=EPISODE_START)) is None
+    pairer.add(view(0, device='a', flags=SegmentFlag.EPISODE_START))
+    pairer.add(view(0, device='b', flags=SegmentFlag.EPISODE_START))
+    assert pairer.add(view(0, device='c', flags=SegmentFlag.EPISODE_START)) is None
     assert pairer.add(view(1, device='c')) is None
     assert pairer.unknown_device_refused == 2 and pairer.devices == ['a', 'b']
     assert pairer.add(view(1, device='a')) is not None
-    assert pairer.forget('a') and pairer.add(view(0, device='c', flags=EPISODE_START)) is None
+    assert pairer.forget('a') and pairer.add(view(0, device='c', flags=SegmentFlag.EPISODE_START)) is None
     assert pairer.devices == ['b', 'c']
 
 
 def test_controller_restart_starts_over():
     pairer = SegmentPairer(SwingUpReward())
-    pairer.add(view(500, flags=EPISODE_START, stamp=10.0))
+    pairer.add(view(500, flags=SegmentFlag.EPISODE_START, stamp=10.0))
     pairer.add(view(501, stamp=10.1))
     # Same numbers again from a restarted controller (later stamp, EPISODE_START): a new start.
-    assert pairer.add(view(0, flags=EPISODE_START, stamp=20.0)) is None
+    assert pairer.add(view(0, flags=SegmentFlag.EPISODE_START, stamp=20.0)) is None
     assert pairer.add(view(1, stamp=20.1)) is not None
     # An old EPISODE_START delivered late (earlier stamp) is only stale.
-    assert pairer.add(view(0, flags=EPISODE_START, stamp=5.0)) is None
+    assert pairer.add(view(0, flags=SegmentFlag.EPISODE_START, stamp=5.0)) is None
     counters = pairer.counters()
     assert counters['restarts'] == 1 and counters['stale'] == 1
     (summary,) = pairer.pop_finished()
@@ -243,7 +243,8 @@ def test_episode_summary_return_swing_up_and_flags():
     observations = [HANGING, HANGING, HANGING, UPRIGHT, HANGING, UPRIGHT]
     total = 0.0
     for k, obs in enumerate(observations):
-        flags = EVALUATION | (EPISODE_START if k == 0 else 0) | (TRUNCATED if k == len(observations) - 1 else 0)
+        flags = (SegmentFlag.EVALUATION | (SegmentFlag.EPISODE_START if k == 0 else 0)
+                 | (SegmentFlag.TRUNCATED if k == len(observations) - 1 else 0))
         t = pairer.add(view(20 + k, episode=4, flags=flags, obs=obs, action=0.2, version=9))
         if t is not None:
             total += t.reward
@@ -258,10 +259,10 @@ def test_episode_summary_return_swing_up_and_flags():
 
 def test_failed_training_episode_and_mixed_versions():
     pairer = SegmentPairer(SwingUpReward())
-    pairer.add(view(0, flags=EPISODE_START, version=1))
+    pairer.add(view(0, flags=SegmentFlag.EPISODE_START, version=1))
     pairer.add(view(1, version=2))
     pairer.add(view(2, version=2))
-    pairer.add(view(3, flags=TERMINATED, version=2))
+    pairer.add(view(3, flags=SegmentFlag.TERMINATED, version=2))
     (summary,) = pairer.pop_finished()
     assert summary.failed and summary.complete and not summary.evaluation
     assert summary.swing_up_steps is None and summary.length == 3
@@ -270,10 +271,10 @@ def test_failed_training_episode_and_mixed_versions():
 
 def test_gap_makes_the_episode_incomplete_and_swing_up_counts_from_the_start():
     pairer = SegmentPairer(SwingUpReward())
-    pairer.add(view(0, flags=EPISODE_START | EVALUATION))
-    pairer.add(view(1, flags=EVALUATION))
-    pairer.add(view(4, flags=EVALUATION, obs=UPRIGHT))   # 2, 3 lost
-    pairer.add(view(5, flags=EVALUATION | TRUNCATED))
+    pairer.add(view(0, flags=SegmentFlag.EPISODE_START | SegmentFlag.EVALUATION))
+    pairer.add(view(1, flags=SegmentFlag.EVALUATION))
+    pairer.add(view(4, flags=SegmentFlag.EVALUATION, obs=UPRIGHT))   # 2, 3 lost
+    pairer.add(view(5, flags=SegmentFlag.EVALUATION | SegmentFlag.TRUNCATED))
     (summary,) = pairer.pop_finished()
     assert not summary.complete and summary.evaluation
     assert summary.swing_up_steps == 4 and summary.length == 2
@@ -282,16 +283,16 @@ def test_gap_makes_the_episode_incomplete_and_swing_up_counts_from_the_start():
 def test_episode_seen_from_the_middle_is_incomplete_and_has_no_swing_up_time():
     pairer = SegmentPairer(SwingUpReward())
     pairer.add(view(30, obs=UPRIGHT))            # the learner joined mid-episode
-    pairer.add(view(31, obs=UPRIGHT, flags=TRUNCATED))
+    pairer.add(view(31, obs=UPRIGHT, flags=SegmentFlag.TRUNCATED))
     (summary,) = pairer.pop_finished()
     assert not summary.complete and summary.swing_up_steps is None and summary.length == 1
 
 
 def test_a_segment_without_the_evaluation_flag_makes_the_episode_a_training_one():
     pairer = SegmentPairer(SwingUpReward())
-    pairer.add(view(0, flags=EPISODE_START | EVALUATION))
+    pairer.add(view(0, flags=SegmentFlag.EPISODE_START | SegmentFlag.EVALUATION))
     pairer.add(view(1))
-    pairer.add(view(2, flags=EVALUATION | TRUNCATED))
+    pairer.add(view(2, flags=SegmentFlag.EVALUATION | SegmentFlag.TRUNCATED))
     (summary,) = pairer.pop_finished()
     assert not summary.evaluation
 

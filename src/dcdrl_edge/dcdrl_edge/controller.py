@@ -20,7 +20,7 @@ One step (step()), in this order:
     segment (TERMINATED or TRUNCATED, the safe action), write the safe action, start the reset;
  5. otherwise act: actor(o_k) (+ noise unless evaluating, clipped to [-1, 1]) -> write -> queue
     the segment (drop-oldest when the sender lags). With no weights yet: write the safe action and
-    queue nothing (MODE_FALLBACK).
+    queue nothing (LoopMode.FALLBACK).
 The loop thread takes no lock shared with another thread and does no I/O besides the plant.
 """
 from __future__ import annotations
@@ -35,29 +35,12 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from dcdrl_core.learning.noise import NOISE_KINDS, make_noise
+from dcdrl_core.protocol import EdgeCommandKind, LoopMode, SegmentFlag, parse_edge_command
 
 from .actor_buffer import DoubleBufferedActor
 from .plant import Plant
-from .segment_queue import (EPISODE_START, EVALUATION, TERMINATED, TRUNCATED, DropOldestQueue, Segment,
-                            SegmentSender)
+from .segment_queue import DropOldestQueue, Segment, SegmentSender
 from .timing import RateLoop, WindowStats, check_rate_hz
-
-# Loop modes: same values as LoopStats.msg (MODE_*).
-MODE_TRAIN = 0
-MODE_EVAL = 1
-MODE_FALLBACK = 2
-MODE_RESETTING = 3
-MODE_HOLD = 4
-MODE_NAMES = {MODE_TRAIN: 'train', MODE_EVAL: 'eval', MODE_FALLBACK: 'fallback', MODE_RESETTING: 'resetting',
-              MODE_HOLD: 'hold'}
-
-# Commands: same values as EdgeCommand.msg.
-RESET = 1
-EVALUATE = 2
-TRAIN = 3
-HOLD = 4
-RESUME = 5
-COMMAND_NAMES = {RESET: 'reset', EVALUATE: 'evaluate', TRAIN: 'train', HOLD: 'hold', RESUME: 'resume'}
 
 CONTROLLER_MODES = ('train', 'eval')
 
@@ -260,9 +243,11 @@ class EdgeController:
     # ------------------------------------------------------------------ any thread
     def command(self, kind: int) -> None:
         """Request RESET / EVALUATE / TRAIN / HOLD / RESUME; taken at the start of the next step."""
-        if isinstance(kind, bool) or not isinstance(kind, (int, np.integer)) or int(kind) not in COMMAND_NAMES:
+        try:
+            kind = parse_edge_command(kind)
+        except ValueError:
             self.commands_refused += 1
-            raise ValueError(f'unknown command {kind!r}; expected one of {COMMAND_NAMES}')
+            raise
         self._commands.append(int(kind))
 
     def note_cloud_message(self) -> None:
@@ -284,14 +269,14 @@ class EdgeController:
 
     @property
     def mode(self) -> int:
-        """The LoopStats mode now (MODE_*)."""
+        """The LoopStats mode now."""
         if self._phase == _HOLDING:
-            return MODE_HOLD
+            return LoopMode.HOLD
         if self._phase == _RESETTING:
-            return MODE_RESETTING
+            return LoopMode.RESETTING
         if self._fallback_episode or self.actor.active is None:
-            return MODE_FALLBACK
-        return MODE_EVAL if self._evaluation else MODE_TRAIN
+            return LoopMode.FALLBACK
+        return LoopMode.EVAL if self._evaluation else LoopMode.TRAIN
 
     @property
     def steps(self) -> int:
@@ -358,7 +343,7 @@ class EdgeController:
         plant_rate = getattr(self.plant, 'nominal_rate_hz', None)
         return {
             'device_id': self.config.device_id,
-            'mode_name': MODE_NAMES[self.mode],
+            'mode_name': LoopMode(self.mode).label,
             'episodes_finished': self.episodes_finished,
             'fallback_episodes': self.fallback_episodes,
             'evaluation_pending': self._evaluate_next,
@@ -464,7 +449,7 @@ class EdgeController:
             return self._end_episode(sequence, observation, stamp_ns, reading.terminated, reading.truncated)
 
         if active is None:
-            self._write_safe()   # MODE_FALLBACK: no policy, no segment
+            self._write_safe()   # LoopMode.FALLBACK: no policy, no segment
             self._episode_step += 1
             return None
 
@@ -481,9 +466,9 @@ class EdgeController:
             return None
         plant.write(action)
         self._last_action = float(action[0])
-        flags = EPISODE_START if self._episode_step == 0 else 0
+        flags = SegmentFlag.EPISODE_START if self._episode_step == 0 else 0
         if self._evaluation:
-            flags |= EVALUATION
+            flags |= SegmentFlag.EVALUATION
         segment = Segment(sequence, self._episode, active.version, observation, action.copy(), flags, stamp_ns)
         self.queue.put(segment)
         self._episode_step += 1
@@ -502,17 +487,17 @@ class EdgeController:
             except IndexError:
                 return
             self.commands_taken += 1
-            if kind == RESET:
+            if kind == EdgeCommandKind.RESET:
                 if self._phase == _RUNNING:
                     self._end_requested = True
-            elif kind == EVALUATE:
+            elif kind == EdgeCommandKind.EVALUATE:
                 self._evaluate_next = True
-            elif kind == TRAIN:
+            elif kind == EdgeCommandKind.TRAIN:
                 self._evaluate_next = False
-            elif kind == HOLD:
+            elif kind == EdgeCommandKind.HOLD:
                 if self._phase != _HOLDING:
                     self._hold_requested = True
-            elif kind == RESUME:
+            elif kind == EdgeCommandKind.RESUME:
                 self._hold_requested = False
                 if self._phase == _HOLDING:
                     self._phase = _RESETTING
@@ -552,11 +537,11 @@ class EdgeController:
         if self._fallback_episode:
             self.fallback_episodes += 1
         else:
-            flags = TERMINATED if terminated else TRUNCATED
+            flags = SegmentFlag.TERMINATED if terminated else SegmentFlag.TRUNCATED
             if self._episode_step == 0:
-                flags |= EPISODE_START
+                flags |= SegmentFlag.EPISODE_START
             if self._evaluation:
-                flags |= EVALUATION
+                flags |= SegmentFlag.EVALUATION
             version = max(self.actor.version, 0)
             segment = Segment(sequence, self._episode, version, observation, self._safe.copy(), flags, stamp_ns)
             self.queue.put(segment)
@@ -585,6 +570,4 @@ class EdgeController:
         return segment
 
 
-__all__ = ['COMMAND_NAMES', 'CONTROLLER_MODES', 'EVALUATE', 'HOLD', 'MODE_EVAL', 'MODE_FALLBACK', 'MODE_HOLD',
-           'MODE_NAMES', 'MODE_RESETTING', 'MODE_TRAIN', 'RESET', 'RESUME', 'TRAIN', 'ControllerConfig',
-           'EdgeController', 'EpisodeSummary']
+__all__ = ['CONTROLLER_MODES', 'ControllerConfig', 'EdgeController', 'EpisodeSummary']

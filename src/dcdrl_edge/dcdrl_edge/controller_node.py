@@ -74,12 +74,13 @@ from dcdrl_core import ros
 from dcdrl_core.live_parameters import Live, LiveParameters, non_negative, positive, read_only, set_timer_period
 from dcdrl_core.names import DEFAULT_NAMESPACE
 from dcdrl_core.param_check import check_no_unknown_parameters
+from dcdrl_core.protocol import LoopMode
 from dcdrl_core.msg_arrays import set_array
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from dcdrl_msgs.msg import EdgeCommand, EpisodeStats, LoopStats, PolicyWeights, TrajectorySegment
 from std_msgs.msg import Float64MultiArray
 from dcdrl_edge.actor_buffer import DoubleBufferedActor
-from dcdrl_edge.controller import MODE_TRAIN, ControllerConfig, EdgeController
+from dcdrl_edge.controller import ControllerConfig, EdgeController
 from dcdrl_edge.eval_mode import EvaluationReport, read_weights_file
 from dcdrl_edge.plant import SimulatedCartPolePlant, TopicPlant
 from dcdrl_edge.loop_process import LoopProcess, SimPlantSpec
@@ -91,7 +92,6 @@ _UINT_STATS = ('steps', 'episode', 'policy_version', 'misses', 'segments_queued'
                'weights_swapped', 'weights_rejected')
 MAX_COMMAND_SENDERS = 16   # distinct EdgeCommand senders remembered (header.frame_id)
 MAX_SENDER_LENGTH = 64
-MODE_NAMES = {0: 'train', 1: 'eval', 2: 'fallback (safe action)', 3: 'resetting', 4: 'hold'}
 
 
 def _reliable(depth: int, latched: bool = False) -> Any:
@@ -376,7 +376,7 @@ class ControllerNode(ros.Node):
             problems.append(f"{s['misses'] - getattr(self, '_misses_reported', 0)} missed deadlines")
         self._misses_reported = s['misses']
         silent = s['cloud_silent_s']
-        if s['mode'] == MODE_TRAIN and (silent < 0 or silent > self.cloud_timeout_s):
+        if s['mode'] == LoopMode.TRAIN and (silent < 0 or silent > self.cloud_timeout_s):
             problems.append('cloud silent' + (f' for {silent:.1f} s' if silent >= 0 else ' (nothing received yet)'))
         loop_ended = self.loop is not None and self.loop.exitcode is not None and not self._stopping
         if loop_ended:

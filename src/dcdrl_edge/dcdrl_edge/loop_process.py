@@ -44,10 +44,11 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from dcdrl_core.learning.inference import NumpyActor
+from dcdrl_core.protocol import LoopMode, parse_edge_command
 from dcdrl_core.learning.network_spec import network_config as resolve_network_config
 
 from .actor_buffer import NO_VERSION, DoubleBufferedActor
-from .controller import COMMAND_NAMES, MODE_NAMES, ControllerConfig, EdgeController
+from .controller import ControllerConfig, EdgeController
 from .segment_queue import Segment, SegmentSender
 from .shared_state import ArrayArena, SharedBlock, SharedRing
 from .timing import set_realtime_priority, summarize
@@ -261,9 +262,11 @@ class LoopProcess:
 
     # ------------------------------------------------------------------ as EdgeController
     def command(self, kind: int) -> None:
-        if isinstance(kind, bool) or not isinstance(kind, (int, np.integer)) or int(kind) not in COMMAND_NAMES:
+        try:
+            kind = parse_edge_command(kind)
+        except ValueError:
             self.commands_refused += 1
-            raise ValueError(f'unknown command {kind!r}; expected one of {COMMAND_NAMES}')
+            raise
         if not self.layout.commands.put((int(kind),), block=True):
             raise RuntimeError('the control-loop process does not release its command ring (it died?)')
 
@@ -314,7 +317,7 @@ class LoopProcess:
         b = self._board()
         control = self.layout.control
         return {
-            'device_id': self.config.device_id, 'mode_name': MODE_NAMES[int(b['mode'])],
+            'device_id': self.config.device_id, 'mode_name': LoopMode(int(b['mode'])).label,
             'episodes_finished': int(b['episodes_finished']), 'fallback_episodes': int(b['fallback_episodes']),
             'evaluation_pending': bool(b['evaluation_pending']), 'deadlines_skipped': int(b['skipped']),
             'period_error_p99_us': self._window(self.layout.period_us, b['period_total'])['p99'],

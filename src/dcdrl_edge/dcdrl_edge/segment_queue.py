@@ -18,11 +18,7 @@ from typing import Any, Callable, Generic, TypeVar
 
 import numpy as np
 
-# Segment flags: same values as TrajectorySegment.msg (FLAG_*).
-EPISODE_START = 1
-TERMINATED = 2
-TRUNCATED = 4
-EVALUATION = 8
+from dcdrl_core.protocol import SegmentFlag
 
 T = TypeVar('T')
 
@@ -51,7 +47,7 @@ class Segment:
 
     @property
     def is_final(self) -> bool:
-        return bool(self.flags & (TERMINATED | TRUNCATED))
+        return bool(self.flags & (SegmentFlag.TERMINATED | SegmentFlag.TRUNCATED))
 
 
 class DropOldestQueue(Generic[T]):
@@ -191,5 +187,4 @@ class SegmentSender:
         self.drain()
 
 
-__all__ = ['EPISODE_START', 'EVALUATION', 'TERMINATED', 'TRUNCATED', 'DropOldestQueue', 'Segment',
-           'SegmentSender']
+__all__ = ['DropOldestQueue', 'Segment', 'SegmentSender']

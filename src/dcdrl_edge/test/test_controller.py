@@ -11,13 +11,10 @@ import torch
 from dcdrl_core.learning.codec import encode_weights
 from dcdrl_core.learning.inference import NumpyActor
 from dcdrl_core.learning.networks import PRESETS, architecture_id, build_actor
-from dcdrl_edge import controller as ctl
-from dcdrl_edge import segment_queue as sq
 from dcdrl_edge.actor_buffer import DoubleBufferedActor
-from dcdrl_edge.controller import (EVALUATE, HOLD, MODE_EVAL, MODE_FALLBACK, MODE_HOLD, MODE_RESETTING, MODE_TRAIN,
-                                   RESET, RESUME, TRAIN, ControllerConfig, EdgeController)
+from dcdrl_core.protocol import EdgeCommandKind, LoopMode, SegmentFlag
+from dcdrl_edge.controller import ControllerConfig, EdgeController
 from dcdrl_edge.plant import Plant, PlantReading, SimulatedCartPolePlant
-from dcdrl_edge.segment_queue import EPISODE_START, EVALUATION, TERMINATED, TRUNCATED
 
 CONFIG = PRESETS['cloud_edge']
 OBS_DIM, ACTION_DIM = 10, 1
@@ -108,15 +105,6 @@ def _msg(name):
     return constants, fields
 
 
-def test_constants_match_the_messages():
-    loop_constants, _ = _msg('LoopStats')
-    assert loop_constants == {name: getattr(ctl, name) for name in loop_constants}
-    command_constants, _ = _msg('EdgeCommand')
-    assert command_constants == {name: getattr(ctl, name) for name in command_constants}
-    segment_constants, _ = _msg('TrajectorySegment')
-    assert segment_constants == {name: getattr(sq, name[len('FLAG_'):]) for name in segment_constants}
-
-
 def test_stats_has_exactly_the_loop_stats_fields():
     _, fields = _msg('LoopStats')
     controller, _, _ = make()
@@ -152,7 +140,7 @@ def test_segments_follow_the_semantics():
     assert plant.log[:3] == [('begin_reset', 0), ('reset_step',), ('read',)]
     assert [s.sequence for s in segments] == [0, 1, 2, 3, 4]
     assert [s.episode for s in segments] == [1] * 5
-    assert [s.flags for s in segments] == [EPISODE_START, 0, 0, 0, TERMINATED]
+    assert [s.flags for s in segments] == [SegmentFlag.EPISODE_START, 0, 0, 0, SegmentFlag.TERMINATED]
     assert all(s.policy_version == 3 for s in segments)
     for s in segments[:-1]:
         np.testing.assert_array_equal(s.action, reference(s.observation))
@@ -164,7 +152,8 @@ def test_segments_follow_the_semantics():
     segments = run_steps(controller, 4)
     assert [s.sequence for s in segments] == [5, 6, 7, 8]
     assert [s.episode for s in segments] == [2] * 3 + [3]
-    assert [s.flags for s in segments] == [EPISODE_START, 0, TRUNCATED, EPISODE_START]
+    assert [s.flags for s in segments] == [SegmentFlag.EPISODE_START, 0, SegmentFlag.TRUNCATED,
+                                           SegmentFlag.EPISODE_START]
     assert controller.queue.pushed == 9 and controller.queue.pop_all()[0].sequence == 0
     assert controller.episodes_finished == 2
     first, second = controller.pop_finished_episodes()
@@ -183,10 +172,10 @@ def test_segments_own_copies_of_observation_and_action():
 
 def test_no_segment_while_resetting():
     controller, plant, _ = make(plant=ScriptedPlant(reset_steps=3), weights=1)
-    assert controller.step() is None and controller.mode == MODE_RESETTING
+    assert controller.step() is None and controller.mode == LoopMode.RESETTING
     assert controller.step() is None
     first = controller.step()
-    assert first.sequence == 2 and first.flags == EPISODE_START
+    assert first.sequence == 2 and first.flags == SegmentFlag.EPISODE_START
     assert ('write', pytest.approx(first.action[0])) in plant.log and \
         sum(1 for e in plant.log if e[0] == 'write') == 1   # nothing written while resetting
 
@@ -194,7 +183,7 @@ def test_no_segment_while_resetting():
 def test_no_actor_means_safe_action_and_no_segments():
     controller, plant, actor = make()
     assert run_steps(controller, 10) == []
-    assert controller.mode == MODE_FALLBACK and controller.stats()['mode'] == MODE_FALLBACK
+    assert controller.mode == LoopMode.FALLBACK and controller.stats()['mode'] == LoopMode.FALLBACK
     assert all(w[0] == 0.0 for w in plant.writes) and len(plant.writes) == 10
     assert controller.queue.pushed == 0 and controller.stats()['policy_version'] == 0
 
@@ -207,8 +196,8 @@ def test_first_weights_during_a_fallback_episode_start_a_clean_episode():
     assert controller.step() is None              # episode 1 dropped silently, reset begun
     assert plant.resets == 2 and controller.fallback_episodes == 1 and controller.episodes_finished == 0
     segment = controller.step()
-    assert segment.flags == EPISODE_START and segment.episode == 2 and segment.policy_version == 2
-    assert controller.mode == MODE_TRAIN
+    assert segment.flags == SegmentFlag.EPISODE_START and segment.episode == 2 and segment.policy_version == 2
+    assert controller.mode == LoopMode.TRAIN
 
 
 def test_noise_when_training_and_clipping():
@@ -220,7 +209,7 @@ def test_noise_when_training_and_clipping():
     assert max(diffs) > 0.1                        # noise is added
     actions = np.concatenate([s.action for s in segments])
     assert actions.min() >= -1.0 and actions.max() <= 1.0 and (np.abs(actions) == 1.0).any()
-    assert all(s.flags & EVALUATION == 0 for s in segments)
+    assert all(s.flags & SegmentFlag.EVALUATION == 0 for s in segments)
 
 
 def test_evaluate_marks_only_the_next_episode():
@@ -228,34 +217,34 @@ def test_evaluate_marks_only_the_next_episode():
     controller, plant, _ = make(config, weights=1)
     reference = reference_actor(1)
     run_steps(controller, 2)
-    controller.command(EVALUATE)
+    controller.command(EdgeCommandKind.EVALUATE)
     plant.truncate_at = 4                          # current episode goes on with noise, ends at t=4
     current = run_steps(controller, 3)
-    assert all(s.flags & EVALUATION == 0 for s in current) and current[-1].flags & TRUNCATED
+    assert all(s.flags & SegmentFlag.EVALUATION == 0 for s in current) and current[-1].flags & SegmentFlag.TRUNCATED
     assert any(not np.allclose(s.action, reference(s.observation)) for s in current[:-1])
     plant.truncate_at = 3
     evaluation = run_steps(controller, 4)
-    assert [s.flags for s in evaluation] == [EPISODE_START | EVALUATION, EVALUATION, EVALUATION,
-                                             TRUNCATED | EVALUATION]
+    assert [s.flags for s in evaluation] == [SegmentFlag.EPISODE_START | SegmentFlag.EVALUATION, SegmentFlag.EVALUATION,
+                                             SegmentFlag.EVALUATION, SegmentFlag.TRUNCATED | SegmentFlag.EVALUATION]
     for s in evaluation[:-1]:
         np.testing.assert_array_equal(s.action, reference(s.observation))   # noise-free
     assert controller.pop_finished_episodes()[-1].evaluation is True
     after = run_steps(controller, 2)
-    assert after[0].flags == EPISODE_START and not any(s.flags & EVALUATION for s in after)
+    assert after[0].flags == SegmentFlag.EPISODE_START and not any(s.flags & SegmentFlag.EVALUATION for s in after)
 
 
 def test_train_cancels_a_pending_evaluate_and_evaluate_during_reset_counts():
     controller, plant, _ = make(plant=ScriptedPlant(reset_steps=2), weights=1)
-    controller.command(EVALUATE)
-    controller.command(TRAIN)
+    controller.command(EdgeCommandKind.EVALUATE)
+    controller.command(EdgeCommandKind.TRAIN)
     run_steps(controller, 2)
-    assert not controller.evaluating and controller.mode == MODE_TRAIN
-    controller.command(RESET)
+    assert not controller.evaluating and controller.mode == LoopMode.TRAIN
+    controller.command(EdgeCommandKind.RESET)
     controller.step()                              # final segment; reset takes 2 steps
-    controller.command(EVALUATE)                   # arrives while resetting: the coming episode
+    controller.command(EdgeCommandKind.EVALUATE)                   # arrives while resetting: the coming episode
     controller.step()
     segment = controller.step()
-    assert segment.flags == EPISODE_START | EVALUATION and controller.mode == MODE_EVAL
+    assert segment.flags == SegmentFlag.EPISODE_START | SegmentFlag.EVALUATION and controller.mode == LoopMode.EVAL
 
 
 def test_eval_mode_is_noise_free_and_flags_every_episode():
@@ -264,56 +253,56 @@ def test_eval_mode_is_noise_free_and_flags_every_episode():
     reference = reference_actor(4)
     plant.terminate_at = 3
     segments = run_steps(controller, 6)
-    assert all(s.flags & EVALUATION for s in segments)
+    assert all(s.flags & SegmentFlag.EVALUATION for s in segments)
     for s in segments:
         if not s.is_final:
             np.testing.assert_array_equal(s.action, reference(s.observation))
-    controller.command(TRAIN)                      # eval mode: the config decides
+    controller.command(EdgeCommandKind.TRAIN)                      # eval mode: the config decides
     plant.terminate_at = None
-    assert all(s.flags & EVALUATION for s in run_steps(controller, 3))
+    assert all(s.flags & SegmentFlag.EVALUATION for s in run_steps(controller, 3))
 
 
 def test_reset_command_ends_the_episode_truncated():
     controller, plant, _ = make(weights=1)
     run_steps(controller, 3)
-    controller.command(RESET)
+    controller.command(EdgeCommandKind.RESET)
     final = controller.step()
-    assert final.flags == TRUNCATED and final.sequence == 3 and final.episode == 1
+    assert final.flags == SegmentFlag.TRUNCATED and final.sequence == 3 and final.episode == 1
     assert plant.writes[-1][0] == 0.0 and plant.log[-1] == ('begin_reset', None)
     assert controller.pop_finished_episodes()[0].end_reason == 'reset'
     nxt = controller.step()
-    assert nxt.flags == EPISODE_START and nxt.episode == 2
+    assert nxt.flags == SegmentFlag.EPISODE_START and nxt.episode == 2
 
 
 def test_hold_and_resume():
     controller, plant, _ = make(weights=1)
     run_steps(controller, 2)
-    controller.command(HOLD)
+    controller.command(EdgeCommandKind.HOLD)
     final = controller.step()
-    assert final.flags == TRUNCATED and controller.mode == MODE_HOLD
+    assert final.flags == SegmentFlag.TRUNCATED and controller.mode == LoopMode.HOLD
     resets = plant.resets
     assert run_steps(controller, 10) == []         # no episodes, no segments
-    assert plant.resets == resets and controller.mode == MODE_HOLD
+    assert plant.resets == resets and controller.mode == LoopMode.HOLD
     assert all(w[0] == 0.0 for w in plant.writes[-10:])
-    controller.command(RESET)                      # ignored while holding
-    assert controller.step() is None and controller.mode == MODE_HOLD
-    controller.command(RESUME)
+    controller.command(EdgeCommandKind.RESET)                      # ignored while holding
+    assert controller.step() is None and controller.mode == LoopMode.HOLD
+    controller.command(EdgeCommandKind.RESUME)
     segment = controller.step()
-    assert plant.resets == resets + 1 and segment.flags == EPISODE_START and segment.episode == 2
+    assert plant.resets == resets + 1 and segment.flags == SegmentFlag.EPISODE_START and segment.episode == 2
     assert controller.pop_finished_episodes()[0].end_reason == 'hold'
 
 
 def test_hold_before_the_first_episode_and_during_a_reset():
     controller, plant, _ = make(plant=ScriptedPlant(reset_steps=5), weights=1)
-    controller.command(HOLD)
-    assert controller.step() is None and controller.mode == MODE_HOLD
+    controller.command(EdgeCommandKind.HOLD)
+    assert controller.step() is None and controller.mode == LoopMode.HOLD
     assert plant.resets == 1 and plant.writes[-1][0] == 0.0
-    controller.command(RESUME)
+    controller.command(EdgeCommandKind.RESUME)
     controller.step()
-    assert controller.mode == MODE_RESETTING
-    controller.command(HOLD)
+    assert controller.mode == LoopMode.RESETTING
+    controller.command(EdgeCommandKind.HOLD)
     controller.step()
-    assert controller.mode == MODE_HOLD and controller.episodes_finished == 0
+    assert controller.mode == LoopMode.HOLD and controller.episodes_finished == 0
 
 
 def test_weights_swap_between_steps_and_wait_for_the_end_of_an_evaluation_episode():
@@ -324,8 +313,8 @@ def test_weights_swap_between_steps_and_wait_for_the_end_of_an_evaluation_episod
         actor.offer(payload(2))
         assert actor.wait_idle(timeout=5.0)
         assert run_steps(controller, 1)[0].policy_version == 2
-        controller.command(EVALUATE)
-        controller.command(RESET)
+        controller.command(EdgeCommandKind.EVALUATE)
+        controller.command(EdgeCommandKind.RESET)
         run_steps(controller, 2)                   # final of episode 1, first step of evaluation episode 2
         actor.offer(payload(3))
         assert actor.wait_idle(timeout=5.0)
@@ -394,8 +383,8 @@ def test_simulated_plant_episode_return_and_sequence_across_episodes():
     for episode, segs in by_episode.items():
         sequences = [s.sequence for s in segs]
         assert sequences == list(range(sequences[0], sequences[0] + len(segs)))   # +1 within an episode
-        assert segs[0].flags & EPISODE_START
-    assert segments[30].flags & TRUNCATED and segments[31].flags & EPISODE_START
+        assert segs[0].flags & SegmentFlag.EPISODE_START
+    assert segments[30].flags & SegmentFlag.TRUNCATED and segments[31].flags & SegmentFlag.EPISODE_START
 
 
 def test_config_validation():
@@ -579,7 +568,7 @@ def test_episode_summary_counts_swing_up_steps_as_the_env_defines_them(on_target
     plant.truncate_at = None                                        # the next episode starts from scratch
     plant.on_target_at = {1}
     run_steps(controller, 3)
-    controller.command(RESET)
+    controller.command(EdgeCommandKind.RESET)
     run_steps(controller, 2)
     assert controller.pop_finished_episodes()[0].swing_up_steps == 1
 

@@ -14,11 +14,11 @@ import pytest
 from dcdrl_core.learning.codec import make_payload
 from dcdrl_core.learning.inference import NumpyActor, actor_shapes
 from dcdrl_core.learning.networks import PRESETS, architecture_id
-from dcdrl_edge.controller import RESET, ControllerConfig
+from dcdrl_core.protocol import EdgeCommandKind, SegmentFlag
+from dcdrl_edge.controller import ControllerConfig
 from dcdrl_edge.loop_process import (LoopLayout, LoopProcess, LoopSideActor, SharedActorSlots, SimPlantSpec,
                                      _layout_size)
 from dcdrl_edge.plant import SimulatedCartPolePlant
-from dcdrl_edge.segment_queue import EPISODE_START
 from dcdrl_edge.shared_state import ArrayArena, SharedBlock, SharedRing
 
 CONFIG = PRESETS['cloud_edge']
@@ -240,7 +240,7 @@ def test_loop_process_runs_without_cloud_then_streams_the_swapped_version(loop_p
         loop.actor.offer(weights(1))
         wait_until(lambda: len(received) >= 50, 20, 'segments after the first weights')
         assert {s.policy_version for s in received} == {1}
-        assert received[0].flags & EPISODE_START and received[0].observation.shape == (OBS_DIM,)
+        assert received[0].flags & SegmentFlag.EPISODE_START and received[0].observation.shape == (OBS_DIM,)
         sequences = [s.sequence for s in received]
         assert sequences == sorted(sequences)
         loop.actor.offer(weights(2, value=float('inf')))     # refused on the node side
@@ -254,7 +254,7 @@ def test_loop_process_runs_without_cloud_then_streams_the_swapped_version(loop_p
         assert [version for version, _ in swaps] == [1, 3] and swaps[0][1] < swaps[1][1] <= time.monotonic_ns()
         assert stats['segments_dropped'] == 0 and stats['period_error_p50_us'] >= 0
         episode = stats['episode']
-        loop.command(RESET)
+        loop.command(EdgeCommandKind.RESET)
         wait_until(lambda: loop.stats()['episode'] > episode, 20, 'a new episode after RESET')
         assert loop.diagnostics()['commands_taken'] == 1
         with pytest.raises(ValueError):

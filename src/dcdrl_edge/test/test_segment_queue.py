@@ -4,17 +4,14 @@ import threading
 import numpy as np
 import pytest
 
-from dcdrl_edge.segment_queue import (EPISODE_START, EVALUATION, TERMINATED, TRUNCATED, DropOldestQueue,
-                                      Segment, SegmentSender)
-
-
-def test_flag_values_match_the_message():
-    assert (EPISODE_START, TERMINATED, TRUNCATED, EVALUATION) == (1, 2, 4, 8)
+from dcdrl_core.protocol import SegmentFlag
+from dcdrl_edge.segment_queue import DropOldestQueue, Segment, SegmentSender
 
 
 def test_segment_is_slotted_and_knows_final():
-    seg = Segment(3, 1, 2, np.zeros(10, np.float32), np.zeros(1, np.float32), TRUNCATED | EVALUATION, 5)
-    assert seg.is_final and not Segment(3, 1, 2, seg.observation, seg.action, EPISODE_START, 5).is_final
+    seg = Segment(3, 1, 2, np.zeros(10, np.float32), np.zeros(1, np.float32),
+                  SegmentFlag.TRUNCATED | SegmentFlag.EVALUATION, 5)
+    assert seg.is_final and not Segment(3, 1, 2, seg.observation, seg.action, SegmentFlag.EPISODE_START, 5).is_final
     with pytest.raises(AttributeError):
         seg.extra = 1
 
