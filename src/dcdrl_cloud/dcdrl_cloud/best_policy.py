@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping, Optional
 
 from dcdrl_core.learning.codec import WeightsPayload
 
-from .segments import EpisodeSummary
+from .segments import SegmentEpisodeSummary
 
 
 class BestPolicy:
@@ -52,7 +52,7 @@ class BestPolicy:
         first = self.first_trained_version
         return first is not None and int(version) >= first
 
-    def consider(self, summary: EpisodeSummary, evaluation: int,
+    def consider(self, summary: SegmentEpisodeSummary, evaluation: int,
                  payload_for_version: Callable[[int], Optional[WeightsPayload]]) -> tuple[str, str]:
         """A complete evaluation episode was scored (``evaluation``: its number in this run's count).
         Writes best_actor when it is the new best. Returns (text about the best for the log, level)."""

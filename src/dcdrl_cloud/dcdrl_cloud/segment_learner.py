@@ -33,7 +33,7 @@ import numpy as np
 from dcdrl_cloud.best_policy import BestPolicy
 from dcdrl_cloud.segment_config import SegmentLearnerConfig
 from dcdrl_cloud.segments import (
-    EpisodeSummary, SegmentPairer, SegmentRejected, SegmentView, SwingUpReward, Transition, read_segment)
+    SegmentEpisodeSummary, SegmentPairer, SegmentRejected, SegmentView, SwingUpReward, Transition, read_segment)
 from dcdrl_cloud.trainer import Trainer
 from dcdrl_core.files import atomic_write
 from dcdrl_core.learning.checkpoint import load_checkpoint
@@ -56,7 +56,7 @@ class SegmentLearnerOutputs(Protocol):
 
     def publish_weights(self, payload: WeightsPayload) -> None: ...
     def publish_stats(self, stats: dict[str, float]) -> None: ...       # TrainingStats field names
-    def publish_episode(self, summary: EpisodeSummary) -> None: ...
+    def publish_episode(self, summary: SegmentEpisodeSummary) -> None: ...
     def send_command(self, kind: EdgeCommandKind) -> None: ...           # to every device
     def log(self, level: str, text: str) -> None: ...                    # 'info', 'warning', 'error'
 
@@ -350,7 +350,7 @@ class SegmentLearner(Trainer):
             else:
                 self._on_training_episode(summary)
 
-    def _on_training_episode(self, summary: EpisodeSummary) -> None:
+    def _on_training_episode(self, summary: SegmentEpisodeSummary) -> None:
         self.episodes += 1
         self._episodes_since_eval += 1
         if self.logger is not None:
@@ -367,7 +367,7 @@ class SegmentLearner(Trainer):
             self.out.send_command(EdgeCommandKind.EVALUATE)
             self._episodes_since_eval = 0
 
-    def _on_evaluation(self, summary: EpisodeSummary, now: float) -> None:
+    def _on_evaluation(self, summary: SegmentEpisodeSummary, now: float) -> None:
         c = self.config
         if not summary.complete:
             # A gap: the return is partial and the swing-up step may have been lost. Not scored.

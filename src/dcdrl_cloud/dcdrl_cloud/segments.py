@@ -15,7 +15,7 @@ a noise-free evaluation episode). Read top to bottom:
    same episode) -> ``Transition`` (o_k, a_k, r, o_{k+1}, terminated/truncated of k+1); any
    other pairing (gap, duplicate, older sequence, other episode) gives none and is counted.
    It also keeps each device's running episode (return, length, first on-target step) and
-   hands out an ``EpisodeSummary`` when the episode closes.
+   hands out an ``SegmentEpisodeSummary`` when the episode closes.
 """
 from __future__ import annotations
 
@@ -198,7 +198,7 @@ class Transition:
 
 
 @dataclass(frozen=True)
-class EpisodeSummary:
+class SegmentEpisodeSummary:
     """One episode of one device, as the cloud saw it.
 
     episode_return: sum of the rewards of the episode's transitions; length: their number.
@@ -238,13 +238,13 @@ class _OpenEpisode:
         self.versions: dict[int, int] = {}
         self.first_version = seg.policy_version
 
-    def summary(self, device_id: str, failed: bool, complete: bool) -> EpisodeSummary:
+    def summary(self, device_id: str, failed: bool, complete: bool) -> SegmentEpisodeSummary:
         if self.versions:
             # Most actions; ties go to the newest version.
             version = max(self.versions.items(), key=lambda item: (item[1], item[0]))[0]
         else:
             version = self.first_version
-        return EpisodeSummary(device_id, self.episode, self.episode_return, self.length, self.swing_up_steps,
+        return SegmentEpisodeSummary(device_id, self.episode, self.episode_return, self.length, self.swing_up_steps,
                               self.evaluation, failed, complete, version)
 
 
@@ -296,7 +296,7 @@ class SegmentPairer:
         self.max_devices = max_devices
         self._devices: dict[str, _Device] = {}
         # Bounded: a caller that never pops loses the oldest summaries, not memory.
-        self._finished: collections.deque[EpisodeSummary] = collections.deque(maxlen=max_finished)
+        self._finished: collections.deque[SegmentEpisodeSummary] = collections.deque(maxlen=max_finished)
         self.unknown_device_refused = 0
         self.refused_by_device: dict[str, int] = {}
 
@@ -332,7 +332,7 @@ class SegmentPairer:
         """Drop a device's state (e.g. its controller restarted); its open episode is discarded."""
         return self._devices.pop(device_id, None) is not None
 
-    def pop_finished(self) -> list[EpisodeSummary]:
+    def pop_finished(self) -> list[SegmentEpisodeSummary]:
         """Episodes closed since the last call, oldest first."""
         finished = list(self._finished)
         self._finished.clear()
@@ -415,5 +415,5 @@ class SegmentPairer:
         self._finished.append(episode.summary(device_id, failed, complete))
 
 
-__all__ = ['EpisodeSummary', 'MAX_DEVICE_ID_LENGTH', 'SegmentPairer', 'SegmentRejected', 'SegmentView',
+__all__ = ['SegmentEpisodeSummary', 'MAX_DEVICE_ID_LENGTH', 'SegmentPairer', 'SegmentRejected', 'SegmentView',
            'SwingUpReward', 'Transition', 'read_segment']

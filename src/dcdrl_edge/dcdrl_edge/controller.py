@@ -137,7 +137,7 @@ class ControllerConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class EpisodeSummary:
+class LoopEpisodeSummary:
     """One finished episode, as the node may log or publish it.
 
     length: actions chosen by the policy (= segments before the final one = transitions the cloud
@@ -166,7 +166,7 @@ class EdgeController:
 
     clock_ns: monotonic clock (deadlines, inference time, cloud silence); wall_clock_ns: segment
     stamps; sleep: the RateLoop's sleep (None = wait on run()'s stop event, so stop() is prompt).
-    on_episode_end: optional callback(EpisodeSummary), called on the loop thread (keep it short);
+    on_episode_end: optional callback(LoopEpisodeSummary), called on the loop thread (keep it short);
     the last 256 summaries also wait in a lock-free deque for pop_finished_episodes().
     """
 
@@ -174,7 +174,7 @@ class EdgeController:
                  clock_ns: Callable[[], int] = time.monotonic_ns,
                  wall_clock_ns: Callable[[], int] = time.time_ns,
                  sleep: Callable[[float], Any] | None = None,
-                 on_episode_end: Callable[[EpisodeSummary], None] | None = None,
+                 on_episode_end: Callable[[LoopEpisodeSummary], None] | None = None,
                  queue: Any = None, stats_buffers: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         if not isinstance(config, ControllerConfig):
             raise TypeError(f'config must be a ControllerConfig, got {type(config).__name__}')
@@ -212,7 +212,7 @@ class EdgeController:
         self._inference_us = WindowStats(config.stats_window, inference_buffer)
         self._rate_loop: RateLoop | None = None
         self._action = np.zeros(self.action_dim, np.float32)
-        self.finished: deque[EpisodeSummary] = deque(maxlen=256)
+        self.finished: deque[LoopEpisodeSummary] = deque(maxlen=256)
         # Loop state (loop thread only).
         self._phase = _RESETTING
         self._reset_begun = False
@@ -254,7 +254,7 @@ class EdgeController:
         """Record that a message from the cloud (weights, command) arrived now (for cloud_silent_s)."""
         self._last_cloud_ns = self._clock_ns()
 
-    def pop_finished_episodes(self) -> list[EpisodeSummary]:
+    def pop_finished_episodes(self) -> list[LoopEpisodeSummary]:
         out = []
         while True:
             try:
@@ -551,7 +551,7 @@ class EdgeController:
                 reason = 'truncated'
             else:
                 reason = 'hold' if self._hold_requested else 'reset'
-            summary = EpisodeSummary(self._episode, self._episode_step, self._evaluation, bool(terminated),
+            summary = LoopEpisodeSummary(self._episode, self._episode_step, self._evaluation, bool(terminated),
                                      not terminated, reason, version, self._episode_first_sequence, sequence,
                                      self._episode_return, self._swing_up_steps)
             self.episodes_finished += 1
@@ -570,4 +570,4 @@ class EdgeController:
         return segment
 
 
-__all__ = ['CONTROLLER_MODES', 'ControllerConfig', 'EdgeController', 'EpisodeSummary']
+__all__ = ['CONTROLLER_MODES', 'ControllerConfig', 'EdgeController', 'LoopEpisodeSummary']

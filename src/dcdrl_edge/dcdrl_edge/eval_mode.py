@@ -3,7 +3,7 @@ episodes (return and swing-up steps, as the cart-pole env defines them) in the l
 
     payload = read_weights_file('runs/finetune/best_actor.safetensors')   # ValueError: one clear line
     report = EvaluationReport(rate_hz=30.0)
-    line = report.add(summary)        # an EpisodeSummary of an evaluation episode -> its log line
+    line = report.add(summary)        # an LoopEpisodeSummary of an evaluation episode -> its log line
     report.final_line(), report.summary()
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 from dcdrl_core.learning.codec import WeightsPayload
 
 from .actor_buffer import load_weights_file
-from .controller import EpisodeSummary
+from .controller import LoopEpisodeSummary
 
 # What the segments-mode learner leaves in its output_dir (dcdrl_cloud.segment_learner), and when.
 LEARNER_WEIGHTS_FILES = ('a learner writes actor.safetensors (its latest policy) at every checkpoint and when it '
@@ -57,7 +57,7 @@ class EvaluationReport:
         self.rate_hz = float(rate_hz)
         self.episodes: list[dict[str, Any]] = []
 
-    def add(self, summary: EpisodeSummary) -> str:
+    def add(self, summary: LoopEpisodeSummary) -> str:
         """Record one finished evaluation episode; returns its log line."""
         record = {'episode': int(summary.episode), 'return': summary.episode_return,
                   'swing_up_steps': summary.swing_up_steps, 'length': int(summary.length),

@@ -19,7 +19,7 @@ dropped, a miss with latency = deadline, as in the env), ``offload_sent``, ``off
 ``fell_back``), ``expired`` (offloads past ``offload_timeout_s``), ``local_finished``. Each
 finished task gives an ``Outcome`` (the ``OffloadRecord`` fields; reward = -cost with the env's
 cost), a transition (obs_k, a_k, r_k, obs_k+1) once task k+1 has been decided, and every
-``episode_tasks`` finished tasks an ``EpisodeSummary``.
+``episode_tasks`` finished tasks an ``OffloadEpisodeSummary``.
 
 Cost (the env's): ``latency_weight * latency + energy_weight * energy + miss_penalty * missed``;
 energy = ``device_cpu_power_w * recognition CPU time on the device + radio_power_w * transfer
@@ -405,7 +405,8 @@ class Outcome:
 
 
 @dataclass(frozen=True)
-class EpisodeSummary:
+class OffloadEpisodeSummary:
+    """One episode (``episode_tasks`` finished tasks) of the offload controller, as EpisodeStats carries it."""
     episode: int
     length: int
     policy_version: int
@@ -538,7 +539,7 @@ class OffloadController:
         self._next_task = 0
         self._decided = 0
         self._episode: List[Outcome] = []
-        self._episodes: List[EpisodeSummary] = []
+        self._episodes: List[OffloadEpisodeSummary] = []
         self.episodes = 0
         self.latency = {mode: LatencyStats(config.stats_window) for mode in MODES}
         self.counts: Counter = Counter()
@@ -740,7 +741,7 @@ class OffloadController:
         outcomes, self._episode = self._episode, []
         self.episodes += 1
         n = len(outcomes)
-        self._episodes.append(EpisodeSummary(
+        self._episodes.append(OffloadEpisodeSummary(
             episode=self.episodes, length=n, policy_version=max(o.policy_version for o in outcomes),
             episode_return=float(sum(o.reward for o in outcomes)), cost=float(sum(o.cost for o in outcomes)),
             latency_mean_s=float(np.mean([o.latency_s for o in outcomes])),
@@ -756,7 +757,7 @@ class OffloadController:
             self.experience_transitions += sum(len(c) for c in chunks)
             return chunks
 
-    def take_episodes(self) -> List[EpisodeSummary]:
+    def take_episodes(self) -> List[OffloadEpisodeSummary]:
         with self._lock:
             episodes, self._episodes = self._episodes, []
             return episodes

@@ -4,14 +4,14 @@ the final line and the numbers of the final report)."""
 import pytest
 
 from dcdrl_core.learning.codec import make_payload, payload_to_bytes
-from dcdrl_edge.controller import EpisodeSummary
+from dcdrl_edge.controller import LoopEpisodeSummary
 from dcdrl_edge.eval_mode import EvaluationReport, read_weights_file
 
 import numpy as np
 
 
 def _episode(episode, episode_return, swing_up_steps, length=300, end='truncated', version=7):
-    return EpisodeSummary(episode, length, True, end == 'terminated', end != 'terminated', end, version, 0, length,
+    return LoopEpisodeSummary(episode, length, True, end == 'terminated', end != 'terminated', end, version, 0, length,
                           episode_return, swing_up_steps)
 
 

@@ -23,7 +23,8 @@ EpisodeEndHook = Callable[[np.ndarray], None]
 
 
 @dataclass
-class EpisodeSummary:
+class RolloutEpisodeSummary:
+    """One finished episode of one env copy of a simulated client's rollout."""
     env_index: int
     episode_return: float
     length: int
@@ -46,7 +47,7 @@ class RolloutBlock:
     truncated: np.ndarray
     extra_names: tuple[str, ...]
     extras: np.ndarray  # [n, len(extra_names)]
-    episodes: list[EpisodeSummary] = field(default_factory=list)
+    episodes: list[RolloutEpisodeSummary] = field(default_factory=list)
 
     def __len__(self) -> int:
         return int(self.rewards.shape[0])
@@ -89,7 +90,7 @@ class RolloutCollector:
         parts: dict[str, list[np.ndarray]] = {k: [] for k in
                                               ('obs', 'actions', 'rewards', 'next_obs', 'terminated',
                                                'truncated', 'extras')}
-        episodes: list[EpisodeSummary] = []
+        episodes: list[RolloutEpisodeSummary] = []
         for _ in range(steps):
             actions = self._act(self._obs)
             next_obs, rewards, terminated, truncated, info = self.envs.step(actions)
@@ -122,7 +123,7 @@ class RolloutCollector:
             extra_names=EXTRA_KEYS, extras=np.concatenate(parts['extras']), episodes=episodes)
 
     def _track_episodes(self, valid: np.ndarray, rewards: np.ndarray, extras: np.ndarray,
-                        done: np.ndarray) -> list[EpisodeSummary]:
+                        done: np.ndarray) -> list[RolloutEpisodeSummary]:
         stats = self._episode
         stats['return'][valid] += np.asarray(rewards)[valid]
         stats['length'][valid] += 1
@@ -131,7 +132,7 @@ class RolloutCollector:
         finished = []
         for index in np.flatnonzero(valid & np.asarray(done, bool)):
             length = max(1.0, stats['length'][index])
-            finished.append(EpisodeSummary(
+            finished.append(RolloutEpisodeSummary(
                 env_index=int(index), episode_return=float(stats['return'][index]),
                 length=int(stats['length'][index]), cost=float(stats['cost'][index]),
                 latency_mean_s=float(stats['latency_s'][index] / length),
