@@ -6,7 +6,8 @@ face_recognition with --no-deps), so a missing install_requires or a torch/gymna
 here. It is built once per set of setup.py files into .device-venv/<hash> (pip's cache makes a rebuild ~40 s).
 """
 import hashlib
-import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -85,6 +86,13 @@ def test_the_device_venv_has_neither_torch_nor_gymnasium(device_python):
     out = subprocess.run([str(device_python), '-c', code], capture_output=True, text=True, timeout=60,
                          env=_device_env(0))
     assert out.stdout.strip() == '[true, true, false, false]', out.stderr
+
+
+def test_the_readme_gives_this_device_profile():
+    """The README's device row is the profile this file builds, so its commands are the tested ones."""
+    row = next(line for line in (ROOT / 'README.md').read_text().splitlines() if line.startswith('| device'))
+    commands = [shlex.split(c)[2:] for c in re.findall(r'`(pip install [^`]*)`', row)]
+    assert commands == [list(DEVICE_INSTALL), ['--no-deps', FACE_RECOGNITION]]
 
 
 class Cloud(TopicRecorder):
