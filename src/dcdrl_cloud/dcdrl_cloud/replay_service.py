@@ -38,6 +38,7 @@ import zipfile
 
 import numpy as np
 
+from dcdrl_core.checks import check_int, check_number
 from dcdrl_core.experience import MAX_ID_LENGTH, Experience
 from dcdrl_core.learning.replay import RateLimitTimeout, ReplayBuffer, TransitionBatch
 from dcdrl_core.msg_arrays import get_array, set_array
@@ -69,19 +70,6 @@ class SnapshotRefused(ValueError):
     """A snapshot file that cannot be restored into this service; the message says why."""
 
 
-def _check_int(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f'{name} must be an integer >= {low}, got {value!r}')
-
-
-def _check_float(name: str, value: Any, low: float, high: float = math.inf, low_open: bool = False) -> None:
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
-        and math.isfinite(value) and (value > low if low_open else value >= low) and value <= high
-    if not ok:
-        bound = f'{"(" if low_open else "["}{low}, {high}]'
-        raise ValueError(f'{name} must be a finite number in {bound}, got {value!r}')
-
-
 @dataclass(frozen=True)
 class ReplayServiceConfig:
     """Every tunable number of the replay node: the node's parameters of the same names, where each is
@@ -108,30 +96,30 @@ class ReplayServiceConfig:
     env_id: str = ''
 
     def __post_init__(self) -> None:
-        _check_int('capacity', self.capacity, 1)
-        _check_float('gamma', self.gamma, 0.0, 1.0)
+        check_int('capacity', self.capacity, 1)
+        check_number('gamma', self.gamma, 0.0, 1.0)
         if not isinstance(self.prioritized, bool):
             raise TypeError(f'prioritized must be a bool, got {self.prioritized!r}')
-        _check_float('alpha', self.alpha, 0.0)
-        _check_float('beta', self.beta, 0.0, 1.0)
-        _check_float('beta_end', self.beta_end, 0.0, 1.0)
-        _check_int('beta_steps', self.beta_steps, 1)
-        _check_float('priority_eps', self.priority_eps, 0.0, low_open=True)
-        _check_float('samples_per_insert', self.samples_per_insert, 0.0)
-        _check_float('sample_error_buffer', self.sample_error_buffer, 0.0)
-        _check_int('min_size_to_sample', self.min_size_to_sample, 1)
+        check_number('alpha', self.alpha, 0.0)
+        check_number('beta', self.beta, 0.0, 1.0)
+        check_number('beta_end', self.beta_end, 0.0, 1.0)
+        check_int('beta_steps', self.beta_steps, 1)
+        check_number('priority_eps', self.priority_eps, 0.0, above=True)
+        check_number('samples_per_insert', self.samples_per_insert, 0.0)
+        check_number('sample_error_buffer', self.sample_error_buffer, 0.0)
+        check_int('min_size_to_sample', self.min_size_to_sample, 1)
         if self.min_size_to_sample > self.capacity:
             raise ValueError(f'min_size_to_sample ({self.min_size_to_sample}) must be <= capacity ({self.capacity})')
-        _check_int('max_batch_size', self.max_batch_size, 1)
-        _check_int('max_outstanding_batches', self.max_outstanding_batches, 1)
-        _check_int('max_requesters', self.max_requesters, 1)
-        _check_int('max_clients', self.max_clients, 1)
+        check_int('max_batch_size', self.max_batch_size, 1)
+        check_int('max_outstanding_batches', self.max_outstanding_batches, 1)
+        check_int('max_requesters', self.max_requesters, 1)
+        check_int('max_clients', self.max_clients, 1)
         if not isinstance(self.allowed_clients, tuple) or \
                 any(not isinstance(c, str) or not 1 <= len(c) <= MAX_ID_LENGTH for c in self.allowed_clients):
             raise ValueError(f'allowed_clients must be a tuple of client ids of 1 to {MAX_ID_LENGTH} characters, '
                              f'got {self.allowed_clients!r}')
-        _check_int('lag_window', self.lag_window, 1)
-        _check_int('seed', self.seed, 0)
+        check_int('lag_window', self.lag_window, 1)
+        check_int('seed', self.seed, 0)
         if not isinstance(self.env_id, str):
             raise TypeError(f'env_id must be a string, got {self.env_id!r}')
         if self.samples_per_insert > 0:

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import math
-from typing import Any, Optional
+from typing import Any
 
+from dcdrl_core.checks import check_int, check_number
 from dcdrl_core.learning.agents import ALGORITHMS, AGENT_PRESETS, AgentConfig
 from dcdrl_sim.cartpole.task import SwingUpTask
 
@@ -65,17 +66,17 @@ class SegmentLearnerConfig:
         if self.network_preset not in AGENT_PRESETS:
             raise ValueError(f'network_preset must be one of {sorted(AGENT_PRESETS)}, got {self.network_preset!r}')
         for name in ('convergence_evals', 'max_swing_up_steps', 'max_devices', 'kept_versions', 'torch_threads'):
-            _int(name, getattr(self, name), 1)
+            check_int(name, getattr(self, name), 1)
         for name in ('seed', 'eval_every_episodes', 'initial_evaluations'):
-            _int(name, getattr(self, name), 0)
+            check_int(name, getattr(self, name), 0)
         for name in ('batch_size', 'buffer_size', 'critic_start', 'actor_start'):
-            _int(name, getattr(self, name), None)  # any int: < 0 selects the preset
+            check_int(name, getattr(self, name))  # any int: < 0 selects the preset
         if self.batch_size == 0 or self.buffer_size == 0:
             raise ValueError('batch_size and buffer_size must be > 0 (or < 0 for the preset value)')
         for name in ('duration_s', 'publish_period_s', 'checkpoint_period_s', 'progress_period_s'):
-            _number(name, getattr(self, name), strict=False)
+            check_number(name, getattr(self, name), 0.0)
         for name in ('updates_per_transition', 'stats_period_s', 'pole_length'):
-            _number(name, getattr(self, name), strict=True)
+            check_number(name, getattr(self, name), 0.0, above=True)
         for name in ('stop_when_converged', 'checkpoint_replay', 'resume', 'tensorboard'):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f'{name} must be a bool, got {getattr(self, name)!r}')
@@ -105,18 +106,6 @@ class SegmentLearnerConfig:
             if getattr(self, name) >= 0:
                 overrides[name] = getattr(self, name)
         return AgentConfig.preset(self.network_preset, **overrides)
-
-
-def _int(name: str, value: Any, minimum: Optional[int]) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum):
-        bound = f' >= {minimum}' if minimum is not None else ''
-        raise ValueError(f'{name} must be an integer{bound}, got {value!r}')
-
-
-def _number(name: str, value: Any, strict: bool) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or value < 0 or (strict and value == 0):
-        raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} 0, got {value!r}")
 
 
 __all__ = ['CARTPOLE_ENV_ID', 'SegmentLearnerConfig']

@@ -25,7 +25,6 @@ The loop thread takes no lock shared with another thread and does no I/O besides
 """
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections import deque
@@ -34,6 +33,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from dcdrl_core.checks import check_int, check_number
 from dcdrl_core.learning.noise import NOISE_KINDS, make_noise
 from dcdrl_core.protocol import EdgeCommandKind, LoopMode, SegmentFlag, parse_edge_command
 
@@ -46,26 +46,6 @@ CONTROLLER_MODES = ('train', 'eval')
 
 # Internal phases of the loop.
 _RUNNING, _RESETTING, _HOLDING = 'running', 'resetting', 'holding'
-
-
-def _number(name: str, value: Any, minimum: float, maximum: float = math.inf, strict: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f'{name} must be a number, got {type(value).__name__}')
-    value = float(value)
-    low_ok = value > minimum if strict else value >= minimum
-    if not (math.isfinite(value) and low_ok and value <= maximum):
-        low = f'> {minimum:g}' if strict else f'>= {minimum:g}'
-        high = '' if maximum == math.inf else f' and <= {maximum:g}'
-        raise ValueError(f'{name} must be a finite number {low}{high}, got {value!r}')
-    return value
-
-
-def _integer(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f'{name} must be an int, got {type(value).__name__}')
-    if value < minimum:
-        raise ValueError(f'{name} must be >= {minimum}, got {value}')
-    return int(value)
 
 
 @dataclass
@@ -111,15 +91,15 @@ class ControllerConfig:
             raise ValueError(f'mode must be one of {CONTROLLER_MODES}, got {self.mode!r}')
         if self.exploration not in NOISE_KINDS:
             raise ValueError(f'exploration must be one of {NOISE_KINDS}, got {self.exploration!r}')
-        self.noise_sigma = _number('noise_sigma', self.noise_sigma, 0.0)
-        self.noise_theta = _number('noise_theta', self.noise_theta, 0.0)
-        self.noise_scale = _number('noise_scale', self.noise_scale, 0.0)
-        self.noise_half_life_steps = _number('noise_half_life_steps', self.noise_half_life_steps, 0.0)
-        self.queue_capacity = _integer('queue_capacity', self.queue_capacity, 1)
-        self.stats_window = _integer('stats_window', self.stats_window, 1)
-        self.seed = _integer('seed', self.seed, 0)
-        self.spin_s = _number('spin_s', self.spin_s, 0.0, 0.1)
-        self.send_period_s = _number('send_period_s', self.send_period_s, 0.0, 10.0, strict=True)
+        self.noise_sigma = check_number('noise_sigma', self.noise_sigma, 0.0)
+        self.noise_theta = check_number('noise_theta', self.noise_theta, 0.0)
+        self.noise_scale = check_number('noise_scale', self.noise_scale, 0.0)
+        self.noise_half_life_steps = check_number('noise_half_life_steps', self.noise_half_life_steps, 0.0)
+        self.queue_capacity = check_int('queue_capacity', self.queue_capacity, 1)
+        self.stats_window = check_int('stats_window', self.stats_window, 1)
+        self.seed = check_int('seed', self.seed, 0)
+        self.spin_s = check_number('spin_s', self.spin_s, 0.0, 0.1)
+        self.send_period_s = check_number('send_period_s', self.send_period_s, 0.0, 10.0, above=True)
         if not isinstance(self.swap_during_evaluation, bool):
             raise TypeError(f'swap_during_evaluation must be a bool, got {type(self.swap_during_evaluation).__name__}')
 

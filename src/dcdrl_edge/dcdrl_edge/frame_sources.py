@@ -30,6 +30,8 @@ from typing import Optional, Protocol, runtime_checkable
 import cv2
 import numpy as np
 
+from dcdrl_core.checks import check_int
+
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.ppm', '.pgm', '.tif', '.tiff', '.webp')
 SPEC_FORMS = "'synthetic', 'synthetic:SEED', 'device:INDEX', 'video:PATH' or 'images:DIR_OR_GLOB'"
 
@@ -66,12 +68,6 @@ def _bgr_to_rgb(frame: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
 
 
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f'{name} must be an integer >= 1, got {value!r}')
-    return int(value)
-
-
 class SyntheticFaceSource:
     """The astronaut photograph moved and scaled per frame; deterministic for (seed, frame index).
 
@@ -82,9 +78,9 @@ class SyntheticFaceSource:
 
     def __init__(self, width: int = 640, height: int = 480, seed: int = 0, period_frames: int = 60) -> None:
         from skimage import data  # shipped with scikit-image: no download
-        self.width = _positive_int('width', width)
-        self.height = _positive_int('height', height)
-        self.period_frames = _positive_int('period_frames', period_frames)
+        self.width = check_int('width', width, 1)
+        self.height = check_int('height', height, 1)
+        self.period_frames = check_int('period_frames', period_frames, 1)
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise TypeError(f'seed must be an int, got {type(seed).__name__}')
         self.seed = int(seed)

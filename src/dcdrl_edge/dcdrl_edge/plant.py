@@ -30,6 +30,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from dcdrl_core.checks import check_number
 from dcdrl_sim.cartpole.swingup import CartPoleSwingUp
 
 
@@ -165,14 +166,6 @@ class SimulatedCartPolePlant(Plant):
         self.env.close()
 
 
-def _check_positive(name: str, value: Any, allow_zero: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or value < 0 or (value == 0 and not allow_zero):
-        relation = '>= 0' if allow_zero else '> 0'
-        raise ValueError(f'{name} must be a finite number {relation}, got {value!r}')
-    return float(value)
-
-
 class TopicPlant(Plant):
     """A cart-pole robot behind ROS topics: the node feeds its state in, commands go out.
 
@@ -198,10 +191,10 @@ class TopicPlant(Plant):
         for name, value, minimum in (('obs_history', obs_history, 0), ('max_steps', max_steps, 1)):
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ValueError(f'{name} must be an int >= {minimum}, got {value!r}')
-        self.x_limit = _check_positive('x_limit', x_limit)
-        self.theta_dot_limit = _check_positive('theta_dot_limit', theta_dot_limit)
-        self.stale_after_s = _check_positive('stale_after_s', stale_after_s)
-        self.reset_theta_dot_max = _check_positive('reset_theta_dot_max', reset_theta_dot_max, allow_zero=True)
+        self.x_limit = check_number('x_limit', x_limit, 0.0, above=True)
+        self.theta_dot_limit = check_number('theta_dot_limit', theta_dot_limit, 0.0, above=True)
+        self.stale_after_s = check_number('stale_after_s', stale_after_s, 0.0, above=True)
+        self.reset_theta_dot_max = check_number('reset_theta_dot_max', reset_theta_dot_max, 0.0)
         self.obs_history = obs_history
         self.max_steps = max_steps
         self.observation_dim = 5 + obs_history

@@ -27,12 +27,13 @@ actor's parameters only, and all statistics leave the device in one transfer.
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Mapping, Protocol
 
 import numpy as np
 import torch
+
+from dcdrl_core.checks import check_int, check_number
 
 from .networks import PRESETS, NetworkConfig, architecture_id, build_actor, build_critic, network_config
 from .noise import NOISE_KINDS, ExplorationNoise, make_noise
@@ -102,37 +103,37 @@ class AgentConfig:
         for name, value in _ALGO_DEFAULTS[self.algorithm].items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
-        _positive('actor_lr', self.actor_lr)
-        _positive('critic_lr', self.critic_lr)
-        _positive('adam_eps', self.adam_eps)
-        _nonneg('critic_weight_decay', self.critic_weight_decay)
+        check_number('actor_lr', self.actor_lr, 0.0, above=True)
+        check_number('critic_lr', self.critic_lr, 0.0, above=True)
+        check_number('adam_eps', self.adam_eps, 0.0, above=True)
+        check_number('critic_weight_decay', self.critic_weight_decay, 0.0)
         if self.max_grad_norm is not None:
-            _positive('max_grad_norm', self.max_grad_norm)
+            check_number('max_grad_norm', self.max_grad_norm, 0.0, above=True)
         if not (isinstance(self.tau, (int, float)) and 0 < self.tau <= 1):
             raise ValueError(f'tau must be in (0, 1], got {self.tau!r}')
-        _positive_int('n_critics', self.n_critics)
-        _positive_int('policy_delay', self.policy_delay)
-        _nonneg('target_noise', self.target_noise)
-        _nonneg('target_noise_clip', self.target_noise_clip)
-        _nonneg_int('critic_start', self.critic_start)
-        _nonneg_int('actor_start', self.actor_start)
+        check_int('n_critics', self.n_critics, 1)
+        check_int('policy_delay', self.policy_delay, 1)
+        check_number('target_noise', self.target_noise, 0.0)
+        check_number('target_noise_clip', self.target_noise_clip, 0.0)
+        check_int('critic_start', self.critic_start, 0)
+        check_int('actor_start', self.actor_start, 0)
         if self.exploration not in NOISE_KINDS:
             raise ValueError(f'exploration must be one of {NOISE_KINDS}, got {self.exploration!r}')
-        _nonneg('noise_sigma', self.noise_sigma)
-        _nonneg('noise_theta', self.noise_theta)
-        _nonneg('noise_scale', self.noise_scale)
+        check_number('noise_sigma', self.noise_sigma, 0.0)
+        check_number('noise_theta', self.noise_theta, 0.0)
+        check_number('noise_scale', self.noise_scale, 0.0)
         if self.noise_half_life is not None:
-            _positive('noise_half_life', self.noise_half_life)
-        _nonneg('noise_min_scale', self.noise_min_scale)
+            check_number('noise_half_life', self.noise_half_life, 0.0, above=True)
+        check_number('noise_min_scale', self.noise_min_scale, 0.0)
         if not (isinstance(self.gamma, (int, float)) and 0 <= self.gamma <= 1):
             raise ValueError(f'gamma must be in [0, 1], got {self.gamma!r}')
-        _positive_int('n_step', self.n_step)
-        _positive_int('batch_size', self.batch_size)
-        _positive_int('buffer_size', self.buffer_size)
-        _positive('updates_per_step', self.updates_per_step)
-        _nonneg_int('seed', self.seed)
+        check_int('n_step', self.n_step, 1)
+        check_int('batch_size', self.batch_size, 1)
+        check_int('buffer_size', self.buffer_size, 1)
+        check_number('updates_per_step', self.updates_per_step, 0.0, above=True)
+        check_int('seed', self.seed, 0)
         if self.torch_threads is not None:
-            _positive_int('torch_threads', self.torch_threads)
+            check_int('torch_threads', self.torch_threads, 1)
         if self.optimizer_impl not in ('foreach', 'fused', 'default'):
             raise ValueError(f"optimizer_impl must be 'foreach', 'fused' or 'default', got {self.optimizer_impl!r}")
         if not isinstance(self.device, str):
@@ -177,26 +178,6 @@ AGENT_PRESETS: dict[str, dict[str, Any]] = {
         'noise_scale': 0.3, 'noise_half_life': None,
     },
 }
-
-
-def _positive(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f'{name} must be a finite number > 0, got {value!r}')
-
-
-def _nonneg(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ValueError(f'{name} must be a finite number >= 0, got {value!r}')
-
-
-def _positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f'{name} must be an int > 0, got {value!r}')
-
-
-def _nonneg_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f'{name} must be an int >= 0, got {value!r}')
 
 
 def resolve_device(device: str) -> torch.device:

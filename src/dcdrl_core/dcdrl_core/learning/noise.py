@@ -14,11 +14,7 @@ from typing import Any
 
 import numpy as np
 
-
-def _check_nonneg(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ValueError(f'{name} must be a finite number >= 0, got {value!r}')
-    return float(value)
+from dcdrl_core.checks import check_number
 
 
 class ExplorationNoise:
@@ -27,12 +23,12 @@ class ExplorationNoise:
         self.shape = (shape,) if isinstance(shape, int) else tuple(shape)
         if not self.shape or any(isinstance(s, bool) or not isinstance(s, int) or s <= 0 for s in self.shape):
             raise ValueError(f'noise shape must be positive ints, got {shape!r}')
-        self.sigma = _check_nonneg('sigma', sigma)
-        self.scale = _check_nonneg('scale', scale)
-        if half_life is not None and (_check_nonneg('half_life', half_life) == 0):
+        self.sigma = check_number('sigma', sigma, 0.0)
+        self.scale = check_number('scale', scale, 0.0)
+        if half_life is not None and (check_number('half_life', half_life, 0.0) == 0):
             raise ValueError('half_life must be > 0 steps, or None for no decay')
         self.half_life = None if half_life is None else float(half_life)
-        self.min_scale = _check_nonneg('min_scale', min_scale)
+        self.min_scale = check_number('min_scale', min_scale, 0.0)
         self.rng = np.random.default_rng(seed)
         self.steps = 0
 
@@ -78,11 +74,11 @@ class OrnsteinUhlenbeckNoise(ExplorationNoise):
                  dt: float = 1.0, scale: float = 1.0, half_life: float | None = None, min_scale: float = 0.0,
                  seed: int | None = None) -> None:
         super().__init__(shape, sigma, scale, half_life, min_scale, seed)
-        self.theta = _check_nonneg('theta', theta)
+        self.theta = check_number('theta', theta, 0.0)
         if isinstance(mu, bool) or not isinstance(mu, (int, float)) or not math.isfinite(mu):
             raise ValueError(f'mu must be a finite number, got {mu!r}')
         self.mu = float(mu)
-        self.dt = _check_nonneg('dt', dt)
+        self.dt = check_number('dt', dt, 0.0)
         if self.dt == 0:
             raise ValueError('dt must be > 0')
         self.x = np.full(self.shape, self.mu)

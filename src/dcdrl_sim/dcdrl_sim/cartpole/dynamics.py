@@ -32,16 +32,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Tuple
 
+from dcdrl_core.checks import check_number
+
 INTEGRATORS = ('semi_implicit_euler', 'euler')
 TWO_PI = 2.0 * math.pi
-
-
-def _require_positive(name: str, value: float, allow_zero: bool = False) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise TypeError(f'{name} must be a number, got {type(value).__name__}')
-    if not math.isfinite(value) or value < 0.0 or (value == 0.0 and not allow_zero):
-        expected = '>= 0' if allow_zero else '> 0'
-        raise ValueError(f'{name} must be finite and {expected}, got {value!r}')
 
 
 @dataclass(frozen=True)
@@ -70,10 +64,10 @@ class CartPoleParams:
     def __post_init__(self) -> None:
         for name in ('cart_mass', 'pole_mass', 'pole_length', 'gravity', 'max_voltage',
                      'motor_force_divisor'):
-            _require_positive(name, getattr(self, name))
+            check_number(name, getattr(self, name), 0.0, above=True)
         for name in ('cart_friction', 'pole_friction', 'motor_force_gain', 'motor_voltage_gain',
                      'motor_back_emf_gain'):
-            _require_positive(name, getattr(self, name), allow_zero=True)
+            check_number(name, getattr(self, name), 0.0)
         set_ = object.__setattr__  # frozen dataclass: derived fields are set once here
         set_(self, 'total_mass', float(self.cart_mass + self.pole_mass))
         set_(self, 'half_length', float(self.pole_length / 2.0))

@@ -11,8 +11,9 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces
 
+from dcdrl_core.checks import check_int
 from dcdrl_sim.cartpole.render import draw_cartpole
-from dcdrl_sim.cartpole.swingup import CartPoleSwingUp, _check_int
+from dcdrl_sim.cartpole.swingup import CartPoleSwingUp
 
 
 class CartPoleSwingUpEnv(CartPoleSwingUp, gymnasium.Env):
@@ -28,8 +29,8 @@ class CartPoleSwingUpEnv(CartPoleSwingUp, gymnasium.Env):
             raise ValueError(f'render_mode must be None or one of {self.metadata["render_modes"]}, '
                              f'got {render_mode!r}')
         self.render_mode = render_mode
-        self.render_width = _check_int('render_width', render_width, 16)
-        self.render_height = _check_int('render_height', render_height, 16)
+        self.render_width = check_int('render_width', render_width, 16)
+        self.render_height = check_int('render_height', render_height, 16)
         self.metadata = dict(self.metadata, render_fps=self.frequency_hz)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(self.action_dim,), dtype=np.float32)
         self.observation_space = spaces.Box(-self.observation_high, self.observation_high, dtype=np.float32)

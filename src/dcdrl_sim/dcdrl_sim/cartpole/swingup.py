@@ -30,6 +30,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
+from dcdrl_core.checks import check_int, check_number
 from dcdrl_sim.cartpole import dynamics as dyn
 from dcdrl_sim.cartpole import task as task_rules
 from dcdrl_sim.seeding import Seeded
@@ -38,24 +39,6 @@ _exp = math.exp
 _sin = math.sin
 _cos = math.cos
 _sqrt = math.sqrt
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
-        raise TypeError(f'{name} must be an int, got {type(value).__name__}')
-    if value < minimum:
-        raise ValueError(f'{name} must be >= {minimum}, got {value}')
-    return int(value)
-
-
-def _check_float(name: str, value: Any, minimum: float = -math.inf, strict: bool = False) -> float:
-    if not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(value, bool):
-        raise TypeError(f'{name} must be a number, got {type(value).__name__}')
-    value = float(value)
-    if not math.isfinite(value) or value < minimum or (strict and value == minimum):
-        relation = '>' if strict else '>='
-        raise ValueError(f'{name} must be finite and {relation} {minimum}, got {value!r}')
-    return value
 
 
 def action_to_float(action: Any) -> float:
@@ -110,7 +93,7 @@ class CartPoleSwingUp(Seeded):
         init_theta_std: float = 0.8,
         init_x_range: float = 0.24,
     ) -> None:
-        self.frequency_hz = _check_float('frequency_hz', frequency_hz, 0.0, strict=True)
+        self.frequency_hz = check_number('frequency_hz', frequency_hz, 0.0, above=True)
         self.dt = 1.0 / self.frequency_hz
         self.dynamics = dyn.CartPoleParams(
             cart_mass=cart_mass, pole_mass=pole_mass, pole_length=pole_length, gravity=gravity,
@@ -126,13 +109,13 @@ class CartPoleSwingUp(Seeded):
             raise ValueError(f'integrator must be one of {dyn.INTEGRATORS}, got {integrator!r}')
         self.integrator = integrator
         self._semi_implicit = integrator == 'semi_implicit_euler'
-        self.substeps = _check_int('substeps', substeps, 1)
-        self.action_delay_steps = _check_int('action_delay_steps', action_delay_steps, 0)
-        self.action_history = _check_int('action_history', action_history, 0)
-        self.max_steps = _check_int('max_steps', max_steps, 1)
-        self.init_theta_mean = _check_float('init_theta_mean', init_theta_mean)
-        self.init_theta_std = _check_float('init_theta_std', init_theta_std, 0.0)
-        self.init_x_range = _check_float('init_x_range', init_x_range, 0.0)
+        self.substeps = check_int('substeps', substeps, 1)
+        self.action_delay_steps = check_int('action_delay_steps', action_delay_steps, 0)
+        self.action_history = check_int('action_history', action_history, 0)
+        self.max_steps = check_int('max_steps', max_steps, 1)
+        self.init_theta_mean = check_number('init_theta_mean', init_theta_mean)
+        self.init_theta_std = check_number('init_theta_std', init_theta_std, 0.0)
+        self.init_x_range = check_number('init_x_range', init_x_range, 0.0)
         if self.init_x_range >= self.task.x_limit:
             raise ValueError(f'init_x_range ({self.init_x_range}) must be below x_limit '
                              f'({self.task.x_limit}), or episodes would start failed')
@@ -185,7 +168,7 @@ class CartPoleSwingUp(Seeded):
         ``action_history`` (newest first, ``action_history`` values) default to
         keeping the current ones. Episode counters are left unchanged.
         """
-        values = [_check_float(name, v) for name, v in
+        values = [check_number(name, v) for name, v in
                   (('x', x), ('x_dot', x_dot), ('theta', theta), ('theta_dot', theta_dot))]
         self._x, self._x_dot = values[0], values[1]
         self._theta, self._theta_dot = dyn.wrap_angle(values[2]), values[3]

@@ -17,14 +17,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-
-def _check_number(name: str, value: Any, minimum: float = 0.0, strict: bool = False) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise TypeError(f'{name} must be a number, got {type(value).__name__}')
-    bad = (not math.isfinite(value)) or value < minimum or (strict and value == minimum)
-    if bad:
-        relation = '>' if strict else '>='
-        raise ValueError(f'{name} must be finite and {relation} {minimum}, got {value!r}')
+from dcdrl_core.checks import check_number
 
 
 @dataclass(frozen=True)
@@ -42,12 +35,12 @@ class SwingUpTask:
     failure_penalty: float = 10.0
 
     def __post_init__(self) -> None:
-        _check_number('x_limit', self.x_limit, strict=True)
-        _check_number('theta_dot_limit', self.theta_dot_limit, strict=True)
-        _check_number('target_x', self.target_x, minimum=-math.inf)
-        _check_number('target_distance', self.target_distance, strict=True)
+        check_number('x_limit', self.x_limit, 0.0, above=True)
+        check_number('theta_dot_limit', self.theta_dot_limit, 0.0, above=True)
+        check_number('target_x', self.target_x)
+        check_number('target_distance', self.target_distance, 0.0, above=True)
         for name in ('tip_reward_scale', 'tip_reward_decay', 'action_cost', 'failure_penalty'):
-            _check_number(name, getattr(self, name))
+            check_number(name, getattr(self, name), 0.0)
         steps = self.target_steps_to_stop
         if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 0):
             raise ValueError(f'target_steps_to_stop must be None or an int >= 0, got {steps!r}')

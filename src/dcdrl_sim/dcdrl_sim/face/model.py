@@ -46,32 +46,13 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
+from dcdrl_core.checks import check_int, check_number
 from dcdrl_sim.seeding import Seeded
 
 LOCAL = 0
 OFFLOAD = 1
 OBS_SIZE = 8
 SLOWDOWN_SCALE = 4.0   # observation 4 = slow-down estimate / 4
-
-
-def _number(name: str, value: Any, minimum: float = 0.0, strict: bool = False,
-            maximum: float = math.inf) -> float:
-    if not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(value, bool):
-        raise TypeError(f'{name} must be a number, got {type(value).__name__}')
-    value = float(value)
-    if not math.isfinite(value) or value < minimum or (strict and value == minimum) or value > maximum:
-        low = '>' if strict else '>='
-        high = f' and <= {maximum}' if math.isfinite(maximum) else ''
-        raise ValueError(f'{name} must be finite, {low} {minimum}{high}; got {value!r}')
-    return value
-
-
-def _integer(name: str, value: Any, minimum: int) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
-        raise TypeError(f'{name} must be an int, got {type(value).__name__}')
-    if value < minimum:
-        raise ValueError(f'{name} must be >= {minimum}, got {value}')
-    return int(value)
 
 
 def _poisson(rng: random.Random, mean: float) -> int:
@@ -134,43 +115,49 @@ class FaceOffloadModel(Seeded):
         server_estimate_smoothing: float = 0.3,
         obs_clip: float = 10.0,
     ) -> None:
-        self.device_seconds_per_megapixel = _number('device_seconds_per_megapixel', device_seconds_per_megapixel, strict=True)
-        self.device_seconds_per_face = _number('device_seconds_per_face', device_seconds_per_face)
-        self.device_encode_seconds_per_megapixel = _number('device_encode_seconds_per_megapixel', device_encode_seconds_per_megapixel)
-        self.server_seconds_per_megapixel = _number('server_seconds_per_megapixel', server_seconds_per_megapixel, strict=True)
-        self.server_seconds_per_face = _number('server_seconds_per_face', server_seconds_per_face)
-        self.server_background_load = _number('server_background_load', server_background_load, maximum=0.95)
-        self.server_slow_factor = _number('server_slow_factor', server_slow_factor, minimum=1.0)
-        self.server_slow_switch_rate_hz = _number('server_slow_switch_rate_hz', server_slow_switch_rate_hz)
-        self.compute_time_noise = _number('compute_time_noise', compute_time_noise)
-        self.bytes_per_megapixel = _number('bytes_per_megapixel', bytes_per_megapixel, strict=True)
-        self.round_trip_s = _number('round_trip_s', round_trip_s)
-        self.bandwidth_min_mbps = _number('bandwidth_min_mbps', bandwidth_min_mbps, strict=True)
-        self.bandwidth_max_mbps = _number('bandwidth_max_mbps', bandwidth_max_mbps, minimum=self.bandwidth_min_mbps)
-        self.bandwidth_mean_mbps = _number('bandwidth_mean_mbps', bandwidth_mean_mbps, minimum=self.bandwidth_min_mbps, maximum=self.bandwidth_max_mbps)
-        self.bandwidth_volatility_mbps = _number('bandwidth_volatility_mbps', bandwidth_volatility_mbps)
-        self.bandwidth_reversion_per_s = _number('bandwidth_reversion_per_s', bandwidth_reversion_per_s)
-        self.bandwidth_measurement_noise = _number('bandwidth_measurement_noise', bandwidth_measurement_noise, maximum=1.0)
-        self.device_cpu_power_w = _number('device_cpu_power_w', device_cpu_power_w)
-        self.radio_power_w = _number('radio_power_w', radio_power_w)
-        self.arrival_rate_hz = _number('arrival_rate_hz', arrival_rate_hz, strict=True)
-        self.frames_min = _integer('frames_min', frames_min, 1)
-        self.frames_max = _integer('frames_max', frames_max, self.frames_min)
+        self.device_seconds_per_megapixel = check_number('device_seconds_per_megapixel',
+                                                         device_seconds_per_megapixel, 0.0, above=True)
+        self.device_seconds_per_face = check_number('device_seconds_per_face', device_seconds_per_face, 0.0)
+        self.device_encode_seconds_per_megapixel = check_number('device_encode_seconds_per_megapixel',
+                                                                device_encode_seconds_per_megapixel, 0.0)
+        self.server_seconds_per_megapixel = check_number('server_seconds_per_megapixel',
+                                                         server_seconds_per_megapixel, 0.0, above=True)
+        self.server_seconds_per_face = check_number('server_seconds_per_face', server_seconds_per_face, 0.0)
+        self.server_background_load = check_number('server_background_load', server_background_load, 0.0, 0.95)
+        self.server_slow_factor = check_number('server_slow_factor', server_slow_factor, 1.0)
+        self.server_slow_switch_rate_hz = check_number('server_slow_switch_rate_hz', server_slow_switch_rate_hz, 0.0)
+        self.compute_time_noise = check_number('compute_time_noise', compute_time_noise, 0.0)
+        self.bytes_per_megapixel = check_number('bytes_per_megapixel', bytes_per_megapixel, 0.0, above=True)
+        self.round_trip_s = check_number('round_trip_s', round_trip_s, 0.0)
+        self.bandwidth_min_mbps = check_number('bandwidth_min_mbps', bandwidth_min_mbps, 0.0, above=True)
+        self.bandwidth_max_mbps = check_number('bandwidth_max_mbps', bandwidth_max_mbps, self.bandwidth_min_mbps)
+        self.bandwidth_mean_mbps = check_number('bandwidth_mean_mbps',
+                                                bandwidth_mean_mbps, self.bandwidth_min_mbps, self.bandwidth_max_mbps)
+        self.bandwidth_volatility_mbps = check_number('bandwidth_volatility_mbps', bandwidth_volatility_mbps, 0.0)
+        self.bandwidth_reversion_per_s = check_number('bandwidth_reversion_per_s', bandwidth_reversion_per_s, 0.0)
+        self.bandwidth_measurement_noise = check_number('bandwidth_measurement_noise',
+                                                        bandwidth_measurement_noise, 0.0, 1.0)
+        self.device_cpu_power_w = check_number('device_cpu_power_w', device_cpu_power_w, 0.0)
+        self.radio_power_w = check_number('radio_power_w', radio_power_w, 0.0)
+        self.arrival_rate_hz = check_number('arrival_rate_hz', arrival_rate_hz, 0.0, above=True)
+        self.frames_min = check_int('frames_min', frames_min, 1)
+        self.frames_max = check_int('frames_max', frames_max, self.frames_min)
         sizes = tuple(megapixels_per_frame) if isinstance(megapixels_per_frame, (list, tuple)) else None
         if not sizes:
             raise ValueError(f'megapixels_per_frame must be a non-empty list of sizes, got {megapixels_per_frame!r}')
-        self.megapixels_per_frame = tuple(_number('megapixels_per_frame', s, strict=True) for s in sizes)
-        self.faces_per_frame_mean = _number('faces_per_frame_mean', faces_per_frame_mean, maximum=30.0)
-        self.max_faces_per_frame = _integer('max_faces_per_frame', max_faces_per_frame, 1)
-        self.face_estimate_noise = _number('face_estimate_noise', face_estimate_noise)
-        self.deadline_s = _number('deadline_s', deadline_s, strict=True)
-        self.latency_weight = _number('latency_weight', latency_weight)
-        self.energy_weight = _number('energy_weight', energy_weight)
-        self.miss_penalty = _number('miss_penalty', miss_penalty)
-        self.max_queue = _integer('max_queue', max_queue, 1)
-        self.episode_tasks = _integer('episode_tasks', episode_tasks, 1)
-        self.server_estimate_smoothing = _number('server_estimate_smoothing', server_estimate_smoothing, strict=True, maximum=1.0)
-        self.obs_clip = _number('obs_clip', obs_clip, minimum=1.0)
+        self.megapixels_per_frame = tuple(check_number('megapixels_per_frame', s, 0.0, above=True) for s in sizes)
+        self.faces_per_frame_mean = check_number('faces_per_frame_mean', faces_per_frame_mean, 0.0, 30.0)
+        self.max_faces_per_frame = check_int('max_faces_per_frame', max_faces_per_frame, 1)
+        self.face_estimate_noise = check_number('face_estimate_noise', face_estimate_noise, 0.0)
+        self.deadline_s = check_number('deadline_s', deadline_s, 0.0, above=True)
+        self.latency_weight = check_number('latency_weight', latency_weight, 0.0)
+        self.energy_weight = check_number('energy_weight', energy_weight, 0.0)
+        self.miss_penalty = check_number('miss_penalty', miss_penalty, 0.0)
+        self.max_queue = check_int('max_queue', max_queue, 1)
+        self.episode_tasks = check_int('episode_tasks', episode_tasks, 1)
+        self.server_estimate_smoothing = check_number('server_estimate_smoothing',
+                                                      server_estimate_smoothing, 0.0, 1.0, above=True)
+        self.obs_clip = check_number('obs_clip', obs_clip, 1.0)
         # Normalisation scales (largest possible task).
         self.megapixel_scale = self.frames_max * max(self.megapixels_per_frame)
         self.face_scale = float(self.frames_max * self.max_faces_per_frame)
