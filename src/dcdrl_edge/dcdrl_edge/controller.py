@@ -116,6 +116,15 @@ class ControllerConfig:
         return asdict(self)
 
 
+def counted_command(owner: Any, kind: object) -> EdgeCommandKind:
+    """``kind`` as a command; an unknown one is counted in ``owner.commands_refused`` and raised (ValueError)."""
+    try:
+        return parse_edge_command(kind)
+    except ValueError:
+        owner.commands_refused += 1
+        raise
+
+
 @dataclass(frozen=True, slots=True)
 class LoopEpisodeSummary:
     """One finished episode, as the node may log or publish it.
@@ -223,12 +232,7 @@ class EdgeController:
     # ------------------------------------------------------------------ any thread
     def command(self, kind: int) -> None:
         """Request RESET / EVALUATE / TRAIN / HOLD / RESUME; taken at the start of the next step."""
-        try:
-            kind = parse_edge_command(kind)
-        except ValueError:
-            self.commands_refused += 1
-            raise
-        self._commands.append(int(kind))
+        self._commands.append(int(counted_command(self, kind)))
 
     def note_cloud_message(self) -> None:
         """Record that a message from the cloud (weights, command) arrived now (for cloud_silent_s)."""
@@ -550,4 +554,4 @@ class EdgeController:
         return segment
 
 
-__all__ = ['CONTROLLER_MODES', 'ControllerConfig', 'EdgeController', 'LoopEpisodeSummary']
+__all__ = ['CONTROLLER_MODES', 'ControllerConfig', 'EdgeController', 'LoopEpisodeSummary', 'counted_command']

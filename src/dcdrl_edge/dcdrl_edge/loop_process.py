@@ -44,11 +44,11 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from dcdrl_core.learning.inference import NumpyActor
-from dcdrl_core.protocol import LoopMode, parse_edge_command
+from dcdrl_core.protocol import LoopMode
 from dcdrl_core.learning.network_spec import network_config as resolve_network_config
 
 from .actor_buffer import NO_VERSION, DoubleBufferedActor
-from .controller import ControllerConfig, EdgeController
+from .controller import ControllerConfig, EdgeController, counted_command
 from .segment_queue import Segment, SegmentSender
 from .shared_state import ArrayArena, SharedBlock, SharedRing
 from .timing import set_realtime_priority, summarize
@@ -262,12 +262,7 @@ class LoopProcess:
 
     # ------------------------------------------------------------------ as EdgeController
     def command(self, kind: int) -> None:
-        try:
-            kind = parse_edge_command(kind)
-        except ValueError:
-            self.commands_refused += 1
-            raise
-        if not self.layout.commands.put((int(kind),), block=True):
+        if not self.layout.commands.put((int(counted_command(self, kind)),), block=True):
             raise RuntimeError('the control-loop process does not release its command ring (it died?)')
 
     def note_cloud_message(self) -> None:
