@@ -31,8 +31,11 @@ ROS2_TARBALLS ?= ../shared/ros2
 ros2: venv
 	$(BIN)/python scripts/ros2_setup.py --tarballs $(ROS2_TARBALLS) $(if $(filter 1 true yes,$(DCDRL_REQUIRE_ROS2)),--require)
 
+# Two test processes (pytest-xdist), a file's tests in one of them: most tests wait on child processes and
+# discovery, so two share the 2 cores well (20 -> ~12 min). TEST_WORKERS=0 runs everything in one.
+TEST_WORKERS ?= 2
 test: venv ros2
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # Benchmarks (not tests): every script in bench/, results in runs/bench/<time>/, then the results page.
 # Comparison-only packages (stable-baselines3, cpprb, torchrl) live in .venv-bench, never in .venv.

@@ -95,16 +95,28 @@ def message_class(type_name: str, registry: Optional[InterfaceRegistry] = None) 
     return registry.message(package, name)
 
 
-_next_domain = [10 + (os.getpid() % 40) * 5]
+def _domain_range() -> tuple[int, int]:
+    """(first, count) of the domain ids this test process may use. Under pytest-xdist (`make test` runs
+    workers gw0, gw1, ...) each worker gets its own slice of 1..230, so two tests running at once never
+    share a domain; a lone process starts at a pid-spread offset of the whole range."""
+    worker, workers = os.environ.get('PYTEST_XDIST_WORKER', ''), os.environ.get('PYTEST_XDIST_WORKER_COUNT', '')
+    if worker.startswith('gw') and worker[2:].isdigit() and workers.isdigit() and int(workers) > 0:
+        count = 230 // int(workers)
+        return 1 + int(worker[2:]) * count, count
+    return 1, 230
+
+
+_DOMAIN_FIRST, _DOMAIN_COUNT = _domain_range()
+_next_domain = [0 if _DOMAIN_COUNT < 230 else 10 + (os.getpid() % 40) * 5]
 _domain_lock = threading.Lock()
 
 
 def fresh_domain_id() -> int:
-    """A DDS domain id no other test in this process used, spread by pid across processes."""
+    """A DDS domain id no other test in this process used (cycling through this process's range)."""
     with _domain_lock:
         value = _next_domain[0]
         _next_domain[0] += 1
-    return 1 + value % 230
+    return _DOMAIN_FIRST + value % _DOMAIN_COUNT
 
 
 def loopback_env(domain_id: int, **extra: str) -> dict[str, str]:
