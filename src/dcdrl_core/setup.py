@@ -1,6 +1,6 @@
 """DC-DRL core: node runtime (rclpy or Cyclone DDS), interfaces, parameters, launch, the dcdrl CLI, learning blocks."""
-from glob import glob
 import os
+from glob import glob
 
 from setuptools import find_packages, setup
 

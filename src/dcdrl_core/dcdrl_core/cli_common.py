@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import argparse
-from contextlib import contextmanager
 import sys
-from typing import Any, Iterator, Optional
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +26,7 @@ def fail(message: str) -> int:
 
 
 @contextmanager
-def graph_session(node_name: Optional[str] = None) -> Iterator[tuple[Any, Optional[Any], Any]]:
+def graph_session(node_name: str | None = None) -> Iterator[tuple[Any, Any | None, Any]]:
     """(runtime, node or None, GraphWatcher) on a fresh runtime context, shut down afterwards.
 
     A hidden node name ('_dcdrl_...') keeps the tool itself out of `node list`, as ros2cli's '_ros2cli_' does.

@@ -8,14 +8,14 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from typing import Any, Optional
+from typing import Any
 
 from dcdrl_core import idl
 
 _ARRAY_OR_BOUND = re.compile(r'(\[.*\]|<=\d+)$')
 
 
-def _split_line(text: str) -> tuple[str, Optional[int]]:
+def _split_line(text: str) -> tuple[str, int | None]:
     """(text, where its comment starts or None); a '#' inside a quoted default is not a comment."""
     quote = None
     for index, char in enumerate(text):
@@ -28,7 +28,7 @@ def _split_line(text: str) -> tuple[str, Optional[int]]:
     return text, None
 
 
-def nested_type(text: str, package: str) -> Optional[str]:
+def nested_type(text: str, package: str) -> str | None:
     """'pkg/msg/Name' when the line is a field of a message type, else None."""
     body, comment_at = _split_line(text)
     words = (body if comment_at is None else body[:comment_at]).split()
@@ -44,7 +44,7 @@ def nested_type(text: str, package: str) -> Optional[str]:
     return 'std_msgs/msg/Header' if base == 'Header' else f'{package}/msg/{base}'
 
 
-def _without_comment(text: str) -> Optional[str]:
+def _without_comment(text: str) -> str | None:
     """The line as ros2 prints it without comments: None for comment and blank lines; a trailing
     comment cut where ros2 cuts it (after the '#' when a space follows it)."""
     stripped = text.strip()

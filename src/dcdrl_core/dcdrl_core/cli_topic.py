@@ -6,7 +6,8 @@ import math
 import sys
 import threading
 import time
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import yaml
 
@@ -37,11 +38,12 @@ def preset_profile(name: str) -> Any:
             }.get(name, qos.qos_profile_system_default)
 
 
-def profile_from_args(args: argparse.Namespace, reliability: Optional[str] = None,
-                      durability: Optional[str] = None) -> Any:
+def profile_from_args(args: argparse.Namespace, reliability: str | None = None,
+                      durability: str | None = None) -> Any:
     """The preset with the command line's overrides; ``reliability``/``durability`` ('RELIABLE',
     'TRANSIENT_LOCAL', ...) fill in what the command line leaves open or 'best_available'."""
     from dataclasses import replace
+
     from dcdrl_core.runtime.qos import DurabilityPolicy, HistoryPolicy, ReliabilityPolicy
     profile = replace(preset_profile(args.qos_profile))
     chosen_reliability = args.qos_reliability if args.qos_reliability not in (None, 'best_available') else None
@@ -134,8 +136,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 # --- echo and hz: wait for the topic, choose the QoS its publishers need, then subscribe ---------------------
-def _wait_for_type(watcher: Any, topic: str, given_type: Optional[str], spin_time: float,
-                   deadline: Optional[float], running: Callable[[], bool]) -> Optional[str]:
+def _wait_for_type(watcher: Any, topic: str, given_type: str | None, spin_time: float,
+                   deadline: float | None, running: Callable[[], bool]) -> str | None:
     """The topic's type once discovery shows it; prints ros2's warning and keeps waiting when it does
     not (returns None at the deadline or once ``running()`` is false: SIGTERM). With ``given_type``,
     only waits ``spin_time`` for publishers."""
@@ -210,7 +212,7 @@ _EchoDumper.add_representer(dict, lambda dumper, data: dumper.represent_mapping(
     'tag:yaml.org,2002:map', data, flow_style=False))
 
 
-def message_yaml(message: Any, truncate_length: Optional[int], flow_style: bool = False) -> str:
+def message_yaml(message: Any, truncate_length: int | None, flow_style: bool = False) -> str:
     """The message as `ros2 topic echo` prints it (rosidl_runtime_py.message_to_yaml's layout)."""
     from dcdrl_core.message_utils import message_to_dict
     return yaml.dump(message_to_dict(message, truncate_length), Dumper=_EchoDumper, sort_keys=False,
@@ -225,7 +227,7 @@ def cmd_echo(args: argparse.Namespace) -> int:
     if args.field is not None and not field_path:
         return fail(f"Invalid field value '{args.field}'")
 
-    def on_ready(runtime: Any, node: Any, watcher: Any, topic: str, message_class: Any) -> Optional[int]:
+    def on_ready(runtime: Any, node: Any, watcher: Any, topic: str, message_class: Any) -> int | None:
         from dcdrl_core.messages import get_interface
         spec, field_type = message_class._spec, None
         for part in field_path:
@@ -261,11 +263,11 @@ class RateMeter:
     def __init__(self, window: int = DEFAULT_WINDOW_SIZE) -> None:
         self.window = window
         self._deltas: list[float] = []
-        self._last: Optional[float] = None
-        self._last_report: Optional[float] = None
+        self._last: float | None = None
+        self._last_report: float | None = None
         self._lock = threading.Lock()
 
-    def tick(self, now: Optional[float] = None) -> None:
+    def tick(self, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
         with self._lock:
             if self._last is not None:
@@ -274,7 +276,7 @@ class RateMeter:
                     del self._deltas[0]
             self._last = now
 
-    def report(self) -> Optional[dict[str, float]]:
+    def report(self) -> dict[str, float] | None:
         """The statistics when a second of arrivals passed since the last report, else None."""
         with self._lock:
             if not self._deltas:

@@ -1,13 +1,14 @@
 """talker and listener: the smallest graph, as in ros2's demo_nodes_py (used by tests and docs)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
+
+from std_msgs.msg import String  # noqa: E402  (the interface import hook is installed by dcdrl_core.ros)
 
 from dcdrl_core import ros
 from dcdrl_core.live_parameters import Live, LiveParameters, set_timer_period
 from dcdrl_core.parameter_dataclass import declare_parameters, parameter
-from std_msgs.msg import String  # noqa: E402  (the interface import hook is installed by dcdrl_core.ros)
 
 
 @dataclass(frozen=True)
@@ -47,9 +48,9 @@ class Listener(ros.Node):
         self.get_logger().info(f'I heard: [{message.data}]')
 
 
-def talker_main(args: Optional[Sequence[str]] = None) -> int:
+def talker_main(args: Sequence[str] | None = None) -> int:
     return ros.run_node(Talker, args)
 
 
-def listener_main(args: Optional[Sequence[str]] = None) -> int:
+def listener_main(args: Sequence[str] | None = None) -> int:
     return ros.run_node(Listener, args)

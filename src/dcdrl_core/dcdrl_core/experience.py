@@ -6,8 +6,9 @@ count it, log it and keep running with nothing already stored lost.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -40,14 +41,14 @@ class Experience:
     def __len__(self) -> int:
         return int(self.rewards.shape[0])
 
-    def extra(self, name: str) -> Optional[np.ndarray]:
+    def extra(self, name: str) -> np.ndarray | None:
         return self.extras[:, self.extra_names.index(name)] if name in self.extra_names else None
 
 
 def fill_experience(message: Any, *, client_id: str, sequence: int, policy_version: int,
                     obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray, next_obs: np.ndarray,
                     terminated: np.ndarray, truncated: np.ndarray, extra_names: Sequence[str] = (),
-                    extras: Optional[np.ndarray] = None) -> Any:
+                    extras: np.ndarray | None = None) -> Any:
     """Fills an ExperienceBatch message (either backend) from arrays shaped [B, ...]."""
     obs = np.asarray(obs, np.float32)
     batch = obs.shape[0]
@@ -69,8 +70,8 @@ def fill_experience(message: Any, *, client_id: str, sequence: int, policy_versi
     return message
 
 
-def read_experience(message: Any, obs_dim: Optional[int] = None,
-                    action_dim: Optional[int] = None) -> Experience:
+def read_experience(message: Any, obs_dim: int | None = None,
+                    action_dim: int | None = None) -> Experience:
     """Validates an ExperienceBatch and returns its arrays; raises ExperienceRejected."""
     batch, o_dim, a_dim = int(message.batch_size), int(message.obs_dim), int(message.action_dim)
     client_id = message.client_id

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 import tempfile
-from typing import BinaryIO, Callable
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
 
 
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> None:

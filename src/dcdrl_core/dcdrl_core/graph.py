@@ -7,9 +7,10 @@ DDS built-in topics (every reader and writer with its QoS and USER_DATA) and fro
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 import time
-from typing import Any, Callable, Iterable, Optional
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
 
 INFINITE_NS = 2**63 - 1  # DDS_INFINITY, and rmw's RMW_DURATION_INFINITE in nanoseconds
 BARE_DDS_NODE = '_CREATED_BY_BARE_DDS_APP_'  # rmw_dds_common's name for an endpoint no node claims
@@ -26,7 +27,7 @@ def ros_type_name(dds_type_name: str) -> str:
     return dds_type_name
 
 
-def ros_topic_name(dds_topic_name: str) -> Optional[str]:
+def ros_topic_name(dds_topic_name: str) -> str | None:
     """'rt/a/b' -> '/a/b'; None for DDS topics that are not ROS topics."""
     if dds_topic_name.startswith('rt/'):
         return dds_topic_name[2:]
@@ -36,7 +37,7 @@ def ros_topic_name(dds_topic_name: str) -> Optional[str]:
 _SERVICE_SUFFIXES = {'rq': ('Request', '_Request'), 'rr': ('Reply', '_Response')}
 
 
-def ros_service_name(dds_topic_name: str, dds_type_name: str) -> Optional[tuple[str, str, str]]:
+def ros_service_name(dds_topic_name: str, dds_type_name: str) -> tuple[str, str, str] | None:
     """('/name', 'pkg/srv/Type', 'rq'|'rr') for the request or reply topic of a service, else None."""
     prefix = dds_topic_name[:2]
     if prefix not in _SERVICE_SUFFIXES or not dds_topic_name[2:].startswith('/'):
@@ -81,7 +82,7 @@ class Endpoint:
     qos: EndpointQos = EndpointQos()
     user_data: str = ''
 
-    def user_data_value(self, key: str) -> Optional[str]:
+    def user_data_value(self, key: str) -> str | None:
         for item in self.user_data.split(';'):
             name, _, value = item.partition('=')
             if name == key:
@@ -221,7 +222,7 @@ def _sorted_names(found: dict[str, set[str]], include_hidden: bool) -> NamesAndT
             if include_hidden or not is_hidden_name(name)]
 
 
-def choose_reader_qos(publishers: list[EndpointQos]) -> tuple[Optional[str], Optional[str], list[str]]:
+def choose_reader_qos(publishers: list[EndpointQos]) -> tuple[str | None, str | None, list[str]]:
     """(reliability, durability, notes) a reader should ask for to hear every publisher, as
     `ros2 topic echo` decides it: reliable only if all publishers are, transient-local only if all
     are; (None, None, []) without publishers (keep the defaults)."""
@@ -304,10 +305,15 @@ class GraphWatcher:
     """Keeps a Graph up to date from a context's participant; ``wait`` blocks on DDS, not on sleeps."""
 
     def __init__(self, context: Any) -> None:
-        from cyclonedds.builtin import (BuiltinDataReader, BuiltinTopicDcpsParticipant,
-                                        BuiltinTopicDcpsPublication, BuiltinTopicDcpsSubscription)
+        from cyclonedds.builtin import (
+            BuiltinDataReader,
+            BuiltinTopicDcpsParticipant,
+            BuiltinTopicDcpsPublication,
+            BuiltinTopicDcpsSubscription,
+        )
         from cyclonedds.core import InstanceState, ReadCondition, SampleState, ViewState, WaitSet
         from cyclonedds.sub import DataReader
+
         from dcdrl_core.messages import get_interface
         from dcdrl_core.runtime.qos import DurabilityPolicy, HistoryPolicy, QoSProfile
         from dcdrl_core.runtime.user_data import endpoint_qos as with_user_data
@@ -366,7 +372,7 @@ class GraphWatcher:
                 for n in message.node_entities_info_seq])
         return changed
 
-    def wait(self, seconds: float, until: Optional[Callable[[Graph], bool]] = None) -> Graph:
+    def wait(self, seconds: float, until: Callable[[Graph], bool] | None = None) -> Graph:
         """Collects discovery for ``seconds``, or less once ``until(graph)`` holds."""
         deadline = time.monotonic() + seconds
         while True:

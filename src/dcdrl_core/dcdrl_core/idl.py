@@ -6,9 +6,9 @@ Grammar: https://docs.ros.org/en/rolling/Concepts/Basic/About-Interfaces.html
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 import re
-from typing import Any, Optional
+from dataclasses import dataclass, field
+from typing import Any
 
 # ROS primitive type -> (numpy dtype string, size in bytes). 'bool', 'byte', 'char' are 1 byte.
 PRIMITIVES: dict[str, tuple[str, int]] = {
@@ -50,11 +50,11 @@ class FieldType:
     """The type of one field: a primitive, a string, or a nested message, maybe in an array."""
 
     base: str                       # primitive name, 'string'/'wstring', or message name
-    package: Optional[str] = None   # set for nested messages
-    string_bound: Optional[int] = None
+    package: str | None = None   # set for nested messages
+    string_bound: int | None = None
     is_array: bool = False
-    array_size: Optional[int] = None  # fixed-size array length
-    upper_bound: Optional[int] = None  # bounded sequence
+    array_size: int | None = None  # fixed-size array length
+    upper_bound: int | None = None  # bounded sequence
 
     @property
     def is_primitive(self) -> bool:

@@ -22,9 +22,10 @@ rclpy and on our runtime (both have Jazzy's callbacks; the descriptor is rcl_int
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 import math
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
 
 READ_AT_START = 'read at start: restart the node to change it'
 LIVE_NOTE = 'changes while the node runs (ros2 param set)'
@@ -107,8 +108,9 @@ class LiveParameters:
 
     def descriptor(self, name: str, description: str = '') -> Any:
         """rcl_interfaces/msg/ParameterDescriptor: read-only unless ``name`` is live."""
-        from dcdrl_core import ros  # noqa: F401  (our runtime's interface import hook, when it is the backend)
         from rcl_interfaces.msg import ParameterDescriptor
+
+        from dcdrl_core import ros  # noqa: F401  (our runtime's interface import hook, when it is the backend)
         live = self.live.get(name)
         return ParameterDescriptor(
             description=(live.description if live and live.description else description),

@@ -17,7 +17,8 @@ import struct
 import sys
 import threading
 import types
-from typing import Any, Callable, Iterable, Optional
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -49,7 +50,7 @@ class Message:
     _spec: idl.MessageSpec
     _field_names: tuple[str, ...] = ()
     _defaults: tuple[Callable[[], Any], ...] = ()
-    _codec: 'Codec'
+    _codec: Codec
 
     def __init__(self, **kwargs: Any) -> None:
         for name, make_default in zip(self._field_names, self._defaults):
@@ -84,7 +85,7 @@ class Message:
         return self._codec.encode(self)
 
     @classmethod
-    def deserialize(cls, data: bytes) -> 'Message':
+    def deserialize(cls, data: bytes) -> Message:
         return cls._codec.decode(data)
 
     @classmethod
@@ -256,7 +257,7 @@ def _scalar_codec(type_name: str) -> tuple[Writer, Reader]:
     return write, read
 
 
-def _string_codec(bound: Optional[int]) -> tuple[Writer, Reader]:
+def _string_codec(bound: int | None) -> tuple[Writer, Reader]:
     def write(buffer: bytearray, value: Any) -> None:
         if not isinstance(value, str):
             raise SerializationError(f'expected str, got {type(value).__name__}')
@@ -331,8 +332,8 @@ def _primitive_array_codec(ftype: idl.FieldType) -> tuple[Writer, Reader]:
     return write, read
 
 
-def _list_codec(element: tuple[Writer, Reader], fixed: Optional[int],
-                bound: Optional[int]) -> tuple[Writer, Reader]:
+def _list_codec(element: tuple[Writer, Reader], fixed: int | None,
+                bound: int | None) -> tuple[Writer, Reader]:
     write_element, read_element = element
 
     def write(buffer: bytearray, value: Any) -> None:
@@ -401,7 +402,7 @@ def _default_factory(field: idl.Field, resolve: Callable[[str, str], type[Messag
 class InterfaceRegistry:
     """Finds .msg/.srv files on a search path and builds classes once, thread-safely."""
 
-    def __init__(self, search_path: Optional[list[str]] = None) -> None:
+    def __init__(self, search_path: list[str] | None = None) -> None:
         self._explicit_path = search_path
         self._messages: dict[tuple[str, str, str], type[Message]] = {}
         self._services: dict[tuple[str, str], type[ServiceType]] = {}
@@ -422,7 +423,7 @@ class InterfaceRegistry:
         raise InterfaceNotFoundError(
             f'no definition of {package}/{kind}/{name} on the interface path {self.search_path}')
 
-    def list_types(self, kind: Optional[str] = None) -> list[str]:
+    def list_types(self, kind: str | None = None) -> list[str]:
         names: set[str] = set()
         for root in self.search_path:
             if not os.path.isdir(root):
@@ -540,7 +541,7 @@ class _InterfaceFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Makes 'from dcdrl_msgs.msg import X' work without ROS, for any interface package
     on the search path. It sits last on sys.meta_path, so real packages always win."""
 
-    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Optional[importlib.machinery.ModuleSpec]:
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> importlib.machinery.ModuleSpec | None:
         parts = fullname.split('.')
         if len(parts) > 2 or (len(parts) == 2 and parts[1] not in ('msg', 'srv')):
             return None

@@ -41,7 +41,8 @@ import signal
 import subprocess
 import sys
 import time
-from typing import IO, Any, Mapping, Optional, Sequence, Union
+from collections.abc import Mapping, Sequence
+from typing import IO, Any, Union
 
 from dcdrl_core.testing import ChildProcess
 
@@ -167,7 +168,7 @@ def _htb_args(mbps: float) -> list[str]:
             'quantum', str(quantum)]
 
 
-def _check_mbps(mbps: Optional[float], what: str) -> float:
+def _check_mbps(mbps: float | None, what: str) -> float:
     if mbps is None:
         return UNLIMITED_MBPS
     if isinstance(mbps, bool) or not isinstance(mbps, (int, float)):
@@ -180,7 +181,7 @@ def _check_mbps(mbps: Optional[float], what: str) -> float:
 class LoggedProcess:
     """A child in its own session whose output goes to a log file (for long runs); stopped by pid."""
 
-    def __init__(self, argv: Sequence[str], env: Optional[Mapping[str, str]], cwd: Optional[str],
+    def __init__(self, argv: Sequence[str], env: Mapping[str, str] | None, cwd: str | None,
                  log_path: str) -> None:
         self.argv = list(argv)
         self.log_path = log_path
@@ -190,10 +191,10 @@ class LoggedProcess:
                                         cwd=cwd, text=True, start_new_session=True)
         self.pid = self.process.pid
 
-    def poll(self) -> Optional[int]:
+    def poll(self) -> int | None:
         return self.process.poll()
 
-    def stop(self, timeout: float = 10.0) -> Optional[int]:
+    def stop(self, timeout: float = 10.0) -> int | None:
         """SIGINT to the child's process group, then SIGKILL if it does not exit in time."""
         if self.process.poll() is None:
             try:
@@ -232,7 +233,7 @@ class Testbed:
     __test__ = False  # not a pytest test class despite its name
 
     def __init__(self, hosts: Sequence[str] = DEFAULT_HOSTS,
-                 bandwidth_mbps: Union[None, float, Mapping[str, Optional[float]]] = None,
+                 bandwidth_mbps: None | float | Mapping[str, float | None] = None,
                  subnet: str = '10.77.0.0/24', block_multicast: bool = True, queue_packets: int = 1000,
                  remove_stale: bool = True) -> None:
         hosts = list(hosts)
@@ -318,7 +319,7 @@ class Testbed:
         self._check_host(host)
         return [self._addresses[other] for other in self.hosts if other != host]
 
-    def bandwidth(self, link: str) -> Optional[float]:
+    def bandwidth(self, link: str) -> float | None:
         """Mbit/s of a direction 'a->b', or of a link 'a-b' whose two directions agree; None = unshaped."""
         values = {self._bandwidth[d] for d in self._directions(link)}
         if len(values) != 1:
@@ -338,8 +339,8 @@ class Testbed:
         return f'p{self.hosts.index(host)}'  # the switch's port towards host (its own namespace)
 
     # ------------------------------------------------------------------ environment
-    def dds_env(self, host: str, domain_id: int, base: Optional[Mapping[str, str]] = None,
-                discovery_range: Optional[str] = None, **extra: str) -> dict[str, str]:
+    def dds_env(self, host: str, domain_id: int, base: Mapping[str, str] | None = None,
+                discovery_range: str | None = None, **extra: str) -> dict[str, str]:
         """The environment a user would set on that machine (docs/multihost.md): ROS_DOMAIN_ID,
         ROS_STATIC_PEERS=<the other hosts> and ROS_AUTOMATIC_DISCOVERY_RANGE, by default LOCALHOST
         when the switch drops multicast (unicast only: this host and the listed peers) and SUBNET
@@ -360,7 +361,7 @@ class Testbed:
         return env
 
     # ------------------------------------------------------------------ build and tear down
-    def __enter__(self) -> 'Testbed':
+    def __enter__(self) -> Testbed:
         try:
             self.start()
         except BaseException:
@@ -371,7 +372,7 @@ class Testbed:
     def __exit__(self, *exc: Any) -> None:
         self.close(raise_errors=exc[0] is None)
 
-    def start(self) -> 'Testbed':
+    def start(self) -> Testbed:
         if self.started:
             raise RuntimeError('testbed already started')
         available, reason = netns_available()
@@ -430,7 +431,7 @@ class Testbed:
         if not self.started or self.closed:
             raise RuntimeError('the testbed is not running (use it inside `with Testbed(...)`)')
 
-    def set_bandwidth(self, link: str, mbps: Optional[float]) -> None:
+    def set_bandwidth(self, link: str, mbps: float | None) -> None:
         """Changes the bandwidth of a link 'a-b' (both directions) or of one direction 'a->b' while
         everything runs; None = unshaped. Packets already queued keep their place."""
         self._require_running()
@@ -477,16 +478,16 @@ class Testbed:
         """The argv prefix that runs a program inside a host's namespace."""
         return ['ip', 'netns', 'exec', self.namespace(host)]
 
-    def run(self, host: str, argv: Sequence[str], env: Optional[Mapping[str, str]] = None,
-            cwd: Optional[str] = None) -> ChildProcess:
+    def run(self, host: str, argv: Sequence[str], env: Mapping[str, str] | None = None,
+            cwd: str | None = None) -> ChildProcess:
         """Starts ``argv`` inside ``host`` (own session; its output lines can be awaited)."""
         self._require_running()
         child = ChildProcess([*self.command(host), *argv], env=dict(env) if env is not None else None, cwd=cwd)
         self._processes.append(child)
         return child
 
-    def run_logged(self, host: str, argv: Sequence[str], log_path: str, env: Optional[Mapping[str, str]] = None,
-                   cwd: Optional[str] = None) -> LoggedProcess:
+    def run_logged(self, host: str, argv: Sequence[str], log_path: str, env: Mapping[str, str] | None = None,
+                   cwd: str | None = None) -> LoggedProcess:
         """Starts ``argv`` inside ``host`` with its output going to ``log_path``."""
         self._require_running()
         child = LoggedProcess([*self.command(host), *argv], env, cwd, log_path)

@@ -28,8 +28,9 @@ import inspect
 import os
 import re
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
 
 from dcdrl_core.ros_args import ROS_ARGS_FLAG, RosArgsError, split_ros_args
 
@@ -133,7 +134,7 @@ def _probe_base(node_base: type) -> type:
     class Probe(node_base):  # type: ignore[misc, valid-type]
         declaring_only = True  # param_check.check_no_unknown_parameters stops the constructor here
 
-        def __init__(self, node_name: str, *, namespace: Optional[str] = None, **_options: Any) -> None:
+        def __init__(self, node_name: str, *, namespace: str | None = None, **_options: Any) -> None:
             resolved = self._ros_args.resolve(node_name, namespace or '/')
             self._probe_name, self._probe_namespace = resolved.node_name, resolved.namespace
             self._probe_overrides = resolved.param_overrides
@@ -330,7 +331,7 @@ def _refusal(program: str, argument: str) -> str:
             f"{program} --help lists its parameters)")
 
 
-def answer_command_line(node_class: Any, argv: Sequence[str]) -> Optional[int]:
+def answer_command_line(node_class: Any, argv: Sequence[str]) -> int | None:
     """None when the node may start; else the exit status after printing the usage (``--help``: 0)
     or a one-line refusal of the arguments (2). ``argv[0]`` is the program."""
     from dcdrl_core.param_files import ParameterFileError

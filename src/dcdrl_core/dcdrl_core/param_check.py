@@ -27,10 +27,11 @@ same rules as rcl).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 import difflib
 import sys
-from typing import Any, Callable, Collection, Optional, Sequence, Union
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from dcdrl_core.param_files import fully_qualified_name, node_key_matches, parse_parameter_file
 from dcdrl_core.ros_args import RosArgs, split_ros_args
@@ -96,7 +97,7 @@ def override_origins(ros_args: RosArgs, node_name: str, namespace: str = '/') ->
     return origins
 
 
-def find_unknown_parameters(declared: Union[Collection[str], Callable[[str], bool]], ros_args: RosArgs,
+def find_unknown_parameters(declared: Collection[str] | Callable[[str], bool], ros_args: RosArgs,
                             node_name: str, namespace: str = '/',
                             known: Collection[str] = ALWAYS_KNOWN) -> list[UnknownParameter]:
     """The values in ``ros_args`` for this node whose names are not declared (in command-line order).
@@ -114,12 +115,12 @@ def find_unknown_parameters(declared: Union[Collection[str], Callable[[str], boo
     return unknown
 
 
-def _declared_names(node: Any) -> Optional[list[str]]:
+def _declared_names(node: Any) -> list[str] | None:
     parameters = getattr(node, '_parameters', None)   # both rclpy's Node and ours keep this dict
     return list(parameters) if isinstance(parameters, dict) else None
 
 
-def _ros_args_of(node: Any, argv: Optional[Sequence[str]]) -> RosArgs:
+def _ros_args_of(node: Any, argv: Sequence[str] | None) -> RosArgs:
     if argv is not None:
         return split_ros_args(list(argv))[1]
     context_args = getattr(getattr(node, 'context', None), 'ros_args', None)
@@ -128,7 +129,7 @@ def _ros_args_of(node: Any, argv: Optional[Sequence[str]]) -> RosArgs:
     return split_ros_args(list(sys.argv))[1]   # rclpy: the same command line, parsed by our rules
 
 
-def check_no_unknown_parameters(node: Any, argv: Optional[Sequence[str]] = None,
+def check_no_unknown_parameters(node: Any, argv: Sequence[str] | None = None,
                                 known: Collection[str] = ALWAYS_KNOWN) -> list[UnknownParameter]:
     """Raise UnknownParameterError for values aimed at ``node`` that it does not declare; name the
     undeclared values from shared blocks in one info line and return them (the count).

@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import yaml
 
@@ -160,7 +161,7 @@ class Session:
         self.node = runtime.Node('_dcdrl_param', context=self.context, start_parameter_services=False)
         self.watcher = GraphWatcher(self.context)
 
-    def node_names(self, wait_sec: float, include_hidden: bool, until: Optional[Callable[[set], bool]] = None) -> list:
+    def node_names(self, wait_sec: float, include_hidden: bool, until: Callable[[set], bool] | None = None) -> list:
         """(name, namespace, full name) of the nodes seen, as ros2node's NodeName tuples."""
         def names(graph: Any) -> set:
             return {(n.name, n.namespace, n.full_name) for n in graph.nodes(include_hidden)

@@ -28,8 +28,9 @@ import math
 import numbers
 import os
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import yaml
 

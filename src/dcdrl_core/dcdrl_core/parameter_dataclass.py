@@ -25,9 +25,10 @@ allowed strings. The logic here imports nothing of ROS; only ``declare_parameter
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 import math
-from typing import Any, Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from dcdrl_core.live_parameters import LIVE_NOTE, READ_AT_START
 
@@ -43,9 +44,9 @@ class ParameterSpec:
     name: str
     default: Any
     doc: str
-    low: Optional[float] = None
-    high: Optional[float] = None
-    above: Optional[float] = None
+    low: float | None = None
+    high: float | None = None
+    above: float | None = None
     choices: tuple[str, ...] = ()
     live: bool = False
 
@@ -92,8 +93,8 @@ class ParameterSpec:
         return ''
 
 
-def parameter(default: Any, doc: str, *, low: Optional[float] = None, high: Optional[float] = None,
-              above: Optional[float] = None, choices: Sequence[str] = (), live: bool = False) -> Any:
+def parameter(default: Any, doc: str, *, low: float | None = None, high: float | None = None,
+              above: float | None = None, choices: Sequence[str] = (), live: bool = False) -> Any:
     """A dataclass field that is a node parameter (see the module's docstring)."""
     if not doc or '\n' in doc:
         raise ValueError(f'a parameter needs a one-line doc, got {doc!r}')
@@ -170,8 +171,9 @@ def markdown_table(parameters_class: type) -> str:
 
 def descriptor(spec: ParameterSpec) -> Any:
     """The rcl_interfaces/msg/ParameterDescriptor of one parameter."""
-    from dcdrl_core import ros  # noqa: F401  (our runtime's interface import hook, when it is the backend)
     from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+
+    from dcdrl_core import ros  # noqa: F401  (our runtime's interface import hook, when it is the backend)
     notes = [spec.limits()] if spec.choices or spec.above is not None else []
     notes.append(LIVE_NOTE if spec.live else READ_AT_START)
     result = ParameterDescriptor(description=spec.doc, read_only=not spec.live,

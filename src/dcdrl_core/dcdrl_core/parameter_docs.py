@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
-from pathlib import Path
 import re
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from pathlib import Path
 
 from dcdrl_core.parameter_dataclass import markdown_table
 
@@ -39,7 +39,7 @@ def marked_dataclasses(text: str) -> list[str]:
     return [match.group(2) for match in _BLOCK.finditer(text)]
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog='python -m dcdrl_core.parameter_docs', description=__doc__.split('\n')[0])
     parser.add_argument('pages', nargs='+', type=Path, help='markdown pages with parameter markers')
     parser.add_argument('--check', action='store_true', help='write nothing; exit 1 when a page is stale')

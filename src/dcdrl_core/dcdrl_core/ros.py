@@ -17,7 +17,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-from typing import Any, Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from dcdrl_core.node_usage import answer_command_line
 from dcdrl_core.stop_signals import StopSignals
@@ -33,8 +34,14 @@ if _requested in ('auto', 'rclpy') and importlib.util.find_spec('rclpy') is not 
     from rclpy.node import Node
     from rclpy.parameter import Parameter
     from rclpy.qos import (
-        DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data,
-        qos_profile_services_default, qos_profile_system_default)
+        DurabilityPolicy,
+        HistoryPolicy,
+        QoSProfile,
+        ReliabilityPolicy,
+        qos_profile_sensor_data,
+        qos_profile_services_default,
+        qos_profile_system_default,
+    )
     from rclpy.signals import SignalHandlerOptions
     from rclpy.task import Future
     from rclpy.time import Duration, Time
@@ -53,13 +60,34 @@ else:
         raise ImportError('DCDRL_BACKEND=rclpy but rclpy is not importable (source your ROS 2 setup)')
     from dcdrl_core.messages import get_interface, install_interface_import_hook
     from dcdrl_core.runtime import (
-        Duration, Future, InvalidParameterTypeException, MultiThreadedExecutor, Node, Parameter, ParameterException,
-        ParameterUninitializedException, SingleThreadedExecutor, Time, init, ok, shutdown, spin, spin_once,
-        spin_until_future_complete, try_shutdown)
+        Duration,
+        Future,
+        InvalidParameterTypeException,
+        MultiThreadedExecutor,
+        Node,
+        Parameter,
+        ParameterException,
+        ParameterUninitializedException,
+        SingleThreadedExecutor,
+        Time,
+        init,
+        ok,
+        shutdown,
+        spin,
+        spin_once,
+        spin_until_future_complete,
+        try_shutdown,
+    )
     from dcdrl_core.runtime.interrupts import SignalHandlerOptions
     from dcdrl_core.runtime.qos import (
-        DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data,
-        qos_profile_services_default, qos_profile_system_default)
+        DurabilityPolicy,
+        HistoryPolicy,
+        QoSProfile,
+        ReliabilityPolicy,
+        qos_profile_sensor_data,
+        qos_profile_services_default,
+        qos_profile_system_default,
+    )
 
     BACKEND = 'cyclone'
 
@@ -72,7 +100,7 @@ else:
 EXIT_BAD_PARAMETER = 2
 
 
-def malformed_samples(node: Any) -> Optional[int]:
+def malformed_samples(node: Any) -> int | None:
     """Samples and requests the transport dropped as malformed for this node (our runtime counts
     them: Node.malformed_samples); None under rclpy, whose rmw logs such samples without a count."""
     count = getattr(node, 'malformed_samples', None)
@@ -85,8 +113,8 @@ def malformed_samples(node: Any) -> Optional[int]:
 STOP_CHECK_PERIOD_S = 0.2
 
 
-def run_node(node_factory: Callable[[], Any], args: Optional[Sequence[str]] = None,
-             executor_factory: Optional[Callable[[Any], Any]] = None) -> int:
+def run_node(node_factory: Callable[[], Any], args: Sequence[str] | None = None,
+             executor_factory: Callable[[Any], Any] | None = None) -> int:
     """Init, build the node, spin until SIGINT, SIGTERM or shutdown, clean up; the usual rclpy main.
 
     Both backends stop the same way (docs/runtime.md, "Stopping"): the first SIGINT or SIGTERM ends

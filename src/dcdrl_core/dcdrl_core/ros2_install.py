@@ -20,9 +20,9 @@ import hashlib
 import os
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
 
 ENV_VAR = 'DCDRL_ROS2'
 REQUIRE_VAR = 'DCDRL_REQUIRE_ROS2'
@@ -39,7 +39,7 @@ class Ros2:
     origin: str
     _cache: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
 
-    def environment(self, base: Optional[dict] = None, overlays: Sequence[str] = (), **extra: str) -> dict[str, str]:
+    def environment(self, base: dict | None = None, overlays: Sequence[str] = (), **extra: str) -> dict[str, str]:
         """A child's environment: ``base`` (default os.environ) without our backend choice, with this
         ROS 2 and then ``overlays`` (e.g. a colcon workspace's install/setup.bash) sourced, RMW Cyclone."""
         base = dict(os.environ if base is None else base)
@@ -54,7 +54,7 @@ class Ros2:
         env.update(extra)
         return env
 
-    def python(self, env: Optional[dict] = None) -> str:
+    def python(self, env: dict | None = None) -> str:
         """The python3 that the ROS 2 scripts run with (first on the sourced PATH)."""
         env = env or self.environment()
         found = shutil.which('python3', path=env.get('PATH', ''))
@@ -85,7 +85,7 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "'\\''") + "'"
 
 
-def find(environ: Optional[dict] = None) -> tuple[Optional[Ros2], str]:
+def find(environ: dict | None = None) -> tuple[Ros2 | None, str]:
     """(the ROS 2 to use, '') or (None, why there is none)."""
     environ = os.environ if environ is None else environ
     named = environ.get(ENV_VAR, '').strip()
@@ -107,11 +107,11 @@ def find(environ: Optional[dict] = None) -> tuple[Optional[Ros2], str]:
 
 
 @functools.lru_cache(maxsize=1)
-def cached() -> tuple[Optional[Ros2], str]:
+def cached() -> tuple[Ros2 | None, str]:
     return find()
 
 
-def required(environ: Optional[dict] = None) -> bool:
+def required(environ: dict | None = None) -> bool:
     environ = os.environ if environ is None else environ
     return environ.get(REQUIRE_VAR, '').strip().lower() in ('1', 'true', 'yes')
 
@@ -136,7 +136,7 @@ def workspace_hash(root: Path = ROOT) -> str:
     return digest.hexdigest()[:16]
 
 
-def build_workspace(ros2: Ros2, root: Path = ROOT, cache: Optional[Path] = None, timeout: float = 600,
+def build_workspace(ros2: Ros2, root: Path = ROOT, cache: Path | None = None, timeout: float = 600,
                     keep_s: float = 1800) -> Path:
     """`colcon build` of all five packages into ``cache``/ws-<hash>; reused while the sources are the same.
 
@@ -188,7 +188,7 @@ class Workspace:
     ros2: Ros2
     install: Path
 
-    def environment(self, base: Optional[dict] = None, **extra: str) -> dict[str, str]:
+    def environment(self, base: dict | None = None, **extra: str) -> dict[str, str]:
         return self.ros2.environment(base, overlays=[str(self.install / 'setup.bash')], **extra)
 
     def python(self) -> str:

@@ -18,8 +18,9 @@ A block runs from ``--ros-args`` to ``--`` or to the end; there may be several b
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from .param_files import (
     ParameterFileError,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import signal
 import threading
 from types import FrameType
-from typing import Any, Optional
+from typing import Any
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -24,7 +24,7 @@ class StopSignals:
 
     def __init__(self) -> None:
         self.requested = threading.Event()
-        self.first: Optional[signal.Signals] = None   # the signal that asked for the stop
+        self.first: signal.Signals | None = None   # the signal that asked for the stop
         self.absorbed = 0                             # signals that arrived after it
         self._previous: dict[int, Any] = {}
 
@@ -57,5 +57,5 @@ class StopSignals:
         self.first = signal.Signals(signum)
         self.requested.set()
 
-    def _on_signal(self, signum: int, _frame: Optional[FrameType]) -> None:
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         self.request(signum)

@@ -8,7 +8,8 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -41,7 +42,7 @@ def random_string(rng: np.random.Generator) -> str:
     return ''.join(rng.choice(list('abcXYZ _/é0123')) for _ in range(rng.integers(0, 12)))
 
 
-def random_message(cls: type[Message], rng: np.random.Generator, registry: Optional[InterfaceRegistry] = None,
+def random_message(cls: type[Message], rng: np.random.Generator, registry: InterfaceRegistry | None = None,
                    max_length: int = 5) -> Message:
     """An instance of ``cls`` with every field random (arrays of 0..max_length elements)."""
     from dcdrl_core.messages import default_registry
@@ -69,7 +70,7 @@ def random_message(cls: type[Message], rng: np.random.Generator, registry: Optio
     return cls(**values)
 
 
-def all_message_types(registry: Optional[InterfaceRegistry] = None, package: Optional[str] = None) -> list[str]:
+def all_message_types(registry: InterfaceRegistry | None = None, package: str | None = None) -> list[str]:
     """'pkg/msg/Name' of every message, services' halves as 'pkg/srv/Name_Request'/'_Response'."""
     from dcdrl_core.messages import default_registry
     registry = registry or default_registry()
@@ -85,7 +86,7 @@ def all_message_types(registry: Optional[InterfaceRegistry] = None, package: Opt
     return names
 
 
-def message_class(type_name: str, registry: Optional[InterfaceRegistry] = None) -> type[Message]:
+def message_class(type_name: str, registry: InterfaceRegistry | None = None) -> type[Message]:
     from dcdrl_core.messages import default_registry
     registry = registry or default_registry()
     package, kind, name = type_name.split('/')
@@ -132,15 +133,15 @@ def loopback_env(domain_id: int, **extra: str) -> dict[str, str]:
 class ChildProcess:
     """A child in its own session whose output lines can be awaited; stopped by its pid."""
 
-    def __init__(self, argv: Sequence[str], env: Optional[dict[str, str]] = None,
-                 cwd: Optional[str] = None) -> None:
+    def __init__(self, argv: Sequence[str], env: dict[str, str] | None = None,
+                 cwd: str | None = None) -> None:
         self.argv = list(argv)
         self.process = subprocess.Popen(
             self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.PIPE,
             env=env, cwd=cwd, text=True, start_new_session=True)
         self.pid = self.process.pid
         self.lines: list[str] = []
-        self._queue: 'queue.Queue[Optional[str]]' = queue.Queue()
+        self._queue: queue.Queue[str | None] = queue.Queue()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -199,14 +200,14 @@ class ChildProcess:
                 self.lines.append(line)
         return self.process.returncode
 
-    def __enter__(self) -> 'ChildProcess':
+    def __enter__(self) -> ChildProcess:
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
 
 
-def node_process(package: str, executable: str, name: str, domain_id: int, params_file: Optional[str] = None,
+def node_process(package: str, executable: str, name: str, domain_id: int, params_file: str | None = None,
                  *params: str, namespace: str = '/dcdrl') -> ChildProcess:
     """`dcdrl run PACKAGE EXECUTABLE` as node NAME in NAMESPACE on a loopback domain, with an optional
     parameter file and `name:=value` overrides: how the system tests start one node."""

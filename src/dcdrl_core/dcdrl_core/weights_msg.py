@@ -5,7 +5,7 @@ Validation (architecture, shapes, finite values, newer version) is the codec's j
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -21,7 +21,7 @@ MAX_TENSORS = 256   # an actor with H hidden layers has at most 4H + 2 tensors (
 
 
 def fill_weights(message: Any, payload: WeightsPayload, tensor_class: type, *, producer: str = '',
-                 generation: int = 0, fitness: Optional[float] = None) -> Any:
+                 generation: int = 0, fitness: float | None = None) -> Any:
     """Fills a PolicyWeights message; ``tensor_class`` is dcdrl_msgs.msg.Tensor of the backend."""
     message.architecture_id = payload.architecture_id
     message.version = int(payload.version)
@@ -60,5 +60,5 @@ def read_weights(message: Any) -> WeightsPayload:
         raise WeightsRejected('malformed', f'not a PolicyWeights message: {error}') from None
 
 
-def fitness_of(message: Any) -> Optional[float]:
+def fitness_of(message: Any) -> float | None:
     return float(message.fitness) if message.has_fitness else None

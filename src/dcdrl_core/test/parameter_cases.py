@@ -19,10 +19,12 @@ import re
 import sys
 import tempfile
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult  # noqa: E402
 
 from dcdrl_core import ros
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult  # noqa: E402
 
 SOURCE_SUFFIX = re.compile(r' \(from [^()]*(\([^()]*\)[^()]*)*\)$')
 Parameter = ros.Parameter

@@ -6,8 +6,18 @@ import pytest
 from dcdrl_core.cli_common import field_str, ros_repr
 from dcdrl_core.cli_interface import _without_comment, interface_lines, nested_type
 from dcdrl_core.cli_topic import RateMeter, endpoint_text, rate_text
-from dcdrl_core.graph import (BARE_DDS_NODE, UNKNOWN_NODE, Endpoint, EndpointQos, Graph, GraphNode, choose_reader_qos,
-                              endpoint_qos, is_hidden_name, ros_service_name)
+from dcdrl_core.graph import (
+    BARE_DDS_NODE,
+    UNKNOWN_NODE,
+    Endpoint,
+    EndpointQos,
+    Graph,
+    GraphNode,
+    choose_reader_qos,
+    endpoint_qos,
+    is_hidden_name,
+    ros_service_name,
+)
 from dcdrl_core.messages import default_registry, get_interface
 
 PARTICIPANT = bytes(range(12)) + b'\x00\x00\x01\xc1'

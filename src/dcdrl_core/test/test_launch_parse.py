@@ -7,9 +7,19 @@ from pathlib import Path
 import pytest
 
 from dcdrl_core import training_defaults
-from dcdrl_core.launch import (LaunchContext, LaunchError, declared_arguments, execute_description,
-                               load_launch_file, locate_launch_file, main, parse_cmdline, parse_launch_text,
-                               parse_launch_arguments, parse_template)
+from dcdrl_core.launch import (
+    LaunchContext,
+    LaunchError,
+    declared_arguments,
+    execute_description,
+    load_launch_file,
+    locate_launch_file,
+    main,
+    parse_cmdline,
+    parse_launch_arguments,
+    parse_launch_text,
+    parse_template,
+)
 from dcdrl_core.launch.substitutions import Substitution, evaluate
 from dcdrl_core.ros_args import split_ros_args
 from dcdrl_core.workspace import find_workspace_root

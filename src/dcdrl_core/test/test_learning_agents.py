@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from dcdrl_core.learning.agents import AGENT_PRESETS, Agent, AgentConfig, make_agent
-from dcdrl_core.learning.networks import NetworkConfig, PRESETS
+from dcdrl_core.learning.networks import PRESETS, NetworkConfig
 from dcdrl_core.learning.noise import GaussianNoise, OrnsteinUhlenbeckNoise, make_noise
 
 SMALL = NetworkConfig(actor_hidden=(32, 32), critic_hidden=(32, 32))
@@ -359,6 +359,7 @@ def _evaluate(agent: Agent, episodes: int = 3) -> float:
 def test_short_ddpg_run_on_pendulum_improves_return():
     """3000 steps of DDPG (small nets, 3-step returns through the replay's writer) on Pendulum-v1."""
     import gymnasium as gym
+
     from dcdrl_core.learning.replay import NStepWriter, ReplayBuffer
     torch.set_num_threads(1)
     cfg = AgentConfig(network=NetworkConfig(actor_hidden=(64, 64), critic_hidden=(64, 64)), actor_lr=1e-3,

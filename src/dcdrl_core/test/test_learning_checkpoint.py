@@ -9,8 +9,14 @@ import torch
 
 from dcdrl_core import files
 from dcdrl_core.learning.agents import Agent, AgentConfig
-from dcdrl_core.learning.checkpoint import (flatten_state, load_checkpoint, load_state, save_checkpoint, save_state,
-                                            unflatten_state)
+from dcdrl_core.learning.checkpoint import (
+    flatten_state,
+    load_checkpoint,
+    load_state,
+    save_checkpoint,
+    save_state,
+    unflatten_state,
+)
 from dcdrl_core.learning.networks import NetworkConfig
 
 SMALL = NetworkConfig(actor_hidden=(24, 16), critic_hidden=(24, 16), actor_layer_norm=True)

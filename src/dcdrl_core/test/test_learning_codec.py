@@ -5,10 +5,17 @@ import numpy as np
 import pytest
 import torch
 
-from dcdrl_core.learning.codec import (WeightsPayload, WeightsRejected, decode_weights, encode_weights,
-                                       make_payload, payload_from_bytes, payload_to_bytes)
-from dcdrl_core.learning.torch_codec import load_payload, payload_to_state_dict
+from dcdrl_core.learning.codec import (
+    WeightsPayload,
+    WeightsRejected,
+    decode_weights,
+    encode_weights,
+    make_payload,
+    payload_from_bytes,
+    payload_to_bytes,
+)
 from dcdrl_core.learning.networks import PRESETS, architecture_id, build_actor, build_critic
+from dcdrl_core.learning.torch_codec import load_payload, payload_to_state_dict
 
 CFG = PRESETS['dcdrl']
 OBS, ACT = 9, 3

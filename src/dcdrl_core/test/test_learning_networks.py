@@ -7,8 +7,17 @@ import sys
 import pytest
 import torch
 
-from dcdrl_core.learning.networks import (PRESETS, Actor, CriticEnsemble, NetworkConfig, architecture_id,
-                                          build_actor, build_critic, count_parameters, network_config)
+from dcdrl_core.learning.networks import (
+    PRESETS,
+    Actor,
+    CriticEnsemble,
+    NetworkConfig,
+    architecture_id,
+    build_actor,
+    build_critic,
+    count_parameters,
+    network_config,
+)
 
 
 def test_cloud_edge_actor_has_the_seed_parameter_count():

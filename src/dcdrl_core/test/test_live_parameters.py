@@ -7,8 +7,19 @@ import pytest
 
 from dcdrl_core import runtime
 from dcdrl_core.live_parameters import (
-    LIVE_NOTE, READ_AT_START, Live, LiveParameters, config_check, from_validator, non_negative, periodic, positive,
-    read_only, set_timer_period, within)
+    LIVE_NOTE,
+    READ_AT_START,
+    Live,
+    LiveParameters,
+    config_check,
+    from_validator,
+    non_negative,
+    periodic,
+    positive,
+    read_only,
+    set_timer_period,
+    within,
+)
 from dcdrl_core.runtime.parameters import Parameter
 from dcdrl_core.testing import fresh_domain_id
 

@@ -2,8 +2,15 @@
 import numpy as np
 import pytest
 
-from dcdrl_core.learning.merge import (GenerationCollector, average_models, elite_mask, merge_models,
-                                       merge_weights, mutate, should_pull)
+from dcdrl_core.learning.merge import (
+    GenerationCollector,
+    average_models,
+    elite_mask,
+    merge_models,
+    merge_weights,
+    mutate,
+    should_pull,
+)
 
 
 def model(value, shape=(2, 3)):

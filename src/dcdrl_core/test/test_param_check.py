@@ -4,7 +4,11 @@ import logging
 import pytest
 
 from dcdrl_core.param_check import (
-    UnknownParameterError, check_no_unknown_parameters, find_unknown_parameters, is_shared_node_key)
+    UnknownParameterError,
+    check_no_unknown_parameters,
+    find_unknown_parameters,
+    is_shared_node_key,
+)
 from dcdrl_core.ros_args import split_ros_args
 
 DECLARED = ('capacity', 'gamma', 'output_dir', 'seed')

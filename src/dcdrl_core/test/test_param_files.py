@@ -5,9 +5,18 @@ import math
 import pytest
 
 from dcdrl_core.param_files import (
-    InvalidParameterTypeError, ParameterFileError, ParameterTable, check_parameter_type,
-    format_parameter_value, fully_qualified_name, load_parameter_files, node_key_matches,
-    parameter_value_type, parse_parameter_text, parse_parameter_value)
+    InvalidParameterTypeError,
+    ParameterFileError,
+    ParameterTable,
+    check_parameter_type,
+    format_parameter_value,
+    fully_qualified_name,
+    load_parameter_files,
+    node_key_matches,
+    parameter_value_type,
+    parse_parameter_text,
+    parse_parameter_value,
+)
 
 
 def write(tmp_path, name, text):

@@ -1,14 +1,22 @@
 """dcdrl_core.parameter_dataclass: a node's parameters declared once, as dataclass fields."""
-from dataclasses import dataclass
 import math
+from dataclasses import dataclass
 
 import pytest
 
 from dcdrl_core.live_parameters import Live, LiveParameters
 from dcdrl_core.param_check import UnknownParameterError
 from dcdrl_core.parameter_dataclass import (
-    INT64_MAX, build, check_limits, declare_parameters, descriptor, live_names, markdown_table, parameter,
-    parameter_specs)
+    INT64_MAX,
+    build,
+    check_limits,
+    declare_parameters,
+    descriptor,
+    live_names,
+    markdown_table,
+    parameter,
+    parameter_specs,
+)
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,12 @@
 """dcdrl_core.protocol is the one Python definition of the message constants: every constant of
 src/dcdrl_msgs/msg/*.msg has its member there with the same value, and every member has its constant."""
-from pathlib import Path
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from dcdrl_core.protocol import (KNOWN_SEGMENT_FLAGS, EdgeCommandKind, LoopMode, SegmentFlag,
-                                 parse_edge_command)
+from dcdrl_core.protocol import KNOWN_SEGMENT_FLAGS, EdgeCommandKind, LoopMode, SegmentFlag, parse_edge_command
 
 MSG_DIR = Path(__file__).resolve().parents[2] / 'dcdrl_msgs' / 'msg'
 CONSTANT = re.compile(r'^\s*u?int\d+\s+([A-Z][A-Z0-9_]*)\s*=\s*(-?\d+)')

@@ -17,9 +17,19 @@ import pytest
 
 from dcdrl_core import runtime
 from dcdrl_core.runtime.parameters import (
-    DEPTH_RECURSIVE, FloatingPointRange, IntegerRange, InvalidParameterTypeException,
-    InvalidParameterValueException, Parameter, ParameterDescriptor, check_floating_point_range,
-    check_integer_range, list_parameter_names, value_from_message, value_to_message)
+    DEPTH_RECURSIVE,
+    FloatingPointRange,
+    IntegerRange,
+    InvalidParameterTypeException,
+    InvalidParameterValueException,
+    Parameter,
+    ParameterDescriptor,
+    check_floating_point_range,
+    check_integer_range,
+    list_parameter_names,
+    value_from_message,
+    value_to_message,
+)
 from dcdrl_core.testing import ChildProcess, fresh_domain_id, loopback_env
 
 HERE = os.path.dirname(os.path.abspath(__file__))

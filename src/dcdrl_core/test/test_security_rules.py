@@ -16,13 +16,13 @@ count, and a new violation anywhere fails the test with file, line and rule.
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass
 import fnmatch
 import os
-from pathlib import Path
 import re
 import shutil
 import subprocess
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -230,6 +230,7 @@ def test_every_file_is_under_1_mb():
 def test_the_launch_yaml_loader_is_a_safe_loader():
     """Proves the one reviewed yaml.load exception."""
     import yaml
+
     from dcdrl_core.launch import description
     assert issubclass(description._LineLoader, yaml.SafeLoader)
     with pytest.raises(yaml.constructor.ConstructorError):

@@ -78,7 +78,7 @@ def _user_data_by_topic(participant, wanted, timeout):
     test process may share the domain) from the built-in topics, once ``wanted`` (a set of such keys)
     are all there."""
     from cyclonedds.builtin import BuiltinDataReader, BuiltinTopicDcpsPublication, BuiltinTopicDcpsSubscription
-    from cyclonedds.core import Policy, ReadCondition, SampleState, ViewState, InstanceState, WaitSet
+    from cyclonedds.core import InstanceState, Policy, ReadCondition, SampleState, ViewState, WaitSet
     from cyclonedds.util import duration
     found = {}
     readers = {'writer': BuiltinDataReader(participant, BuiltinTopicDcpsPublication),
@@ -220,6 +220,7 @@ def test_rclpy_reads_our_type_hashes_without_warnings(ros2_ws, loopback_graph):
 @pytest.mark.dds
 def test_ros2_topic_info_shows_the_hash_of_a_ros_free_publisher(ros2_ws, domain):
     import sys
+
     from dcdrl_core.testing import loopback_env
     env = ros2_ws.environment(ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST')
     with ChildProcess([sys.executable, '-m', 'dcdrl_core.cli', 'run', 'dcdrl_core', 'talker'],

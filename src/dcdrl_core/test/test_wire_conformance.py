@@ -14,10 +14,9 @@ import numpy as np
 import pytest
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
-from dcdrl_core.testing import all_message_types, message_class, random_message
-from dcdrl_core.messages import InterfaceRegistry, Message
 from dcdrl_core.message_utils import message_to_dict
-
+from dcdrl_core.messages import InterfaceRegistry, Message
+from dcdrl_core.testing import all_message_types, message_class, random_message
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 MSG_DIR = os.path.join(ROOT, 'src', 'dcdrl_msgs')

@@ -4,8 +4,14 @@ The files are the ones `ros2 launch` reads (launch_yaml + launch_ros actions); s
 docs/launch-and-params.md for the supported subset.
 """
 from .context import DeclaredArgument, LaunchContext, ProcessSpec
-from .description import (LaunchDescription, execute_description, load_launch_file, parse_cmdline,
-                          parse_launch_text, resolve_frontend_file)
+from .description import (
+                          LaunchDescription,
+                          execute_description,
+                          load_launch_file,
+                          parse_cmdline,
+                          parse_launch_text,
+                          resolve_frontend_file,
+)
 from .main import declared_arguments, locate_launch_file, main, parse_launch_arguments
 from .runner import LaunchRunner
 from .substitutions import LaunchError, evaluate, parse_template

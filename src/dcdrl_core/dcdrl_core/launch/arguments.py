@@ -8,7 +8,7 @@ subset of what ``ros2 launch`` accepts (docs/launch-and-params.md).
 from __future__ import annotations
 
 import difflib
-from typing import Iterable, Optional, Sequence
+from collections.abc import Iterable, Sequence
 
 from .substitutions import LaunchError
 
@@ -31,7 +31,7 @@ def parse_launch_arguments(items: Sequence[str]) -> dict[str, str]:
     return arguments
 
 
-def described(description: str, choices: Optional[Sequence[str]]) -> str:
+def described(description: str, choices: Sequence[str] | None) -> str:
     """An argument's description as launch shows it (``ros2 launch -s``): the choices appended."""
     if choices is None:
         return description or 'no description given'

@@ -25,7 +25,6 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import yaml
 
@@ -91,7 +90,7 @@ class Condition:
 @dataclass
 class Action:
     where: str
-    condition: Optional[Condition]
+    condition: Condition | None
 
     def run(self, context: LaunchContext) -> None:
         if self.condition is None or self.condition.holds(context, self.where):
@@ -104,9 +103,9 @@ class Action:
 @dataclass
 class DeclareArgument(Action):
     name: str
-    default: Optional[Template]
+    default: Template | None
     description: str
-    choices: Optional[list[str]]
+    choices: list[str] | None
 
     def execute(self, context: LaunchContext) -> None:
         context.declared_arguments.append(DeclaredArgument(
@@ -150,7 +149,7 @@ class UnsetEnv(Action):
         context.environment.pop(evaluate(self.name, context, self.where), None)
 
 
-def prefix_namespace(base: Optional[str], namespace: Optional[str]) -> Optional[str]:
+def prefix_namespace(base: str | None, namespace: str | None) -> str | None:
     """launch_ros's rule: a relative namespace goes under the base; an absolute one replaces it."""
     if base is None and namespace is None:
         return None
@@ -163,7 +162,7 @@ def prefix_namespace(base: Optional[str], namespace: Optional[str]) -> Optional[
     return combined if combined == '/' else combined.rstrip('/')
 
 
-def make_absolute(namespace: Optional[str]) -> Optional[str]:
+def make_absolute(namespace: str | None) -> str | None:
     if namespace is None:
         return None
     return namespace if namespace.startswith('/') else '/' + namespace
@@ -245,20 +244,20 @@ def _parse_bool_text(text: str, what: str, where: str) -> bool:
 class ProcessOptions:
     """Attributes shared by ``node`` and ``executable`` (launch's ExecuteProcess)."""
 
-    name: Optional[Template] = None
-    cwd: Optional[Template] = None
-    output: Optional[Template] = None
+    name: Template | None = None
+    cwd: Template | None = None
+    output: Template | None = None
     env: list = field(default_factory=list)  # [(name Template, value Template)]
     launch_prefix: list = field(default_factory=list)  # cmdline templates
-    respawn: Optional[Template] = None
-    respawn_delay: Optional[float] = None
-    respawn_max_retries: Optional[int] = None
+    respawn: Template | None = None
+    respawn_delay: float | None = None
+    respawn_max_retries: int | None = None
     on_exit_shutdown: bool = False
-    sigterm_timeout: Optional[float] = None
-    sigkill_timeout: Optional[float] = None
+    sigterm_timeout: float | None = None
+    sigkill_timeout: float | None = None
 
     def spec(self, label: str, cmd: list[str], context: LaunchContext, where: str,
-             node_name: Optional[str] = None) -> ProcessSpec:
+             node_name: str | None = None) -> ProcessSpec:
         env = dict(context.environment)
         for name, value in self.env:
             env[evaluate(name, context, where)] = evaluate(value, context, where)
@@ -303,16 +302,16 @@ class ExecuteProcess(Action):
 class Node(Action):
     package: Template
     executable: Template
-    node_name: Optional[Template]
-    namespace: Optional[Template]
-    exec_name: Optional[Template]
+    node_name: Template | None
+    namespace: Template | None
+    exec_name: Template | None
     parameters: list  # ParameterFile | ParameterValue, in file order
     remaps: list  # [(from Template, to Template)]
     arguments: list  # cmdline templates
     ros_arguments: list  # cmdline templates
     options: ProcessOptions
 
-    def command(self, context: LaunchContext) -> tuple[list[str], Optional[str], str]:
+    def command(self, context: LaunchContext) -> tuple[list[str], str | None, str]:
         """The node's command line, its fully qualified name (if named) and its label."""
         where = self.where
         package = evaluate(self.package, context, where)
@@ -365,7 +364,7 @@ def _run_all(actions: list, context: LaunchContext) -> None:
 # Parsing entities into actions
 # ---------------------------------------------------------------------------------------------
 
-def _condition(entity: Entity) -> Optional[Condition]:
+def _condition(entity: Entity) -> Condition | None:
     if_text, unless_text = entity.template('if', True), entity.template('unless', True)
     if if_text is not None and unless_text is not None:
         raise entity.error("'if' and 'unless' cannot be used together")
@@ -515,11 +514,11 @@ def _parse_action(entity: Entity) -> Action:
 
 @dataclass
 class LaunchDescription:
-    path: Optional[Path]
+    path: Path | None
     actions: list
 
 
-def parse_launch_text(text: str, source: str = '<string>', path: Optional[Path] = None) -> LaunchDescription:
+def parse_launch_text(text: str, source: str = '<string>', path: Path | None = None) -> LaunchDescription:
     """Parse the text of a YAML launch file (``launch: [...]``)."""
     try:
         tree = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
@@ -559,7 +558,7 @@ def load_launch_file(path: Path) -> LaunchDescription:
 
 
 def execute_description(description: LaunchDescription, arguments: dict[str, str],
-                        environment: Optional[dict[str, str]] = None) -> LaunchContext:
+                        environment: dict[str, str] | None = None) -> LaunchContext:
     """Evaluate a description with launch arguments; returns the context with its ProcessSpecs."""
     environment = dict(os.environ if environment is None else environment)
     context = LaunchContext(configurations=dict(arguments), environment=environment,

@@ -2,7 +2,7 @@
 them (an attribute no action reads is an error, as there)."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from .substitutions import LaunchError, Template, parse_template
 
@@ -32,7 +32,7 @@ class Entity:
         self._read.add(name)
         return self.element[name]
 
-    def text(self, name: str, optional: bool = False) -> Optional[str]:
+    def text(self, name: str, optional: bool = False) -> str | None:
         value = self._raw(name, optional)
         if value is not None and not isinstance(value, str):
             raise self.error(
@@ -40,11 +40,11 @@ class Entity:
                 f"(ros2 launch rejects it too; quote it: \"{value}\")")
         return value
 
-    def template(self, name: str, optional: bool = False) -> Optional[Template]:
+    def template(self, name: str, optional: bool = False) -> Template | None:
         value = self.text(name, optional)
         return None if value is None else parse_template(value, f"{self.where}: '{self.type_name}.{name}'")
 
-    def boolean(self, name: str) -> Optional[bool]:
+    def boolean(self, name: str) -> bool | None:
         value = self._raw(name, True)
         if value is None or isinstance(value, bool):
             return value
@@ -52,7 +52,7 @@ class Entity:
         raise self.error(f"attribute '{name}' must be a YAML boolean, true or false without quotes, got {value!r} "
                          '(ros2 launch would take any text, even "false", as true)')
 
-    def number(self, name: str, kind: type) -> Optional[float]:
+    def number(self, name: str, kind: type) -> float | None:
         value = self._raw(name, True)
         if value is None:
             return None
@@ -68,7 +68,7 @@ class Entity:
     def raw(self, name: str) -> Any:
         return self._raw(name, True)
 
-    def sub_entities(self, name: str) -> list['Entity']:
+    def sub_entities(self, name: str) -> list[Entity]:
         value = self._raw(name, True)
         if value is None:
             return []
@@ -76,7 +76,7 @@ class Entity:
             raise self.error(f"attribute '{name}' must be a list of maps, e.g. {name}: [{{name: a, value: b}}]")
         return [Entity(name, item, self.source, self.line) for item in value]
 
-    def children(self) -> list['Entity']:
+    def children(self) -> list[Entity]:
         if isinstance(self.element, list):
             items = self.element
         elif isinstance(self.element, dict):

@@ -12,15 +12,22 @@ import argparse
 import os
 import shlex
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 from ..param_files import ParameterFileError
 from ..workspace import PackageNotFoundError, find_launch_file
 from .arguments import check_known_arguments, described, parse_launch_arguments
 from .context import DeclaredArgument, LaunchContext
-from .description import (DeclareArgument, Group, Include, LaunchDescription, execute_description,
-                          load_launch_file, resolve_frontend_file)
+from .description import (
+    DeclareArgument,
+    Group,
+    Include,
+    LaunchDescription,
+    execute_description,
+    load_launch_file,
+    resolve_frontend_file,
+)
 from .runner import LaunchRunner
 from .substitutions import LaunchError, evaluate
 
@@ -120,7 +127,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _seconds(value: Optional[float], configured: Optional[str], name: str) -> float:
+def _seconds(value: float | None, configured: str | None, name: str) -> float:
     if value is None and configured is not None:
         try:
             value = float(configured)
@@ -132,7 +139,7 @@ def _seconds(value: Optional[float], configured: Optional[str], name: str) -> fl
     return value
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``dcdrl launch``; returns the exit status."""
     args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     try:

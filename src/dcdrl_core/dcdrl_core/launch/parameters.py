@@ -4,7 +4,7 @@ checked against its ``type`` when the file is read)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import yaml
 
@@ -28,10 +28,10 @@ class ParameterFile:
 class ParameterValue:
     name: tuple  # tuple of name Templates, joined with '.'
     value: Any  # Template, list of (Template | scalar), or a YAML scalar
-    type_id: Optional[str]
+    type_id: str | None
 
 
-def _coerce(text: str, type_id: Optional[str], name: str, where: str) -> Any:
+def _coerce(text: str, type_id: str | None, name: str, where: str) -> Any:
     """Type a parameter's text the way launch_ros does: YAML rules unless a type is given."""
     wanted = _TYPE_IDS.get(type_id) if type_id else None
     if wanted is str:
@@ -99,7 +99,7 @@ def _value_of(raw: Any, where: str) -> Any:
     return raw
 
 
-def _check_raw_type(raw: Any, type_id: Optional[str], item: Entity) -> None:
+def _check_raw_type(raw: Any, type_id: str | None, item: Entity) -> None:
     """launch_yaml checks a value written as YAML (not text) against 'type' when it parses the file."""
     wanted = _TYPE_IDS.get(type_id) if type_id else None
     if wanted is None or isinstance(raw, str):

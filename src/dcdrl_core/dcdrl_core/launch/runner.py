@@ -29,7 +29,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Optional
+from typing import IO
 
 from .context import ProcessSpec
 
@@ -51,12 +51,12 @@ class _Process:
     label: str
     popen: subprocess.Popen
     respawns: int = 0
-    returncode: Optional[int] = None
+    returncode: int | None = None
     lingering: bool = False  # leader gone, other members of its group still alive (stopping)
     stage: int = 0  # 0 running, 1 SIGINT sent, 2 SIGTERM sent, 3 SIGKILL sent
     deadline: float = 0.0
     waited: float = 0.0  # the timeout of the current stage (for the escalation message)
-    log_file: Optional[IO[str]] = None
+    log_file: IO[str] | None = None
     threads: list = field(default_factory=list)
 
     @property
@@ -72,8 +72,8 @@ class LaunchRunner:
     """Starts ProcessSpecs, relays their output, and stops them all on request."""
 
     def __init__(self, specs: list[ProcessSpec], *, grace_period: float = 5.0, kill_timeout: float = 5.0,
-                 out: Optional[IO[str]] = None, err: Optional[IO[str]] = None,
-                 log_root: Optional[Path] = None) -> None:
+                 out: IO[str] | None = None, err: IO[str] | None = None,
+                 log_root: Path | None = None) -> None:
         if grace_period < 0 or kill_timeout < 0:
             raise ValueError(f'grace_period and kill_timeout must be >= 0, got {grace_period}, {kill_timeout}')
         self.specs = list(specs)
@@ -82,7 +82,7 @@ class LaunchRunner:
         self._out = out if out is not None else sys.stdout
         self._err = err if err is not None else sys.stderr
         self._log_root = log_root
-        self._log_dir: Optional[Path] = None
+        self._log_dir: Path | None = None
         self._write_lock = threading.Lock()
         self._events: queue.SimpleQueue = queue.SimpleQueue()  # put() is safe in signal handlers
         self._processes: list[_Process] = []
@@ -134,7 +134,7 @@ class LaunchRunner:
         self._counters[base] = self._counters.get(base, 0) + 1
         return f'{base}-{self._counters[base]}'
 
-    def _start(self, spec: ProcessSpec, label: Optional[str] = None, previous: Optional[_Process] = None) -> None:
+    def _start(self, spec: ProcessSpec, label: str | None = None, previous: _Process | None = None) -> None:
         label = label or self._label(spec.label)
         try:
             popen = subprocess.Popen(spec.cmd, env=spec.env, cwd=spec.cwd, stdin=subprocess.DEVNULL,

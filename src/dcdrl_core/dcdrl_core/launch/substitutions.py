@@ -22,7 +22,7 @@ import math
 import os
 import secrets
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional, Union
+from typing import TYPE_CHECKING, Union
 
 from ..workspace import PackageNotFoundError, find_package_share
 
@@ -206,7 +206,7 @@ def _expect_args(sub: Substitution, low: int, high: int, where: str) -> None:
         raise LaunchError(f'{where}: {sub.describe()} expects {wanted} argument(s), got {len(sub.args)}')
 
 
-def evaluate(template: Template, context: 'LaunchContext', where: str = 'launch file') -> str:
+def evaluate(template: Template, context: LaunchContext, where: str = 'launch file') -> str:
     """Expand a template to text in ``context``; raises LaunchError naming what is missing."""
     out: list[str] = []
     for part in template:
@@ -259,7 +259,7 @@ _YAML_TRUE = ('true', 'True', 'TRUE', 'yes', 'Yes', 'YES', 'on', 'On', 'ON')
 _YAML_FALSE = ('false', 'False', 'FALSE', 'no', 'No', 'NO', 'off', 'Off', 'OFF')
 
 
-def launch_bool(text: str) -> Optional[bool]:
+def launch_bool(text: str) -> bool | None:
     """Text as launch's coerce_to_type(text, bool) reads it: '1', '0' or a YAML boolean; None otherwise."""
     if text in ('1', '0'):
         return text == '1'

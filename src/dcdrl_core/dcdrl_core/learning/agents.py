@@ -27,8 +27,9 @@ actor's parameters only, and all statistics leave the device in one transfer.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Mapping, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -140,7 +141,7 @@ class AgentConfig:
             raise TypeError(f'device must be a string, got {type(self.device).__name__}')
 
     @classmethod
-    def preset(cls, name: str, **overrides: Any) -> 'AgentConfig':
+    def preset(cls, name: str, **overrides: Any) -> AgentConfig:
         """'cloud_edge' (the IROS 2022 seed) or 'dcdrl' (the TPDS 2021 seed); overrides win."""
         if name not in AGENT_PRESETS:
             raise ValueError(f'unknown agent preset {name!r}; known: {sorted(AGENT_PRESETS)}')
@@ -152,14 +153,14 @@ class AgentConfig:
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> 'AgentConfig':
+    def from_dict(cls, data: Mapping[str, Any]) -> AgentConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
             raise ValueError(f'unknown AgentConfig fields: {sorted(unknown)}')
         return cls(**dict(data))
 
-    def with_changes(self, **changes: Any) -> 'AgentConfig':
+    def with_changes(self, **changes: Any) -> AgentConfig:
         """A copy with some fields changed; switching the algorithm resets its dependent fields
         (n_critics, policy_delay, target_noise) to the new algorithm's defaults unless given."""
         if 'algorithm' in changes and changes['algorithm'] != self.algorithm:

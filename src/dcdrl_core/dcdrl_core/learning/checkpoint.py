@@ -15,9 +15,10 @@ Writes are atomic: a temporary file in the same directory, fsync, os.replace.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 

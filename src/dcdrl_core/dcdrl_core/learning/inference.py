@@ -12,7 +12,8 @@ Agrees with networks.Actor within float32 rounding (tests: 1e-4; measured up to 
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -77,7 +78,7 @@ class NumpyActor:
 
     @classmethod
     def from_payload(cls, payload: WeightsPayload, config: NetworkConfig | str | Mapping[str, Any],
-                     obs_dim: int, action_dim: int) -> 'NumpyActor':
+                     obs_dim: int, action_dim: int) -> NumpyActor:
         """Build from a codec payload; raises WeightsRejected when it is not this architecture's actor."""
         cfg = network_config(config)
         arrays = decode_weights(payload, architecture_id(cfg, obs_dim, action_dim), actor_shapes(cfg, obs_dim, action_dim))

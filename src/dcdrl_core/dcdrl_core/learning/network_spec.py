@@ -8,8 +8,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Mapping
+from typing import Any
 
 # Bumped whenever the meaning of a config field or the layer layout changes, so that an old
 # architecture id can never match weights laid out differently.
@@ -66,13 +67,13 @@ class NetworkConfig:
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> 'NetworkConfig':
+    def from_dict(cls, data: Mapping[str, Any]) -> NetworkConfig:
         unknown = set(data) - {f for f in cls.__dataclass_fields__}
         if unknown:
             raise ValueError(f'unknown NetworkConfig fields: {sorted(unknown)}')
         return cls(**dict(data))
 
-    def with_changes(self, **changes: Any) -> 'NetworkConfig':
+    def with_changes(self, **changes: Any) -> NetworkConfig:
         return replace(self, **changes)
 
 

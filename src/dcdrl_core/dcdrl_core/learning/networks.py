@@ -22,8 +22,16 @@ from torch import nn
 from torch.nn import functional as F
 
 # The config, presets and id live in network_spec (no torch: the edge uses them); re-exported here.
-from .network_spec import (ACTIVATIONS, LAYER_NORM_EPS, NETWORK_FORMAT, PRESETS, NetworkConfig,  # noqa: F401
-                           architecture_id, check_dims, network_config)
+from .network_spec import (  # noqa: F401
+    ACTIVATIONS,
+    LAYER_NORM_EPS,
+    NETWORK_FORMAT,
+    PRESETS,
+    NetworkConfig,
+    architecture_id,
+    check_dims,
+    network_config,
+)
 
 
 def _activation(name: str):

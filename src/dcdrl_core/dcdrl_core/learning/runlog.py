@@ -18,8 +18,9 @@ import math
 import re
 import sys
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping, TextIO
+from typing import Any, TextIO
 
 DEFAULT_PROGRESS_TAGS = ('charts/episodic_return', 'losses/critic_loss', 'losses/actor_loss', 'charts/version_lag')
 
@@ -163,7 +164,7 @@ class RunLogger:
         if self._csv_handle is not None:
             self._csv_handle.close()
 
-    def __enter__(self) -> 'RunLogger':
+    def __enter__(self) -> RunLogger:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -6,25 +6,57 @@ from typing import Optional
 
 from dcdrl_core.messages import install_interface_import_hook
 from dcdrl_core.runtime.context import Context, default_context
-from dcdrl_core.runtime.interrupts import SignalHandlerOptions, install_sigint_handler
 from dcdrl_core.runtime.executor import (
-    MultiThreadedExecutor, SingleThreadedExecutor, spin, spin_once, spin_until_future_complete)
+    MultiThreadedExecutor,
+    SingleThreadedExecutor,
+    spin,
+    spin_once,
+    spin_until_future_complete,
+)
+from dcdrl_core.runtime.interrupts import SignalHandlerOptions, install_sigint_handler
 from dcdrl_core.runtime.node import (
-    Client, Clock, Duration, Future, Logger, LoggingSeverity, Node, Publisher, Service, Subscription, Time, Timer)
+    Client,
+    Clock,
+    Duration,
+    Future,
+    Logger,
+    LoggingSeverity,
+    Node,
+    Publisher,
+    Service,
+    Subscription,
+    Time,
+    Timer,
+)
 from dcdrl_core.runtime.parameters import (
-    InvalidParameterTypeException, InvalidParameterValueException, Parameter, ParameterAlreadyDeclaredException,
-    ParameterDescriptor, ParameterException, ParameterImmutableException, ParameterNotDeclaredException,
-    ParameterType, ParameterUninitializedException, SetParametersResult)
+    InvalidParameterTypeException,
+    InvalidParameterValueException,
+    Parameter,
+    ParameterAlreadyDeclaredException,
+    ParameterDescriptor,
+    ParameterException,
+    ParameterImmutableException,
+    ParameterNotDeclaredException,
+    ParameterType,
+    ParameterUninitializedException,
+    SetParametersResult,
+)
 from dcdrl_core.runtime.qos import (
-    DurabilityPolicy, HistoryPolicy, LivelinessPolicy, QoSProfile, ReliabilityPolicy,
-    qos_profile_sensor_data, qos_profile_services_default, qos_profile_system_default)
-
+    DurabilityPolicy,
+    HistoryPolicy,
+    LivelinessPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_profile_sensor_data,
+    qos_profile_services_default,
+    qos_profile_system_default,
+)
 
 install_interface_import_hook()
 
 
-def init(*, args: Optional[list[str]] = None, context: Optional[Context] = None,
-         domain_id: Optional[int] = None, signal_handler_options: Optional[SignalHandlerOptions] = None) -> None:
+def init(*, args: list[str] | None = None, context: Context | None = None,
+         domain_id: int | None = None, signal_handler_options: SignalHandlerOptions | None = None) -> None:
     """rclpy.init: parses --ros-args, creates the participant, and (default context, unless
     ``signal_handler_options`` says otherwise) makes SIGINT and SIGTERM shut down."""
     (context or default_context).init(args, domain_id)
@@ -33,15 +65,15 @@ def init(*, args: Optional[list[str]] = None, context: Optional[Context] = None,
     _install_signal_handlers(SignalHandlerOptions(signal_handler_options))
 
 
-def ok(*, context: Optional[Context] = None) -> bool:
+def ok(*, context: Context | None = None) -> bool:
     return (context or default_context).ok()
 
 
-def shutdown(*, context: Optional[Context] = None) -> None:
+def shutdown(*, context: Context | None = None) -> None:
     (context or default_context).shutdown()
 
 
-def try_shutdown(*, context: Optional[Context] = None) -> None:
+def try_shutdown(*, context: Context | None = None) -> None:
     (context or default_context).try_shutdown()
 
 

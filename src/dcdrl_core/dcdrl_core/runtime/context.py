@@ -15,7 +15,8 @@ from __future__ import annotations
 import os
 import re
 import threading
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 from xml.sax.saxutils import quoteattr
 
 from cyclonedds.core import Entity, GuardCondition, Policy, Qos, WaitSet
@@ -40,7 +41,7 @@ PEER_PINGING = '<SPDPInterval>8s</SPDPInterval><InitialLocatorPruneDelay>inf</In
 _CYCLONE_SIZE = re.compile(r'[0-9]+ ?(B|kB|KiB|MB|MiB|GB|GiB)')
 
 
-def domain_id_from_env(environ: Optional[dict] = None) -> int:
+def domain_id_from_env(environ: dict | None = None) -> int:
     environ = os.environ if environ is None else environ
     text = environ.get('ROS_DOMAIN_ID', '').strip()
     if not text:
@@ -54,7 +55,7 @@ def domain_id_from_env(environ: Optional[dict] = None) -> int:
     return value
 
 
-def max_sample_size(environ: Optional[dict] = None) -> str:
+def max_sample_size(environ: dict | None = None) -> str:
     """DCDRL_MAX_SAMPLE_SIZE (a Cyclone size: digits and B, kB, KiB, MB, MiB, GB or GiB), default 16MiB."""
     environ = os.environ if environ is None else environ
     text = environ.get(MAX_SAMPLE_SIZE_ENV, '').strip() or DEFAULT_MAX_SAMPLE_SIZE
@@ -63,7 +64,7 @@ def max_sample_size(environ: Optional[dict] = None) -> str:
     return text
 
 
-def discovery_config(environ: Optional[dict] = None, interfaces: Optional[list] = None) -> str:
+def discovery_config(environ: dict | None = None, interfaces: list | None = None) -> str:
     """The Cyclone XML that rmw_cyclonedds_cpp (Jazzy) builds for these environment variables, plus
     loopback enabled beside the automatic interface (runtime/interfaces.py says why) and our sample size
     limit, then CYCLONEDDS_URI (later settings win, so a user's file can change all of it).
@@ -106,7 +107,7 @@ def discovery_config(environ: Optional[dict] = None, interfaces: Optional[list] 
     return f'{config},{user}' if user else config
 
 
-def delete_entity(entity: Optional[Entity]) -> None:
+def delete_entity(entity: Entity | None) -> None:
     """Deletes a DDS entity now (cyclonedds would wait for garbage collection), so its
     matches and unacknowledged samples go away with it."""
     if entity is None:
@@ -117,7 +118,7 @@ def delete_entity(entity: Optional[Entity]) -> None:
         entity._delete(ref)
 
 
-def gid_bytes(entity: Entity) -> 'Any':
+def gid_bytes(entity: Entity) -> Any:
     """The 16-byte DDS GUID of an entity as a uint8 array (rmw's gid, Jazzy's Gid.data)."""
     import numpy as np
     return np.frombuffer(entity.guid.bytes, dtype=np.uint8).copy()
@@ -185,13 +186,13 @@ class Context:
     """What rclpy's Context holds: the participant, shutdown state and the event queue."""
 
     def __init__(self) -> None:
-        self._participant: Optional[DomainParticipant] = None
-        self._domain: Optional[Domain] = None
+        self._participant: DomainParticipant | None = None
+        self._domain: Domain | None = None
         self.domain_id = 0
         # Executors wait on one DDS WaitSet (the wait releases the GIL, unlike Python
         # listener callbacks, which contend for it with the spinning thread).
-        self.waitset: Optional[WaitSet] = None
-        self._wake_guard: Optional[GuardCondition] = None
+        self.waitset: WaitSet | None = None
+        self._wake_guard: GuardCondition | None = None
         self.readables: list[Any] = []
         self.topic_types = TopicTypes()
         self._topics: dict[str, Topic] = {}
@@ -202,9 +203,9 @@ class Context:
         self.user_args: list[str] = []
         self._on_shutdown: list[Callable[[], None]] = []
         self.nodes: list[Any] = []
-        self._graph_writer: Optional[Any] = None
+        self._graph_writer: Any | None = None
 
-    def init(self, args: Optional[list[str]] = None, domain_id: Optional[int] = None) -> None:
+    def init(self, args: list[str] | None = None, domain_id: int | None = None) -> None:
         from dcdrl_core.ros_args import split_ros_args
         if self._participant is not None:
             raise RuntimeError('context is already initialized')
@@ -268,6 +269,7 @@ class Context:
         with self._lock:
             if self._graph_writer is None:
                 from cyclonedds.pub import DataWriter
+
                 from dcdrl_core.runtime.qos import qos_profile_transient_local
                 from dcdrl_core.runtime.user_data import endpoint_qos
                 topic = self.topic('ros_discovery_info', info_class)  # no 'rt/': not a ROS topic

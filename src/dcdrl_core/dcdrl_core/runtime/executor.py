@@ -2,17 +2,16 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Optional
+from typing import Any
 
 from dcdrl_core.runtime.context import Context
 from dcdrl_core.runtime.node import Future, Node
-
 
 _INFINITE_NS = 0x7FFFFFFFFFFFFFFF
 
 
 class SingleThreadedExecutor:
-    def __init__(self, *, context: Optional[Context] = None) -> None:
+    def __init__(self, *, context: Context | None = None) -> None:
         self._nodes: list[Node] = []
         self._context = context
 
@@ -39,10 +38,10 @@ class SingleThreadedExecutor:
     def get_nodes(self) -> list[Node]:
         return list(self._nodes)
 
-    def _due_timer_wait(self) -> Optional[float]:
+    def _due_timer_wait(self) -> float | None:
         """Fires due timers; returns seconds until the next one (None: no timers)."""
         now = time.monotonic()
-        wait: Optional[float] = None
+        wait: float | None = None
         for node in self._nodes:
             for timer in list(node.timers):
                 if timer.is_canceled():
@@ -54,7 +53,7 @@ class SingleThreadedExecutor:
                 wait = remaining if wait is None else min(wait, remaining)
         return wait
 
-    def spin_once(self, timeout_sec: Optional[float] = None) -> None:
+    def spin_once(self, timeout_sec: float | None = None) -> None:
         """Runs due timers, waits (up to the next timer or the time-out) for data, dispatches it."""
         context = self.context
         wait = self._due_timer_wait()
@@ -75,7 +74,7 @@ class SingleThreadedExecutor:
         while self.context.ok():
             self.spin_once(timeout_sec=0.5)
 
-    def spin_until_future_complete(self, future: Future, timeout_sec: Optional[float] = None) -> None:
+    def spin_until_future_complete(self, future: Future, timeout_sec: float | None = None) -> None:
         deadline = None if timeout_sec is None else time.monotonic() + timeout_sec
         while self.context.ok() and not future.done():
             remaining = None if deadline is None else deadline - time.monotonic()
@@ -83,7 +82,7 @@ class SingleThreadedExecutor:
                 return
             self.spin_once(timeout_sec=min(0.1, remaining) if remaining is not None else 0.1)
 
-    def shutdown(self, timeout_sec: Optional[float] = None) -> bool:
+    def shutdown(self, timeout_sec: float | None = None) -> bool:
         self._nodes.clear()
         return True
 
@@ -93,21 +92,21 @@ class SingleThreadedExecutor:
 MultiThreadedExecutor = SingleThreadedExecutor
 
 
-def _executor_for(node: Node, executor: Optional[Any]) -> SingleThreadedExecutor:
+def _executor_for(node: Node, executor: Any | None) -> SingleThreadedExecutor:
     executor = executor or SingleThreadedExecutor(context=node.context)
     executor.add_node(node)
     return executor
 
 
-def spin(node: Node, executor: Optional[SingleThreadedExecutor] = None) -> None:
+def spin(node: Node, executor: SingleThreadedExecutor | None = None) -> None:
     _executor_for(node, executor).spin()
 
 
-def spin_once(node: Node, *, executor: Optional[SingleThreadedExecutor] = None,
-              timeout_sec: Optional[float] = None) -> None:
+def spin_once(node: Node, *, executor: SingleThreadedExecutor | None = None,
+              timeout_sec: float | None = None) -> None:
     _executor_for(node, executor).spin_once(timeout_sec)
 
 
-def spin_until_future_complete(node: Node, future: Future, executor: Optional[SingleThreadedExecutor] = None,
-                               timeout_sec: Optional[float] = None) -> None:
+def spin_until_future_complete(node: Node, future: Future, executor: SingleThreadedExecutor | None = None,
+                               timeout_sec: float | None = None) -> None:
     _executor_for(node, executor).spin_until_future_complete(future, timeout_sec)

@@ -19,8 +19,8 @@ from __future__ import annotations
 import fcntl
 import socket
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Optional
 
 _SIOCGIFFLAGS = 0x8913
 _SIOCGIFADDR = 0x8915
@@ -39,7 +39,7 @@ class NetworkInterface:
     has_ipv4: bool
 
 
-def list_interfaces() -> Optional[list[NetworkInterface]]:
+def list_interfaces() -> list[NetworkInterface] | None:
     """The machine's interfaces with the flags Cyclone looks at; None where they cannot be read (not Linux)."""
     try:
         names = [name for _, name in socket.if_nameindex()]
@@ -85,7 +85,7 @@ def user_config_text(environ: dict) -> str:
     return '\n'.join(parts)
 
 
-def interfaces_config(environ: dict, interfaces: Optional[Iterable[NetworkInterface]] = None) -> str:
+def interfaces_config(environ: dict, interfaces: Iterable[NetworkInterface] | None = None) -> str:
     """The <General> fragment that enables loopback beside the automatic interface, or '' where
     Cyclone's own choice is already right (only loopback there, or the user configures interfaces)."""
     if 'NetworkInterface' in user_config_text(environ):

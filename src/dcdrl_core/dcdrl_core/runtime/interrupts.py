@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 import signal
 import threading
-from typing import Any, Optional
+from typing import Any
 
 import cyclonedds._clayer as clayer
 
@@ -64,7 +64,7 @@ def take_serialized(reader_ref: int, mask: int, max_samples: int) -> Any:
         return clayer.ddspy_take(reader_ref, mask, max_samples)  # looked up here: scripts/secure_dds.py adapts it
 
 
-def on_sigint(_signum: int, _frame: Optional[object]) -> None:
+def on_sigint(_signum: int, _frame: object | None) -> None:
     """The SIGINT handler: KeyboardInterrupt now, or at the end of the take it arrived in."""
     if _state.depth:
         _state.pending = True

@@ -13,24 +13,39 @@ import struct
 import sys
 import threading
 import time
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
+from cyclonedds._clayer import ddspy_write
 from cyclonedds.core import InstanceState, Policy, ReadCondition, SampleState, ViewState
 from cyclonedds.pub import DataWriter
 from cyclonedds.sub import DataReader
-from cyclonedds._clayer import ddspy_write
 
 from dcdrl_core.messages import HEADER_SIZE, Message, SerializationError, ServiceType, get_interface
-from dcdrl_core.runtime.context import Context, delete_entity, default_context
+from dcdrl_core.runtime.context import Context, default_context, delete_entity
 from dcdrl_core.runtime.interrupts import take_serialized
-from dcdrl_core.runtime.parameter_service import ParameterService
 from dcdrl_core.runtime.node_parameters import NodeParameters
+from dcdrl_core.runtime.parameter_service import ParameterService
 from dcdrl_core.runtime.parameters import (  # noqa: F401  (rclpy's names, where this module had them)
-    InvalidParameterTypeException, InvalidParameterValueException, Parameter, ParameterAlreadyDeclaredException,
-    ParameterDescriptor, ParameterException, ParameterImmutableException, ParameterNotDeclaredException,
-    ParameterType, ParameterUninitializedException, SetParametersResult)
+    InvalidParameterTypeException,
+    InvalidParameterValueException,
+    Parameter,
+    ParameterAlreadyDeclaredException,
+    ParameterDescriptor,
+    ParameterException,
+    ParameterImmutableException,
+    ParameterNotDeclaredException,
+    ParameterType,
+    ParameterUninitializedException,
+    SetParametersResult,
+)
 from dcdrl_core.runtime.qos import (
-    QoSLike, QoSProfile, as_profile, qos_profile_parameter_events, qos_profile_services_default)
+    QoSLike,
+    QoSProfile,
+    as_profile,
+    qos_profile_parameter_events,
+    qos_profile_services_default,
+)
 from dcdrl_core.runtime.user_data import endpoint_qos
 
 _ANY_STATE = SampleState.Any | ViewState.Any | InstanceState.Any
@@ -79,10 +94,10 @@ class Time:
         return get_interface('builtin_interfaces/msg/Time')(sec=sec, nanosec=nanosec)
 
     @classmethod
-    def from_msg(cls, msg: Any) -> 'Time':
+    def from_msg(cls, msg: Any) -> Time:
         return cls(nanoseconds=msg.sec * 1_000_000_000 + msg.nanosec)
 
-    def __sub__(self, other: 'Time') -> 'Duration':
+    def __sub__(self, other: Time) -> Duration:
         return Duration(nanoseconds=self.nanoseconds - other.nanoseconds)
 
     def __repr__(self) -> str:
@@ -125,7 +140,7 @@ class Logger:
         self._last: dict[tuple[str, int], float] = {}
         self._lock = threading.Lock()
 
-    def get_child(self, suffix: str) -> 'Logger':
+    def get_child(self, suffix: str) -> Logger:
         return Logger(f'{self.name}.{suffix}', self.level)
 
     def set_level(self, level: LoggingSeverity) -> None:
@@ -138,7 +153,7 @@ class Logger:
         return severity >= self.level
 
     def log(self, message: Any, severity: LoggingSeverity, *, once: bool = False,
-            throttle_duration_sec: Optional[float] = None, skip_first: bool = False,
+            throttle_duration_sec: float | None = None, skip_first: bool = False,
             throttle_time_source_type: Any = None) -> bool:
         if severity < self.level:
             return False
@@ -190,9 +205,9 @@ class Future:
     def __init__(self) -> None:
         self._done = threading.Event()
         self._result: Any = None
-        self._exception: Optional[BaseException] = None
+        self._exception: BaseException | None = None
         self._cancelled = False
-        self._callbacks: list[Callable[['Future'], None]] = []
+        self._callbacks: list[Callable[[Future], None]] = []
         self._lock = threading.Lock()
 
     def done(self) -> bool:
@@ -209,7 +224,7 @@ class Future:
             raise self._exception
         return self._result
 
-    def exception(self) -> Optional[BaseException]:
+    def exception(self) -> BaseException | None:
         return self._exception
 
     def set_result(self, result: Any) -> None:
@@ -220,14 +235,14 @@ class Future:
         self._exception = exception
         self._finish()
 
-    def add_done_callback(self, callback: Callable[['Future'], None]) -> None:
+    def add_done_callback(self, callback: Callable[[Future], None]) -> None:
         with self._lock:
             if not self._done.is_set():
                 self._callbacks.append(callback)
                 return
         callback(self)
 
-    def wait(self, timeout_sec: Optional[float]) -> bool:
+    def wait(self, timeout_sec: float | None) -> bool:
         return self._done.wait(timeout_sec)
 
     def _finish(self, cancelled: bool = False) -> None:
@@ -249,8 +264,8 @@ class _Readable:
 
     def __init__(self, context: Context) -> None:
         self._context = context
-        self.reader: Optional[DataReader] = None
-        self.condition: Optional[ReadCondition] = None
+        self.reader: DataReader | None = None
+        self.condition: ReadCondition | None = None
 
     def _register(self) -> None:
         self.condition = ReadCondition(self.reader, _ANY_STATE)
@@ -281,7 +296,7 @@ class _Readable:
 
 
 class Publisher:
-    def __init__(self, node: 'Node', msg_type: type[Message], topic: str, qos: QoSProfile) -> None:
+    def __init__(self, node: Node, msg_type: type[Message], topic: str, qos: QoSProfile) -> None:
         self.msg_type = msg_type
         self.topic_name = topic
         self.qos_profile = qos
@@ -319,7 +334,7 @@ class Publisher:
 
 
 class Subscription(_Readable):
-    def __init__(self, node: 'Node', msg_type: type[Message], topic: str,
+    def __init__(self, node: Node, msg_type: type[Message], topic: str,
                  callback: Callable[[Any], None], qos: QoSProfile, raw: bool = False) -> None:
         super().__init__(node.context)
         self.msg_type = msg_type
@@ -375,7 +390,7 @@ class Timer:
         self.next_call = time.monotonic() + self.timer_period_ns / 1e9
         self._context.wake()
 
-    def time_until_next_call(self) -> Optional[float]:
+    def time_until_next_call(self) -> float | None:
         return None if self.is_canceled_flag else max(0.0, self.next_call - time.monotonic())
 
     def _fire(self, now: float) -> None:
@@ -411,7 +426,7 @@ def _open_service_endpoints(context: Context, srv_type: type[ServiceType], name:
             DataReader(context.participant, reader_topic, endpoint_qos(qos.to_dds(), reader_type, tag)))
 
 
-def _endpoint_user_data(endpoint: Any, key: str) -> Optional[str]:
+def _endpoint_user_data(endpoint: Any, key: str) -> str | None:
     if endpoint is None:
         return None
     try:
@@ -430,7 +445,7 @@ class Service(_Readable):
 
     REPLY_MATCH_WAIT_SEC = 0.1  # as rmw_cyclonedds_cpp: wait this long for the client's reader
 
-    def __init__(self, node: 'Node', srv_type: type[ServiceType], name: str,
+    def __init__(self, node: Node, srv_type: type[ServiceType], name: str,
                  callback: Callable[[Any, Any], Any], qos: QoSProfile) -> None:
         super().__init__(node.context)
         self.srv_type = srv_type
@@ -491,7 +506,7 @@ class Service(_Readable):
 
 
 class Client(_Readable):
-    def __init__(self, node: 'Node', srv_type: type[ServiceType], name: str, qos: QoSProfile) -> None:
+    def __init__(self, node: Node, srv_type: type[ServiceType], name: str, qos: QoSProfile) -> None:
         super().__init__(node.context)
         self.srv_type = srv_type
         self.srv_name = name
@@ -518,7 +533,7 @@ class Client(_Readable):
         return any(_endpoint_user_data(self.reader.get_matched_publication_data(h), 'serviceid') in service_ids
                    for h in writers)
 
-    def wait_for_service(self, timeout_sec: Optional[float] = None) -> bool:
+    def wait_for_service(self, timeout_sec: float | None = None) -> bool:
         deadline = None if timeout_sec is None else time.monotonic() + timeout_sec
         while self._context.ok():
             if self.service_is_ready():
@@ -543,7 +558,7 @@ class Client(_Readable):
         ddspy_write(self.writer._ref, payload + b'\x00' * padding)
         return future
 
-    def call(self, request: Message, timeout_sec: Optional[float] = None) -> Any:
+    def call(self, request: Message, timeout_sec: float | None = None) -> Any:
         """Blocks until the reply; needs an executor spinning in another thread, as in rclpy."""
         future = self.call_async(request)
         if not future.wait(timeout_sec):
@@ -586,9 +601,9 @@ class Client(_Readable):
 # Node
 # ---------------------------------------------------------------------------
 class Node(NodeParameters):
-    def __init__(self, node_name: str, *, context: Optional[Context] = None, cli_args: Optional[list[str]] = None,
-                 namespace: Optional[str] = None, use_global_arguments: bool = True,
-                 parameter_overrides: Optional[list[Parameter]] = None,
+    def __init__(self, node_name: str, *, context: Context | None = None, cli_args: list[str] | None = None,
+                 namespace: str | None = None, use_global_arguments: bool = True,
+                 parameter_overrides: list[Parameter] | None = None,
                  allow_undeclared_parameters: bool = False, start_parameter_services: bool = True,
                  automatically_declare_parameters_from_overrides: bool = False, **_ignored: Any) -> None:
         from dcdrl_core.ros_args import split_ros_args

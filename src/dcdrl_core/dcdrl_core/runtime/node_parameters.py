@@ -9,14 +9,28 @@ exceptions: runtime/parameters.py.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from dcdrl_core.runtime.parameters import (
-    PARAM_REL_TOL, PARAMETER_SEPARATOR_STRING, WRONG_TYPE_REASON, InvalidParameterException,
-    InvalidParameterTypeException, InvalidParameterValueException, Parameter, ParameterAlreadyDeclaredException,
-    ParameterDescriptor, ParameterImmutableException, ParameterNotDeclaredException,
-    ParameterUninitializedException, check_against_descriptor, list_parameter_names, parameters_result,
-    rcl_message, value_from_message)
+    PARAM_REL_TOL,
+    PARAMETER_SEPARATOR_STRING,
+    WRONG_TYPE_REASON,
+    InvalidParameterException,
+    InvalidParameterTypeException,
+    InvalidParameterValueException,
+    Parameter,
+    ParameterAlreadyDeclaredException,
+    ParameterDescriptor,
+    ParameterImmutableException,
+    ParameterNotDeclaredException,
+    ParameterUninitializedException,
+    check_against_descriptor,
+    list_parameter_names,
+    parameters_result,
+    rcl_message,
+    value_from_message,
+)
 
 USE_SIM_TIME = 'use_sim_time'
 START_TYPE_DESCRIPTION_SERVICE = 'start_type_description_service'
@@ -160,7 +174,7 @@ class NodeParameters:
             raise TypeError('All names must be instances of type str')
         return [self.get_parameter(name) for name in names]
 
-    def get_parameter_or(self, name: str, alternative_value: Optional[Parameter] = None) -> Parameter:
+    def get_parameter_or(self, name: str, alternative_value: Parameter | None = None) -> Parameter:
         if alternative_value is None:
             alternative_value = Parameter(name, Parameter.Type.NOT_SET)
         parameter = self._parameters.get(name)
@@ -216,7 +230,7 @@ class NodeParameters:
         return self._set_parameters_atomically_common(parameter_list)
 
     def _set_parameters_atomically_common(self, parameter_list: list[Parameter],
-                                          descriptors: Optional[dict[str, Any]] = None,
+                                          descriptors: dict[str, Any] | None = None,
                                           allow_not_set_type: bool = False) -> Any:
         """Check against descriptors (the given new ones without the read-only check, or the stored
         ones with it), ask the on-set callbacks, store, publish one ParameterEvent, run the post-set

@@ -13,7 +13,11 @@ from typing import Any
 
 from dcdrl_core.messages import get_interface
 from dcdrl_core.runtime.parameters import (
-    Parameter, ParameterNotDeclaredException, ParameterUninitializedException, SetParametersResult)
+    Parameter,
+    ParameterNotDeclaredException,
+    ParameterUninitializedException,
+    SetParametersResult,
+)
 from dcdrl_core.runtime.qos import qos_profile_parameters
 
 SERVICES = ('describe_parameters', 'get_parameters', 'get_parameter_types', 'list_parameters',

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import enum
 import math
-from typing import Any, Iterable, Optional, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -57,7 +58,7 @@ class Parameter:
         STRING_ARRAY = 9
 
         @classmethod
-        def from_parameter_value(cls, value: Any) -> 'Parameter.Type':
+        def from_parameter_value(cls, value: Any) -> Parameter.Type:
             """The type of a Python value, tested in rclpy's order (so an empty list is a BYTE_ARRAY)."""
             if value is None:
                 return cls.NOT_SET
@@ -93,7 +94,7 @@ class Parameter:
                        Type.STRING_ARRAY: str}[self]
             return all(isinstance(item, element) for item in value)
 
-    def __init__(self, name: str, type_: Optional['Parameter.Type'] = None, value: Any = None) -> None:
+    def __init__(self, name: str, type_: Parameter.Type | None = None, value: Any = None) -> None:
         if type_ is None:
             type_ = Parameter.Type.from_parameter_value(value)
         if not isinstance(type_, Parameter.Type):
@@ -109,7 +110,7 @@ class Parameter:
         return self._name
 
     @property
-    def type_(self) -> 'Parameter.Type':
+    def type_(self) -> Parameter.Type:
         return self._type_
 
     @property
@@ -117,7 +118,7 @@ class Parameter:
         return self._value
 
     @classmethod
-    def from_parameter_msg(cls, message: Any) -> 'Parameter':
+    def from_parameter_msg(cls, message: Any) -> Parameter:
         """From rcl_interfaces/msg/Parameter; arrays become Python lists (bytes: 1-byte items, as rclpy)."""
         return cls(message.name, *value_from_message(message.value))
 
@@ -144,7 +145,7 @@ _VALUE_FIELDS = {
 }
 
 
-def value_from_message(value_msg: Any) -> tuple['Parameter.Type', Any]:
+def value_from_message(value_msg: Any) -> tuple[Parameter.Type, Any]:
     """(type, Python value) of an rcl_interfaces/msg/ParameterValue; ValueError for an unknown type."""
     try:
         kind = Parameter.Type(int(value_msg.type))
@@ -162,7 +163,7 @@ def value_from_message(value_msg: Any) -> tuple['Parameter.Type', Any]:
     return kind, raw.item() if isinstance(raw, np.generic) else raw
 
 
-def value_to_message(kind: 'Parameter.Type', value: Any) -> Any:
+def value_to_message(kind: Parameter.Type, value: Any) -> Any:
     message = rcl_message('ParameterValue')(type=kind.value)
     if kind is Parameter.Type.NOT_SET:
         return message

@@ -1,9 +1,9 @@
 """QoS profiles with rclpy's names, mapped onto Cyclone DDS the way rmw_cyclonedds_cpp does."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 import enum
-from typing import Optional, Union
+from dataclasses import dataclass, replace
+from typing import Union
 
 from cyclonedds.core import Policy, Qos
 from cyclonedds.util import duration
@@ -52,10 +52,10 @@ class QoSProfile:
     history: HistoryPolicy = HistoryPolicy.KEEP_LAST
     reliability: ReliabilityPolicy = ReliabilityPolicy.RELIABLE
     durability: DurabilityPolicy = DurabilityPolicy.VOLATILE
-    deadline: Optional[Duration] = None
-    lifespan: Optional[Duration] = None
+    deadline: Duration | None = None
+    lifespan: Duration | None = None
     liveliness: LivelinessPolicy = LivelinessPolicy.SYSTEM_DEFAULT
-    liveliness_lease_duration: Optional[Duration] = None
+    liveliness_lease_duration: Duration | None = None
 
     def __post_init__(self) -> None:
         if self.history == HistoryPolicy.KEEP_LAST and self.depth < 1:

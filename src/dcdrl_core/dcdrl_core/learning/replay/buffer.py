@@ -10,6 +10,7 @@ from .rate_limiter import RateLimiter, RateLimitTimeout
 from .samplers import PrioritizedSampler, UniformSampler
 from .storage import RingStorage
 
+
 @dataclasses.dataclass(frozen=True)
 class TransitionBatch:
     """A sampled batch; every field is a fresh numpy array (safe to keep or mutate).
@@ -296,7 +297,7 @@ class ReplayBuffer:
         save_buffer(self, path)
 
     @classmethod
-    def load(cls, path: str | Path) -> 'ReplayBuffer':
+    def load(cls, path: str | Path) -> ReplayBuffer:
         """Rebuild a buffer written by ``save`` (configuration, contents, priorities, counters)."""
         from .persistence import load_buffer
         return load_buffer(cls, path)

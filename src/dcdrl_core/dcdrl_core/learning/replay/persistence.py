@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from .buffer import ReplayBuffer
 
 
-def save_buffer(buffer: 'ReplayBuffer', path: str | Path) -> None:
+def save_buffer(buffer: ReplayBuffer, path: str | Path) -> None:
     path = Path(path)
     with buffer._lock:  # snapshot under the lock, write outside it
         storage = buffer._storage
@@ -57,7 +57,7 @@ def save_buffer(buffer: 'ReplayBuffer', path: str | Path) -> None:
     atomic_write(path, lambda handle: np.savez(handle, **arrays))
 
 
-def load_buffer(cls: type['ReplayBuffer'], path: str | Path) -> 'ReplayBuffer':
+def load_buffer(cls: type[ReplayBuffer], path: str | Path) -> ReplayBuffer:
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as npz:
