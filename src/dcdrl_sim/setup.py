@@ -1,6 +1,6 @@
 """DC-DRL simulation: gymnasium environments, baselines, oracle, simulated client node."""
-from glob import glob
 import os
+from glob import glob
 
 from setuptools import find_packages, setup
 

@@ -25,9 +25,9 @@ unless told ``arm=False``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
 import math
-from typing import TYPE_CHECKING, Any, Optional
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import gymnasium
 import numpy as np
@@ -135,8 +135,8 @@ class StepResult:
 
     block: RolloutBlock
     policy_version: int                           # stamp of the block and its episodes
-    swapped_to: Optional[int] = None              # central: the policy version taken into use now
-    submission: Optional[ModelSubmission] = None  # collective: publish on client_model
+    swapped_to: int | None = None              # central: the policy version taken into use now
+    submission: ModelSubmission | None = None  # collective: publish on client_model
     mutated: bool = False
     decisions: list[PullDecision] = field(default_factory=list)
     updates: int = 0
@@ -145,7 +145,7 @@ class StepResult:
 class ClientLogic:
     """A simulated client. ``step()`` runs in one worker thread; ``offer_*`` in any thread once armed."""
 
-    def __init__(self, config: ClientConfig, env_kwargs: Optional[dict[str, Any]] = None, arm: bool = True) -> None:
+    def __init__(self, config: ClientConfig, env_kwargs: dict[str, Any] | None = None, arm: bool = True) -> None:
         self.config = config
         self.env_kwargs = dict(env_kwargs or {})
         self.collector = RolloutCollector(config.env_id, config.num_envs, seed=config.seed, env_kwargs=env_kwargs,
@@ -166,6 +166,7 @@ class ClientLogic:
     def arm(self) -> None:
         """Build the weights machinery (imports torch). Call once, from any one thread."""
         import torch
+
         from dcdrl_core.learning.agents import Agent, AgentConfig
         from dcdrl_core.learning.networks import architecture_id, network_config
         from dcdrl_sim.collective import CollectiveMember
@@ -209,12 +210,12 @@ class ClientLogic:
         if self.noise is not None:   # not armed yet: arm() makes the noise from the new config
             self.noise.scale = float(scale)
 
-    def offer_policy(self, payload: 'WeightsPayload') -> int:
+    def offer_policy(self, payload: WeightsPayload) -> int:
         """A learner ``policy`` message's payload; raises WeightsRejected (counted)."""
         self._require_armed()
         return self.policy.offer(payload)
 
-    def offer_merged(self, payload: 'WeightsPayload', fitness: Optional[float], generation: int) -> int:
+    def offer_merged(self, payload: WeightsPayload, fitness: float | None, generation: int) -> int:
         """A ``merged_policy`` payload (version = generation); raises WeightsRejected (counted)."""
         self._require_armed()
         return self.merged.offer(payload, fitness, generation)

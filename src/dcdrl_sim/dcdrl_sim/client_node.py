@@ -25,21 +25,22 @@ On shutdown it prints one line 'CLIENT REPORT {json}' with its counters.
 """
 from __future__ import annotations
 
-from dataclasses import replace
 import json
 import os
 import sys
 import threading
 import time
 import traceback
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from dataclasses import replace
+
+from dcdrl_msgs.msg import EpisodeStats, ExperienceBatch, PolicyWeights, Tensor
 
 from dcdrl_core import ros
 from dcdrl_core.experience import fill_experience
 from dcdrl_core.live_parameters import Live, LiveParameters, config_check
 from dcdrl_core.names import DEFAULT_NAMESPACE
 from dcdrl_core.parameter_dataclass import declare_parameters
-from dcdrl_msgs.msg import EpisodeStats, ExperienceBatch, PolicyWeights, Tensor
 from dcdrl_sim.client_logic import ClientConfig, ClientLogic, StepResult
 
 # The arming thread of every client built in this process: main() ends the process at once if one still runs.
@@ -82,7 +83,7 @@ class SimulatedClient(ros.Node):
         self._stop = threading.Event()
         self._armed = threading.Event()
         self._hold_lock = threading.Lock()
-        self._held: Optional[PolicyWeights] = None  # newest weights that came before the logic was armed
+        self._held: PolicyWeights | None = None  # newest weights that came before the logic was armed
         self._arming = threading.Thread(target=self._arm, name=f'{self.client_id}-arm', daemon=True)
         self._worker = threading.Thread(target=self._run, name=f'{self.client_id}-worker', daemon=True)
         _arming_threads.append(self._arming)
@@ -244,7 +245,7 @@ class SimulatedClient(ros.Node):
         super().destroy_node()
 
 
-def main(args: Optional[Sequence[str]] = None) -> int:
+def main(args: Sequence[str] | None = None) -> int:
     code = ros.run_node(SimulatedClient, args)
     if any(thread.is_alive() for thread in _arming_threads):
         # Stopped while torch was loading: the node is cleaned up and its report printed. Python's exit would

@@ -17,9 +17,10 @@ Everything runs in the caller's (worker) thread; nothing here reads clocks.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 import math
-from typing import Any, Callable, Mapping, Optional
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import gymnasium
 import numpy as np
@@ -131,14 +132,14 @@ class CollectiveMember:
         self._steps_in_generation = 0
         # Fitness of the latest evaluation of the own model (a submission or a pull decision);
         # training and mutation since then are not re-evaluated, as in the paper.
-        self.last_fitness: Optional[float] = None
+        self.last_fitness: float | None = None
         self.env_steps = 0
         self.updates = 0
         self.submissions = 0
         self.mutations = 0
         self.pulls = 0
         self.no_pulls = 0
-        self.last_critic_loss: Optional[float] = None
+        self.last_critic_loss: float | None = None
 
     # ------------------------------------------------------------------ acting and learning
     def act(self, obs: np.ndarray) -> np.ndarray:
@@ -175,7 +176,7 @@ class CollectiveMember:
     def actor_weights(self) -> Weights:
         return {name: tensor.numpy() for name, tensor in self.agent.actor_state().items()}
 
-    def evaluate(self, weights: Optional[Mapping[str, np.ndarray]] = None) -> float:
+    def evaluate(self, weights: Mapping[str, np.ndarray] | None = None) -> float:
         """Fitness of ``weights`` (default: the local actor) on the fixed evaluation episodes."""
         weights = self.actor_weights() if weights is None else weights
         actor = NumpyActor(self.agent.config.network, self.agent.obs_dim, self.agent.action_dim, weights)
@@ -202,7 +203,7 @@ class CollectiveMember:
         return submission, mutated
 
     def consider_merged(self, generation: int, weights: Mapping[str, np.ndarray],
-                        published_fitness: Optional[float]) -> PullDecision:
+                        published_fitness: float | None) -> PullDecision:
         """Pull the merged actor when it is better than the own one (merge.should_pull)."""
         if self.evaluate_merged or published_fitness is None:
             merged_fitness, source = self.evaluate(weights), 'evaluated'

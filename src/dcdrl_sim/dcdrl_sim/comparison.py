@@ -10,9 +10,10 @@ encoding and the scores encoding alike) gets the four MEC baselines and the orac
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any
 
 import gymnasium
 
@@ -33,7 +34,7 @@ class Comparison:
     """The policies an env's learned policy is compared with."""
 
     baselines: Callable[[int], dict[str, PolicyFactory]]   # seed -> {name: env -> policy}
-    oracle: Optional[PolicyFactory] = None                 # slow: run on its own episode count
+    oracle: PolicyFactory | None = None                 # slow: run on its own episode count
 
 
 def _mec_baselines(seed: int) -> dict[str, PolicyFactory]:

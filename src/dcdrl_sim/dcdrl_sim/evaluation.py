@@ -20,10 +20,11 @@ seed see the same task sequence whenever the env draws its tasks independently o
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 import math
 import time
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import gymnasium as gym
 import numpy as np

@@ -7,11 +7,10 @@ Refusals raise the codec's WeightsRejected and are counted by reason.
 """
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass
 import math
 import threading
-from typing import Optional
+from collections import Counter
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -26,7 +25,7 @@ class Incoming:
 
     version: int
     weights: dict[str, np.ndarray]
-    fitness: Optional[float] = None
+    fitness: float | None = None
     generation: int = 0
 
 
@@ -43,10 +42,10 @@ class WeightsIntake:
         self.latest_version = 0          # newest version accepted (waiting or in use)
         self.accepted = 0
         self.refused: Counter[str] = Counter()
-        self._pending: Optional[Incoming] = None
+        self._pending: Incoming | None = None
         self._lock = threading.Lock()
 
-    def offer(self, payload: WeightsPayload, fitness: Optional[float] = None, generation: int = 0) -> int:
+    def offer(self, payload: WeightsPayload, fitness: float | None = None, generation: int = 0) -> int:
         """Validate and keep; returns the version. Raises WeightsRejected (counted by reason)."""
         try:
             weights = decode_weights(payload, self.architecture_id, self.shapes, active_version=self.latest_version)
@@ -71,7 +70,7 @@ class WeightsIntake:
         with self._lock:
             self.refused[reason] += 1
 
-    def take(self) -> Optional[Incoming]:
+    def take(self) -> Incoming | None:
         with self._lock:
             incoming, self._pending = self._pending, None
         return incoming

@@ -5,8 +5,9 @@ copy only resets it, so that step is not a transition and is skipped.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any
 
 import gymnasium
 import numpy as np
@@ -54,9 +55,9 @@ class RolloutBlock:
 
 
 class RolloutCollector:
-    def __init__(self, env_id: str, num_envs: int = 4, seed: Optional[int] = None,
-                 policy: Optional[Policy] = None, env_kwargs: Optional[dict[str, Any]] = None,
-                 on_episode_end: Optional[EpisodeEndHook] = None) -> None:
+    def __init__(self, env_id: str, num_envs: int = 4, seed: int | None = None,
+                 policy: Policy | None = None, env_kwargs: dict[str, Any] | None = None,
+                 on_episode_end: EpisodeEndHook | None = None) -> None:
         """``policy`` maps obs [num_envs, obs_dim] to actions; None (or set to None later) samples
         random actions.  ``on_episode_end`` gets the indices of the copies whose episode ended
         at a step, right after that step."""

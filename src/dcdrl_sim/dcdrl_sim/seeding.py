@@ -5,14 +5,12 @@ np_random in place of gymnasium's: the same stream for the same seed (PCG64 over
 """
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
 
 class Seeded:
-    _np_random: Optional[np.random.Generator] = None
-    _np_random_seed: Optional[int] = None
+    _np_random: np.random.Generator | None = None
+    _np_random_seed: int | None = None
 
     @property
     def np_random(self) -> np.random.Generator:
@@ -32,7 +30,7 @@ class Seeded:
             self.seed_rng(None)
         return self._np_random_seed
 
-    def seed_rng(self, seed: Optional[int]) -> None:
+    def seed_rng(self, seed: int | None) -> None:
         """reset(seed=...)'s seeding: a new generator when a seed is given (or none exists yet), else keep it."""
         if seed is None and self._np_random is not None:
             return

@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 
 from dcdrl_sim.cartpole.env import CartPoleSwingUpEnv
-from dcdrl_sim.cartpole.evaluation import (ConvergenceTracker, SwingUpResult, evaluate_swing_up,
-                                           swing_up_time)
+from dcdrl_sim.cartpole.evaluation import ConvergenceTracker, SwingUpResult, evaluate_swing_up, swing_up_time
 
 
 def zero_policy(obs):

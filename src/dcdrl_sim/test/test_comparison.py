@@ -8,7 +8,14 @@ import numpy as np
 
 import dcdrl_sim  # noqa: F401  (registers the environments)
 from dcdrl_sim.comparison import (
-    COMPARISONS, EVALUATION_JSON, EVALUATION_MD, baseline_factories, final_evaluation, has_oracle, write_evaluation)
+    COMPARISONS,
+    EVALUATION_JSON,
+    EVALUATION_MD,
+    baseline_factories,
+    final_evaluation,
+    has_oracle,
+    write_evaluation,
+)
 
 
 def test_every_mec_env_is_compared_with_the_mec_baselines_and_the_oracle():

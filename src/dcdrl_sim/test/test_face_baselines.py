@@ -3,8 +3,7 @@ import gymnasium
 import numpy as np
 import pytest
 
-from dcdrl_sim.face.baselines import (FullOffloadPolicy, GreedyPolicy, LocalOnlyPolicy, RandomPolicy,
-                                      make_baseline)
+from dcdrl_sim.face.baselines import FullOffloadPolicy, GreedyPolicy, LocalOnlyPolicy, RandomPolicy, make_baseline
 from dcdrl_sim.face.env import LOCAL, OFFLOAD, FaceOffloadEnv
 
 

@@ -9,7 +9,14 @@ from gymnasium.utils.env_checker import check_env
 import dcdrl_sim  # noqa: F401  (registers the environments)
 from dcdrl_sim.evaluation import evaluate_policy
 from dcdrl_sim.face.continuous import (
-    ENV_ID, FaceOffloadContinuousEnv, TrueCostOracle, box_action, check_schedule, decision_of, schedule_value)
+    ENV_ID,
+    FaceOffloadContinuousEnv,
+    TrueCostOracle,
+    box_action,
+    check_schedule,
+    decision_of,
+    schedule_value,
+)
 from dcdrl_sim.face.env import LOCAL, OFFLOAD, FaceOffloadEnv
 
 

@@ -1,8 +1,8 @@
 """MecOffloadEnv and MecOffloadVectorEnv: gymnasium contract, determinism, info, behaviour."""
 import gymnasium as gym
-from gymnasium.utils.env_checker import check_env
 import numpy as np
 import pytest
+from gymnasium.utils.env_checker import check_env
 
 import dcdrl_sim  # noqa: F401  (registers the ids)
 from dcdrl_sim.mec.env import MecOffloadEnv

@@ -29,8 +29,9 @@ makes the motor brake the cart in proportion to its speed).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Tuple
+from typing import Any
 
 from dcdrl_core.checks import check_number
 
@@ -85,7 +86,7 @@ def motor_force(voltage: Any, x_dot: Any, p: CartPoleParams) -> Any:
 
 def accelerations(x_dot: Any, theta: Any, theta_dot: Any, force: Any, p: CartPoleParams,
                   sin: Callable[[Any], Any] = math.sin,
-                  cos: Callable[[Any], Any] = math.cos) -> Tuple[Any, Any]:
+                  cos: Callable[[Any], Any] = math.cos) -> tuple[Any, Any]:
     """(x_acc, theta_acc) of the cart-pole under an external cart force (see module doc)."""
     sin_t = sin(theta)
     cos_t = cos(theta)
@@ -107,7 +108,7 @@ def wrap_angle(theta: Any) -> Any:
 def step_state(x: Any, x_dot: Any, theta: Any, theta_dot: Any, voltage: Any, dt: float,
                p: CartPoleParams, substeps: int = 1, semi_implicit: bool = True,
                sin: Callable[[Any], Any] = math.sin,
-               cos: Callable[[Any], Any] = math.cos) -> Tuple[Any, Any, Any, Any]:
+               cos: Callable[[Any], Any] = math.cos) -> tuple[Any, Any, Any, Any]:
     """Advance the state by ``dt`` seconds holding ``voltage`` constant (zero-order hold).
 
     ``substeps`` Euler sub-steps of ``dt / substeps`` each. ``semi_implicit`` (default)
@@ -150,6 +151,6 @@ def mechanical_energy(x_dot: Any, theta: Any, theta_dot: Any, p: CartPoleParams,
 
 def tip_position(x: Any, theta: Any, p: CartPoleParams,
                  sin: Callable[[Any], Any] = math.sin,
-                 cos: Callable[[Any], Any] = math.cos) -> Tuple[Any, Any]:
+                 cos: Callable[[Any], Any] = math.cos) -> tuple[Any, Any]:
     """(horizontal, vertical) position of the pole tip; the pivot is at height 0."""
     return x + p.pole_length * sin(theta), p.pole_length * cos(theta)

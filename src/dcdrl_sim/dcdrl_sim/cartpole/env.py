@@ -5,7 +5,7 @@ so the edge runs that plant alone); see its docstring for the observation and th
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import gymnasium
 import numpy as np
@@ -21,7 +21,7 @@ class CartPoleSwingUpEnv(CartPoleSwingUp, gymnasium.Env):
 
     metadata = {'render_modes': ['rgb_array'], 'render_fps': 30}
 
-    def __init__(self, render_mode: Optional[str] = None, render_width: int = 400, render_height: int = 300,
+    def __init__(self, render_mode: str | None = None, render_width: int = 400, render_height: int = 300,
                  **plant_kwargs: Any) -> None:
         """plant_kwargs: CartPoleSwingUp's (frequency_hz, masses, limits, delays, task constants)."""
         CartPoleSwingUp.__init__(self, **plant_kwargs)
@@ -35,7 +35,7 @@ class CartPoleSwingUpEnv(CartPoleSwingUp, gymnasium.Env):
         self.action_space = spaces.Box(-1.0, 1.0, shape=(self.action_dim,), dtype=np.float32)
         self.observation_space = spaces.Box(-self.observation_high, self.observation_high, dtype=np.float32)
 
-    def render(self) -> Optional[np.ndarray]:
+    def render(self) -> np.ndarray | None:
         if self.render_mode is None:
             gymnasium.logger.warn('render() called with render_mode=None; '
                                   'make the env with render_mode="rgb_array"')

@@ -11,16 +11,17 @@ exploration noise: make the env with ``target_steps_to_stop=None``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, List, Mapping, Optional, Union
+from typing import Any
 
 import numpy as np
 
 Policy = Callable[[np.ndarray], Any]
 
 
-def swing_up_time(trajectory: Iterable[Union[bool, Mapping[str, Any]]],
-                  hold_steps: int = 1) -> Optional[int]:
+def swing_up_time(trajectory: Iterable[bool | Mapping[str, Any]],
+                  hold_steps: int = 1) -> int | None:
     """Steps until the tip first reached the target, or None if it never did.
 
     ``trajectory`` holds, per step, either the on-target flag or the step's info dict
@@ -43,17 +44,17 @@ def swing_up_time(trajectory: Iterable[Union[bool, Mapping[str, Any]]],
 class SwingUpResult:
     """Outcome of one evaluation episode."""
 
-    swing_up_steps: Optional[int]   # steps until the tip first reached the target (None: never)
+    swing_up_steps: int | None   # steps until the tip first reached the target (None: never)
     success: bool                   # swing_up_steps is not None and <= max_swing_up_steps
     episode_return: float
     steps: int                      # steps run
     failed: bool                    # the episode terminated (rail end or spin limit)
 
 
-def evaluate_swing_up(env: Any, policy: Policy, *, seed: Optional[int] = None,
-                      max_swing_up_steps: int = 250, max_steps: Optional[int] = None,
+def evaluate_swing_up(env: Any, policy: Policy, *, seed: int | None = None,
+                      max_swing_up_steps: int = 250, max_steps: int | None = None,
                       hold_steps: int = 1, stop_on_success: bool = False,
-                      reset_options: Optional[Mapping[str, Any]] = None) -> SwingUpResult:
+                      reset_options: Mapping[str, Any] | None = None) -> SwingUpResult:
     """Run one episode of ``policy`` (obs -> action) on ``env`` and measure the swing-up.
 
     The episode runs until the env ends it, until ``max_steps`` (if given), or, with
@@ -70,7 +71,7 @@ def evaluate_swing_up(env: Any, policy: Policy, *, seed: Optional[int] = None,
     run = 0
     total = 0.0
     failed = False
-    swing_up: Optional[int] = None
+    swing_up: int | None = None
     while max_steps is None or steps < max_steps:
         obs, reward, terminated, truncated, info = env.step(policy(obs))
         steps += 1
@@ -101,8 +102,8 @@ class ConvergenceTracker:
     streak: int = 0
     converged: bool = False
     evaluations: int = 0
-    converged_at: Optional[int] = None   # evaluation count at which convergence was reached
-    history: List[Optional[int]] = field(default_factory=list)
+    converged_at: int | None = None   # evaluation count at which convergence was reached
+    history: list[int | None] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for name in ('k', 'max_swing_up_steps'):
@@ -110,10 +111,10 @@ class ConvergenceTracker:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f'{name} must be an int >= 1, got {value!r}')
 
-    def is_success(self, swing_up_steps: Optional[int]) -> bool:
+    def is_success(self, swing_up_steps: int | None) -> bool:
         return swing_up_steps is not None and swing_up_steps <= self.max_swing_up_steps
 
-    def update(self, evaluation: Union[None, int, float, SwingUpResult]) -> bool:
+    def update(self, evaluation: None | int | float | SwingUpResult) -> bool:
         if isinstance(evaluation, SwingUpResult):
             steps = evaluation.swing_up_steps
         elif evaluation is None:

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Any, Dict, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -74,7 +75,7 @@ class CartPoleSwingUp(Seeded):
         max_steps: int = 1000,
         x_limit: float = 0.3,
         theta_dot_limit: float = 15.0,
-        target_steps_to_stop: Optional[int] = 100,
+        target_steps_to_stop: int | None = 100,
         *,
         max_voltage: float = 5.0,
         motor_force_gain: float = 17.69,
@@ -146,7 +147,7 @@ class CartPoleSwingUp(Seeded):
         return np.array([self._x, self._x_dot, self._theta, self._theta_dot], dtype=np.float64)
 
     @property
-    def pending_actions(self) -> Tuple[float, ...]:
+    def pending_actions(self) -> tuple[float, ...]:
         """Commands not yet applied, oldest (next to be applied) first."""
         return tuple(self._pending)
 
@@ -160,8 +161,8 @@ class CartPoleSwingUp(Seeded):
         return self._steps_on_target
 
     def set_state(self, x: float, x_dot: float, theta: float, theta_dot: float,
-                  pending_actions: Optional[Sequence[float]] = None,
-                  action_history: Optional[Sequence[float]] = None) -> np.ndarray:
+                  pending_actions: Sequence[float] | None = None,
+                  action_history: Sequence[float] | None = None) -> np.ndarray:
         """Put the plant into a given state (tests, the edge controller); returns the observation.
 
         ``pending_actions`` (oldest first, ``action_delay_steps`` values) and
@@ -191,8 +192,8 @@ class CartPoleSwingUp(Seeded):
         return out
 
     # ------------------------------------------------------------------ the gymnasium API (reset, step)
-    def reset(self, *, seed: Optional[int] = None,
-              options: Optional[Dict[str, Any]] = None) -> Tuple[np.ndarray, Dict[str, Any]]:
+    def reset(self, *, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         """Start hanging down: theta ~ N(pi, 0.8), x ~ U(-0.24, 0.24), at rest.
 
         ``options={'state': (x, x_dot, theta, theta_dot)}`` starts from a given state.
@@ -217,7 +218,7 @@ class CartPoleSwingUp(Seeded):
         return obs, {'on_target': self._on_target, 'swing_up': self._on_target,
                      'tip_distance': self._tip_distance(self._x, self._theta)}
 
-    def step(self, action: Any) -> Tuple[np.ndarray, float, bool, bool, Dict[str, Any]]:
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         a = action_to_float(action)
         if a > 1.0:  # exploration noise may overshoot: saturate like the real amplifier
             a = 1.0

@@ -14,8 +14,9 @@ where ``d_tip`` is the distance (m) from the pole tip to the target point (above
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any
 
 from dcdrl_core.checks import check_number
 
@@ -28,7 +29,7 @@ class SwingUpTask:
     theta_dot_limit: float = 15.0     # rad/s; |theta_dot| > limit fails
     target_x: float = 0.0             # m; the target point is (target_x, pole_length)
     target_distance: float = 0.05     # m; tip within this distance = on target
-    target_steps_to_stop: Optional[int] = 100  # stop after MORE than this many consecutive on-target steps
+    target_steps_to_stop: int | None = 100  # stop after MORE than this many consecutive on-target steps
     tip_reward_scale: float = 0.5
     tip_reward_decay: float = 5.0     # 1/m
     action_cost: float = 0.05

@@ -16,7 +16,7 @@ Two backends give the same results for the same seed (tested):
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Optional, Tuple
+from typing import Any
 
 import numpy as np
 from gymnasium.vector import VectorEnv
@@ -31,7 +31,6 @@ except ImportError:  # gymnasium 1.0 had no enum yet
 from dcdrl_sim.cartpole import dynamics as dyn
 from dcdrl_sim.cartpole import task as task_rules
 from dcdrl_sim.cartpole.env import CartPoleSwingUpEnv
-
 
 BACKENDS = ('auto', 'numpy', 'loop')
 LOOP_MAX_ENVS = 8   # measured crossover on 2 cores: about 8 to 12 envs
@@ -94,7 +93,7 @@ class CartPoleSwingUpVectorEnv(VectorEnv):
             else np.zeros(count)
         return np.stack([x, np.zeros(count), theta, np.zeros(count)], axis=1)
 
-    def _reset_envs(self, mask: np.ndarray, states: Optional[np.ndarray] = None) -> None:
+    def _reset_envs(self, mask: np.ndarray, states: np.ndarray | None = None) -> None:
         count = int(mask.sum())
         if count == 0:
             return
@@ -109,7 +108,7 @@ class CartPoleSwingUpVectorEnv(VectorEnv):
         self._steps[mask] = 0
         self._steps_on_target[mask] = 0
 
-    def _distance(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _distance(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         sin_t = np.sin(self._theta)
         cos_t = np.cos(self._theta)
         length = self.dynamics.pole_length
@@ -127,15 +126,15 @@ class CartPoleSwingUpVectorEnv(VectorEnv):
         obs[:, 5:] = self._history
         return obs
 
-    def _info(self, distance: np.ndarray, on_target: np.ndarray) -> Dict[str, np.ndarray]:
+    def _info(self, distance: np.ndarray, on_target: np.ndarray) -> dict[str, np.ndarray]:
         everywhere = self._everywhere   # every key is set for every env (the "_key" masks)
         return {'on_target': on_target, '_on_target': everywhere,
                 'swing_up': on_target.copy(), '_swing_up': everywhere,
                 'tip_distance': distance, '_tip_distance': everywhere}
 
     # ------------------------------------------------------------------ gymnasium API
-    def reset(self, *, seed: Optional[int] = None,
-              options: Optional[Dict[str, Any]] = None) -> Tuple[np.ndarray, Dict[str, Any]]:
+    def reset(self, *, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         """Reset all sub-environments; ``options={'state': array (num_envs, 4)}`` sets the states."""
         super().reset(seed=seed)
         states = None
@@ -157,8 +156,8 @@ class CartPoleSwingUpVectorEnv(VectorEnv):
         return self._observation(sin_t, cos_t), self._info(distance,
                                                              distance <= self.task.target_distance)
 
-    def step(self, actions: Any) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-                                          Dict[str, Any]]:
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                          dict[str, Any]]:
         a = np.asarray(actions, dtype=np.float64)
         if a.size != self.num_envs or a.shape not in ((self.num_envs,), (self.num_envs, 1)):
             raise ValueError(f'actions must have shape ({self.num_envs}, 1), got {a.shape}')
@@ -212,8 +211,8 @@ class CartPoleSwingUpVectorEnv(VectorEnv):
         return (self._observation(sin_t, cos_t), reward, failed, truncated,
                 self._info(distance, on_target))
 
-    def _step_loop(self, a: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-                                                 Dict[str, Any]]:
+    def _step_loop(self, a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                                 dict[str, Any]]:
         """The "loop" backend: each plant is a CartPoleSwingUpEnv stepped with a float."""
         resetting = self._autoreset
         starts = iter(self._draw_starts(int(resetting.sum()))) if resetting.any() else None

@@ -5,7 +5,8 @@ int64 array), so they also drive gymnasium vector envs.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Optional, Union
+from collections.abc import Callable
+from typing import Any, Union
 
 import numpy as np
 
@@ -14,7 +15,7 @@ from dcdrl_sim.face.env import LOCAL, OBS_SIZE, OFFLOAD, FaceOffloadEnv
 Action = Union[int, np.ndarray]
 
 
-def _batch_size(obs: Any) -> Optional[int]:
+def _batch_size(obs: Any) -> int | None:
     """None for a single observation, n for a batch (n, 8); rejects other shapes."""
     shape = np.shape(obs)
     if shape == (OBS_SIZE,):
@@ -47,7 +48,7 @@ class FullOffloadPolicy(_Constant):
 class RandomPolicy:
     """Offload with probability ``offload_probability``, independently per task (seeded)."""
 
-    def __init__(self, offload_probability: float = 0.5, seed: Optional[int] = None) -> None:
+    def __init__(self, offload_probability: float = 0.5, seed: int | None = None) -> None:
         if not 0.0 <= float(offload_probability) <= 1.0:
             raise ValueError(f'offload_probability must be in [0, 1], got {offload_probability!r}')
         self.offload_probability = float(offload_probability)
@@ -79,7 +80,7 @@ class GreedyPolicy:
         return int(choice) if n is None else choice
 
 
-BASELINES: Dict[str, Callable[..., Callable[[Any], Action]]] = {
+BASELINES: dict[str, Callable[..., Callable[[Any], Action]]] = {
     'local_only': lambda env=None, seed=None: LocalOnlyPolicy(),
     'full_offload': lambda env=None, seed=None: FullOffloadPolicy(),
     'random': lambda env=None, seed=None: RandomPolicy(seed=seed),
@@ -87,7 +88,7 @@ BASELINES: Dict[str, Callable[..., Callable[[Any], Action]]] = {
 }
 
 
-def make_baseline(name: str, env: Any = None, seed: Optional[int] = None) -> Callable[[Any], Action]:
+def make_baseline(name: str, env: Any = None, seed: int | None = None) -> Callable[[Any], Action]:
     """A baseline by name: 'local_only', 'full_offload', 'random' (seeded), 'greedy' (needs env)."""
     if name not in BASELINES:
         raise ValueError(f'unknown baseline {name!r}; expected one of {sorted(BASELINES)}')

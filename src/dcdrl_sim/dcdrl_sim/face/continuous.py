@@ -23,7 +23,8 @@ from __future__ import annotations
 import bisect
 import math
 from collections import deque
-from typing import Any, Dict, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from gymnasium import spaces
@@ -44,7 +45,7 @@ def decision_of(action: Any) -> int:
     return OFFLOAD if value > 0.0 else LOCAL
 
 
-def check_schedule(schedule: Any) -> Tuple[Tuple[float, float], ...]:
+def check_schedule(schedule: Any) -> tuple[tuple[float, float], ...]:
     """A validated ((time_s, mbps), ...): times start at 0 and increase, bandwidths > 0."""
     try:
         pairs = tuple((float(t), float(b)) for t, b in schedule)
@@ -63,7 +64,7 @@ def check_schedule(schedule: Any) -> Tuple[Tuple[float, float], ...]:
     return pairs
 
 
-def schedule_value(schedule: Sequence[Tuple[float, float]], time_s: float) -> float:
+def schedule_value(schedule: Sequence[tuple[float, float]], time_s: float) -> float:
     """The bandwidth of a checked schedule at ``time_s`` (the last entry at or before it)."""
     index = bisect.bisect_right([t for t, _ in schedule], time_s) - 1
     return schedule[max(index, 0)][1]
@@ -72,7 +73,7 @@ def schedule_value(schedule: Sequence[Tuple[float, float]], time_s: float) -> fl
 class FaceOffloadContinuousEnv(FaceOffloadEnv):
     """FaceOffloadEnv with action Box(-1, 1, (1,)): offload iff the action is > 0."""
 
-    def __init__(self, *, bandwidth_schedule: Optional[Sequence[Tuple[float, float]]] = None,
+    def __init__(self, *, bandwidth_schedule: Sequence[tuple[float, float]] | None = None,
                  **kwargs: Any) -> None:
         self.bandwidth_schedule = None if bandwidth_schedule is None else check_schedule(bandwidth_schedule)
         super().__init__(**kwargs)
@@ -93,18 +94,18 @@ class FaceOffloadContinuousEnv(FaceOffloadEnv):
         self._apply_schedule()
 
     # ------------------------------------------------------------------ gymnasium API
-    def step(self, action: Any) -> Tuple[np.ndarray, float, bool, bool, Dict[str, Any]]:
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         return super().step(decision_of(action))
 
     # ------------------------------------------------------------------ the oracle's knowledge
-    def _snapshot(self) -> Dict[str, Any]:
+    def _snapshot(self) -> dict[str, Any]:
         return {'now': self.now, '_worker_done': deque(self._worker_done), '_radio_done': deque(self._radio_done),
                 '_server_free_at': self._server_free_at, '_server_slow': self._server_slow,
                 'bandwidth_mbps': self.bandwidth_mbps, '_bandwidth_estimate': self._bandwidth_estimate,
                 '_slowdown_estimate': self._slowdown_estimate, '_tasks_done': self._tasks_done,
                 'task': dict(self.task), 'rng': self._rng.getstate()}
 
-    def _restore(self, snapshot: Dict[str, Any]) -> None:
+    def _restore(self, snapshot: dict[str, Any]) -> None:
         for name, value in snapshot.items():
             if name == 'rng':
                 self._rng.setstate(value)
@@ -115,7 +116,7 @@ class FaceOffloadContinuousEnv(FaceOffloadEnv):
             else:
                 setattr(self, name, value)
 
-    def true_outcomes(self) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    def true_outcomes(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """The info dicts ``step(LOCAL)`` and ``step(OFFLOAD)`` would return now; the env is unchanged."""
         if not self.task:
             raise RuntimeError('call reset() before true_outcomes()')
@@ -127,7 +128,7 @@ class FaceOffloadContinuousEnv(FaceOffloadEnv):
             self._restore(snapshot)
         return outcomes[0], outcomes[1]
 
-    def true_costs(self) -> Tuple[float, float]:
+    def true_costs(self) -> tuple[float, float]:
         """(local cost, offload cost) the current task would really get; the env is unchanged."""
         local, offload = self.true_outcomes()
         return float(local['cost']), float(offload['cost'])

@@ -5,7 +5,7 @@ that model alone).
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import gymnasium
 import numpy as np
@@ -19,7 +19,7 @@ class FaceOffloadEnv(FaceOffloadModel, gymnasium.Env):
 
     metadata = {'render_modes': []}
 
-    def __init__(self, *, render_mode: Optional[str] = None, **model_kwargs: Any) -> None:
+    def __init__(self, *, render_mode: str | None = None, **model_kwargs: Any) -> None:
         """model_kwargs: FaceOffloadModel's (device and server speeds, network, power, tasks, cost)."""
         if render_mode is not None:
             raise ValueError(f'FaceOffloadEnv does not render; render_mode must be None, got {render_mode!r}')

@@ -42,7 +42,8 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
-from typing import Any, Dict, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -177,7 +178,7 @@ class FaceOffloadModel(Seeded):
         self._bandwidth_estimate = self.bandwidth_mean_mbps
         self._slowdown_estimate = 1.0
         self._tasks_done = 0
-        self.task: Dict[str, float] = {}
+        self.task: dict[str, float] = {}
 
     def _new_task(self) -> None:
         rng = self._rng
@@ -242,7 +243,7 @@ class FaceOffloadModel(Seeded):
         return np.array([min(max(v, 0.0), clip) for v in values], dtype=np.float32)
 
     # ------------------------------------------------------------------ estimates (baselines)
-    def decode_observation(self, obs: Any) -> Dict[str, np.ndarray]:
+    def decode_observation(self, obs: Any) -> dict[str, np.ndarray]:
         """Physical values behind an observation (works on one obs or a batch (n, 8))."""
         obs = np.asarray(obs, dtype=np.float64)
         if obs.shape[-1:] != (OBS_SIZE,):
@@ -258,7 +259,7 @@ class FaceOffloadModel(Seeded):
             'deadline_s': obs[..., 7] * self.deadline_scale,
         }
 
-    def estimate_costs(self, obs: Any) -> Tuple[np.ndarray, np.ndarray]:
+    def estimate_costs(self, obs: Any) -> tuple[np.ndarray, np.ndarray]:
         """Expected (local cost, offload cost) of the task in ``obs`` under the nominal model.
 
         Uses only what the observation holds (noisy bandwidth and face estimates, the
@@ -285,8 +286,8 @@ class FaceOffloadModel(Seeded):
         return self.latency_weight * latency + self.energy_weight * energy + self.miss_penalty * missed
 
     # ------------------------------------------------------------------ the gymnasium API (reset, step)
-    def reset(self, *, seed: Optional[int] = None,
-              options: Optional[Dict[str, Any]] = None) -> Tuple[np.ndarray, Dict[str, Any]]:
+    def reset(self, *, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         self.seed_rng(seed)
         # A fast Python RNG for the per-step draws, seeded from the episode generator (as gymnasium's).
         self._rng = random.Random(int(self.np_random.integers(0, 2**63 - 1)))
@@ -294,7 +295,7 @@ class FaceOffloadModel(Seeded):
         self._new_task()
         return self._observation(), {'bandwidth_mbps': self.bandwidth_mbps}
 
-    def step(self, action: Any) -> Tuple[np.ndarray, float, bool, bool, Dict[str, Any]]:
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         decision = self._parse_action(action)
         task = self.task
         now = self.now

@@ -13,7 +13,8 @@ vectors (0 = local, k = channel k-1) and is what the oracle and the tests use di
 """
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 

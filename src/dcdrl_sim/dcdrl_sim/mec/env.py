@@ -9,13 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium as gym
-from gymnasium import spaces
 import numpy as np
+from gymnasium import spaces
 
 from dcdrl_sim.mec.model import (
     MecParams,
     MecState,
-    fill_observation,
     channel_gain,
     check_box_action,
     decode_continuous,
@@ -23,6 +22,7 @@ from dcdrl_sim.mec.model import (
     encode_continuous,
     encode_scores,
     evaluate_decisions,
+    fill_observation,
     observation_bounds,
     observation_template,
 )

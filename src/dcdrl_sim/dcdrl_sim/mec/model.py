@@ -12,8 +12,8 @@ Units: time in s, CPU in Gcycles and GHz (so cycles / frequency is seconds), tas
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
 import math
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -99,7 +99,7 @@ class MecState:
     local_backlog_s: np.ndarray
     edge_backlog_s: np.ndarray
 
-    def copy(self) -> 'MecState':
+    def copy(self) -> MecState:
         return MecState(*(np.array(getattr(self, f.name), dtype=np.float64) for f in fields(self)))
 
 

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
-import numpy as np
 
 from dcdrl_sim.mec.env import MecOffloadEnv
 from dcdrl_sim.mec.model import (
