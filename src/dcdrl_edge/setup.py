@@ -1,6 +1,6 @@
 """DC-DRL edge: real-time controller, camera, face recognition worker and server."""
-from glob import glob
 import os
+from glob import glob
 
 from setuptools import find_packages, setup
 

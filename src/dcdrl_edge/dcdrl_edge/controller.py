@@ -28,8 +28,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -104,7 +105,7 @@ class ControllerConfig:
             raise TypeError(f'swap_during_evaluation must be a bool, got {type(self.swap_during_evaluation).__name__}')
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> 'ControllerConfig':
+    def from_dict(cls, data: Mapping[str, Any]) -> ControllerConfig:
         """From a YAML / parameter mapping; unknown keys are an error (typos must not pass silently)."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)

@@ -66,26 +66,27 @@ import os
 import signal
 import sys
 import threading
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+from dcdrl_msgs.msg import EdgeCommand, EpisodeStats, LoopStats, PolicyWeights, TrajectorySegment
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from std_msgs.msg import Float64MultiArray
 
 from dcdrl_core import ros
 from dcdrl_core.live_parameters import Live, LiveParameters, non_negative, positive, read_only, set_timer_period
+from dcdrl_core.msg_arrays import set_array
 from dcdrl_core.names import DEFAULT_NAMESPACE
 from dcdrl_core.param_check import check_no_unknown_parameters
 from dcdrl_core.protocol import LoopMode
-from dcdrl_core.msg_arrays import set_array
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from dcdrl_msgs.msg import EdgeCommand, EpisodeStats, LoopStats, PolicyWeights, TrajectorySegment
-from std_msgs.msg import Float64MultiArray
 from dcdrl_edge.actor_buffer import DoubleBufferedActor
 from dcdrl_edge.controller import ControllerConfig, EdgeController
 from dcdrl_edge.eval_mode import EvaluationReport, read_weights_file
-from dcdrl_edge.plant import SimulatedCartPolePlant, TopicPlant
 from dcdrl_edge.loop_process import LoopProcess, SimPlantSpec
-from dcdrl_edge.timing import set_realtime_priority, switch_interval_for
+from dcdrl_edge.plant import SimulatedCartPolePlant, TopicPlant
 from dcdrl_edge.segment_queue import Segment
+from dcdrl_edge.timing import set_realtime_priority, switch_interval_for
 
 _CONFIG = ControllerConfig()
 _UINT_STATS = ('steps', 'episode', 'policy_version', 'misses', 'segments_queued', 'segments_dropped',
@@ -160,7 +161,7 @@ class ControllerNode(ros.Node):
                              "actor.safetensors: the latest policy)")
         weights = read_weights_file(weights_file) if weights_file else None
 
-        self.loop: Optional[LoopProcess] = None
+        self.loop: LoopProcess | None = None
         if p('loop_process'):
             if p('plant') != 'sim':
                 raise ValueError(f"loop_process:=true runs the simulated plant inside the loop process; plant "
@@ -430,7 +431,7 @@ class ControllerNode(ros.Node):
         super().destroy_node()
 
 
-def main(args: Optional[Sequence[str]] = None) -> int:
+def main(args: Sequence[str] | None = None) -> int:
     return ros.run_node(ControllerNode, args)
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
 import statistics
+from pathlib import Path
 from typing import Any
 
 from dcdrl_core.learning.codec import WeightsPayload

@@ -20,14 +20,14 @@ decode + recognition.
 """
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass, field, replace
 import math
 import threading
 import time
-from typing import Any, Optional
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from typing import Any
 
-from dcdrl_edge.faces import FaceEngine, KnownFaces, MODELS, check_tolerance
+from dcdrl_edge.faces import MODELS, FaceEngine, KnownFaces, check_tolerance
 from dcdrl_edge.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageLimits, ImageRejected, decode_compressed
 
 REFUSAL_REASONS = ('busy', 'empty', 'too_many_bytes', 'bad_tolerance', 'bad_format', 'too_many_pixels',
@@ -73,7 +73,7 @@ class ServerAnswer:
 @dataclass
 class FaceServerLogic:
     config: FaceServerConfig = field(default_factory=FaceServerConfig)
-    engine: Optional[FaceEngine] = None   # built from config (with enrolment) when not given
+    engine: FaceEngine | None = None   # built from config (with enrolment) when not given
 
     def __post_init__(self) -> None:
         if self.engine is None:

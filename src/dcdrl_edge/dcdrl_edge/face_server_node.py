@@ -32,16 +32,17 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+from dcdrl_msgs.srv import RecognizeFaces
 
 from dcdrl_core import ros
 from dcdrl_core.live_parameters import Live, LiveParameters, from_validator
 from dcdrl_core.msg_arrays import set_array
 from dcdrl_core.names import DEFAULT_NAMESPACE
 from dcdrl_core.param_check import check_no_unknown_parameters
-from dcdrl_msgs.srv import RecognizeFaces
 from dcdrl_edge.face_server import FaceServerConfig, FaceServerLogic
 from dcdrl_edge.faces import check_tolerance
 from dcdrl_edge.images import compressed_bytes
@@ -103,7 +104,7 @@ class FaceServerNode(ros.Node):
         super().destroy_node()
 
 
-def main(args: Optional[Sequence[str]] = None) -> int:
+def main(args: Sequence[str] | None = None) -> int:
     if ros.BACKEND != 'rclpy':
         return ros.run_node(FaceServerNode, args)
     # rclpy: a thread per admitted request and one to refuse the next (see the module docstring)

@@ -22,17 +22,17 @@ settings through multiprocessing's own start-up, which is local and trusted.)
 """
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass
 import json
 import multiprocessing
-from multiprocessing.connection import Connection
 import os
 import signal
 import struct
 import threading
 import time
-from typing import Any, Optional
+from collections import deque
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
 
 import numpy as np
 
@@ -115,14 +115,14 @@ class FaceWorker:
         # sender thread) -> in_child (written; the child answers in order) -> a WorkerResult.
         self._cv = threading.Condition()
         self._waiting: deque[tuple[int, bytes, float]] = deque()
-        self._sending: Optional[tuple[int, bytes, float]] = None
+        self._sending: tuple[int, bytes, float] | None = None
         self._in_child: dict[int, float] = {}            # task id -> submit time
         self._lost: list[WorkerResult] = []             # failed outside poll(), returned by the next poll()
-        self._process: Optional[Any] = None
-        self._task_conn: Optional[Connection] = None
-        self._result_conn: Optional[Connection] = None
+        self._process: Any | None = None
+        self._task_conn: Connection | None = None
+        self._result_conn: Connection | None = None
         self._generation = 0            # one per child process
-        self._sender: Optional[threading.Thread] = None
+        self._sender: threading.Thread | None = None
         self._running = False
         self._given_up = False
         self.ready = False              # the current child has loaded its engine
@@ -133,12 +133,12 @@ class FaceWorker:
 
     # ------------------------------------------------------------------ lifecycle
     @property
-    def pid(self) -> Optional[int]:
+    def pid(self) -> int | None:
         """The current child's process id (None before start and after stop)."""
         process = self._process
         return None if process is None else process.pid
 
-    def start(self, timeout: Optional[float] = 60.0) -> None:
+    def start(self, timeout: float | None = 60.0) -> None:
         """Starts the child; waits up to ``timeout`` s for it to load (None or 0: do not wait)."""
         if self._running:
             return
@@ -199,7 +199,7 @@ class FaceWorker:
             self._in_child.clear()
             self._lost.clear()
 
-    def __enter__(self) -> 'FaceWorker':
+    def __enter__(self) -> FaceWorker:
         self.start()
         return self
 
@@ -216,7 +216,7 @@ class FaceWorker:
     def _pending_locked(self) -> int:
         return len(self._waiting) + (self._sending is not None) + len(self._in_child)
 
-    def submit(self, task_id: int, image: np.ndarray, tolerance: Optional[float] = None) -> bool:
+    def submit(self, task_id: int, image: np.ndarray, tolerance: float | None = None) -> bool:
         """Queues an RGB uint8 image; False (counted) when the queue is full or the worker gave up."""
         if isinstance(task_id, bool) or not isinstance(task_id, int) or task_id < 0:
             raise ValueError(f'task_id must be an integer >= 0, got {task_id!r}')

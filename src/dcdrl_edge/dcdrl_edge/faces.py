@@ -18,12 +18,13 @@ the calling thread), and not inflated when a server answers several requests at 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 import math
 import os
 import time
 import warnings
-from typing import Any, Iterable, Optional, Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import cv2
 import numpy as np
@@ -66,7 +67,7 @@ class FaceResult:
                 'compute_time_s': self.compute_time_s}
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> 'FaceResult':
+    def from_dict(cls, values: dict[str, Any]) -> FaceResult:
         return cls(tuple(str(n) for n in values['names']),
                    tuple(tuple(int(v) for v in box) for box in values['boxes']),  # type: ignore[misc]
                    tuple(math.inf if d is None else float(d) for d in values['distances']),
@@ -100,7 +101,7 @@ class KnownFaces:
         self.encodings = np.vstack([self.encodings, encoding[None, :]])
 
     @classmethod
-    def from_directory(cls, path: str, engine: Optional['FaceEngine'] = None) -> 'KnownFaces':
+    def from_directory(cls, path: str, engine: FaceEngine | None = None) -> KnownFaces:
         """Enrols ``<name>.<ext>`` files and ``<name>/`` folders of ``path`` (see the module docstring)."""
         if not os.path.isdir(path):
             raise ValueError(f'known faces directory {path!r} does not exist or is not a directory')
@@ -118,7 +119,7 @@ class KnownFaces:
                 known._enrol_file(os.path.splitext(entry)[0], full, engine)
         return known
 
-    def _enrol_file(self, name: str, path: str, engine: 'FaceEngine') -> None:
+    def _enrol_file(self, name: str, path: str, engine: FaceEngine) -> None:
         if name == UNKNOWN or not name.strip():
             self.skipped[path] = f'name {name!r} is reserved or empty'
             return
@@ -138,7 +139,7 @@ def _is_image_name(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith('.')
 
 
-def load_rgb(path: str) -> Optional[np.ndarray]:
+def load_rgb(path: str) -> np.ndarray | None:
     """An image file as RGB uint8, or None when OpenCV cannot read it."""
     image = cv2.imread(path, cv2.IMREAD_COLOR)
     return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
@@ -148,7 +149,7 @@ class FaceEngine:
     """Detect + encode + match with face_recognition; one instance per process or thread pool."""
 
     def __init__(self, model: str = 'hog', upsample: int = 1, tolerance: float = 0.5,
-                 known: Optional[KnownFaces] = None, num_jitters: int = 1) -> None:
+                 known: KnownFaces | None = None, num_jitters: int = 1) -> None:
         if model not in MODELS:
             raise ValueError(f'model must be one of {MODELS}, got {model!r}')
         for name, value, low in (('upsample', upsample, 0), ('num_jitters', num_jitters, 1)):
@@ -177,7 +178,7 @@ class FaceEngine:
         encodings = self._fr.face_encodings(image, [tuple(b) for b in boxes], self.num_jitters)
         return np.asarray(encodings, dtype=np.float64).reshape(len(boxes), ENCODING_SIZE)
 
-    def match(self, encodings: Iterable[np.ndarray], tolerance: Optional[float] = None
+    def match(self, encodings: Iterable[np.ndarray], tolerance: float | None = None
               ) -> tuple[list[str], list[float]]:
         """Name of the nearest known face within tolerance (else 'unknown'), and that distance."""
         tolerance = self.tolerance if tolerance is None else check_tolerance(tolerance)
@@ -195,7 +196,7 @@ class FaceEngine:
             distances.append(distance)
         return names, distances
 
-    def recognise(self, image: np.ndarray, tolerance: Optional[float] = None) -> FaceResult:
+    def recognise(self, image: np.ndarray, tolerance: float | None = None) -> FaceResult:
         """Every face in an RGB uint8 image: names, boxes, distances and the CPU time spent."""
         tolerance = self.tolerance if tolerance is None else check_tolerance(tolerance)
         image = check_array(image, 'rgb8')

@@ -22,9 +22,9 @@ reason              meaning
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 import struct
-from typing import Any, Optional
+from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -110,7 +110,7 @@ def _quote(text: Any) -> str:
     return repr(text[:MAX_FORMAT_LENGTH]) + ('...' if len(text) > MAX_FORMAT_LENGTH else '')
 
 
-def _check_size(height: int, width: int, limits: Optional[ImageLimits]) -> None:
+def _check_size(height: int, width: int, limits: ImageLimits | None) -> None:
     if height <= 0 or width <= 0:
         raise ImageRejected('empty', f'image has zero size ({width}x{height})')
     if limits is not None and height * width > limits.max_pixels:
@@ -132,7 +132,7 @@ def fill_image_msg(message: Any, image: np.ndarray, encoding: str = 'rgb8') -> A
     return message
 
 
-def image_from_msg(message: Any, want: str = 'rgb8', limits: Optional[ImageLimits] = None) -> np.ndarray:
+def image_from_msg(message: Any, want: str = 'rgb8', limits: ImageLimits | None = None) -> np.ndarray:
     """A sensor_msgs/Image as an array in ``want`` encoding; ImageRejected for anything inconsistent.
 
     Rows may be padded (``step`` > width * channels), as the message allows.
@@ -209,7 +209,7 @@ def _jpeg_size(data: bytes) -> tuple[int, int]:
     raise ImageRejected('undecodable', 'JPEG stream without a frame header (SOF)')
 
 
-def decode_compressed(data: Any, want: str = 'rgb8', limits: Optional[ImageLimits] = None,
+def decode_compressed(data: Any, want: str = 'rgb8', limits: ImageLimits | None = None,
                       format: str = '') -> np.ndarray:
     """Decodes untrusted JPEG/PNG bytes into an array in ``want`` encoding, after checking limits.
 
@@ -239,7 +239,7 @@ def decode_compressed(data: Any, want: str = 'rgb8', limits: Optional[ImageLimit
     return image if want != 'rgb8' else convert(image, 'bgr8', 'rgb8')
 
 
-def format_kind(format: str) -> Optional[str]:
+def format_kind(format: str) -> str | None:
     """'jpeg', 'png', or None for '' (sniff); ImageRejected for a format we do not decode."""
     if len(format or '') > MAX_FORMAT_LENGTH:
         raise ImageRejected('bad_format', f'compressed image format has {len(format)} characters '
@@ -275,5 +275,5 @@ def compressed_bytes(message: Any) -> bytes:
     return get_array(message, 'data', np.uint8).tobytes()
 
 
-def image_from_compressed_msg(message: Any, want: str = 'rgb8', limits: Optional[ImageLimits] = None) -> np.ndarray:
+def image_from_compressed_msg(message: Any, want: str = 'rgb8', limits: ImageLimits | None = None) -> np.ndarray:
     return decode_compressed(compressed_bytes(message), want, limits, message.format)

@@ -38,14 +38,15 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
 from dcdrl_core.learning.inference import NumpyActor
-from dcdrl_core.protocol import LoopMode
 from dcdrl_core.learning.network_spec import network_config as resolve_network_config
+from dcdrl_core.protocol import LoopMode
 
 from .actor_buffer import NO_VERSION, DoubleBufferedActor
 from .controller import ControllerConfig, EdgeController, counted_command

@@ -32,12 +32,13 @@ All methods of ``OffloadController`` may be called from any thread (one lock, he
 """
 from __future__ import annotations
 
-from collections import Counter, deque
-from dataclasses import asdict, dataclass, fields
 import math
 import threading
 import time
-from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Sequence, Tuple
+from collections import Counter, deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 import numpy as np
 
@@ -55,7 +56,7 @@ EXTRA_NAMES = ('cost', 'latency_s', 'energy_j', 'deadline_miss_ratio', 'offload_
 ACTOR_ENV_DIMS = {'dcdrl_sim/FaceOffloadContinuous-v0': (OBS_SIZE, 1)}
 
 
-def actor_dims(env_id: str) -> Tuple[int, int]:
+def actor_dims(env_id: str) -> tuple[int, int]:
     """(obs_dim, action_dim) of the offload actor for the env id the cloud trains it on."""
     if env_id not in ACTOR_ENV_DIMS:
         raise ValueError(f'env_id {env_id!r} is not an offload policy env; known: {sorted(ACTOR_ENV_DIMS)}')
@@ -101,7 +102,7 @@ class OffloadConfig:
     bandwidth_min_mbps: float = 0.5
     bandwidth_max_mbps: float = 25.0
     frames_max: int = 4
-    megapixels_per_frame: Tuple[float, ...] = (0.3072, 0.9216)
+    megapixels_per_frame: tuple[float, ...] = (0.3072, 0.9216)
     max_faces_per_frame: int = 8
     # Estimates from measurements.
     initial_bandwidth_mbps: float = 8.0   # bandwidth estimate before the first clean measurement
@@ -174,13 +175,13 @@ class OffloadConfig:
             raise ValueError(f'megapixels_per_frame must hold sizes > 0, got {self.megapixels_per_frame!r}')
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> 'OffloadConfig':
+    def from_dict(cls, values: Mapping[str, Any]) -> OffloadConfig:
         unknown = set(values) - {f.name for f in fields(cls)}
         if unknown:
             raise ValueError(f'unknown OffloadConfig fields: {sorted(unknown)}')
         return cls(**dict(values))
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data['megapixels_per_frame'] = list(self.megapixels_per_frame)
         return data
@@ -214,7 +215,7 @@ class TaskObserver:
     * face-count estimate: the faces found in the previous finished frame.
     """
 
-    def __init__(self, config: OffloadConfig, model: Optional[FaceOffloadModel] = None) -> None:
+    def __init__(self, config: OffloadConfig, model: FaceOffloadModel | None = None) -> None:
         self.config = config
         self.model = model if model is not None else config.model_env()
         self.bandwidth_mbps = self._clip_bandwidth(config.initial_bandwidth_mbps)
@@ -224,8 +225,8 @@ class TaskObserver:
         self.worker_free_at = -math.inf
         self.radio_free_at = -math.inf
         self.server_free_at = -math.inf
-        self._local: Dict[int, float] = {}     # task id -> expected local compute (s)
-        self._remote: Dict[int, float] = {}    # task id -> expected server time (s)
+        self._local: dict[int, float] = {}     # task id -> expected local compute (s)
+        self._remote: dict[int, float] = {}    # task id -> expected server time (s)
         self.bandwidth_samples = 0
 
     def _clip_bandwidth(self, mbps: float) -> float:
@@ -244,7 +245,7 @@ class TaskObserver:
         return image_bytes * 8.0 / (self.bandwidth_mbps * 1e6)
 
     # ---- the observation
-    def observe(self, now: float, megapixels: float, deadline_s: Optional[float] = None) -> np.ndarray:
+    def observe(self, now: float, megapixels: float, deadline_s: float | None = None) -> np.ndarray:
         """float32 [8], normalised and clipped exactly as FaceOffloadModel's observation."""
         if not (math.isfinite(megapixels) and megapixels > 0):
             raise ValueError(f'megapixels must be a finite number > 0, got {megapixels!r}')
@@ -321,7 +322,7 @@ class DecisionMaker:
     decision ((0, 1] offload, [-1, 0] local), so the critic sees the whole action range.
     """
 
-    def __init__(self, config: OffloadConfig, model: Optional[FaceOffloadModel] = None) -> None:
+    def __init__(self, config: OffloadConfig, model: FaceOffloadModel | None = None) -> None:
         self.config = config
         self.model = model if model is not None else config.model_env()
         self.rng = np.random.default_rng(config.seed)
@@ -340,8 +341,8 @@ class DecisionMaker:
         draw = float(self.rng.random())          # [0, 1)
         return 1.0 - draw if decision == OFFLOAD else -draw   # (0, 1] or (-1, 0]
 
-    def decide(self, obs: np.ndarray, actor: Optional[Callable[[np.ndarray], np.ndarray]] = None
-               ) -> Tuple[int, float, str]:
+    def decide(self, obs: np.ndarray, actor: Callable[[np.ndarray], np.ndarray] | None = None
+               ) -> tuple[int, float, str]:
         c = self.config
         if c.policy == 'learned' and actor is not None:
             raw = np.asarray(actor(obs), dtype=np.float64).reshape(-1)
@@ -375,7 +376,7 @@ class Task:
     deadline_s: float
     fell_back: bool = False
     fallback_reason: str = ''
-    sent_at: Optional[float] = None
+    sent_at: float | None = None
     sent_clean: bool = False     # no other offload in flight when it was sent
     transfer_time_s: float = 0.0
 
@@ -430,7 +431,7 @@ class ExperienceChunk:
     terminated: np.ndarray
     truncated: np.ndarray
     extras: np.ndarray
-    extra_names: Tuple[str, ...] = EXTRA_NAMES
+    extra_names: tuple[str, ...] = EXTRA_NAMES
 
     def __len__(self) -> int:
         return int(self.rewards.shape[0])
@@ -447,12 +448,12 @@ class TransitionAssembler:
     def __init__(self, batch_size: int, episode_tasks: int) -> None:
         self.batch_size = batch_size
         self.episode_tasks = episode_tasks
-        self._decided: Dict[int, Tuple[np.ndarray, float, int]] = {}   # index -> obs, action, version
+        self._decided: dict[int, tuple[np.ndarray, float, int]] = {}   # index -> obs, action, version
         # Task k's entry serves transition k (as obs) and transition k - 1 (as next_obs): it is
         # dropped when both have used it.
-        self._uses: Dict[int, int] = {}
-        self._finished: Dict[int, Tuple[float, np.ndarray]] = {}       # index -> reward, extras
-        self._ready: List[Tuple[np.ndarray, float, float, np.ndarray, bool, np.ndarray, int]] = []
+        self._uses: dict[int, int] = {}
+        self._finished: dict[int, tuple[float, np.ndarray]] = {}       # index -> reward, extras
+        self._ready: list[tuple[np.ndarray, float, float, np.ndarray, bool, np.ndarray, int]] = []
         self.transitions = 0
 
     def decided(self, index: int, obs: np.ndarray, action: float, version: int) -> None:
@@ -488,7 +489,7 @@ class TransitionAssembler:
         """Decided tasks whose observation is still needed (memory stays bounded by the tasks in progress)."""
         return len(self._decided)
 
-    def take(self, flush: bool = False) -> List[ExperienceChunk]:
+    def take(self, flush: bool = False) -> list[ExperienceChunk]:
         """Full batches (and with ``flush`` the rest as a smaller one)."""
         chunks = []
         while len(self._ready) >= self.batch_size or (flush and self._ready):
@@ -506,14 +507,14 @@ class LatencyStats:
     """Recent latencies of one mode (bounded) and the total count."""
 
     def __init__(self, window: int) -> None:
-        self.samples: Deque[float] = deque(maxlen=window)
+        self.samples: deque[float] = deque(maxlen=window)
         self.count = 0
 
     def add(self, value: float) -> None:
         self.samples.append(float(value))
         self.count += 1
 
-    def summary(self) -> Dict[str, Any]:
+    def summary(self) -> dict[str, Any]:
         if not self.samples:
             return {'count': self.count, 'mean_s': None, 'p50_s': None, 'p95_s': None}
         values = np.fromiter(self.samples, np.float64)
@@ -533,13 +534,13 @@ class OffloadController:
         self.decider = DecisionMaker(config, self.model)
         self.assembler = TransitionAssembler(config.experience_batch_size, config.episode_tasks)
         self._lock = threading.Lock()
-        self._tasks: Dict[int, Task] = {}
-        self._in_flight: Dict[int, Task] = {}     # offloads decided and not finished (or fallen back)
-        self._abandoned: Dict[int, float] = {}    # sent, timed out, no reply yet: task id -> when given up
+        self._tasks: dict[int, Task] = {}
+        self._in_flight: dict[int, Task] = {}     # offloads decided and not finished (or fallen back)
+        self._abandoned: dict[int, float] = {}    # sent, timed out, no reply yet: task id -> when given up
         self._next_task = 0
         self._decided = 0
-        self._episode: List[Outcome] = []
-        self._episodes: List[OffloadEpisodeSummary] = []
+        self._episode: list[Outcome] = []
+        self._episodes: list[OffloadEpisodeSummary] = []
         self.episodes = 0
         self.latency = {mode: LatencyStats(config.stats_window) for mode in MODES}
         self.counts: Counter = Counter()
@@ -554,8 +555,8 @@ class OffloadController:
 
     # ---- deciding
     def begin_task(self, now: float, width: int, height: int, image_bytes: int, local_pending: int,
-                   actor: Optional[Callable[[np.ndarray], np.ndarray]] = None, policy_version: int = 0
-                   ) -> Optional[Task]:
+                   actor: Callable[[np.ndarray], np.ndarray] | None = None, policy_version: int = 0
+                   ) -> Task | None:
         """Observe and decide one frame; None when the device is saturated (the frame is skipped)."""
         if width <= 0 or height <= 0 or image_bytes < 0:
             raise ValueError(f'frame size must be > 0 and bytes >= 0, got {width}x{height}, {image_bytes} bytes')
@@ -622,7 +623,7 @@ class OffloadController:
             return self._finish(task, now, 'dropped', ok=False, faces=0, compute=0.0, dropped=True, detail=reason)
 
     def local_finished(self, task_id: int, now: float, ok: bool, faces: int = 0, compute_time_s: float = 0.0,
-                       error: str = '') -> Optional[Outcome]:
+                       error: str = '') -> Outcome | None:
         with self._lock:
             task = self._tasks.get(task_id)
             if task is None:
@@ -648,7 +649,7 @@ class OffloadController:
             return True
 
     def offload_answered(self, task_id: int, now: float, ok: bool, faces: int = 0, server_compute_s: float = 0.0,
-                         error: str = '') -> Tuple[Optional[Outcome], bool]:
+                         error: str = '') -> tuple[Outcome | None, bool]:
         """A reply arrived. (outcome, False) when ok; (None, True) when refused: run it locally now;
         (None, False) for a reply that comes too late (the task timed out, counted)."""
         with self._lock:
@@ -692,7 +693,7 @@ class OffloadController:
         self.counts['fell_back'] += 1
         self.fell_back_by_reason[reason] += 1
 
-    def expired(self, now: float) -> List[int]:
+    def expired(self, now: float) -> list[int]:
         """Offloads in flight for longer than offload_timeout_s (the caller fails them: 'timeout')."""
         limit = self.config.offload_timeout_s
         with self._lock:
@@ -750,19 +751,19 @@ class OffloadController:
             offload_fraction=float(np.mean([o.decision == OFFLOAD for o in outcomes]))))
 
     # ---- outputs
-    def take_experience(self, flush: bool = False) -> List[ExperienceChunk]:
+    def take_experience(self, flush: bool = False) -> list[ExperienceChunk]:
         with self._lock:
             chunks = self.assembler.take(flush)
             self.experience_batches += len(chunks)
             self.experience_transitions += sum(len(c) for c in chunks)
             return chunks
 
-    def take_episodes(self) -> List[OffloadEpisodeSummary]:
+    def take_episodes(self) -> list[OffloadEpisodeSummary]:
         with self._lock:
             episodes, self._episodes = self._episodes, []
             return episodes
 
-    def report(self) -> Dict[str, Any]:
+    def report(self) -> dict[str, Any]:
         """Counts and latency per mode (mean / p50 / p95 over the last stats_window tasks of each)."""
         with self._lock:
             finished = self.counts['finished']
@@ -793,7 +794,7 @@ class OffloadController:
 
 
 # ------------------------------------------------------------------------------ link emulation
-def parse_schedule(text: str) -> Tuple[Tuple[float, float], ...]:
+def parse_schedule(text: str) -> tuple[tuple[float, float], ...]:
     """'0:20,30:2.5,60:10' -> ((0, 20), (30, 2.5), (60, 10)): from t seconds on, the link has that
     many Mbit/s (0 = no emulation). Times start at 0 and increase; '' -> ()."""
     text = (text or '').strip()
@@ -810,7 +811,7 @@ def parse_schedule(text: str) -> Tuple[Tuple[float, float], ...]:
     return check_link_schedule(pairs)
 
 
-def check_link_schedule(pairs: Sequence[Tuple[float, float]]) -> Tuple[Tuple[float, float], ...]:
+def check_link_schedule(pairs: Sequence[tuple[float, float]]) -> tuple[tuple[float, float], ...]:
     pairs = tuple((float(t), float(b)) for t, b in pairs)
     if not pairs:
         return ()
@@ -834,9 +835,9 @@ class LinkEmulator:
     of it. Call only from threads that may wait (the node's offload thread).
     """
 
-    def __init__(self, mbps: float = 0.0, schedule: Sequence[Tuple[float, float]] = (),
+    def __init__(self, mbps: float = 0.0, schedule: Sequence[tuple[float, float]] = (),
                  clock: Callable[[], float] = time.monotonic,
-                 wait: Optional[Callable[[float], Any]] = None) -> None:
+                 wait: Callable[[float], Any] | None = None) -> None:
         if isinstance(mbps, bool) or not isinstance(mbps, (int, float)) or not math.isfinite(mbps) or mbps < 0:
             raise ValueError(f'link bandwidth must be a number >= 0 Mbit/s (0 = no emulation), got {mbps!r}')
         self.schedule = check_link_schedule(schedule) if schedule else ((0.0, float(mbps)),)
@@ -856,7 +857,7 @@ class LinkEmulator:
         """Time 0 of the schedule is now."""
         self.started_at = self.clock()
 
-    def bandwidth_at(self, now: Optional[float] = None) -> float:
+    def bandwidth_at(self, now: float | None = None) -> float:
         elapsed = (self.clock() if now is None else now) - self.started_at
         value = self.schedule[0][1]
         for t, mbps in self.schedule:
@@ -866,7 +867,7 @@ class LinkEmulator:
                 break
         return value
 
-    def reserve(self, nbytes: int, now: Optional[float] = None) -> Tuple[float, float]:
+    def reserve(self, nbytes: int, now: float | None = None) -> tuple[float, float]:
         """Books the link for ``nbytes``: (start, end) of the transmission, after the ones booked
         before it (both = now without emulation). The caller waits until ``end``."""
         if nbytes < 0:

@@ -42,15 +42,19 @@ mean/p50/p95, counts) plus worker, link, weights and frame counters.
 """
 from __future__ import annotations
 
-from dataclasses import fields
 import json
 import queue
 import threading
 import time
 import traceback
-from typing import Any, Dict, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from dataclasses import fields
+from typing import Any
 
 import numpy as np
+from dcdrl_msgs.msg import EpisodeStats, ExperienceBatch, OffloadRecord, PolicyWeights
+from dcdrl_msgs.srv import RecognizeFaces
+from sensor_msgs.msg import CompressedImage
 
 from dcdrl_core import ros
 from dcdrl_core.experience import fill_experience
@@ -58,16 +62,28 @@ from dcdrl_core.live_parameters import Live, LiveParameters, from_validator, non
 from dcdrl_core.msg_arrays import set_array
 from dcdrl_core.names import DEFAULT_NAMESPACE
 from dcdrl_core.param_check import check_no_unknown_parameters
-from dcdrl_msgs.msg import EpisodeStats, ExperienceBatch, OffloadRecord, PolicyWeights
-from dcdrl_msgs.srv import RecognizeFaces
-from sensor_msgs.msg import CompressedImage
 from dcdrl_edge.face_worker import FaceWorker
 from dcdrl_edge.faces import check_tolerance
 from dcdrl_edge.images import (
-    DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageLimits, ImageRejected, compressed_bytes, compressed_size,
-    decode_compressed, fill_compressed_bytes)
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_PIXELS,
+    ImageLimits,
+    ImageRejected,
+    compressed_bytes,
+    compressed_size,
+    decode_compressed,
+    fill_compressed_bytes,
+)
 from dcdrl_edge.offload import (
-    LOCAL, LinkEmulator, OffloadConfig, OffloadController, Outcome, Task, actor_dims, parse_schedule)
+    LOCAL,
+    LinkEmulator,
+    OffloadConfig,
+    OffloadController,
+    Outcome,
+    Task,
+    actor_dims,
+    parse_schedule,
+)
 
 _DEFAULTS = OffloadConfig()
 MAX_REPLY_FACES = 1000   # a reply naming more faces than this is malformed (the task runs locally)
@@ -161,13 +177,13 @@ class OffloadControllerNode(ros.Node):
         self.client = self.create_client(RecognizeFaces, 'recognize_faces')
         self._lock = threading.Lock()            # payloads and futures
         self._experience_lock = threading.Lock()
-        self._payloads: Dict[int, Tuple[bytes, str]] = {}
-        self._futures: Dict[int, Tuple[Any, float]] = {}   # task id -> (future, sent at)
+        self._payloads: dict[int, tuple[bytes, str]] = {}
+        self._futures: dict[int, tuple[Any, float]] = {}   # task id -> (future, sent at)
         self._experience_sequence = 0
         self.bad_frames = 0
         self.callback_errors = 0
         self._stop = threading.Event()
-        self._offload_queue: 'queue.Queue[Optional[Task]]' = queue.Queue()
+        self._offload_queue: queue.Queue[Task | None] = queue.Queue()
         self.link.start()
         self.actor.start()
         self._offloader = threading.Thread(target=self._offload_loop, name='offload-sender', daemon=True)
@@ -348,7 +364,7 @@ class OffloadControllerNode(ros.Node):
             self.client.remove_pending_request(future)
 
     # ------------------------------------------------------------------ outputs (any thread)
-    def _publish(self, outcome: Optional[Outcome]) -> None:
+    def _publish(self, outcome: Outcome | None) -> None:
         if outcome is None:
             return
         with self._lock:
@@ -406,7 +422,7 @@ class OffloadControllerNode(ros.Node):
             f"policy version {max(self.actor.version, 0)}, "
             f"{r['experience']['transitions']} transitions sent")
 
-    def report(self) -> Dict[str, Any]:
+    def report(self) -> dict[str, Any]:
         report = self.controller.report()
         report.update(worker=self.worker.stats(), bad_frames=self.bad_frames, callback_errors=self.callback_errors,
                       actor_version=max(self.actor.version, 0), weights_rejected=dict(self.actor.rejected),
@@ -435,7 +451,7 @@ class OffloadControllerNode(ros.Node):
         super().destroy_node()
 
 
-def main(args: Optional[Sequence[str]] = None) -> int:
+def main(args: Sequence[str] | None = None) -> int:
     return ros.run_node(OffloadControllerNode, args)
 
 

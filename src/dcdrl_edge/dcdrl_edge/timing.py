@@ -21,7 +21,7 @@ import errno
 import math
 import os
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from dcdrl_core.learning.codec import WeightsRejected, encode_weights, make_payload, payload_to_bytes
-from dcdrl_core.learning.networks import NetworkConfig, PRESETS, architecture_id, build_actor
+from dcdrl_core.learning.networks import PRESETS, NetworkConfig, architecture_id, build_actor
 from dcdrl_edge.actor_buffer import DoubleBufferedActor, load_weights_file
 
 CONFIG = PRESETS['cloud_edge']

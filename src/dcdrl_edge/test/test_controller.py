@@ -11,8 +11,8 @@ import torch
 from dcdrl_core.learning.codec import encode_weights
 from dcdrl_core.learning.inference import NumpyActor
 from dcdrl_core.learning.networks import PRESETS, architecture_id, build_actor
-from dcdrl_edge.actor_buffer import DoubleBufferedActor
 from dcdrl_core.protocol import EdgeCommandKind, LoopMode, SegmentFlag
+from dcdrl_edge.actor_buffer import DoubleBufferedActor
 from dcdrl_edge.controller import ControllerConfig, EdgeController
 from dcdrl_edge.plant import Plant, PlantReading, SimulatedCartPolePlant
 
@@ -126,7 +126,7 @@ def test_counters_are_the_numbers_behind_stats():
     for name in ('steps', 'episode', 'mode', 'policy_version', 'misses', 'last_action'):
         assert counters[name] == stats[name], name
     assert counters['inference_total'] == 5 and counters['observation'].shape == (OBS_DIM,)   # acted every step
-    from dcdrl_edge.loop_process import BOARD   # the loop process writes every counter to its board
+    from dcdrl_edge.loop_process import BOARD  # the loop process writes every counter to its board
     assert set(counters) - {'observation'} <= set(BOARD)
 
 

@@ -4,7 +4,6 @@ import os
 import subprocess
 import sys
 
-
 # Imports the modules one by one and reports which of them brought a cloud-only package in first.
 CHILD = '''
 import importlib, json, pkgutil, sys

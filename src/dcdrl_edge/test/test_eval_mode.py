@@ -1,13 +1,12 @@
 """The controller's eval mode without ROS: the weights file (missing, a directory, not a weights file:
 one-line errors that say what the directory holds) and the evaluation report (one line per episode,
 the final line and the numbers of the final report)."""
+import numpy as np
 import pytest
 
 from dcdrl_core.learning.codec import make_payload, payload_to_bytes
 from dcdrl_edge.controller import LoopEpisodeSummary
 from dcdrl_edge.eval_mode import EvaluationReport, read_weights_file
-
-import numpy as np
 
 
 def _episode(episode, episode_return, swing_up_steps, length=300, end='truncated', version=7):

@@ -5,18 +5,25 @@ import time
 import cv2
 import numpy as np
 import pytest
+from dcdrl_msgs.srv import RecognizeFaces
+from sensor_msgs.msg import CompressedImage, Image
 
-from dcdrl_core import ros  # noqa: F401  (installs the interface import hook before the imports below)
-from dcdrl_core import runtime
+from dcdrl_core import (
+    ros,  # noqa: F401  (installs the interface import hook before the imports below)
+    runtime,
+)
 from dcdrl_core.msg_arrays import get_array
 from dcdrl_core.names import DEFAULT_NAMESPACE
 from dcdrl_core.runtime.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from dcdrl_core.testing import python_child
 from dcdrl_edge.faces import FaceEngine, KnownFaces
 from dcdrl_edge.images import (
-    decode_compressed, encode_jpeg, fill_compressed_bytes, image_from_compressed_msg, image_from_msg)
-from dcdrl_msgs.srv import RecognizeFaces
-from sensor_msgs.msg import CompressedImage, Image
+    decode_compressed,
+    encode_jpeg,
+    fill_compressed_bytes,
+    image_from_compressed_msg,
+    image_from_msg,
+)
 
 pytestmark = [pytest.mark.dds, pytest.mark.slow]
 TIMEOUT = 60.0  # generous for a loaded 2-core machine; every wait ends as soon as its condition holds

@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 
 from dcdrl_edge.frame_sources import (
-    DeviceSource, FrameSource, ImageSequenceSource, SourceError, SyntheticFaceSource, VideoFileSource, fit_frame,
-    open_source)
+    DeviceSource,
+    FrameSource,
+    ImageSequenceSource,
+    SourceError,
+    SyntheticFaceSource,
+    VideoFileSource,
+    fit_frame,
+    open_source,
+)
 
 GREYS = (0, 40, 80, 120, 160)
 

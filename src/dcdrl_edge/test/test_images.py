@@ -8,8 +8,19 @@ import pytest
 
 from dcdrl_core.messages import get_interface
 from dcdrl_edge.images import (
-    ImageLimits, ImageRejected, check_array, compressed_bytes, compressed_size, decode_compressed, encode_jpeg,
-    fill_compressed_msg, fill_image_msg, format_kind, image_from_compressed_msg, image_from_msg)
+    ImageLimits,
+    ImageRejected,
+    check_array,
+    compressed_bytes,
+    compressed_size,
+    decode_compressed,
+    encode_jpeg,
+    fill_compressed_msg,
+    fill_image_msg,
+    format_kind,
+    image_from_compressed_msg,
+    image_from_msg,
+)
 
 Image = get_interface('sensor_msgs/msg/Image')
 CompressedImage = get_interface('sensor_msgs/msg/CompressedImage')

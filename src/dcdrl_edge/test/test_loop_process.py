@@ -16,8 +16,7 @@ from dcdrl_core.learning.inference import NumpyActor, actor_shapes
 from dcdrl_core.learning.networks import PRESETS, architecture_id
 from dcdrl_core.protocol import EdgeCommandKind, SegmentFlag
 from dcdrl_edge.controller import ControllerConfig
-from dcdrl_edge.loop_process import (LoopLayout, LoopProcess, LoopSideActor, SharedActorSlots, SimPlantSpec,
-                                     _layout_size)
+from dcdrl_edge.loop_process import LoopLayout, LoopProcess, LoopSideActor, SharedActorSlots, SimPlantSpec, _layout_size
 from dcdrl_edge.plant import SimulatedCartPolePlant
 from dcdrl_edge.shared_state import ArrayArena, SharedBlock, SharedRing
 

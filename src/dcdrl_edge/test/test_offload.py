@@ -6,8 +6,16 @@ import numpy as np
 import pytest
 
 from dcdrl_edge.offload import (
-    EXTRA_NAMES, POLICIES, DecisionMaker, LinkEmulator, OffloadConfig, OffloadController, TaskObserver,
-    TransitionAssembler, parse_schedule)
+    EXTRA_NAMES,
+    POLICIES,
+    DecisionMaker,
+    LinkEmulator,
+    OffloadConfig,
+    OffloadController,
+    TaskObserver,
+    TransitionAssembler,
+    parse_schedule,
+)
 from dcdrl_sim.face.env import LOCAL, OFFLOAD, FaceOffloadEnv
 
 MP = 640 * 480 / 1e6
@@ -509,6 +517,7 @@ def test_bad_link_bandwidth_is_refused():
 def test_actor_dims_match_the_registered_envs_spaces():
     """The device sizes its actor from a table (no gymnasium there); the table agrees with the env the cloud trains on."""
     import gymnasium
+
     import dcdrl_sim  # noqa: F401  (registers the environments)
     from dcdrl_edge.offload import ACTOR_ENV_DIMS, actor_dims
     for env_id, dims in ACTOR_ENV_DIMS.items():

@@ -162,6 +162,7 @@ def test_an_interrupting_sleep_returns_without_spinning():
 def test_realtime_priority_applies_to_the_calling_thread_or_says_why_not():
     import os
     import threading
+
     from dcdrl_edge.timing import set_realtime_priority
     for bad in (0, 100, -1, 1.5, True):
         with pytest.raises(ValueError):
