@@ -1,6 +1,6 @@
 """DC-DRL cloud: learner, replay buffer, parameter server, training launch files."""
-from glob import glob
 import os
+from glob import glob
 
 from setuptools import find_packages, setup
 

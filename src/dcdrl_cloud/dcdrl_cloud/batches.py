@@ -8,9 +8,9 @@
 from __future__ import annotations
 
 import collections
-from dataclasses import dataclass
 import threading
-from typing import Any, Optional
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -107,7 +107,7 @@ class CreditTracker:
         self.requested_total = 0
         self.received_total = 0
         self.written_off = 0          # credits given up as lost
-        self._last_activity: Optional[float] = None
+        self._last_activity: float | None = None
         self._lock = threading.Lock()
 
     @property
@@ -169,7 +169,7 @@ class BatchQueue:
             self._cond.notify()
             return not dropped
 
-    def get(self, timeout: float) -> Optional[SampledArrays]:
+    def get(self, timeout: float) -> SampledArrays | None:
         with self._cond:
             if not self._items and timeout > 0:
                 self._cond.wait_for(lambda: bool(self._items), timeout)
@@ -200,7 +200,7 @@ class EnvStepCounter:
         return self.total
 
 
-def waiting_for_replay(stored: Optional[int], needed: int) -> str:
+def waiting_for_replay(stored: int | None, needed: int) -> str:
     """The line a learner without batches prints instead of NaN losses. ``stored``: the replay's
     size from replay/stats (None: nothing heard yet); ``needed``: transitions before the first update."""
     if stored is None:

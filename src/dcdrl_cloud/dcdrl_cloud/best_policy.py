@@ -15,8 +15,9 @@ best_actor.safetensors and says so (``stop_note``), pointing at actor.safetensor
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Any
 
 from dcdrl_core.learning.codec import WeightsPayload
 
@@ -34,11 +35,11 @@ class BestPolicy:
         self.path = Path(path)
         self._write = write
         self.eval_return = -math.inf         # its evaluation return
-        self.version: Optional[int] = None   # its policy version (None: no best yet)
-        self.evaluation: Optional[int] = None   # which evaluation (1 = the run's first scored one)
+        self.version: int | None = None   # its policy version (None: no best yet)
+        self.evaluation: int | None = None   # which evaluation (1 = the run's first scored one)
         self.missing = 0                     # better evaluations whose weights were no longer kept
         self.untrained_evaluations = 0       # evaluations of a policy without any actor update
-        self.first_trained_version: Optional[int] = None
+        self.first_trained_version: int | None = None
         # A best_actor file left by an earlier run that this one did not resume (set by the learner).
         self.earlier_file = False
 
@@ -53,7 +54,7 @@ class BestPolicy:
         return first is not None and int(version) >= first
 
     def consider(self, summary: SegmentEpisodeSummary, evaluation: int,
-                 payload_for_version: Callable[[int], Optional[WeightsPayload]]) -> tuple[str, str]:
+                 payload_for_version: Callable[[int], WeightsPayload | None]) -> tuple[str, str]:
         """A complete evaluation episode was scored (``evaluation``: its number in this run's count).
         Writes best_actor when it is the new best. Returns (text about the best for the log, level)."""
         version = int(summary.policy_version)

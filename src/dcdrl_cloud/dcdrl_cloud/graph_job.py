@@ -19,11 +19,8 @@ pid it started is checked and any survivor is killed with its process group.
 """
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass, field
 import json
 import os
-from pathlib import Path
 import re
 import selectors
 import signal
@@ -31,7 +28,11 @@ import subprocess
 import sys
 import threading
 import time
-from typing import IO, Any, Callable, Optional, Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
 
 SCREEN_MODES = ('quiet', 'progress', 'verbose')
 STOP_TIMEOUT_S = 75.0   # after the stop began: the learner's 30 s sigterm_timeout + 5 s + the others, with margin
@@ -92,7 +93,7 @@ def is_traceback_line(text: str) -> bool:
     return text.startswith(('Traceback (most recent call last)', ' ', '\t')) or bool(_EXCEPTION.match(text))
 
 
-def screen_text(line: Line, mode: str, focus: Optional[str], stopping: bool = False) -> Optional[str]:
+def screen_text(line: Line, mode: str, focus: str | None, stopping: bool = False) -> str | None:
     """What the screen shows of ``line`` in ``mode`` (None: the log file only). While the graph stops,
     the focus node's tracebacks stay in its log (a SIGINT during its imports ends in one)."""
     if mode == 'verbose':
@@ -165,7 +166,7 @@ def wait_gone(pids: Sequence[int], timeout: float) -> list[int]:
     return left
 
 
-def _end_with_this_process() -> Optional[Callable[[], None]]:
+def _end_with_this_process() -> Callable[[], None] | None:
     """For the launcher's child process (Linux): it gets SIGTERM when this job dies, even by SIGKILL,
     so the launcher still stops its nodes. Prepared here, called in the child between fork and exec."""
     if not sys.platform.startswith('linux'):
@@ -188,7 +189,7 @@ class JobResult:
     signal_name: str = ''                          # the first signal that stopped the job
     pids: dict[str, int] = field(default_factory=dict)      # label -> pid of every process started
     leftovers: list[str] = field(default_factory=list)      # processes the launcher left running, stopped here
-    launcher_code: Optional[int] = None
+    launcher_code: int | None = None
     elapsed_s: float = 0.0
 
 
@@ -196,9 +197,9 @@ class GraphJob:
     """Runs ``command`` (a `dcdrl launch` command line) as described in the module docstring."""
 
     def __init__(self, command: Sequence[str], env: dict[str, str], log_dir: Path, *, screen: str = 'progress',
-                 focus: Optional[str] = 'learner', done_marker: Optional[str] = None,
-                 markers: Sequence[str] = ('REPORT',), describe_done: Optional[Callable[[dict], str]] = None,
-                 out: Optional[IO[str]] = None) -> None:
+                 focus: str | None = 'learner', done_marker: str | None = None,
+                 markers: Sequence[str] = ('REPORT',), describe_done: Callable[[dict], str] | None = None,
+                 out: IO[str] | None = None) -> None:
         if screen not in SCREEN_MODES:
             raise ValueError(f'screen must be one of {SCREEN_MODES}, got {screen!r}')
         self.command, self.env, self.log_dir = list(command), env, Path(log_dir)
@@ -211,8 +212,8 @@ class GraphJob:
         self._logs: dict[str, IO[str]] = {}
         self._signals: list[int] = []
         self._graph_announced = False
-        self._stop_started: Optional[float] = None
-        self._launcher: Optional[subprocess.Popen] = None
+        self._stop_started: float | None = None
+        self._launcher: subprocess.Popen | None = None
 
     # -- output -----------------------------------------------------------------------------------
     def say(self, text: str) -> None:
@@ -266,7 +267,7 @@ class GraphJob:
         if line.from_launcher:
             self._process_ended(line)
 
-    def _marker(self, line: Line) -> Optional[tuple[str, Any]]:
+    def _marker(self, line: Line) -> tuple[str, Any] | None:
         if line.from_launcher or line.level:
             return None
         for name in self.markers:
@@ -347,7 +348,7 @@ class GraphJob:
         self.say(f'main job: could not stop pids {", ".join(map(str, left))}')
 
     # -- the loop ---------------------------------------------------------------------------------
-    def run(self, stop_after: Optional[float] = None) -> JobResult:
+    def run(self, stop_after: float | None = None) -> JobResult:
         """Start the graph and return when the launcher and all its processes have ended."""
         started = time.monotonic()
         handlers = {}

@@ -10,9 +10,9 @@ lock and needs the slots ``store`` returns.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 import time
-from typing import Any, Optional
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -48,7 +48,7 @@ class IngestStats:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Any) -> 'IngestStats':
+    def from_dict(cls, data: Any) -> IngestStats:
         """Inverse of ``to_dict``; raises ValueError on anything malformed."""
         try:
             clients = {str(name): ClientRecord(**{k: int(v) for k, v in record.items()})
@@ -74,9 +74,9 @@ class ExperienceIngest:
         allowed_clients: the only client ids accepted; empty = any.
     """
 
-    def __init__(self, capacity: int, gamma: float = 0.99, obs_dim: Optional[int] = None,
-                 action_dim: Optional[int] = None, seed: Optional[int] = None,
-                 buffer_kwargs: Optional[dict[str, Any]] = None, max_clients: int = 256,
+    def __init__(self, capacity: int, gamma: float = 0.99, obs_dim: int | None = None,
+                 action_dim: int | None = None, seed: int | None = None,
+                 buffer_kwargs: dict[str, Any] | None = None, max_clients: int = 256,
                  allowed_clients: tuple[str, ...] = ()) -> None:
         if isinstance(capacity, bool) or not isinstance(capacity, (int, np.integer)) or capacity < 1:
             raise ValueError(f'capacity must be an integer >= 1, got {capacity!r}')
@@ -89,7 +89,7 @@ class ExperienceIngest:
         self.capacity, self.gamma, self.seed = int(capacity), float(gamma), seed
         self.obs_dim, self.action_dim = obs_dim, action_dim
         self.buffer_kwargs = dict(buffer_kwargs or {})
-        self.buffer: Optional[ReplayBuffer] = None
+        self.buffer: ReplayBuffer | None = None
         self.stats = IngestStats()
         self.started = time.monotonic()
         # Counters restored from a snapshot are cumulative; throughput is this run's.

@@ -17,7 +17,7 @@ import json
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Optional
+from typing import BinaryIO
 
 import numpy as np
 
@@ -42,7 +42,7 @@ class JournalReplay:
 class ExperienceJournal:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._file: Optional[BinaryIO] = None
+        self._file: BinaryIO | None = None
         self.records = 0
 
     def open(self) -> None:

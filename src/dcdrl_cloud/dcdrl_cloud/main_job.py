@@ -19,10 +19,11 @@ import argparse
 import json
 import math
 import os
-from pathlib import Path
 import sys
 import time
-from typing import Any, NoReturn, Optional, Sequence
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
 
 from dcdrl_core import training_defaults
 from dcdrl_core.workspace import find_workspace_root
@@ -78,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def check_arguments(args: argparse.Namespace) -> Optional[str]:
+def check_arguments(args: argparse.Namespace) -> str | None:
     """What can be checked before anything starts; returns why the arguments are refused, or None."""
     if not math.isfinite(args.duration) or args.duration < 0:
         return f'--duration must be a number of seconds >= 0 (0 = until stopped), got {args.duration:g}'
@@ -105,8 +106,9 @@ def check_arguments(args: argparse.Namespace) -> Optional[str]:
     return None
 
 
-def _check_env(env_id: str) -> Optional[str]:
+def _check_env(env_id: str) -> str | None:
     import gymnasium
+
     import dcdrl_sim  # noqa: F401  (registers the environments)
     try:
         gymnasium.spec(env_id)
@@ -241,7 +243,7 @@ def run_training(args: argparse.Namespace, env: dict[str, str], runs: Path, wher
     return EXIT_FAILED
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

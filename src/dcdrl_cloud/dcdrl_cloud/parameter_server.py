@@ -27,13 +27,13 @@ learner ``policy`` seen, each only when it matches the requested architecture an
 """
 from __future__ import annotations
 
-from collections import Counter
 import csv
-from dataclasses import dataclass
 import math
 import os
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import gymnasium
 import numpy as np
@@ -135,9 +135,9 @@ class MergedGeneration:
 class PolicyAnswer:
     available: bool
     message: str
-    payload: Optional[WeightsPayload] = None
+    payload: WeightsPayload | None = None
     generation: int = 0
-    fitness: Optional[float] = None
+    fitness: float | None = None
     producer: str = ''
 
 
@@ -163,8 +163,8 @@ class ParameterServer:
         self.refused: Counter[str] = Counter()
         self.fast_forwards = 0
         self.generations_closed = 0
-        self.merged: Optional[MergedGeneration] = None
-        self.learner: Optional[WeightsPayload] = None
+        self.merged: MergedGeneration | None = None
+        self.learner: WeightsPayload | None = None
         self.learner_producer = ''
         self.learner_accepted = 0
         self.learner_refused: Counter[str] = Counter()
@@ -176,7 +176,7 @@ class ParameterServer:
         return self.collector.generation
 
     # ------------------------------------------------------------------ client models
-    def submit(self, payload: WeightsPayload, producer: str, generation: int, fitness: Optional[float],
+    def submit(self, payload: WeightsPayload, producer: str, generation: int, fitness: float | None,
                now: float) -> int:
         """Take a model into the open generation; returns that generation's number.
 
@@ -188,7 +188,7 @@ class ParameterServer:
             self.refused[error.reason] += 1
             raise
 
-    def _submit(self, payload: WeightsPayload, producer: str, generation: int, fitness: Optional[float],
+    def _submit(self, payload: WeightsPayload, producer: str, generation: int, fitness: float | None,
                 now: float) -> int:
         if not isinstance(producer, str) or not producer.strip():
             raise SubmissionRefused('no_producer', 'the producer field names no client')
@@ -226,7 +226,7 @@ class ParameterServer:
     def submissions_in_open_generation(self) -> int:
         return len(self.collector.submissions)
 
-    def poll(self, now: float, wall_time: Optional[float] = None) -> Optional[MergedGeneration]:
+    def poll(self, now: float, wall_time: float | None = None) -> MergedGeneration | None:
         """Close the open generation when it is complete or timed out; returns the merged generation."""
         result = self.collector.poll(now)
         if result is None:
@@ -240,7 +240,7 @@ class ParameterServer:
         self._append_csv(merged, wall_time)
         return merged
 
-    def _append_csv(self, merged: MergedGeneration, wall_time: Optional[float]) -> None:
+    def _append_csv(self, merged: MergedGeneration, wall_time: float | None) -> None:
         r = merged.result
         self.csv_path.parent.mkdir(parents=True, exist_ok=True)
         new = not self.csv_path.exists() or self.csv_path.stat().st_size == 0

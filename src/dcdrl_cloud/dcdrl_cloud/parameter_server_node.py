@@ -19,17 +19,18 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
+from dcdrl_msgs.msg import PolicyWeights, Tensor
+from dcdrl_msgs.srv import GetPolicy
+
+from dcdrl_cloud.parameter_server import ParameterServer, ParameterServerConfig, SubmissionRefused, env_dims
 from dcdrl_core import ros
 from dcdrl_core.learning.codec import WeightsRejected
 from dcdrl_core.live_parameters import Live, LiveParameters, set_timer_period
 from dcdrl_core.names import DEFAULT_NAMESPACE
 from dcdrl_core.parameter_dataclass import declare_parameters
 from dcdrl_core.weights_msg import MAX_PRODUCER_LENGTH, fill_weights, fitness_of, read_weights
-from dcdrl_msgs.msg import PolicyWeights, Tensor
-from dcdrl_msgs.srv import GetPolicy
-from dcdrl_cloud.parameter_server import ParameterServer, ParameterServerConfig, SubmissionRefused, env_dims
 
 
 class ParameterServerNode(ros.Node):
@@ -119,5 +120,5 @@ class ParameterServerNode(ros.Node):
         super().destroy_node()
 
 
-def main(args: Optional[Sequence[str]] = None) -> int:
+def main(args: Sequence[str] | None = None) -> int:
     return ros.run_node(ParameterServerNode, args)

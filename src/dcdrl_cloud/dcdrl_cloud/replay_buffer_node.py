@@ -25,22 +25,31 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 import queue
 import threading
 import time
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
+from dcdrl_msgs.msg import ExperienceBatch, PolicyWeights, PriorityUpdate, ReplayStats, SampledBatch, SampleRequest
+
+from dcdrl_cloud.replay_parameters import ReplayBufferParameters
+from dcdrl_cloud.replay_service import (
+    JOURNAL_NAME,
+    SNAPSHOT_NAME,
+    PriorityRejected,
+    ReplayService,
+    RequestRejected,
+    SnapshotRefused,
+    fill_sampled_batch,
+    read_priority_update,
+)
 from dcdrl_core import ros
 from dcdrl_core.experience import ExperienceRejected
 from dcdrl_core.live_parameters import Live, LiveParameters, periodic, set_timer_period
 from dcdrl_core.names import DEFAULT_NAMESPACE
 from dcdrl_core.parameter_dataclass import declare_parameters
-from dcdrl_msgs.msg import ExperienceBatch, PolicyWeights, PriorityUpdate, ReplayStats, SampledBatch, SampleRequest
-from dcdrl_cloud.replay_parameters import ReplayBufferParameters
-from dcdrl_cloud.replay_service import (
-    JOURNAL_NAME, SNAPSHOT_NAME, PriorityRejected, ReplayService, RequestRejected, SnapshotRefused, fill_sampled_batch,
-    read_priority_update)
 
 _SNAPSHOT = object()  # inbox token: write a snapshot (in the intake thread, between two batches)
 _STOP = object()      # inbox token: the intake thread ends after what was queued before it
@@ -235,5 +244,5 @@ class ReplayBufferNode(ros.Node):
         super().destroy_node()
 
 
-def main(args: Optional[Sequence[str]] = None) -> int:
+def main(args: Sequence[str] | None = None) -> int:
     return ros.run_node(ReplayBufferNode, args)

@@ -5,8 +5,8 @@ ReplayServiceConfig (the logic's settings) takes its defaults from them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
 import re
+from dataclasses import dataclass, fields
 from typing import Any
 
 from dcdrl_core import training_defaults

@@ -25,26 +25,27 @@ Threads: ``ingest`` and ``save`` may run in one thread (the node's intake worker
 """
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass
 import json
 import math
 import os
-from pathlib import Path
 import threading
 import time
-from typing import Any, Callable, Optional
 import zipfile
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from dcdrl_cloud.ingest import ExperienceIngest, IngestStats
+from dcdrl_cloud.journal import ExperienceJournal, JournalReplay
+from dcdrl_cloud.replay_parameters import ReplayBufferParameters as _NODE
 from dcdrl_core.checks import check_int, check_number
 from dcdrl_core.experience import MAX_ID_LENGTH, Experience
 from dcdrl_core.learning.replay import RateLimitTimeout, ReplayBuffer, TransitionBatch
 from dcdrl_core.msg_arrays import get_array, set_array
-from dcdrl_cloud.ingest import ExperienceIngest, IngestStats
-from dcdrl_cloud.journal import ExperienceJournal, JournalReplay
-from dcdrl_cloud.replay_parameters import ReplayBufferParameters as _NODE
 
 SNAPSHOT_NAME = 'replay.npz'
 JOURNAL_NAME = 'replay.journal'   # batches stored since the last snapshot (journal.py)
@@ -134,7 +135,7 @@ class ReplayServiceConfig:
 
     def buffer_kwargs(self) -> dict[str, Any]:
         """ReplayBuffer arguments besides capacity, dimensions and seed."""
-        spi: Optional[float] = float(self.samples_per_insert) if self.samples_per_insert > 0 else None
+        spi: float | None = float(self.samples_per_insert) if self.samples_per_insert > 0 else None
         error_buffer = None
         if spi is not None:
             # Reverb's lower bound: once min_size_to_sample items are stored the learner may sample
@@ -218,7 +219,7 @@ class ReplayService:
         self.intake = ExperienceIngest(config.capacity, config.gamma, seed=config.seed,
                                        buffer_kwargs=config.buffer_kwargs(), max_clients=config.max_clients,
                                        allowed_clients=config.allowed_clients)
-        self.versions: Optional[np.ndarray] = None  # uint64 [capacity], producing policy version per slot
+        self.versions: np.ndarray | None = None  # uint64 [capacity], producing policy version per slot
         self.latest_policy_version = 0
         self.requesters: dict[str, RequesterState] = {}
         self.counters = ServiceCounters()
@@ -226,7 +227,7 @@ class ReplayService:
         self._last_served = ''
         self._rate_mark = (clock(), 0)
         self._dirty = False  # changed since the last snapshot
-        self._journal: Optional[ExperienceJournal] = None
+        self._journal: ExperienceJournal | None = None
         self._closed = False
         # Lock order: _ingest_lock -> _slots_lock; _cond is never held while taking another.
         self._ingest_lock = threading.Lock()  # ingest vs save (a save pauses only ingestion)
@@ -236,7 +237,7 @@ class ReplayService:
     # ---- properties ----
 
     @property
-    def buffer(self) -> Optional[ReplayBuffer]:
+    def buffer(self) -> ReplayBuffer | None:
         return self.intake.buffer
 
     def __len__(self) -> int:
@@ -335,7 +336,7 @@ class ReplayService:
             state = self.requesters.get(requester)
             return state.credits if state is not None else 0
 
-    def _pick_locked(self) -> Optional[tuple[str, int]]:
+    def _pick_locked(self) -> tuple[str, int] | None:
         """Round-robin: the next requester with credits after the one served last."""
         if self.intake.buffer is None or self._closed:
             return None
@@ -346,7 +347,7 @@ class ReplayService:
         name = min(after) if after else min(names)
         return name, self.requesters[name].batch_size
 
-    def next_batch(self, timeout: float) -> Optional[ServedBatch]:
+    def next_batch(self, timeout: float) -> ServedBatch | None:
         """Waits up to ``timeout`` s for a credit and for the limiter; returns the batch or None.
 
         Call from one serving thread.  A credit is spent only when a batch is produced.
@@ -437,7 +438,7 @@ class ReplayService:
 
     # ---- statistics ----
 
-    def version_lag(self) -> dict[str, Optional[float]]:
+    def version_lag(self) -> dict[str, float | None]:
         """min/mean/max of (latest policy version - producing version) over the last batches.
 
         Negative values mean data from a newer policy than the latest seen on `policy` (e.g.

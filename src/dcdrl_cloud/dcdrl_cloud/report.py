@@ -9,12 +9,12 @@ caller has one.
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
 import json
 import math
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 # Baseline rows of the final evaluation drawn as horizontal lines next to the learning curve.
 BASELINE_ROWS = ('local_only', 'full_offload', 'random', 'greedy', 'oracle')
@@ -37,7 +37,7 @@ def read_scalars(output_dir: Path) -> dict[str, list[tuple[float, float, float]]
     return series
 
 
-def _read_json(path: Path) -> Optional[dict[str, Any]]:
+def _read_json(path: Path) -> dict[str, Any] | None:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
@@ -50,12 +50,12 @@ class LearningCurve:
 
     field: str                                   # 'cost' (mean per step, MEC) or 'return' (per episode)
     points: list[tuple[float, float]]            # (learner updates, value) of the periodic evaluations
-    final: Optional[tuple[float, float]]         # the final table's learned row, at its update count
+    final: tuple[float, float] | None         # the final table's learned row, at its update count
     baselines: list[tuple[str, float]]           # the final table's other rows
     log_scale: bool                              # every value > 0: a log axis keeps 0.3 and 14 apart
 
 
-def learning_curve(series: dict, evaluation: Optional[dict]) -> Optional[LearningCurve]:
+def learning_curve(series: dict, evaluation: dict | None) -> LearningCurve | None:
     """The learned policy's evaluations and the final table as one curve; None when there is nothing."""
     evaluation = evaluation or {}
     rows = {row.get('policy'): row for row in evaluation.get('rows', []) if isinstance(row, dict)}
@@ -76,12 +76,12 @@ def learning_curve(series: dict, evaluation: Optional[dict]) -> Optional[Learnin
     return LearningCurve(field, points, final, baselines, log_scale=all(v > 0 for v in values))
 
 
-def _number(value: Any) -> Optional[float]:
+def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
         and math.isfinite(value) else None
 
 
-def _plot_learning_curve(series: dict, evaluation: Optional[dict], path: Path, plt: Any) -> bool:
+def _plot_learning_curve(series: dict, evaluation: dict | None, path: Path, plt: Any) -> bool:
     curve = learning_curve(series, evaluation)
     if curve is None:
         return False
@@ -127,8 +127,8 @@ def _plot_lines(series: dict, tags: dict[str, str], path: Path, title: str, ylab
     return True
 
 
-def build_report(output_dir: str | Path, replay_summary: Optional[dict[str, Any]] = None,
-                 done: Optional[dict[str, Any]] = None, title: str = 'DC-DRL training run') -> Path:
+def build_report(output_dir: str | Path, replay_summary: dict[str, Any] | None = None,
+                 done: dict[str, Any] | None = None, title: str = 'DC-DRL training run') -> Path:
     """Writes output_dir/report.md and its PNG plots; returns the report's path."""
     import matplotlib
     matplotlib.use('Agg')

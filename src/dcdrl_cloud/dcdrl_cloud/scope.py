@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -138,7 +139,7 @@ def save_scope_png(data: ScopeData, path: str | Path, title: str = 'DC-DRL scope
     return path
 
 
-def open_window(title: str = 'DC-DRL scope') -> Optional[Any]:
+def open_window(title: str = 'DC-DRL scope') -> Any | None:
     """A live matplotlib window when an interactive backend and a display exist, else None."""
     import os
     if not (os.environ.get('DISPLAY') or os.environ.get('WAYLAND_DISPLAY')):

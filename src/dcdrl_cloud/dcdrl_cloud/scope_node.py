@@ -15,17 +15,17 @@ Parameters: the fields of dcdrl_cloud.scope.ScopeParameters (`scope --help` list
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
+from dcdrl_msgs.msg import EpisodeStats, TrajectorySegment
 
+from dcdrl_cloud.scope import ScopeData, ScopeParameters, draw_scope, open_window, save_scope_png
 from dcdrl_core import ros
 from dcdrl_core.live_parameters import Live, LiveParameters
 from dcdrl_core.msg_arrays import get_array
 from dcdrl_core.names import DEFAULT_NAMESPACE
 from dcdrl_core.parameter_dataclass import declare_parameters
-from dcdrl_msgs.msg import EpisodeStats, TrajectorySegment
-from dcdrl_cloud.scope import ScopeData, ScopeParameters, draw_scope, open_window, save_scope_png
 
 EVALUATION_FLAG = TrajectorySegment.FLAG_EVALUATION
 
@@ -75,7 +75,7 @@ class ScopeNode(ros.Node):
             self.get_logger().info(f'first frame with data drawn ({len(self.data.steps)} steps)')
 
 
-def main(args: Optional[Sequence[str]] = None) -> int:
+def main(args: Sequence[str] | None = None) -> int:
     return ros.run_node(ScopeNode, args)
 
 

@@ -1,12 +1,12 @@
 """The segment learner's parameters (cloud-edge workflow), validated; no ROS import."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from dcdrl_core.checks import check_int, check_number
-from dcdrl_core.learning.agents import ALGORITHMS, AGENT_PRESETS, AgentConfig
+from dcdrl_core.learning.agents import AGENT_PRESETS, ALGORITHMS, AgentConfig
 from dcdrl_sim.cartpole.task import SwingUpTask
 
 CARTPOLE_ENV_ID = 'dcdrl_sim/CartPoleSwingUp-v0'

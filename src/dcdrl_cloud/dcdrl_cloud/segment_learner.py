@@ -24,16 +24,24 @@ from __future__ import annotations
 
 import collections
 import math
-from pathlib import Path
 import time
-from typing import Any, Callable, Optional, Protocol
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
 from dcdrl_cloud.best_policy import BestPolicy
 from dcdrl_cloud.segment_config import SegmentLearnerConfig
 from dcdrl_cloud.segments import (
-    SegmentEpisodeSummary, SegmentPairer, SegmentRejected, SegmentView, SwingUpReward, Transition, read_segment)
+    SegmentEpisodeSummary,
+    SegmentPairer,
+    SegmentRejected,
+    SegmentView,
+    SwingUpReward,
+    Transition,
+    read_segment,
+)
 from dcdrl_cloud.trainer import Trainer
 from dcdrl_core.files import atomic_write
 from dcdrl_core.learning.checkpoint import load_checkpoint
@@ -99,13 +107,13 @@ class SegmentLearner(Trainer):
         self.evaluations_incomplete = 0     # evaluation episodes with a gap: not scored
         self.best = BestPolicy(self.best_actor_path, self._write_payload)   # best_actor.safetensors
         self.converged = False
-        self.steps_to_converge: Optional[int] = None
-        self.updates_to_converge: Optional[int] = None
-        self.wall_s_to_converge: Optional[float] = None
-        self.converged_version: Optional[int] = None
-        self.init_version: Optional[int] = None
+        self.steps_to_converge: int | None = None
+        self.updates_to_converge: int | None = None
+        self.wall_s_to_converge: float | None = None
+        self.converged_version: int | None = None
+        self.init_version: int | None = None
         self._episodes_since_eval = 0
-        self.buffer: Optional[ReplayBuffer] = None
+        self.buffer: ReplayBuffer | None = None
         self._early_warnings: list[str] = []   # logged by start(), when the outputs are wired
         self._load_saved_state()
         if self.buffer is None:
@@ -121,12 +129,12 @@ class SegmentLearner(Trainer):
         self._session_updates = 0           # gradient steps of this run
         self._initial_evals_left = config.initial_evaluations
         self._payloads: collections.OrderedDict[int, WeightsPayload] = collections.OrderedDict()
-        self._latest: Optional[WeightsPayload] = None
+        self._latest: WeightsPayload | None = None
         self._published_actor_updates = -1
         self._publish_requested = False
 
     @property
-    def best_version(self) -> Optional[int]:
+    def best_version(self) -> int | None:
         """Version in best_actor.safetensors (None: no trained policy evaluated yet)."""
         return self.best.version
 
@@ -160,7 +168,7 @@ class SegmentLearner(Trainer):
         if self.config.init_checkpoint:
             self._load_init(self.config.init_checkpoint)
 
-    def _load_replay(self) -> Optional[ReplayBuffer]:
+    def _load_replay(self) -> ReplayBuffer | None:
         try:
             buffer = ReplayBuffer.load(self.replay_path)
         except (ValueError, OSError) as error:
@@ -190,7 +198,7 @@ class SegmentLearner(Trainer):
         self.version = self.init_version = info.version
 
     # ------------------------------------------------------------------ inputs (any thread)
-    def receive(self, seg: SegmentView) -> Optional[Transition]:
+    def receive(self, seg: SegmentView) -> Transition | None:
         """A validated segment arrived (DDS callback thread): pair it and store the transition it
         completes, if any. Never trains. Returns that transition (or None)."""
         if seg.observation.shape != (self.obs_dim,) or seg.action.shape != (self.action_dim,):
@@ -220,7 +228,7 @@ class SegmentLearner(Trainer):
             self._wake.notify()
         return transition
 
-    def receive_message(self, message: Any) -> Optional[Transition]:
+    def receive_message(self, message: Any) -> Transition | None:
         """read_segment + receive; a refused message is counted by its reason."""
         try:
             seg = read_segment(message, self.obs_dim, self.action_dim)
@@ -235,7 +243,7 @@ class SegmentLearner(Trainer):
             self.rejected[str(reason)] += 1
             return sum(self.rejected.values())
 
-    def weights_for_request(self, min_version: int = 0) -> Optional[WeightsPayload]:
+    def weights_for_request(self, min_version: int = 0) -> WeightsPayload | None:
         """The latest published payload when its version is >= min_version (GetPolicy); otherwise
         None, and the training thread publishes as soon as the actor has changed."""
         with self._lock:
@@ -245,7 +253,7 @@ class SegmentLearner(Trainer):
             self._publish_requested = True
             return None
 
-    def payload_for_version(self, version: int) -> Optional[WeightsPayload]:
+    def payload_for_version(self, version: int) -> WeightsPayload | None:
         """A recently published payload by version (the last kept_versions are kept)."""
         with self._lock:
             return self._payloads.get(int(version))
@@ -307,7 +315,7 @@ class SegmentLearner(Trainer):
         self._session_updates += 1
         return stats
 
-    def stop_reason(self, now: float) -> Optional[str]:
+    def stop_reason(self, now: float) -> str | None:
         """'converged' (with stop_when_converged), 'duration' once duration_s elapsed."""
         if self.converged and self.config.stop_when_converged:
             return 'converged'

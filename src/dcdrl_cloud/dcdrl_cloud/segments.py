@@ -20,9 +20,9 @@ a noise-free evaluation episode). Read top to bottom:
 from __future__ import annotations
 
 import collections
-from dataclasses import dataclass
 import math
-from typing import Any, Optional
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -214,7 +214,7 @@ class SegmentEpisodeSummary:
     episode: int
     episode_return: float
     length: int
-    swing_up_steps: Optional[int]
+    swing_up_steps: int | None
     evaluation: bool
     failed: bool
     complete: bool
@@ -229,10 +229,10 @@ class _OpenEpisode:
 
     def __init__(self, seg: SegmentView) -> None:
         self.episode = seg.episode
-        self.start_sequence: Optional[int] = seg.sequence if seg.episode_start else None
+        self.start_sequence: int | None = seg.sequence if seg.episode_start else None
         self.episode_return = 0.0
         self.length = 0
-        self.swing_up_steps: Optional[int] = None
+        self.swing_up_steps: int | None = None
         self.evaluation = seg.evaluation
         self.complete = seg.episode_start
         self.versions: dict[int, int] = {}
@@ -256,8 +256,8 @@ class _Device:
     __slots__ = ('last', 'open', 'counts')
 
     def __init__(self) -> None:
-        self.last: Optional[SegmentView] = None
-        self.open: Optional[_OpenEpisode] = None
+        self.last: SegmentView | None = None
+        self.open: _OpenEpisode | None = None
         self.counts = dict.fromkeys(_COUNTER_NAMES, 0)
 
 
@@ -338,7 +338,7 @@ class SegmentPairer:
         self._finished.clear()
         return finished
 
-    def add(self, seg: SegmentView) -> Optional[Transition]:
+    def add(self, seg: SegmentView) -> Transition | None:
         device = self._devices.get(seg.device_id)
         if device is None:
             if len(self._devices) >= self.max_devices:
@@ -385,7 +385,7 @@ class SegmentPairer:
         self._track_episode(device, seg, transition)
         return transition
 
-    def _track_episode(self, device: _Device, seg: SegmentView, transition: Optional[Transition]) -> None:
+    def _track_episode(self, device: _Device, seg: SegmentView, transition: Transition | None) -> None:
         episode = device.open
         if episode is not None and episode.episode != seg.episode:
             self._close(seg.device_id, device, failed=False, complete=False)  # its final segment never came

@@ -24,12 +24,13 @@ Inputs from other threads take ``_lock``; ``wake()`` ends a wait of the training
 from __future__ import annotations
 
 import collections
-from dataclasses import asdict, dataclass, field, replace
 import math
-from pathlib import Path
 import threading
 import time
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
 
 import gymnasium
 import numpy as np
@@ -131,7 +132,7 @@ class Trainer:
 
     LIVE_FIELDS: tuple[str, ...] = ()          # config fields a running trainer takes over
     PROGRESS_TAGS: tuple[str, ...] = ()        # run-log scalars on the progress line
-    RUN_LOG_NAME: Optional[str] = None         # the run directory's name part; None: the learner's name
+    RUN_LOG_NAME: str | None = None         # the run directory's name part; None: the learner's name
     STEP_TIMEOUT_S = 0.1                       # run(): the longest wait for data in one step
 
     def __init__(self, config: Any, outputs: Any, name: str, clock: Callable[[], float] = time.monotonic,
@@ -143,7 +144,7 @@ class Trainer:
         except ValueError:
             env.close()
             raise
-        self.env: Optional[gymnasium.Env] = env if keep_env else None
+        self.env: gymnasium.Env | None = env if keep_env else None
         if not keep_env:
             env.close()
         self.agent_config = config.agent_config()
@@ -154,13 +155,13 @@ class Trainer:
         self.checkpoint_path = self.output_dir / CHECKPOINT_NAME
         self.version = 0                    # last published version
         self.updates = 0                    # gradient updates, across resumes
-        self.resumed_from: Optional[int] = None
+        self.resumed_from: int | None = None
         self.rejected: collections.Counter[str] = collections.Counter()
         self.eval_return = math.nan
         self.eval_cost = math.nan
-        self.finished_reason: Optional[str] = None
-        self.logger: Optional[RunLogger] = None
-        self.started_at: Optional[float] = None
+        self.finished_reason: str | None = None
+        self.logger: RunLogger | None = None
+        self.started_at: float | None = None
         self.finished = False
         self.closed = False
         self._wall_before = 0.0             # wall seconds of earlier runs (resume)
@@ -222,7 +223,7 @@ class Trainer:
     def _on_start(self, now: float) -> None:
         """Hook: the end of start() (log lines, the first weights, first requests)."""
 
-    def step(self, timeout: Optional[float] = None) -> bool:
+    def step(self, timeout: float | None = None) -> bool:
         """``_train`` (waits up to ``timeout`` s for data), then the periodic work. Returns True
         when the run is done (``stop_reason``)."""
         if self.started_at is None:
@@ -256,7 +257,7 @@ class Trainer:
     def _after_stats(self, now: float) -> None:
         """Hook: periodic work after the stats, before the checkpoint."""
 
-    def done(self, now: Optional[float] = None) -> bool:
+    def done(self, now: float | None = None) -> bool:
         """True once ``stop_reason`` gives one (kept in finished_reason)."""
         if self.started_at is None:
             return False
@@ -266,12 +267,12 @@ class Trainer:
         self.finished_reason = self.finished_reason or reason
         return True
 
-    def stop_reason(self, now: float) -> Optional[str]:
+    def stop_reason(self, now: float) -> str | None:
         """Why the run is done now ('duration' once duration_s elapsed), None while it goes on."""
         duration = self.config.duration_s
         return 'duration' if duration > 0 and now - self.started_at >= duration else None
 
-    def run(self, stop: threading.Event, timeout: Optional[float] = None) -> Optional[dict[str, Any]]:
+    def run(self, stop: threading.Event, timeout: float | None = None) -> dict[str, Any] | None:
         """The training thread: start, step until done or ``stop``; finish() when done (returns its
         summary), None when stopped first."""
         self.start()
@@ -280,7 +281,7 @@ class Trainer:
                 return self.finish()
         return None
 
-    def wall_s(self, now: Optional[float] = None) -> float:
+    def wall_s(self, now: float | None = None) -> float:
         """Wall seconds of training, across resumes."""
         if self.started_at is None:
             return self._wall_before
@@ -377,7 +378,7 @@ class Trainer:
         return self.updates
 
     # ------------------------------------------------------------------ weights and files
-    def publish_weights(self) -> Optional[WeightsPayload]:
+    def publish_weights(self) -> WeightsPayload | None:
         """Publish the online actor as the next version (not when it holds NaN/Inf: said in a line)."""
         try:
             payload = encode_weights(self.agent.actor, self.architecture_id, self.version + 1)

@@ -1,9 +1,9 @@
 """The replay journal: what was stored since the last snapshot survives a kill."""
 import numpy as np
 
-from dcdrl_core.experience import Experience
 from dcdrl_cloud.journal import ExperienceJournal
 from dcdrl_cloud.replay_service import ReplayService, ReplayServiceConfig
+from dcdrl_core.experience import Experience
 
 
 def _batch(sequence: int, size: int = 4, obs_dim: int = 3) -> Experience:

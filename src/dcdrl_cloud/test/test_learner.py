@@ -4,17 +4,23 @@ import math
 
 import numpy as np
 import pytest
+from dcdrl_msgs.msg import SampledBatch
 
+from dcdrl_cloud.batches import (
+    BatchQueue,
+    BatchRejected,
+    CreditTracker,
+    EnvStepCounter,
+    SampledArrays,
+    read_sampled_batch,
+)
+from dcdrl_cloud.learner import Learner, LearnerConfig
+from dcdrl_cloud.trainer import LagStats
 from dcdrl_core import runtime  # noqa: F401  (interface import hook)
 from dcdrl_core.learning.codec import decode_weights
 from dcdrl_core.learning.inference import actor_shapes
 from dcdrl_core.learning.networks import architecture_id, network_config
 from dcdrl_core.msg_arrays import set_array
-from dcdrl_cloud.batches import (
-    BatchQueue, BatchRejected, CreditTracker, EnvStepCounter, SampledArrays, read_sampled_batch)
-from dcdrl_cloud.learner import Learner, LearnerConfig
-from dcdrl_cloud.trainer import LagStats
-from dcdrl_msgs.msg import SampledBatch
 
 MEC = 'dcdrl_sim/MecOffload-v0'  # the paper's encoding; with N = 10 users:
 OBS, ACT = 73, 20                 # 7N + 3 observations, 2N actions

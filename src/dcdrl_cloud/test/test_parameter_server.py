@@ -4,11 +4,16 @@ import csv
 import numpy as np
 import pytest
 
+from dcdrl_cloud.parameter_server import (
+    CSV_COLUMNS,
+    ParameterServer,
+    ParameterServerConfig,
+    SubmissionRefused,
+    env_dims,
+)
 from dcdrl_core.learning.codec import WeightsRejected, make_payload
 from dcdrl_core.learning.inference import actor_shapes
 from dcdrl_core.learning.networks import architecture_id, network_config
-from dcdrl_cloud.parameter_server import (
-    CSV_COLUMNS, ParameterServer, ParameterServerConfig, SubmissionRefused, env_dims)
 
 OBS, ACT = 6, 2
 ARCH = architecture_id(network_config('dcdrl'), OBS, ACT)

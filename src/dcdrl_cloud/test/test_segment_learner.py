@@ -2,8 +2,8 @@
 best weights, checkpoint resume, fine-tuning from a checkpoint, refused segments."""
 import json
 import re
-from pathlib import Path
 import threading
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -11,12 +11,12 @@ import pytest
 
 from dcdrl_cloud.segment_learner import MAX_UPDATES_PER_STEP, SegmentLearner, SegmentLearnerConfig
 from dcdrl_cloud.segments import SegmentView
-from dcdrl_core.protocol import EdgeCommandKind, SegmentFlag
 from dcdrl_core.learning.agents import Agent, AgentConfig
 from dcdrl_core.learning.checkpoint import save_checkpoint
 from dcdrl_core.learning.codec import decode_weights, payload_from_bytes
 from dcdrl_core.learning.inference import actor_shapes
 from dcdrl_core.learning.networks import architecture_id, network_config
+from dcdrl_core.protocol import EdgeCommandKind, SegmentFlag
 from dcdrl_sim.cartpole.env import CartPoleSwingUpEnv
 
 OBS, ACT = 10, 1
@@ -594,8 +594,8 @@ def test_run_in_a_thread_while_segments_arrive_from_another(tmp_path):
 
 def test_versions_published_after_the_last_checkpoint_are_not_reused(tmp_path):
     """A learner killed between checkpoints resumes above the last version it published."""
-    from dcdrl_core.learning.checkpoint import PublishedVersion
     from dcdrl_cloud.learner import PUBLISHED_VERSION_NAME
+    from dcdrl_core.learning.checkpoint import PublishedVersion
     PublishedVersion(tmp_path / PUBLISHED_VERSION_NAME).record(41)
     learner = SegmentLearner(SegmentLearnerConfig(output_dir=str(tmp_path), device='cpu', tensorboard=False),
                              Recorder())

@@ -1,9 +1,9 @@
 """The shared trainer life cycle: the order of the hooks, versions across resume and a hard kill, the
 finiteness guard, stats periods and rates, live changes, wake-up and the idempotent end."""
-from dataclasses import dataclass
 import json
 import math
 import threading
+from dataclasses import dataclass
 
 import pytest
 
