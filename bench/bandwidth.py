@@ -38,8 +38,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -49,10 +50,9 @@ os.environ['PYTHONPATH'] = os.pathsep.join(
     [str(ROOT / 'src' / p) for p in ('dcdrl_core', 'dcdrl_sim', 'dcdrl_edge', 'dcdrl_cloud')]
     + ([os.environ['PYTHONPATH']] if os.environ.get('PYTHONPATH') else []))
 
-from machine import machine_info  # noqa: E402
-
 from dcdrl_core.netns import Testbed, netns_available  # noqa: E402
 from dcdrl_core.testing import ChildProcess  # noqa: E402
+from machine import machine_info  # noqa: E402
 
 CONFIG = ROOT / 'config' / 'cloud_edge.yaml'
 DCDRL = [sys.executable, '-m', 'dcdrl_core.cli']
@@ -69,7 +69,7 @@ class Records:
         self.child, self.tag = child, tag
         self.values: list[dict] = []
 
-    def pull(self, timeout: float) -> Optional[dict]:
+    def pull(self, timeout: float) -> dict | None:
         try:
             line = self.child.wait_for_line(self.tag + ' ', timeout)
         except TimeoutError:
@@ -148,15 +148,15 @@ def _finite(values: list[float]) -> list[float]:
     return [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
 
 
-def _publish_params(mbps: float, size: int = 176_476, default_s: float = 0.5) -> Optional[float]:
+def _publish_params(mbps: float, size: int = 176_476, default_s: float = 0.5) -> float | None:
     """A publish period that lets each actor cross the link before the next (twice size*8/bandwidth),
     or None when the default period already does."""
     needed = 2 * size * 8 / (mbps * 1e6)
     return round(needed, 1) if needed > default_s else None
 
 
-def run_workflow(mbps: Optional[float], steady_s: float, domain: int, workdir: Path, rate_hz: float = 30.0,
-                 sim_rate_hz: float = 0.0, cut_s: float = 0.0, extra_env: Optional[dict] = None,
+def run_workflow(mbps: float | None, steady_s: float, domain: int, workdir: Path, rate_hz: float = 30.0,
+                 sim_rate_hz: float = 0.0, cut_s: float = 0.0, extra_env: dict | None = None,
                  learner_params: tuple = ()) -> dict:
     """One run of controller (device) + learner (cloud) with the device-cloud link at ``mbps``."""
     output = workdir / f'learner_{mbps}_{cut_s}_{time.monotonic_ns()}'
@@ -231,7 +231,7 @@ def run_workflow(mbps: Optional[float], steady_s: float, domain: int, workdir: P
     return result
 
 
-def converge(mbps: Optional[float], max_s: float, domain: int, workdir: Path, rate_hz: float, sim_rate_hz: float,
+def converge(mbps: float | None, max_s: float, domain: int, workdir: Path, rate_hz: float, sim_rate_hz: float,
              init_checkpoint: str, seed: int = 0, direction: str = 'both') -> dict:
     """Runs the workflow until TRAINING DONE (or max_s) and returns the learner's convergence numbers.
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import matplotlib
 
@@ -26,7 +27,7 @@ def _dict(value: Any) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def _bars(ax, groups: list[str], ours: list[Optional[float]], reference: list[Optional[float]],
+def _bars(ax, groups: list[str], ours: list[float | None], reference: list[float | None],
           reference_label: str, ours_label: str = 'ours') -> None:
     """Side-by-side bars per group, each labelled with its value."""
     width = 0.38
@@ -58,7 +59,7 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def transport_chart(result: dict, path: Path) -> Optional[Path]:
+def transport_chart(result: dict, path: Path) -> Path | None:
     results = _dict(result.get('results'))
     payloads = [p for p in ('experience', 'weights') if f'{p}/ours' in results and f'{p}/raw' in results]
     if not payloads:
@@ -76,7 +77,7 @@ def transport_chart(result: dict, path: Path) -> Optional[Path]:
     return _save(fig, path)
 
 
-def learner_chart(result: dict, path: Path) -> Optional[Path]:
+def learner_chart(result: dict, path: Path) -> Path | None:
     learner = _dict(result.get('learner'))
     algorithms = [a for a in ('ddpg', 'td3') if isinstance(learner.get(f'dcdrl_{a}'), dict)]
     if not algorithms:
@@ -90,7 +91,7 @@ def learner_chart(result: dict, path: Path) -> Optional[Path]:
     return _save(fig, path)
 
 
-def replay_chart(result: dict, path: Path) -> Optional[Path]:
+def replay_chart(result: dict, path: Path) -> Path | None:
     modes = [m for m in ('uniform', 'prioritized') if isinstance(_dict(result.get(m)).get('dcdrl'), dict)]
     if not modes:
         return None
@@ -102,7 +103,7 @@ def replay_chart(result: dict, path: Path) -> Optional[Path]:
     return _save(fig, path)
 
 
-def scaling_chart(result: dict, path: Path) -> Optional[Path]:
+def scaling_chart(result: dict, path: Path) -> Path | None:
     collection = _dict(result.get('collection_steps_per_s'))
     one, two = collection.get('1'), collection.get('2')
     if not isinstance(one, (int, float)) or not isinstance(two, (int, float)):
@@ -115,7 +116,7 @@ def scaling_chart(result: dict, path: Path) -> Optional[Path]:
     return _save(fig, path)
 
 
-def edge_loop_chart(result: dict, path: Path) -> Optional[Path]:
+def edge_loop_chart(result: dict, path: Path) -> Path | None:
     loops = [loop for loop in result.get('loops') or [] if isinstance(loop, dict)]
     if not loops:
         return None
@@ -139,7 +140,7 @@ def edge_loop_chart(result: dict, path: Path) -> Optional[Path]:
     return _save(fig, path)
 
 
-def envs_chart(result: dict, path: Path) -> Optional[Path]:
+def envs_chart(result: dict, path: Path) -> Path | None:
     envs = {k: v for k, v in _dict(result.get('envs')).items() if isinstance(v, dict)}
     if not envs:
         return None
@@ -161,7 +162,7 @@ def envs_chart(result: dict, path: Path) -> Optional[Path]:
     return _save(fig, path)
 
 
-def face_offload_chart(result: dict, path: Path) -> Optional[Path]:
+def face_offload_chart(result: dict, path: Path) -> Path | None:
     policies = {k: v for k, v in _dict(_dict(result.get('policy')).get('policies')).items() if isinstance(v, dict)}
     if not policies or not all(isinstance(v.get('latency_s'), (int, float)) for v in policies.values()):
         return None
@@ -177,7 +178,7 @@ def face_offload_chart(result: dict, path: Path) -> Optional[Path]:
     return _save(fig, path)
 
 
-CHARTS: dict[str, tuple[str, Callable[[dict, Path], Optional[Path]]]] = {
+CHARTS: dict[str, tuple[str, Callable[[dict, Path], Path | None]]] = {
     'transport': ('transport.png', transport_chart),
     'envs': ('envs.png', envs_chart),
     'learner': ('learner.png', learner_chart),

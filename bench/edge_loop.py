@@ -47,6 +47,7 @@ OBS_DIM, ACTION_DIM = 10, 1
 def inference_timing(repeats: int) -> dict:
     """Median single-observation forward time: NumpyActor vs torch eager (no_grad), same weights."""
     import torch
+
     from dcdrl_core.learning.inference import NumpyActor
     from dcdrl_core.learning.networks import build_actor, network_config
     torch.set_num_threads(1)
@@ -91,6 +92,7 @@ def platform_floor(rate_hz: float, duration_s: float, realtime_priority: int, sp
     """The same RateLoop with no work at all, in this fresh process: the misses and period error the
     machine itself imposes (scheduler, hypervisor), the floor any controller here stands on."""
     import gc
+
     from dcdrl_edge.timing import RateLoop, set_realtime_priority, summarize
     if realtime_priority:
         set_realtime_priority(realtime_priority)
@@ -125,6 +127,7 @@ def run_loop(rate_hz: float, duration_s: float, swap_hz: float, loop_process: bo
                    '-p', f'loop_process:={str(loop_process).lower()}',
                    '-p', f'realtime_priority:={int(realtime_priority)}', '-p', f'spin_s:={float(spin_s)}'])
     from dcdrl_msgs.msg import PolicyWeights, Tensor, TrajectorySegment
+
     from dcdrl_edge.controller_node import ControllerNode
 
     controller = ControllerNode()

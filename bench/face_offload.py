@@ -51,7 +51,8 @@ import json  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from typing import Any, Callable  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(__file__))
 from machine import machine_info  # noqa: E402
@@ -77,8 +78,12 @@ def median(values: list[float]) -> float:
 
 # ------------------------------------------------------------------------------ (a) transport
 def bench_transport(frames: int, timeout: float = 120.0) -> dict[str, Any]:
-    from dcdrl_core import ros  # noqa: F401  (interface import hook)
-    from dcdrl_core import runtime
+    from dcdrl_msgs.srv import RecognizeFaces
+
+    from dcdrl_core import (
+        ros,  # noqa: F401  (interface import hook)
+        runtime,
+    )
     from dcdrl_core.names import DEFAULT_NAMESPACE
     from dcdrl_core.runtime.context import Context
     from dcdrl_core.testing import fresh_domain_id, python_child
@@ -86,7 +91,6 @@ def bench_transport(frames: int, timeout: float = 120.0) -> dict[str, Any]:
     from dcdrl_edge.faces import FaceEngine
     from dcdrl_edge.frame_sources import SyntheticFaceSource
     from dcdrl_edge.images import decode_compressed, encode_jpeg, fill_compressed_bytes
-    from dcdrl_msgs.srv import RecognizeFaces
 
     source = SyntheticFaceSource(640, 480, seed=0)
     images = [source.frame(7 * k) for k in range(frames + 1)]    # +1: the warm-up frame
@@ -186,9 +190,10 @@ def train_ddpg(steps: int, time_cap_s: float, seed: int = 0, validate_every: int
 
     Returns (agent with the last actor, the best validated actor's state, info)."""
     import torch
-    from dcdrl_sim.evaluation import evaluate_policy
+
     from dcdrl_core.learning.agents import Agent, AgentConfig
     from dcdrl_core.learning.replay import ReplayBuffer
+    from dcdrl_sim.evaluation import evaluate_policy
     from dcdrl_sim.face.continuous import FaceOffloadContinuousEnv
     torch.set_num_threads(1)
     config = AgentConfig.preset('dcdrl', seed=seed, device='cpu', critic_start=500, actor_start=500,

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 import shutil
 import sys
-from typing import Any, Optional
+from pathlib import Path
+from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
@@ -134,7 +134,7 @@ def copy_charts(run_dir: Path, images: Path = IMAGES) -> dict[str, str]:
     return copied
 
 
-def render(results: dict, charts: dict[str, str], results_path: Optional[str] = None) -> str:
+def render(results: dict, charts: dict[str, str], results_path: str | None = None) -> str:
     # Rows are recomputed from each bench's own JSON with the current adapters (pure functions), so
     # the page follows bench/summary.py; results.json keeps the run's snapshot under 'summary'.
     rows = summary_module.summarise({name: record.get('json') for name, record
@@ -168,7 +168,7 @@ def render(results: dict, charts: dict[str, str], results_path: Optional[str] = 
     return '\n'.join(out) + '\n'
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('results', nargs='?', default=None, help='results.json (default: the newest run)')
     parser.add_argument('--page', default=str(PAGE), help='the generated page (default docs/results-bench.md)')

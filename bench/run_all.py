@@ -25,29 +25,30 @@ when it exists, else this interpreter). Both get src/<package> on PYTHONPATH.
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, field
 import datetime as dt
 import json
 import os
-from pathlib import Path
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 sys.path.insert(0, str(BENCH_DIR))
 
-from machine import machine_info  # noqa: E402
 import summary as summary_module  # noqa: E402
+from machine import machine_info  # noqa: E402
 
 PACKAGES = ('dcdrl_core', 'dcdrl_sim', 'dcdrl_edge', 'dcdrl_cloud')
 
 
-def _bandwidth_unavailable() -> Optional[str]:
+def _bandwidth_unavailable() -> str | None:
     """Why the bandwidth bench (network namespaces + tc netem) cannot run here, or None."""
     missing = [tool for tool in ('ip', 'tc') if shutil.which(tool) is None]
     if missing:
@@ -72,8 +73,8 @@ class Bench:
     comparison: bool = False              # needs the comparison packages (bench/requirements.txt)
     quick_timeout_s: float = 180.0
     full_timeout_s: float = 1800.0
-    unavailable: Optional[Callable[[], Optional[str]]] = field(default=None, compare=False)
-    script_path: Optional[Path] = None    # default bench/<name>.py
+    unavailable: Callable[[], str | None] | None = field(default=None, compare=False)
+    script_path: Path | None = None    # default bench/<name>.py
 
     @property
     def script(self) -> Path:
@@ -93,7 +94,7 @@ BENCHES: tuple[Bench, ...] = (
 )
 
 
-def last_json_line(text: str) -> Optional[dict[str, Any]]:
+def last_json_line(text: str) -> dict[str, Any] | None:
     """The last line of `text` that is a JSON object (the bench's result), or None."""
     for line in reversed(text.splitlines()):
         line = line.strip()
@@ -201,7 +202,7 @@ def write_json(path: Path, value: Any) -> None:
     tmp.replace(path)
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--quick', action='store_true', help='run each bench with --quick (whole suite < 5 min)')
     parser.add_argument('--only', default='', help='comma-separated bench names (default: all)')
@@ -289,7 +290,7 @@ def _relative(path: Path) -> str:
         return str(path)
 
 
-def _git_commit() -> Optional[str]:
+def _git_commit() -> str | None:
     try:
         probe = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT, capture_output=True, text=True,
                                timeout=10)

@@ -28,8 +28,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -103,6 +104,7 @@ class InProcessLearner:
     def __init__(self) -> None:
         import gymnasium
         import torch
+
         import dcdrl_sim  # noqa: F401
         from dcdrl_core.learning.agents import Agent, AgentConfig
         from dcdrl_core.learning.replay import ReplayBuffer

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import math
 import statistics
-from typing import Any, Callable, Iterable, Optional
+from collections.abc import Callable, Iterable
+from typing import Any
 
 Row = dict[str, Any]
 
@@ -54,7 +55,7 @@ DCDRL_OFFLOAD_OVER_LOCAL = SEED_FIGURES['dcdrl_face_offloaded_s']['value'] / SEE
 # ---------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------
-def _number(value: Any) -> Optional[float]:
+def _number(value: Any) -> float | None:
     """A finite float, or None (missing, a 'skipped: ...' string, NaN)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
@@ -62,7 +63,7 @@ def _number(value: Any) -> Optional[float]:
     return value if math.isfinite(value) else None
 
 
-def paired_ratio(ours_runs: Any, reference_runs: Any) -> Optional[float]:
+def paired_ratio(ours_runs: Any, reference_runs: Any) -> float | None:
     """Median over repeats of ours_i / reference_i (the repeats took turns, so pair i saw the same load)."""
     if not isinstance(ours_runs, list) or not isinstance(reference_runs, list):
         return None
@@ -77,7 +78,7 @@ def paired_ratio(ours_runs: Any, reference_runs: Any) -> Optional[float]:
     return statistics.median(ratios)
 
 
-def judge(value: Optional[float], op: str, threshold: float) -> Optional[bool]:
+def judge(value: float | None, op: str, threshold: float) -> bool | None:
     if value is None:
         return None
     if op == '>=':
@@ -91,10 +92,10 @@ def judge(value: Optional[float], op: str, threshold: float) -> Optional[bool]:
     raise ValueError(f"goal operator must be one of '>=', '<=', '<', '==', got {op!r}")
 
 
-def row(bench: str, measure: str, ours: Any, unit: str, reference: Any = None, reference_name: Optional[str] = None,
-        *, ratio: Optional[float] = None, ratio_method: Optional[str] = None,
-        goal_on: Optional[str] = None, goal_op: str = '>=', goal: Optional[float] = None,
-        goal_unit: str = '', note: Optional[str] = None,
+def row(bench: str, measure: str, ours: Any, unit: str, reference: Any = None, reference_name: str | None = None,
+        *, ratio: float | None = None, ratio_method: str | None = None,
+        goal_on: str | None = None, goal_op: str = '>=', goal: float | None = None,
+        goal_unit: str = '', note: str | None = None,
         ours_runs: Any = None, reference_runs: Any = None) -> Row:
     """One summary row. goal_on: 'ratio' or 'value' (ours) or None; the row's `goal` is its text."""
     ours_n, reference_n = _number(ours), _number(reference)
@@ -172,7 +173,7 @@ def _transport_rclpy_rows(result: dict, payload: str, label: str, ours: dict) ->
     latency_goal = _number(goals.get('rclpy_latency_p50_ratio_max')) or 1.0
     ours_runs, rclpy_runs = _dict(ours.get('runs')), _dict(rclpy.get('runs'))
 
-    def mb_note(side: dict) -> Optional[str]:
+    def mb_note(side: dict) -> str | None:
         mine, theirs = _number(side.get('mb_per_s')), _number(rclpy.get('mb_per_s'))
         return f'{mine:.1f} MB/s vs {theirs:.1f} MB/s' if mine is not None and theirs is not None else None
 
@@ -429,7 +430,7 @@ ADAPTERS: dict[str, Callable[[dict], list[Row]]] = {
 ORDER = ('transport', 'envs', 'learner', 'replay', 'scaling', 'edge_loop', 'face_offload', 'bandwidth')
 
 
-def summarise(benches: dict[str, Optional[dict]]) -> list[Row]:
+def summarise(benches: dict[str, dict | None]) -> list[Row]:
     """Rows for every bench result given (name -> its JSON; None or non-dict entries are skipped)."""
     benches = {name: value for name, value in benches.items() if isinstance(value, dict)}
     if 'replay' not in benches and isinstance(_dict(benches.get('learner')).get('replay'), dict):
@@ -445,7 +446,7 @@ def summarise(benches: dict[str, Optional[dict]]) -> list[Row]:
     return rows
 
 
-def format_value(value: Optional[float]) -> str:
+def format_value(value: float | None) -> str:
     if value is None:
         return ''
     magnitude = abs(value)
@@ -462,11 +463,11 @@ def format_value(value: Optional[float]) -> str:
     return f'{value:.3g}'
 
 
-def format_ratio(ratio: Optional[float]) -> str:
+def format_ratio(ratio: float | None) -> str:
     return f'{ratio:.2f}x' if ratio is not None else ''
 
 
-def format_met(met: Optional[bool]) -> str:
+def format_met(met: bool | None) -> str:
     return {True: 'met', False: 'NOT met', None: ''}[met]
 
 

@@ -36,7 +36,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -69,9 +69,10 @@ def topic(sender: str, receiver: str, payload: str) -> str:
 def product_message(payload: str) -> tuple[type, Any]:
     """(class, message) of dcdrl_msgs as the importing process has them: ours (after our runtime's
     import hook) or the rosidl-generated ones (in the ROS 2 environment)."""
+    from dcdrl_msgs.msg import ExperienceBatch, PolicyWeights, Tensor
+
     from dcdrl_core.experience import fill_experience
     from dcdrl_core.msg_arrays import set_array
-    from dcdrl_msgs.msg import ExperienceBatch, PolicyWeights, Tensor
     rng = np.random.default_rng(0)
     if payload == 'experience':
         return ExperienceBatch, fill_experience(
@@ -89,11 +90,12 @@ def product_message(payload: str) -> tuple[type, Any]:
                                         tensors=tensors)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def raw_types() -> dict[str, type]:
     """The layouts as plain cyclonedds IdlStructs (lists for sequences, as its users write). Defined on
     first use: an rclpy process must not load PyPI cyclonedds next to rmw's Cyclone DDS."""
     from dataclasses import dataclass
+
     from cyclonedds.idl import IdlStruct
     from cyclonedds.idl import types as t
 
@@ -395,7 +397,7 @@ def run_case(senders: dict[str, Child], receivers: dict[str, Child], pair: tuple
     return out
 
 
-def child_environments(domain: int) -> tuple[dict[str, tuple[str, dict]], Optional[str]]:
+def child_environments(domain: int) -> tuple[dict[str, tuple[str, dict]], str | None]:
     """{impl: (python, env)} and why rclpy is missing (None when it is there)."""
     from dcdrl_core import ros2_install
     from dcdrl_core.runtime.context import discovery_config
@@ -489,7 +491,7 @@ def ratios_against(results: dict[str, dict], reference: str, metric: str) -> dic
     return out
 
 
-def _version(package: str) -> Optional[str]:
+def _version(package: str) -> str | None:
     from importlib.metadata import PackageNotFoundError, version
     try:
         return version(package)

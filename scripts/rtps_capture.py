@@ -16,8 +16,9 @@ import socket
 import struct
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 CAPTURING = 'CAPTURING'
 
@@ -42,7 +43,7 @@ def capture(interface: str, out: str, max_seconds: float) -> int:
         while not _STOP and time.monotonic() < deadline:
             try:
                 frame = sock.recv(65535)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             now = time.time()
             pcap.write(struct.pack('<IIII', int(now), int((now % 1) * 1e6), len(frame), len(frame)) + frame)

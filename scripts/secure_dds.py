@@ -40,13 +40,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from rtps_capture import (  # noqa: E402  (this folder)
-    analyse_pcap, plain_capture_shows_text, secure_capture_is_clean, seen_count, start_capture)
+from rtps_capture import analyse_pcap, plain_capture_shows_text, secure_capture_is_clean, seen_count, start_capture  # noqa: E402  (this folder)
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = Path(__file__).resolve()
@@ -187,7 +187,7 @@ def sign(directory: Path, stem: str, ca_stem: str = 'permissions_ca') -> None:
               '-signer', f'{ca_stem}.pem', '-inkey', f'{ca_stem}.key'], directory)
 
 
-def find_plugin_dir(named: Optional[str] = None) -> Optional[str]:
+def find_plugin_dir(named: str | None = None) -> str | None:
     """NAMED (e.g. ROS 2's lib/, from `secure_ros2.py binding`) or Debian's directory, if it holds the plugins."""
     for directory in [named] if named else sorted(glob.glob(PLUGIN_DIR_GLOB)):
         if all(os.path.exists(os.path.join(directory, name)) for name in PLUGIN_NAMES):
@@ -275,7 +275,7 @@ def sros2_enclave_xml(enclave_dir: Path, plugin_dir: str) -> str:
 
 
 # ------------------------------------------------------------------------------- prerequisites
-def secure_python_problem(python: str) -> Optional[str]:
+def secure_python_problem(python: str) -> str | None:
     """None if PYTHON imports a cyclonedds 0.10.x linked to a libddsc with security, else why not."""
     probe = ('import importlib.metadata as m, cyclonedds.__library__ as l; '
              'print(m.version("cyclonedds")); print(l.library_path)')
@@ -314,7 +314,7 @@ def host_problems() -> list[str]:
     return problems
 
 
-def prerequisites(python: Optional[str], plugin_dir: Optional[str] = None) -> list[str]:
+def prerequisites(python: str | None, plugin_dir: str | None = None) -> list[str]:
     """Every missing prerequisite of ``demo``, as a sentence each (empty: ready)."""
     problems = host_problems()
     if find_plugin_dir(plugin_dir) is None:
@@ -342,6 +342,7 @@ def adapt_cyclonedds_010() -> None:
     graph and command-line tests pass on 0.10.2 (docs/security.md)."""
     import ctypes as ct
     import uuid
+
     import cyclonedds._clayer as clayer
     from cyclonedds import core, pub, sub
     from cyclonedds.internal import dds_c_t, load_cyclonedds
@@ -410,7 +411,7 @@ def adapt_cyclonedds_010() -> None:
                     return list(found[:count])
                 size = count
 
-        def data(self: Any, handle: int, data_function: Any = data_function) -> Optional[MatchedEndpoint]:
+        def data(self: Any, handle: int, data_function: Any = data_function) -> MatchedEndpoint | None:
             pointer = data_function(self._ref, handle)
             if not pointer:
                 return None
@@ -445,7 +446,7 @@ def heard_texts(lines: Sequence[str]) -> list[str]:
     return [line.split(HEARD, 1)[1].rstrip(']') for line in lines if HEARD in line]
 
 
-def demo(python: str, seconds: float, plugin_dir: str, timeout: float = 60.0, keep: Optional[str] = None,
+def demo(python: str, seconds: float, plugin_dir: str, timeout: float = 60.0, keep: str | None = None,
          domain_id: int = DOMAIN_ID) -> dict:
     """The proof (module docstring); KEEP: a directory that gets the PKI and the two captures
     (else a temporary directory, deleted at the end)."""
@@ -460,14 +461,14 @@ def demo(python: str, seconds: float, plugin_dir: str, timeout: float = 60.0, ke
         work = Path(keep) if keep else Path(tmp)
         configs = make_pki(work / 'pki', [talker, listener, forged, unpermitted], plugin_dir, domain_id)
         with Testbed(hosts=('alice', 'bob'), subnet='10.78.0.0/24') as bed:
-            def env(host: str, identity: Optional[str]) -> dict[str, str]:
+            def env(host: str, identity: str | None) -> dict[str, str]:
                 base = bed.dds_env(host, domain_id, DCDRL_BACKEND='cyclone', PYTHONPATH=os.pathsep.join(NODE_PATHS))
                 base.pop('CYCLONEDDS_URI', None)
                 if identity:
                     base['CYCLONEDDS_URI'] = configs[identity]
                 return base
 
-            def node(host: str, executable: str, name: str, identity: Optional[str]) -> Any:
+            def node(host: str, executable: str, name: str, identity: str | None) -> Any:
                 argv = [python, str(SCRIPT), 'node', 'dcdrl_core', executable, '--ros-args', '-r', f'__node:={name}']
                 return bed.run(host, argv, env(host, identity))
 
@@ -582,7 +583,7 @@ def latency(seconds: float, plugin_dir: str, size: int) -> dict:
 
 
 # ------------------------------------------------------------------------------- command line
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ['node']:  # internal, inside a namespace: the rest is `dcdrl run`'s
         return run_node(argv[1:])

@@ -44,13 +44,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import secure_dds  # noqa: E402  (the PKI, the enclave XML, the ROS-free node runner)
-from rtps_capture import (  # noqa: E402  (this folder)
-    analyse_pcap, plain_capture_shows_text, secure_capture_is_clean, seen_count, start_capture)
+from rtps_capture import analyse_pcap, plain_capture_shows_text, secure_capture_is_clean, seen_count, start_capture  # noqa: E402  (this folder)
 from secure_dds import Identity  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -184,7 +184,7 @@ def make_keystore(keystore: Path, enclaves: Sequence[Identity], domain_id: int) 
     return folders
 
 
-def rclpy_environment(ros2: 'ros2_install.Ros2') -> dict[str, str]:
+def rclpy_environment(ros2: ros2_install.Ros2) -> dict[str, str]:
     """The environment of rclpy nodes of this checkout: the ROS 2 sourced, dcdrl_core from the source tree
     (its talker and listener need nothing else; no colcon build of the workspace)."""
     env = ros2.environment()
@@ -192,7 +192,7 @@ def rclpy_environment(ros2: 'ros2_install.Ros2') -> dict[str, str]:
     return env
 
 
-def security_env(keystore: Path, enclave: Optional[str] = None) -> dict[str, str]:
+def security_env(keystore: Path, enclave: str | None = None) -> dict[str, str]:
     """The environment of an rclpy node that must run secured (it refuses to start without its files)."""
     env = {'ROS_SECURITY_ENABLE': 'true', 'ROS_SECURITY_STRATEGY': 'Enforce', 'ROS_SECURITY_KEYSTORE': str(keystore)}
     if enclave:
@@ -210,7 +210,7 @@ READ_REFUSALS = ('NOT_ALLOWED_BY_SECURITY', 'failed to create topic [rt/chatter]
 
 
 def demo(ros_env: dict[str, str], seconds: float, domain_id: int = secure_dds.DOMAIN_ID, timeout: float = 60.0,
-         keep: Optional[str] = None) -> dict:
+         keep: str | None = None) -> dict:
     """The proof (module docstring). ROS_ENV: the environment of the rclpy nodes (rclpy_environment, or a
     ROS 2 and this workspace's install sourced); KEEP: a directory that gets the keystores and the captures."""
     from dcdrl_core.netns import Testbed
@@ -231,7 +231,7 @@ def demo(ros_env: dict[str, str], seconds: float, domain_id: int = secure_dds.DO
         make_keystore(foreign, [enclave_identity('/listener', subscribe=['rt/chatter'])], domain_id)
         with Testbed(hosts=('alice', 'bob')) as bed:
             def rclpy_node(host: str, executable: str, name: str, topic: str = 'chatter',
-                           enclave: Optional[str] = None, store: Path = keystore) -> Any:
+                           enclave: str | None = None, store: Path = keystore) -> Any:
                 env = bed.dds_env(host, domain_id, base=ros_env, DCDRL_BACKEND='rclpy')
                 argv = [ros_python, '-m', 'dcdrl_core.cli', 'run', 'dcdrl_core', executable, '--ros-args',
                         '-r', f'__node:={name}', '-p', f'topic:={topic}']
@@ -296,7 +296,7 @@ def demo(ros_env: dict[str, str], seconds: float, domain_id: int = secure_dds.DO
     return result
 
 
-def _first(lines: Sequence[str], *marks: str) -> Optional[str]:
+def _first(lines: Sequence[str], *marks: str) -> str | None:
     return next((line.strip()[:300] for line in lines if any(mark in line for mark in marks)), None)
 
 
@@ -325,7 +325,7 @@ def _summary(result: dict) -> str:
 
 
 # ------------------------------------------------------------------------------- command line
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     sub = parser.add_subparsers(dest='command', required=True)

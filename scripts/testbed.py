@@ -31,8 +31,9 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 for _package in ('dcdrl_core', 'dcdrl_sim', 'dcdrl_edge', 'dcdrl_cloud'):  # run from the source tree
@@ -81,11 +82,12 @@ def probe_echo(topic: str, type_name: str, best_effort: bool) -> int:
 
 def _actor_message(version: int, preset: str, obs_dim: int, action_dim: int) -> Any:
     import numpy as np
+    from dcdrl_msgs.msg import PolicyWeights, Tensor
+
     from dcdrl_core.learning.codec import make_payload
     from dcdrl_core.learning.inference import actor_shapes
     from dcdrl_core.learning.networks import architecture_id, network_config
     from dcdrl_core.weights_msg import fill_weights
-    from dcdrl_msgs.msg import PolicyWeights, Tensor
     config = network_config(preset)
     shapes = actor_shapes(config, obs_dim, action_dim)
     rng = np.random.default_rng(version)
@@ -103,8 +105,9 @@ def _message_bytes(message: Any, payload: Any) -> int:
 
 
 def probe_send_weights(topic: str, preset: str, obs_dim: int, action_dim: int, readers: int) -> int:
-    from dcdrl_core import ros
     from dcdrl_msgs.msg import PolicyWeights
+
+    from dcdrl_core import ros
     latched = ros.QoSProfile(depth=1, reliability=ros.ReliabilityPolicy.RELIABLE,
                              durability=ros.DurabilityPolicy.TRANSIENT_LOCAL)
 
@@ -137,9 +140,10 @@ def probe_send_weights(topic: str, preset: str, obs_dim: int, action_dim: int, r
 
 
 def probe_receive_weights(topic: str) -> int:
+    from dcdrl_msgs.msg import PolicyWeights
+
     from dcdrl_core import ros
     from dcdrl_core.weights_msg import read_weights
-    from dcdrl_msgs.msg import PolicyWeights
     latched = ros.QoSProfile(depth=1, reliability=ros.ReliabilityPolicy.RELIABLE,
                              durability=ros.DurabilityPolicy.TRANSIENT_LOCAL)
 
@@ -186,8 +190,8 @@ class Stop(Exception):
     """Raised in the main thread by SIGTERM / SIGHUP so that the testbed's teardown runs."""
 
 
-def _link_bandwidths(items: Sequence[str]) -> dict[str, Optional[float]]:
-    values: dict[str, Optional[float]] = {}
+def _link_bandwidths(items: Sequence[str]) -> dict[str, float | None]:
+    values: dict[str, float | None] = {}
     for item in items:
         link, _, text = item.partition('=')
         if not text:
@@ -237,7 +241,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ['probe']:
         return probe_main(argv[1:])
