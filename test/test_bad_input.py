@@ -19,13 +19,16 @@ import signal
 import struct
 import sys
 import time
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
 
-from dcdrl_core import ros  # noqa: F401  (installs the interface import hook before the imports below)
-from dcdrl_core import runtime
+from dcdrl_core import (
+    ros,  # noqa: F401  (installs the interface import hook before the imports below)
+    runtime,
+)
 from dcdrl_core.experience import fill_experience
 from dcdrl_core.learning.codec import make_payload
 from dcdrl_core.learning.inference import actor_shapes
@@ -168,8 +171,8 @@ def _stopped_cleanly(child: ChildProcess) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- weights
-def _weights(preset: str, obs: int, act: int, version: int, change: Optional[str] = None, seed: int = 0,
-             producer: str = 'tester', generation: int = 0, fitness: Optional[float] = None) -> Any:
+def _weights(preset: str, obs: int, act: int, version: int, change: str | None = None, seed: int = 0,
+             producer: str = 'tester', generation: int = 0, fitness: float | None = None) -> Any:
     """A PolicyWeights message of the preset's actor, made bad in one way when ``change`` is given."""
     from dcdrl_msgs.msg import PolicyWeights, Tensor
     config = network_config(preset)
@@ -397,8 +400,9 @@ def _png_header(width: int, height: int) -> bytes:
 
 
 def _recognize(peer: Peer, client: Any, data: bytes, format: str = 'jpeg', tolerance: float = 0.0) -> Any:
-    from dcdrl_edge.images import fill_compressed_bytes
     from dcdrl_msgs.srv import RecognizeFaces
+
+    from dcdrl_edge.images import fill_compressed_bytes
     request = RecognizeFaces.Request()
     fill_compressed_bytes(request.image, data, format)
     request.tolerance = tolerance

@@ -7,8 +7,8 @@ and a different seed shows that a real difference is reported.
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 import sys
+from pathlib import Path
 
 import pytest
 

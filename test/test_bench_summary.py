@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from pathlib import Path
 import sys
 import time
+from pathlib import Path
 
 import pytest
 

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 import signal
 import subprocess
 import sys
-from typing import Optional
+from pathlib import Path
 
 import pytest
 
@@ -59,7 +58,7 @@ def test_client_stopped_while_torch_loads_exits_at_once(backend, request):
             for _ in range(signals):
                 os.killpg(child.pid, signal.SIGINT)
             try:
-                code: Optional[int] = child.process.wait(STOP_TIMEOUT)
+                code: int | None = child.process.wait(STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
                 code = None
         finally:

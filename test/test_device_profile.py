@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 
 from dcdrl_core import runtime
-from dcdrl_core.runtime.qos import qos_profile_transient_local
 from dcdrl_core.testing import ChildProcess, TopicRecorder, loopback_env
 
 pytestmark = [pytest.mark.dds, pytest.mark.slow]

@@ -66,16 +66,18 @@ def _actor_payload(version: int, preset: str = 'cloud_edge', nan: bool = False, 
 
 
 def _weights_message(payload):
-    from dcdrl_core.weights_msg import fill_weights
     from dcdrl_msgs.msg import PolicyWeights, Tensor
+
+    from dcdrl_core.weights_msg import fill_weights
     return fill_weights(PolicyWeights(), payload, Tensor, producer='test')
 
 
 def test_protocol_constants_are_the_generated_message_constants():
     """src/dcdrl_core/test/test_protocol.py checks protocol.py against the .msg text; this, against the
     classes the running backend generated from it."""
-    from dcdrl_core.protocol import EdgeCommandKind, LoopMode, SegmentFlag
     from dcdrl_msgs.msg import EdgeCommand, LoopStats, TrajectorySegment
+
+    from dcdrl_core.protocol import EdgeCommandKind, LoopMode, SegmentFlag
     for enum, message, prefix in ((EdgeCommandKind, EdgeCommand, ''), (SegmentFlag, TrajectorySegment, 'FLAG_'),
                                   (LoopMode, LoopStats, 'MODE_')):
         for member in enum:
@@ -161,8 +163,9 @@ def test_end_to_end_learning_improves_the_swing_up_return(domain, tmp_path):
     evaluation episodes are too noisy, and DDPG's policy swings from version to version (what keeping
     the best weights is for), so no single version at a fixed update count is judged. The learner
     does not stop at convergence here: a HOLD would stall the updates."""
-    from dcdrl_core.weights_msg import read_weights
     from dcdrl_msgs.msg import PolicyWeights
+
+    from dcdrl_core.weights_msg import read_weights
     monitor = EdgeMonitor(domain)
     policies = monitor.record(PolicyWeights, 'policy', qos_profile_transient_local, read_weights)
     learner = _run('dcdrl_cloud', 'segment_learner', 'segment_learner', domain, f'output_dir:={tmp_path}',
@@ -220,6 +223,7 @@ def test_workflow_launch_files_resolve(launch_file, package):
 
 def test_scope_draws_the_controllers_steps_headless(domain, tmp_path):
     from dcdrl_msgs.msg import TrajectorySegment
+
     from dcdrl_core.msg_arrays import set_array
     monitor = EdgeMonitor(domain)
     publisher = monitor.node.create_publisher(TrajectorySegment, 'segments', runtime.QoSProfile(depth=100))

@@ -5,11 +5,11 @@ reason."""
 import io
 import json
 import os
-from pathlib import Path
 import signal
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 

@@ -165,6 +165,7 @@ def _spec(label, code, **options):
 
 def _run(specs, **kwargs):
     import io
+
     from dcdrl_core.launch import LaunchRunner
     out, err = io.StringIO(), io.StringIO()
     runner = LaunchRunner(specs, out=out, err=err, **kwargs)

@@ -4,12 +4,12 @@ still leaves the report; a node that fails at start ends the job at once; --help
 script and shows the defaults."""
 import json
 import os
-from pathlib import Path
 import re
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml

@@ -24,8 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from dcdrl_core.netns import (NetnsError, Testbed, list_namespaces, netns_available, remove_stale_testbeds,
-                              _htb_args)
+from dcdrl_core.netns import Testbed, _htb_args, list_namespaces, netns_available, remove_stale_testbeds
 from dcdrl_core.testing import ChildProcess, fresh_domain_id
 
 ROOT = Path(__file__).resolve().parents[1]

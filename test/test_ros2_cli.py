@@ -12,12 +12,13 @@ time-out); the tests then assert on the stored outputs. Two phases, because a co
 service adds endpoints to the graph that `topic list -v` and `topic info -v` would show: first the
 commands that only look at the graph (and the ROS-free ones), then those that take part in it.
 """
-from concurrent.futures import ThreadPoolExecutor
 import os
 import re
 import subprocess
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 

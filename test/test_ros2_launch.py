@@ -29,8 +29,14 @@ from pathlib import Path
 
 import pytest
 
-from dcdrl_core.launch import (LaunchError, declared_arguments, execute_description, load_launch_file,
-                               locate_launch_file, main)
+from dcdrl_core.launch import (
+    LaunchError,
+    declared_arguments,
+    execute_description,
+    load_launch_file,
+    locate_launch_file,
+    main,
+)
 from dcdrl_core.param_files import node_key_matches, parameter_value_type, parse_parameter_file
 from dcdrl_core.ros_args import split_ros_args
 from dcdrl_core.testing import ChildProcess, fresh_domain_id

@@ -33,7 +33,6 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import pytest
 
@@ -104,7 +103,7 @@ class Children:
         self.started[label] = child = ChildProcess(argv, env=env)
         return child
 
-    def stop(self, labels: Optional[list] = None, grace_s: float = 60.0) -> dict[str, int]:
+    def stop(self, labels: list | None = None, grace_s: float = 60.0) -> dict[str, int]:
         chosen = [self.started[label] for label in (labels or list(self.started))]
         for child in chosen:
             if child.process.poll() is None:
@@ -148,7 +147,7 @@ def _report(child: ChildProcess, tag: str) -> dict:
     return json.loads(lines[-1].split(tag + ' ', 1)[1])
 
 
-def first_difference(a, b, path: str = '') -> Optional[str]:
+def first_difference(a, b, path: str = '') -> str | None:
     """Where two plain values (dicts, lists, numbers, strings) first differ, or None."""
     if isinstance(a, dict) and isinstance(b, dict):
         for key in sorted(set(a) | set(b)):
@@ -264,7 +263,7 @@ class Graph:
     client: str                    # backend of the client (and the service caller)
     first: str                     # 'cloud' or 'client'
     domain: int = 0
-    recorder: Optional[TopicRecorder] = None
+    recorder: TopicRecorder | None = None
     client_name: str = ''
     nodes: dict = field(default_factory=dict)
     faces: dict = field(default_factory=dict)      # the caller's RECOGNIZE_FACES reply
@@ -278,9 +277,10 @@ class Graph:
 
 class GraphRecorder(TopicRecorder):
     def __init__(self, domain: int) -> None:
+        from dcdrl_msgs.msg import ExperienceBatch, PolicyWeights
+
         from dcdrl_core import runtime
         from dcdrl_core.runtime.qos import qos_profile_transient_local
-        from dcdrl_msgs.msg import ExperienceBatch, PolicyWeights
         super().__init__(domain, namespace='/dcdrl')
         self.versions = self.record(PolicyWeights, 'policy', qos_profile_transient_local, lambda m: m.version)
         self.experience = self.record(ExperienceBatch, 'experience', runtime.QoSProfile(depth=100),
@@ -296,6 +296,7 @@ def face_image(tmp_path_factory):
     import cv2
     import numpy as np
     from skimage import data
+
     from dcdrl_edge.images import encode_jpeg
     folder = tmp_path_factory.mktemp('faces')
     astronaut = np.ascontiguousarray(data.astronaut())

@@ -17,8 +17,8 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 import numpy as np
 import pytest
@@ -153,7 +153,7 @@ class VirtualScreen:
         return read_xwd(self.run('xwd', '-root', '-silent'))
 
     def wait_for_screen(self, predicate: Callable[[np.ndarray], bool], timeout: float, what: str,
-                        alive: Optional[ChildProcess] = None) -> np.ndarray:
+                        alive: ChildProcess | None = None) -> np.ndarray:
         """Screenshots until one satisfies ``predicate``; fails after ``timeout`` s or if ``alive`` exits."""
         deadline = time.monotonic() + timeout
         while True:

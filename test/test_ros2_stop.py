@@ -13,16 +13,15 @@ up. The last test stops a small `ros2 launch` graph with SIGINT to its process g
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 import json
 import os
-from pathlib import Path
 import re
 import signal
 import subprocess
 import threading
 import time
-from typing import Optional
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -102,7 +101,7 @@ class Monitor(TopicRecorder):
         self.replay_sizes = self.record(ReplayStats, 'replay/stats', best_effort, lambda m: m.size)
         self.updates = self.record(TrainingStats, 'learner/stats', best_effort, lambda m: m.updates)
 
-    def wait_until_trained(self, min_replay: Optional[int], what: str) -> None:
+    def wait_until_trained(self, min_replay: int | None, what: str) -> None:
         self.wait_for(lambda: self.updates and self.updates[-1] >= 20
                       and (min_replay is None or (self.replay_sizes and self.replay_sizes[-1] >= min_replay)),
                       TIMEOUT, what)
@@ -116,13 +115,13 @@ def send(child: ChildProcess, signum: int) -> None:
         pass
 
 
-def stop_all(children: dict[int, ChildProcess], ways: dict[int, str]) -> dict[int, tuple[Optional[int], float]]:
+def stop_all(children: dict[int, ChildProcess], ways: dict[int, str]) -> dict[int, tuple[int | None, float]]:
     """Stops every child its way, all at once; (exit code or None, seconds from its first signal) each."""
-    results: dict[int, tuple[Optional[int], float]] = {}
+    results: dict[int, tuple[int | None, float]] = {}
 
     def await_exit(index: int, child: ChildProcess, started: float) -> None:
         try:
-            code: Optional[int] = child.process.wait(STOP_TIMEOUT)
+            code: int | None = child.process.wait(STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
             code = None
         results[index] = (code, round(time.monotonic() - started, 1))

@@ -5,8 +5,8 @@ Python states them as text: the launch files, their config files, the docs' para
 README.md. These tests fail when that text and the module (or the code) disagree.
 """
 import dataclasses
-from pathlib import Path
 import re
+from pathlib import Path
 
 import pytest
 import yaml
