@@ -43,7 +43,7 @@ def domain(monkeypatch):
 @pytest.fixture(scope='session')
 def ros2():
     """The real ROS 2 to run rclpy nodes and `ros2` verbs in child processes; skips where there is none,
-    fails instead where DCDRL_REQUIRE_ROS2=1 (make test with ../shared/ros2, CI)."""
+    fails instead where DCDRL_REQUIRE_ROS2=1 (make test with the ROS 2 tarballs, CI)."""
     from dcdrl_core import ros2_install
     found, why = ros2_install.cached()
     if found is None:

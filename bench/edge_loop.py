@@ -11,7 +11,7 @@ One process, our runtime over loopback DDS on a private domain:
   from the controller's own statistics over the whole run;
 - inference: the numpy actor (what the loop runs) vs torch eager forward (no_grad) of the same
   actor on the same observation, median of many single-observation calls.
-Goals (issue): p99 period error <= 200 us, 0 misses; inference <= 0.3x torch eager;
+Goals: p99 period error <= 200 us, 0 misses; inference <= 0.3x torch eager;
 weight delivery p50 <= 5 ms on loopback. Last line: one JSON object.
 
     .venv/bin/python bench/edge_loop.py [--quick] [--rates 1000,200,30] [--duration-s 60] [--spin-s 0.001]

@@ -1,4 +1,4 @@
-"""Run every benchmark in bench/ and collect their results in one folder (issue "benchmark suite").
+"""Run every benchmark in bench/ and collect their results in one folder.
 
 Each bench script runs as a subprocess (its own process group, a time limit each), prints
 human lines and, as its last line, one JSON object. This script keeps each one's stdout/stderr

@@ -162,7 +162,7 @@ def transport_rows(result: dict) -> list[Row]:
 
 
 def _transport_rclpy_rows(result: dict, payload: str, label: str, ours: dict) -> list[Row]:
-    """ours -> ours against rclpy -> rclpy (goals of issue 16), and the mixed pairs against rclpy -> rclpy."""
+    """ours -> ours against rclpy -> rclpy (the wire goals), and the mixed pairs against rclpy -> rclpy."""
     results, goals = _dict(result.get('results')), _dict(result.get('goals'))
     rclpy = _dict(results.get(f'{payload}/rclpy'))
     if not rclpy:
@@ -232,7 +232,7 @@ def envs_rows(result: dict) -> list[Row]:
     return rows
 
 
-LEARNER_GOAL_VS_SB3 = 1.5   # issue "Learning core": >= 1.5x SB3 TD3 updates/s
+LEARNER_GOAL_VS_SB3 = 1.5   # the learning core's goal: >= 1.5x SB3 TD3 updates/s
 
 
 def learner_rows(result: dict) -> list[Row]:

@@ -51,7 +51,7 @@ TEST_SEED = 10_000
 
 
 def add_agent_args(p: argparse.ArgumentParser) -> None:
-    """The DC-DRL preset (shared/reference/dcdrl-system.md) as flags; mec_collective.py reuses them."""
+    """The DC-DRL preset (the DC-DRL paper's settings) as flags; mec_collective.py reuses them."""
     d = AgentConfig.preset('dcdrl')
     g = p.add_argument_group('agent (defaults: DC-DRL preset)')
     g.add_argument('--algorithm', default=d.algorithm, choices=('ddpg', 'td3'))

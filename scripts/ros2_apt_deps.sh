@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Debian packages the real ROS 2 of ../shared/ros2 needs at run time (its README), installed when
+# Debian packages the real ROS 2 of the ROS2_TARBALLS folder needs at run time (its README), installed when
 # missing: CI runs this from .ci/run before `make test`. Needs root (or sudo) and the Debian mirror.
 set -euo pipefail
 packages=(

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Makes the real ROS 2 of ../shared/ros2 ready for tests: `make test` and CI run this first.
+"""Makes the real ROS 2 of the ROS2_TARBALLS folder ready for tests: `make test` and CI run this first.
 
 - unpacks the tarballs (core, and the bag, rqt and cv_bridge overlays where present) into
   .ros2/jazzy-<sha256 of the core tarball>/, once: a later run with the same tarball reuses it;

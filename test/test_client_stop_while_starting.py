@@ -1,4 +1,4 @@
-"""A client stopped while torch still loads exits at once and cleanly, on both backends (issue 16).
+"""A client stopped while torch still loads exits at once and cleanly, on both backends.
 
 The client streams experience as soon as it starts and builds its torch part (the import, the
 networks) in a second thread. Its stop used to wait for that thread: on a busy 2-core machine the

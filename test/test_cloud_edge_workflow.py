@@ -1,4 +1,4 @@
-"""The cloud-edge workflow's commands as a user meets them, in processes (issue 17, item 8):
+"""The cloud-edge workflow's commands as a user meets them, in processes:
 
 - a missing weights file ends the controller with one [FATAL] line and exit 2 (`dcdrl run`, `dcdrl
   launch`, and `ros2 run` on the real ROS 2), before any loop or plant starts;

@@ -1,4 +1,4 @@
-"""The face-recognition offloading testbed over real DDS, in separate processes (issue 7, phase 2).
+"""The face-recognition offloading testbed over real DDS, in separate processes.
 
 - the controller (mode offload) keeps deciding while there is no edge server, while one serves, and
   after it is killed: every task ends in an OffloadRecord, failed offloads run locally and are

@@ -1,4 +1,4 @@
-"""A node executable's own arguments, run as a user runs it (issue 17, item 6; node_usage.py).
+"""A node executable's own arguments, run as a user runs it (node_usage.py).
 
 `dcdrl run dcdrl_cloud learner --help` used to start the learner (3 minutes of training, runs/train
 written in the current directory). Now --help prints the node's parameters and starts nothing, on our

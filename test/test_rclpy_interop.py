@@ -1,5 +1,5 @@
 """rclpy nodes and ROS-free nodes on one DDS graph (both directions, services), on the real ROS 2
-(the `ros2_ws` fixture: this workspace built by colcon on ../shared/ros2 or a sourced ROS 2).
+(the `ros2_ws` fixture: this workspace built by colcon on the ROS 2 that `make ros2` unpacks or a sourced ROS 2).
 """
 import os
 import sys

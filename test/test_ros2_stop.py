@@ -1,4 +1,4 @@
-"""Every node stops cleanly, its final state written, on both backends (issue 16, item 6).
+"""Every node stops cleanly, its final state written, on both backends.
 
 One SIGINT, two SIGINTs (the second while the node writes its final state, as under ``ros2
 launch`` where the terminal and the launcher each send one) and SIGTERM: each ends the process with

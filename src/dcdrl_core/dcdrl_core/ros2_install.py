@@ -7,7 +7,7 @@ environment. Where that ROS 2 comes from, first match wins:
 1. ``DCDRL_ROS2``: a bash file to source (e.g. ``/opt/ros/jazzy/setup.bash``), or a folder holding
    ``setup.bash``; ``DCDRL_ROS2=none`` turns ROS 2 off for one run.
 2. ``.ros2/setup.bash`` in this checkout, written by ``scripts/ros2_setup.py`` (``make test`` runs it
-   where the ROS 2 tarballs of ../shared/ros2 exist): the unpacked ROS 2 and its own Python venv.
+   where the ROS 2 tarballs named by the Makefile's ROS2_TARBALLS exist): the unpacked ROS 2 and its own Python venv.
 3. The current environment, when a ROS 2 is sourced in it (``ROS_DISTRO`` set and ``ros2`` on PATH).
 
 ``DCDRL_REQUIRE_ROS2=1`` (set by ``make test`` where ROS 2 was set up, and by CI) makes tests that

@@ -26,7 +26,7 @@ T = TypeVar('T')
 
 @dataclass(slots=True)
 class Segment:
-    """One control step k of the edge loop (issue 6's segment semantics).
+    """One control step k of the edge loop, as the cloud pairs it into a transition.
 
     sequence: the control step index k (+1 every loop step for the life of the controller; steps
         without a segment - resetting, hold, no policy - leave gaps, always between episodes).

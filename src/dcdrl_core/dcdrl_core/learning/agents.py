@@ -169,7 +169,7 @@ class AgentConfig:
         return replace(self, **changes)
 
 
-# The seeds' hyperparameters (shared/reference). The cloud-edge seed does not give its noise
+# The seeds' hyperparameters (as the two papers publish them). The cloud-edge seed does not give its noise
 # half-life; 20 000 steps (about 11 minutes at 30 Hz) is our choice.
 AGENT_PRESETS: dict[str, dict[str, Any]] = {
     'cloud_edge': {},
