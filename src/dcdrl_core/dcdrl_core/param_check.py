@@ -7,7 +7,7 @@ declared and before it starts threads or opens endpoints::
 
     check_no_unknown_parameters(self)
 
-The rule (docs/robustness.md, "Decisions"):
+The rule (docs/decisions.md, "Area: robustness"):
 
 * a value **aimed at this node** that it does not declare is an error: a ``-p`` (with or
   without a ``node:`` prefix; one process runs one node), or a parameter-file block whose key
