@@ -126,9 +126,9 @@ def run_loop(rate_hz: float, duration_s: float, swap_hz: float, loop_process: bo
                    '-p', 'device_id:=bench_edge', '-p', f'stats_window:={int(rate_hz * duration_s) + 1000}',
                    '-p', f'loop_process:={str(loop_process).lower()}',
                    '-p', f'realtime_priority:={int(realtime_priority)}', '-p', f'spin_s:={float(spin_s)}'])
-    from dcdrl_msgs.msg import PolicyWeights, Tensor, TrajectorySegment
-
     from dcdrl_edge.controller_node import ControllerNode
+
+    from dcdrl_msgs.msg import PolicyWeights, Tensor, TrajectorySegment
 
     controller = ControllerNode()
     learner = ros.Node('bench_learner', namespace='/dcdrl')
@@ -225,12 +225,14 @@ def run_loop(rate_hz: float, duration_s: float, swap_hz: float, loop_process: bo
 def _child(rate: float, seconds: float, variant: str, args: argparse.Namespace) -> dict:
     child = subprocess.run([sys.executable, __file__, '--single-rate', str(rate), '--variant', variant,
                             '--duration-s', str(seconds), '--swap-hz', str(args.swap_hz),
-                            '--realtime-priority', str(args.realtime_priority), '--busy-threads', str(args.busy_threads),
+                            '--realtime-priority', str(args.realtime_priority),
+                            '--busy-threads', str(args.busy_threads),
                             '--spin-s', str(args.spin_s)],
                            capture_output=True, text=True, timeout=seconds + 120)
     lines = [line for line in child.stdout.splitlines() if line.startswith('LOOP ')]
     if child.returncode != 0 or not lines:
-        raise RuntimeError(f'{variant} at {rate} Hz failed ({child.returncode}):\n{child.stdout[-2000:]}{child.stderr[-2000:]}')
+        raise RuntimeError(f'{variant} at {rate} Hz failed ({child.returncode}):\n'
+                           f'{child.stdout[-2000:]}{child.stderr[-2000:]}')
     return json.loads(lines[-1][5:])
 
 
@@ -273,17 +275,20 @@ def main(argv=None) -> int:
         for variant in ('process', 'thread'):
             loop = _child(rate, seconds, variant, args)
             loops.append(loop)
-            print(f"loop {loop['rate_hz']:.0f} Hz ({variant}, SCHED_FIFO {loop['realtime_status']}) for {seconds:.0f} s: "
+            print(f"loop {loop['rate_hz']:.0f} Hz ({variant}, SCHED_FIFO {loop['realtime_status']}) "
+                  f"for {seconds:.0f} s: "
                   f"{loop['steps']} steps, period error p50 {loop['period_error_p50_us']:.0f} us, p99 "
                   f"{loop['period_error_p99_us']:.0f} us, max {loop['period_error_max_us']:.0f} us, misses "
                   f"{loop['misses']}; inference in the loop p50 {loop['loop_inference_p50_us']:.0f} us; weights "
                   f"{loop['weights_swapped']}/{loop['weights_published']} swapped, delivery p50 "
                   f"{loop['weight_delivery_p50_ms']:.2f} ms; segments dropped {loop['segments_dropped']}, received "
-                  f"{loop['segments_received']}/{loop['segments_queued']}; CPU steal {loop['cpu_steal_s']} s", flush=True)
+                  f"{loop['segments_received']}/{loop['segments_queued']}; CPU steal {loop['cpu_steal_s']} s",
+                  flush=True)
         floor = _child(rate, seconds, 'floor', args)
         floors.append(floor)
         print(f"platform floor {rate:.0f} Hz (no work) for {seconds:.0f} s: p99 {floor['period_error_p99_us']:.0f} us, "
-              f"max {floor['period_error_max_us']:.0f} us, misses {floor['misses']}; CPU steal {floor['cpu_steal_s']} s",
+              f"max {floor['period_error_max_us']:.0f} us, misses {floor['misses']}; "
+              f"CPU steal {floor['cpu_steal_s']} s",
               flush=True)
     main_loop = loops[0]   # the loop process at the first rate
     goals = {

@@ -52,7 +52,7 @@ import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
-from typing import Any
+from typing import Any  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 from machine import machine_info  # noqa: E402
@@ -78,8 +78,6 @@ def median(values: list[float]) -> float:
 
 # ------------------------------------------------------------------------------ (a) transport
 def bench_transport(frames: int, timeout: float = 120.0) -> dict[str, Any]:
-    from dcdrl_msgs.srv import RecognizeFaces
-
     from dcdrl_core import (
         ros,  # noqa: F401  (interface import hook)
         runtime,
@@ -91,6 +89,8 @@ def bench_transport(frames: int, timeout: float = 120.0) -> dict[str, Any]:
     from dcdrl_edge.faces import FaceEngine
     from dcdrl_edge.frame_sources import SyntheticFaceSource
     from dcdrl_edge.images import decode_compressed, encode_jpeg, fill_compressed_bytes
+
+    from dcdrl_msgs.srv import RecognizeFaces
 
     source = SyntheticFaceSource(640, 480, seed=0)
     images = [source.frame(7 * k) for k in range(frames + 1)]    # +1: the warm-up frame

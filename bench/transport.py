@@ -69,10 +69,10 @@ def topic(sender: str, receiver: str, payload: str) -> str:
 def product_message(payload: str) -> tuple[type, Any]:
     """(class, message) of dcdrl_msgs as the importing process has them: ours (after our runtime's
     import hook) or the rosidl-generated ones (in the ROS 2 environment)."""
-    from dcdrl_msgs.msg import ExperienceBatch, PolicyWeights, Tensor
-
     from dcdrl_core.experience import fill_experience
     from dcdrl_core.msg_arrays import set_array
+
+    from dcdrl_msgs.msg import ExperienceBatch, PolicyWeights, Tensor
     rng = np.random.default_rng(0)
     if payload == 'experience':
         return ExperienceBatch, fill_experience(

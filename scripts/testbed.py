@@ -82,12 +82,13 @@ def probe_echo(topic: str, type_name: str, best_effort: bool) -> int:
 
 def _actor_message(version: int, preset: str, obs_dim: int, action_dim: int) -> Any:
     import numpy as np
-    from dcdrl_msgs.msg import PolicyWeights, Tensor
 
     from dcdrl_core.learning.codec import make_payload
     from dcdrl_core.learning.inference import actor_shapes
     from dcdrl_core.learning.networks import architecture_id, network_config
     from dcdrl_core.weights_msg import fill_weights
+
+    from dcdrl_msgs.msg import PolicyWeights, Tensor
     config = network_config(preset)
     shapes = actor_shapes(config, obs_dim, action_dim)
     rng = np.random.default_rng(version)
@@ -105,9 +106,9 @@ def _message_bytes(message: Any, payload: Any) -> int:
 
 
 def probe_send_weights(topic: str, preset: str, obs_dim: int, action_dim: int, readers: int) -> int:
-    from dcdrl_msgs.msg import PolicyWeights
-
     from dcdrl_core import ros
+
+    from dcdrl_msgs.msg import PolicyWeights
     latched = ros.QoSProfile(depth=1, reliability=ros.ReliabilityPolicy.RELIABLE,
                              durability=ros.DurabilityPolicy.TRANSIENT_LOCAL)
 
@@ -140,10 +141,10 @@ def probe_send_weights(topic: str, preset: str, obs_dim: int, action_dim: int, r
 
 
 def probe_receive_weights(topic: str) -> int:
-    from dcdrl_msgs.msg import PolicyWeights
-
     from dcdrl_core import ros
     from dcdrl_core.weights_msg import read_weights
+
+    from dcdrl_msgs.msg import PolicyWeights
     latched = ros.QoSProfile(depth=1, reliability=ros.ReliabilityPolicy.RELIABLE,
                              durability=ros.DurabilityPolicy.TRANSIENT_LOCAL)
 

@@ -370,7 +370,7 @@ def test_controller_refuses_bad_weights_and_commands_and_keeps_its_actor(peer_fo
     for count, (kind, version) in enumerate(bad, 1):   # depth 1: each after the previous one was counted
         change = None if kind in ('bad_version', 'stale_version') else kind
         policy.publish(_weights('cloud_edge', CP_OBS, CP_ACT, version, change))
-        peer.spin_until(lambda: stats[-1].weights_rejected == count, f'{kind} refused ({count} so far)')
+        peer.spin_until(lambda count=count: stats[-1].weights_rejected == count, f'{kind} refused ({count} so far)')
     steps = stats[-1].steps
     peer.spin_until(lambda: stats[-1].steps > steps + 20, 'the loop still running')
     assert stats[-1].policy_version == 3
@@ -400,9 +400,9 @@ def _png_header(width: int, height: int) -> bytes:
 
 
 def _recognize(peer: Peer, client: Any, data: bytes, format: str = 'jpeg', tolerance: float = 0.0) -> Any:
-    from dcdrl_msgs.srv import RecognizeFaces
-
     from dcdrl_edge.images import fill_compressed_bytes
+
+    from dcdrl_msgs.srv import RecognizeFaces
     request = RecognizeFaces.Request()
     fill_compressed_bytes(request.image, data, format)
     request.tolerance = tolerance

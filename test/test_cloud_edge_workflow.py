@@ -77,9 +77,9 @@ def _write_actor_file(path):
 @pytest.mark.parametrize('backend', ['cyclone', 'rclpy'])
 def test_eval_mode_reports_returns_and_swing_up_steps_and_stops_after_eval_episodes(request, tmp_path, domain,
                                                                                     backend):
-    from dcdrl_msgs.msg import EpisodeStats
-
     from dcdrl_core import runtime  # first: its import hook provides dcdrl_msgs
+
+    from dcdrl_msgs.msg import EpisodeStats
     weights = tmp_path / 'best_actor.safetensors'
     _write_actor_file(weights)
     if backend == 'rclpy':

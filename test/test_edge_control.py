@@ -66,18 +66,18 @@ def _actor_payload(version: int, preset: str = 'cloud_edge', nan: bool = False, 
 
 
 def _weights_message(payload):
-    from dcdrl_msgs.msg import PolicyWeights, Tensor
-
     from dcdrl_core.weights_msg import fill_weights
+
+    from dcdrl_msgs.msg import PolicyWeights, Tensor
     return fill_weights(PolicyWeights(), payload, Tensor, producer='test')
 
 
 def test_protocol_constants_are_the_generated_message_constants():
     """src/dcdrl_core/test/test_protocol.py checks protocol.py against the .msg text; this, against the
     classes the running backend generated from it."""
-    from dcdrl_msgs.msg import EdgeCommand, LoopStats, TrajectorySegment
-
     from dcdrl_core.protocol import EdgeCommandKind, LoopMode, SegmentFlag
+
+    from dcdrl_msgs.msg import EdgeCommand, LoopStats, TrajectorySegment
     for enum, message, prefix in ((EdgeCommandKind, EdgeCommand, ''), (SegmentFlag, TrajectorySegment, 'FLAG_'),
                                   (LoopMode, LoopStats, 'MODE_')):
         for member in enum:
@@ -163,9 +163,9 @@ def test_end_to_end_learning_improves_the_swing_up_return(domain, tmp_path):
     evaluation episodes are too noisy, and DDPG's policy swings from version to version (what keeping
     the best weights is for), so no single version at a fixed update count is judged. The learner
     does not stop at convergence here: a HOLD would stall the updates."""
-    from dcdrl_msgs.msg import PolicyWeights
-
     from dcdrl_core.weights_msg import read_weights
+
+    from dcdrl_msgs.msg import PolicyWeights
     monitor = EdgeMonitor(domain)
     policies = monitor.record(PolicyWeights, 'policy', qos_profile_transient_local, read_weights)
     learner = _run('dcdrl_cloud', 'segment_learner', 'segment_learner', domain, f'output_dir:={tmp_path}',
@@ -190,7 +190,8 @@ def test_end_to_end_learning_improves_the_swing_up_return(domain, tmp_path):
         deadline = time.monotonic() + 540.0   # 40,000 updates at 75/s
         while len(improved()) < IMPROVED_POLICIES:
             last_judged = max(judged, default=first_policy.version)
-            monitor.wait_for(lambda: policies[-1].version >= last_judged + JUDGE_EVERY or updates() >= MAX_UPDATES,
+            monitor.wait_for(lambda last_judged=last_judged: (policies[-1].version >= last_judged + JUDGE_EVERY
+                                                              or updates() >= MAX_UPDATES),
                              max(0.0, deadline - time.monotonic()), 'the next policy to judge')
             if updates() >= MAX_UPDATES:
                 break
@@ -222,9 +223,9 @@ def test_workflow_launch_files_resolve(launch_file, package):
 
 
 def test_scope_draws_the_controllers_steps_headless(domain, tmp_path):
-    from dcdrl_msgs.msg import TrajectorySegment
-
     from dcdrl_core.msg_arrays import set_array
+
+    from dcdrl_msgs.msg import TrajectorySegment
     monitor = EdgeMonitor(domain)
     publisher = monitor.node.create_publisher(TrajectorySegment, 'segments', runtime.QoSProfile(depth=100))
     output = tmp_path / 'scope.png'

@@ -15,11 +15,11 @@ WIDTH, HEIGHT, SEED = 160, 120, 7
 
 
 def test_rclpy_camera_frames_through_cv_bridge_equal_our_conversion(ros2_ws):
-    from sensor_msgs.msg import Image
-
     from dcdrl_core.runtime.qos import qos_profile_sensor_data
     from dcdrl_edge.frame_sources import SyntheticFaceSource, fit_frame
     from dcdrl_edge.images import fill_image_msg
+
+    from sensor_msgs.msg import Image
 
     domain = fresh_domain_id()
     env = ros2_ws.environment(ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',

@@ -240,7 +240,7 @@ def test_every_message_type_crosses_backends_both_ways_field_by_field(backends, 
             children.start(f'{echo} echo', backends.peer(echo, 'echo', *types), backends.env(echo, domain)),
             children.start(f'{driver} driver', backends.peer(driver, 'drive', '7', *types),
                            backends.env(driver, domain)))
-    for driver, (echo_child, driver_child) in pairs.items():
+    for echo_child, driver_child in pairs.values():
         assert driver_child.wait_for_line('DRIVE DONE', TIMEOUT) == f'DRIVE DONE {len(types)}'
         echo_child.wait_for_line('echoing', TIMEOUT)
     children.stop()
@@ -277,10 +277,10 @@ class Graph:
 
 class GraphRecorder(TopicRecorder):
     def __init__(self, domain: int) -> None:
-        from dcdrl_msgs.msg import ExperienceBatch, PolicyWeights
-
         from dcdrl_core import runtime
         from dcdrl_core.runtime.qos import qos_profile_transient_local
+
+        from dcdrl_msgs.msg import ExperienceBatch, PolicyWeights
         super().__init__(domain, namespace='/dcdrl')
         self.versions = self.record(PolicyWeights, 'policy', qos_profile_transient_local, lambda m: m.version)
         self.experience = self.record(ExperienceBatch, 'experience', runtime.QoSProfile(depth=100),
@@ -350,7 +350,8 @@ def test_training_graphs_across_backends_in_both_start_orders(backends, children
     try:
         for graph in graphs:  # each first half ready, then the second half starts
             if graph.first == 'cloud':
-                graph.recorder.wait_for(lambda: 1 in graph.recorder.versions, TIMEOUT, f'{graph.label}: version 1')
+                graph.recorder.wait_for(lambda graph=graph: 1 in graph.recorder.versions, TIMEOUT,
+                                        f'{graph.label}: version 1')
                 graph.nodes['parameter_server'].wait_for_line('parameter_server started', TIMEOUT)
                 graph.nodes['face_server'].wait_for_line('face_server started: 1 known faces (eileen)', TIMEOUT)
                 start_client(graph)
@@ -358,9 +359,10 @@ def test_training_graphs_across_backends_in_both_start_orders(backends, children
                 graph.nodes['client'].wait_for_line('ready for weights', TIMEOUT)
                 start_cloud(graph)
         for graph in graphs:
-            versions = lambda: graph.recorder.client_versions(graph.client_name)  # noqa: E731
+            versions = lambda graph=graph: graph.recorder.client_versions(graph.client_name)  # noqa: E731
             wanted = 1 if graph.first == 'cloud' else 2  # 2: trained on the other backend's experience
-            graph.recorder.wait_for(lambda: sum(v >= wanted for v in versions()) >= 3, TIMEOUT,
+            graph.recorder.wait_for(lambda wanted=wanted, versions=versions: sum(v >= wanted for v in versions()) >= 3,
+                                    TIMEOUT,
                                     f'{graph.label}: three batches acted with version {wanted} or newer')
             if graph.first == 'cloud':
                 graph.faces = _json_after(graph.nodes['caller'], 'RECOGNIZE_FACES')
@@ -422,7 +424,7 @@ def test_mixed_backends_across_emulated_hosts(backends, children):
         for discovery, bed in beds.items():
             domain = fresh_domain_id()
 
-            def start(host, backend, executable, topic):
+            def start(host, backend, executable, topic, bed=bed, domain=domain, discovery=discovery):
                 env = bed.dds_env(host, domain, base=backends.env(backend, domain, discovery),
                                   discovery_range=discovery)
                 if discovery == SUBNET:  # the default: nothing configured

@@ -21,9 +21,6 @@ import json
 import time
 from collections.abc import Sequence
 
-from dcdrl_msgs.msg import PolicyWeights, Tensor
-from dcdrl_msgs.srv import GetPolicy
-
 from dcdrl_cloud.parameter_server import ParameterServer, ParameterServerConfig, SubmissionRefused, env_dims
 from dcdrl_core import ros
 from dcdrl_core.learning.codec import WeightsRejected
@@ -31,6 +28,9 @@ from dcdrl_core.live_parameters import Live, LiveParameters, set_timer_period
 from dcdrl_core.names import DEFAULT_NAMESPACE
 from dcdrl_core.parameter_dataclass import declare_parameters
 from dcdrl_core.weights_msg import MAX_PRODUCER_LENGTH, fill_weights, fitness_of, read_weights
+
+from dcdrl_msgs.msg import PolicyWeights, Tensor
+from dcdrl_msgs.srv import GetPolicy
 
 
 class ParameterServerNode(ros.Node):

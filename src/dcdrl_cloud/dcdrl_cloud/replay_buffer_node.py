@@ -32,8 +32,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from dcdrl_msgs.msg import ExperienceBatch, PolicyWeights, PriorityUpdate, ReplayStats, SampledBatch, SampleRequest
-
 from dcdrl_cloud.replay_parameters import ReplayBufferParameters
 from dcdrl_cloud.replay_service import (
     JOURNAL_NAME,
@@ -50,6 +48,8 @@ from dcdrl_core.experience import ExperienceRejected
 from dcdrl_core.live_parameters import Live, LiveParameters, periodic, set_timer_period
 from dcdrl_core.names import DEFAULT_NAMESPACE
 from dcdrl_core.parameter_dataclass import declare_parameters
+
+from dcdrl_msgs.msg import ExperienceBatch, PolicyWeights, PriorityUpdate, ReplayStats, SampledBatch, SampleRequest
 
 _SNAPSHOT = object()  # inbox token: write a snapshot (in the intake thread, between two batches)
 _STOP = object()      # inbox token: the intake thread ends after what was queued before it

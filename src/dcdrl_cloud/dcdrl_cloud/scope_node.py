@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from dcdrl_msgs.msg import EpisodeStats, TrajectorySegment
 
 from dcdrl_cloud.scope import ScopeData, ScopeParameters, draw_scope, open_window, save_scope_png
 from dcdrl_core import ros
@@ -26,6 +25,8 @@ from dcdrl_core.live_parameters import Live, LiveParameters
 from dcdrl_core.msg_arrays import get_array
 from dcdrl_core.names import DEFAULT_NAMESPACE
 from dcdrl_core.parameter_dataclass import declare_parameters
+
+from dcdrl_msgs.msg import EpisodeStats, TrajectorySegment
 
 EVALUATION_FLAG = TrajectorySegment.FLAG_EVALUATION
 

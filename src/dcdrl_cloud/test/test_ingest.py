@@ -3,11 +3,12 @@ import json
 
 import numpy as np
 import pytest
-from dcdrl_msgs.msg import ExperienceBatch
 
 from dcdrl_cloud.ingest import ExperienceIngest, IngestStats
 from dcdrl_core import runtime  # noqa: F401  (interface import hook)
 from dcdrl_core.experience import ExperienceRejected, fill_experience
+
+from dcdrl_msgs.msg import ExperienceBatch
 
 
 def _message(sequence, client='c0', batch=4, obs_dim=6, terminated=None):

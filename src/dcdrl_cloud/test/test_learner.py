@@ -4,7 +4,6 @@ import math
 
 import numpy as np
 import pytest
-from dcdrl_msgs.msg import SampledBatch
 
 from dcdrl_cloud.batches import (
     BatchQueue,
@@ -21,6 +20,8 @@ from dcdrl_core.learning.codec import decode_weights
 from dcdrl_core.learning.inference import actor_shapes
 from dcdrl_core.learning.networks import architecture_id, network_config
 from dcdrl_core.msg_arrays import set_array
+
+from dcdrl_msgs.msg import SampledBatch
 
 MEC = 'dcdrl_sim/MecOffload-v0'  # the paper's encoding; with N = 10 users:
 OBS, ACT = 73, 20                 # 7N + 3 observations, 2N actions
@@ -337,7 +338,8 @@ def test_final_evaluation_table_has_every_baseline_row(tmp_path):
 
 def test_the_scores_mec_env_is_compared_with_the_same_baselines_and_the_oracle():
     from dcdrl_sim.comparison import baseline_factories, final_evaluation
-    assert list(baseline_factories('dcdrl_sim/MecOffloadScores-v0')) == ['local_only', 'full_offload', 'random', 'greedy']
+    assert list(baseline_factories('dcdrl_sim/MecOffloadScores-v0')) == ['local_only', 'full_offload', 'random',
+                                                                        'greedy']
     results = final_evaluation('dcdrl_sim/MecOffloadScores-v0', lambda obs: np.zeros(10, dtype=np.float32),
                                episodes=1, oracle_episodes=1, seed=0)
     assert [r.name for r in results] == ['learned', 'local_only', 'full_offload', 'random', 'greedy', 'oracle']

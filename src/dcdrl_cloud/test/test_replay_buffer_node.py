@@ -4,7 +4,6 @@ import time
 
 import numpy as np
 import pytest
-from dcdrl_msgs.msg import ExperienceBatch, PolicyWeights, PriorityUpdate, ReplayStats, SampledBatch, SampleRequest
 
 from dcdrl_cloud.learner import read_sampled_batch
 from dcdrl_cloud.replay_service import fill_priority_update
@@ -12,6 +11,8 @@ from dcdrl_core import runtime
 from dcdrl_core.experience import fill_experience
 from dcdrl_core.runtime.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data, qos_profile_transient_local
 from dcdrl_core.testing import fresh_domain_id, python_child
+
+from dcdrl_msgs.msg import ExperienceBatch, PolicyWeights, PriorityUpdate, ReplayStats, SampledBatch, SampleRequest
 
 pytestmark = [pytest.mark.dds, pytest.mark.slow]
 TIMEOUT = 30.0

@@ -3,7 +3,6 @@ import threading
 
 import numpy as np
 import pytest
-from dcdrl_msgs.msg import ExperienceBatch, PriorityUpdate, SampledBatch
 
 from dcdrl_cloud.learner import read_sampled_batch
 from dcdrl_cloud.replay_service import (
@@ -19,6 +18,8 @@ from dcdrl_cloud.replay_service import (
 from dcdrl_core import runtime  # noqa: F401  (interface import hook)
 from dcdrl_core.experience import ExperienceRejected, fill_experience
 from dcdrl_core.learning.replay import ReplayBuffer
+
+from dcdrl_msgs.msg import ExperienceBatch, PriorityUpdate, SampledBatch
 
 OBS, ACT = 5, 2
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from std_msgs.msg import String  # noqa: E402  (the interface import hook is installed by dcdrl_core.ros)
-
 from dcdrl_core import ros
 from dcdrl_core.live_parameters import Live, LiveParameters, set_timer_period
 from dcdrl_core.parameter_dataclass import declare_parameters, parameter
+
+from std_msgs.msg import String  # noqa: E402  (the interface import hook is installed by dcdrl_core.ros)
 
 
 @dataclass(frozen=True)

@@ -108,9 +108,9 @@ class LiveParameters:
 
     def descriptor(self, name: str, description: str = '') -> Any:
         """rcl_interfaces/msg/ParameterDescriptor: read-only unless ``name`` is live."""
-        from rcl_interfaces.msg import ParameterDescriptor
-
         from dcdrl_core import ros  # noqa: F401  (our runtime's interface import hook, when it is the backend)
+
+        from rcl_interfaces.msg import ParameterDescriptor
         live = self.live.get(name)
         return ParameterDescriptor(
             description=(live.description if live and live.description else description),

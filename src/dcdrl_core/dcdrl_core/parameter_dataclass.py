@@ -171,9 +171,9 @@ def markdown_table(parameters_class: type) -> str:
 
 def descriptor(spec: ParameterSpec) -> Any:
     """The rcl_interfaces/msg/ParameterDescriptor of one parameter."""
-    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-
     from dcdrl_core import ros  # noqa: F401  (our runtime's interface import hook, when it is the backend)
+
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
     notes = [spec.limits()] if spec.choices or spec.above is not None else []
     notes.append(LIVE_NOTE if spec.live else READ_AT_START)
     result = ParameterDescriptor(description=spec.doc, read_only=not spec.live,

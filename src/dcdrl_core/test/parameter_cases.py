@@ -22,9 +22,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult  # noqa: E402
-
 from dcdrl_core import ros
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult  # noqa: E402
 
 SOURCE_SUFFIX = re.compile(r' \(from [^()]*(\([^()]*\)[^()]*)*\)$')
 Parameter = ros.Parameter

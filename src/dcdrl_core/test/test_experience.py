@@ -1,10 +1,11 @@
 """ExperienceBatch <-> arrays: round trip and every refusal."""
 import numpy as np
 import pytest
-from dcdrl_msgs.msg import ExperienceBatch
 
 from dcdrl_core import runtime  # noqa: F401  (interface import hook)
 from dcdrl_core.experience import ExperienceRejected, fill_experience, read_experience
+
+from dcdrl_msgs.msg import ExperienceBatch
 
 
 def _batch(rng, batch=5, obs_dim=7, action_dim=3, **overrides):

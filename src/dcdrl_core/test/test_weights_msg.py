@@ -1,13 +1,14 @@
 """PolicyWeights <-> WeightsPayload through the wire format, and refusals after transport."""
 import numpy as np
 import pytest
-from dcdrl_msgs.msg import PolicyWeights, Tensor
 
 from dcdrl_core import runtime  # noqa: F401  (interface import hook)
 from dcdrl_core.learning.agents import Agent, AgentConfig
 from dcdrl_core.learning.codec import WeightsRejected, decode_weights, encode_weights
 from dcdrl_core.learning.networks import architecture_id
 from dcdrl_core.weights_msg import MAX_TENSORS, fill_weights, fitness_of, read_weights
+
+from dcdrl_msgs.msg import PolicyWeights, Tensor
 
 
 def _agent():

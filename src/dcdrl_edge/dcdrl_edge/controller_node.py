@@ -70,9 +70,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from dcdrl_msgs.msg import EdgeCommand, EpisodeStats, LoopStats, PolicyWeights, TrajectorySegment
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from std_msgs.msg import Float64MultiArray
 
 from dcdrl_core import ros
 from dcdrl_core.live_parameters import Live, LiveParameters, non_negative, positive, read_only, set_timer_period
@@ -87,6 +84,10 @@ from dcdrl_edge.loop_process import LoopProcess, SimPlantSpec
 from dcdrl_edge.plant import SimulatedCartPolePlant, TopicPlant
 from dcdrl_edge.segment_queue import Segment
 from dcdrl_edge.timing import set_realtime_priority, switch_interval_for
+
+from dcdrl_msgs.msg import EdgeCommand, EpisodeStats, LoopStats, PolicyWeights, TrajectorySegment
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from std_msgs.msg import Float64MultiArray
 
 _CONFIG = ControllerConfig()
 _UINT_STATS = ('steps', 'episode', 'policy_version', 'misses', 'segments_queued', 'segments_dropped',

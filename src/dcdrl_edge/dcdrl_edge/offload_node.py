@@ -52,9 +52,6 @@ from dataclasses import fields
 from typing import Any
 
 import numpy as np
-from dcdrl_msgs.msg import EpisodeStats, ExperienceBatch, OffloadRecord, PolicyWeights
-from dcdrl_msgs.srv import RecognizeFaces
-from sensor_msgs.msg import CompressedImage
 
 from dcdrl_core import ros
 from dcdrl_core.experience import fill_experience
@@ -84,6 +81,10 @@ from dcdrl_edge.offload import (
     actor_dims,
     parse_schedule,
 )
+
+from dcdrl_msgs.msg import EpisodeStats, ExperienceBatch, OffloadRecord, PolicyWeights
+from dcdrl_msgs.srv import RecognizeFaces
+from sensor_msgs.msg import CompressedImage
 
 _DEFAULTS = OffloadConfig()
 MAX_REPLY_FACES = 1000   # a reply naming more faces than this is malformed (the task runs locally)

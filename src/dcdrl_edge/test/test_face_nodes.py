@@ -5,8 +5,6 @@ import time
 import cv2
 import numpy as np
 import pytest
-from dcdrl_msgs.srv import RecognizeFaces
-from sensor_msgs.msg import CompressedImage, Image
 
 from dcdrl_core import (
     ros,  # noqa: F401  (installs the interface import hook before the imports below)
@@ -24,6 +22,9 @@ from dcdrl_edge.images import (
     image_from_compressed_msg,
     image_from_msg,
 )
+
+from dcdrl_msgs.srv import RecognizeFaces
+from sensor_msgs.msg import CompressedImage, Image
 
 pytestmark = [pytest.mark.dds, pytest.mark.slow]
 TIMEOUT = 60.0  # generous for a loaded 2-core machine; every wait ends as soon as its condition holds

@@ -34,14 +34,14 @@ import traceback
 from collections.abc import Sequence
 from dataclasses import replace
 
-from dcdrl_msgs.msg import EpisodeStats, ExperienceBatch, PolicyWeights, Tensor
-
 from dcdrl_core import ros
 from dcdrl_core.experience import fill_experience
 from dcdrl_core.live_parameters import Live, LiveParameters, config_check
 from dcdrl_core.names import DEFAULT_NAMESPACE
 from dcdrl_core.parameter_dataclass import declare_parameters
 from dcdrl_sim.client_logic import ClientConfig, ClientLogic, StepResult
+
+from dcdrl_msgs.msg import EpisodeStats, ExperienceBatch, PolicyWeights, Tensor
 
 # The arming thread of every client built in this process: main() ends the process at once if one still runs.
 _arming_threads: list[threading.Thread] = []
