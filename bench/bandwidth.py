@@ -122,9 +122,10 @@ def weight_delivery(bandwidths: list[float], repeats: int, domain: int) -> list[
             for k in range(warmup + repeats):
                 version += 1
                 sender_child.send_line(str(version))
-                sent = sender.wait(lambda r: r['version'] == version, 60, f'version {version} sent')
+                sent = sender.wait(lambda r, version=version: r['version'] == version, 60, f'version {version} sent')
                 timeout = 30 + 10 * sent['bytes'] * 8 / (mbps * 1e6)
-                got = receiver.wait(lambda r: r['version'] == version, timeout, f'version {version} at {mbps} Mbit/s')
+                got = receiver.wait(lambda r, version=version: r['version'] == version, timeout,
+                                    f'version {version} at {mbps} Mbit/s')
                 size = sent['bytes']
                 if k >= warmup:
                     times.append(got['t'] - sent['t'])
@@ -191,7 +192,8 @@ def run_workflow(mbps: float | None, steady_s: float, domain: int, workdir: Path
                                    180, 'segments after the restore')
             result.update(cut_s=cut_s, steps_during_cut=during['steps'] - at_cut['steps'],
                           expected_steps=int(cut_s * rate_hz), misses_during_cut=during['misses'] - at_cut['misses'],
-                          mode_during_cut=sorted({s['mode'] for s in edge.values if cut_at <= s['t'] <= cut_at + cut_s}),
+                          mode_during_cut=sorted({s['mode'] for s in edge.values
+                                                  if cut_at <= s['t'] <= cut_at + cut_s}),
                           recovery_s=round(recovered['t'] - restored_at, 2))
             cloud.wait(lambda s: s['t'] >= recovered['t'] + 5, 60, 'five more seconds')  # let the backlog land
         else:
@@ -211,7 +213,8 @@ def run_workflow(mbps: float | None, steady_s: float, domain: int, workdir: Path
                 window_s=round(end['t'] - start['t'], 1),
                 env_steps_per_s=round((end['env_steps'] - start['env_steps']) / (end['t'] - start['t']), 2),
                 learner_versions=end['policy_version'] - start['policy_version'],
-                edge_swaps=(edge_window[-1]['weights_swapped'] - edge_window[0]['weights_swapped']) if edge_window else 0,
+                edge_swaps=((edge_window[-1]['weights_swapped'] - edge_window[0]['weights_swapped'])
+                            if edge_window else 0),
                 version_lag_mean=round(statistics.mean(lags), 1) if lags else None,
                 version_lag_max=max(_finite([s['version_lag_max'] for s in window]), default=None),
                 edge_behind_learner_mean=round(statistics.mean(gap), 1) if gap else None,
@@ -270,7 +273,8 @@ def converge(mbps: float | None, max_s: float, domain: int, workdir: Path, rate_
     return {'bandwidth_mbps': mbps, 'seed': seed, 'time_scale': scale, 'shaped_mbps': shaped, 'direction': direction,
             'publish_period_s': period,
             'converged': bool(summary.get('converged')) and done,
-            'steps_to_converge': summary.get('steps_to_converge'), 'wall_s_to_converge': summary.get('wall_s_to_converge'),
+            'steps_to_converge': summary.get('steps_to_converge'),
+            'wall_s_to_converge': summary.get('wall_s_to_converge'),
             'env_steps': summary.get('env_steps'), 'updates': summary.get('updates'),
             'version_lag_mean': summary.get('version_lag_mean'),
             'lost_segments': summary.get('pairer', {}).get('lost_segments'), 'link': link}
@@ -313,7 +317,8 @@ def main() -> int:
                     result = converge(mbps, args.max_s, args.domain_id, workdir, args.rate_hz, args.sim_rate_hz,
                                       args.init_checkpoint, seed, args.direction)
                     out['convergence'].append(result)
-                    print(f"convergence at {mbps:g} Mbit/s {args.direction} (seed {seed}, x{result['time_scale']:g} real time, "
+                    print(f"convergence at {mbps:g} Mbit/s {args.direction} (seed {seed}, "
+                          f"x{result['time_scale']:g} real time, "
                           f"link {result['shaped_mbps']:g} Mbit/s): {result['steps_to_converge']} steps, "
                           f"{result['wall_s_to_converge']} s (converged: {result['converged']}), version lag "
                           f"{result['version_lag_mean']}, {result['lost_segments']} segments lost", flush=True)

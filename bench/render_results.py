@@ -152,7 +152,7 @@ def render(results: dict, charts: dict[str, str], results_path: str | None = Non
             'for times), from the same run\'s medians (pair by pair where a bench reports per-repeat values).',
             '', '## Overview', '']
     out += status_table(results, rows)
-    for name, record in (results.get('benches') or {}).items():
+    for name in results.get('benches') or {}:
         bench_rows = [r for r in rows if r['bench'] == name]
         if not bench_rows and name not in charts:
             continue

@@ -554,7 +554,7 @@ def latency(seconds: float, plugin_dir: str, size: int) -> dict:
         configs = make_pki(Path(tmp), [ping, pong], plugin_dir)
         with Testbed(hosts=('alice', 'bob'), subnet='10.78.0.0/24') as bed:
             for mode in ('plain', 'secure'):
-                def uri(host: str, name: str) -> str:
+                def uri(host: str, name: str, mode: str = mode) -> str:
                     peers = ''.join(f'<Peer address="{p}"/>' for p in bed.peers(host))
                     base = ('<CycloneDDS><Domain id="any"><General><AllowMulticast>false</AllowMulticast></General>'
                             f'<Discovery><ParticipantIndex>auto</ParticipantIndex><Peers>{peers}</Peers>'

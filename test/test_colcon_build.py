@@ -41,7 +41,8 @@ def test_every_python_package_is_installed_with_its_share_files(install):
         share = install / package / 'share' / package
         assert (share / 'package.xml').is_file(), package
         assert (install / package / 'share' / 'ament_index' / 'resource_index' / 'packages' / package).is_file()
-    launch_files = {p.name for p in (install / 'dcdrl_cloud' / 'share' / 'dcdrl_cloud' / 'launch').glob('*.launch.yaml')}
+    launch_dir = install / 'dcdrl_cloud' / 'share' / 'dcdrl_cloud' / 'launch'
+    launch_files = {p.name for p in launch_dir.glob('*.launch.yaml')}
     assert 'stream_demo.launch.yaml' in launch_files
     assert (install / 'dcdrl_cloud' / 'share' / 'dcdrl_cloud' / 'launch' / 'stream_demo.launch.py').is_file()
     assert (install / 'dcdrl_cloud' / 'share' / 'dcdrl_cloud' / 'config' / 'stream_demo.yaml').is_file()

@@ -50,6 +50,6 @@ def test_learner_and_replay_killed_hard_lose_nothing_and_versions_never_repeat(d
             process.stop()
         monitor.close()
     assert restored >= reported, f'{reported} transitions reported before the kill, {restored} after restart'
-    assert any('from the journal' in l for l in replay.lines), replay.lines[-20:]
+    assert any('from the journal' in line for line in replay.lines), replay.lines[-20:]
     after = monitor.policy_versions[seen:]
     assert min(after) > last_version, f'versions reused after the kill: {last_version} then {after[:5]}'

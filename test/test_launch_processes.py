@@ -64,7 +64,8 @@ class Launcher:
         missing = set(needles)
         deadline = time.monotonic() + timeout
         while missing:
-            line = self.wait_for(lambda text: any(n in text for n in missing), deadline - time.monotonic(),
+            line = self.wait_for(lambda text, missing=missing: any(n in text for n in missing),
+                                 deadline - time.monotonic(),
                                  f'lines containing {sorted(missing)}')
             missing = {n for n in missing if n not in line}
 
@@ -129,7 +130,8 @@ def test_a_process_ignoring_sigint_is_terminated_after_the_grace_period():
         launcher.wait_for_all(['alpha started', 'beta started'], START_TIMEOUT)
         launcher.interrupt_and_wait(0.5 + 5.0 + 5.0)
         output = '\n'.join(launcher.lines)
-        assert "process[beta-1] failed to terminate '0.5' seconds after receiving 'SIGINT', escalating to 'SIGTERM'" in output
+        assert ("process[beta-1] failed to terminate '0.5' seconds after receiving 'SIGINT', escalating to 'SIGTERM'"
+                in output)
         assert 'exit code -15' in output
         assert [name for name, pid in launcher.children.items() if alive(pid)] == []
     finally:
@@ -143,7 +145,8 @@ def test_talker_listener_graph_starts_talks_and_stops_cleanly():
     launcher = Launcher(['dcdrl_core', 'talker_listener.launch.yaml', 'period_s:=0.1'], env=env)
     try:
         launcher.wait_for_all(['talker started', 'listener started'], START_TIMEOUT)
-        launcher.wait_for(lambda line: 'I heard: [Hello World' in line, START_TIMEOUT, 'the listener hearing the talker')
+        launcher.wait_for(lambda line: 'I heard: [Hello World' in line, START_TIMEOUT,
+                          'the listener hearing the talker')
         assert {name.rsplit('-', 1)[0] for name in launcher.children} == {'talker', 'listener'}
         launcher.interrupt_and_wait(GRACE + 5.0)
         output = '\n'.join(launcher.lines)

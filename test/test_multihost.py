@@ -189,7 +189,7 @@ def test_teardown_leaves_no_namespace_or_process_even_after_an_error():
             tracked = bed.run('device', ['sleep', '600'])
             # A process the testbed did not start itself (a grandchild left behind): found by namespace.
             bed.exec('edge', ['sh', '-c', 'sleep 600 > /dev/null 2>&1 &'])
-            1 / 0
+            raise ZeroDivisionError('an error inside the testbed block')
     assert not set(names) & set(list_namespaces())
     assert tracked.process.poll() is not None
     assert len(bed.leftover_pids) == 1  # the backgrounded sleep, killed by pid
@@ -215,7 +215,8 @@ def test_bandwidth_is_shaped_and_cuts_drop_silently(bed_factory):
     the others still do; after restore it delivers again."""
     bed = bed_factory(bandwidth_mbps=1.0)
     receive = ("import socket,time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind(('0.0.0.0',9999))\n"
-               "print('bound',flush=True);n=0\nwhile True:\n d=s.recv(65536);n+=1;print('got',n,time.time(),flush=True)")
+               "print('bound',flush=True);n=0\n"
+               "while True:\n d=s.recv(65536);n+=1;print('got',n,time.time(),flush=True)")
     send = ("import socket,sys,time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\nt=time.time()\n"
             "[s.sendto(b'x'*1400,(sys.argv[1],9999)) for _ in range(int(sys.argv[2]))]\nprint(t)")
     cloud = bed.run('cloud', [sys.executable, '-u', '-c', receive])
@@ -249,7 +250,8 @@ def test_discovery_across_hosts_needs_and_uses_the_documented_peers(bed_factory)
     # Edge: a Cyclone XML with the interface, no multicast and the peers (no ROS_* discovery variables).
     xml = ('<CycloneDDS><Domain><General><Interfaces><NetworkInterface name="eth0"/></Interfaces>'
            '<AllowMulticast>false</AllowMulticast></General><Discovery><Peers>'
-           + ''.join(f'<Peer address="{a}"/>' for a in bed.peers('edge')) + '</Peers></Discovery></Domain></CycloneDDS>')
+           + ''.join(f'<Peer address="{a}"/>' for a in bed.peers('edge'))
+           + '</Peers></Discovery></Domain></CycloneDDS>')
     edge_env = _env(bed, 'edge', domain, CYCLONEDDS_URI=xml)
     del edge_env['ROS_STATIC_PEERS'], edge_env['ROS_AUTOMATIC_DISCOVERY_RANGE']
     edge = bed.run('edge', [*run, 'listener'], env=edge_env)
@@ -290,8 +292,9 @@ def test_weights_reach_the_controller_over_a_1_mbit_link(bed_factory):
     for version in (1, 2):
         before = bed.link_counters('device-cloud')['cloud->device']['bytes']
         sender.send_line(str(version))
-        sent = sender_lines.wait(lambda r: r['version'] == version, TIMEOUT, f'version {version} sent')
-        swapped = stats.wait(lambda s: s['policy_version'] == version, TIMEOUT, f'version {version} swapped in')
+        sent = sender_lines.wait(lambda r, version=version: r['version'] == version, TIMEOUT, f'version {version} sent')
+        swapped = stats.wait(lambda s, version=version: s['policy_version'] == version, TIMEOUT,
+                             f'version {version} swapped in')
         delivery[version] = swapped['t'] - sent['t']
         carried = bed.link_counters('device-cloud')['cloud->device']['bytes'] - before
         assert carried >= sent['bytes']  # the actor crossed the shaped link

@@ -33,7 +33,7 @@ def test_the_launch_files_and_their_config_state_the_defaults():
 
     stream = _launch_defaults('stream_demo.launch.yaml')
     assert stream['env_id'] == defaults.ENV_ID and int(stream['num_envs']) == defaults.STREAM_NUM_ENVS
-    for block, values in yaml.safe_load((ROOT / 'config' / 'stream_demo.yaml').read_text()).items():
+    for values in yaml.safe_load((ROOT / 'config' / 'stream_demo.yaml').read_text()).values():
         parameters = values['ros__parameters']
         if 'env_id' in parameters:  # the clients' blocks
             assert (parameters['env_id'], parameters['num_envs']) == (defaults.ENV_ID, defaults.STREAM_NUM_ENVS)

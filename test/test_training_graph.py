@@ -92,7 +92,7 @@ def test_full_graph_from_the_launch_file(domain, tmp_path):
     learned = next(r for r in evaluation['rows'] if r['policy'] == 'learned')
     initial = _first_scalar(tmp_path, 'eval/cost')
     assert learned['cost'] < initial, (learned['cost'], initial)
-    assert not any('Traceback' in l for l in launch.lines), '\n'.join(launch.lines[-50:])
+    assert not any('Traceback' in line for line in launch.lines), '\n'.join(launch.lines[-50:])
 
 
 def _first_scalar(output_dir: Path, tag: str) -> float:
@@ -148,7 +148,7 @@ def test_client_killed_and_restarted_while_the_learner_goes_on(domain, tmp_path)
         for process in [*clients.values(), learner, replay]:
             process.stop()
         monitor.close()
-    report = next(json.loads(l.split('REPORT ', 1)[1]) for l in replay.lines if l.startswith('REPORT '))
+    report = next(json.loads(line.split('REPORT ', 1)[1]) for line in replay.lines if line.startswith('REPORT '))
     assert report['clients']['client_0']['restarts'] >= 1 and report['rejected'] == 0
 
 
@@ -165,7 +165,7 @@ def test_learner_and_replay_restart_continue_versions_and_data(domain, tmp_path)
         assert learner.stop(TIMEOUT) == 0, learner.lines[-20:]
         last_version = max(monitor.policy_versions)
         assert replay.stop(TIMEOUT) == 0, replay.lines[-20:]
-        stored = next(json.loads(l.split('REPORT ', 1)[1]) for l in replay.lines if l.startswith('REPORT '))
+        stored = next(json.loads(line.split('REPORT ', 1)[1]) for line in replay.lines if line.startswith('REPORT '))
         replay = _run('dcdrl_cloud', 'replay_buffer', 'replay_buffer', domain, tmp_path)
         learner = _run('dcdrl_cloud', 'learner', 'learner', domain, tmp_path, 'duration_s:=0.0')
         restarted = [replay, learner]
@@ -178,4 +178,4 @@ def test_learner_and_replay_restart_continue_versions_and_data(domain, tmp_path)
             process.stop()
         monitor.close()
     assert min(v for v in monitor.policy_versions if v > last_version) == last_version + 1
-    assert any('restored' in l for l in replay.lines), replay.lines[-20:]
+    assert any('restored' in line for line in replay.lines), replay.lines[-20:]

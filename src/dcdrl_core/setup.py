@@ -32,7 +32,8 @@ setup(
     zip_safe=True,
     maintainer='DC-DRL developers',
     maintainer_email='dcdrl@example.invalid',
-    description='DC-DRL core: node runtime (rclpy or Cyclone DDS), interfaces, parameters, launch, the dcdrl CLI, learning blocks.',
+    description=('DC-DRL core: node runtime (rclpy or Cyclone DDS), interfaces, parameters, launch, the dcdrl CLI, '
+                 'learning blocks.'),
     license='Apache-2.0',
     # colcon test runs pytest where the 'test' extra names it (setuptools >= 72 drops tests_require).
     # torch: the learning blocks (agents, checkpoints, run logs, networks.py, torch_codec.py): cloud only.

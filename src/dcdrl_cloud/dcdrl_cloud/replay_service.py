@@ -686,5 +686,6 @@ def read_priority_update(message: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 __all__ = ['PriorityRejected', 'ReplayService', 'ReplayServiceConfig', 'RequestRejected', 'RestoreResult',
-           'JOURNAL_NAME', 'SNAPSHOT_NAME', 'ServedBatch', 'SnapshotRefused', 'fill_priority_update', 'fill_sampled_batch',
+           'JOURNAL_NAME', 'SNAPSHOT_NAME', 'ServedBatch', 'SnapshotRefused', 'fill_priority_update',
+           'fill_sampled_batch',
            'read_priority_update']

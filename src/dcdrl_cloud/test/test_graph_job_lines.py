@@ -4,7 +4,8 @@ from dcdrl_cloud.graph_job import failure_reason, parse_line, screen_text
 
 LAUNCHER_START = '[INFO] [learner-1]: process started with pid [29079]'
 LAUNCHER_DEATH = "[ERROR] [client-1]: process has died [pid 7, exit code 1, cmd 'python -m x']."
-ESCALATION = "[ERROR] [learner-1]: process[learner-1] failed to terminate '30' seconds after receiving 'SIGINT', escalating to 'SIGTERM'"
+ESCALATION = ("[ERROR] [learner-1]: process[learner-1] failed to terminate '30' seconds after receiving 'SIGINT', "
+              "escalating to 'SIGTERM'")
 LEARNER_INFO = '[learner-1] [INFO] [1796583271.618104935] [dcdrl.learner]: learner started: ddpg'
 LEARNER_PROGRESS = '[learner-1] step 132 |     0.9s | critic_loss 11.07'
 CLIENT_INFO = '[client-1] [INFO] [1796583273.893911600] [dcdrl.client_0]: acting with policy version 8'

@@ -9,8 +9,9 @@ from dcdrl_core.experience import Experience
 def _batch(sequence: int, size: int = 4, obs_dim: int = 3) -> Experience:
     rng = np.random.default_rng(sequence)
     return Experience(client_id='c0', sequence=sequence, policy_version=sequence + 1,
-                      obs=rng.random((size, obs_dim), dtype=np.float32), actions=rng.random((size, 1), dtype=np.float32),
-                      rewards=rng.random(size, dtype=np.float32), next_obs=rng.random((size, obs_dim), dtype=np.float32),
+                      obs=rng.random((size, obs_dim), dtype=np.float32),
+                      actions=rng.random((size, 1), dtype=np.float32), rewards=rng.random(size, dtype=np.float32),
+                      next_obs=rng.random((size, obs_dim), dtype=np.float32),
                       terminated=np.zeros(size, bool), truncated=np.zeros(size, bool), extra_names=('cost',),
                       extras=rng.random((size, 1), dtype=np.float32))
 

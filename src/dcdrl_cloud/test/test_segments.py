@@ -143,7 +143,7 @@ def test_consecutive_segments_make_transitions_with_the_env_rewards():
     pairer = SegmentPairer(SwingUpReward())
     transitions = [t for t in map(pairer.add, segments) if t is not None]
     assert len(transitions) == len(steps) == 3 * 40
-    for k, (t, (env_reward, terminated, truncated)) in enumerate(zip(transitions, steps)):
+    for t, (env_reward, terminated, truncated) in zip(transitions, steps):
         assert t.reward == pytest.approx(env_reward, abs=1e-5)
         assert (t.terminated, t.truncated) == (terminated, truncated)
     # obs / next_obs / action come from segments k and k+1 of the same episode.

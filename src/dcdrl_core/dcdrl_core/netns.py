@@ -42,7 +42,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from typing import IO, Any, Union
+from typing import IO, Any
 
 from dcdrl_core.testing import ChildProcess
 
@@ -213,7 +213,7 @@ class LoggedProcess:
         return self.process.returncode
 
 
-Process = Union[ChildProcess, LoggedProcess]
+Process = ChildProcess | LoggedProcess
 
 
 class Testbed:

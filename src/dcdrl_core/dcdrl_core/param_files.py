@@ -571,7 +571,8 @@ def check_parameter_type(
     """Return ``value`` if it fits the declared type, else raise InvalidParameterTypeError.
 
     ``declared`` is the declared default value, a type name from PARAMETER_TYPES, a Python
-    type, or a parameter-type enum member (rclpy's ``Parameter.Type.DOUBLE``). An integer is accepted (and converted) for a double parameter, and an integer list for
+    type, or a parameter-type enum member (rclpy's ``Parameter.Type.DOUBLE``). An integer is accepted
+    (and converted) for a double parameter, and an integer list for
     a double array, when ``int_as_double`` (the default, because YAML users write 1 for 1.0;
     rclpy would reject it). ``source`` ("file F, line 3", "-p x:=1") goes into the message.
     """

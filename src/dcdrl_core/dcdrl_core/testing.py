@@ -58,7 +58,7 @@ def random_message(cls: type[Message], rng: np.random.Generator, registry: Inter
             else:
                 values[field.name] = random_scalar(ftype.base, rng)
         elif ftype.is_string:
-            def text() -> str:
+            def text(ftype: Any = ftype) -> str:
                 return random_string(rng)[:ftype.string_bound]  # bound None: the whole string
             values[field.name] = [text() for _ in range(count)] if ftype.is_array else text()
         else:

@@ -32,7 +32,8 @@ def runs(tmp_path_factory) -> Path:
 
 def test_mec_ddpg_quick(runs: Path, capsys) -> None:
     summary = load('mec_ddpg').main(['--quick', '--total-steps', '150', '--learning-starts', '64', '--test-episodes',
-                                     '1', '--episode-length', '20', '--runs-dir', str(runs), '--seed', '3', '--no-tensorboard'])
+                                     '1', '--episode-length', '20', '--runs-dir', str(runs), '--seed', '3',
+                                     '--no-tensorboard'])
     assert last_json_line(capsys.readouterr().out) == json.loads(json.dumps(summary))
     for key in ('final_cost', 'best_cost', 'baseline_cost', 'oracle_cost', 'oracle_gap_pct', 'same_state_gap_pct',
                 'beats_all_baselines', 'within_5pct_of_oracle', 'exploration_cost', 'wall_s'):

@@ -48,7 +48,8 @@ def make(algorithm: str, **kw) -> Agent:
 
 
 def all_tensors(agent: Agent) -> list[torch.Tensor]:
-    out = [t for m in (agent.actor, agent.critic, agent.actor_target, agent.critic_target) for t in m.state_dict().values()]
+    modules = (agent.actor, agent.critic, agent.actor_target, agent.critic_target)
+    out = [t for m in modules for t in m.state_dict().values()]
     for opt in (agent.actor_optim, agent.critic_optim):
         for state in opt.state_dict()['state'].values():
             out.extend(state.values())

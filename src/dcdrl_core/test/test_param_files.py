@@ -177,7 +177,8 @@ def test_check_type_gives_the_promised_message():
     with pytest.raises(InvalidParameterTypeError) as info:
         check_parameter_type('x', 1.0, 'abc', '-p x:=abc')
     assert str(info.value) == "parameter 'x' expects double, got string 'abc' (from -p x:=abc)"
-    with pytest.raises(InvalidParameterTypeError, match=r"'rate' expects integer, got double 2.5 \(from file f.yaml, line 3\)"):
+    with pytest.raises(InvalidParameterTypeError,
+                       match=r"'rate' expects integer, got double 2.5 \(from file f.yaml, line 3\)"):
         check_parameter_type('rate', 'integer', 2.5, 'file f.yaml, line 3')
     with pytest.raises(InvalidParameterTypeError, match="'on' expects bool, got integer 1$"):
         check_parameter_type('on', bool, 1)

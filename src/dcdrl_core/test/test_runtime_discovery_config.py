@@ -37,10 +37,12 @@ def test_localhost_turns_multicast_off_and_pings_localhost_for_as_long_as_it_run
 def test_static_peers_are_pinged_too_and_off_and_system_default_add_nothing():
     xml = discovery_config({'ROS_STATIC_PEERS': '192.0.2.7; 192.0.2.8'}, interfaces=[LO, ETH])
     assert '<Peer address="192.0.2.7"/><Peer address="192.0.2.8"/></Peers>' + PEER_PINGING in xml
-    off = discovery_config({'ROS_AUTOMATIC_DISCOVERY_RANGE': 'OFF', 'ROS_STATIC_PEERS': '192.0.2.7'}, interfaces=[LO, ETH])
+    off = discovery_config({'ROS_AUTOMATIC_DISCOVERY_RANGE': 'OFF', 'ROS_STATIC_PEERS': '192.0.2.7'},
+                           interfaces=[LO, ETH])
     assert f'<Tag>ros_discovery_off_{os.getpid()}</Tag>' in off and 'Peer' not in off and 'Interfaces' not in off
     system = discovery_config({'ROS_AUTOMATIC_DISCOVERY_RANGE': 'SYSTEM_DEFAULT'}, interfaces=[LO, ETH])
-    assert system == '<CycloneDDS><Domain><Internal><MaxSampleSize>16MiB</MaxSampleSize></Internal></Domain></CycloneDDS>'
+    assert system == ('<CycloneDDS><Domain><Internal><MaxSampleSize>16MiB</MaxSampleSize></Internal></Domain>'
+                      '</CycloneDDS>')
     with pytest.raises(ValueError, match='ROS_AUTOMATIC_DISCOVERY_RANGE must be one of'):
         discovery_config({'ROS_AUTOMATIC_DISCOVERY_RANGE': 'EVERYWHERE'})
 
@@ -54,7 +56,8 @@ def test_loopback_is_enabled_beside_the_automatic_interface_only_where_there_is_
 
 
 def test_a_users_own_interfaces_win_inline_or_in_a_file(tmp_path):
-    own = '<CycloneDDS><Domain><General><Interfaces><NetworkInterface name="wlan0"/></Interfaces></General></Domain></CycloneDDS>'
+    own = ('<CycloneDDS><Domain><General><Interfaces><NetworkInterface name="wlan0"/></Interfaces></General>'
+           '</Domain></CycloneDDS>')
     assert ifs.interfaces_config({'CYCLONEDDS_URI': own}, [LO, ETH]) == ''
     path = tmp_path / 'cyclone.xml'
     path.write_text(own)
@@ -66,7 +69,8 @@ def test_a_users_own_interfaces_win_inline_or_in_a_file(tmp_path):
     other = tmp_path / 'tracing.xml'
     other.write_text('<CycloneDDS><Domain><Tracing><Verbosity>fine</Verbosity></Tracing></Domain></CycloneDDS>')
     assert ifs.interfaces_config({'CYCLONEDDS_URI': str(other)}, [LO, ETH]) == ifs.LOOPBACK_INTERFACES
-    assert ifs.interfaces_config({'CYCLONEDDS_URI': str(tmp_path / 'missing.xml')}, [LO, ETH]) == ifs.LOOPBACK_INTERFACES
+    missing = {'CYCLONEDDS_URI': str(tmp_path / 'missing.xml')}
+    assert ifs.interfaces_config(missing, [LO, ETH]) == ifs.LOOPBACK_INTERFACES
 
 
 def test_this_machines_interfaces_can_be_read_and_include_loopback():

@@ -135,7 +135,8 @@ def test_every_endpoint_we_create_announces_its_type_hash(loopback_graph):
     # Service and client: their id first, then the hash of the half they write or read.
     assert [u.split(';')[0].split('=')[0] for u in found[('rq/probeRequest', 'reader')]] == ['serviceid']
     assert [u.split(';')[0].split('=')[0] for u in found[('rq/probeRequest', 'writer')]] == ['clientid']
-    for key, hash_string in [(('rq/probeRequest', 'writer'), request_hash), (('rq/probeRequest', 'reader'), request_hash),
+    for key, hash_string in [(('rq/probeRequest', 'writer'), request_hash),
+                             (('rq/probeRequest', 'reader'), request_hash),
                              (('rr/probeReply', 'writer'), reply_hash), (('rr/probeReply', 'reader'), reply_hash)]:
         [user_data] = found[key]
         assert user_data.endswith(f';typehash={hash_string};'), (key, user_data)

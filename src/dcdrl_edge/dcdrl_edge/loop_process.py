@@ -474,7 +474,7 @@ def run_loop_process(spec: dict) -> None:
     except BaseException:
         traceback.print_exc(file=sys.stderr)
         sys.stderr.flush()
-        raise SystemExit(1)
+        raise SystemExit(1) from None
     finally:
         queue.ring.flush(block=True)
         _write_board(layout, controller, queue)

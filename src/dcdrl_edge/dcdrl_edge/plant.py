@@ -102,7 +102,7 @@ class Plant(abc.ABC):
         """The action that is always safe to apply (no policy, hold, episode end): zeros by default."""
         return np.zeros(self.action_dim, np.float32)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  (optional hook: a plant without hardware has nothing to release)
         """Release the hardware (called once by the node at shutdown, after the loop stopped)."""
 
 

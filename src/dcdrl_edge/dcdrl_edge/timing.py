@@ -207,5 +207,6 @@ class WindowStats:
         self._count = 0
 
 
-__all__ = ['MAX_RATE_HZ', 'MIN_RATE_HZ', 'RateLoop', 'WindowStats', 'check_rate_hz', 'set_realtime_priority', 'summarize',
+__all__ = ['MAX_RATE_HZ', 'MIN_RATE_HZ', 'RateLoop', 'WindowStats', 'check_rate_hz', 'set_realtime_priority',
+           'summarize',
            'switch_interval_for']

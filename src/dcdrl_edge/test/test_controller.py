@@ -380,7 +380,7 @@ def test_simulated_plant_episode_return_and_sequence_across_episodes():
     by_episode = {}
     for s in segments:
         by_episode.setdefault(s.episode, []).append(s)
-    for episode, segs in by_episode.items():
+    for segs in by_episode.values():
         sequences = [s.sequence for s in segs]
         assert sequences == list(range(sequences[0], sequences[0] + len(segs)))   # +1 within an episode
         assert segs[0].flags & SegmentFlag.EPISODE_START

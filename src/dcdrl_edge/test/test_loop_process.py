@@ -133,8 +133,9 @@ def test_numpy_actor_in_shared_memory_matches_a_private_one_and_a_view_sees_the_
     assert view.version == -1
 
 
-def two_sides(config=ControllerConfig(rate_hz=200.0)):
+def two_sides(config=None):
     """The node's layout and a second one over the same block (what the child builds)."""
+    config = config or ControllerConfig(rate_hz=200.0)
     locks = {'control': multiprocessing.Lock(), 'segments': multiprocessing.Lock(), 'commands': multiprocessing.Lock()}
     size = _layout_size(config, CONFIG, OBS_DIM, ACTION_DIM)
     block = SharedBlock(size)

@@ -515,7 +515,8 @@ def test_bad_link_bandwidth_is_refused():
 
 
 def test_actor_dims_match_the_registered_envs_spaces():
-    """The device sizes its actor from a table (no gymnasium there); the table agrees with the env the cloud trains on."""
+    """The device sizes its actor from a table (no gymnasium there); the table agrees with the env the cloud
+    trains on."""
     import gymnasium
 
     import dcdrl_sim  # noqa: F401  (registers the environments)

@@ -26,7 +26,8 @@ def test_importing_dcdrl_sim_registers_the_ids_once_gymnasium_loads_in_either_or
         "before = 'gymnasium' in sys.modules\n"
         'import gymnasium\n'
         "env = gymnasium.make('dcdrl_sim/CartPoleSwingUp-v0')\n"
-        "print(json.dumps({'before': before, 'ids': sorted(k for k in gymnasium.registry if k.startswith('dcdrl_sim/'))}))")
+        "ids = sorted(k for k in gymnasium.registry if k.startswith('dcdrl_sim/'))\n"
+        "print(json.dumps({'before': before, 'ids': ids}))")
     assert first_sim['before'] is False
     first_gym = run_child(
         'import json, gymnasium, dcdrl_sim\n'

@@ -22,7 +22,7 @@ import math
 import os
 import secrets
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 from ..workspace import PackageNotFoundError, find_package_share
 
@@ -63,7 +63,7 @@ class Substitution:
         return '$(' + ' '.join(parts) + ')'
 
 
-Part = Union[str, Substitution]
+Part = str | Substitution
 Template = tuple  # tuple[Part, ...]
 
 

@@ -167,7 +167,8 @@ def validate_payload(payload: WeightsPayload, expected_architecture: str | None,
         raise WeightsRejected('wrong_architecture', f'payload is {arch!r}, this network is {expected_architecture!r}')
     version = check_version(payload.version)
     if active_version is not None and version <= active_version:
-        raise WeightsRejected('stale_version', f'version {version} is not newer than the active version {active_version}')
+        raise WeightsRejected('stale_version',
+                              f'version {version} is not newer than the active version {active_version}')
     if not (len(payload.names) == len(payload.shapes) == len(payload.arrays)):
         raise WeightsRejected('malformed', f'{len(payload.names)} names, {len(payload.shapes)} shapes, '
                                            f'{len(payload.arrays)} arrays: counts differ')

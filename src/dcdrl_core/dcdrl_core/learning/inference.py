@@ -81,7 +81,8 @@ class NumpyActor:
                      obs_dim: int, action_dim: int) -> NumpyActor:
         """Build from a codec payload; raises WeightsRejected when it is not this architecture's actor."""
         cfg = network_config(config)
-        arrays = decode_weights(payload, architecture_id(cfg, obs_dim, action_dim), actor_shapes(cfg, obs_dim, action_dim))
+        arrays = decode_weights(payload, architecture_id(cfg, obs_dim, action_dim),
+                                actor_shapes(cfg, obs_dim, action_dim))
         return cls(cfg, obs_dim, action_dim, arrays, version=int(payload.version))
 
     def load_payload(self, payload: WeightsPayload, require_newer: bool = True) -> None:

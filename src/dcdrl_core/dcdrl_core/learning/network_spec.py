@@ -51,7 +51,8 @@ class NetworkConfig:
             for size in sizes:
                 if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
                     raise ValueError(f'{name} must hold positive ints, got {sizes!r}')
-        if not isinstance(self.critic_action_layer, int) or not 0 <= self.critic_action_layer <= len(self.critic_hidden):
+        if (not isinstance(self.critic_action_layer, int)
+                or not 0 <= self.critic_action_layer <= len(self.critic_hidden)):
             raise ValueError(
                 f'critic_action_layer must be an int in [0, {len(self.critic_hidden)}] '
                 f'(number of critic hidden layers), got {self.critic_action_layer!r}')

@@ -32,7 +32,8 @@ def _safe_part(value: Any) -> str:
 
 
 def run_name(env_id: str, exp_name: str, seed: int, unix_time: int | None = None) -> str:
-    return f'{_safe_part(env_id)}__{_safe_part(exp_name)}__{int(seed)}__{int(time.time() if unix_time is None else unix_time)}'
+    started = int(time.time() if unix_time is None else unix_time)
+    return f'{_safe_part(env_id)}__{_safe_part(exp_name)}__{int(seed)}__{started}'
 
 
 class RunLogger:

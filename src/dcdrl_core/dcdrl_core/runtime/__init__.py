@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import signal
-from typing import Optional
 
 from dcdrl_core.messages import install_interface_import_hook
 from dcdrl_core.runtime.context import Context, default_context
@@ -97,7 +96,8 @@ __all__ = [
     'InvalidParameterTypeException', 'InvalidParameterValueException', 'LivelinessPolicy', 'Logger',
     'LoggingSeverity', 'MultiThreadedExecutor', 'Node', 'Parameter', 'ParameterAlreadyDeclaredException',
     'ParameterDescriptor', 'ParameterException', 'ParameterImmutableException', 'ParameterNotDeclaredException',
-    'ParameterType', 'ParameterUninitializedException', 'Publisher', 'QoSProfile', 'ReliabilityPolicy', 'Service', 'SetParametersResult',
+    'ParameterType', 'ParameterUninitializedException', 'Publisher', 'QoSProfile', 'ReliabilityPolicy', 'Service',
+    'SetParametersResult',
     'SignalHandlerOptions',
     'SingleThreadedExecutor', 'Subscription', 'Time', 'Timer', 'init', 'ok', 'qos_profile_sensor_data',
     'qos_profile_services_default', 'qos_profile_system_default', 'shutdown', 'spin', 'spin_once',

@@ -98,7 +98,7 @@ class NodeParameters:
             if len(entry) == 1:
                 warnings.warn(f"when declaring parameter named '{name}', declaring a parameter only providing "
                               'its name is deprecated; give a default value, a type or a descriptor with '
-                              'dynamic_typing=True')
+                              'dynamic_typing=True', stacklevel=2)
                 descriptor.dynamic_typing = True
             value = None
             if isinstance(second, Parameter.Type):

@@ -248,7 +248,8 @@ def check_integer_range(parameter: Parameter, integer_range: Any) -> Any:
     if value in (low, high):   # the bounds are always valid, whatever the step
         return parameters_result(True)
     if not low < value < high:
-        return parameters_result(False, f'Parameter {parameter.name} out of range. Min: {low}, Max: {high}, value: {value}')
+        return parameters_result(False, f'Parameter {parameter.name} out of range. '
+                                        f'Min: {low}, Max: {high}, value: {value}')
     if integer_range.step != 0 and (value - low) % integer_range.step != 0:
         return parameters_result(False, f'The parameter value for {parameter.name} is not a valid step. '
                               f'Min: {low}, max: {high}, value: {value}, step: {integer_range.step}')
@@ -262,10 +263,12 @@ def check_floating_point_range(parameter: Parameter, floating_range: Any) -> Any
         return parameters_result(True)
     if not low < value < high:
         # rclpy's wording: no full stop after "out of range" here, unlike the integer case
-        return parameters_result(False, f'Parameter {parameter.name} out of range Min: {low}, Max: {high}, value: {value}')
+        return parameters_result(False, f'Parameter {parameter.name} out of range '
+                                        f'Min: {low}, Max: {high}, value: {value}')
     step = floating_range.step
     if step != 0.0 and not math.isclose(low + round((value - low) / step) * step, value, rel_tol=PARAM_REL_TOL):
-        return parameters_result(False, f'The parameter value for {parameter.name} is not close enough to a valid step. '
+        return parameters_result(False, f'The parameter value for {parameter.name} '
+                                        'is not close enough to a valid step. '
                               f'Min: {low}, max: {high}, value: {value}, step: {step}')
     return parameters_result(True)
 
@@ -285,7 +288,8 @@ def check_against_descriptor(parameter: Parameter, descriptor: Any, declared: bo
     elif declared and parameter.type_ is Type.NOT_SET:
         return parameters_result(False, 'Static parameter cannot be undeclared')
     elif parameter.type_ is not Type.NOT_SET and parameter.type_.value != descriptor.type:
-        return parameters_result(False, f"{WRONG_TYPE_REASON}, expected '{Type(descriptor.type)}' got '{parameter.type_}'")
+        return parameters_result(False, f"{WRONG_TYPE_REASON}, "
+                                        f"expected '{Type(descriptor.type)}' got '{parameter.type_}'")
     if parameter.type_ is Type.INTEGER and len(descriptor.integer_range):
         return check_integer_range(parameter, descriptor.integer_range[0])
     if parameter.type_ is Type.DOUBLE and len(descriptor.floating_point_range):

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, replace
-from typing import Union
 
 from cyclonedds.core import Policy, Qos
 from cyclonedds.util import duration
@@ -96,7 +95,7 @@ class QoSProfile:
         return Qos(*policies)
 
 
-QoSLike = Union[QoSProfile, int]
+QoSLike = QoSProfile | int
 
 
 def as_profile(qos: QoSLike) -> QoSProfile:

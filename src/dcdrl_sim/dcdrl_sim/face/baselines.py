@@ -6,13 +6,13 @@ int64 array), so they also drive gymnasium vector envs.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
 from dcdrl_sim.face.env import LOCAL, OBS_SIZE, OFFLOAD, FaceOffloadEnv
 
-Action = Union[int, np.ndarray]
+Action = int | np.ndarray
 
 
 def _batch_size(obs: Any) -> int | None:
