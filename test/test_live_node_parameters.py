@@ -36,9 +36,9 @@ NODES = {
     'controller': ('dcdrl_edge', 'controller', 'controller', 'started: train', [],
                    ('stats_period_s', 1.0), ('cloud_timeout_s', -1.0, 'cloud_timeout_s must be'), ('rate_hz', 50.0)),
     'camera': ('dcdrl_edge', 'camera', 'camera', 'camera started', ['rate_hz:=2.0'],
-               ('jpeg_quality', 50), ('jpeg_quality', 101, 'jpeg_quality must be in [1, 100]'), ('width', 320)),
+               ('jpeg_quality', 50), ('jpeg_quality', 101, 'Parameter jpeg_quality out of range'), ('width', 320)),
     'face_server': ('dcdrl_edge', 'face_server', 'face_server', 'face_server started', [],
-                    ('tolerance', 0.4), ('tolerance', 1.5, 'tolerance must be in (0, 1]'), ('model', 'cnn')),
+                    ('tolerance', 0.4), ('tolerance', 1.5, 'Parameter tolerance out of range'), ('model', 'cnn')),
 }
 
 

@@ -164,7 +164,7 @@ def test_a_dcdrl_node_takes_live_values_and_refuses_the_rest_on_both_backends(ro
         assert '    jpeg_quality: 50\n' in answers['camera_ours'][-1][1]
         assert answers['camera_ours'][:4] == [
             (0, 'Set parameter successful\n', ''),
-            (0, '', 'Setting parameter failed: jpeg_quality must be in [1, 100], got 101\n'),
+            (0, '', 'Setting parameter failed: Parameter jpeg_quality out of range. Min: 1, Max: 100, value: 101\n'),
             (0, '', 'Setting parameter failed: Trying to set a read-only parameter: width.\n'),
             (0, 'Integer value is: 50\n', '')]
         for child in (theirs, ours):

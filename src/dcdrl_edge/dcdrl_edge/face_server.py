@@ -27,6 +27,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from dcdrl_core.parameter_dataclass import check_limits, parameter
 from dcdrl_edge.faces import MODELS, FaceEngine, KnownFaces, check_tolerance
 from dcdrl_edge.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageLimits, ImageRejected, decode_compressed
 
@@ -36,26 +37,24 @@ REFUSAL_REASONS = ('busy', 'empty', 'too_many_bytes', 'bad_tolerance', 'bad_form
 
 @dataclass
 class FaceServerConfig:
-    """Every setting of the face server (the node's parameters, same names and defaults)."""
+    """Every setting of the face server: the node's parameters (dcdrl_core.parameter_dataclass)."""
 
-    known_faces_dir: str = ''                 # enrolment folder ('' = nobody known: all faces 'unknown')
-    model: str = 'hog'                        # 'hog' or 'cnn'
-    tolerance: float = 0.5                    # face distance threshold when a request sends <= 0
-    upsample: int = 1                         # HOG/CNN up-sampling: 1 finds faces down to ~40 px
-    max_image_bytes: int = DEFAULT_MAX_BYTES  # compressed bytes per request
-    max_pixels: int = DEFAULT_MAX_PIXELS      # decoded width * height (1920 x 1080)
-    max_concurrent: int = 2                   # requests admitted at once; one more is refused 'busy'
+    known_faces_dir: str = parameter('', "enrolment folder: <name>.<ext> files or <name>/ folders ('' = nobody "
+                                         "known, every face 'unknown')")
+    model: str = parameter('hog', "detector: 'hog', or 'cnn' (dlib's CNN: finds more turned faces, ~10x slower "
+                                  "on a CPU)", choices=MODELS)
+    tolerance: float = parameter(0.5, 'face distance threshold for requests that send tolerance <= 0 '
+                                      '(lower = stricter)', above=0.0, high=1.0, live=True)
+    upsample: int = parameter(1, 'detector up-sampling: 1 finds faces down to ~40 px, 0 is ~4x faster but needs '
+                                 '~80 px faces', low=0)
+    max_image_bytes: int = parameter(DEFAULT_MAX_BYTES, 'compressed bytes per request', low=1)
+    max_pixels: int = parameter(DEFAULT_MAX_PIXELS, 'decoded width * height (1920 x 1080), read from the header '
+                                                    'first', low=1)
+    max_concurrent: int = parameter(2, "requests admitted at once (one recognising, the others decoded and "
+                                       "waiting); one more is refused 'busy'", low=1)
 
     def __post_init__(self) -> None:
-        if self.model not in MODELS:
-            raise ValueError(f'model must be one of {MODELS}, got {self.model!r}')
-        check_tolerance(self.tolerance)
-        for name, low in (('upsample', 0), ('max_image_bytes', 1), ('max_pixels', 1), ('max_concurrent', 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f'{name} must be an integer >= {low}, got {value!r}')
-        if not isinstance(self.known_faces_dir, str):
-            raise TypeError(f'known_faces_dir must be a string, got {type(self.known_faces_dir).__name__}')
+        check_limits(self)
 
 
 @dataclass(frozen=True)

@@ -10,15 +10,8 @@ Service (relative; in /dcdrl unless started with -r __ns:=/other):
                    (<= 0: the server's) -> ok, error, names, boxes (top, right, bottom, left
                    per face), compute_time_s (server CPU time of decode + recognition)
 
-Parameters (default; meaning):
-  known_faces_dir ('')        enrolment folder: <name>.<ext> files or <name>/ folders ('' = none)
-  model ('hog')               'hog' or 'cnn' detector
-  tolerance (0.5)             face distance threshold for requests that send tolerance <= 0
-  upsample (1)                detector up-sampling (1 finds faces down to ~40 px)
-  max_image_bytes (2000000)   compressed bytes per request
-  max_pixels (2073600)        decoded width * height (1920 x 1080), read from the header first
-  max_concurrent (2)          requests admitted at once (one recognising, the others decoded and
-                              waiting for the engine); one more is refused 'busy'
+Parameters: the fields of dcdrl_edge.face_server.FaceServerConfig (their table is in
+docs/face-testbed.md; `face_server --help` lists them).
 
 Concurrency: under rclpy the node spins a MultiThreadedExecutor with ``max_concurrent + 1``
 threads and a reentrant callback group, so up to ``max_concurrent`` requests are admitted at
@@ -36,35 +29,27 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from dcdrl_msgs.srv import RecognizeFaces
 
 from dcdrl_core import ros
-from dcdrl_core.live_parameters import Live, LiveParameters, from_validator
+from dcdrl_core.live_parameters import Live, LiveParameters
 from dcdrl_core.msg_arrays import set_array
 from dcdrl_core.names import DEFAULT_NAMESPACE
-from dcdrl_core.param_check import check_no_unknown_parameters
+from dcdrl_core.parameter_dataclass import declare_parameters
 from dcdrl_edge.face_server import FaceServerConfig, FaceServerLogic
-from dcdrl_edge.faces import check_tolerance
 from dcdrl_edge.images import compressed_bytes
 
-_DEFAULTS = FaceServerConfig()
-_NAMES = ('known_faces_dir', 'model', 'tolerance', 'upsample', 'max_image_bytes', 'max_pixels', 'max_concurrent')
+from dcdrl_msgs.srv import RecognizeFaces
 
 
 class FaceServerNode(ros.Node):
     def __init__(self) -> None:
         super().__init__('face_server', namespace=DEFAULT_NAMESPACE)
-        # Live: the default tolerance; the model, limits and enrolment are read at start.
-        self.live = LiveParameters({'tolerance': Live(
-            check=from_validator(check_tolerance), apply=lambda value: self.logic.set_tolerance(value),
-            description='face distance threshold for requests that send tolerance <= 0')})
-        for name in _NAMES:
-            self.declare_parameter(name, getattr(_DEFAULTS, name), self.live.descriptor(name))
-        check_no_unknown_parameters(self)
-        self.config = FaceServerConfig(**{name: self.get_parameter(name).value for name in _NAMES})
+        # Live: the default tolerance (its limits are the field's); the model, limits and enrolment are read at start.
+        self.live = LiveParameters({'tolerance': Live(apply=lambda value: self.logic.set_tolerance(value))})
+        # A bad value raises ValueError here: ros.run_node prints it and exits with code 2.
+        self.config = declare_parameters(self, FaceServerConfig, self.live)
         started = time.monotonic()
         self.logic = FaceServerLogic(self.config)
-        self.live.attach(self)
         assert self.logic.engine is not None
         known = self.logic.engine.known
         for path, why in known.skipped.items():

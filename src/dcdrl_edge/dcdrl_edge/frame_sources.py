@@ -25,15 +25,41 @@ from __future__ import annotations
 import glob as globlib
 import math
 import os
-from typing import Optional, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import cv2
 import numpy as np
 
 from dcdrl_core.checks import check_int
+from dcdrl_core.parameter_dataclass import check_limits, parameter
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.ppm', '.pgm', '.tif', '.tiff', '.webp')
 SPEC_FORMS = "'synthetic', 'synthetic:SEED', 'device:INDEX', 'video:PATH' or 'images:DIR_OR_GLOB'"
+
+
+MAX_SIDE = 8192   # pixels per side of a published frame
+
+
+@dataclass(frozen=True)
+class CameraParameters:
+    """The camera node's parameters (dcdrl_core.parameter_dataclass)."""
+
+    source: str = parameter('synthetic', "'synthetic[:SEED]', 'device:INDEX', 'video:PATH' or 'images:DIR_OR_GLOB'")
+    rate_hz: float = parameter(5.0, 'frames per second (timer period 1 / rate_hz)', above=0.0, high=1000.0,
+                               live=True)
+    width: int = parameter(640, 'published width; frames of another size are resized', low=1, high=MAX_SIDE)
+    height: int = parameter(480, 'published height; frames of another size are resized', low=1, high=MAX_SIDE)
+    jpeg_quality: int = parameter(80, 'JPEG quality of the compressed topic', low=1, high=100, live=True)
+    publish_raw: bool = parameter(True, 'publish camera/image (rgb8, for nodes on the same host)')
+    publish_compressed: bool = parameter(True, 'publish camera/image/compressed (JPEG, for other hosts)')
+    frame_id: str = parameter('camera', 'header.frame_id')
+    loop: bool = parameter(False, 'rewind a video or image sequence at its end')
+
+    def __post_init__(self) -> None:
+        check_limits(self)
+        if not self.publish_raw and not self.publish_compressed:
+            raise ValueError('publish_raw and publish_compressed are both false: nothing to publish')
 
 
 class SourceError(ValueError):
@@ -45,7 +71,7 @@ class FrameSource(Protocol):
     description: str
     ended: bool
 
-    def read(self) -> Optional[np.ndarray]:
+    def read(self) -> np.ndarray | None:
         """The next RGB uint8 frame (height, width, 3), or None when there is none now."""
 
     def close(self) -> None:
@@ -109,7 +135,7 @@ class SyntheticFaceSource:
         return cv2.warpAffine(self._photo, matrix, (self.width, self.height), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=(self._background,) * 3)
 
-    def read(self) -> Optional[np.ndarray]:
+    def read(self) -> np.ndarray | None:
         if self.ended:
             return None
         frame = self.frame(self.index)
@@ -123,7 +149,7 @@ class SyntheticFaceSource:
 class DeviceSource:
     """A camera through cv2.VideoCapture(index); a failed grab returns None (not ended)."""
 
-    def __init__(self, index: int = 0, width: Optional[int] = None, height: Optional[int] = None) -> None:
+    def __init__(self, index: int = 0, width: int | None = None, height: int | None = None) -> None:
         if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or index < 0:
             raise ValueError(f'camera device index must be an integer >= 0, got {index!r}')
         self.index = int(index)
@@ -140,7 +166,7 @@ class DeviceSource:
         if height:
             self._capture.set(cv2.CAP_PROP_FRAME_HEIGHT, int(height))
 
-    def read(self) -> Optional[np.ndarray]:
+    def read(self) -> np.ndarray | None:
         if self.ended:
             return None
         ok, frame = self._capture.read()
@@ -170,7 +196,7 @@ class VideoFileSource:
             self._capture.release()
             raise SourceError(f'OpenCV cannot open video file {path!r} (unknown container or codec)')
 
-    def read(self) -> Optional[np.ndarray]:
+    def read(self) -> np.ndarray | None:
         if self.ended:
             return None
         ok, frame = self._capture.read()
@@ -206,7 +232,7 @@ class ImageSequenceSource:
         self.skipped: list[str] = []  # files cv2 could not read
         self.position = 0
 
-    def read(self) -> Optional[np.ndarray]:
+    def read(self) -> np.ndarray | None:
         attempts = 0
         while not self.ended and attempts < len(self.paths):
             if self.position >= len(self.paths):
