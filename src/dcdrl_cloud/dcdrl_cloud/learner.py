@@ -36,7 +36,7 @@ from dcdrl_core.experience import MAX_ID_LENGTH
 from dcdrl_core.learning.agents import ALGORITHMS, AgentConfig
 from dcdrl_core.learning.codec import WeightsPayload, encode_weights
 from dcdrl_core.learning.inference import NumpyActor
-from dcdrl_core.strict_json import json_safe  # noqa: F401  (the node imports it from here)
+from dcdrl_core.strict_json import json_safe
 from dcdrl_core import training_defaults
 from dcdrl_sim.comparison import EVALUATION_JSON, final_evaluation, has_oracle, write_evaluation
 from dcdrl_sim.evaluation import EvaluationResult, evaluate_policy

@@ -67,11 +67,6 @@ Parameters (name, default: meaning):
 from __future__ import annotations
 
 from dataclasses import fields
-import json
-import os
-import signal
-import threading
-import traceback
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -87,7 +82,8 @@ from dcdrl_core.weights_msg import fill_weights
 from dcdrl_msgs.msg import (
     EpisodeStats, PolicyWeights, PriorityUpdate, ReplayStats, SampledBatch, SampleRequest, Tensor,
     TrainingStats)
-from dcdrl_cloud.learner import BatchRejected, Learner, LearnerConfig, json_safe, read_sampled_batch
+from dcdrl_cloud.learner import BatchRejected, Learner, LearnerConfig, read_sampled_batch
+from dcdrl_cloud.training_thread import TrainingThread
 
 _UINT_STATS = ('policy_version', 'updates', 'env_steps', 'replay_size', 'rejected_batches')
 # Parameters whose default is the network preset's value (one place: AGENT_PRESETS), with their description.
@@ -190,9 +186,9 @@ class LearnerNode(ros.Node):
         self._replay_readers = self.request_pub.get_subscription_count()
         self.create_timer(0.5, self.watch_replay)
 
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._train, name='learner-training', daemon=True)
-        self._thread.start()
+        self.training = TrainingThread(self.learner, self.get_logger(), lambda: ros.malformed_samples(self),
+                                       lambda: self.exit_when_done, name='learner-training')
+        self.training.start()
         self.get_logger().info(
             f'learner started: {config.env_id} {config.algorithm} {self.learner.architecture_id}, '
             f'version {self.learner.version + 1} next, output {config.output_dir}')
@@ -225,37 +221,15 @@ class LearnerNode(ros.Node):
             self.learner.replay_joined()
         self._replay_readers = readers
 
-    # ------------------------------------------------------------------ the training thread
-    def _train(self) -> None:
-        try:
-            summary = self.learner.run(self._stop)
-        except Exception:  # a bug or a diverged agent: say so loudly, keep the process for inspection
-            self.get_logger().error('training stopped by an error:\n' + traceback.format_exc())
-            return
-        if summary is None:
-            return  # stopped by destroy_node
-        summary['malformed_samples'] = ros.malformed_samples(self)
-        print('TRAINING DONE ' + json.dumps(json_safe(summary), allow_nan=False), flush=True)
-        if self.exit_when_done:
-            os.kill(os.getpid(), signal.SIGINT)  # run_node's Ctrl-C path: destroy_node, exit 0
-
     def destroy_node(self) -> None:
-        self._stop.set()
-        self.learner.wake()
-        self._thread.join(timeout=120.0)
-        if self._thread.is_alive():
-            self.get_logger().error('training thread did not stop; no final checkpoint written')
-        else:
-            try:
-                self.learner.close()
-                summary = self.learner.summary()
-                malformed = ros.malformed_samples(self)  # None under rclpy (its rmw does not count them)
-                print(f"learner stopped: version {summary['version']}, {summary['updates']} updates, "
-                      f"checkpoint {summary['checkpoint']}"
-                      + ('' if malformed is None else f', malformed samples {malformed}'), flush=True)
-            except Exception:
-                self.get_logger().error('final checkpoint failed:\n' + traceback.format_exc())
+        self.training.stop(self._stopped_line)
         super().destroy_node()
+
+    def _stopped_line(self, summary: dict) -> str:
+        malformed = ros.malformed_samples(self)  # None under rclpy (its rmw does not count them)
+        return (f"learner stopped: version {summary['version']}, {summary['updates']} updates, "
+                f"checkpoint {summary['checkpoint']}"
+                + ('' if malformed is None else f', malformed samples {malformed}'))
 
 
 def main(args: Optional[Sequence[str]] = None) -> int:

@@ -23,12 +23,7 @@ TRAINING DONE instead of idling).
 from __future__ import annotations
 
 from dataclasses import fields
-import json
 import math
-import os
-import signal
-import threading
-import traceback
 from typing import Any, Optional, Sequence
 
 from dcdrl_core import ros
@@ -38,9 +33,9 @@ from dcdrl_core.param_check import check_no_unknown_parameters
 from dcdrl_core.weights_msg import MAX_ARCHITECTURE_ID_LENGTH, fill_weights
 from dcdrl_msgs.msg import EdgeCommand, EpisodeStats, PolicyWeights, Tensor, TrainingStats, TrajectorySegment
 from dcdrl_msgs.srv import GetPolicy
-from dcdrl_cloud.learner import json_safe
 from dcdrl_cloud.segment_learner import SegmentLearner, SegmentLearnerConfig
 from dcdrl_cloud.segments import SegmentRejected, read_segment
+from dcdrl_cloud.training_thread import TrainingThread
 
 _UINT_STATS = ('policy_version', 'updates', 'env_steps', 'replay_size', 'rejected_batches')
 
@@ -120,10 +115,10 @@ class SegmentLearnerNode(ros.Node):
         self.create_service(GetPolicy, 'get_policy', self.on_get_policy)
 
         self.live.attach(self)
-        self._stop = threading.Event()
         self.learner.start()
-        self._thread = threading.Thread(target=self._train, name='segment-learner', daemon=True)
-        self._thread.start()
+        self.training = TrainingThread(self.learner, self.get_logger(), lambda: ros.malformed_samples(self),
+                                       lambda: self.exit_when_done, name='segment-learner')
+        self.training.start()
         self.get_logger().info(
             f'segment learner started: {config.env_id} {config.algorithm} '
             f'{self.learner.architecture_id}, version {self.learner.version}, output {config.output_dir}')
@@ -158,36 +153,10 @@ class SegmentLearnerNode(ros.Node):
         response.weights = fill_weights(PolicyWeights(), payload, Tensor, producer=self.get_name())
         return response
 
-    # ------------------------------------------------------------------ the training thread
-    def _train(self) -> None:
-        try:
-            summary = self.learner.run(self._stop)
-        except Exception:
-            self.get_logger().error('training stopped by an error:\n' + traceback.format_exc())
-            return
-        if summary is None:
-            return
-        summary['malformed_samples'] = ros.malformed_samples(self)
-        print('TRAINING DONE ' + json.dumps(json_safe(summary), allow_nan=False), flush=True)
-        if self.exit_when_done:
-            os.kill(os.getpid(), signal.SIGINT)
-
     def destroy_node(self) -> None:
-        self._stop.set()
-        self.learner.wake()
-        self._thread.join(timeout=120.0)
-        if self._thread.is_alive():
-            self.get_logger().error('training thread did not stop; no final checkpoint written')
-            super().destroy_node()
-            return
-        try:
-            self.learner.close()
-            summary = self.learner.summary()
-            print(f"learner stopped: version {summary['version']}, {summary['updates']} updates, "
-                  f"{summary['env_steps']} transitions, malformed samples {ros.malformed_samples(self)}",
-                  flush=True)
-        except Exception:
-            self.get_logger().error('final checkpoint failed:\n' + traceback.format_exc())
+        self.training.stop(lambda summary: f"learner stopped: version {summary['version']}, {summary['updates']} "
+                           f"updates, {summary['env_steps']} transitions, malformed samples "
+                           f"{ros.malformed_samples(self)}")
         super().destroy_node()
 
 
