@@ -12,7 +12,7 @@ MEC oracle: milliseconds per decision for N = 4, 6, 8 users (C = 5) on states vi
 mixed policy: exact search over one vector per channel relabelling (the default), exact over
 all (C+1)^N vectors, and the iterated best response used for large N.
 
-Goals (issue "Simulation"): MEC N=10 >= 20 000 steps/s vectorised on one core; cart-pole
+Goals: MEC N=10 >= 20 000 steps/s vectorised on one core; cart-pole
 >= 100 000 steps/s vectorised. An env id that fails to make is skipped with the reason.
 
     .venv/bin/python bench/envs.py [--quick]

@@ -7,7 +7,7 @@
     - offloaded: a face_server child process answering recognize_faces: round trip (call_async
       -> reply) and the server's own compute time (its thread's CPU time, decode + recognition);
     - transport overhead ratio = (round trip - server compute) / server compute, per frame, median
-      (the issue's definition). The server reports CPU time; on a machine shared with other work the
+      (the goal's definition). The server reports CPU time; on a machine shared with other work the
       server's wall time exceeds it, and the waiting shows up as "overhead". Two load-robust views:
       "transport probe": the round trip of a JPEG of the same size whose recognition costs next to
       nothing (a small noise image at q100) minus its server CPU time, divided by the frames'

@@ -19,7 +19,7 @@ updates_per_s, matches_cpu, max_abs_diff).
 Second half: replay add+sample throughput vs cpprb, from bench/replay.py's run_replay_bench
 (owned by the replay part); reported as missing when that file is absent.
 
-Goals (issue "Learning core"): >= 1.5x SB3 TD3 updates/s; replay >= 1.0x cpprb.
+Goals: >= 1.5x SB3 TD3 updates/s; replay >= 1.0x cpprb.
 Comparison packages (bench/requirements.txt) are optional: a missing one prints
 "skipped: <reason>". Full comparison: /work/bench-venv/bin/python bench/learner.py [--quick]
 

@@ -7,7 +7,7 @@ A row: {bench, measure, ours, unit, reference, reference_name, ratio, ratio_meth
   `ratio_method` says how: 'paired' = median over repeats of each repeat's own ratio (when the
   bench reports per-repeat values under 'runs' on both sides), 'medians' = median / median of the
   same run (where a bench or a row has no per-repeat values), 'bench' = taken from the bench's own JSON.
-- `goal` is the issue's goal in words ('ratio >= 0.8', '<= 5 ms'); `met` True/False, None when no goal.
+- `goal` is the row's goal in words ('ratio >= 0.8', '<= 5 ms'); `met` True/False, None when no goal.
 
 Each adapter reads the keys its script writes (see bench/<name>.py); a bench missing from the
 input, or one without an adapter and without its own 'summary' list, gives no rows. A bench

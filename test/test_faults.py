@@ -1,4 +1,4 @@
-"""Hard faults of the training graph (issue: multi-host testbed, fault tolerance and security).
+"""Hard faults of the training graph: nodes killed and restarted.
 
 The learner and the replay buffer are killed with SIGKILL (no clean-up at all) while a client
 streams, then restarted: versions continue strictly upward (never reused), and every transition

@@ -1,4 +1,4 @@
-"""The cloud-edge workflow across emulated hosts (issue 8: multi-host testbed).
+"""The cloud-edge workflow across emulated hosts (the multi-host testbed).
 
 device, edge and cloud are network namespaces on one shaped switch (dcdrl_core.netns.Testbed);
 processes in them discover each other only through the documented settings (ROS_DOMAIN_ID,

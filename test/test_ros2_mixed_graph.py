@@ -1,5 +1,5 @@
 """ROS 2 nodes (rclpy on the real ROS 2) and ROS-free nodes (our runtime) in one graph, in every start
-order and discovery setting (issue 16 items 1 and 9; the README's promise: a pip-only Pi and a ROS 2
+order and discovery setting (the README's promise: a pip-only Pi and a ROS 2
 PC share one graph with default settings).
 
 - discovery: talker and listener, one on each backend, both start orders, ROS_AUTOMATIC_DISCOVERY_RANGE

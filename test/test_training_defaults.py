@@ -1,4 +1,4 @@
-"""One source of truth per default of the training graph (issue 17, item 11).
+"""One source of truth per default of the training graph.
 
 dcdrl_core/training_defaults.py defines them; main_job and every node read them. What cannot import
 Python states them as text: the launch files, their config files, the docs' parameter tables and

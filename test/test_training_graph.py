@@ -1,4 +1,4 @@
-"""The training graph over real DDS, in separate processes (issue: distributed collective training).
+"""The training graph over real DDS, in separate processes (distributed collective training).
 
 - the full graph from the launch file: experience reaches the buffer, weights reach clients,
   versions increase, a late client gets the current policy at once, the policy improves, and the
