@@ -307,7 +307,7 @@ def face_image(tmp_path_factory):
 
 
 def test_training_graphs_across_backends_in_both_start_orders(backends, children, tmp_path, face_image):
-    """Nodes start without a namespace: they meet in /dcdrl on both backends (item 9)."""
+    """Nodes start without a namespace: they meet in /dcdrl on both backends."""
     known, jpeg = face_image
     graphs = [Graph(cloud, client, first) for cloud, client in ((OURS, RCLPY), (RCLPY, OURS))
               for first in ('cloud', 'client')]
