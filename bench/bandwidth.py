@@ -105,6 +105,10 @@ def _node(bed: Testbed, host: str, env: dict, package: str, executable: str, *pa
 
 
 # ------------------------------------------------------------------------------- weight delivery
+def _is_version(version: int) -> Callable[[dict], bool]:
+    return lambda record: record['version'] == version
+
+
 def weight_delivery(bandwidths: list[float], repeats: int, domain: int) -> list[dict]:
     results = []
     with Testbed(bandwidth_mbps=bandwidths[0]) as bed:
@@ -122,10 +126,9 @@ def weight_delivery(bandwidths: list[float], repeats: int, domain: int) -> list[
             for k in range(warmup + repeats):
                 version += 1
                 sender_child.send_line(str(version))
-                sent = sender.wait(lambda r, version=version: r['version'] == version, 60, f'version {version} sent')
+                sent = sender.wait(_is_version(version), 60, f'version {version} sent')
                 timeout = 30 + 10 * sent['bytes'] * 8 / (mbps * 1e6)
-                got = receiver.wait(lambda r, version=version: r['version'] == version, timeout,
-                                    f'version {version} at {mbps} Mbit/s')
+                got = receiver.wait(_is_version(version), timeout, f'version {version} at {mbps} Mbit/s')
                 size = sent['bytes']
                 if k >= warmup:
                     times.append(got['t'] - sent['t'])
@@ -326,7 +329,7 @@ def main() -> int:
             out['weight_delivery'] = weight_delivery(bandwidths, repeats, args.domain_id)
             if not args.quick and not args.skip_workflow:
                 out['workflow'] = []
-                runs = [(mbps, None) for mbps in bandwidths]
+                runs: list[tuple[float, float | None]] = [(mbps, None) for mbps in bandwidths]
                 # Where the default publish period (0.5 s) sends weights faster than the link carries
                 # them, also the period that paces them (twice the delivery time).
                 runs += [(mbps, _publish_params(mbps)) for mbps in bandwidths if _publish_params(mbps)]

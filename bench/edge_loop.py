@@ -156,7 +156,7 @@ def run_loop(rate_hz: float, duration_s: float, swap_hz: float, loop_process: bo
             if took:
                 swapped_at[buffer.version] = time.monotonic_ns()
             return took
-        buffer.swap_if_ready = recording_swap
+        buffer.swap_if_ready = recording_swap  # type: ignore[method-assign]  # timing each swap
 
     config = network_config('cloud_edge')
     shapes = actor_shapes(config, OBS_DIM, ACTION_DIM)

@@ -138,7 +138,7 @@ def _writer_kind(flags: int, body: bytes) -> str:
 
 def _parameters(data: bytes, offset: int, little: bool) -> tuple[dict[int, bytes], int]:
     """A parameter list from OFFSET: ({pid: value}, offset after the sentinel); -1 if malformed."""
-    found = {}
+    found: dict[Any, Any] = {}
     while offset + 4 <= len(data):
         pid, length = struct.unpack_from('<HH' if little else '>HH', data, offset)
         if pid == _PID_SENTINEL:

@@ -363,7 +363,8 @@ def adapt_cyclonedds_010() -> None:
         checked(lib.dds_get_instance_handle(self._ref, ct.byref(value)), 'dds_get_instance_handle')
         return value.value
 
-    core.Entity.instance_handle = property(instance_handle)
+    # cyclonedds's Python classes lack these calls: added to them here (a script, not the runtime)
+    core.Entity.instance_handle = property(instance_handle)  # type: ignore[assignment]
 
     def matched_status(function: Any, struct: Any) -> Any:
         function.argtypes = [ct.c_int32, ct.POINTER(struct)]
@@ -374,9 +375,9 @@ def adapt_cyclonedds_010() -> None:
             return status
         return get
 
-    pub.DataWriter.get_publication_matched_status = matched_status(
+    pub.DataWriter.get_publication_matched_status = matched_status(  # type: ignore[method-assign]
         lib.dds_get_publication_matched_status, dds_c_t.publication_matched_status)
-    sub.DataReader.get_subscription_matched_status = matched_status(
+    sub.DataReader.get_subscription_matched_status = matched_status(  # type: ignore[method-assign]
         lib.dds_get_subscription_matched_status, dds_c_t.subscription_matched_status)
 
     class Endpoint(ct.Structure):  # dds_builtintopic_endpoint_t

@@ -178,8 +178,8 @@ def make_keystore(keystore: Path, enclaves: Sequence[Identity], domain_id: int) 
         for source, target in made.items():
             shutil.move(str(private / source), folder / target)
         (private / 'enclave.csr').unlink()
-        for name, source in shared.items():
-            shutil.copy(source / name, folder / name)
+        for name, origin in shared.items():
+            shutil.copy(origin / name, folder / name)
         folders[identity.name] = folder
     return folders
 

@@ -70,7 +70,7 @@ def probe_echo(topic: str, type_name: str, best_effort: bool) -> int:
             print(f'probe echo: listening on {topic} ({type_name})', flush=True)
 
         def on_message(self, message: Any) -> None:
-            values = {'t': time.time()}
+            values: dict[str, Any] = {'t': time.time()}
             for name in names:
                 value = getattr(message, name)
                 if isinstance(value, (bool, int, float, str)):
@@ -265,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log_dir = Path(args.log_dir or ROOT / 'runs' / 'testbed' / time.strftime('%Y%m%d-%H%M%S')).resolve()
     log_dir.mkdir(parents=True, exist_ok=True)
 
-    stopping = []
+    stopping: list[Any] = []
 
     def on_signal(signum: int, frame: Any) -> None:
         # The first signal unwinds to the teardown; later ones must not interrupt the teardown.

@@ -45,7 +45,7 @@ class ScopeData:
         self.newest_s = -math.inf  # stamps of several controllers interleave: the window ends at the newest
         self.refused = 0
 
-    def add_step(self, stamp_s: float, observation: Sequence[float], action: Sequence[float],
+    def add_step(self, stamp_s: float, observation: Sequence[float] | np.ndarray, action: Sequence[float] | np.ndarray,
                  evaluation: bool = False) -> bool:
         """One control step; observation = [x, x_dot, sin(theta), cos(theta), theta_dot, ...]."""
         obs = np.asarray(observation, dtype=np.float64).reshape(-1)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 
-def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
     """Calls ``write`` on a temporary file beside ``path``, then renames it over ``path``.
 
     A crash leaves the previous file intact (rename is atomic on POSIX), never half a file.

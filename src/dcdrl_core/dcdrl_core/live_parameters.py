@@ -82,8 +82,12 @@ def config_fields(names: tuple[str, ...], current: Callable[[], Any],
                   reconfigure: Callable[..., Any]) -> dict[str, Live]:
     """Live entries for fields of a config dataclass that the logic takes over with
     ``reconfigure(name=value)``, checked by ``config_check``."""
-    return {name: Live(check=config_check(current, name),
-                       apply=lambda value, name=name: reconfigure(**{name: value})) for name in names}
+    return {name: Live(check=config_check(current, name), apply=_reconfigure_field(reconfigure, name))
+            for name in names}
+
+
+def _reconfigure_field(reconfigure: Callable[..., Any], name: str) -> Callable[[Any], Any]:
+    return lambda value: reconfigure(**{name: value})
 
 
 class LiveParameters:

@@ -51,6 +51,7 @@ class Message:
     _field_names: tuple[str, ...] = ()
     _defaults: tuple[Callable[[], Any], ...] = ()
     _codec: Codec
+    _type_hash: str  # set on each class by get_type_hash, the first time
 
     def __init__(self, **kwargs: Any) -> None:
         for name, make_default in zip(self._field_names, self._defaults):
@@ -492,7 +493,7 @@ class InterfaceRegistry:
         }
         for constant in spec.constants:
             namespace[constant.name] = constant.value
-        cls = type(spec.name, (Message,), namespace)
+        cls: type[Message] = type(spec.name, (Message,), namespace)
         cls._codec = Codec(spec, resolve)
         return cls
 

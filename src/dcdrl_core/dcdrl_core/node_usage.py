@@ -131,7 +131,7 @@ def _probe_base(node_base: type) -> type:
     def stop(self: Any, *_args: Any, **_kwargs: Any) -> None:
         raise DeclarationsComplete()
 
-    class Probe(node_base):  # type: ignore[misc, valid-type]
+    class Probe(node_base):
         declaring_only = True  # param_check.check_no_unknown_parameters stops the constructor here
 
         def __init__(self, node_name: str, *, namespace: str | None = None, **_options: Any) -> None:
@@ -155,7 +155,8 @@ def _probe_base(node_base: type) -> type:
 
         def declare_parameters(self, namespace: str, parameters: Sequence[tuple],
                                ignore_override: bool = False) -> list[_Value]:
-            return [self.declare_parameter(f'{namespace}.{entry[0]}' if namespace else entry[0], *entry[1:],
+            # entries are (name, value[, descriptor]): never long enough to reach ignore_override
+            return [self.declare_parameter(f'{namespace}.{entry[0]}' if namespace else entry[0], *entry[1:],  # type: ignore[misc]
                                            ignore_override=ignore_override) for entry in parameters]
 
         def get_parameter(self, name: str) -> _Value:
@@ -197,7 +198,7 @@ def probe_declarations(node_class: Any, argv: Sequence[str]) -> NodeDeclarations
     if not (isinstance(node_class, type) and issubclass(node_class, ros.Node)):
         return NodeDeclarations(getattr(node_class, '__name__', 'node'), '/', complete=False)
     probe_base = _probe_base(ros.Node)
-    probe_class = type(f'{node_class.__name__}Probe', (node_class, probe_base), {'_ros_args': ros_args})
+    probe_class: Any = type(f'{node_class.__name__}Probe', (node_class, probe_base), {'_ros_args': ros_args})
     node = probe_class.__new__(probe_class)
     try:
         node.__init__()

@@ -105,7 +105,7 @@ def find_unknown_parameters(declared: Collection[str] | Callable[[str], bool], r
     ``declared``: the declared names, or a predicate such as ``node.has_parameter``.
     """
     names = None if callable(declared) else list(declared)
-    is_declared = declared if callable(declared) else (lambda name: name in names)  # type: ignore[operator]
+    is_declared = declared if callable(declared) else (lambda name: name in names)
     unknown = []
     for name, origin in override_origins(ros_args, node_name, namespace).items():
         if name in known or is_declared(name):

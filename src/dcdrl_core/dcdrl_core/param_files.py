@@ -230,14 +230,14 @@ def _compose(text: str, source: str) -> list:
             if isinstance(event, yaml.ScalarEvent):
                 add(_Scalar(event.value, event.style, event.tag, line))
             elif isinstance(event, yaml.SequenceStartEvent):
-                node = _Seq([], line)
-                add(node)
-                stack.append(node)
+                sequence = _Seq([], line)
+                add(sequence)
+                stack.append(sequence)
                 pending_key.append(None)
             elif isinstance(event, yaml.MappingStartEvent):
-                node = _Map([], line)
-                add(node)
-                stack.append(node)
+                mapping = _Map([], line)
+                add(mapping)
+                stack.append(mapping)
                 pending_key.append(None)
             elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
                 stack.pop()

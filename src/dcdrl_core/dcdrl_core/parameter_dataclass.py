@@ -184,9 +184,9 @@ def descriptor(spec: ParameterSpec) -> Any:
             high = INT64_MAX if spec.high is None else int(spec.high)
             result.integer_range = [IntegerRange(from_value=low, to_value=high, step=0)]
         elif isinstance(spec.default, float):
-            low = -math.inf if spec.low is None else float(spec.low)
-            high = math.inf if spec.high is None else float(spec.high)
-            result.floating_point_range = [FloatingPointRange(from_value=low, to_value=high, step=0.0)]
+            low_f = -math.inf if spec.low is None else float(spec.low)
+            high_f = math.inf if spec.high is None else float(spec.high)
+            result.floating_point_range = [FloatingPointRange(from_value=low_f, to_value=high_f, step=0.0)]
     return result
 
 

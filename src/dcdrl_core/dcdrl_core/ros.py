@@ -91,7 +91,7 @@ else:
 
     BACKEND = 'cyclone'
 
-    class ExternalShutdownException(Exception):
+    class ExternalShutdownException(Exception):  # type: ignore[no-redef]  # the rclpy branch imports it
         """Raised by rclpy when the context is shut down from outside; kept for parity."""
 
     install_interface_import_hook()

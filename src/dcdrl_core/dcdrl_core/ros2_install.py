@@ -20,7 +20,7 @@ import hashlib
 import os
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,11 +71,11 @@ def _sourced(base: dict, files: Sequence[str]) -> dict[str, str]:
     if result.returncode != 0:
         raise RuntimeError(f'sourcing {list(files)} failed ({result.returncode}): '
                            f'{result.stderr.decode(errors="replace")[-2000:]}')
-    env = {}
+    env: dict[str, str] = {}
     for item in result.stdout.split(b'\0'):
         if b'=' in item:
-            name, _, value = item.partition(b'=')
-            env[name.decode()] = value.decode(errors='replace')
+            key, _, value = item.partition(b'=')
+            env[key.decode()] = value.decode(errors='replace')
     for name in ('_', 'SHLVL', 'PWD', 'OLDPWD'):
         env.pop(name, None)
     return env
@@ -85,7 +85,7 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "'\\''") + "'"
 
 
-def find(environ: dict | None = None) -> tuple[Ros2 | None, str]:
+def find(environ: Mapping[str, str] | None = None) -> tuple[Ros2 | None, str]:
     """(the ROS 2 to use, '') or (None, why there is none)."""
     environ = os.environ if environ is None else environ
     named = environ.get(ENV_VAR, '').strip()
@@ -111,7 +111,7 @@ def cached() -> tuple[Ros2 | None, str]:
     return find()
 
 
-def required(environ: dict | None = None) -> bool:
+def required(environ: Mapping[str, str] | None = None) -> bool:
     environ = os.environ if environ is None else environ
     return environ.get(REQUIRE_VAR, '').strip().lower() in ('1', 'true', 'yes')
 

@@ -47,7 +47,7 @@ def random_message(cls: type[Message], rng: np.random.Generator, registry: Inter
     """An instance of ``cls`` with every field random (arrays of 0..max_length elements)."""
     from dcdrl_core.messages import default_registry
     registry = registry or default_registry()
-    values = {}
+    values: dict[str, Any] = {}
     for field in cls._spec.fields:
         ftype = field.type
         count = ftype.array_size or int(rng.integers(0, min(max_length, ftype.upper_bound or max_length) + 1))

@@ -72,7 +72,8 @@ def params_file(tmp_dir: str, node: str, body: str) -> str:
 
 # --- declaration and overrides ---------------------------------------------------------------------------
 def case_override_types(make_node, tmp_dir):
-    """The case that once differed from rclpy: an INTEGER in a parameter file for a DOUBLE parameter stops the node; and -p."""
+    """The case that once differed from rclpy: an INTEGER in a parameter file for a DOUBLE parameter stops the
+    node; and -p."""
     path = params_file(tmp_dir, 'typed', 'noise_half_life_steps: 0\nrate: 2.5\ncount: 3\nflag: "true"\n'
                                           'gains: [1, 2]\nnames: [a, b]')
     node = make_node('typed', cli_args=['--ros-args', '--params-file', path, '-p', 'count:=4.0'])

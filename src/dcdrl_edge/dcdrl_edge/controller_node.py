@@ -163,6 +163,7 @@ class ControllerNode(ros.Node):
         weights = read_weights_file(weights_file) if weights_file else None
 
         self.loop: LoopProcess | None = None
+        self.actor: DoubleBufferedActor   # the loop process's shared slots, or one in this process
         if p('loop_process'):
             if p('plant') != 'sim':
                 raise ValueError(f"loop_process:=true runs the simulated plant inside the loop process; plant "
@@ -234,6 +235,7 @@ class ControllerNode(ros.Node):
             ok, error_number = set_realtime_priority(self.realtime_priority)
             if not ok:
                 self._warn_realtime(error_number)
+        assert isinstance(self.controller, EdgeController)  # the loop thread exists without loop_process only
         self.controller.run(self._stop)
 
     def _warn_realtime(self, error_number: int) -> None:
@@ -335,6 +337,7 @@ class ControllerNode(ros.Node):
         mode with eval_episodes, stop the node (Ctrl-C path: final report, exit 0) once enough ran."""
         if self.evaluation is None:
             return
+        assert isinstance(self.controller, EdgeController)  # evaluation is reported without loop_process only
         for summary in self.controller.pop_finished_episodes():
             if not summary.evaluation:
                 continue   # training episodes: the learner reports them

@@ -59,7 +59,7 @@ class EvaluationReport:
 
     def add(self, summary: LoopEpisodeSummary) -> str:
         """Record one finished evaluation episode; returns its log line."""
-        record = {'episode': int(summary.episode), 'return': summary.episode_return,
+        record: dict[str, Any] = {'episode': int(summary.episode), 'return': summary.episode_return,
                   'swing_up_steps': summary.swing_up_steps, 'length': int(summary.length),
                   'end': summary.end_reason, 'policy_version': int(summary.policy_version)}
         self.episodes.append(record)

@@ -271,7 +271,9 @@ class LoopProcess:
 
     def make_sender(self, send: Callable[[list[Segment]], None],
                     on_error: Callable[[BaseException], None] | None = None) -> SegmentSender:
-        return SegmentSender(self.queue, send, period_s=self.config.send_period_s, on_error=on_error)
+        # the reader has the queue's drain side (duck-typed)
+        return SegmentSender(self.queue, send, period_s=self.config.send_period_s,  # type: ignore[arg-type]
+                             on_error=on_error)
 
     def _board(self) -> dict[str, float]:
         values = self.layout.board.copy()
@@ -435,7 +437,8 @@ def run_loop_process(spec: dict) -> None:
     plant = spec['plant'].build()
     actor = LoopSideActor(layout, obs_dim, action_dim)
     queue = RingSegmentQueue(layout.segments)
-    controller = EdgeController(config, plant, actor, sleep=time.sleep, queue=queue,
+    # LoopSideActor: DoubleBufferedActor's loop-side methods over the shared block (duck-typed)
+    controller = EdgeController(config, plant, actor, sleep=time.sleep, queue=queue,  # type: ignore[arg-type]
                                 stats_buffers=(layout.period_us, layout.inference_us))
     stop = threading.Event()
     # The node stops this process (STOP word); Ctrl-C in a terminal reaches the whole process group,

@@ -326,14 +326,14 @@ class OffloadControllerNode(ros.Node):
             self.get_logger().warning(f'offload of task {task_id} failed: {error!r}', throttle_duration_sec=2.0)
             self._fall_back(task_id, 'error')
             return
-        error = str(reply.error)[:200]  # the server's text, bounded before it is logged or kept
+        reason = str(reply.error)[:200]  # the server's text, bounded before it is logged or kept
         ok = bool(reply.ok) and len(reply.names) <= MAX_REPLY_FACES and len(reply.boxes) == 4 * len(reply.names)
         if reply.ok and not ok:
-            error = f'malformed reply: {len(reply.names)} names, {len(reply.boxes)} box values'
+            reason = f'malformed reply: {len(reply.names)} names, {len(reply.boxes)} box values'
         outcome, fall_back = self.controller.offload_answered(
-            task_id, now, ok, faces=len(reply.names), server_compute_s=float(reply.compute_time_s), error=error)
+            task_id, now, ok, faces=len(reply.names), server_compute_s=float(reply.compute_time_s), error=reason)
         if fall_back:
-            self.get_logger().warning(f'server refused task {task_id}: {error}; running it locally',
+            self.get_logger().warning(f'server refused task {task_id}: {reason}; running it locally',
                                            throttle_duration_sec=2.0)
             self._run_payload_locally(task_id)
         elif outcome is not None:

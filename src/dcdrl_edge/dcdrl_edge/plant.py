@@ -227,7 +227,8 @@ class TopicPlant(Plant):
         if not all(math.isfinite(v) for v in state):
             self.rejected_states += 1
             raise ValueError(f'state values must be finite, got {list(state)}')
-        self._latest = state + (self._clock(),)   # one reference assignment: no lock on the loop path
+        # one reference assignment: no lock on the loop path (four numbers: counted above)
+        self._latest = state + (self._clock(),)  # type: ignore[assignment]
         self.states_received += 1
 
     # ------------------------------------------------------------------ the loop

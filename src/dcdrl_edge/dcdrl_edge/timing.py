@@ -82,7 +82,7 @@ class RateLoop:
     """
 
     def __init__(self, rate_hz: float, spin_s: float = 0.0002, clock_ns: Callable[[], int] = time.monotonic_ns,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], object] = time.sleep) -> None:
         self.rate_hz = check_rate_hz(rate_hz)
         if isinstance(spin_s, bool) or not isinstance(spin_s, (int, float)) or not math.isfinite(spin_s) \
                 or not 0.0 <= spin_s <= 0.1:

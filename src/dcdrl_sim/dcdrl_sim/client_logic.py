@@ -39,7 +39,10 @@ from dcdrl_sim.rollout import RolloutBlock, RolloutCollector
 
 if TYPE_CHECKING:  # torch-backed; imported in arm()
     from dcdrl_core.learning.codec import WeightsPayload
-    from dcdrl_sim.collective import ModelSubmission, PullDecision
+    from dcdrl_core.learning.inference import NumpyActor
+    from dcdrl_core.learning.noise import ExplorationNoise
+    from dcdrl_sim.collective import CollectiveMember, ModelSubmission, PullDecision
+    from dcdrl_sim.policy_intake import WeightsIntake
 
 MODES = ('central', 'collective')
 # The agent presets of dcdrl_core.learning.agents.AGENT_PRESETS, named here so that checking a
@@ -154,11 +157,11 @@ class ClientLogic:
         self.policy_version = 0        # the version the next batch is stamped with
         self.batches = 0
         self.architecture_id = ''
-        self.actor = None              # central: NumpyActor of the newest policy taken into use
-        self.member = None             # collective: CollectiveMember
-        self.noise = None
-        self.policy = None             # WeightsIntake for learner policies (central)
-        self.merged = None             # WeightsIntake for merged generations (collective)
+        self.actor: NumpyActor | None = None   # central: the newest policy taken into use
+        self.member: CollectiveMember | None = None   # collective
+        self.noise: ExplorationNoise | None = None    # central
+        self.policy: WeightsIntake | None = None      # learner policies (central)
+        self.merged: WeightsIntake | None = None      # merged generations (collective)
         self.armed = False
         if arm:
             self.arm()

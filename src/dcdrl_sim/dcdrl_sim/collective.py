@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import gymnasium
 import numpy as np
@@ -44,8 +44,9 @@ def evaluate_policy(env: gymnasium.Env, policy: Callable[[np.ndarray], np.ndarra
     """
     if episodes < 1 or max_steps < 1:
         raise ValueError(f'episodes and max_steps must be >= 1, got {episodes} and {max_steps}')
-    low = np.asarray(env.action_space.low, np.float32)
-    high = np.asarray(env.action_space.high, np.float32)
+    space = cast(gymnasium.spaces.Box, env.action_space)   # continuous actions only
+    low = np.asarray(space.low, np.float32)
+    high = np.asarray(space.high, np.float32)
     returns = []
     for k in range(episodes):
         obs, _ = env.reset(seed=seed + k)

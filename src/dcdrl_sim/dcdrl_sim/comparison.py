@@ -38,9 +38,15 @@ class Comparison:
 
 
 def _mec_baselines(seed: int) -> dict[str, PolicyFactory]:
-    from dcdrl_sim.mec.baselines import BASELINES, make_baseline
-    return {name: (lambda env, name=name: make_baseline(name, env, seed=seed) if name == 'random'
-                   else make_baseline(name, env)) for name in BASELINES}
+    from dcdrl_sim.mec.baselines import BASELINES
+    return {name: _mec_baseline(name, seed) for name in BASELINES}
+
+
+def _mec_baseline(name: str, seed: int) -> PolicyFactory:
+    from dcdrl_sim.mec.baselines import make_baseline
+    if name == 'random':
+        return lambda env: make_baseline(name, env, seed=seed)
+    return lambda env: make_baseline(name, env)
 
 
 def _mec_oracle(env: gymnasium.Env) -> Policy:

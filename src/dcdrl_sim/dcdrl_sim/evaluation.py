@@ -116,7 +116,7 @@ def evaluate_policy(env_or_id: gym.Env | str, policy: Policy | None = None, epis
     if max_steps < 1:
         raise ValueError(f'max_steps must be >= 1, got {max_steps!r}')
     owns_env = isinstance(env_or_id, str)
-    if owns_env:
+    if isinstance(env_or_id, str):
         env = gym.make(env_or_id, **dict(env_kwargs or {}))
     else:
         if env_kwargs:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import gymnasium
 import numpy as np
@@ -83,7 +83,7 @@ class RolloutCollector:
         if self.policy is None:
             return self.envs.action_space.sample()
         actions = np.asarray(self.policy(obs), dtype=np.float32).reshape(self.num_envs, self.action_dim)
-        space = self.envs.single_action_space
+        space = cast(gymnasium.spaces.Box, self.envs.single_action_space)   # continuous actions only
         return np.clip(actions, space.low, space.high)
 
     def collect(self, steps: int) -> RolloutBlock:

@@ -38,4 +38,4 @@ class Seeded:
             raise ValueError(f'seed must be a non-negative int, got {seed!r}')
         sequence = np.random.SeedSequence(None if seed is None else int(seed))
         self._np_random = np.random.Generator(np.random.PCG64(sequence))
-        self._np_random_seed = int(sequence.entropy)
+        self._np_random_seed = int(sequence.entropy)  # type: ignore[arg-type]  # an int: seeded with an int or None

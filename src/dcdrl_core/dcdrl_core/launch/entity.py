@@ -52,7 +52,8 @@ class Entity:
         raise self.error(f"attribute '{name}' must be a YAML boolean, true or false without quotes, got {value!r} "
                          '(ros2 launch would take any text, even "false", as true)')
 
-    def number(self, name: str, kind: type) -> float | None:
+    def number(self, name: str, kind: type) -> Any:
+        """The attribute as ``kind`` (int or float), or None where it is not given."""
         value = self._raw(name, True)
         if value is None:
             return None
@@ -61,7 +62,7 @@ class Entity:
                              f'the integer {value})')
         if isinstance(value, bool) or not isinstance(value, kind):
             raise self.error(f"attribute '{name}' must be a{'n integer' if kind is int else ' number'}, got {value!r}")
-        if kind is float and value < 0:
+        if kind is float and isinstance(value, float) and value < 0:
             raise self.error(f"attribute '{name}' must not be negative, got {value!r}")
         return kind(value)
 

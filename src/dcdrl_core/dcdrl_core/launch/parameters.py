@@ -14,9 +14,9 @@ from .substitutions import LaunchError, Template, evaluate, launch_bool, parse_t
 
 __all__ = ['ParameterFile', 'ParameterValue', 'parse_parameters', 'evaluate_parameter']
 
-_TYPE_IDS = {'str': str, 'bool': bool, 'float': float, 'int': int, 'yaml': None,
-             'list_of_str': (list, str), 'list_of_bool': (list, bool),
-             'list_of_float': (list, float), 'list_of_int': (list, int)}
+_TYPE_IDS: dict[str, Any] = {'str': str, 'bool': bool, 'float': float, 'int': int, 'yaml': None,
+                             'list_of_str': (list, str), 'list_of_bool': (list, bool),
+                             'list_of_float': (list, float), 'list_of_int': (list, int)}
 
 
 @dataclass
@@ -42,10 +42,10 @@ def _coerce(text: str, type_id: str | None, name: str, where: str) -> Any:
         except ValueError:
             raise LaunchError(f"{where}: parameter '{name}': cannot read {text!r} as {type_id}") from None
     if wanted is bool:
-        value = launch_bool(text)
-        if value is None:
+        flag = launch_bool(text)
+        if flag is None:
             raise LaunchError(f"{where}: parameter '{name}': cannot read {text!r} as bool")
-        return value
+        return flag
     if text == '':
         return ''
     try:

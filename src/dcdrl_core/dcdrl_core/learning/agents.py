@@ -48,14 +48,20 @@ _ALGO_DEFAULTS = {
 
 
 class Batch(Protocol):
-    """What `Agent.update` reads (dcdrl_core.learning.replay.TransitionBatch has these fields)."""
+    """What `Agent.update` reads (dcdrl_core.learning.replay.TransitionBatch has these fields), read-only."""
 
-    obs: np.ndarray
-    actions: np.ndarray
-    rewards: np.ndarray
-    next_obs: np.ndarray
-    discounts: np.ndarray
-    weights: np.ndarray
+    @property
+    def obs(self) -> np.ndarray: ...
+    @property
+    def actions(self) -> np.ndarray: ...
+    @property
+    def rewards(self) -> np.ndarray: ...
+    @property
+    def next_obs(self) -> np.ndarray: ...
+    @property
+    def discounts(self) -> np.ndarray: ...
+    @property
+    def weights(self) -> np.ndarray: ...
 
 
 @dataclass

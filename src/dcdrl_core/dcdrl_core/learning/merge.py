@@ -125,7 +125,7 @@ def _check_models(models: Sequence[Mapping[str, np.ndarray]]) -> list[str]:
     return keys
 
 
-def average_models(models: Sequence[Mapping[str, np.ndarray]], weights: Sequence[float]) -> Model:
+def average_models(models: Sequence[Mapping[str, np.ndarray]], weights: Sequence[float] | np.ndarray) -> Model:
     """Weighted average of models (weights are used as given; they should sum to 1)."""
     keys = _check_models(models)
     w = np.asarray(weights, dtype=np.float64)

@@ -123,13 +123,15 @@ class CriticEnsemble(nn.Module):
                 x = torch.cat((x, a), dim=-1)
             if x.dim() == 2:  # shared input of the first layer: broadcast over the ensemble
                 x = x.unsqueeze(0).expand(n, -1, -1)
-            weight, bias = params[f'weight_{i}'], params[f'bias_{i}']
+            weight: torch.Tensor = params[f'weight_{i}']
+            bias: torch.Tensor = params[f'bias_{i}']
             if n != self.n_critics:
                 weight, bias = weight[:n], bias[:n]
             x = torch.baddbmm(bias, x, weight)
             if i < self.n_layers - 1:
                 if cfg.critic_layer_norm:
-                    gain, shift = params[f'norm_weight_{i}'], params[f'norm_bias_{i}']
+                    gain: torch.Tensor = params[f'norm_weight_{i}']
+                    shift: torch.Tensor = params[f'norm_bias_{i}']
                     if n != self.n_critics:
                         gain, shift = gain[:n], shift[:n]
                     x = torch.addcmul(shift, F.layer_norm(x, x.shape[-1:], eps=LAYER_NORM_EPS), gain)

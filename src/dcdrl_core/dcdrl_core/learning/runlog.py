@@ -85,8 +85,10 @@ class RunLogger:
             self._csv = csv.writer(self._csv_handle)
             self._csv.writerow(['wall_time', 'step', 'tag', 'value'])
         now = clock()
-        self._start_time, self._last_print = now, None
-        self._sps_time, self._sps_step = now, None
+        self._start_time = now
+        self._last_print: float | None = None
+        self._sps_time = now
+        self._sps_step: int | None = None
         self.closed = False
 
     # ---------------------------------------------------------------- writing

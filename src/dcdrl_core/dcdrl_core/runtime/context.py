@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
@@ -41,7 +41,7 @@ PEER_PINGING = '<SPDPInterval>8s</SPDPInterval><InitialLocatorPruneDelay>inf</In
 _CYCLONE_SIZE = re.compile(r'[0-9]+ ?(B|kB|KiB|MB|MiB|GB|GiB)')
 
 
-def domain_id_from_env(environ: dict | None = None) -> int:
+def domain_id_from_env(environ: Mapping[str, str] | None = None) -> int:
     environ = os.environ if environ is None else environ
     text = environ.get('ROS_DOMAIN_ID', '').strip()
     if not text:
@@ -55,7 +55,7 @@ def domain_id_from_env(environ: dict | None = None) -> int:
     return value
 
 
-def max_sample_size(environ: dict | None = None) -> str:
+def max_sample_size(environ: Mapping[str, str] | None = None) -> str:
     """DCDRL_MAX_SAMPLE_SIZE (a Cyclone size: digits and B, kB, KiB, MB, MiB, GB or GiB), default 16MiB."""
     environ = os.environ if environ is None else environ
     text = environ.get(MAX_SAMPLE_SIZE_ENV, '').strip() or DEFAULT_MAX_SAMPLE_SIZE
@@ -64,7 +64,7 @@ def max_sample_size(environ: dict | None = None) -> str:
     return text
 
 
-def discovery_config(environ: dict | None = None, interfaces: list | None = None) -> str:
+def discovery_config(environ: Mapping[str, str] | None = None, interfaces: list | None = None) -> str:
     """The Cyclone XML that rmw_cyclonedds_cpp (Jazzy) builds for these environment variables, plus
     loopback enabled beside the automatic interface (runtime/interfaces.py says why) and our sample size
     limit, then CYCLONEDDS_URI (later settings win, so a user's file can change all of it).
@@ -124,6 +124,10 @@ def gid_bytes(entity: Entity) -> Any:
     return np.frombuffer(entity.guid.bytes, dtype=np.uint8).copy()
 
 
+# cyclonedds's bounded_str, array and sequence are indexed at run time (through their metaclass), which its
+# annotations do not declare.
+_IDL_GENERICS: Any = idl_types
+
 _PRIMITIVE_ANNOTATIONS = {
     'bool': bool, 'byte': idl_types.uint8, 'char': idl_types.uint8, 'int8': idl_types.int8,
     'uint8': idl_types.uint8, 'int16': idl_types.int16, 'uint16': idl_types.uint16,
@@ -168,7 +172,7 @@ class TopicTypes:
         if ftype.is_primitive:
             element = _PRIMITIVE_ANNOTATIONS[ftype.base]
         elif ftype.is_string:
-            element = idl_types.bounded_str[ftype.string_bound] if ftype.string_bound else str
+            element = _IDL_GENERICS.bounded_str[ftype.string_bound] if ftype.string_bound else str
         else:
             nested = owner._codec.resolve(ftype.package, ftype.base)
             element = self._structs.get(nested._spec.dds_type_name) or self._build(nested, False)
@@ -176,10 +180,10 @@ class TopicTypes:
         if not ftype.is_array:
             return element
         if ftype.array_size is not None:
-            return idl_types.array[element, ftype.array_size]
+            return _IDL_GENERICS.array[element, ftype.array_size]
         if ftype.upper_bound is not None:
-            return idl_types.sequence[element, ftype.upper_bound]
-        return idl_types.sequence[element]
+            return _IDL_GENERICS.sequence[element, ftype.upper_bound]
+        return _IDL_GENERICS.sequence[element]
 
 
 class Context:
@@ -199,7 +203,7 @@ class Context:
         self._lock = threading.RLock()
         self._shutdown = threading.Event()
         self._initialized = False
-        self.ros_args = None
+        self.ros_args: Any = None   # a RosArgs once initialized
         self.user_args: list[str] = []
         self._on_shutdown: list[Callable[[], None]] = []
         self.nodes: list[Any] = []

@@ -19,7 +19,7 @@ from __future__ import annotations
 import fcntl
 import socket
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 _SIOCGIFFLAGS = 0x8913
@@ -68,7 +68,7 @@ def has_external_interface(interfaces: Iterable[NetworkInterface]) -> bool:
     return any(i.up and not i.loopback and i.has_ipv4 for i in interfaces)
 
 
-def user_config_text(environ: dict) -> str:
+def user_config_text(environ: Mapping[str, str]) -> str:
     """CYCLONEDDS_URI's XML: its inline fragments and the text of the files it names (comma-separated)."""
     parts = []
     for part in environ.get('CYCLONEDDS_URI', '').split(','):
@@ -85,7 +85,7 @@ def user_config_text(environ: dict) -> str:
     return '\n'.join(parts)
 
 
-def interfaces_config(environ: dict, interfaces: Iterable[NetworkInterface] | None = None) -> str:
+def interfaces_config(environ: Mapping[str, str], interfaces: Iterable[NetworkInterface] | None = None) -> str:
     """The <General> fragment that enables loopback beside the automatic interface, or '' where
     Cyclone's own choice is already right (only loopback there, or the user configures interfaces)."""
     if 'NetworkInterface' in user_config_text(environ):

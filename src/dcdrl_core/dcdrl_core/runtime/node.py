@@ -262,6 +262,8 @@ class Future:
 class _Readable:
     """A DDS reader whose samples the executor takes and dispatches when its condition triggers."""
 
+    rejected: int  # Subscription, Service: samples that did not deserialise
+
     def __init__(self, context: Context) -> None:
         self._context = context
         self.reader: DataReader | None = None
@@ -274,7 +276,7 @@ class _Readable:
     def _take(self) -> list[tuple[bytes, Any]]:
         if self.reader is None:
             return []
-        samples = []
+        samples: list[tuple[bytes, Any]] = []
         while True:
             taken = take_serialized(self.reader._ref, _ANY_STATE, _TAKE_BATCH)
             if isinstance(taken, int):  # a DDS error code: the reader is gone
@@ -611,7 +613,8 @@ class Node(NodeParameters):
         if not self.context.ok():
             raise RuntimeError('init() must be called before creating a node')
         # Global --ros-args first, then the node's own cli_args (later rules win, as in rcl).
-        global_argv = self.context.ros_args.to_argv() if use_global_arguments and self.context.ros_args else []
+        global_argv: list[str] = (self.context.ros_args.to_argv()
+                                  if use_global_arguments and self.context.ros_args else [])
         rules = split_ros_args(global_argv + list(cli_args or []))[1]
         _check_node_name(node_name)
         resolved = rules.resolve(node_name, namespace or '/')
@@ -737,7 +740,9 @@ class Node(NodeParameters):
         return True
 
     def destroy_node(self) -> None:
-        for group in (self.publishers, self.subscriptions, self.timers, self.services, self.clients):
+        groups: tuple[list[Any], ...] = (self.publishers, self.subscriptions, self.timers, self.services,
+                                         self.clients)
+        for group in groups:
             for entity in list(group):
                 entity.destroy()
             group.clear()
@@ -749,7 +754,8 @@ class Node(NodeParameters):
         if readers:
             entities = [e.reader for e in (*self.subscriptions, *self.services, *self.clients)]
         else:
-            entities = [e.writer for e in (*self.publishers, *self.services, *self.clients)]
+            writing: list[Any] = [*self.publishers, *self.services, *self.clients]
+            entities = [e.writer for e in writing]
         return [gid_bytes(entity) for entity in entities if entity is not None]
 
     def malformed_samples(self) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dcdrl_core.runtime.parameters import (
     PARAM_REL_TOL,
@@ -48,6 +48,10 @@ class NodeParameters:
 
     PARAM_REL_TOL = PARAM_REL_TOL
     _parameter_event_publisher: Any = None
+
+    if TYPE_CHECKING:  # given by the node class
+        def get_fully_qualified_name(self) -> str: ...
+        def get_clock(self) -> Any: ...
 
     def _init_parameters(self, overrides: dict[str, Any], sources: dict[str, str],
                          allow_undeclared_parameters: bool) -> None:

@@ -208,7 +208,8 @@ class CartPoleSwingUp(Seeded):
             if state.shape != (4,):
                 raise ValueError(f"options['state'] must be (x, x_dot, theta, theta_dot), "
                                  f'got shape {state.shape}')
-            obs = self.set_state(*(float(v) for v in state))
+            x, x_dot, theta, theta_dot = (float(v) for v in state)
+            obs = self.set_state(x, x_dot, theta, theta_dot)
         else:
             rng = self.np_random
             theta = rng.normal(self.init_theta_mean, self.init_theta_std) if self.init_theta_std > 0 \

@@ -72,7 +72,8 @@ class MecOffloadEnv(gym.Env):
         self.params = MecParams(
             num_users=num_users, num_channels=num_channels, step_s=step_s,
             f_local_ghz=f_local_ghz, f_edge_ghz=f_edge_ghz,
-            cycles_range_g=tuple(cycles_range_g), size_range_kb=tuple(size_range_kb),
+            # two numbers each (low, high), as in MecParams; a tuple here so the params stay hashable
+            cycles_range_g=tuple(cycles_range_g), size_range_kb=tuple(size_range_kb),  # type: ignore[arg-type]
             deadline_s=deadline_s, unit_cost_local=unit_cost_local,
             unit_cost_edge=unit_cost_edge, unit_cost_energy=unit_cost_energy,
             deadline_penalty=deadline_penalty, bandwidth_hz=bandwidth_hz,

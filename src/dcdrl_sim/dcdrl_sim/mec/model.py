@@ -97,7 +97,7 @@ class MecState:
     size_kb: np.ndarray
     deadline_s: np.ndarray
     local_backlog_s: np.ndarray
-    edge_backlog_s: np.ndarray
+    edge_backlog_s: np.ndarray | float   # one server: a float in MecOffloadEnv, [n_envs] in the vector env
 
     def copy(self) -> MecState:
         return MecState(*(np.array(getattr(self, f.name), dtype=np.float64) for f in fields(self)))

@@ -78,7 +78,7 @@ class ReplayBuffer:
                  alpha: float = 0.6, beta: float = 0.4, beta_end: float = 1.0, beta_steps: int = 100_000,
                  priority_eps: float = 1e-6, combined: bool = False, min_size_to_sample: int = 1,
                  samples_per_insert: float | None = None,
-                 error_buffer: float | tuple[float, float] | None = None,
+                 error_buffer: float | tuple[float, ...] | None = None,
                  seed: int | None = None) -> None:
         for name, value in (('capacity', capacity), ('obs_dim', obs_dim), ('action_dim', action_dim)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -89,10 +89,10 @@ class ReplayBuffer:
                              f'got {min_size_to_sample!r}')
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
             raise TypeError(f'seed must be an int or None, got {type(seed).__name__}')
-        for name, value in (('alpha', alpha), ('beta', beta), ('beta_end', beta_end),
-                            ('priority_eps', priority_eps)):
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-                raise TypeError(f'{name} must be a number, got {value!r}')
+        for name, number in (('alpha', alpha), ('beta', beta), ('beta_end', beta_end),
+                             ('priority_eps', priority_eps)):
+            if isinstance(number, bool) or not isinstance(number, (int, float, np.integer, np.floating)):
+                raise TypeError(f'{name} must be a number, got {number!r}')
         if isinstance(beta_steps, bool) or not isinstance(beta_steps, (int, np.integer)):
             raise TypeError(f'beta_steps must be an int, got {beta_steps!r}')
         if isinstance(error_buffer, (list, tuple)):
@@ -243,7 +243,7 @@ class ReplayBuffer:
             if self.combined:
                 indices[-1] = self._storage.newest_index
                 if self.prioritized:  # the swapped-in row gets its own importance weight
-                    weights = self._sampler.weights(indices, size)
+                    weights = self.prioritized_sampler.weights(indices, size)
             rows = self._storage.gather(indices)
             self._limiter.record_locked(samples=batch_size)
             self._sample_calls += 1
@@ -275,19 +275,27 @@ class ReplayBuffer:
             if idx.size and (idx.min() < 0 or idx.max() >= size):
                 raise ValueError(f'indices must lie in [0, {size}) (stored items), '
                                  f'got values in [{idx.min()}, {idx.max()}]')
-            self._sampler.update_priorities(idx.astype(np.int64), err)
+            self.prioritized_sampler.update_priorities(idx.astype(np.int64), err)
 
     def stats(self) -> dict:
         """Counters for monitoring: size, capacity, inserts, samples (items), sample_calls,
         rejected (invalid batches), rate_limited (refused or timed-out requests), beta (PER)."""
         with self._lock:
-            out = {'size': len(self), 'capacity': self.capacity, 'inserts': self._limiter.inserts,
-                   'samples': self._limiter.samples, 'sample_calls': self._sample_calls,
-                   'rejected': self._rejected, 'rate_limited': self._rate_limited}
+            out: dict[str, int | float] = {
+                'size': len(self), 'capacity': self.capacity, 'inserts': self._limiter.inserts,
+                'samples': self._limiter.samples, 'sample_calls': self._sample_calls,
+                'rejected': self._rejected, 'rate_limited': self._rate_limited}
             if self.prioritized:
-                out['beta'] = self._sampler.beta
-                out['max_priority'] = self._sampler.max_priority
+                out['beta'] = self.prioritized_sampler.beta
+                out['max_priority'] = self.prioritized_sampler.max_priority
         return out
+
+    @property
+    def prioritized_sampler(self) -> PrioritizedSampler:
+        """The sampler of a prioritized buffer (its tree, beta and max priority)."""
+        if not isinstance(self._sampler, PrioritizedSampler):
+            raise TypeError('the buffer is not prioritized')
+        return self._sampler
 
     # ---- persistence ----
 

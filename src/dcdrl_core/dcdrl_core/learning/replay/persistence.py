@@ -49,7 +49,7 @@ def save_buffer(buffer: ReplayBuffer, path: str | Path) -> None:
             'rng_state': buffer._rng.bit_generator.state,
         }
         if buffer.prioritized:
-            sampler = buffer._sampler
+            sampler = buffer.prioritized_sampler
             arrays['priorities'] = sampler.tree.get(np.arange(size))
             meta['per'] = {'max_priority': sampler.max_priority, 'sample_calls': sampler.sample_calls}
     arrays['meta_json'] = np.frombuffer(json.dumps(meta).encode('utf-8'), dtype=np.uint8)
@@ -108,7 +108,7 @@ def load_buffer(cls: type[ReplayBuffer], path: str | Path) -> ReplayBuffer:
                     or (size and priorities.min() <= 0):
                 raise ValueError(f'{path}: prioritised buffer needs {size} finite positive priorities')
             per = meta['per']
-            buffer._sampler.restore(priorities, per['max_priority'], per['sample_calls'])
+            buffer.prioritized_sampler.restore(priorities, per['max_priority'], per['sample_calls'])
         lim = meta['limiter']
         buffer._limiter.restore(lim['inserts'], lim['samples'], lim['deletes'])
         buffer._rejected = int(meta['rejected'])

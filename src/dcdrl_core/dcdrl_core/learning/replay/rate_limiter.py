@@ -45,7 +45,7 @@ class RateLimiter:
     """
 
     def __init__(self, min_size_to_sample: int = 1, samples_per_insert: float | None = None,
-                 error_buffer: float | tuple[float, float] | None = None) -> None:
+                 error_buffer: float | tuple[float, ...] | None = None) -> None:
         if isinstance(min_size_to_sample, bool) or int(min_size_to_sample) != min_size_to_sample \
                 or min_size_to_sample < 1:
             raise ValueError(f'min_size_to_sample must be a positive integer, got {min_size_to_sample!r}')
