@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PACKAGES := src/dcdrl_core src/dcdrl_sim src/dcdrl_edge src/dcdrl_cloud
 
-.PHONY: venv ros2 run test bench bench-quick bench-env colcon clean
+.PHONY: venv ros2 run lint test bench bench-quick bench-env colcon clean
 
 venv: $(STAMP)
 
@@ -31,10 +31,17 @@ ROS2_TARBALLS ?= ../shared/ros2
 ros2: venv
 	$(BIN)/python scripts/ros2_setup.py --tarballs $(ROS2_TARBALLS) $(if $(filter 1 true yes,$(DCDRL_REQUIRE_ROS2)),--require)
 
+# Lint and types (configuration in pyproject.toml): ruff (pyflakes, bugbear, pyupgrade for Python 3.10, import
+# order, pycodestyle at 120 columns) on all Python files, mypy on the packages, bench/ and scripts/.
+LINT_PATHS := src bench scripts test conftest.py
+lint: venv
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/mypy
+
 # Two test processes (pytest-xdist), a file's tests in one of them: most tests wait on child processes and
 # discovery, so two share the 2 cores well (20 -> ~12 min). TEST_WORKERS=0 runs everything in one.
 TEST_WORKERS ?= 2
-test: venv ros2
+test: venv lint ros2
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # Benchmarks (not tests): every script in bench/, results in runs/bench/<time>/, then the results page.
