@@ -188,6 +188,8 @@ class ControllerNode(ros.Node):
         # the loop process keeps its own).
         self.evaluation = EvaluationReport(self.config.rate_hz) if self.loop is None else None
         self._eval_done = False
+        self._misses_reported = 0        # missed deadlines already in a diagnostics message
+        self._loop_end_logged = False    # the loop process's exit is logged once
 
         self.segment_pub = self.create_publisher(TrajectorySegment, 'segments', _reliable(p('segment_depth')))
         self.stats_pub = self.create_publisher(
@@ -377,8 +379,8 @@ class ControllerNode(ros.Node):
         level, problems = DiagnosticStatus.OK, []
         if s['period_error_p99_us'] > self.warn_period_error_us:
             problems.append(f"period error p99 {s['period_error_p99_us']:.0f} us")
-        if s['misses'] > getattr(self, '_misses_reported', 0):
-            problems.append(f"{s['misses'] - getattr(self, '_misses_reported', 0)} missed deadlines")
+        if s['misses'] > self._misses_reported:
+            problems.append(f"{s['misses'] - self._misses_reported} missed deadlines")
         self._misses_reported = s['misses']
         silent = s['cloud_silent_s']
         if s['mode'] == LoopMode.TRAIN and (silent < 0 or silent > self.cloud_timeout_s):
@@ -386,7 +388,7 @@ class ControllerNode(ros.Node):
         loop_ended = self.loop is not None and self.loop.exitcode is not None and not self._stopping
         if loop_ended:
             problems.insert(0, f'control loop process exited (code {self.loop.exitcode})')
-            if not getattr(self, '_loop_end_logged', False):
+            if not self._loop_end_logged:
                 self._loop_end_logged = True
                 self.get_logger().error(f'the control loop process exited with code {self.loop.exitcode}; '
                                         'the plant is left at the safe action where the loop could write it')
