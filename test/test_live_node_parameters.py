@@ -23,7 +23,7 @@ NODES = {
                       ('capacity', 10)),
     'learner': ('dcdrl_cloud', 'learner', 'learner', 'learner started',
                 ['output_dir:={out}', 'tensorboard:=false', 'eval_period_s:=0.0'],
-                ('eval_period_s', 5.0), ('publish_every_updates', 0, 'publish_every_updates must be an integer >= 1'),
+                ('eval_period_s', 5.0), ('publish_every_updates', 0, 'Parameter publish_every_updates out of range'),
                 ('batch_size', 32)),
     'segment_learner': ('dcdrl_cloud', 'segment_learner', 'segment_learner', 'segment learner started',
                         ['output_dir:={out}', 'tensorboard:=false', 'device:=cpu'],

@@ -34,7 +34,7 @@ def assert_help_without_start(child: ChildProcess, cwd) -> None:
     out = '\n'.join(child.lines)
     assert child.process.returncode == 0, out
     assert out.startswith('usage: learner [-h] [--ros-args') and 'Node /dcdrl/learner' in out
-    assert re.search(r'\n  duration_s \(double, default [0-9.]+, live\)\n      training time', out), out
+    assert re.search(r'\n  duration_s \(double, default [0-9.]+, >= 0, live\)\n      training time', out), out
     assert 'learner started' not in out and list(cwd.iterdir()) == []  # nothing trained, nothing written
 
 

@@ -23,6 +23,8 @@ NODE_PARAMETERS = {
     'scope': 'dcdrl_cloud.scope.ScopeParameters',
     'camera': 'dcdrl_edge.frame_sources.CameraParameters',
     'face_server': 'dcdrl_edge.face_server.FaceServerConfig',
+    'segment_learner': 'dcdrl_cloud.segment_config.SegmentLearnerParameters',
+    'learner': 'dcdrl_cloud.learner.LearnerParameters',
 }
 DOCUMENTED = {
     'replay-node.md': ['dcdrl_cloud.replay_parameters.ReplayBufferParameters'],
@@ -30,6 +32,8 @@ DOCUMENTED = {
                                        'dcdrl_cloud.parameter_server.ParameterServerConfig'],
     'cloud-edge-workflow.md': ['dcdrl_cloud.scope.ScopeParameters'],
     'face-testbed.md': ['dcdrl_edge.frame_sources.CameraParameters', 'dcdrl_edge.face_server.FaceServerConfig'],
+    'segment-learner.md': ['dcdrl_cloud.segment_config.SegmentLearnerParameters'],
+    'learner.md': ['dcdrl_cloud.learner.LearnerParameters'],
 }
 
 

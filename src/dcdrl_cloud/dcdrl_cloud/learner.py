@@ -19,25 +19,40 @@ thread: the Agent is not thread-safe.
 from __future__ import annotations
 
 import collections
-from dataclasses import dataclass
 import math
-from pathlib import Path
 import time
-from typing import Any, Callable, Optional, Protocol
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Protocol
 
 import gymnasium
 import numpy as np
 
 from dcdrl_cloud.batches import (  # noqa: F401  (BatchRejected, read_sampled_batch: the node imports them here)
-    BatchQueue, BatchRejected, CreditTracker, EnvStepCounter, SampledArrays, read_sampled_batch, waiting_for_replay)
+    BatchQueue,
+    BatchRejected,
+    CreditTracker,
+    EnvStepCounter,
+    SampledArrays,
+    read_sampled_batch,
+    waiting_for_replay,
+)
 from dcdrl_cloud.trainer import (  # noqa: F401  (the file names and env_dims: imported from here too)
-    CHECKPOINT_NAME, PUBLISHED_VERSION_NAME, SUMMARY_NAME, Trainer, env_dims, next_due)
+    CHECKPOINT_NAME,
+    PUBLISHED_VERSION_NAME,
+    SUMMARY_NAME,
+    Trainer,
+    env_dims,
+    next_due,
+)
+from dcdrl_core import training_defaults
 from dcdrl_core.experience import MAX_ID_LENGTH
-from dcdrl_core.learning.agents import ALGORITHMS, AgentConfig
+from dcdrl_core.learning.agents import AGENT_PRESETS, ALGORITHMS, AgentConfig
 from dcdrl_core.learning.codec import WeightsPayload, encode_weights
 from dcdrl_core.learning.inference import NumpyActor
+from dcdrl_core.parameter_dataclass import check_limits, live_names, parameter
 from dcdrl_core.strict_json import json_safe
-from dcdrl_core import training_defaults
 from dcdrl_sim.comparison import EVALUATION_JSON, final_evaluation, has_oracle, write_evaluation
 from dcdrl_sim.evaluation import EvaluationResult, evaluate_policy
 
@@ -47,85 +62,70 @@ MODES = ('central', 'collective')
 # ---------------------------------------------------------------------------------- config
 @dataclass
 class LearnerConfig:
-    """The learner's parameters (the node declares one ROS parameter per field, same name and default)."""
+    """The learner's parameters (dcdrl_core.parameter_dataclass); the node adds exit_when_done (LearnerParameters)."""
 
-    env_id: str = training_defaults.ENV_ID    # env whose spaces size the networks (and the evaluation env)
-    network_preset: str = training_defaults.NETWORK_PRESET    # AgentConfig / network preset: 'dcdrl' or 'cloud_edge'
-    algorithm: str = 'ddpg'               # 'ddpg' or 'td3'
-    device: str = 'auto'                  # 'cpu', 'cuda', 'cuda:N' or 'auto' (cuda when present)
-    seed: int = training_defaults.SEED                        # network init and noise seeds
-    gamma: float = -1.0                   # recorded and checked against batch discounts; < 0: the preset's
-    mode: str = training_defaults.MODE                        # 'central' or 'collective' (also submit to client_model)
-    output_dir: str = training_defaults.OUTPUT_DIR            # checkpoint, evaluation files, run logs
-    duration_s: float = training_defaults.DURATION_S          # training time of this process; 0 = until stopped
-    batch_size: int = 64                  # transitions per requested batch
-    prefetch_batches: int = 8             # batches requested but not yet consumed
-    credit_batch: int = 2                 # send new credits once this many are missing
-    credit_timeout_s: float = 10.0        # nothing received this long with credits out: assume them lost
-    max_queued_batches: int = 32          # received batches kept; the oldest is dropped beyond this
-    publish_every_updates: int = 50       # publish the policy (version + 1) every this many updates
-    stats_period_s: float = 1.0           # TrainingStats and run-log scalars
-    checkpoint_period_s: float = 30.0     # 0 = only at the end
-    resume: bool = True                   # continue from output_dir/learner.ckpt when present
-    eval_period_s: float = training_defaults.EVAL_PERIOD_S    # noise-free evaluation episodes in the learner; 0 = off
-    eval_episodes: int = 3                # episodes per periodic evaluation
-    eval_seed: int = 10_000               # evaluation episode k uses seed eval_seed + k
-    final_eval_episodes: int = 5          # episodes per policy in the final table
-    oracle_episodes: int = 2              # episodes of the (slow) MEC oracle in the final table
-    evaluate_on_stop: bool = True         # write the final table also when stopped before duration_s
-    updates_per_sec_limit: float = 0.0    # 0 = as fast as batches arrive
-    torch_threads: int = 1                # torch.set_num_threads (clients share the cores)
-    prioritized: bool = False             # send PriorityUpdate after each update (match the replay's)
-    actor_start: int = -1                 # replay size before actor updates; < 0: the preset's
-    generation_period_s: float = 30.0     # collective mode: submit the model with fitness this often
-    tensorboard: bool = True              # TensorBoard event files besides scalars.csv
-    progress_period_s: float = 10.0       # progress line on stdout; 0 = off
-    actor_lr: Optional[float] = None      # Adam learning rate of the actor; None: the preset's (the node
-    critic_lr: Optional[float] = None     # declares the preset's value, so `param get` shows the real one)
-    report: bool = True                   # report.md and PNG plots in output_dir at the end (report.py)
+    env_id: str = parameter(training_defaults.ENV_ID, 'env whose spaces size the networks; also the evaluation env')
+    network_preset: str = parameter(training_defaults.NETWORK_PRESET, 'agent and network preset; every party uses '
+                                    'the same', choices=tuple(AGENT_PRESETS))
+    algorithm: str = parameter('ddpg', 'learning algorithm', choices=ALGORITHMS)
+    device: str = parameter('auto', "torch device: 'cpu', 'cuda', 'cuda:N' or 'auto' (cuda when present)")
+    seed: int = parameter(training_defaults.SEED, 'network init and noise seeds', low=0)
+    gamma: float = parameter(-1.0, "the discount the replay uses (checked against batch discounts); < 0 = the "
+                                   "preset's (0.9 dcdrl)", high=1.0)
+    mode: str = parameter(training_defaults.MODE, "'collective': also submit the model with its fitness on "
+                                                  "client_model", choices=MODES)
+    output_dir: str = parameter(training_defaults.OUTPUT_DIR, 'learner.ckpt, learner.json, evaluation.json/.md, '
+                                                              'run logs')
+    duration_s: float = parameter(training_defaults.DURATION_S, 'training time of this process; 0 = until stopped',
+                                  low=0.0, live=True)
+    batch_size: int = parameter(64, 'transitions per requested batch', low=1)
+    prefetch_batches: int = parameter(8, 'batches requested but not yet consumed', low=1)
+    credit_batch: int = parameter(2, 'new credits are sent once this many are missing (<= prefetch_batches)', low=1)
+    credit_timeout_s: float = parameter(10.0, 'no batch this long while credits are out: they are written off and '
+                                              're-sent', low=0.0)
+    max_queued_batches: int = parameter(32, 'received batches kept for training (>= prefetch_batches); the oldest '
+                                            'is dropped beyond this', low=1)
+    publish_every_updates: int = parameter(50, 'publish the policy (version + 1) every this many updates', low=1,
+                                           live=True)
+    stats_period_s: float = parameter(1.0, 'learner/stats and run-log scalars period', above=0.0, live=True)
+    checkpoint_period_s: float = parameter(30.0, 'checkpoint period; 0 = only at the end', low=0.0, live=True)
+    resume: bool = parameter(True, 'continue from output_dir/learner.ckpt when it exists (versions continue upward)')
+    eval_period_s: float = parameter(training_defaults.EVAL_PERIOD_S, 'noise-free evaluation period; 0 = off',
+                                     low=0.0, live=True)
+    eval_episodes: int = parameter(3, 'episodes per periodic evaluation', low=1, live=True)
+    eval_seed: int = parameter(10_000, 'evaluation episode k uses seed eval_seed + k (same tasks every time)', low=0)
+    final_eval_episodes: int = parameter(5, 'episodes per policy in the final table', low=1, live=True)
+    oracle_episodes: int = parameter(2, 'episodes of the MEC oracle (iterated best response) in the final table; '
+                                        '0 = none', low=0, live=True)
+    evaluate_on_stop: bool = parameter(True, 'also write the final table when stopped before duration_s', live=True)
+    updates_per_sec_limit: float = parameter(0.0, 'cap on gradient updates per second; 0 = as fast as batches '
+                                                  'arrive', low=0.0, live=True)
+    torch_threads: int = parameter(1, 'torch.set_num_threads (clients share the cores)', low=1)
+    prioritized: bool = parameter(False, "send PriorityUpdate(|TD errors|) after each update; set like the "
+                                         "replay_buffer's")
+    actor_start: int = parameter(-1, "replay size before actor updates start; < 0 = the preset's (1000 dcdrl)")
+    generation_period_s: float = parameter(30.0, 'collective mode: model submission period', low=0.0, live=True)
+    tensorboard: bool = parameter(True, 'TensorBoard event files besides scalars.csv')
+    progress_period_s: float = parameter(10.0, "progress line on stdout (before the first batch: 'waiting for the "
+                                               "replay buffer'); 0 = off", low=0.0)
+    actor_lr: float = parameter(0.0, "Adam learning rate of the actor; 0 = the network preset's (1e-4 dcdrl)",
+                                low=0.0)
+    critic_lr: float = parameter(0.0, "Adam learning rate of the critic; 0 = the network preset's (1e-3 dcdrl)",
+                                 low=0.0)
+    report: bool = parameter(True, 'report.md and PNG plots (learning curve against the baselines, version lag, '
+                                   'throughput) in output_dir at the end')
 
     def __post_init__(self) -> None:
-        for name in ('env_id', 'network_preset', 'algorithm', 'device', 'mode', 'output_dir'):
-            if not isinstance(getattr(self, name), str) or not getattr(self, name):
-                raise ValueError(f'{name} must be a non-empty string, got {getattr(self, name)!r}')
-        if self.algorithm not in ALGORITHMS:
-            raise ValueError(f'algorithm must be one of {ALGORITHMS}, got {self.algorithm!r}')
-        if self.mode not in MODES:
-            raise ValueError(f'mode must be one of {MODES}, got {self.mode!r}')
-        for name in ('batch_size', 'prefetch_batches', 'credit_batch', 'max_queued_batches',
-                     'publish_every_updates', 'eval_episodes', 'final_eval_episodes', 'torch_threads'):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f'{name} must be an integer >= 1, got {value!r}')
-        for name in ('seed', 'eval_seed', 'oracle_episodes'):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f'{name} must be an integer >= 0, got {value!r}')
-        if isinstance(self.actor_start, bool) or not isinstance(self.actor_start, int):
-            raise ValueError(f'actor_start must be an integer (< 0 = the preset), got {self.actor_start!r}')
+        check_limits(self)
+        for name in ('env_id', 'device', 'output_dir'):
+            if not getattr(self, name):
+                raise ValueError(f'{name} must be a non-empty string')
         if self.credit_batch > self.prefetch_batches:
             raise ValueError(f'credit_batch ({self.credit_batch}) must be <= prefetch_batches '
                              f'({self.prefetch_batches})')
         if self.max_queued_batches < self.prefetch_batches:
             raise ValueError(f'max_queued_batches ({self.max_queued_batches}) must be >= prefetch_batches '
                              f'({self.prefetch_batches})')
-        for name in ('duration_s', 'credit_timeout_s', 'checkpoint_period_s', 'eval_period_s',
-                     'updates_per_sec_limit', 'generation_period_s', 'progress_period_s'):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 \
-                    or not math.isfinite(value):
-                raise ValueError(f'{name} must be a finite number >= 0 seconds (or rate), got {value!r}')
-        if isinstance(self.stats_period_s, bool) or not isinstance(self.stats_period_s, (int, float)) \
-                or not (0 < self.stats_period_s < math.inf):
-            raise ValueError(f'stats_period_s must be > 0, got {self.stats_period_s!r}')
-        if isinstance(self.gamma, bool) or not isinstance(self.gamma, (int, float)) or self.gamma > 1 \
-                or math.isnan(self.gamma):
-            raise ValueError(f'gamma must be in [0, 1] (or < 0 for the preset value), got {self.gamma!r}')
-        for name in ('actor_lr', 'critic_lr'):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                      or not 0 < value < math.inf):
-                raise ValueError(f'{name} must be a finite number > 0, got {value!r}')
 
     def agent_config(self) -> AgentConfig:
         """The AgentConfig: the preset named by network_preset with this learner's overrides."""
@@ -137,9 +137,19 @@ class LearnerConfig:
         if self.actor_start >= 0:
             overrides['actor_start'] = self.actor_start
         for name in ('actor_lr', 'critic_lr'):
-            if getattr(self, name) is not None:
+            if getattr(self, name) > 0:
                 overrides[name] = float(getattr(self, name))
         return AgentConfig.preset(self.network_preset, **overrides)
+
+
+@dataclass
+class LearnerParameters(LearnerConfig):
+    """The learner node's parameters: the config's and the node's own."""
+
+    exit_when_done: bool = parameter(False, 'exit after TRAINING DONE (and the report) instead of idling', live=True)
+
+    def config(self) -> LearnerConfig:
+        return LearnerConfig(**{item.name: getattr(self, item.name) for item in fields(LearnerConfig)})
 
 
 def actor_policy(actor: NumpyActor, action_space: gymnasium.spaces.Box) -> Callable[[np.ndarray], np.ndarray]:
@@ -182,9 +192,7 @@ class Learner(Trainer):
     """
 
     # Fields a running learner takes over (ros2 param set on the node); the others are read at start.
-    LIVE_FIELDS = ('duration_s', 'publish_every_updates', 'stats_period_s', 'checkpoint_period_s', 'eval_period_s',
-                   'eval_episodes', 'updates_per_sec_limit', 'generation_period_s', 'final_eval_episodes',
-                   'oracle_episodes', 'evaluate_on_stop')
+    LIVE_FIELDS = tuple(sorted(live_names(LearnerConfig)))   # the fields marked live
     PROGRESS_TAGS = ('losses/critic_loss', 'losses/actor_loss', 'eval/return', 'eval/cost',
                      'charts/version_lag_mean', 'charts/updates_per_sec')
     RUN_LOG_NAME = 'learner'
@@ -202,11 +210,11 @@ class Learner(Trainer):
         self.lost_batches = 0
         self.episodes_refused = 0   # episode statistics ignored (NaN/Inf, an overlong client_id)
         self.replay_size = 0
-        self.final_results: Optional[list[EvaluationResult]] = None
-        self.report_path: Optional[Path] = None
+        self.final_results: list[EvaluationResult] | None = None
+        self.report_path: Path | None = None
         self.generation_seen = 0
         self.submissions = 0
-        self._last_sequence: Optional[int] = None
+        self._last_sequence: int | None = None
         self._episodes: collections.deque[_EpisodeRecord] = collections.deque(maxlen=10_000)
         self._gamma_warned = False
         self._replay_seen = False         # a ReplayStats arrived (the waiting line says so)
@@ -416,7 +424,7 @@ class Learner(Trainer):
                                  **({'eval/cost': self.eval_cost} if math.isfinite(self.eval_cost) else {})},
                                 step=self.updates)
 
-    def evaluate(self, episodes: Optional[int] = None) -> EvaluationResult:
+    def evaluate(self, episodes: int | None = None) -> EvaluationResult:
         """Noise-free episodes of the current actor on the learner's own env (same seeds every time)."""
         self._sync_eval_actor()
         result = evaluate_policy(self.env, self._eval_policy, episodes=episodes or self.config.eval_episodes,
@@ -447,7 +455,7 @@ class Learner(Trainer):
         self.save_checkpoint()  # learner.json with the table's numbers
         self.write_report()
 
-    def write_report(self) -> Optional[Path]:
+    def write_report(self) -> Path | None:
         """report.md and its plots in output_dir (report.py: the one report of a training run, the
         launched graph's and make run's alike); None when off or when it failed (said in one line)."""
         if not self.config.report:
@@ -482,7 +490,7 @@ class Learner(Trainer):
             self._log_eval()   # the learning curve (eval/*, TensorBoard and the report) ends at the table's number
         return results
 
-    def close(self, evaluate: Optional[bool] = None) -> None:
+    def close(self, evaluate: bool | None = None) -> None:
         """Stop: checkpoint (and the final table when ``evaluate``, default evaluate_on_stop, and
         it was not written yet), close the run log and the env. Call after the training thread ended."""
         self._evaluate_at_close = self.config.evaluate_on_stop if evaluate is None else evaluate
@@ -496,5 +504,6 @@ class Learner(Trainer):
             self.write_report()
 
 
-__all__ = ['BatchRejected', 'CHECKPOINT_NAME', 'Learner', 'LearnerConfig', 'LearnerOutputs', 'MODES',
-           'PUBLISHED_VERSION_NAME', 'SUMMARY_NAME', 'actor_policy', 'env_dims', 'json_safe', 'read_sampled_batch']
+__all__ = ['BatchRejected', 'CHECKPOINT_NAME', 'Learner', 'LearnerConfig', 'LearnerOutputs', 'LearnerParameters',
+           'MODES', 'PUBLISHED_VERSION_NAME', 'SUMMARY_NAME', 'actor_policy', 'env_dims', 'json_safe',
+           'read_sampled_batch']

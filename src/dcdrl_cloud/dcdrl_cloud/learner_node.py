@@ -25,70 +25,38 @@ Topics (relative; in /dcdrl unless started with -r __ns:=/other):
     pub  learner/stats           dcdrl_msgs/TrainingStats  best effort, keep-last 5
     pub  client_model            dcdrl_msgs/PolicyWeights  reliable, keep-last 10 (collective only)
 
-Parameters (name, default: meaning):
-    env_id 'dcdrl_sim/MecOffloadScores-v0': env whose spaces size the networks; also the evaluation env
-    network_preset 'dcdrl': agent/network preset ('dcdrl' or 'cloud_edge'); every party uses the same
-    algorithm 'ddpg': 'ddpg' or 'td3'
-    device 'auto': 'cpu', 'cuda', 'cuda:N', 'auto' (cuda when present)
-    seed 0: network init and noise seeds
-    gamma -1.0: the discount the replay uses (checked against batch discounts); < 0 = the preset's (0.9 dcdrl)
-    mode 'central': 'central' or 'collective' (then also submit the model with fitness on client_model);
-        the cloud-edge workflow's learner is its own executable: segment_learner
-    output_dir 'runs/train': learner.ckpt, learner.json, evaluation.json/.md, run logs
-    duration_s 240.0: training time of this process; 0 = until stopped
-    batch_size 64: transitions per requested batch
-    prefetch_batches 8: batches requested but not yet consumed
-    credit_batch 2: new credits are sent once this many are missing
-    credit_timeout_s 10.0: no batch this long while credits are out -> they are written off and re-sent
-    max_queued_batches 32: received batches kept for training; the oldest is dropped beyond this
-    publish_every_updates 50: publish the policy (version + 1) every this many updates
-    stats_period_s 1.0: learner/stats and run-log scalars period
-    checkpoint_period_s 30.0: checkpoint period; 0 = only at the end
-    resume true: continue from output_dir/learner.ckpt when it exists (versions continue upward)
-    eval_period_s 20.0: noise-free evaluation period; 0 = off
-    eval_episodes 3: episodes per periodic evaluation
-    eval_seed 10000: evaluation episode k uses seed eval_seed + k (same tasks every time)
-    final_eval_episodes 5: episodes per policy in the final table
-    oracle_episodes 2: episodes of the MEC oracle (iterated best response) in the final table; 0 = none
-    evaluate_on_stop true: also write the final table when stopped before duration_s
-    updates_per_sec_limit 0.0: cap on gradient updates per second; 0 = as fast as batches arrive
-    torch_threads 1: torch.set_num_threads (clients share the cores)
-    prioritized false: send PriorityUpdate(|TD errors|) after each update; set like the replay_buffer's
-    actor_start -1: replay size before actor updates start; < 0 = the preset's (1000 dcdrl)
-    generation_period_s 30.0: collective mode: model submission period
-    tensorboard true: TensorBoard event files besides scalars.csv
-    progress_period_s 10.0: progress line on stdout (before the first batch: 'waiting for the replay
-        buffer (N / 1,000 transitions)'); 0 = off
-    actor_lr, critic_lr: Adam learning rates; default: the network preset's (`param get` shows it)
-    report true: report.md and PNG plots (learning curve vs baselines, version lag, throughput) in
-        output_dir when training ends or is stopped (dcdrl_cloud/report.py)
-    exit_when_done false: exit after TRAINING DONE (and the report) instead of idling
+Parameters: the fields of dcdrl_cloud.learner.LearnerParameters (their table is in docs/learner.md;
+`learner --help` lists them).
 """
 from __future__ import annotations
 
-from dataclasses import fields
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
+from dcdrl_cloud.learner import BatchRejected, Learner, LearnerParameters, read_sampled_batch
+from dcdrl_cloud.training_thread import TrainingThread
 from dcdrl_core import ros
 from dcdrl_core.experience import MAX_ID_LENGTH
-from dcdrl_core.learning.agents import AgentConfig
-from dcdrl_core.live_parameters import Live, LiveParameters, config_fields, read_only
+from dcdrl_core.live_parameters import Live, LiveParameters, config_fields
 from dcdrl_core.msg_arrays import set_array
 from dcdrl_core.names import DEFAULT_NAMESPACE
-from dcdrl_core.param_check import check_no_unknown_parameters
+from dcdrl_core.parameter_dataclass import declare_parameters
 from dcdrl_core.weights_msg import fill_weights
+
 from dcdrl_msgs.msg import (
-    EpisodeStats, PolicyWeights, PriorityUpdate, ReplayStats, SampledBatch, SampleRequest, Tensor,
-    TrainingStats)
-from dcdrl_cloud.learner import BatchRejected, Learner, LearnerConfig, read_sampled_batch
-from dcdrl_cloud.training_thread import TrainingThread
+    EpisodeStats,
+    PolicyWeights,
+    PriorityUpdate,
+    ReplayStats,
+    SampledBatch,
+    SampleRequest,
+    Tensor,
+    TrainingStats,
+)
 
 _UINT_STATS = ('policy_version', 'updates', 'env_steps', 'replay_size', 'rejected_batches')
-# Parameters whose default is the network preset's value (one place: AGENT_PRESETS), with their description.
-PRESET_DEFAULTS = {'actor_lr': "Adam learning rate of the actor (default: the network preset's)",
-                   'critic_lr': "Adam learning rate of the critic (default: the network preset's)"}
 
 
 def _reliable(depth: int) -> Any:
@@ -103,7 +71,7 @@ def _latched() -> Any:
 class _Outputs:
     """LearnerOutputs for the node: every call becomes a message (published from the training thread)."""
 
-    def __init__(self, node: 'LearnerNode') -> None:
+    def __init__(self, node: LearnerNode) -> None:
         self.node = node
 
     def _stamp(self, message: Any) -> Any:
@@ -145,28 +113,22 @@ class _Outputs:
 class LearnerNode(ros.Node):
     def __init__(self) -> None:
         super().__init__('learner', namespace=DEFAULT_NAMESPACE)
-        self.declare_parameter('mode', LearnerConfig.mode, read_only("'central' or 'collective'"))
-        if self.get_parameter('mode').value == 'segments':  # was a mode of this executable: say where it went
-            raise ValueError("mode 'segments' is its own executable now: ros2 run dcdrl_cloud segment_learner "
-                             "(the same parameters, without mode)")
-        # Live: Learner.LIVE_FIELDS (periods, duration, evaluation sizes) and exit_when_done; the rest is read at start.
+        # Live: the fields marked live (Learner.LIVE_FIELDS, taken over by reconfigure) and exit_when_done.
         self.live = LiveParameters({
             **config_fields(Learner.LIVE_FIELDS, lambda: self.learner.config,
                             lambda **change: self.learner.reconfigure(**change)),
             'exit_when_done': Live(apply=lambda value: setattr(self, 'exit_when_done', value))})
-        for spec in fields(LearnerConfig):
-            if spec.name in PRESET_DEFAULTS:  # declared with the network preset's value (AGENT_PRESETS)
-                preset = AgentConfig.preset(self.get_parameter('network_preset').value)
-                self.declare_parameter(spec.name, float(getattr(preset, spec.name)),
-                                       self.live.descriptor(spec.name, PRESET_DEFAULTS[spec.name]))
-            elif spec.name != 'mode':
-                self.declare_parameter(spec.name, spec.default, self.live.descriptor(spec.name))
-        self.declare_parameter('exit_when_done', False, self.live.descriptor('exit_when_done'))
-        check_no_unknown_parameters(self)
-        config = LearnerConfig(**{spec.name: self.get_parameter(spec.name).value for spec in fields(LearnerConfig)})
-        self.exit_when_done = bool(self.get_parameter('exit_when_done').value)
+        # A bad value raises ValueError here: ros.run_node prints it and exits with code 2.
+        try:
+            parameters = declare_parameters(self, LearnerParameters, self.live)
+        except ValueError:
+            if self.has_parameter('mode') and self.get_parameter('mode').value == 'segments':
+                raise ValueError("mode 'segments' is its own executable now: ros2 run dcdrl_cloud segment_learner "
+                                 "(the same parameters, without mode)") from None
+            raise
+        config = parameters.config()
+        self.exit_when_done = parameters.exit_when_done
         self.learner = Learner(config, _Outputs(self), name=self.get_name())
-        self.live.attach(self)
 
         self.request_pub = self.create_publisher(SampleRequest, 'replay/sample_requests', _reliable(100))
         self.priority_pub = self.create_publisher(PriorityUpdate, 'replay/priorities', _reliable(100))
@@ -232,7 +194,7 @@ class LearnerNode(ros.Node):
                 + ('' if malformed is None else f', malformed samples {malformed}'))
 
 
-def main(args: Optional[Sequence[str]] = None) -> int:
+def main(args: Sequence[str] | None = None) -> int:
     return ros.run_node(LearnerNode, args)
 
 

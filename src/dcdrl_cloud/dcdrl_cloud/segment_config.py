@@ -1,12 +1,11 @@
 """The segment learner's parameters (cloud-edge workflow), validated; no ROS import."""
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
-from dcdrl_core.checks import check_int, check_number
 from dcdrl_core.learning.agents import AGENT_PRESETS, ALGORITHMS, AgentConfig
+from dcdrl_core.parameter_dataclass import check_limits, parameter
 from dcdrl_sim.cartpole.task import SwingUpTask
 
 CARTPOLE_ENV_ID = 'dcdrl_sim/CartPoleSwingUp-v0'
@@ -15,74 +14,62 @@ CARTPOLE_ENV_ID = 'dcdrl_sim/CartPoleSwingUp-v0'
 # ---------------------------------------------------------------------------------- config
 @dataclass
 class SegmentLearnerConfig:
-    """The segments-mode learner's parameters (one ROS parameter per field, same name and default)."""
+    """The segment learner's parameters (dcdrl_core.parameter_dataclass); the node adds its own
+    (SegmentLearnerParameters)."""
 
-    env_id: str = CARTPOLE_ENV_ID        # env whose spaces size the networks (obs_dim, action_dim)
-    network_preset: str = 'cloud_edge'   # AgentConfig preset: 'cloud_edge' or 'dcdrl'
-    algorithm: str = 'ddpg'              # 'ddpg' or 'td3'
-    device: str = 'auto'                 # 'cpu', 'cuda', 'cuda:N' or 'auto'
-    seed: int = 0                        # network init and replay sampling seeds
-    gamma: float = -1.0                  # discount; < 0: the preset's (0.99)
-    output_dir: str = 'runs/edge'        # checkpoint, replay, weights files, learner.json, run logs
-    duration_s: float = 0.0              # training time of this process; 0 = until converged or stopped
-    batch_size: int = -1                 # transitions per gradient step; < 0: the preset's (128)
-    buffer_size: int = -1                # replay capacity; < 0: the preset's (1 000 000)
-    critic_start: int = -1               # stored transitions before the first update; < 0: the preset's (3500)
-    actor_start: int = -1                # stored transitions before actor updates; < 0: the preset's (5000)
-    updates_per_transition: float = 1.0  # gradient steps per stored transition (an upper bound: see docs)
-    publish_period_s: float = 0.5        # publish the actor at most this often, only when it changed
-    eval_every_episodes: int = 5         # send EVALUATE after this many training episodes; 0 = never
-    initial_evaluations: int = 0         # evaluation episodes asked for before training episodes count
-    convergence_evals: int = 3           # successful evaluations in a row = converged
-    max_swing_up_steps: int = 250        # an evaluation succeeds when the tip is on target by this step
-    stop_when_converged: bool = True     # at convergence: send HOLD and finish
-    pole_length: float = 0.64            # m; reward geometry (must match the plant)
-    target_x: float = 0.0                # m; the target point is (target_x, pole_length)
-    target_distance: float = 0.05        # m; tip within this distance = on target
-    tip_reward_scale: float = 0.5        # r = scale * exp(-decay * d_tip) - cost * a^2 - penalty * failed
-    tip_reward_decay: float = 5.0        # 1/m
-    action_cost: float = 0.05
-    failure_penalty: float = 10.0
-    max_devices: int = 16                # edge devices paired at once; more are refused and counted
-    kept_versions: int = 128             # published payloads kept by version (best weights, requests)
-    checkpoint_period_s: float = 30.0    # learner.ckpt (+ replay, actor file, learner.json); 0 = only at the end
-    checkpoint_replay: bool = True       # save the replay buffer with each checkpoint (resume keeps it)
-    resume: bool = True                  # continue from output_dir/learner.ckpt when present
-    init_checkpoint: str = ''            # fine-tuning: start from this checkpoint's networks and optimizers
-    stats_period_s: float = 1.0          # TrainingStats and run-log scalars
-    tensorboard: bool = True             # TensorBoard event files besides scalars.csv
-    torch_threads: int = 1               # torch.set_num_threads
-    progress_period_s: float = 10.0      # progress line on stdout; 0 = off
+    env_id: str = parameter(CARTPOLE_ENV_ID, 'env whose spaces size the networks (obs 10, action 1); segments of '
+                                             'other sizes are refused')
+    network_preset: str = parameter('cloud_edge', 'agent and network preset; the edge builds its actor from the '
+                                                  'same one', choices=tuple(AGENT_PRESETS))
+    algorithm: str = parameter('ddpg', 'learning algorithm', choices=ALGORITHMS)
+    device: str = parameter('auto', "torch device: 'cpu', 'cuda', 'cuda:N' or 'auto' (cuda when present)")
+    seed: int = parameter(0, 'network init and replay sampling seeds', low=0)
+    gamma: float = parameter(-1.0, "discount; < 0 = the preset's (0.99)", high=1.0)
+    output_dir: str = parameter('runs/edge', 'checkpoint, replay, weights files, learner.json, the run-log folder')
+    duration_s: float = parameter(0.0, 'training time of this process; 0 = until converged (with '
+                                       'stop_when_converged) or stopped', low=0.0, live=True)
+    batch_size: int = parameter(-1, "transitions per gradient step; < 0 = the preset's (128); not 0")
+    buffer_size: int = parameter(-1, "replay capacity; < 0 = the preset's (1 000 000, 92 bytes per transition); "
+                                     "not 0")
+    critic_start: int = parameter(-1, "stored transitions before the first gradient step; < 0 = the preset's (3500)")
+    actor_start: int = parameter(-1, "stored transitions before actor steps; < 0 = the preset's (5000)")
+    updates_per_transition: float = parameter(1.0, 'gradient steps allowed per stored transition (an upper bound: '
+                                                   'the trainer never runs ahead)', above=0.0, live=True)
+    publish_period_s: float = parameter(0.5, 'publish the actor at most this often, only when it changed',
+                                        low=0.0, live=True)
+    eval_every_episodes: int = parameter(5, 'send EVALUATE after this many training episodes; 0 = never', low=0)
+    initial_evaluations: int = parameter(0, 'evaluation episodes asked for before training episodes count '
+                                            '(fine-tuning: 3)', low=0)
+    convergence_evals: int = parameter(3, 'successful evaluations in a row = converged', low=1)
+    max_swing_up_steps: int = parameter(250, 'an evaluation succeeds when the tip is on target by this step', low=1)
+    stop_when_converged: bool = parameter(True, 'at convergence: send HOLD and finish', live=True)
+    pole_length: float = parameter(0.64, "m; reward geometry (the rig's pole)", above=0.0)
+    target_x: float = parameter(0.0, 'm; the target point is (target_x, pole_length)')
+    target_distance: float = parameter(0.05, 'm; tip within this distance = on target')
+    tip_reward_scale: float = parameter(0.5, 'r = scale * exp(-decay * d_tip) - cost * a^2 - penalty * failed')
+    tip_reward_decay: float = parameter(5.0, '1/m; the decay of the reward above')
+    action_cost: float = parameter(0.05, 'the cost of the reward above')
+    failure_penalty: float = parameter(10.0, 'the penalty of the reward above')
+    max_devices: int = parameter(16, 'edge devices paired at once; more are refused and counted', low=1)
+    kept_versions: int = parameter(128, 'published payloads kept by version (best weights, requests)', low=1)
+    checkpoint_period_s: float = parameter(30.0, 'learner.ckpt (+ replay, actor file, learner.json) period; 0 = '
+                                                 'only at the end', low=0.0, live=True)
+    checkpoint_replay: bool = parameter(True, 'save the replay buffer with each checkpoint (a resume keeps it)')
+    resume: bool = parameter(True, 'continue from output_dir/learner.ckpt when it exists')
+    init_checkpoint: str = parameter('', "fine-tuning: start from this checkpoint's networks and optimizers "
+                                         "('' = none)")
+    stats_period_s: float = parameter(1.0, 'TrainingStats and run-log scalars period', above=0.0, live=True)
+    tensorboard: bool = parameter(True, 'TensorBoard event files besides scalars.csv')
+    torch_threads: int = parameter(1, 'torch.set_num_threads', low=1)
+    progress_period_s: float = parameter(10.0, 'progress line on stdout; 0 = off', low=0.0)
 
     def __post_init__(self) -> None:
-        for name in ('env_id', 'network_preset', 'algorithm', 'device', 'output_dir'):
-            value = getattr(self, name)
-            if not isinstance(value, str) or not value:
-                raise ValueError(f'{name} must be a non-empty string, got {value!r}')
-        if not isinstance(self.init_checkpoint, str):
-            raise ValueError(f"init_checkpoint must be a path string ('' = none), got {self.init_checkpoint!r}")
-        if self.algorithm not in ALGORITHMS:
-            raise ValueError(f'algorithm must be one of {ALGORITHMS}, got {self.algorithm!r}')
-        if self.network_preset not in AGENT_PRESETS:
-            raise ValueError(f'network_preset must be one of {sorted(AGENT_PRESETS)}, got {self.network_preset!r}')
-        for name in ('convergence_evals', 'max_swing_up_steps', 'max_devices', 'kept_versions', 'torch_threads'):
-            check_int(name, getattr(self, name), 1)
-        for name in ('seed', 'eval_every_episodes', 'initial_evaluations'):
-            check_int(name, getattr(self, name), 0)
-        for name in ('batch_size', 'buffer_size', 'critic_start', 'actor_start'):
-            check_int(name, getattr(self, name))  # any int: < 0 selects the preset
+        check_limits(self)
+        for name in ('env_id', 'device', 'output_dir'):
+            if not getattr(self, name):
+                raise ValueError(f'{name} must be a non-empty string')
         if self.batch_size == 0 or self.buffer_size == 0:
             raise ValueError('batch_size and buffer_size must be > 0 (or < 0 for the preset value)')
-        for name in ('duration_s', 'publish_period_s', 'checkpoint_period_s', 'progress_period_s'):
-            check_number(name, getattr(self, name), 0.0)
-        for name in ('updates_per_transition', 'stats_period_s', 'pole_length'):
-            check_number(name, getattr(self, name), 0.0, above=True)
-        for name in ('stop_when_converged', 'checkpoint_replay', 'resume', 'tensorboard'):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f'{name} must be a bool, got {getattr(self, name)!r}')
-        if isinstance(self.gamma, bool) or not isinstance(self.gamma, (int, float)) or math.isnan(self.gamma) \
-                or self.gamma > 1:
-            raise ValueError(f'gamma must be in [0, 1] (or < 0 for the preset value), got {self.gamma!r}')
         self.task()  # SwingUpTask checks the reward constants
         agent = self.agent_config()
         if agent.critic_start > agent.buffer_size:
@@ -108,4 +95,15 @@ class SegmentLearnerConfig:
         return AgentConfig.preset(self.network_preset, **overrides)
 
 
-__all__ = ['CARTPOLE_ENV_ID', 'SegmentLearnerConfig']
+@dataclass
+class SegmentLearnerParameters(SegmentLearnerConfig):
+    """The segment learner node's parameters: the config's and the node's own."""
+
+    segment_depth: int = parameter(1000, 'keep-last depth of the segments subscription', low=1)
+    exit_when_done: bool = parameter(False, 'exit after TRAINING DONE instead of idling', live=True)
+
+    def config(self) -> SegmentLearnerConfig:
+        return SegmentLearnerConfig(**{item.name: getattr(self, item.name) for item in fields(SegmentLearnerConfig)})
+
+
+__all__ = ['CARTPOLE_ENV_ID', 'SegmentLearnerConfig', 'SegmentLearnerParameters']

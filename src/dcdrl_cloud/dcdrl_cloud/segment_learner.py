@@ -47,6 +47,7 @@ from dcdrl_core.files import atomic_write
 from dcdrl_core.learning.checkpoint import load_checkpoint
 from dcdrl_core.learning.codec import WeightsPayload, payload_to_bytes
 from dcdrl_core.learning.replay import ReplayBuffer
+from dcdrl_core.parameter_dataclass import live_names
 from dcdrl_core.protocol import EdgeCommandKind
 from dcdrl_sim.cartpole.evaluation import ConvergenceTracker
 
@@ -83,8 +84,7 @@ class SegmentLearner(Trainer):
     """
 
     # Fields a running learner takes over (ros2 param set on the node); the others are read at start.
-    LIVE_FIELDS = ('duration_s', 'updates_per_transition', 'publish_period_s', 'stats_period_s',
-                   'checkpoint_period_s', 'stop_when_converged')
+    LIVE_FIELDS = tuple(sorted(live_names(SegmentLearnerConfig)))   # the fields marked live
     PROGRESS_TAGS = ('charts/episodic_return', 'eval/return', 'eval/swing_up_steps', 'losses/critic_loss',
                      'charts/updates_per_sec')
     STEP_TIMEOUT_S = 0.05

@@ -16,26 +16,27 @@ Topics (relative; in /dcdrl unless started with -r __ns:=/other):
                                                         cost = swing-up steps, NaN when the pole never got up)
     srv  get_policy      dcdrl_msgs/srv/GetPolicy      latest weights at least min_version new
 
-Parameters: every field of dcdrl_cloud.segment_learner.SegmentLearnerConfig (same name and default;
-docs/segment-learner.md lists them), plus segment_depth 1000 and exit_when_done false (exit after
-TRAINING DONE instead of idling).
+Parameters: the fields of dcdrl_cloud.segment_config.SegmentLearnerParameters (their table is in
+docs/segment-learner.md; `segment_learner --help` lists them).
 """
 from __future__ import annotations
 
-from dataclasses import fields
 import math
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
+from dcdrl_cloud.segment_config import SegmentLearnerParameters
+from dcdrl_cloud.segment_learner import SegmentLearner
+from dcdrl_cloud.segments import SegmentRejected, read_segment
+from dcdrl_cloud.training_thread import TrainingThread
 from dcdrl_core import ros
 from dcdrl_core.live_parameters import Live, LiveParameters, config_fields
 from dcdrl_core.names import DEFAULT_NAMESPACE
-from dcdrl_core.param_check import check_no_unknown_parameters
+from dcdrl_core.parameter_dataclass import declare_parameters
 from dcdrl_core.weights_msg import MAX_ARCHITECTURE_ID_LENGTH, fill_weights
+
 from dcdrl_msgs.msg import EdgeCommand, EpisodeStats, PolicyWeights, Tensor, TrainingStats, TrajectorySegment
 from dcdrl_msgs.srv import GetPolicy
-from dcdrl_cloud.segment_learner import SegmentLearner, SegmentLearnerConfig
-from dcdrl_cloud.segments import SegmentRejected, read_segment
-from dcdrl_cloud.training_thread import TrainingThread
 
 _UINT_STATS = ('policy_version', 'updates', 'env_steps', 'replay_size', 'rejected_batches')
 
@@ -43,7 +44,7 @@ _UINT_STATS = ('policy_version', 'updates', 'env_steps', 'replay_size', 'rejecte
 class _Outputs:
     """SegmentLearnerOutputs for the node: every call becomes a message."""
 
-    def __init__(self, node: 'SegmentLearnerNode') -> None:
+    def __init__(self, node: SegmentLearnerNode) -> None:
         self.node = node
         self.command_sequence = 0
 
@@ -84,22 +85,16 @@ class _Outputs:
 class SegmentLearnerNode(ros.Node):
     def __init__(self) -> None:
         super().__init__('segment_learner', namespace=DEFAULT_NAMESPACE)
-        # Live: SegmentLearner.LIVE_FIELDS and exit_when_done; the rest is read at start.
+        # Live: the fields marked live (SegmentLearner.LIVE_FIELDS, taken over by reconfigure) and exit_when_done.
         self.live = LiveParameters({
             **config_fields(SegmentLearner.LIVE_FIELDS, lambda: self.learner.config,
                             lambda **change: self.learner.reconfigure(**change)),
             'exit_when_done': Live(apply=lambda value: setattr(self, 'exit_when_done', value))})
-        for spec in fields(SegmentLearnerConfig):
-            self.declare_parameter(spec.name, spec.default, self.live.descriptor(spec.name))
-        self.declare_parameter('segment_depth', 1000, self.live.descriptor('segment_depth'))
-        self.declare_parameter('exit_when_done', False, self.live.descriptor('exit_when_done'))
-        check_no_unknown_parameters(self)
-        config = SegmentLearnerConfig(**{spec.name: self.get_parameter(spec.name).value
-                                         for spec in fields(SegmentLearnerConfig)})
-        depth = int(self.get_parameter('segment_depth').value)
-        if depth < 1:
-            raise ValueError(f'segment_depth must be >= 1, got {depth}')
-        self.exit_when_done = bool(self.get_parameter('exit_when_done').value)
+        # A bad value raises ValueError here: ros.run_node prints it and exits with code 2.
+        parameters = declare_parameters(self, SegmentLearnerParameters, self.live)
+        config = parameters.config()
+        depth = parameters.segment_depth
+        self.exit_when_done = parameters.exit_when_done
 
         reliable = ros.ReliabilityPolicy.RELIABLE
         self.policy_pub = self.create_publisher(PolicyWeights, 'policy', ros.QoSProfile(
@@ -114,7 +109,6 @@ class SegmentLearnerNode(ros.Node):
                                  ros.QoSProfile(depth=depth, reliability=reliable))
         self.create_service(GetPolicy, 'get_policy', self.on_get_policy)
 
-        self.live.attach(self)
         self.learner.start()
         self.training = TrainingThread(self.learner, self.get_logger(), lambda: ros.malformed_samples(self),
                                        lambda: self.exit_when_done, name='segment-learner')
@@ -160,7 +154,7 @@ class SegmentLearnerNode(ros.Node):
         super().destroy_node()
 
 
-def main(args: Optional[Sequence[str]] = None) -> int:
+def main(args: Sequence[str] | None = None) -> int:
     return ros.run_node(SegmentLearnerNode, args)
 
 

@@ -1,5 +1,5 @@
 """A learner started alone (no replay buffer): it says what it waits for instead of printing NaN losses,
-and its learning rates are parameters (`-p actor_lr:=...`; the default is the network preset's)."""
+and its learning rates are parameters (`-p actor_lr:=...`; the default 0 stands for the network preset's)."""
 import pytest
 
 from dcdrl_core.testing import fresh_domain_id, node_process
@@ -31,6 +31,6 @@ def test_a_learner_alone_waits_visibly_and_takes_its_learning_rates_as_parameter
                              'in this namespace?)')
         client = params.client('/dcdrl/learner')
         values = client.call('get_parameters', names=['actor_lr', 'critic_lr']).values
-        assert [value_from_message(v)[1] for v in values] == [0.0005, 0.001]   # critic_lr: the dcdrl preset's
+        assert [value_from_message(v)[1] for v in values] == [0.0005, 0.0]   # critic_lr 0: the preset's
         assert learner.stop(TIMEOUT) == 0
     assert not [line for line in learner.lines if 'critic_loss' in line or 'nan' in line.lower()]

@@ -26,7 +26,7 @@ def test_the_learner_reschedules_changed_periods(tmp_path):
 
 def test_the_learner_checks_changes_as_at_start_and_refuses_fixed_fields(tmp_path):
     learner, _out = make_learner(tmp_path)
-    with pytest.raises(ValueError, match='publish_every_updates must be an integer >= 1'):
+    with pytest.raises(ValueError, match='publish_every_updates must be >= 1'):
         learner.reconfigure(publish_every_updates=0)
     with pytest.raises(ValueError, match='batch_size cannot change while the learner runs'):
         learner.reconfigure(batch_size=32)
