@@ -361,12 +361,11 @@ def test_stream_demo_graph_and_its_parameters(monkeypatch):
         params = {k: v.value for k, v in rules.resolve('client', '/dcdrl').param_overrides.items()}
         assert params['client_id'] == name and params['num_envs'] == 2
         assert params['env_id'] == training_defaults.ENV_ID
-        assert isinstance(params['publish_rate_hz'], float) and isinstance(params['batch_steps'], int)
-        seeds.add(params['seed'])
+        seeds.add(params.get('seed', 0))  # the file holds only values that differ from the defaults
     assert seeds == {0, 1}
     _, rules = split_ros_args(specs['/dcdrl/replay_buffer'].cmd[4:])
     buffer = {k: v.value for k, v in rules.resolve('replay_buffer', '/dcdrl').param_overrides.items()}
-    assert {'capacity', 'report_period_s'} <= set(buffer) and 'client_id' not in buffer
+    assert isinstance(buffer['gamma'], float) and isinstance(buffer['capacity'], int) and 'client_id' not in buffer
 
 
 @pytest.mark.parametrize('wrapper', sorted((ROOT / 'launch').glob('*.launch.py')), ids=lambda p: p.name)
