@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import gymnasium
 import numpy as np
@@ -223,7 +223,7 @@ class Learner(Trainer):
         self._evaluate_at_close = config.evaluate_on_stop
         self._eval_actor = NumpyActor(self.agent_config.network, self.obs_dim, self.action_dim,
                                       self.agent.actor_state())
-        self._eval_policy = actor_policy(self._eval_actor, self.env.action_space)
+        self._eval_policy = actor_policy(self._eval_actor, cast(gymnasium.spaces.Box, self.env.action_space))
 
     # ------------------------------------------------------------------ resume and files
     def _restore(self, extra: dict[str, Any]) -> None:

@@ -13,7 +13,8 @@ import os
 import signal
 import threading
 import traceback
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 from dcdrl_core.strict_json import json_safe
 
@@ -21,7 +22,7 @@ STOP_TIMEOUT_S = 120.0   # a final evaluation or checkpoint may take this long o
 
 
 class TrainingThread:
-    def __init__(self, trainer: Any, logger: Any, malformed_samples: Callable[[], Optional[int]],
+    def __init__(self, trainer: Any, logger: Any, malformed_samples: Callable[[], int | None],
                  exit_when_done: Callable[[], bool], name: str) -> None:
         self.trainer = trainer
         self.logger = logger

@@ -42,10 +42,11 @@ class NumpyActor:
     """
 
     def __init__(self, config: NetworkConfig | str | Mapping[str, Any], obs_dim: int, action_dim: int,
-                 weights: Mapping[str, np.ndarray] | None, version: int = 0,
+                 weights: Mapping[str, Any] | None, version: int = 0,
                  allocate: Callable[[tuple[int, ...]], np.ndarray] | None = None) -> None:
-        """weights: named arrays to copy in; None = keep what the allocated arrays hold (a view of
-        weights another process writes, see dcdrl_edge.loop_process), version -1.
+        """weights: named arrays (numpy or torch, as load_weights) to copy in; None = keep what the
+        allocated arrays hold (a view of weights another process writes, see dcdrl_edge.loop_process),
+        version -1.
         allocate(shape) -> float32 array: where the weights live (default: new zeroed arrays; the
         same allocation order in two processes over one shared buffer gives the same layout).
         Scratch buffers of the forward pass are always private to this object."""
