@@ -32,8 +32,8 @@ ros2: venv
 	$(BIN)/python scripts/ros2_setup.py --tarballs $(ROS2_TARBALLS) $(if $(filter 1 true yes,$(DCDRL_REQUIRE_ROS2)),--require)
 
 # Lint and types (configuration in pyproject.toml): ruff (pyflakes, bugbear, pyupgrade for Python 3.10, import
-# order, pycodestyle at 120 columns) on all Python files, mypy on the packages, bench/ and scripts/.
-LINT_PATHS := src bench scripts test conftest.py
+# order, pycodestyle at 120 columns) on every Python file of the repository, mypy on the packages, bench/ and scripts/.
+LINT_PATHS := .
 lint: venv
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/mypy

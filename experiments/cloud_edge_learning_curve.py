@@ -53,6 +53,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from dcdrl_core.weights_msg import read_weights
+
     from dcdrl_msgs.msg import PolicyWeights, TrainingStats
     domain = fresh_domain_id()
     os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'   # this process's recorder, like the nodes
@@ -71,7 +72,7 @@ def main(argv=None) -> int:
                                   'sim_rate_hz:=30.0', f'seed:={args.seed}', *args.controller_param)
         try:
             for target in range(args.every, args.updates + 1, args.every):
-                monitor.wait_for(lambda: stats and stats[-1].updates >= target, args.timeout_s,
+                monitor.wait_for(lambda target=target: stats and stats[-1].updates >= target, args.timeout_s,
                                  f'{target} updates')
                 with monitor.changed:
                     marks.append({'updates': target, 'transitions': int(stats[-1].env_steps),

@@ -49,15 +49,28 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared MEC helpers of mec_ddpg.py
-from mec_ddpg import (ENV_ID, TEST_SEED, VALIDATION_SEED, ActorPolicy, add_agent_args, add_env_args,  # noqa: E402
-                      agent_config, apply_quick, compare_with_baselines, env_kwargs, markdown, mean_cost)
+from mec_ddpg import (  # noqa: E402
+    ENV_ID,
+    TEST_SEED,
+    VALIDATION_SEED,
+    ActorPolicy,
+    add_agent_args,
+    add_env_args,
+    agent_config,
+    apply_quick,
+    compare_with_baselines,
+    env_kwargs,
+    markdown,
+    mean_cost,
+)
 
 from dcdrl_core.learning.agents import Agent  # noqa: E402
 from dcdrl_core.learning.merge import merge_models, merge_weights, mutate, should_pull  # noqa: E402

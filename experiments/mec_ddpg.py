@@ -26,8 +26,8 @@ import json
 import math
 import sys
 import time
-from pathlib import Path
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -286,7 +286,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         'same_state_gap_pct': comparison['same_state']['ddpg_final']['gap_pct'],
         'beats_all_baselines': all(cost['ddpg_final'] < cost[b] for b in baselines),
         'within_5pct_of_oracle': comparison['oracle_gap_pct']['ddpg_final'] <= 5.0,
-        'exploration_cost': exploration_cost, 'best_validation_cost': best_val, 'gradient_updates': agent.critic_updates,
+        'exploration_cost': exploration_cost, 'best_validation_cost': best_val,
+        'gradient_updates': agent.critic_updates,
         'train_s': round(train_s, 1), 'wall_s': round(time.time() - start_time, 1),
     }
     print(json.dumps(summary))

@@ -1,4 +1,5 @@
-"""ROS 2 wrapper: `ros2 launch dcdrl_cloud train.launch.py [num_clients:=2] [mode:=central|collective] [duration_s:=240.0] ...`.
+"""ROS 2 wrapper: `ros2 launch dcdrl_cloud train.launch.py [num_clients:=2] [mode:=central|collective]
+[duration_s:=240.0] ...`.
 
 The graph and its arguments are train.launch.yaml (installed next to this file), which `dcdrl launch`
 reads without ROS 2; this file only includes it. Arguments given on the command line reach the
