@@ -25,6 +25,7 @@ NODE_PARAMETERS = {
     'face_server': 'dcdrl_edge.face_server.FaceServerConfig',
     'segment_learner': 'dcdrl_cloud.segment_config.SegmentLearnerParameters',
     'learner': 'dcdrl_cloud.learner.LearnerParameters',
+    'controller': 'dcdrl_edge.controller_parameters.ControllerParameters',
 }
 DOCUMENTED = {
     'replay-node.md': ['dcdrl_cloud.replay_parameters.ReplayBufferParameters'],
@@ -34,6 +35,7 @@ DOCUMENTED = {
     'face-testbed.md': ['dcdrl_edge.frame_sources.CameraParameters', 'dcdrl_edge.face_server.FaceServerConfig'],
     'segment-learner.md': ['dcdrl_cloud.segment_config.SegmentLearnerParameters'],
     'learner.md': ['dcdrl_cloud.learner.LearnerParameters'],
+    'edge-controller.md': ['dcdrl_edge.controller_parameters.ControllerParameters'],
 }
 
 
@@ -49,7 +51,8 @@ def test_each_node_table_is_generated_from_its_dataclass():
 
 
 def _blocks(config: Path) -> list[tuple[str, dict]]:
-    return [(key, values['ros__parameters']) for key, values in yaml.safe_load(config.read_text()).items()]
+    loaded = yaml.safe_load(config.read_text()) or {}   # a file of comments only: every value at its default
+    return [(key, values['ros__parameters']) for key, values in loaded.items()]
 
 
 def _defaults(node: str) -> dict:

@@ -25,6 +25,7 @@ The loop thread takes no lock shared with another thread and does no I/O besides
 """
 from __future__ import annotations
 
+import numbers
 import threading
 import time
 from collections import deque
@@ -34,14 +35,14 @@ from typing import Any
 
 import numpy as np
 
-from dcdrl_core.checks import check_int, check_number
 from dcdrl_core.learning.noise import NOISE_KINDS, make_noise
+from dcdrl_core.parameter_dataclass import check_limits, parameter
 from dcdrl_core.protocol import EdgeCommandKind, LoopMode, SegmentFlag, parse_edge_command
 
 from .actor_buffer import DoubleBufferedActor
 from .plant import Plant
 from .segment_queue import DropOldestQueue, Segment, SegmentSender
-from .timing import RateLoop, WindowStats, check_rate_hz
+from .timing import MAX_RATE_HZ, MIN_RATE_HZ, RateLoop, WindowStats
 
 CONTROLLER_MODES = ('train', 'eval')
 
@@ -51,58 +52,44 @@ _RUNNING, _RESETTING, _HOLDING = 'running', 'resetting', 'holding'
 
 @dataclass
 class ControllerConfig:
-    """Parameters of the edge controller (the node declares one ROS parameter per field).
+    """The edge controller's settings (dcdrl_core.parameter_dataclass); the node adds its own
+    (dcdrl_edge.controller_parameters.ControllerParameters)."""
 
-    device_id: name of this controller in segments and stats.
-    rate_hz: control loop rate, 1 to 10000 Hz (30 = the cloud-edge paper's rig).
-    mode: 'train' (explore, stream segments) or 'eval' (every episode noise-free and flagged EVALUATION).
-    exploration: 'ou' (Ornstein-Uhlenbeck), 'gaussian' or 'none'.
-    noise_sigma / noise_theta: the noise's sigma and (OU) mean reversion per step.
-    noise_scale: factor on the noise; noise_half_life_steps: the factor halves every that many
-        exploring steps (0 = constant).
-    queue_capacity: segments waiting for the sender; when full the OLDEST is dropped (counted).
-    stats_window: samples in the period-error / inference-time windows (p50 / p99 / max).
-    seed: seed of the noise and of the first episode's initial state (simulated plants).
-    spin_s: the last spin_s of every period are busy-waited for a punctual start (0 = sleep only).
-    send_period_s: how often the sender thread drains the queue.
-    swap_during_evaluation: False = new weights wait for the end of an evaluation episode, so each
-        evaluation episode is run by one policy version.
-    """
-
-    device_id: str = 'edge'
-    rate_hz: float = 30.0
-    mode: str = 'train'
-    exploration: str = 'ou'
-    noise_sigma: float = 0.1
-    noise_theta: float = 0.15
-    noise_scale: float = 1.0
-    noise_half_life_steps: float = 0.0
-    queue_capacity: int = 1024
-    stats_window: int = 1000
-    seed: int = 0
-    spin_s: float = 0.0002
-    send_period_s: float = 0.005
-    swap_during_evaluation: bool = False
+    device_id: str = parameter('edge', "name of this controller in segments and stats (the node: '' = its name)")
+    rate_hz: float = parameter(30.0, 'control loop rate (the paper runs 30 Hz, tests 200 Hz, the bench 1 kHz)',
+                               low=MIN_RATE_HZ, high=MAX_RATE_HZ)
+    mode: str = parameter('train', "'train' (explore, stream segments) or 'eval' (every episode noise-free, flagged "
+                                   "EVALUATION)", choices=CONTROLLER_MODES)
+    exploration: str = parameter('ou', "exploration noise: Ornstein-Uhlenbeck, Gaussian or none", choices=NOISE_KINDS)
+    noise_sigma: float = parameter(0.1, "the noise's sigma", low=0.0)
+    noise_theta: float = parameter(0.15, 'OU mean reversion per step', low=0.0)
+    noise_scale: float = parameter(1.0, 'factor on the noise', low=0.0)
+    noise_half_life_steps: float = parameter(0.0, 'the factor halves every that many exploring steps; 0 = constant',
+                                             low=0.0)
+    queue_capacity: int = parameter(1024, 'segments waiting for the sender; when full the oldest is dropped '
+                                          '(counted)', low=1)
+    stats_window: int = parameter(1000, 'control steps in the period-error and inference-time windows (p50, p99, '
+                                        'max)', low=1)
+    seed: int = parameter(0, "noise seed and the first episode's initial state (simulated plants)", low=0)
+    spin_s: float = parameter(0.0002, 'the last spin_s of every period are busy-waited for a punctual start (0 = '
+                                      'sleep only)', low=0.0, high=0.1)
+    send_period_s: float = parameter(0.005, "the sender thread's period", above=0.0, high=10.0)
+    swap_during_evaluation: bool = parameter(False, 'false: new weights wait for the end of an evaluation episode '
+                                                    '(one policy version per evaluation episode)')
 
     def __post_init__(self) -> None:
-        if not isinstance(self.device_id, str) or not self.device_id.strip():
+        for item in fields(self):   # numbers of numpy or int type given for a float field become floats
+            value = getattr(self, item.name)
+            if isinstance(item.default, float) and isinstance(value, numbers.Real) and not isinstance(value, bool):
+                setattr(self, item.name, float(value))
+            elif type(item.default) is int and isinstance(value, numbers.Integral) and not isinstance(value, bool):
+                setattr(self, item.name, int(value))
+        check_limits(self)
+        self._check_device_id()
+
+    def _check_device_id(self) -> None:
+        if not self.device_id.strip():
             raise ValueError(f'device_id must be a non-empty string, got {self.device_id!r}')
-        self.rate_hz = check_rate_hz(self.rate_hz)
-        if self.mode not in CONTROLLER_MODES:
-            raise ValueError(f'mode must be one of {CONTROLLER_MODES}, got {self.mode!r}')
-        if self.exploration not in NOISE_KINDS:
-            raise ValueError(f'exploration must be one of {NOISE_KINDS}, got {self.exploration!r}')
-        self.noise_sigma = check_number('noise_sigma', self.noise_sigma, 0.0)
-        self.noise_theta = check_number('noise_theta', self.noise_theta, 0.0)
-        self.noise_scale = check_number('noise_scale', self.noise_scale, 0.0)
-        self.noise_half_life_steps = check_number('noise_half_life_steps', self.noise_half_life_steps, 0.0)
-        self.queue_capacity = check_int('queue_capacity', self.queue_capacity, 1)
-        self.stats_window = check_int('stats_window', self.stats_window, 1)
-        self.seed = check_int('seed', self.seed, 0)
-        self.spin_s = check_number('spin_s', self.spin_s, 0.0, 0.1)
-        self.send_period_s = check_number('send_period_s', self.send_period_s, 0.0, 10.0, above=True)
-        if not isinstance(self.swap_during_evaluation, bool):
-            raise TypeError(f'swap_during_evaluation must be a bool, got {type(self.swap_during_evaluation).__name__}')
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ControllerConfig:

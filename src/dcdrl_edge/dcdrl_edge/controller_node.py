@@ -19,44 +19,9 @@ Topics (relative; in /dcdrl unless started with -r __ns:=/other):
     sub  plant/state           std_msgs/Float64MultiArray    [x, x_dot, theta, theta_dot], sensor-data QoS
     pub  plant/command         std_msgs/Float64MultiArray    [action in -1..1], best effort, keep-last 1
 
-Parameters (default: meaning):
-    device_id '': name in segments and stats; '' = the node name
-    mode 'train': 'train' (explore, stream) or 'eval' (weights_file, noise-free, no cloud needed);
-        the face-recognition testbed's device controller is its own executable: offload_controller
-    rate_hz 30.0: control loop rate (1 to 10000; the paper runs 30 Hz, tests 200 Hz, the bench 1 kHz)
-    plant 'sim': 'sim' (dcdrl_sim cart-pole in real time) or 'topic' (a robot behind plant/state and plant/command)
-    network_preset 'cloud_edge': actor network preset; with the plant's sizes it fixes the architecture id
-    weights_file '': actor weights (codec safetensors, e.g. <learner output>/best_actor.safetensors);
-        required in eval mode, optional in train mode (a start policy until the cloud's first weights);
-        a missing or unreadable file ends the node at start with one [FATAL] line (exit 2)
-    eval_episodes 0: eval mode: stop after this many episodes (final report, exit 0); 0 = until stopped.
-        Every finished evaluation episode is logged (return, swing-up steps) and, in eval mode,
-        published on episode_stats (cost = swing-up steps, NaN = never up); the final report sums them
-    exploration 'ou', noise_sigma 0.1, noise_theta 0.15, noise_scale 1.0, noise_half_life_steps 0:
-        exploration noise (OU or Gaussian; half-life 0 = no decay)
-    seed 0: noise and simulated-plant seeds
-    queue_capacity 1024: segments waiting for the sender; the oldest is dropped (and counted) beyond it
-    send_period_s 0.005: the sender thread's period
-    segment_depth 1000: keep-last depth of the segments publisher
-    stats_window 1000: control steps over which period error / inference percentiles are computed
-    spin_s 0.0002: the last part of every wait is spent spinning, not sleeping (precision at 1 kHz)
-    switch_interval_s 0.0: sys.setswitchinterval: how long another Python thread may hold the GIL
-        before the loop thread gets it back (CPython's default 5 ms costs whole periods at 200 Hz);
-        0 = a tenth of the period, within 0.1-5 ms (timing.switch_interval_for)
-    loop_process False: run the loop in its own process (dcdrl_edge.loop_process; simulated plant
-        only): no other Python thread can delay a step; recommended from ~500 Hz up
-    realtime_priority 0: SCHED_FIFO priority (1-99) of the loop thread / process, 0 = normal
-        scheduling; needs root, CAP_SYS_NICE or an rtprio limit (refused -> a warning, loop runs on)
-    stats_period_s 0.5: edge/stats period; diagnostics_period_s 1.0: /diagnostics period
-    warn_period_error_us 1000.0: p99 period error above this -> diagnostics WARN (misses -> WARN too)
-    cloud_timeout_s 5.0: diagnostics WARN when training and the cloud has been silent this long
-    sim_rate_hz 0.0: simulated plant's own rate (its dt = 1/sim_rate_hz); 0 = rate_hz (real time).
-        Higher loop rate than sim rate = faster than real time (pretraining).
-    sim_cart_friction 10.0, sim_pole_friction 0.0011, sim_integrator 'euler', sim_max_steps 1000,
-    sim_target_steps_to_stop 100 (< 0 = never), action_history 5,
-    sim_init_theta_mean pi, sim_init_theta_std 0.8 (start hanging down; 0 = start upright): the simulated plant
-    x_limit 0.3, theta_dot_limit 15.0, max_episode_steps 1000, stale_after_s 0.1, settle_theta_dot 0.5:
-        topic plant safety rules and reset condition
+Parameters: the fields of dcdrl_edge.controller_parameters.ControllerParameters (their table is in
+docs/edge-controller.md; `controller --help` lists them). The face-recognition testbed's device
+controller is its own executable: offload_controller.
 """
 from __future__ import annotations
 
@@ -72,13 +37,14 @@ from typing import Any
 import numpy as np
 
 from dcdrl_core import ros
-from dcdrl_core.live_parameters import Live, LiveParameters, non_negative, positive, read_only, set_timer_period
+from dcdrl_core.live_parameters import Live, LiveParameters, set_timer_period
 from dcdrl_core.msg_arrays import set_array
 from dcdrl_core.names import DEFAULT_NAMESPACE
-from dcdrl_core.param_check import check_no_unknown_parameters
+from dcdrl_core.parameter_dataclass import declare_parameters
 from dcdrl_core.protocol import LoopMode
 from dcdrl_edge.actor_buffer import DoubleBufferedActor
-from dcdrl_edge.controller import ControllerConfig, EdgeController
+from dcdrl_edge.controller import EdgeController
+from dcdrl_edge.controller_parameters import ControllerParameters
 from dcdrl_edge.eval_mode import EvaluationReport, read_weights_file
 from dcdrl_edge.loop_process import LoopProcess, SimPlantSpec
 from dcdrl_edge.plant import SimulatedCartPolePlant, TopicPlant
@@ -89,7 +55,6 @@ from dcdrl_msgs.msg import EdgeCommand, EpisodeStats, LoopStats, PolicyWeights, 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from std_msgs.msg import Float64MultiArray
 
-_CONFIG = ControllerConfig()
 _UINT_STATS = ('steps', 'episode', 'policy_version', 'misses', 'segments_queued', 'segments_dropped',
                'weights_swapped', 'weights_rejected')
 MAX_COMMAND_SENDERS = 16   # distinct EdgeCommand senders remembered (header.frame_id)
@@ -104,57 +69,29 @@ def _reliable(depth: int, latched: bool = False) -> Any:
 class ControllerNode(ros.Node):
     def __init__(self) -> None:
         super().__init__('controller', namespace=DEFAULT_NAMESPACE)
-        self.declare_parameter('mode', _CONFIG.mode, read_only("'train' or 'eval'"))
-        if self.get_parameter('mode').value == 'offload':  # was a mode of this executable: say where it went
-            raise ValueError("mode 'offload' is its own executable now: ros2 run dcdrl_edge offload_controller "
-                             "(the same parameters, without mode)")
-        # Live: the two report periods and the two warning thresholds; the control loop's settings are read
-        # at start (the loop may run in its own process).
+        # Live: the two report periods and the two warning thresholds (their limits are the fields'); the
+        # control loop's settings are read at start (the loop may run in its own process).
         self.live = LiveParameters({
-            'stats_period_s': Live(check=positive, apply=lambda period: set_timer_period(self.stats_timer, period)),
-            'diagnostics_period_s': Live(check=positive,
-                                         apply=lambda period: set_timer_period(self.diagnostics_timer, period)),
-            'warn_period_error_us': Live(check=non_negative,
-                                         apply=lambda value: setattr(self, 'warn_period_error_us', value)),
-            'cloud_timeout_s': Live(check=positive, apply=lambda value: setattr(self, 'cloud_timeout_s', value))})
-        config_names = [name for name in ControllerConfig.__dataclass_fields__]
-        for name in config_names:
-            if name != 'mode':
-                self.declare_parameter(name, getattr(_CONFIG, name), self.live.descriptor(name))
-        extra = {
-            'plant': 'sim', 'network_preset': 'cloud_edge', 'weights_file': '', 'segment_depth': 1000,
-            'switch_interval_s': 0.0, 'stats_period_s': 0.5, 'diagnostics_period_s': 1.0,
-            'warn_period_error_us': 1000.0, 'cloud_timeout_s': 5.0, 'loop_process': False, 'realtime_priority': 0,
-            'sim_rate_hz': 0.0, 'sim_cart_friction': 10.0, 'sim_pole_friction': 0.0011, 'sim_integrator': 'euler',
-            'sim_max_steps': 1000, 'sim_target_steps_to_stop': 100, 'action_history': 5,
-            'sim_init_theta_mean': math.pi, 'sim_init_theta_std': 0.8,
-            'x_limit': 0.3, 'theta_dot_limit': 15.0, 'max_episode_steps': 1000, 'stale_after_s': 0.1,
-            'settle_theta_dot': 0.5, 'eval_episodes': 0,
-        }
-        for name, default in extra.items():
-            self.declare_parameter(name, default, self.live.descriptor(name))
-        check_no_unknown_parameters(self)
-        p = lambda name: self.get_parameter(name).value  # noqa: E731
-        values = {name: p(name) for name in config_names}
-        values['device_id'] = values['device_id'] or self.get_name()
-        self.config = ControllerConfig(**values)
+            'stats_period_s': Live(apply=lambda period: set_timer_period(self.stats_timer, period)),
+            'diagnostics_period_s': Live(apply=lambda period: set_timer_period(self.diagnostics_timer, period)),
+            'warn_period_error_us': Live(apply=lambda value: setattr(self, 'warn_period_error_us', value)),
+            'cloud_timeout_s': Live(apply=lambda value: setattr(self, 'cloud_timeout_s', value))})
+        # A bad value raises ValueError here: ros.run_node prints it and exits with code 2.
+        try:
+            parameters = declare_parameters(self, ControllerParameters, self.live)
+        except ValueError:
+            if self.has_parameter('mode') and self.get_parameter('mode').value == 'offload':
+                raise ValueError("mode 'offload' is its own executable now: ros2 run dcdrl_edge offload_controller "
+                                 "(the same parameters, without mode)") from None
+            raise
+        p = lambda name: getattr(parameters, name)  # noqa: E731
+        self.config = parameters.config(self.get_name())
         self.device_id = self.config.device_id
-        for name in ('stats_period_s', 'diagnostics_period_s', 'cloud_timeout_s'):
-            if not p(name) > 0:
-                raise ValueError(f'{name} must be > 0, got {p(name)!r}')
-        if p('segment_depth') < 1:
-            raise ValueError(f"segment_depth must be >= 1, got {p('segment_depth')}")
-        self.warn_period_error_us = float(p('warn_period_error_us'))
-        self.cloud_timeout_s = float(p('cloud_timeout_s'))
-        if p('switch_interval_s') < 0:
-            raise ValueError(f"switch_interval_s must be >= 0 (0 = from the rate), got {p('switch_interval_s')}")
-        sys.setswitchinterval(float(p('switch_interval_s')) or switch_interval_for(self.config.rate_hz))
-        self.realtime_priority = int(p('realtime_priority'))
-        if not 0 <= self.realtime_priority <= 99:
-            raise ValueError(f'realtime_priority must be 0 (off) or 1-99, got {self.realtime_priority}')
-        self.eval_episodes = int(p('eval_episodes'))
-        if self.eval_episodes < 0:
-            raise ValueError(f'eval_episodes must be >= 0 (0 = until stopped), got {self.eval_episodes}')
+        self.warn_period_error_us = parameters.warn_period_error_us
+        self.cloud_timeout_s = parameters.cloud_timeout_s
+        sys.setswitchinterval(parameters.switch_interval_s or switch_interval_for(self.config.rate_hz))
+        self.realtime_priority = parameters.realtime_priority
+        self.eval_episodes = parameters.eval_episodes
         # The weights file first: a wrong path ends the node before a loop process or plant exists.
         weights_file = p('weights_file')
         if self.config.mode == 'eval' and not weights_file:
@@ -204,7 +141,6 @@ class ControllerNode(ros.Node):
         self.sender = self.controller.make_sender(self._send_segments, on_error=self._on_send_error)
         self.stats_timer = self.create_timer(float(p('stats_period_s')), self.publish_stats)
         self.diagnostics_timer = self.create_timer(float(p('diagnostics_period_s')), self.publish_diagnostics)
-        self.live.attach(self)
 
         self._stop = threading.Event()
         self._stopping = False

@@ -395,10 +395,10 @@ def test_config_validation():
              ({'noise_theta': float('nan')}, ValueError, 'noise_theta'),
              ({'noise_half_life_steps': -1}, ValueError, 'noise_half_life_steps'),
              ({'queue_capacity': 0}, ValueError, 'queue_capacity'),
-             ({'queue_capacity': 2.0}, TypeError, 'queue_capacity'),
+             ({'queue_capacity': 2.0}, ValueError, 'queue_capacity'),
              ({'stats_window': 0}, ValueError, 'stats_window'), ({'seed': -1}, ValueError, 'seed'),
              ({'spin_s': 1.0}, ValueError, 'spin_s'), ({'send_period_s': 0}, ValueError, 'send_period_s'),
-             ({'device_id': ''}, ValueError, 'device_id'), ({'swap_during_evaluation': 1}, TypeError, 'swap')]
+             ({'device_id': ''}, ValueError, 'device_id'), ({'swap_during_evaluation': 1}, ValueError, 'swap')]
     for kwargs, error, text in cases:
         with pytest.raises(error, match=text):
             ControllerConfig(**kwargs)
