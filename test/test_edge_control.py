@@ -1,4 +1,4 @@
-"""The cloud-edge workflow over real DDS, in separate processes (issue: edge controller and cloud trainer).
+"""The cloud-edge workflow over real DDS, in separate processes (edge controller and cloud trainer).
 
 - the controller starts and runs with no cloud (safe action, no segments), refuses weights with
   another architecture, NaN or an old version (keeps the old actor), takes valid ones and streams

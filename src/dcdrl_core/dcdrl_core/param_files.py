@@ -18,7 +18,7 @@ ROS-free runtime:
   string, in order of each key's first appearance; a later file overwrites a parameter under the
   same key. A node gets the entries whose key matches its fully qualified name, applied in table
   order (so a ``/**`` block written before ``/node`` is overridden by it, and vice versa).
-  ``-p`` overrides are applied last and always win (see docs/launch-and-params.md, Decisions).
+  ``-p`` overrides are applied last and always win (docs/decisions.md, "Area: launch files, parameters and building").
 """
 from __future__ import annotations
 
