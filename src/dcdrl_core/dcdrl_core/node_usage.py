@@ -28,6 +28,7 @@ import inspect
 import os
 import re
 import sys
+import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -107,7 +108,7 @@ def _descriptor_limits(descriptor: Any) -> str:
 
 def _caller_module() -> str:
     """The module of the code that called declare_parameter (outside this file)."""
-    frame = sys._getframe(1)
+    frame: types.FrameType | None = sys._getframe(1)
     while frame is not None and frame.f_globals.get('__name__') == __name__:
         frame = frame.f_back
     return frame.f_globals.get('__name__', '') if frame is not None else ''

@@ -104,8 +104,12 @@ def find_unknown_parameters(declared: Collection[str] | Callable[[str], bool], r
 
     ``declared``: the declared names, or a predicate such as ``node.has_parameter``.
     """
-    names = None if callable(declared) else list(declared)
-    is_declared = declared if callable(declared) else (lambda name: name in names)
+    names: list[str] | None = None   # for suggestions, when the names are known
+    if callable(declared):
+        is_declared = declared
+    else:
+        names = list(declared)
+        is_declared = names.__contains__
     unknown = []
     for name, origin in override_origins(ros_args, node_name, namespace).items():
         if name in known or is_declared(name):

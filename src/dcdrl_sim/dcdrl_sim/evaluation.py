@@ -126,6 +126,7 @@ def evaluate_policy(env_or_id: gym.Env | str, policy: Policy | None = None, epis
         raise TypeError(f'evaluate_policy needs a single gymnasium.Env, got {type(env).__name__}')
     try:
         if policy is None:
+            assert policy_factory is not None   # exactly one of the two, checked above
             policy = policy_factory(env)
         label = (name or getattr(policy, 'name', None) or getattr(policy, '__name__', None)
                  or type(policy).__name__)

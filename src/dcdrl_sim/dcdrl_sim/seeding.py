@@ -17,6 +17,7 @@ class Seeded:
         """The episode generator; an unseeded one from OS entropy until seed_rng() is given a seed."""
         if self._np_random is None:
             self.seed_rng(None)
+        assert self._np_random is not None   # seed_rng made one
         return self._np_random
 
     @np_random.setter
@@ -28,6 +29,7 @@ class Seeded:
     def np_random_seed(self) -> int:
         if self._np_random is None:
             self.seed_rng(None)
+        assert self._np_random_seed is not None   # set with every generator
         return self._np_random_seed
 
     def seed_rng(self, seed: int | None) -> None:

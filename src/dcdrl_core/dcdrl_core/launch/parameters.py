@@ -80,8 +80,8 @@ def evaluate_parameter(param: ParameterValue, context: LaunchContext, where: str
         result = _coerce(evaluate(value, context, where), param.type_id, name, where)
     elif isinstance(value, list):
         item_type = _TYPE_IDS.get(param.type_id) if param.type_id else None
-        item_id = {str: 'str', int: 'int', float: 'float', bool: 'bool'}.get(
-            item_type[1] if isinstance(item_type, tuple) else None)
+        item_id = ({str: 'str', int: 'int', float: 'float', bool: 'bool'}.get(item_type[1])
+                   if isinstance(item_type, tuple) else None)
         result = [_coerce(evaluate(item, context, where), item_id, name, where) if isinstance(item, tuple)
                   else item for item in value]
     else:

@@ -137,7 +137,8 @@ class RunLogger:
         if self.print_every_s is None and not force:
             return False
         now = self.clock()
-        if not force and self._last_print is not None and now - self._last_print < self.print_every_s:
+        if (not force and self._last_print is not None and self.print_every_s is not None
+                and now - self._last_print < self.print_every_s):
             return False
         rate = self.sps(step)
         if rate is not None:

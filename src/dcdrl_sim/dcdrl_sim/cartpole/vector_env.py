@@ -219,6 +219,7 @@ class CartPoleSwingUpVectorEnv(VectorEnv):
         observations, rewards, terminated, truncated, on_target, distance = [], [], [], [], [], []
         for env, action, reset_now in zip(self._envs, a.tolist(), resetting.tolist()):
             if reset_now:   # next-step autoreset: the action is ignored
+                assert starts is not None   # drawn above for every resetting plant
                 obs, info = env.reset(options={'state': next(starts)})
                 reward, term, trunc = 0.0, False, False
             else:

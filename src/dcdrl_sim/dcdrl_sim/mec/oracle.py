@@ -128,7 +128,8 @@ def best_response_search(params: MecParams, state: MecState, max_iterations: int
     n, c = params.num_users, params.num_channels
     rows = np.arange(n * (c + 1))
     user, value = rows // (c + 1), rows % (c + 1)
-    best, best_cost = None, np.inf
+    best: np.ndarray | None = None
+    best_cost = np.inf
     for start in (np.zeros(n, dtype=np.int64), round_robin_offload(params),
                   greedy_decisions(params, state)):
         current = start.copy()
@@ -143,4 +144,5 @@ def best_response_search(params: MecParams, state: MecState, max_iterations: int
             current, cost = candidates[j].copy(), float(costs[j])
         if cost < best_cost:
             best, best_cost = current, cost
+    assert best is not None   # a start's cost is finite
     return best
