@@ -106,7 +106,7 @@ def test_controller_keeps_deciding_without_a_server_and_falls_back_to_local(doma
 
 def test_end_to_end_on_one_machine_produces_experience_and_a_latency_report(domain, tmp_path):
     params = yaml.safe_load(CONFIG.read_text())
-    params['/**/offload_controller']['ros__parameters'].update(experience_batch_size=4, progress_period_s=0.0)
+    params['/**/offload_controller'] = {'ros__parameters': {'experience_batch_size': 4, 'progress_period_s': 0.0}}
     params['/**/learner']['ros__parameters'].update(tensorboard=False, eval_period_s=0.0, final_eval_episodes=1)
     params_file = tmp_path / 'face.yaml'
     params_file.write_text(yaml.safe_dump(params))

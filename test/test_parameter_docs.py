@@ -26,13 +26,15 @@ NODE_PARAMETERS = {
     'segment_learner': 'dcdrl_cloud.segment_config.SegmentLearnerParameters',
     'learner': 'dcdrl_cloud.learner.LearnerParameters',
     'controller': 'dcdrl_edge.controller_parameters.ControllerParameters',
+    'offload_controller': 'dcdrl_edge.offload_parameters.OffloadParameters',
 }
 DOCUMENTED = {
     'replay-node.md': ['dcdrl_cloud.replay_parameters.ReplayBufferParameters'],
     'client-and-parameter-server.md': ['dcdrl_sim.client_logic.ClientConfig',
                                        'dcdrl_cloud.parameter_server.ParameterServerConfig'],
     'cloud-edge-workflow.md': ['dcdrl_cloud.scope.ScopeParameters'],
-    'face-testbed.md': ['dcdrl_edge.frame_sources.CameraParameters', 'dcdrl_edge.face_server.FaceServerConfig'],
+    'face-testbed.md': ['dcdrl_edge.frame_sources.CameraParameters', 'dcdrl_edge.face_server.FaceServerConfig',
+                        'dcdrl_edge.offload_parameters.OffloadParameters'],
     'segment-learner.md': ['dcdrl_cloud.segment_config.SegmentLearnerParameters'],
     'learner.md': ['dcdrl_cloud.learner.LearnerParameters'],
     'edge-controller.md': ['dcdrl_edge.controller_parameters.ControllerParameters'],

@@ -24,6 +24,7 @@ allowed strings. The logic here imports nothing of ROS; only ``declare_parameter
 """
 from __future__ import annotations
 
+import array
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
@@ -55,7 +56,10 @@ class ParameterSpec:
         for kind, name in ((bool, 'boolean'), (int, 'integer'), (float, 'double'), (str, 'string')):
             if isinstance(self.default, kind):
                 return name
-        raise TypeError(f'parameter {self.name}: default {self.default!r} is not a bool, int, float or str')
+        if _is_double_tuple(self.default):
+            return 'double_array'
+        raise TypeError(f'parameter {self.name}: default {self.default!r} is not a bool, int, float, str or a '
+                        f'non-empty tuple of floats')
 
     def limits(self) -> str:
         """The limits in words ('' when none): '>= 1', '[0, 1]', '> 0', 'one of: ou, gaussian, none'."""
@@ -74,6 +78,11 @@ class ParameterSpec:
 
     def refusal(self, value: Any) -> str:
         """'' or why ``value`` is not a valid value of this parameter."""
+        if self.type_name == 'double_array':   # a non-empty list of numbers, each within the limits
+            if not isinstance(value, (list, tuple, array.array)) or not value:   # rclpy may hand an array.array
+                return f'{self.name} must be a non-empty list of numbers, got {value!r}'
+            element = dataclasses.replace(self, name=f'each of {self.name}', default=0.0)
+            return next((reason for item in value for reason in [element.refusal(item)] if reason), '')
         kind = type(self.default)
         if kind is float:
             valid_type = isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -126,9 +135,19 @@ def build(parameters_class: type, values: Mapping[str, Any]) -> Any:
                  if reason]
     if refusals:
         raise ValueError('; '.join(refusals))
-    converted = {name: float(value) if isinstance(specs[name].default, float) else value
-                 for name, value in values.items()}
+    converted = {name: _converted(specs[name], value) for name, value in values.items()}
     return parameters_class(**converted)
+
+
+def _is_double_tuple(value: Any) -> bool:
+    return isinstance(value, tuple) and bool(value) and all(type(item) is float for item in value)
+
+
+def _converted(spec: ParameterSpec, value: Any) -> Any:
+    """A checked value in the field's own type (ROS gives ints for some doubles, lists for arrays)."""
+    if spec.type_name == 'double_array':
+        return tuple(float(item) for item in value)
+    return float(value) if isinstance(spec.default, float) else value
 
 
 def check_limits(instance: Any) -> None:
@@ -150,6 +169,8 @@ def live_names(parameters_class: type) -> set[str]:
 def _shown_default(value: Any) -> str:
     if isinstance(value, bool):
         return 'true' if value else 'false'
+    if isinstance(value, tuple):
+        return '[' + ', '.join(str(item) for item in value) + ']'
     if value == '':
         return "''"
     return str(value)
@@ -174,11 +195,12 @@ def descriptor(spec: ParameterSpec) -> Any:
     from dcdrl_core import ros  # noqa: F401  (our runtime's interface import hook, when it is the backend)
 
     from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-    notes = [spec.limits()] if spec.choices or spec.above is not None else []
+    unranged = spec.choices or spec.above is not None or isinstance(spec.default, tuple)
+    notes = [spec.limits()] if unranged and spec.limits() else []
     notes.append(LIVE_NOTE if spec.live else READ_AT_START)
     result = ParameterDescriptor(description=spec.doc, read_only=not spec.live,
                                  additional_constraints='; '.join(notes))
-    if spec.low is not None or spec.high is not None:
+    if spec.low is not None or spec.high is not None:   # single numbers only: rcl has no ranges for arrays
         if isinstance(spec.default, int) and not isinstance(spec.default, bool):
             low = INT64_MIN if spec.low is None else int(spec.low)
             high = INT64_MAX if spec.high is None else int(spec.high)
@@ -203,8 +225,9 @@ def declare_parameters(node: Any, parameters_class: type, live: Any = None) -> A
     if marked != listed:
         raise RuntimeError(f'{parameters_class.__name__}: fields marked live {sorted(marked)} but the node '
                            f'applies {sorted(listed)}')
-    for spec in specs:
-        node.declare_parameter(spec.name, spec.default, descriptor(spec))
+    for spec in specs:   # an array is declared as a list (rcl's DOUBLE_ARRAY)
+        default = list(spec.default) if isinstance(spec.default, tuple) else spec.default
+        node.declare_parameter(spec.name, default, descriptor(spec))
     check_no_unknown_parameters(node)
     values = {spec.name: node.get_parameter(spec.name).value for spec in specs}
     built = build(parameters_class, values)

@@ -147,3 +147,23 @@ def test_a_runtime_node_declares_builds_and_refuses(runtime_node):
 def _parameter(name, value):
     from dcdrl_core.runtime import Parameter
     return Parameter(name, value=value)
+
+
+@dataclass(frozen=True)
+class WithSizes:
+    sizes: tuple[float, ...] = parameter((0.3, 0.9), 'frame sizes', above=0.0)
+
+
+def test_a_tuple_of_floats_is_a_double_array_checked_item_by_item(runtime_node):
+    assert parameter_specs(WithSizes)[0].type_name == 'double_array'
+    assert build(WithSizes, {'sizes': [1, 2.5]}) == WithSizes(sizes=(1.0, 2.5))   # ints taken, a tuple kept
+    for bad, message in (([], 'non-empty list'), ([0.5, 0.0], 'each of sizes must be > 0'), ('x', 'non-empty list'),
+                         ([math.nan], 'finite'), ([True], 'double')):
+        with pytest.raises(ValueError, match=message):
+            build(WithSizes, {'sizes': bad})
+    assert '| `sizes` | `[0.3, 0.9]` | > 0 |' in markdown_table(WithSizes)
+    node = runtime_node('-p', 'sizes:=[0.5, 2.0]')
+    assert declare_parameters(node, WithSizes) == WithSizes(sizes=(0.5, 2.0))
+    assert node.get_parameter('sizes').value == [0.5, 2.0]
+    with pytest.raises(ValueError, match='each of sizes must be > 0'):
+        declare_parameters(runtime_node('-p', 'sizes:=[-1.0]'), WithSizes)

@@ -33,6 +33,7 @@ All methods of ``OffloadController`` may be called from any thread (one lock, he
 from __future__ import annotations
 
 import math
+import numbers
 import threading
 import time
 from collections import Counter, deque
@@ -42,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from dcdrl_core.parameter_dataclass import check_limits, parameter
 from dcdrl_sim.face.model import LOCAL, OBS_SIZE, OFFLOAD, FaceOffloadModel
 
 POLICIES = ('learned', 'local', 'offload', 'random', 'greedy')
@@ -74,105 +76,79 @@ MODEL_FIELDS = ('deadline_s', 'latency_weight', 'energy_weight', 'miss_penalty',
 
 @dataclass
 class OffloadConfig:
-    """Every tunable number of the offloading controller (the node's parameters, same names)."""
+    """Every tunable number of the offloading controller (dcdrl_core.parameter_dataclass); the node adds
+    its own (dcdrl_edge.offload_parameters.OffloadParameters). The task model's defaults are
+    FaceOffloadModel's (MODEL_FIELDS): keep them equal to the env the cloud trains on."""
 
-    device_id: str = 'device'
-    policy: str = 'learned'               # 'learned' | 'local' | 'offload' | 'random' | 'greedy'
-    initial_policy: str = 'greedy'        # 'learned' acts with this baseline until usable weights arrive
-    min_policy_version: int = 2           # ... of at least this version (the learner's version 1 is its
-                                          # untrained initial actor)
-    training: bool = True                 # 'learned' adds exploration noise to the actor's output
-    exploration_noise: float = 0.3        # Gaussian sigma on the action (before clipping to [-1, 1])
-    random_offload_probability: float = 0.5
-    seed: int = 0                         # noise, 'random' decisions, baseline action draws
-    # Task model and cost: defaults are FaceOffloadModel's (see MODEL_FIELDS).
-    deadline_s: float = 2.0               # per frame (a task is one frame)
-    latency_weight: float = 1.0
-    energy_weight: float = 0.1
-    miss_penalty: float = 2.0
-    device_cpu_power_w: float = 2.5
-    radio_power_w: float = 1.3
-    device_seconds_per_megapixel: float = 2.0
-    device_seconds_per_face: float = 0.4
-    device_encode_seconds_per_megapixel: float = 0.1
-    server_seconds_per_megapixel: float = 0.5
-    server_seconds_per_face: float = 0.1
-    bytes_per_megapixel: float = 150_000.0
-    round_trip_s: float = 0.02
-    bandwidth_min_mbps: float = 0.5
-    bandwidth_max_mbps: float = 25.0
-    frames_max: int = 4
-    megapixels_per_frame: tuple[float, ...] = (0.3072, 0.9216)
-    max_faces_per_frame: int = 8
-    # Estimates from measurements.
-    initial_bandwidth_mbps: float = 8.0   # bandwidth estimate before the first clean measurement
-    bandwidth_smoothing: float = 0.3      # weight of the newest bandwidth sample (exponential average)
-    server_estimate_smoothing: float = 0.3  # weight of the newest server slow-down sample
-    local_estimate_smoothing: float = 0.3   # weight of the newest local slow-down sample
-    # Offloading and queues.
-    offload_timeout_s: float = 2.0        # from the decision; then the task runs locally (fell back)
-    max_in_flight: int = 2                # offloads decided and not finished (link queue included), and
-                                          # timed-out requests the server may still be working on (for
-                                          # another offload_timeout_s): a slow server is not fed more
-    worker_queue_size: int = 2            # local tasks pending (waiting + running) in the FaceWorker
-    # Experience and statistics.
-    publish_experience: bool = True
-    experience_batch_size: int = 16       # transitions per ExperienceBatch
-    episode_tasks: int = 50               # tasks per episode (EpisodeStats; the last transition is truncated)
-    stats_window: int = 10_000            # latency samples kept per mode for the percentiles
+    device_id: str = parameter('device', 'name in experience, records and stats')
+    policy: str = parameter('learned', 'how each task is decided', choices=POLICIES)
+    initial_policy: str = parameter('greedy', "what 'learned' does until weights of min_policy_version arrive",
+                                    choices=BASELINE_POLICIES)
+    min_policy_version: int = parameter(2, "usable weights' least version (the learner's version 1 is its "
+                                           "untrained initial actor)", low=0)
+    training: bool = parameter(True, "'learned' adds exploration noise to the actor's output")
+    exploration_noise: float = parameter(0.3, "Gaussian sigma on the actor's output (before clipping to [-1, 1])",
+                                         low=0.0)
+    random_offload_probability: float = parameter(0.5, "offload probability of policy 'random'", low=0.0, high=1.0)
+    seed: int = parameter(0, "noise, 'random' decisions, baseline action draws", low=0)
+    deadline_s: float = parameter(2.0, 'per frame (a task is one frame)', above=0.0)
+    latency_weight: float = parameter(1.0, 'cost weight of the latency (s)', low=0.0)
+    energy_weight: float = parameter(0.1, 'cost weight of the energy (J)', low=0.0)
+    miss_penalty: float = parameter(2.0, 'cost of a missed deadline', low=0.0)
+    device_cpu_power_w: float = parameter(2.5, 'energy model: device CPU power while recognising', low=0.0)
+    radio_power_w: float = parameter(1.3, 'energy model: radio power while transferring', low=0.0)
+    device_seconds_per_megapixel: float = parameter(2.0, 'task model: local recognition time per megapixel',
+                                                    above=0.0)
+    device_seconds_per_face: float = parameter(0.4, 'task model: local recognition time per face', low=0.0)
+    device_encode_seconds_per_megapixel: float = parameter(0.1, 'task model: JPEG encoding time per megapixel',
+                                                           low=0.0)
+    server_seconds_per_megapixel: float = parameter(0.5, 'task model: server recognition time per megapixel',
+                                                    above=0.0)
+    server_seconds_per_face: float = parameter(0.1, 'task model: server recognition time per face', low=0.0)
+    bytes_per_megapixel: float = parameter(150_000.0, 'task model: JPEG bytes per megapixel', above=0.0)
+    round_trip_s: float = parameter(0.02, 'task model: network round trip', low=0.0)
+    bandwidth_min_mbps: float = parameter(0.5, "task model: the observation's lowest bandwidth", above=0.0)
+    bandwidth_max_mbps: float = parameter(25.0, "task model: the observation's highest bandwidth", above=0.0)
+    frames_max: int = parameter(4, "task model: the observation's scale of queued frames", low=1)
+    megapixels_per_frame: tuple[float, ...] = parameter((0.3072, 0.9216), 'task model: the frame sizes',
+                                                        above=0.0)
+    max_faces_per_frame: int = parameter(8, "task model: the observation's scale of faces", low=1)
+    initial_bandwidth_mbps: float = parameter(8.0, 'bandwidth estimate before the first clean measurement',
+                                              above=0.0)
+    bandwidth_smoothing: float = parameter(0.3, 'weight of the newest bandwidth sample (exponential average)',
+                                           above=0.0, high=1.0)
+    server_estimate_smoothing: float = parameter(0.3, 'weight of the newest server slow-down sample', above=0.0,
+                                                 high=1.0)
+    local_estimate_smoothing: float = parameter(0.3, 'weight of the newest local slow-down sample', above=0.0,
+                                                high=1.0)
+    offload_timeout_s: float = parameter(2.0, 'from the decision; then the task runs locally (fell back)',
+                                         above=0.0)
+    max_in_flight: int = parameter(2, 'offloads outstanding (link queue and timed-out requests the server may '
+                                      'still work on included)', low=1)
+    worker_queue_size: int = parameter(2, 'local tasks pending (waiting + running) in the FaceWorker', low=1)
+    publish_experience: bool = parameter(True, 'send transitions to the cloud')
+    experience_batch_size: int = parameter(16, 'transitions per ExperienceBatch', low=1)
+    episode_tasks: int = parameter(50, 'tasks per episode (EpisodeStats; the last transition is truncated)', low=1)
+    stats_window: int = parameter(10_000, 'latency samples kept per mode for the percentiles', low=1)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.device_id, str) or not self.device_id:
-            raise ValueError(f'device_id must be a non-empty string, got {self.device_id!r}')
-        if self.policy not in POLICIES:
-            raise ValueError(f'policy must be one of {POLICIES}, got {self.policy!r}')
-        if self.initial_policy not in BASELINE_POLICIES:
-            raise ValueError(f'initial_policy must be one of {BASELINE_POLICIES}, got {self.initial_policy!r}')
-        for name in ('training', 'publish_experience'):
-            if not isinstance(getattr(self, name), bool):
-                raise TypeError(f'{name} must be a bool, got {getattr(self, name)!r}')
-        for name in ('seed', 'min_policy_version', 'frames_max', 'max_faces_per_frame', 'max_in_flight',
-                     'worker_queue_size', 'experience_batch_size', 'episode_tasks', 'stats_window'):
-            value = getattr(self, name)
-            low = 0 if name in ('seed', 'min_policy_version') else 1
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise ValueError(f'{name} must be an integer >= {low}, got {value!r}')
-            setattr(self, name, int(value))
-        positive = ('deadline_s', 'device_seconds_per_megapixel', 'server_seconds_per_megapixel',
-                    'bytes_per_megapixel', 'bandwidth_min_mbps', 'bandwidth_max_mbps', 'initial_bandwidth_mbps',
-                    'offload_timeout_s')
-        non_negative = ('exploration_noise', 'latency_weight', 'energy_weight', 'miss_penalty', 'device_cpu_power_w',
-                        'radio_power_w', 'device_seconds_per_face', 'device_encode_seconds_per_megapixel',
-                        'server_seconds_per_face', 'round_trip_s')
-        fractions = ('random_offload_probability', 'bandwidth_smoothing', 'server_estimate_smoothing',
-                     'local_estimate_smoothing')
-        for name in positive + non_negative + fractions:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-                    or not math.isfinite(value):
-                raise ValueError(f'{name} must be a finite number, got {value!r}')
-            setattr(self, name, float(value))
-        for name in positive:
-            if not getattr(self, name) > 0:
-                raise ValueError(f'{name} must be > 0, got {getattr(self, name)!r}')
-        for name in non_negative:
-            if getattr(self, name) < 0:
-                raise ValueError(f'{name} must be >= 0, got {getattr(self, name)!r}')
-        for name in fractions:
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f'{name} must be in [0, 1], got {getattr(self, name)!r}')
-        for name in ('bandwidth_smoothing', 'server_estimate_smoothing', 'local_estimate_smoothing'):
-            if getattr(self, name) == 0.0:
-                raise ValueError(f'{name} must be in (0, 1] (0 would never update the estimate)')
+        for item in fields(self):   # numpy numbers, ints for floats and lists for the sizes: the field's type
+            value = getattr(self, item.name)
+            if isinstance(item.default, float) and isinstance(value, numbers.Real) and not isinstance(value, bool):
+                setattr(self, item.name, float(value))
+            elif type(item.default) is int and isinstance(value, numbers.Integral) and not isinstance(value, bool):
+                setattr(self, item.name, int(value))
+            elif isinstance(item.default, tuple) and isinstance(value, (list, np.ndarray)):
+                setattr(self, item.name, tuple(float(size) for size in value))
+        check_limits(self)
+        self._check_device_id()
         if self.bandwidth_max_mbps < self.bandwidth_min_mbps:
             raise ValueError(f'bandwidth_max_mbps ({self.bandwidth_max_mbps}) must be >= bandwidth_min_mbps '
                              f'({self.bandwidth_min_mbps})')
-        sizes = self.megapixels_per_frame
-        if isinstance(sizes, (str, bytes)) or not isinstance(sizes, (list, tuple, np.ndarray)) or len(sizes) == 0:
-            raise ValueError(f'megapixels_per_frame must be a non-empty list of sizes, got {sizes!r}')
-        self.megapixels_per_frame = tuple(float(s) for s in sizes)
-        if not all(math.isfinite(s) and s > 0 for s in self.megapixels_per_frame):
-            raise ValueError(f'megapixels_per_frame must hold sizes > 0, got {self.megapixels_per_frame!r}')
+
+    def _check_device_id(self) -> None:
+        if not self.device_id:
+            raise ValueError(f'device_id must be a non-empty string, got {self.device_id!r}')
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> OffloadConfig:

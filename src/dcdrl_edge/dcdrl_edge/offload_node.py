@@ -22,20 +22,8 @@ Topics and service (relative; the launch files put the node in /dcdrl):
     pub  episode_stats            dcdrl_msgs/EpisodeStats      best effort (every episode_tasks tasks)
     cli  recognize_faces          dcdrl_msgs/srv/RecognizeFaces
 
-Parameters: every field of dcdrl_edge.offload.OffloadConfig (same name and default; device_id ''
-= the node name), and:
-    env_id 'dcdrl_sim/FaceOffloadContinuous-v0': sizes the actor (8 observations, 1 action)
-    network_preset 'dcdrl': actor network preset (the learner's)
-    weights_file '': actor weights (.safetensors) to start with; the cloud's newer weights replace them
-    known_faces_dir '', face_model 'hog', upsample 1, tolerance 0.5: recognition settings (local
-        worker, and the tolerance sent with each request)
-    worker_start_timeout_s 60.0: the local worker must be ready (models loaded) within this
-    link_bandwidth_mbps 0.0: emulated link for offloads (Mbit/s); 0 = none
-    link_schedule '': '0:20,30:2,60:10' (from t s on, Mbit/s; 0 = none) instead of a constant
-    max_image_bytes 2000000, max_pixels 2073600: frames above are refused (counted, bad_frames)
-    timeout_check_period_s 0.05: how often offloads are checked against offload_timeout_s
-    record_depth 100, experience_depth 100: publisher depths
-    progress_period_s 10.0: a progress line on the log; 0 = off
+Parameters: the fields of dcdrl_edge.offload_parameters.OffloadParameters (their table is in
+docs/face-testbed.md; `offload_controller --help` lists them).
 
 On shutdown it prints 'OFFLOAD REPORT {json}': OffloadController.report() (latency per mode with
 mean/p50/p95, counts) plus worker, link, weights and frame counters.
@@ -48,22 +36,18 @@ import threading
 import time
 import traceback
 from collections.abc import Sequence
-from dataclasses import fields
 from typing import Any
 
 import numpy as np
 
 from dcdrl_core import ros
 from dcdrl_core.experience import fill_experience
-from dcdrl_core.live_parameters import Live, LiveParameters, from_validator, non_negative, periodic
+from dcdrl_core.live_parameters import Live, LiveParameters, periodic
 from dcdrl_core.msg_arrays import set_array
 from dcdrl_core.names import DEFAULT_NAMESPACE
-from dcdrl_core.param_check import check_no_unknown_parameters
+from dcdrl_core.parameter_dataclass import declare_parameters
 from dcdrl_edge.face_worker import FaceWorker
-from dcdrl_edge.faces import check_tolerance
 from dcdrl_edge.images import (
-    DEFAULT_MAX_BYTES,
-    DEFAULT_MAX_PIXELS,
     ImageLimits,
     ImageRejected,
     compressed_bytes,
@@ -74,27 +58,19 @@ from dcdrl_edge.images import (
 from dcdrl_edge.offload import (
     LOCAL,
     LinkEmulator,
-    OffloadConfig,
     OffloadController,
     Outcome,
     Task,
     actor_dims,
     parse_schedule,
 )
+from dcdrl_edge.offload_parameters import OffloadParameters
 
 from dcdrl_msgs.msg import EpisodeStats, ExperienceBatch, OffloadRecord, PolicyWeights
 from dcdrl_msgs.srv import RecognizeFaces
 from sensor_msgs.msg import CompressedImage
 
-_DEFAULTS = OffloadConfig()
 MAX_REPLY_FACES = 1000   # a reply naming more faces than this is malformed (the task runs locally)
-_EXTRA = {
-    'env_id': 'dcdrl_sim/FaceOffloadContinuous-v0', 'network_preset': 'dcdrl', 'weights_file': '',
-    'known_faces_dir': '', 'face_model': 'hog', 'upsample': 1, 'tolerance': 0.5, 'worker_start_timeout_s': 60.0,
-    'link_bandwidth_mbps': 0.0, 'link_schedule': '', 'max_image_bytes': DEFAULT_MAX_BYTES,
-    'max_pixels': DEFAULT_MAX_PIXELS, 'timeout_check_period_s': 0.05, 'record_depth': 100,
-    'experience_depth': 100, 'progress_period_s': 10.0,
-}
 
 
 def _reliable(depth: int, latched: bool = False) -> Any:
@@ -105,37 +81,17 @@ def _reliable(depth: int, latched: bool = False) -> Any:
 class OffloadControllerNode(ros.Node):
     def __init__(self) -> None:
         super().__init__('offload_controller', namespace=DEFAULT_NAMESPACE)
-        # Live: the tolerance sent with each task and the progress period; the rest is read at start.
+        # Live: the tolerance sent with each task and the progress period (their limits are the fields');
+        # the rest is read at start.
         self.progress_timer = None
         self.live = LiveParameters({
-            'tolerance': Live(check=from_validator(check_tolerance),
-                              apply=lambda value: setattr(self, 'tolerance', value),
-                              description='face distance threshold sent with each task'),
-            'progress_period_s': Live(check=non_negative, apply=self._set_progress_period,
-                                      description='seconds between progress lines; 0 = off')})
-        for spec in fields(OffloadConfig):
-            default = getattr(_DEFAULTS, spec.name)
-            if spec.name == 'device_id':
-                default = ''
-            elif spec.name == 'megapixels_per_frame':
-                default = list(default)
-            self.declare_parameter(spec.name, default, self.live.descriptor(spec.name))
-        for name, default in _EXTRA.items():
-            self.declare_parameter(name, default, self.live.descriptor(name))
-        check_no_unknown_parameters(self)
-        p = lambda name: self.get_parameter(name).value  # noqa: E731
-        values = {spec.name: p(spec.name) for spec in fields(OffloadConfig)}
-        values['device_id'] = values['device_id'] or self.get_name()
-        self.config = OffloadConfig(**values)
+            'tolerance': Live(apply=lambda value: setattr(self, 'tolerance', value)),
+            'progress_period_s': Live(apply=self._set_progress_period)})
+        # A bad value raises ValueError here: ros.run_node prints it and exits with code 2.
+        parameters = declare_parameters(self, OffloadParameters, self.live)
+        p = lambda name: getattr(parameters, name)  # noqa: E731
+        self.config = parameters.config(self.get_name())
         self.device_id = self.config.device_id
-        for name in ('worker_start_timeout_s', 'timeout_check_period_s'):
-            if not p(name) > 0:
-                raise ValueError(f'{name} must be > 0, got {p(name)!r}')
-        for name in ('record_depth', 'experience_depth', 'max_image_bytes', 'max_pixels'):
-            if p(name) < 1:
-                raise ValueError(f'{name} must be >= 1, got {p(name)!r}')
-        if p('progress_period_s') < 0:
-            raise ValueError(f"progress_period_s must be >= 0 (0 = off), got {p('progress_period_s')!r}")
         self.limits = ImageLimits(int(p('max_image_bytes')), int(p('max_pixels')))
         self.tolerance = float(p('tolerance'))
         schedule = parse_schedule(p('link_schedule'))
@@ -193,7 +149,6 @@ class OffloadControllerNode(ros.Node):
         self._collector.start()
         self.create_timer(float(p('timeout_check_period_s')), self._check_timeouts)
         self._set_progress_period(float(p('progress_period_s')))
-        self.live.attach(self)
         self.create_subscription(PolicyWeights, 'policy', self.on_policy, _reliable(1, latched=True))
         self.create_subscription(CompressedImage, 'camera/image/compressed', self.on_frame, _reliable(5))
 

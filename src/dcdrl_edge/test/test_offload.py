@@ -39,7 +39,7 @@ def test_config_defaults_are_the_face_envs_constants():
 @pytest.mark.parametrize('changes,match', [
     ({'policy': 'smart'}, 'policy must be one of'), ({'initial_policy': 'learned'}, 'initial_policy'),
     ({'deadline_s': 0.0}, 'deadline_s must be > 0'), ({'exploration_noise': -0.1}, 'exploration_noise'),
-    ({'bandwidth_smoothing': 0.0}, 'bandwidth_smoothing'), ({'random_offload_probability': 1.5}, 'in \\[0, 1\\]'),
+    ({'bandwidth_smoothing': 0.0}, 'bandwidth_smoothing'), ({'random_offload_probability': 1.5}, 'must be \\[0, 1\\]'),
     ({'max_in_flight': 0}, 'max_in_flight'), ({'episode_tasks': 2.5}, 'episode_tasks'),
     ({'offload_timeout_s': math.nan}, 'offload_timeout_s'), ({'device_id': ''}, 'device_id'),
     ({'megapixels_per_frame': []}, 'megapixels_per_frame'), ({'bandwidth_max_mbps': 0.1}, 'bandwidth_max_mbps'),
