@@ -5,14 +5,14 @@
         [--device-launch launch/edge.launch.yaml] [--cloud-launch launch/cloud_edge.launch.yaml]
         [--edge-launch launch/face_edge_server.launch.yaml]  ('' = none; default: if the file exists)
         [--device-arg rate_hz:=30.0 ...] [--cloud-arg duration_s:=600.0 ...]
-        [--link-bandwidth cloud->device=0.06 ...] [--cut device-cloud@30+10 ...]
+        [--link-bandwidth 'cloud->device=0.06' ...] [--cut device-cloud@30+10 ...]
 
 Each host is a network namespace with one private address on a switch whose links are shaped
 with tc (dcdrl_core.netns.Testbed; docs/multihost.md). The device runs edge.launch.yaml, the
 cloud cloud_edge.launch.yaml, the edge host the face server's launch file if there is one. Every
-process gets what a user sets on a real machine: ROS_DOMAIN_ID, ROS_AUTOMATIC_DISCOVERY_RANGE=SUBNET
-and ROS_STATIC_PEERS=<the other hosts>. Logs go to --log-dir (printed at start). Ctrl-C, SIGTERM,
-SIGHUP or the end of --duration-s stop every process and delete every namespace.
+process gets what a user sets on a real machine: ROS_DOMAIN_ID, ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
+(SUBNET with --allow-multicast) and ROS_STATIC_PEERS=<the other hosts>. Logs go to --log-dir (printed
+at start). Ctrl-C, SIGTERM, SIGHUP or the end of --duration-s stop every process and delete every namespace.
 
 Probes (small nodes to run inside a namespace or on a real machine; used by the tests and
 bench/bandwidth.py; each prints one JSON line per event):
@@ -196,7 +196,8 @@ def _link_bandwidths(items: Sequence[str]) -> dict[str, float | None]:
     for item in items:
         link, _, text = item.partition('=')
         if not text:
-            raise SystemExit(f"--link-bandwidth expects LINK=MBPS (e.g. cloud->device=0.06), got {item!r}")
+            raise SystemExit(f"--link-bandwidth expects LINK=MBPS (e.g. 'cloud->device=0.06', quoted: "
+                             f"unquoted, the shell reads > as a redirection), got {item!r}")
         values[link] = None if text.lower() in ('none', 'inf', '0') else float(text)
     return values
 
@@ -289,7 +290,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for direction in (link.replace('-', '->'), '->'.join(reversed(link.split('-')))):
                     mbps = bed.bandwidth(direction)
                     print(f'  {direction}: ' + (f'{mbps:g} Mbit/s' if mbps else 'unshaped'), flush=True)
-            print(f'  domain {args.domain_id}, discovery: SUBNET + ROS_STATIC_PEERS, multicast '
+            discovery = bed.dds_env(bed.hosts[0], args.domain_id)['ROS_AUTOMATIC_DISCOVERY_RANGE']
+            print(f'  domain {args.domain_id}, discovery: {discovery} + ROS_STATIC_PEERS, multicast '
                   + ('allowed' if args.allow_multicast else 'dropped at the switch'), flush=True)
             processes = {}
             for host, launch_file, launch_args in sides:

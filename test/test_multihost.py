@@ -383,6 +383,8 @@ def test_testbed_script_starts_the_workflow_and_leaves_nothing_on_sigterm(tmp_pa
                            '--cloud-arg', 'scope:=false', '--status-period-s', '0'])
     try:
         run_id = re.search(r'testbed (\S+):', script.wait_for_line('testbed ', TIMEOUT)).group(1)
+        # The switch drops multicast, so the hosts discover each other by unicast only.
+        assert 'discovery: LOCALHOST + ROS_STATIC_PEERS' in script.wait_for_line('discovery:', TIMEOUT)
         script.wait_for_line('logs in', TIMEOUT)
         assert len([n for n in list_namespaces() if run_id in n]) == 4
         # The controller really runs in the device namespace and logs to device.log.
