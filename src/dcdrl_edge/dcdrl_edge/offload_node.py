@@ -55,16 +55,12 @@ from dcdrl_edge.images import (
     decode_compressed,
     fill_compressed_bytes,
 )
-from dcdrl_edge.offload import (
-    LOCAL,
-    LinkEmulator,
-    OffloadController,
-    Outcome,
-    Task,
-    actor_dims,
-    parse_schedule,
-)
+from dcdrl_edge.link_emulator import LinkEmulator, parse_schedule
+from dcdrl_edge.offload import OffloadController
+from dcdrl_edge.offload_config import actor_dims
 from dcdrl_edge.offload_parameters import OffloadParameters
+from dcdrl_edge.offload_records import Outcome, Task
+from dcdrl_sim.face.model import LOCAL
 
 from dcdrl_msgs.msg import EpisodeStats, ExperienceBatch, OffloadRecord, PolicyWeights
 from dcdrl_msgs.srv import RecognizeFaces

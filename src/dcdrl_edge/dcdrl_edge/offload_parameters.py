@@ -7,7 +7,7 @@ from dcdrl_core.parameter_dataclass import parameter
 
 from .faces import MODELS
 from .images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
-from .offload import ACTOR_ENV_DIMS, OffloadConfig
+from .offload_config import ACTOR_ENV_DIMS, OffloadConfig
 
 
 @dataclass

@@ -5,17 +5,11 @@ import threading
 import numpy as np
 import pytest
 
-from dcdrl_edge.offload import (
-    EXTRA_NAMES,
-    POLICIES,
-    DecisionMaker,
-    LinkEmulator,
-    OffloadConfig,
-    OffloadController,
-    TaskObserver,
-    TransitionAssembler,
-    parse_schedule,
-)
+from dcdrl_edge.link_emulator import LinkEmulator, parse_schedule
+from dcdrl_edge.offload import OffloadController
+from dcdrl_edge.offload_config import POLICIES, OffloadConfig
+from dcdrl_edge.offload_decision import DecisionMaker, TaskObserver
+from dcdrl_edge.offload_records import EXTRA_NAMES, TransitionAssembler
 from dcdrl_sim.face.env import LOCAL, OFFLOAD, FaceOffloadEnv
 
 MP = 640 * 480 / 1e6
@@ -520,7 +514,7 @@ def test_actor_dims_match_the_registered_envs_spaces():
     import gymnasium
 
     import dcdrl_sim  # noqa: F401  (registers the environments)
-    from dcdrl_edge.offload import ACTOR_ENV_DIMS, actor_dims
+    from dcdrl_edge.offload_config import ACTOR_ENV_DIMS, actor_dims
     for env_id, dims in ACTOR_ENV_DIMS.items():
         env = gymnasium.make(env_id)
         assert isinstance(env.action_space, gymnasium.spaces.Box) and env.action_space.shape == (1,)
