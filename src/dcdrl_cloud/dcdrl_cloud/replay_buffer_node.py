@@ -32,17 +32,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from dcdrl_cloud.replay_messages import fill_sampled_batch, read_priority_update
 from dcdrl_cloud.replay_parameters import ReplayBufferParameters
-from dcdrl_cloud.replay_service import (
-    JOURNAL_NAME,
-    SNAPSHOT_NAME,
-    PriorityRejected,
-    ReplayService,
-    RequestRejected,
-    SnapshotRefused,
-    fill_sampled_batch,
-    read_priority_update,
-)
+from dcdrl_cloud.replay_service import PriorityRejected, ReplayService, RequestRejected
+from dcdrl_cloud.replay_snapshot import JOURNAL_NAME, SNAPSHOT_NAME, SnapshotRefused
 from dcdrl_core import ros
 from dcdrl_core.experience import ExperienceRejected
 from dcdrl_core.live_parameters import Live, LiveParameters, periodic, set_timer_period

@@ -60,6 +60,6 @@ class ReplayBufferParameters:
 
     def service_config(self) -> Any:
         """The ReplayServiceConfig of these values (its own checks run)."""
-        from dcdrl_cloud.replay_service import ReplayServiceConfig
+        from dcdrl_cloud.replay_service_config import ReplayServiceConfig
         values = {item.name: getattr(self, item.name) for item in fields(ReplayServiceConfig)}
         return ReplayServiceConfig(**dict(values, allowed_clients=self.allowed_client_ids()))

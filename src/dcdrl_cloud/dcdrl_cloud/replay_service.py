@@ -14,23 +14,24 @@ keeps beside it:
   buffer; refusals are counted and described, nothing stored changes;
 * **version lag**: latest version seen on ``policy`` minus the producing version of each
   received batch, min/mean/max over the last ``lag_window`` batches (weighted by transitions);
-* **snapshot**: ``output_dir/replay.npz`` is ``ReplayBuffer.save``'s file plus two members,
-  ``policy_versions`` (uint64, slot order) and ``service_json`` (ingest counters, requester
-  sequences, counters, latest policy version, env id, gamma), written atomically.
+* **snapshot** (the file: dcdrl_cloud.replay_snapshot): ``output_dir/replay.npz`` is
+  ``ReplayBuffer.save``'s file plus two members, ``policy_versions`` (uint64, slot order) and
+  ``service_json`` (ingest counters, requester sequences, counters, latest policy version, env id,
+  gamma), written atomically.
 
 Threads: ``ingest`` and ``save`` may run in one thread (the node's intake worker) while
 ``next_batch`` runs in another (the node's serving thread) and ``request``,
 ``update_priorities``, ``observe_policy`` and ``stats`` in a third (the spinning thread).
 ``save`` blocks only ``ingest``: sampling and serving go on while the file is written.
+
+The configuration is dcdrl_cloud.replay_service_config; the SampledBatch and PriorityUpdate
+messages are filled and read by dcdrl_cloud.replay_messages.
 """
 from __future__ import annotations
 
-import json
 import math
-import os
 import threading
 import time
-import zipfile
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,22 +42,19 @@ import numpy as np
 
 from dcdrl_cloud.ingest import ExperienceIngest, IngestStats
 from dcdrl_cloud.journal import ExperienceJournal, JournalReplay
-from dcdrl_cloud.replay_parameters import ReplayBufferParameters as _NODE
-from dcdrl_core.checks import check_int, check_number
+from dcdrl_cloud.replay_service_config import ReplayServiceConfig
+from dcdrl_cloud.replay_snapshot import (
+    SERVICE_FORMAT,
+    SERVICE_FORMAT_VERSION,
+    RestoreResult,
+    SnapshotRefused,
+    migrate_snapshot,
+    read_snapshot,
+    same_buffer_settings,
+    write_snapshot,
+)
 from dcdrl_core.experience import MAX_ID_LENGTH, Experience
 from dcdrl_core.learning.replay import RateLimitTimeout, ReplayBuffer, TransitionBatch
-from dcdrl_core.msg_arrays import get_array, set_array
-
-SNAPSHOT_NAME = 'replay.npz'
-JOURNAL_NAME = 'replay.journal'   # batches stored since the last snapshot (journal.py)
-SERVICE_FORMAT = 'dcdrl-replay-service'
-SERVICE_FORMAT_VERSION = 1
-# Inserts are never refused (clients cannot be paused over DDS): the limiter's upper error bound
-# is set out of reach, so samples_per_insert only keeps the learner from sampling too fast.
-_NO_INSERT_LIMIT = 1e18
-# Buffer settings that must match for a snapshot to be loaded as it is (else it is migrated).
-_BUFFER_KEYS = ('capacity', 'prioritized', 'alpha', 'beta', 'beta_end', 'beta_steps', 'priority_eps',
-                'combined', 'min_size_to_sample', 'samples_per_insert', 'error_buffer')
 
 
 class RequestRejected(ValueError):
@@ -65,93 +63,6 @@ class RequestRejected(ValueError):
 
 class PriorityRejected(ValueError):
     """A PriorityUpdate that was not applied; the message says why."""
-
-
-class SnapshotRefused(ValueError):
-    """A snapshot file that cannot be restored into this service; the message says why."""
-
-
-@dataclass(frozen=True)
-class ReplayServiceConfig:
-    """Every tunable number of the replay node: the node's parameters of the same names, where each is
-    documented and its default defined (dcdrl_cloud.replay_parameters)."""
-
-    capacity: int = _NODE.capacity
-    gamma: float = _NODE.gamma
-    prioritized: bool = _NODE.prioritized
-    alpha: float = _NODE.alpha
-    beta: float = _NODE.beta
-    beta_end: float = _NODE.beta_end
-    beta_steps: int = _NODE.beta_steps
-    priority_eps: float = _NODE.priority_eps
-    samples_per_insert: float = _NODE.samples_per_insert
-    sample_error_buffer: float = _NODE.sample_error_buffer
-    min_size_to_sample: int = _NODE.min_size_to_sample
-    max_batch_size: int = _NODE.max_batch_size
-    max_outstanding_batches: int = _NODE.max_outstanding_batches
-    max_requesters: int = _NODE.max_requesters
-    max_clients: int = _NODE.max_clients
-    allowed_clients: tuple[str, ...] = ()
-    lag_window: int = _NODE.lag_window
-    seed: int = _NODE.seed
-    env_id: str = ''
-
-    def __post_init__(self) -> None:
-        check_int('capacity', self.capacity, 1)
-        check_number('gamma', self.gamma, 0.0, 1.0)
-        if not isinstance(self.prioritized, bool):
-            raise TypeError(f'prioritized must be a bool, got {self.prioritized!r}')
-        check_number('alpha', self.alpha, 0.0)
-        check_number('beta', self.beta, 0.0, 1.0)
-        check_number('beta_end', self.beta_end, 0.0, 1.0)
-        check_int('beta_steps', self.beta_steps, 1)
-        check_number('priority_eps', self.priority_eps, 0.0, above=True)
-        check_number('samples_per_insert', self.samples_per_insert, 0.0)
-        check_number('sample_error_buffer', self.sample_error_buffer, 0.0)
-        check_int('min_size_to_sample', self.min_size_to_sample, 1)
-        if self.min_size_to_sample > self.capacity:
-            raise ValueError(f'min_size_to_sample ({self.min_size_to_sample}) must be <= capacity ({self.capacity})')
-        check_int('max_batch_size', self.max_batch_size, 1)
-        check_int('max_outstanding_batches', self.max_outstanding_batches, 1)
-        check_int('max_requesters', self.max_requesters, 1)
-        check_int('max_clients', self.max_clients, 1)
-        if not isinstance(self.allowed_clients, tuple) or \
-                any(not isinstance(c, str) or not 1 <= len(c) <= MAX_ID_LENGTH for c in self.allowed_clients):
-            raise ValueError(f'allowed_clients must be a tuple of client ids of 1 to {MAX_ID_LENGTH} characters, '
-                             f'got {self.allowed_clients!r}')
-        check_int('lag_window', self.lag_window, 1)
-        check_int('seed', self.seed, 0)
-        if not isinstance(self.env_id, str):
-            raise TypeError(f'env_id must be a string, got {self.env_id!r}')
-        if self.samples_per_insert > 0:
-            width = self._error_width()
-            if width < 2.0 * max(1.0, self.samples_per_insert):
-                raise ValueError(f'sample_error_buffer must be >= 2 * max(1, samples_per_insert) = '
-                                 f'{2.0 * max(1.0, self.samples_per_insert)}, got {width}')
-
-    def _error_width(self) -> float:
-        spi = self.samples_per_insert
-        return self.sample_error_buffer or max(spi * self.min_size_to_sample, 256.0 * max(1.0, spi))
-
-    def buffer_kwargs(self) -> dict[str, Any]:
-        """ReplayBuffer arguments besides capacity, dimensions and seed."""
-        spi: float | None = float(self.samples_per_insert) if self.samples_per_insert > 0 else None
-        error_buffer = None
-        if spi is not None:
-            # Reverb's lower bound: once min_size_to_sample items are stored the learner may sample
-            # `width` items, then samples_per_insert per further insert.  No upper bound.
-            error_buffer = (spi * self.min_size_to_sample - self._error_width(), _NO_INSERT_LIMIT)
-        return dict(prioritized=self.prioritized, alpha=float(self.alpha), beta=float(self.beta),
-                    beta_end=float(self.beta_end), beta_steps=int(self.beta_steps),
-                    priority_eps=float(self.priority_eps), min_size_to_sample=int(self.min_size_to_sample),
-                    samples_per_insert=spi, error_buffer=error_buffer)
-
-    def buffer_config(self) -> dict[str, Any]:
-        """What ReplayBuffer records as its config (JSON types), for comparison with a snapshot."""
-        kwargs = self.buffer_kwargs()
-        if kwargs['error_buffer'] is not None:
-            kwargs['error_buffer'] = [float(v) for v in kwargs['error_buffer']]
-        return dict(kwargs, capacity=int(self.capacity), combined=False)
 
 
 @dataclass(frozen=True)
@@ -176,14 +87,6 @@ class RequesterState:
     requested: int = 0
     served: int = 0
     dropped_credits: int = 0  # credits beyond max_outstanding_batches
-
-
-@dataclass
-class RestoreResult:
-    restored: bool
-    size: int = 0
-    migrated: bool = False
-    reason: str = ''
 
 
 @dataclass
@@ -523,37 +426,20 @@ class ReplayService:
         }
 
     def save(self, path: str | Path) -> bool:
-        """Writes the snapshot atomically; False (nothing written) while the buffer is empty.
-
-        ``ReplayBuffer.save`` writes a temporary file; the versions and the service state are
-        appended to it as two more .npy members; then it is fsynced and renamed over ``path``.
-        Ingestion waits meanwhile (so rows and versions agree); sampling does not.
+        """Writes the snapshot atomically (dcdrl_cloud.replay_snapshot); False (nothing written) while the
+        buffer is empty. Ingestion waits meanwhile (so rows and versions agree); sampling does not.
         """
-        path = Path(path)
         with self._ingest_lock:
             buffer = self.intake.buffer
             if buffer is None or self.versions is None:
                 return False
-            path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_name(f'.{path.name}.partial')
             self.counters.snapshots += 1  # counted in the file it is written to
             try:
-                buffer.save(partial)
-                versions = self.versions[:len(buffer)].copy()
-                state = np.frombuffer(json.dumps(self._service_state()).encode('utf-8'), dtype=np.uint8)
-                with zipfile.ZipFile(partial, 'a', allowZip64=True) as archive:
-                    for name, array in (('policy_versions', versions), ('service_json', state)):
-                        with archive.open(f'{name}.npy', 'w', force_zip64=True) as member:
-                            np.lib.format.write_array(member, array, allow_pickle=False)
-                with open(partial, 'rb+') as handle:
-                    os.fsync(handle.fileno())
-                os.replace(partial, path)
+                write_snapshot(Path(path), buffer, self.versions[:len(buffer)].copy(), self._service_state())
                 if self._journal is not None:  # everything in it is in the snapshot now
                     self._journal.clear()
             except BaseException:
                 self.counters.snapshots -= 1
-                if partial.exists():
-                    partial.unlink()
                 raise
             self._dirty = False
         return True
@@ -571,42 +457,14 @@ class ReplayService:
         path = Path(path)
         if not path.exists():
             return RestoreResult(False, reason=f'no snapshot at {path}')
-        try:
-            with np.load(path, allow_pickle=False) as npz:
-                files = set(npz.files)
-                meta = json.loads(npz['meta_json'].tobytes().decode('utf-8'))
-                service = json.loads(npz['service_json'].tobytes().decode('utf-8')) \
-                    if 'service_json' in files else {}
-                versions = npz['policy_versions'] if 'policy_versions' in files else None
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
-            raise SnapshotRefused(f'{path}: cannot read snapshot: {error}') from None
-        if not isinstance(meta, dict) or not isinstance(service, dict):
-            raise SnapshotRefused(f'{path}: snapshot metadata must be JSON objects')
-        if service and (service.get('format') != SERVICE_FORMAT or service.get('version') != SERVICE_FORMAT_VERSION):
-            raise SnapshotRefused(f'{path}: expected service state {SERVICE_FORMAT!r} version '
-                                  f'{SERVICE_FORMAT_VERSION}, got {service.get("format")!r} {service.get("version")!r}')
-        saved_env = str(service.get('env_id', ''))
-        if self.config.env_id and saved_env and saved_env != self.config.env_id:
-            raise SnapshotRefused(f'{path}: snapshot holds {saved_env} experience, this node is for '
-                                  f'{self.config.env_id}')
-        try:
-            loaded = ReplayBuffer.load(path)
-        except (ValueError, TypeError) as error:
-            raise SnapshotRefused(str(error)) from None
-        size = len(loaded)
-        if versions is None:
-            versions = np.zeros(size, dtype=np.uint64)
-        elif versions.dtype != np.uint64 or versions.shape != (size,):
-            raise SnapshotRefused(f'{path}: policy_versions must be uint64 [{size}], '
-                                  f'got {versions.dtype} {list(versions.shape)}')
+        snapshot = read_snapshot(path, self.config.env_id)
+        loaded, service = snapshot.buffer, snapshot.service
         saved_gamma = float(service.get('gamma', self.config.gamma))
-        config = dict(meta.get('config', {}))
-        wanted = self.config.buffer_config()
-        same = all(config.get(key) == wanted[key] for key in _BUFFER_KEYS)
-        if same and math.isclose(saved_gamma, self.config.gamma):
-            buffer, slot_versions = loaded, versions
+        if same_buffer_settings(snapshot, self.config.buffer_config()) and math.isclose(saved_gamma, self.config.gamma):
+            buffer, slot_versions = loaded, snapshot.versions
         else:
-            buffer, slot_versions = self._migrate(path, loaded, versions, meta, saved_gamma)
+            buffer, slot_versions = migrate_snapshot(path, snapshot, saved_gamma, self.config.gamma,
+                                                     self.config.capacity, self.intake.make_buffer)
         self.versions = np.zeros(self.config.capacity, dtype=np.uint64)
         self.versions[:slot_versions.shape[0]] = slot_versions
         self.intake.adopt(buffer)
@@ -627,65 +485,6 @@ class ReplayService:
         return RestoreResult(True, size=len(buffer), migrated=buffer is not loaded,
                              reason='' if buffer is loaded else 'buffer settings or gamma changed: migrated')
 
-    def _migrate(self, path: Path, loaded: ReplayBuffer, versions: np.ndarray, meta: dict[str, Any],
-                 saved_gamma: float) -> tuple[ReplayBuffer, np.ndarray]:
-        """Copies the snapshot's transitions, oldest first, into a buffer built from this config."""
-        with np.load(path, allow_pickle=False) as npz:
-            rows = npz['rows']
-        size, capacity = len(loaded), loaded.capacity
-        cursor = int(meta.get('cursor', size))
-        order = np.r_[cursor:size, 0:cursor] if size == capacity else np.arange(size)
-        keep = order[-self.config.capacity:]
-        rows, versions = rows[keep], versions[keep]
-        o, a = loaded.obs_dim, loaded.action_dim
-        discounts = rows[:, 2 * o + a + 1].copy()
-        if not math.isclose(saved_gamma, self.config.gamma):
-            one_step = np.isclose(discounts, 0.0) | np.isclose(discounts, saved_gamma)
-            if not one_step.all():
-                raise SnapshotRefused(f'{path}: gamma changed ({saved_gamma} -> {self.config.gamma}) and the '
-                                      'snapshot holds discounts other than 0 and gamma (not 1-step transitions)')
-            discounts = np.where(discounts > 0.0, self.config.gamma, 0.0).astype(np.float32)
-        buffer = self.intake.make_buffer(o, a)
-        slots = buffer.add(rows[:, :o], rows[:, o:o + a], rows[:, o + a], rows[:, o + a + 1:2 * o + a + 1],
-                           discounts)
-        slot_versions = np.zeros(len(buffer), dtype=np.uint64)
-        slot_versions[slots] = versions
-        return buffer, slot_versions
 
 
-def fill_sampled_batch(message: Any, served: ServedBatch) -> Any:
-    """Fills a SampledBatch message (either backend) from a ServedBatch."""
-    batch = served.batch
-    message.requester = served.requester
-    message.sequence = int(served.sequence)
-    message.batch_size = len(batch)
-    message.obs_dim = int(batch.obs.shape[1])
-    message.action_dim = int(batch.actions.shape[1])
-    set_array(message, 'obs', batch.obs, np.float32)
-    set_array(message, 'actions', batch.actions, np.float32)
-    set_array(message, 'rewards', batch.rewards, np.float32)
-    set_array(message, 'next_obs', batch.next_obs, np.float32)
-    set_array(message, 'discounts', batch.discounts, np.float32)
-    set_array(message, 'weights', batch.weights, np.float32)
-    set_array(message, 'indices', batch.indices, np.uint64)
-    set_array(message, 'policy_versions', served.policy_versions, np.uint64)
-    message.replay_size = int(served.replay_size)
-    return message
-
-
-def fill_priority_update(message: Any, indices: Any, priorities: Any) -> Any:
-    """Fills a PriorityUpdate message (either backend): slots and their |TD errors|."""
-    set_array(message, 'indices', indices, np.uint64)
-    set_array(message, 'priorities', priorities, np.float32)
-    return message
-
-
-def read_priority_update(message: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(indices uint64 [N], priorities float32 [N]) of a PriorityUpdate (checked by update_priorities)."""
-    return get_array(message, 'indices', np.uint64), get_array(message, 'priorities', np.float32)
-
-
-__all__ = ['PriorityRejected', 'ReplayService', 'ReplayServiceConfig', 'RequestRejected', 'RestoreResult',
-           'JOURNAL_NAME', 'SNAPSHOT_NAME', 'ServedBatch', 'SnapshotRefused', 'fill_priority_update',
-           'fill_sampled_batch',
-           'read_priority_update']
+__all__ = ['PriorityRejected', 'ReplayService', 'RequestRejected', 'ServedBatch']

@@ -2,7 +2,8 @@
 import numpy as np
 
 from dcdrl_cloud.journal import ExperienceJournal
-from dcdrl_cloud.replay_service import ReplayService, ReplayServiceConfig
+from dcdrl_cloud.replay_service import ReplayService
+from dcdrl_cloud.replay_service_config import ReplayServiceConfig
 from dcdrl_core.experience import Experience
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dcdrl_cloud.learner import read_sampled_batch
-from dcdrl_cloud.replay_service import fill_priority_update
+from dcdrl_cloud.replay_messages import fill_priority_update
 from dcdrl_core import runtime
 from dcdrl_core.experience import fill_experience
 from dcdrl_core.runtime.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data, qos_profile_transient_local

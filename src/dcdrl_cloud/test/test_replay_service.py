@@ -5,16 +5,10 @@ import numpy as np
 import pytest
 
 from dcdrl_cloud.learner import read_sampled_batch
-from dcdrl_cloud.replay_service import (
-    PriorityRejected,
-    ReplayService,
-    ReplayServiceConfig,
-    RequestRejected,
-    SnapshotRefused,
-    fill_priority_update,
-    fill_sampled_batch,
-    read_priority_update,
-)
+from dcdrl_cloud.replay_messages import fill_priority_update, fill_sampled_batch, read_priority_update
+from dcdrl_cloud.replay_service import PriorityRejected, ReplayService, RequestRejected
+from dcdrl_cloud.replay_service_config import ReplayServiceConfig
+from dcdrl_cloud.replay_snapshot import SnapshotRefused
 from dcdrl_core import runtime  # noqa: F401  (interface import hook)
 from dcdrl_core.experience import ExperienceRejected, fill_experience
 from dcdrl_core.learning.replay import ReplayBuffer
