@@ -26,12 +26,13 @@ real machines), and runs DC-DRL's own talker (alice) and listener (bob) twice:
    the payload text or the topic name, and the RTPS messages must be SRTPS-protected.
 
 Everything it creates (keys, namespaces, processes) is deleted at the end, also after errors.
+
+The test PKI is made by dds_certificates.py (identities, CAs, certificates, signing) and
+dds_security_documents.py (governance, permissions, Cyclone's security XML), in this folder.
 """
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import glob
 import json
 import os
 import re
@@ -41,237 +42,28 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from dds_certificates import Identity, node_identity  # noqa: E402  (this folder)
+from dds_security_documents import (  # noqa: E402
+    DOMAIN_ID,
+    PLUGIN_DIR_GLOB,
+    find_plugin_dir,
+    make_pki,
+    sros2_enclave_xml,
+)
 from rtps_capture import analyse_pcap, plain_capture_shows_text, secure_capture_is_clean, seen_count, start_capture  # noqa: E402  (this folder)
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = Path(__file__).resolve()
 NODE_PATHS = [str(ROOT / 'src' / 'dcdrl_core'), str(ROOT / 'src' / 'dcdrl_msgs')]
-PLUGIN_NAMES = ('libdds_security_auth.so', 'libdds_security_ac.so', 'libdds_security_crypto.so')
-# Debian installs the plugins in a private directory of libddsc0debian (not on the loader path).
-PLUGIN_DIR_GLOB = '/usr/lib/*/libddsc0debian'
-DOMAIN_ID = 0
-CERT_DAYS = 2                     # test certificates only: short-lived on purpose
 PAYLOAD_TEXT = b'Hello World'     # what the talker sends ('Hello World: N')
 TOPIC_TEXT = b'rt/chatter'        # the DDS topic name of /chatter
 HEARD = 'I heard: ['
 SECURE_PYTHON_ENV = 'DCDRL_SECURE_PYTHON'
 INTRUDERS = ('no_security', 'foreign_ca', 'not_permitted')
-
-
-# ------------------------------------------------------------------------------- PKI
-@dataclass
-class Identity:
-    """One participant: its certificate's subject and the topics its permissions allow."""
-    name: str
-    publish: list[str] = field(default_factory=list)
-    subscribe: list[str] = field(default_factory=list)
-    foreign_ca: bool = False      # signed by a CA the others do not trust (an intruder)
-    partitions: list[str] = field(default_factory=list)  # none listed: only the default partition
-    common_name: str = ''         # default: NAME (an SROS2 enclave's is its path, CN=/talker)
-
-    @property
-    def subject(self) -> str:
-        return f'CN={self.common_name or self.name},O=DC-DRL test'
-
-
-# What every node uses besides its own topics, on either backend: the graph topic, /rosout (rclpy),
-# /parameter_events and its parameter services (and rclpy's type-description service). A grant
-# without them stops the node at start (DDS_RETCODE_NOT_ALLOWED_BY_SECURITY); SROS2 grants them too.
-NODE_PUBLISH = ('ros_discovery_info', 'rt/rosout', 'rt/parameter_events', 'rr/*')
-NODE_SUBSCRIBE = ('ros_discovery_info', 'rt/parameter_events', 'rq/*')
-
-
-def node_identity(name: str, publish: Sequence[str] = (), subscribe: Sequence[str] = (), **options: Any) -> Identity:
-    """A node's identity: its own topics (DDS names, e.g. rt/chatter) plus NODE_PUBLISH/NODE_SUBSCRIBE."""
-    return Identity(name, publish=list(dict.fromkeys([*publish, *NODE_PUBLISH])),
-                    subscribe=list(dict.fromkeys([*subscribe, *NODE_SUBSCRIBE])), **options)
-
-
-def _openssl(args: Sequence[str], cwd: Path) -> None:
-    result = subprocess.run(['openssl', *args], cwd=cwd, capture_output=True, text=True, timeout=60)
-    if result.returncode != 0:
-        raise RuntimeError(f"openssl {' '.join(args)} failed: {result.stderr.strip()}")
-
-
-def make_ca(directory: Path, stem: str, common_name: str) -> None:
-    """A self-signed CA: STEM.key and STEM.pem in DIRECTORY."""
-    # EC P-256 as SROS2 uses; Cyclone's auth plugin accepts P-256 and RSA-2048.
-    _openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-              '-keyout', f'{stem}.key', '-out', f'{stem}.pem', '-days', str(CERT_DAYS),
-              '-subj', f'/CN={common_name}/O=DC-DRL test'], directory)
-
-
-def make_certificate(directory: Path, ca_stem: str, identity: Identity, stem: str = '') -> None:
-    """STEM.key and STEM.pem (default stem: the identity's name) signed by the CA CA_STEM."""
-    name = stem or identity.name
-    # 'CN=/a,O=b' -> '/CN=\/a/O=b' (openssl's -subj form; a '/' inside a value is escaped)
-    subject = ''.join('/' + part.replace('/', '\\/') for part in identity.subject.split(','))
-    _openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-              '-keyout', f'{name}.key', '-out', f'{name}.csr', '-subj', subject], directory)
-    _openssl(['x509', '-req', '-in', f'{name}.csr', '-CA', f'{ca_stem}.pem', '-CAkey', f'{ca_stem}.key',
-              '-CAcreateserial', '-days', str(CERT_DAYS), '-out', f'{name}.pem'], directory)
-
-
-def governance_xml(domain_id: int = DOMAIN_ID) -> str:
-    """Every topic of the domain: authenticated participants only, everything encrypted
-    (RTPS messages, discovery, liveliness, metadata and data)."""
-    return f'''<?xml version="1.0" encoding="UTF-8"?>
-<dds xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
-     xsi:noNamespaceSchemaLocation="http://www.omg.org/spec/DDS-SECURITY/20170901/omg_shared_ca_governance.xsd">
-  <domain_access_rules>
-    <domain_rule>
-      <domains><id>{domain_id}</id></domains>
-      <allow_unauthenticated_participants>false</allow_unauthenticated_participants>
-      <enable_join_access_control>true</enable_join_access_control>
-      <discovery_protection_kind>ENCRYPT</discovery_protection_kind>
-      <liveliness_protection_kind>ENCRYPT</liveliness_protection_kind>
-      <rtps_protection_kind>ENCRYPT</rtps_protection_kind>
-      <topic_access_rules>
-        <topic_rule>
-          <topic_expression>*</topic_expression>
-          <enable_discovery_protection>true</enable_discovery_protection>
-          <enable_liveliness_protection>true</enable_liveliness_protection>
-          <enable_read_access_control>true</enable_read_access_control>
-          <enable_write_access_control>true</enable_write_access_control>
-          <metadata_protection_kind>ENCRYPT</metadata_protection_kind>
-          <data_protection_kind>ENCRYPT</data_protection_kind>
-        </topic_rule>
-      </topic_access_rules>
-    </domain_rule>
-  </domain_access_rules>
-</dds>
-'''
-
-
-def permissions_xml(identity: Identity, domain_id: int = DOMAIN_ID, days: int = CERT_DAYS) -> str:
-    """One grant for this subject: only the listed topics (DDS names, e.g. rt/chatter); the rest is denied."""
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0, tzinfo=None)
-    not_before = (now - dt.timedelta(hours=1)).isoformat()
-    not_after = (now + dt.timedelta(days=days)).isoformat()
-
-    def topics(kind: str, names: list[str]) -> str:
-        if not names:
-            return ''
-        listed = ''.join(f'<topic>{name}</topic>' for name in names)
-        partitions = ''.join(f'<partition>{name}</partition>' for name in identity.partitions)
-        partitions = f'<partitions>{partitions}</partitions>' if partitions else ''
-        return f'<{kind}><topics>{listed}</topics>{partitions}</{kind}>'
-
-    return f'''<?xml version="1.0" encoding="UTF-8"?>
-<dds xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
-     xsi:noNamespaceSchemaLocation="http://www.omg.org/spec/DDS-SECURITY/20170901/omg_shared_ca_permissions.xsd">
-  <permissions>
-    <grant name="{identity.name}_grant">
-      <subject_name>{identity.subject}</subject_name>
-      <validity><not_before>{not_before}</not_before><not_after>{not_after}</not_after></validity>
-      <allow_rule>
-        <domains><id>{domain_id}</id></domains>
-        {topics('publish', identity.publish)}
-        {topics('subscribe', identity.subscribe)}
-      </allow_rule>
-      <default>DENY</default>
-    </grant>
-  </permissions>
-</dds>
-'''
-
-
-def sign(directory: Path, stem: str, ca_stem: str = 'permissions_ca') -> None:
-    """S/MIME-signs STEM.xml with a permissions CA into STEM.p7s (what the AC plugin verifies)."""
-    _openssl(['smime', '-sign', '-text', '-in', f'{stem}.xml', '-out', f'{stem}.p7s',
-              '-signer', f'{ca_stem}.pem', '-inkey', f'{ca_stem}.key'], directory)
-
-
-def find_plugin_dir(named: str | None = None) -> str | None:
-    """NAMED (e.g. ROS 2's lib/, from `secure_ros2.py binding`) or Debian's directory, if it holds the plugins."""
-    for directory in [named] if named else sorted(glob.glob(PLUGIN_DIR_GLOB)):
-        if all(os.path.exists(os.path.join(directory, name)) for name in PLUGIN_NAMES):
-            return os.path.abspath(directory)  # Cyclone loads the plugins by this path
-    return None
-
-
-def cyclone_security_xml(directory: Path, name: str, plugin_dir: str, prefix: str = '') -> str:
-    """The <Security> part of a Cyclone DDS configuration for identity NAME (files in DIRECTORY;
-    PREFIX 'foreign_' selects the intruder's own CAs and governance).
-
-    Put it in CYCLONEDDS_URI (a file:// URI or the XML text itself; several are joined with ',')."""
-    d = directory.resolve()
-
-    def library(stem: str, kind: str) -> str:
-        return (f'<Library path="{plugin_dir}/libdds_security_{stem}.so" '
-                f'initFunction="init_{kind}" finalizeFunction="finalize_{kind}"/>')
-
-    return ('<CycloneDDS><Domain id="any"><Security>'
-            f'<Authentication>{library("auth", "authentication")}'
-            f'<IdentityCA>file:{d}/{prefix}identity_ca.pem</IdentityCA>'
-            f'<IdentityCertificate>file:{d}/{name}.pem</IdentityCertificate>'
-            f'<PrivateKey>file:{d}/{name}.key</PrivateKey></Authentication>'
-            f'<AccessControl>{library("ac", "access_control")}'
-            f'<PermissionsCA>file:{d}/{prefix}permissions_ca.pem</PermissionsCA>'
-            f'<Governance>file:{d}/{prefix}governance.p7s</Governance>'
-            f'<Permissions>file:{d}/{name}_permissions.p7s</Permissions></AccessControl>'
-            f'<Cryptographic>{library("crypto", "crypto")}</Cryptographic>'
-            '</Security></Domain></CycloneDDS>')
-
-
-def make_pki(directory: Path, identities: Sequence[Identity], plugin_dir: str,
-             domain_id: int = DOMAIN_ID) -> dict[str, str]:
-    """Writes CAs, certificates, signed governance and permissions, and NAME_security.xml per
-    identity into DIRECTORY; returns {name: Cyclone security XML}. A ``foreign_ca`` identity gets
-    a complete trust set of its own (identity CA, permissions CA, governance), as an intruder would."""
-    directory.mkdir(parents=True, exist_ok=True)
-    os.chmod(directory, 0o700)  # private keys inside
-    prefixes = sorted({'foreign_' if identity.foreign_ca else '' for identity in identities})
-    for prefix in prefixes:
-        owner = 'Some other' if prefix else 'DC-DRL test'
-        make_ca(directory, f'{prefix}identity_ca', f'{owner} identity CA')
-        make_ca(directory, f'{prefix}permissions_ca', f'{owner} permissions CA')
-        (directory / f'{prefix}governance.xml').write_text(governance_xml(domain_id))
-        sign(directory, f'{prefix}governance', f'{prefix}permissions_ca')
-    configs = {}
-    for identity in identities:
-        prefix = 'foreign_' if identity.foreign_ca else ''
-        make_certificate(directory, f'{prefix}identity_ca', identity)
-        (directory / f'{identity.name}_permissions.xml').write_text(permissions_xml(identity, domain_id))
-        sign(directory, f'{identity.name}_permissions', f'{prefix}permissions_ca')
-        xml = cyclone_security_xml(directory, identity.name, plugin_dir, prefix)
-        (directory / f'{identity.name}_security.xml').write_text(xml + '\n')
-        configs[identity.name] = xml
-    return configs
-
-
-SROS2_ENCLAVE_FILES = ('identity_ca.cert.pem', 'cert.pem', 'key.pem', 'permissions_ca.cert.pem',
-                       'governance.p7s', 'permissions.p7s')
-
-
-def sros2_enclave_xml(enclave_dir: Path, plugin_dir: str) -> str:
-    """Cyclone security XML for an enclave made by `ros2 security create_enclave KEYSTORE NAME`
-    (KEYSTORE/enclaves/NAME): the same files rmw_cyclonedds_cpp hands to Cyclone under SROS2."""
-    d = enclave_dir.resolve()
-    missing = [name for name in SROS2_ENCLAVE_FILES if not (d / name).is_file()]
-    if missing:
-        raise FileNotFoundError(f'{d} is not an SROS2 enclave: missing {", ".join(missing)}')
-
-    def library(stem: str, kind: str) -> str:
-        return (f'<Library path="{plugin_dir}/libdds_security_{stem}.so" '
-                f'initFunction="init_{kind}" finalizeFunction="finalize_{kind}"/>')
-
-    return ('<CycloneDDS><Domain id="any"><Security>'
-            f'<Authentication>{library("auth", "authentication")}'
-            f'<IdentityCA>file:{d}/identity_ca.cert.pem</IdentityCA>'
-            f'<IdentityCertificate>file:{d}/cert.pem</IdentityCertificate>'
-            f'<PrivateKey>file:{d}/key.pem</PrivateKey></Authentication>'
-            f'<AccessControl>{library("ac", "access_control")}'
-            f'<PermissionsCA>file:{d}/permissions_ca.cert.pem</PermissionsCA>'
-            f'<Governance>file:{d}/governance.p7s</Governance>'
-            f'<Permissions>file:{d}/permissions.p7s</Permissions></AccessControl>'
-            f'<Cryptographic>{library("crypto", "crypto")}</Cryptographic>'
-            '</Security></Domain></CycloneDDS>')
 
 
 # ------------------------------------------------------------------------------- prerequisites

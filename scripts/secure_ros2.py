@@ -14,7 +14,7 @@ ROS 2 Jazzy's Cyclone DDS (0.10.5) is built with OpenSSL: its DDS Security plugi
   writes that layout with openssl (``ros2 security``, i.e. sros2, is not needed).
 - our ROS-free runtime, with the Python binding ``cyclonedds`` 0.10.5 built from its PyPI sdist
   against that libddsc (``binding``; cached in .ros2/ keyed by what it was built from) and the
-  enclave's files named in CYCLONEDDS_URI (secure_dds.sros2_enclave_xml).
+  enclave's files named in CYCLONEDDS_URI (dds_security_documents.sros2_enclave_xml).
 
 ``demo`` builds a keystore and a foreign one (other CAs), two network namespaces alice and bob
 (dcdrl_core.netns.Testbed) and runs DC-DRL's talker and listener:
@@ -49,9 +49,11 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import secure_dds  # noqa: E402  (the PKI, the enclave XML, the ROS-free node runner)
+import dds_certificates  # noqa: E402  (the test PKI: identities, CAs, certificates, signing)
+import dds_security_documents  # noqa: E402  (governance, permissions, the enclave XML)
+import secure_dds  # noqa: E402  (the ROS-free node runner and proof)
+from dds_certificates import Identity  # noqa: E402
 from rtps_capture import analyse_pcap, plain_capture_shows_text, secure_capture_is_clean, seen_count, start_capture  # noqa: E402  (this folder)
-from secure_dds import Identity  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / 'src' / 'dcdrl_core'))
@@ -59,7 +61,7 @@ from dcdrl_core import ros2_install  # noqa: E402  (which ROS 2, its environment
 
 BINDING = 'cyclonedds==0.10.5'       # the Python binding of the Cyclone release in Jazzy
 CACHE = ROOT / '.ros2'
-SECURITY_PLUGINS = secure_dds.PLUGIN_NAMES
+SECURITY_PLUGINS = dds_security_documents.PLUGIN_NAMES
 
 
 # ------------------------------------------------------------------------------- the ROS 2's Cyclone
@@ -144,10 +146,10 @@ def _run(argv: Sequence[str], timeout: float, **env: str) -> None:
 # ------------------------------------------------------------------------------- SROS2 keystore
 def enclave_identity(enclave: str, publish: Sequence[str] = (), subscribe: Sequence[str] = ()) -> Identity:
     """The identity of enclave /NAME: its certificate's subject is CN=/NAME as SROS2 makes it; its grant
-    allows the topics listed plus what every node uses (secure_dds.NODE_PUBLISH/NODE_SUBSCRIBE)."""
+    allows the topics listed plus what every node uses (dds_certificates.NODE_PUBLISH/NODE_SUBSCRIBE)."""
     if not re.fullmatch(r'(/[A-Za-z][A-Za-z0-9_]*)+', enclave):
         raise ValueError(f'enclave {enclave!r} must look like /name or /name/name (letters, digits, _)')
-    return secure_dds.node_identity(enclave, publish, subscribe, common_name=enclave)
+    return dds_certificates.node_identity(enclave, publish, subscribe, common_name=enclave)
 
 
 def make_keystore(keystore: Path, enclaves: Sequence[Identity], domain_id: int) -> dict[str, Path]:
@@ -160,10 +162,10 @@ def make_keystore(keystore: Path, enclaves: Sequence[Identity], domain_id: int) 
         folder.mkdir(parents=True, exist_ok=True)
     os.chmod(private, 0o700)
     for stem, common_name in (('identity_ca', 'DC-DRL identity CA'), ('permissions_ca', 'DC-DRL permissions CA')):
-        secure_dds.make_ca(private, stem, common_name)
+        dds_certificates.make_ca(private, stem, common_name)
         shutil.copy(private / f'{stem}.pem', public / f'{stem}.cert.pem')
-    (top / 'governance.xml').write_text(secure_dds.governance_xml(domain_id))
-    secure_dds.sign(top, 'governance', str(private / 'permissions_ca'))
+    (top / 'governance.xml').write_text(dds_security_documents.governance_xml(domain_id))
+    dds_certificates.sign(top, 'governance', str(private / 'permissions_ca'))
     shared = {'identity_ca.cert.pem': public, 'permissions_ca.cert.pem': public, 'governance.p7s': top}
     made = {'enclave.pem': 'cert.pem', 'enclave.key': 'key.pem', 'enclave_permissions.xml': 'permissions.xml',
             'enclave_permissions.p7s': 'permissions.p7s'}
@@ -172,9 +174,9 @@ def make_keystore(keystore: Path, enclaves: Sequence[Identity], domain_id: int) 
         folder = top / identity.name.lstrip('/')
         folder.mkdir(parents=True)
         os.chmod(folder, 0o700)  # its private key
-        secure_dds.make_certificate(private, 'identity_ca', identity, 'enclave')
-        (private / 'enclave_permissions.xml').write_text(secure_dds.permissions_xml(identity, domain_id))
-        secure_dds.sign(private, 'enclave_permissions')
+        dds_certificates.make_certificate(private, 'identity_ca', identity, 'enclave')
+        (private / 'enclave_permissions.xml').write_text(dds_security_documents.permissions_xml(identity, domain_id))
+        dds_certificates.sign(private, 'enclave_permissions')
         for source, target in made.items():
             shutil.move(str(private / source), folder / target)
         (private / 'enclave.csr').unlink()
@@ -209,8 +211,8 @@ LISTENERS = ('listener', 'ros_free_listener', 'listener_of_ros_free')
 READ_REFUSALS = ('NOT_ALLOWED_BY_SECURITY', 'failed to create topic [rt/chatter]')
 
 
-def demo(ros_env: dict[str, str], seconds: float, domain_id: int = secure_dds.DOMAIN_ID, timeout: float = 60.0,
-         keep: str | None = None) -> dict:
+def demo(ros_env: dict[str, str], seconds: float, domain_id: int = dds_security_documents.DOMAIN_ID,
+         timeout: float = 60.0, keep: str | None = None) -> dict:
     """The proof (module docstring). ROS_ENV: the environment of the rclpy nodes (rclpy_environment, or a
     ROS 2 and this workspace's install sourced); KEEP: a directory that gets the keystores and the captures."""
     from dcdrl_core.netns import Testbed
@@ -241,9 +243,9 @@ def demo(ros_env: dict[str, str], seconds: float, domain_id: int = secure_dds.DO
                 return bed.run(host, argv, env)
 
             def ros_free_node(host: str, executable: str, name: str, topic: str, enclave: str) -> Any:
+                security = dds_security_documents.sros2_enclave_xml(enclaves[enclave], plugin_dir)
                 env = bed.dds_env(host, domain_id, DCDRL_BACKEND='cyclone',
-                                  PYTHONPATH=os.pathsep.join(secure_dds.NODE_PATHS),
-                                  CYCLONEDDS_URI=secure_dds.sros2_enclave_xml(enclaves[enclave], plugin_dir))
+                                  PYTHONPATH=os.pathsep.join(secure_dds.NODE_PATHS), CYCLONEDDS_URI=security)
                 return bed.run(host, [ros_free_python, str(secure_dds.SCRIPT), 'node', 'dcdrl_core', executable,
                                       '--ros-args', '-r', f'__node:={name}', '-p', f'topic:={topic}'], env)
 
@@ -334,12 +336,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     store.add_argument('--enclave', action='append', default=[], metavar='/NAME:pub=T,..:sub=T,..',
                        help="an enclave and its topics (DDS names, e.g. rt/chatter; what every node uses is added); "
                             "default: /talker and /listener of /chatter")
-    store.add_argument('--domain-id', type=int, default=secure_dds.DOMAIN_ID)
+    store.add_argument('--domain-id', type=int, default=dds_security_documents.DOMAIN_ID)
     sub.add_parser('binding', help="build (once) the secure Python against the ROS 2's Cyclone; print its path "
                                    'and the plugin folder')
     run = sub.add_parser('demo', help='the two-namespace proof; last line is JSON')
     run.add_argument('--seconds', type=float, default=3.0, help='measuring window per phase (default 3)')
-    run.add_argument('--domain-id', type=int, default=secure_dds.DOMAIN_ID)
+    run.add_argument('--domain-id', type=int, default=dds_security_documents.DOMAIN_ID)
     run.add_argument('--keep', metavar='DIR', help='keep the keystores and the captures (pcap) in DIR')
     args = parser.parse_args(argv)
 

@@ -1,4 +1,5 @@
-"""DDS Security (scripts/secure_dds.py, scripts/secure_ros2.py, scripts/rtps_capture.py; docs/security.md).
+"""DDS Security (scripts/secure_dds.py, dds_certificates.py, dds_security_documents.py, secure_ros2.py, rtps_capture.py;
+docs/security.md).
 
 The PKI, keystore, XML and capture-analysis tests need only ``openssl``. The proofs run on the real
 ROS 2's Cyclone DDS 0.10.5 and its security plugins (fixture ``ros2``; they skip without a ROS 2,
@@ -34,6 +35,8 @@ def _load(name: str):
 
 
 rtps_capture = _load('rtps_capture')
+dds_certificates = _load('dds_certificates')
+dds_security_documents = _load('dds_security_documents')
 secure_dds = _load('secure_dds')
 secure_ros2 = _load('secure_ros2')
 
@@ -48,10 +51,10 @@ def _openssl(*args, cwd):
 @pytest.fixture(scope='module')
 def pki(tmp_path_factory):
     directory = tmp_path_factory.mktemp('pki')
-    identities = [secure_dds.Identity('talker', publish=['rt/chatter']),
-                  secure_dds.Identity('listener', subscribe=['rt/chatter']),
-                  secure_dds.Identity('forged', subscribe=['rt/chatter'], foreign_ca=True)]
-    configs = secure_dds.make_pki(directory, identities, PLUGIN_DIR)
+    identities = [dds_certificates.Identity('talker', publish=['rt/chatter']),
+                  dds_certificates.Identity('listener', subscribe=['rt/chatter']),
+                  dds_certificates.Identity('forged', subscribe=['rt/chatter'], foreign_ca=True)]
+    configs = dds_security_documents.make_pki(directory, identities, PLUGIN_DIR)
     return directory, configs
 
 
@@ -116,10 +119,10 @@ def test_cyclone_security_xml_names_existing_files_and_the_plugins(pki):
 def test_sros2_enclave_xml_uses_the_enclave_files(tmp_path):
     with pytest.raises(FileNotFoundError, match='missing cert.pem, key.pem'):
         (tmp_path / 'identity_ca.cert.pem').write_text('x')
-        secure_dds.sros2_enclave_xml(tmp_path, PLUGIN_DIR)
-    for name in secure_dds.SROS2_ENCLAVE_FILES:
+        dds_security_documents.sros2_enclave_xml(tmp_path, PLUGIN_DIR)
+    for name in dds_security_documents.SROS2_ENCLAVE_FILES:
         (tmp_path / name).write_text('x')
-    security = ET.fromstring(secure_dds.sros2_enclave_xml(tmp_path, PLUGIN_DIR)).find('Domain/Security')
+    security = ET.fromstring(dds_security_documents.sros2_enclave_xml(tmp_path, PLUGIN_DIR)).find('Domain/Security')
     assert security.findtext('Authentication/IdentityCertificate') == f'file:{tmp_path}/cert.pem'
     assert security.findtext('Authentication/PrivateKey') == f'file:{tmp_path}/key.pem'
     assert security.findtext('AccessControl/Permissions') == f'file:{tmp_path}/permissions.p7s'
@@ -198,8 +201,8 @@ def test_analyse_pcap_splits_senders_and_finds_clear_text(tmp_path):
 def test_identity_option_and_missing_secure_python_are_explained(tmp_path):
     identity = secure_dds._parse_identity('camera:pub=rt/images,ros_discovery_info:sub=rt/policy')
     # what every node uses is added once (a grant without it stops the node at start)
-    assert identity.publish == ['rt/images', *secure_dds.NODE_PUBLISH]
-    assert identity.subscribe == ['rt/policy', *secure_dds.NODE_SUBSCRIBE]
+    assert identity.publish == ['rt/images', *dds_certificates.NODE_PUBLISH]
+    assert identity.subscribe == ['rt/policy', *dds_certificates.NODE_SUBSCRIBE]
     with pytest.raises(SystemExit, match='NAME must be'):
         secure_dds._parse_identity('1bad:pub=rt/x')
     with pytest.raises(SystemExit, match='expected NAME:pub='):
@@ -225,7 +228,7 @@ def test_keystore_has_the_sros2_layout_and_trusts_only_its_own_cas(tmp_path):
     assert enclaves == {'/talker': tmp_path / 'keystore/enclaves/talker',
                         '/dcdrl/learner': tmp_path / 'keystore/enclaves/dcdrl/learner'}  # where rcl looks
     for folder in enclaves.values():
-        assert all((folder / name).is_file() for name in secure_dds.SROS2_ENCLAVE_FILES)
+        assert all((folder / name).is_file() for name in dds_security_documents.SROS2_ENCLAVE_FILES)
         assert oct(folder.stat().st_mode & 0o777) == oct(0o700)  # its private key
         assert _openssl('verify', '-CAfile', 'identity_ca.cert.pem', 'cert.pem', cwd=folder).returncode == 0
         for document in ('permissions.p7s', 'governance.p7s'):
@@ -239,13 +242,14 @@ def test_keystore_has_the_sros2_layout_and_trusts_only_its_own_cas(tmp_path):
     assert set(grant.findtext('subject_name').split(',')) == _subject(enclaves['/talker'] / 'cert.pem')
     assert grant.findtext('allow_rule/domains/id') == '42'
     published = [t.text for t in grant.findall('allow_rule/publish/topics/topic')]
-    assert published == ['rt/chatter', *secure_dds.NODE_PUBLISH]
+    assert published == ['rt/chatter', *dds_certificates.NODE_PUBLISH]
     # another keystore's talker has the same subject but does not chain to our CA
     assert _subject(other / 'cert.pem') == _subject(enclaves['/talker'] / 'cert.pem')
     assert _openssl('verify', '-CAfile', str(enclaves['/talker'] / 'identity_ca.cert.pem'), 'cert.pem',
                     cwd=other).returncode != 0
     # a ROS-free node uses the same enclave folder
-    security = ET.fromstring(secure_dds.sros2_enclave_xml(enclaves['/talker'], PLUGIN_DIR)).find('Domain/Security')
+    enclave_xml = dds_security_documents.sros2_enclave_xml(enclaves['/talker'], PLUGIN_DIR)
+    security = ET.fromstring(enclave_xml).find('Domain/Security')
     assert security.findtext('Authentication/IdentityCertificate') == f"file:{enclaves['/talker']}/cert.pem"
 
 
@@ -266,7 +270,7 @@ def test_cyclone_home_is_the_prefix_with_plugins_and_headers(tmp_path):
     env = {'LD_LIBRARY_PATH': f"{tmp_path / 'elsewhere'}:{prefix / 'lib'}"}
     with pytest.raises(RuntimeError, match='no Cyclone DDS with security plugins.*found in: .*ros/lib'):
         secure_ros2.cyclone_home(env)
-    for name in secure_dds.PLUGIN_NAMES:
+    for name in dds_security_documents.PLUGIN_NAMES:
         (prefix / 'lib' / name).write_bytes(b'')
     (prefix / 'include/dds').mkdir(parents=True)
     (prefix / 'include/dds/dds.h').write_text('')
