@@ -1,4 +1,4 @@
-"""The service's reply-reader check (runtime.node.Service._client_reader_matched) with fake endpoints:
+"""The service's reply-reader check (runtime.service.Service._client_reader_matched) with fake endpoints:
 discovery can change between listing the matched readers and reading one of them (a client going
 away while the server answers during shutdown); that must not raise out of the executor."""
 from types import SimpleNamespace
@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 from cyclonedds.core import Policy
 
-from dcdrl_core.runtime.node import Service
+from dcdrl_core.runtime.service import Service
 
 
 def _endpoint(client_id: str) -> SimpleNamespace:

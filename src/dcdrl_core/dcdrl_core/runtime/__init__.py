@@ -4,7 +4,10 @@ from __future__ import annotations
 import signal
 
 from dcdrl_core.messages import install_interface_import_hook
+from dcdrl_core.runtime.client import Client
+from dcdrl_core.runtime.clock import Clock
 from dcdrl_core.runtime.context import Context, default_context
+from dcdrl_core.runtime.duration import Duration
 from dcdrl_core.runtime.executor import (
     MultiThreadedExecutor,
     SingleThreadedExecutor,
@@ -13,20 +16,8 @@ from dcdrl_core.runtime.executor import (
     spin_until_future_complete,
 )
 from dcdrl_core.runtime.interrupts import SignalHandlerOptions, install_sigint_handler
-from dcdrl_core.runtime.node import (
-    Client,
-    Clock,
-    Duration,
-    Future,
-    Logger,
-    LoggingSeverity,
-    Node,
-    Publisher,
-    Service,
-    Subscription,
-    Time,
-    Timer,
-)
+from dcdrl_core.runtime.logging import Logger, LoggingSeverity
+from dcdrl_core.runtime.node import Node
 from dcdrl_core.runtime.parameters import (
     InvalidParameterTypeException,
     InvalidParameterValueException,
@@ -40,6 +31,7 @@ from dcdrl_core.runtime.parameters import (
     ParameterUninitializedException,
     SetParametersResult,
 )
+from dcdrl_core.runtime.publisher import Publisher
 from dcdrl_core.runtime.qos import (
     DurabilityPolicy,
     HistoryPolicy,
@@ -50,6 +42,11 @@ from dcdrl_core.runtime.qos import (
     qos_profile_services_default,
     qos_profile_system_default,
 )
+from dcdrl_core.runtime.service import Service
+from dcdrl_core.runtime.subscription import Subscription
+from dcdrl_core.runtime.task import Future
+from dcdrl_core.runtime.time import Time
+from dcdrl_core.runtime.timer import Timer
 
 install_interface_import_hook()
 

@@ -5,7 +5,8 @@ import time
 from typing import Any
 
 from dcdrl_core.runtime.context import Context
-from dcdrl_core.runtime.node import Future, Node
+from dcdrl_core.runtime.node import Node
+from dcdrl_core.runtime.task import Future
 
 _INFINITE_NS = 0x7FFFFFFFFFFFFFFF
 
