@@ -66,6 +66,11 @@ def _reliable(depth: int, latched: bool = False) -> Any:
     return ros.QoSProfile(depth=depth, reliability=ros.ReliabilityPolicy.RELIABLE, durability=durability)
 
 
+def episodes_text(count: int, noun: str = 'episode') -> str:
+    """'1 episode', '3 episodes': the log lines a user reads."""
+    return f'{count} {noun}' + ('' if count == 1 else 's')
+
+
 class ControllerNode(ros.Node):
     def __init__(self) -> None:
         super().__init__('controller', namespace=DEFAULT_NAMESPACE)
@@ -162,8 +167,8 @@ class ControllerNode(ros.Node):
             f"plant {p('plant')}, architecture {self.actor.architecture_id}, "
             + ('acting with the loaded weights' if self.actor.active is not None
                else 'safe action until the first weights arrive')
-            + (f', stopping after {self.eval_episodes} episodes' if self.config.mode == 'eval' and self.eval_episodes
-               else ''))
+            + (f', stopping after {episodes_text(self.eval_episodes)}'
+               if self.config.mode == 'eval' and self.eval_episodes else ''))
         if self.config.mode == 'eval' and self.evaluation is None:
             self.get_logger().warning('loop_process:=true: episode returns are not reported (the loop process '
                                       'keeps its episode summaries); run eval with loop_process:=false for them')
@@ -285,7 +290,7 @@ class ControllerNode(ros.Node):
         if self.config.mode == 'eval' and self.eval_episodes and not self._eval_done \
                 and len(self.evaluation.episodes) >= self.eval_episodes:
             self._eval_done = True
-            self.get_logger().info(f'{self.eval_episodes} evaluation episodes done: stopping')
+            self.get_logger().info(f'{episodes_text(self.eval_episodes, "evaluation episode")} done: stopping')
             os.kill(os.getpid(), signal.SIGINT)
 
     def _publish_episode(self, summary: Any) -> None:

@@ -60,3 +60,9 @@ def test_a_plant_without_rewards_reports_unknown_returns():
     assert report.summary()['return_mean'] is None
     assert report.final_line().startswith('evaluation: 1 episode, returns unknown (the plant reports no reward), '
                                           'swung up in 1 of 1')
+
+
+def test_the_episode_count_in_log_lines_reads_as_english():
+    from dcdrl_edge.controller_node import episodes_text
+    assert episodes_text(1) == '1 episode' and episodes_text(3) == '3 episodes'
+    assert episodes_text(1, 'evaluation episode') == '1 evaluation episode'
