@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PACKAGES := src/dcdrl_core src/dcdrl_sim src/dcdrl_edge src/dcdrl_cloud
+PACKAGES := src/dcdrl_core src/dcdrl_ros src/dcdrl_learning src/dcdrl_sim src/dcdrl_edge src/dcdrl_cloud
 
 .PHONY: venv ros2 run lint test bench bench-quick bench-env colcon clean
 

@@ -1,6 +1,6 @@
 """Bandwidth study of the cloud-edge workflow on the emulated multi-host testbed (needs root).
 
-device, edge and cloud are network namespaces on a shaped switch (dcdrl_core.netns.Testbed);
+device, edge and cloud are network namespaces on a shaped switch (dcdrl_ros.netns.Testbed);
 nodes discover each other as on real machines (ROS_STATIC_PEERS; docs/multihost.md).
 
 1. Weight delivery (cloud -> device) of the 'cloud_edge' actor (176 KB on the wire) at 0.06, 1,
@@ -44,18 +44,19 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-for _package in ('dcdrl_core', 'dcdrl_sim', 'dcdrl_edge', 'dcdrl_cloud'):
+for _package in ('dcdrl_core', 'dcdrl_ros', 'dcdrl_learning', 'dcdrl_sim', 'dcdrl_edge', 'dcdrl_cloud'):
     sys.path.insert(0, str(ROOT / 'src' / _package))
 os.environ['PYTHONPATH'] = os.pathsep.join(
-    [str(ROOT / 'src' / p) for p in ('dcdrl_core', 'dcdrl_sim', 'dcdrl_edge', 'dcdrl_cloud')]
+    [str(ROOT / 'src' / p) for p in
+     ('dcdrl_core', 'dcdrl_ros', 'dcdrl_learning', 'dcdrl_sim', 'dcdrl_edge', 'dcdrl_cloud')]
     + ([os.environ['PYTHONPATH']] if os.environ.get('PYTHONPATH') else []))
 
-from dcdrl_core.netns import Testbed, netns_available  # noqa: E402
-from dcdrl_core.testing import ChildProcess  # noqa: E402
+from dcdrl_ros.netns import Testbed, netns_available  # noqa: E402
+from dcdrl_ros.testing import ChildProcess  # noqa: E402
 from machine import machine_info  # noqa: E402
 
 CONFIG = ROOT / 'config' / 'cloud_edge.yaml'
-DCDRL = [sys.executable, '-m', 'dcdrl_core.cli']
+DCDRL = [sys.executable, '-m', 'dcdrl_ros.cli']
 PROBE = [sys.executable, str(ROOT / 'scripts' / 'testbed.py'), 'probe']
 PAPER = {'bandwidth_mbps': 0.06, 'actor_kb': 179, 'delivery_s': 23.0,
          'convergence_steps_0.06_to_15_mbps': [24_000, 55_000], 'convergence_steps_above_50_mbps': [18_000, 25_000]}

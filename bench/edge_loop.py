@@ -48,8 +48,8 @@ def inference_timing(repeats: int) -> dict:
     """Median single-observation forward time: NumpyActor vs torch eager (no_grad), same weights."""
     import torch
 
-    from dcdrl_core.learning.inference import NumpyActor
-    from dcdrl_core.learning.networks import build_actor, network_config
+    from dcdrl_learning.inference import NumpyActor
+    from dcdrl_learning.networks import build_actor, network_config
     torch.set_num_threads(1)
     config = network_config('cloud_edge')
     torch.manual_seed(0)
@@ -114,12 +114,12 @@ def platform_floor(rate_hz: float, duration_s: float, realtime_priority: int, sp
 
 def run_loop(rate_hz: float, duration_s: float, swap_hz: float, loop_process: bool = False,
              realtime_priority: int = 0, busy_threads: int = 0, spin_s: float = 0.0002) -> dict:
-    from dcdrl_core import ros
-    from dcdrl_core.learning.codec import make_payload
-    from dcdrl_core.learning.inference import actor_shapes
-    from dcdrl_core.learning.networks import architecture_id, network_config
-    from dcdrl_core.testing import fresh_domain_id
-    from dcdrl_core.weights_msg import fill_weights
+    from dcdrl_learning.codec import make_payload
+    from dcdrl_learning.inference import actor_shapes
+    from dcdrl_learning.networks import architecture_id, network_config
+    from dcdrl_learning.weights_msg import fill_weights
+    from dcdrl_ros import ros
+    from dcdrl_ros.testing import fresh_domain_id
     os.environ['ROS_DOMAIN_ID'] = str(fresh_domain_id())
     os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
     ros.init(args=['bench', '--ros-args', '-r', '__ns:=/dcdrl', '-p', f'rate_hz:={float(rate_hz)}',

@@ -58,7 +58,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from machine import machine_info  # noqa: E402
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_SRC = [os.path.join(_ROOT, 'src', p) for p in ('dcdrl_core', 'dcdrl_sim', 'dcdrl_edge')]
+_SRC = [os.path.join(_ROOT, 'src', p) for p in ('dcdrl_core', 'dcdrl_ros', 'dcdrl_learning', 'dcdrl_sim', 'dcdrl_edge')]
 sys.path[:0] = _SRC
 os.environ['PYTHONPATH'] = os.pathsep.join(_SRC + [os.environ.get('PYTHONPATH', '')]).rstrip(os.pathsep)
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
@@ -78,17 +78,17 @@ def median(values: list[float]) -> float:
 
 # ------------------------------------------------------------------------------ (a) transport
 def bench_transport(frames: int, timeout: float = 120.0) -> dict[str, Any]:
-    from dcdrl_core import (
-        ros,  # noqa: F401  (interface import hook)
-        runtime,
-    )
     from dcdrl_core.names import DEFAULT_NAMESPACE
-    from dcdrl_core.runtime.context import Context
-    from dcdrl_core.testing import fresh_domain_id, python_child
     from dcdrl_edge.face_worker import FaceWorker
     from dcdrl_edge.faces import FaceEngine
     from dcdrl_edge.frame_sources import SyntheticFaceSource
     from dcdrl_edge.images import decode_compressed, encode_jpeg, fill_compressed_bytes
+    from dcdrl_ros import (
+        ros,  # noqa: F401  (interface import hook)
+        runtime,
+    )
+    from dcdrl_ros.runtime.context import Context
+    from dcdrl_ros.testing import fresh_domain_id, python_child
 
     from dcdrl_msgs.srv import RecognizeFaces
 
@@ -191,8 +191,8 @@ def train_ddpg(steps: int, time_cap_s: float, seed: int = 0, validate_every: int
     Returns (agent with the last actor, the best validated actor's state, info)."""
     import torch
 
-    from dcdrl_core.learning.agents import Agent, AgentConfig
-    from dcdrl_core.learning.replay import ReplayBuffer
+    from dcdrl_learning.agents import Agent, AgentConfig
+    from dcdrl_learning.replay import ReplayBuffer
     from dcdrl_sim.evaluation import evaluate_policy
     from dcdrl_sim.face.continuous import FaceOffloadContinuousEnv
     torch.set_num_threads(1)
@@ -240,23 +240,23 @@ def train_ddpg(steps: int, time_cap_s: float, seed: int = 0, validate_every: int
 
 def device_policy(state: Any) -> Callable[[np.ndarray], np.ndarray]:
     """The trained actor as the device runs it: numpy, noise-free, offload iff the output > 0."""
-    from dcdrl_core.learning.inference import NumpyActor
+    from dcdrl_learning.inference import NumpyActor
     actor = NumpyActor('dcdrl', 8, 1, state)
     return lambda obs: np.array(actor(np.asarray(obs, np.float32)), np.float32)
 
 
 def save_actor(state: Any, architecture_id: str, path: str, version: int = 2) -> None:
-    from dcdrl_core.learning.codec import encode_weights, payload_to_bytes
+    from dcdrl_learning.codec import encode_weights, payload_to_bytes
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, 'wb') as handle:
         handle.write(payload_to_bytes(encode_weights(state, architecture_id, version)))
 
 
 def load_actor(path: str) -> Any:
-    from dcdrl_core.learning.codec import decode_weights
-    from dcdrl_core.learning.inference import actor_shapes
-    from dcdrl_core.learning.networks import architecture_id, network_config
     from dcdrl_edge.actor_buffer import load_weights_file
+    from dcdrl_learning.codec import decode_weights
+    from dcdrl_learning.inference import actor_shapes
+    from dcdrl_learning.networks import architecture_id, network_config
     config = network_config('dcdrl')
     return decode_weights(load_weights_file(path), architecture_id(config, 8, 1), actor_shapes(config, 8, 1))
 

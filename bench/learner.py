@@ -1,4 +1,4 @@
-"""Learner throughput: DDPG/TD3 gradient updates per second, dcdrl_core vs stable-baselines3.
+"""Learner throughput: DDPG/TD3 gradient updates per second, dcdrl_learning vs stable-baselines3.
 
 Workload (the cloud-edge seed): actor and critic 256-128-64, obs 12, action 1, batch 128,
 uniform replay of 20 000 random transitions. One "update" = sample a batch from the replay
@@ -45,10 +45,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(_ROOT, 'src', 'dcdrl_core'))
+sys.path[:0] = [os.path.join(_ROOT, 'src', p) for p in ('dcdrl_core', 'dcdrl_learning')]
 
-from dcdrl_core.learning.agents import Agent, AgentConfig  # noqa: E402
-from dcdrl_core.learning.networks import PRESETS  # noqa: E402
+from dcdrl_learning.agents import Agent, AgentConfig  # noqa: E402
+from dcdrl_learning.networks import PRESETS  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from machine import machine_info  # noqa: E402
@@ -72,7 +72,7 @@ def random_transitions(count: int, seed: int = 0) -> dict[str, np.ndarray]:
 
 def ours(algorithm: str, data: dict[str, np.ndarray], device: str = 'cpu') -> Callable[[int], None]:
     """N updates of our agent on `device`, each sampling from our replay buffer."""
-    from dcdrl_core.learning.replay import ReplayBuffer
+    from dcdrl_learning.replay import ReplayBuffer
     buffer = ReplayBuffer(FILL, OBS_DIM, ACT_DIM, seed=0)
     buffer.add(data['obs'], data['actions'], data['rewards'], data['next_obs'], 0.99 * (1.0 - data['dones']))
     agent = Agent(AgentConfig(algorithm=algorithm, network=PRESETS['cloud_edge'], critic_start=0, actor_start=0,

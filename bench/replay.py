@@ -1,4 +1,4 @@
-"""Replay add+sample throughput: dcdrl_core's ReplayBuffer side by side with cpprb (and TorchRL).
+"""Replay add+sample throughput: dcdrl_learning's ReplayBuffer side by side with cpprb (and TorchRL).
 
 Workload (the MEC problem's sizes): obs 73, action 20; batched adds of 64 transitions, samples
 of 128, and for prioritised replay an update_priorities of the 128 sampled items.  One
@@ -21,9 +21,9 @@ import time
 import numpy as np
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(_ROOT, 'src', 'dcdrl_core'))
+sys.path[:0] = [os.path.join(_ROOT, 'src', p) for p in ('dcdrl_core', 'dcdrl_learning')]
 
-from dcdrl_core.learning.replay import ReplayBuffer  # noqa: E402
+from dcdrl_learning.replay import ReplayBuffer  # noqa: E402
 from machine import machine_info  # noqa: E402  (bench/machine.py: this file's folder is on sys.path)
 
 OBS_DIM, ACT_DIM = 73, 20

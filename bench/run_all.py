@@ -45,7 +45,7 @@ sys.path.insert(0, str(BENCH_DIR))
 import summary as summary_module  # noqa: E402
 from machine import machine_info  # noqa: E402
 
-PACKAGES = ('dcdrl_core', 'dcdrl_sim', 'dcdrl_edge', 'dcdrl_cloud')
+PACKAGES = ('dcdrl_core', 'dcdrl_ros', 'dcdrl_learning', 'dcdrl_sim', 'dcdrl_edge', 'dcdrl_cloud')
 
 
 def _bandwidth_unavailable() -> str | None:

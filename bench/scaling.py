@@ -34,13 +34,13 @@ from typing import Any
 
 import numpy as np
 
-from dcdrl_core import runtime
-from dcdrl_core.testing import ChildProcess, TopicRecorder, fresh_domain_id, loopback_env
+from dcdrl_ros import runtime
+from dcdrl_ros.testing import ChildProcess, TopicRecorder, fresh_domain_id, loopback_env
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from machine import machine_info  # noqa: E402
 
-DCDRL = [sys.executable, '-m', 'dcdrl_core.cli']
+DCDRL = [sys.executable, '-m', 'dcdrl_ros.cli']
 START_TIMEOUT = 120.0
 
 
@@ -106,8 +106,8 @@ class InProcessLearner:
         import torch
 
         import dcdrl_sim  # noqa: F401
-        from dcdrl_core.learning.agents import Agent, AgentConfig
-        from dcdrl_core.learning.replay import ReplayBuffer
+        from dcdrl_learning.agents import Agent, AgentConfig
+        from dcdrl_learning.replay import ReplayBuffer
         torch.set_num_threads(1)
         env = gymnasium.make('dcdrl_sim/MecOffload-v0')
         obs_dim, action_dim = env.observation_space.shape[0], env.action_space.shape[0]

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from machine import machine_info  # noqa: E402
 
-DCDRL = [sys.executable, '-m', 'dcdrl_core.cli', 'run']
+DCDRL = [sys.executable, '-m', 'dcdrl_ros.cli', 'run']
 TRAIN_PARAMS = ['capacity:=4000', 'min_size_to_sample:=200', 'snapshot_period_s:=20.0', 'duration_s:=0.0',
                 'eval_period_s:=30.0', 'eval_episodes:=1', 'checkpoint_period_s:=20.0', 'tensorboard:=false',
                 'progress_period_s:=0.0', 'publish_every_updates:=20', 'actor_start:=300']
@@ -46,7 +46,7 @@ def rss_mb(pid: int) -> float | None:
 
 
 def start_nodes(domain: int, output: Path) -> dict:
-    from dcdrl_core.testing import ChildProcess, loopback_env
+    from dcdrl_ros.testing import ChildProcess, loopback_env
     env = loopback_env(domain)
     train_config = ROOT / 'config' / 'train.yaml'
     edge_config = ROOT / 'config' / 'cloud_edge.yaml'
@@ -110,7 +110,7 @@ def loop_child_pid(pid: int) -> int | None:
 
 def soak(duration_s: float, warmup_s: float, sample_s: float, max_growth_mb: float, max_growth_pct: float,
          output: Path | None = None) -> dict:
-    from dcdrl_core.testing import fresh_domain_id
+    from dcdrl_ros.testing import fresh_domain_id
     output = Path(output or tempfile.mkdtemp(prefix='dcdrl-soak-'))
     nodes = start_nodes(fresh_domain_id(), output)
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name in nodes}

@@ -5,10 +5,10 @@ Payloads: one MEC experience transition (dcdrl_msgs/ExperienceBatch: 73-float ob
 float32 = 178 KB in 8 tensors). QoS: reliable, keep-all, volatile, for every side.
 
 Sides, sender -> receiver ("pairs"):
-- ours -> ours: our runtime (dcdrl_core.runtime over PyPI cyclonedds, Cyclone DDS 11);
+- ours -> ours: our runtime (dcdrl_ros.runtime over PyPI cyclonedds, Cyclone DDS 11);
 - raw -> raw: plain cyclonedds-python IdlStructs of the same layout (what our runtime is built on);
 - rclpy -> rclpy: rclpy with rmw_cyclonedds_cpp (Cyclone DDS 0.10) of a real ROS 2, the rosidl
-  classes of this workspace built by colcon (dcdrl_core.ros2_install finds the ROS 2 and builds);
+  classes of this workspace built by colcon (dcdrl_ros.ros2_install finds the ROS 2 and builds);
 - ours -> rclpy and rclpy -> ours (not with --quick): the two on one graph.
 Every sender and every receiver is a process of its own, started once and kept for the run (rclpy
 ones run in the ROS 2 environment with its Python); this process only coordinates, through their
@@ -69,8 +69,8 @@ def topic(sender: str, receiver: str, payload: str) -> str:
 def product_message(payload: str) -> tuple[type, Any]:
     """(class, message) of dcdrl_msgs as the importing process has them: ours (after our runtime's
     import hook) or the rosidl-generated ones (in the ROS 2 environment)."""
-    from dcdrl_core.experience import fill_experience
-    from dcdrl_core.msg_arrays import set_array
+    from dcdrl_learning.experience import fill_experience
+    from dcdrl_ros.msg_arrays import set_array
 
     from dcdrl_msgs.msg import ExperienceBatch, PolicyWeights, Tensor
     rng = np.random.default_rng(0)
@@ -184,8 +184,8 @@ class Endpoints:
     def __init__(self, impl: str, role: str) -> None:
         self.impl = impl
         if impl == 'ours':
-            from dcdrl_core import runtime
-            from dcdrl_core.runtime.qos import HistoryPolicy, QoSProfile
+            from dcdrl_ros import runtime
+            from dcdrl_ros.runtime.qos import HistoryPolicy, QoSProfile
             runtime.init(args=[])
             self._runtime = runtime
             self.node = runtime.Node(f'bench_{role}')
@@ -264,7 +264,7 @@ class Endpoints:
             self.node.destroy_node()
             self._rclpy.shutdown()
         else:
-            from dcdrl_core.runtime.context import delete_entity
+            from dcdrl_ros.runtime.context import delete_entity
             delete_entity(self.participant)
 
 
@@ -399,8 +399,8 @@ def run_case(senders: dict[str, Child], receivers: dict[str, Child], pair: tuple
 
 def child_environments(domain: int) -> tuple[dict[str, tuple[str, dict]], str | None]:
     """{impl: (python, env)} and why rclpy is missing (None when it is there)."""
-    from dcdrl_core import ros2_install
-    from dcdrl_core.runtime.context import discovery_config
+    from dcdrl_ros import ros2_install
+    from dcdrl_ros.runtime.context import discovery_config
     base = {k: v for k, v in os.environ.items() if k not in ('CYCLONEDDS_URI', 'ROS_AUTOMATIC_DISCOVERY_RANGE')}
     base.update(ROS_DOMAIN_ID=str(domain), PYTHONUNBUFFERED='1')
     # ours and raw discover the same way: the loopback-only XML our runtime builds, handed to Cyclone.

@@ -9,7 +9,7 @@ steps. One evaluation (one episode from a fresh random start, no exploration noi
 early stop) runs every `--eval-every-episodes` training episodes. Steps to convergence = env
 steps (= stored transitions) at the third success.
 
-Phase 2 (fine-tune): the converged agent is saved with `dcdrl_core.learning.checkpoint`, loaded
+Phase 2 (fine-tune): the converged agent is saved with `dcdrl_learning.checkpoint`, loaded
 back (networks, Adam state, noise state), and trained on a plant whose cart friction is
 `--finetune-friction-factor` times the original (default 1.5, i.e. 15 N s/m: a slower cart), with a fresh replay
 buffer (the new plant's data only, as the cloud starts collecting on a new rig) and the same
@@ -36,10 +36,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from dcdrl_core.learning.agents import Agent, AgentConfig
-from dcdrl_core.learning.checkpoint import load_checkpoint, save_checkpoint
-from dcdrl_core.learning.replay import NStepWriter, ReplayBuffer
-from dcdrl_core.learning.runlog import RunLogger
+from dcdrl_learning.agents import Agent, AgentConfig
+from dcdrl_learning.checkpoint import load_checkpoint, save_checkpoint
+from dcdrl_learning.replay import NStepWriter, ReplayBuffer
+from dcdrl_learning.runlog import RunLogger
 from dcdrl_sim.cartpole.env import CartPoleSwingUpEnv
 from dcdrl_sim.cartpole.evaluation import ConvergenceTracker, evaluate_swing_up
 

@@ -19,9 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from dcdrl_core.learning.inference import NumpyActor
-from dcdrl_core.runtime.qos import qos_profile_sensor_data, qos_profile_transient_local
-from dcdrl_core.testing import TopicRecorder, fresh_domain_id, node_process
+from dcdrl_learning.inference import NumpyActor
+from dcdrl_ros.runtime.qos import qos_profile_sensor_data, qos_profile_transient_local
+from dcdrl_ros.testing import TopicRecorder, fresh_domain_id, node_process
 from dcdrl_sim.cartpole.env import CartPoleSwingUpEnv
 from dcdrl_sim.evaluation import evaluate_policy
 
@@ -52,7 +52,7 @@ def main(argv=None) -> int:
     parser.add_argument('--timeout-s', type=float, default=900.0)
     args = parser.parse_args(argv)
 
-    from dcdrl_core.weights_msg import read_weights
+    from dcdrl_learning.weights_msg import read_weights
 
     from dcdrl_msgs.msg import PolicyWeights, TrainingStats
     domain = fresh_domain_id()

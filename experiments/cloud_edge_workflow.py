@@ -17,9 +17,9 @@ import sys
 import time
 from pathlib import Path
 
-from dcdrl_core.testing import ChildProcess, fresh_domain_id, loopback_env
+from dcdrl_ros.testing import ChildProcess, fresh_domain_id, loopback_env
 
-DCDRL = [sys.executable, '-m', 'dcdrl_core.cli', 'launch', 'dcdrl_cloud']
+DCDRL = [sys.executable, '-m', 'dcdrl_ros.cli', 'launch', 'dcdrl_cloud']
 
 
 def run_step(launch_file: str, timeout_s: float, *args: str) -> dict:

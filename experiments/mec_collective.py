@@ -22,7 +22,7 @@ to a worker's. In `all` and `none` mode every agent uses `--updates-per-step`.
 
 Every generation (`--generation-steps` env steps per agent) the "parameter server" part runs:
 1. fitness of each agent = minus its mean cost per step on the validation seeds (noise-free);
-2. merged actor = `dcdrl_core.learning.merge.merge_models` of the agents' actors
+2. merged actor = `dcdrl_learning.merge.merge_models` of the agents' actors
    (`--merge-method` rank or softmax weights over the elite: fitness >= mean, or the best
    `--elite-fraction`), and its own validation fitness;
 3. pull rule (`merge.should_pull`): an agent whose fitness is below the merged model's loads the
@@ -72,10 +72,10 @@ from mec_ddpg import (  # noqa: E402
     mean_cost,
 )
 
-from dcdrl_core.learning.agents import Agent  # noqa: E402
-from dcdrl_core.learning.merge import merge_models, merge_weights, mutate, should_pull  # noqa: E402
-from dcdrl_core.learning.replay import NStepWriter, ReplayBuffer  # noqa: E402
-from dcdrl_core.learning.runlog import RunLogger  # noqa: E402
+from dcdrl_learning.agents import Agent  # noqa: E402
+from dcdrl_learning.merge import merge_models, merge_weights, mutate, should_pull  # noqa: E402
+from dcdrl_learning.replay import NStepWriter, ReplayBuffer  # noqa: E402
+from dcdrl_learning.runlog import RunLogger  # noqa: E402
 from dcdrl_sim.mec.env import MecOffloadEnv  # noqa: E402
 
 

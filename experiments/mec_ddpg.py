@@ -33,10 +33,10 @@ import numpy as np
 import torch
 
 import dcdrl_sim  # noqa: F401  (registers the env ids)
-from dcdrl_core.learning.agents import Agent, AgentConfig
-from dcdrl_core.learning.checkpoint import save_checkpoint
-from dcdrl_core.learning.replay import NStepWriter, ReplayBuffer
-from dcdrl_core.learning.runlog import RunLogger
+from dcdrl_learning.agents import Agent, AgentConfig
+from dcdrl_learning.checkpoint import save_checkpoint
+from dcdrl_learning.replay import NStepWriter, ReplayBuffer
+from dcdrl_learning.runlog import RunLogger
 from dcdrl_sim.evaluation import evaluate_policy
 from dcdrl_sim.mec.baselines import FullOffloadPolicy, GreedyPolicy, LocalOnlyPolicy, RandomPolicy
 from dcdrl_sim.mec.env import MecOffloadEnv

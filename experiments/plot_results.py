@@ -25,7 +25,7 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from dcdrl_core.learning.runlog import read_scalars_csv  # noqa: E402
+from dcdrl_learning.runlog import read_scalars_csv  # noqa: E402
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -189,7 +189,7 @@ def secure_capture_is_clean(capture: dict, payload: str, topic: str) -> bool:
 
 
 def start_capture(bed: Any, host: str, path: str, timeout: float) -> Any:
-    """A capture of HOST's eth0 in a dcdrl_core.netns.Testbed, running once this returns (stop() it)."""
+    """A capture of HOST's eth0 in a dcdrl_ros.netns.Testbed, running once this returns (stop() it)."""
     child = bed.run(host, [sys.executable, str(Path(__file__).resolve()), 'eth0', path, str(timeout * 3)])
     child.wait_for_line(CAPTURING, timeout)
     return child

@@ -15,7 +15,7 @@ library, ``openssl``, ``ip``, ``tc`` and root.
 
 ``demo`` builds a throw-away PKI in a temporary directory (identity CA, permissions CA, one
 certificate per participant, signed governance and permissions), two namespaces ``alice`` and
-``bob`` joined by a switch (dcdrl_core.netns.Testbed, discovery through ROS_STATIC_PEERS as on
+``bob`` joined by a switch (dcdrl_ros.netns.Testbed, discovery through ROS_STATIC_PEERS as on
 real machines), and runs DC-DRL's own talker (alice) and listener (bob) twice:
 
 1. without security, with a raw packet capture on alice's interface: the payload text and the
@@ -58,7 +58,7 @@ from rtps_capture import analyse_pcap, plain_capture_shows_text, secure_capture_
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = Path(__file__).resolve()
-NODE_PATHS = [str(ROOT / 'src' / 'dcdrl_core'), str(ROOT / 'src' / 'dcdrl_msgs')]
+NODE_PATHS = [str(ROOT / 'src' / 'dcdrl_ros'), str(ROOT / 'src' / 'dcdrl_msgs')]
 PAYLOAD_TEXT = b'Hello World'     # what the talker sends ('Hello World: N')
 TOPIC_TEXT = b'rt/chatter'        # the DDS topic name of /chatter
 HEARD = 'I heard: ['
@@ -99,7 +99,7 @@ def host_problems() -> list[str]:
             problems.append(f"'{tool}' not found")
     if not problems:
         sys.path.insert(0, NODE_PATHS[0])
-        from dcdrl_core.netns import netns_available
+        from dcdrl_ros.netns import netns_available
         available, reason = netns_available()
         if not available:
             problems.append(reason)
@@ -218,7 +218,7 @@ def adapt_cyclonedds_010() -> None:
 
     # The runtime gives Cyclone 11 0.10's peer pinging with InitialLocatorPruneDelay, an element that
     # 0.10 refuses ("unknown element") and does not need: it keeps announcing itself to every peer.
-    from dcdrl_core.runtime import context
+    from dcdrl_ros.runtime import context
     context.PEER_PINGING = re.sub(r'<InitialLocatorPruneDelay>[^<]*</InitialLocatorPruneDelay>', '',
                                   context.PEER_PINGING)
 
@@ -230,7 +230,7 @@ def run_node(argv: list[str]) -> int:
     import importlib.metadata
     if importlib.metadata.version('cyclonedds').startswith('0.10.'):
         adapt_cyclonedds_010()
-    from dcdrl_core.cli import main
+    from dcdrl_ros.cli import main
     return main(['run', *argv])
 
 
@@ -244,7 +244,7 @@ def demo(python: str, seconds: float, plugin_dir: str, timeout: float = 60.0, ke
     """The proof (module docstring); KEEP: a directory that gets the PKI and the two captures
     (else a temporary directory, deleted at the end)."""
     sys.path.insert(0, NODE_PATHS[0])
-    from dcdrl_core.netns import Testbed
+    from dcdrl_ros.netns import Testbed
     talker = node_identity('talker', publish=['rt/chatter'])
     listener = node_identity('listener', subscribe=['rt/chatter'])
     forged = node_identity('forged', subscribe=['rt/chatter'], foreign_ca=True)
@@ -262,7 +262,7 @@ def demo(python: str, seconds: float, plugin_dir: str, timeout: float = 60.0, ke
                 return base
 
             def node(host: str, executable: str, name: str, identity: str | None) -> Any:
-                argv = [python, str(SCRIPT), 'node', 'dcdrl_core', executable, '--ros-args', '-r', f'__node:={name}']
+                argv = [python, str(SCRIPT), 'node', 'dcdrl_ros', executable, '--ros-args', '-r', f'__node:={name}']
                 return bed.run(host, argv, env(host, identity))
 
             # 1. plaintext control: the capture must see the payload and the topic name
@@ -337,7 +337,7 @@ _LATENCY = re.compile(r'size (\d+) mean ([\d.]+)us min ([\d.]+)us 50% ([\d.]+)us
 def latency(seconds: float, plugin_dir: str, size: int) -> dict:
     """Round-trip latency with ddsperf ping/pong between the namespaces, plain and secured."""
     sys.path.insert(0, NODE_PATHS[0])
-    from dcdrl_core.netns import Testbed
+    from dcdrl_ros.netns import Testbed
     if shutil.which('ddsperf') is None:
         raise RuntimeError('ddsperf not found: apt-get install cyclonedds-tools')
     # ddsperf uses its own partitions, so these two may use every topic in every partition.

@@ -17,7 +17,7 @@ ROS 2 Jazzy's Cyclone DDS (0.10.5) is built with OpenSSL: its DDS Security plugi
   enclave's files named in CYCLONEDDS_URI (dds_security_documents.sros2_enclave_xml).
 
 ``demo`` builds a keystore and a foreign one (other CAs), two network namespaces alice and bob
-(dcdrl_core.netns.Testbed) and runs DC-DRL's talker and listener:
+(dcdrl_ros.netns.Testbed) and runs DC-DRL's talker and listener:
 
 1. without security, rclpy talker (alice) and listener (bob), with a raw capture on alice's
    interface: it must show the payload text and the topic name (so it could see a leak);
@@ -56,8 +56,8 @@ from dds_certificates import Identity  # noqa: E402
 from rtps_capture import analyse_pcap, plain_capture_shows_text, secure_capture_is_clean, seen_count, start_capture  # noqa: E402  (this folder)
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / 'src' / 'dcdrl_core'))
-from dcdrl_core import ros2_install  # noqa: E402  (which ROS 2, its environment)
+sys.path.insert(0, str(ROOT / 'src' / 'dcdrl_ros'))
+from dcdrl_ros import ros2_install  # noqa: E402  (which ROS 2, its environment)
 
 BINDING = 'cyclonedds==0.10.5'       # the Python binding of the Cyclone release in Jazzy
 CACHE = ROOT / '.ros2'
@@ -187,10 +187,10 @@ def make_keystore(keystore: Path, enclaves: Sequence[Identity], domain_id: int) 
 
 
 def rclpy_environment(ros2: ros2_install.Ros2) -> dict[str, str]:
-    """The environment of rclpy nodes of this checkout: the ROS 2 sourced, dcdrl_core from the source tree
+    """The environment of rclpy nodes of this checkout: the ROS 2 sourced, dcdrl_ros from the source tree
     (its talker and listener need nothing else; no colcon build of the workspace)."""
     env = ros2.environment()
-    env['PYTHONPATH'] = os.pathsep.join(p for p in (str(ROOT / 'src' / 'dcdrl_core'), env.get('PYTHONPATH')) if p)
+    env['PYTHONPATH'] = os.pathsep.join(p for p in (str(ROOT / 'src' / 'dcdrl_ros'), env.get('PYTHONPATH')) if p)
     return env
 
 
@@ -215,7 +215,7 @@ def demo(ros_env: dict[str, str], seconds: float, domain_id: int = dds_security_
          timeout: float = 60.0, keep: str | None = None) -> dict:
     """The proof (module docstring). ROS_ENV: the environment of the rclpy nodes (rclpy_environment, or a
     ROS 2 and this workspace's install sourced); KEEP: a directory that gets the keystores and the captures."""
-    from dcdrl_core.netns import Testbed
+    from dcdrl_ros.netns import Testbed
     home = cyclone_home(ros_env)
     ros_free_python, plugin_dir = str(secure_python(home)), str(home / 'lib')
     ros_python = shutil.which('python3', path=ros_env.get('PATH', ''))
@@ -235,7 +235,7 @@ def demo(ros_env: dict[str, str], seconds: float, domain_id: int = dds_security_
             def rclpy_node(host: str, executable: str, name: str, topic: str = 'chatter',
                            enclave: str | None = None, store: Path = keystore) -> Any:
                 env = bed.dds_env(host, domain_id, base=ros_env, DCDRL_BACKEND='rclpy')
-                argv = [ros_python, '-m', 'dcdrl_core.cli', 'run', 'dcdrl_core', executable, '--ros-args',
+                argv = [ros_python, '-m', 'dcdrl_ros.cli', 'run', 'dcdrl_ros', executable, '--ros-args',
                         '-r', f'__node:={name}', '-p', f'topic:={topic}']
                 if enclave:
                     env.update(security_env(store))
@@ -246,7 +246,7 @@ def demo(ros_env: dict[str, str], seconds: float, domain_id: int = dds_security_
                 security = dds_security_documents.sros2_enclave_xml(enclaves[enclave], plugin_dir)
                 env = bed.dds_env(host, domain_id, DCDRL_BACKEND='cyclone',
                                   PYTHONPATH=os.pathsep.join(secure_dds.NODE_PATHS), CYCLONEDDS_URI=security)
-                return bed.run(host, [ros_free_python, str(secure_dds.SCRIPT), 'node', 'dcdrl_core', executable,
+                return bed.run(host, [ros_free_python, str(secure_dds.SCRIPT), 'node', 'dcdrl_ros', executable,
                                       '--ros-args', '-r', f'__node:={name}', '-p', f'topic:={topic}'], env)
 
             # 1. plaintext control: the capture must see the payload and the topic name

@@ -8,7 +8,7 @@
         [--link-bandwidth 'cloud->device=0.06' ...] [--cut device-cloud@30+10 ...]
 
 Each host is a network namespace with one private address on a switch whose links are shaped
-with tc (dcdrl_core.netns.Testbed; docs/multihost.md). The device runs edge.launch.yaml, the
+with tc (dcdrl_ros.netns.Testbed; docs/multihost.md). The device runs edge.launch.yaml, the
 cloud cloud_edge.launch.yaml, the edge host the face server's launch file if there is one. Every
 process gets what a user sets on a real machine: ROS_DOMAIN_ID, ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 (SUBNET with --allow-multicast) and ROS_STATIC_PEERS=<the other hosts>. Logs go to --log-dir (printed
@@ -36,12 +36,13 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-for _package in ('dcdrl_core', 'dcdrl_sim', 'dcdrl_edge', 'dcdrl_cloud'):  # run from the source tree
+# run from the source tree
+for _package in ('dcdrl_core', 'dcdrl_ros', 'dcdrl_learning', 'dcdrl_sim', 'dcdrl_edge', 'dcdrl_cloud'):
     _path = str(ROOT / 'src' / _package)
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
-DCDRL = [sys.executable, '-m', 'dcdrl_core.cli']
+DCDRL = [sys.executable, '-m', 'dcdrl_ros.cli']
 
 
 # ---------------------------------------------------------------------------------------- probes
@@ -57,7 +58,7 @@ def _print(tag: str, values: dict) -> None:
 
 
 def probe_echo(topic: str, type_name: str, best_effort: bool) -> int:
-    from dcdrl_core import ros
+    from dcdrl_ros import ros
     message_class = ros.get_interface(type_name)
     names = _field_names(message_class)
     reliability = ros.ReliabilityPolicy.BEST_EFFORT if best_effort else ros.ReliabilityPolicy.RELIABLE
@@ -83,10 +84,10 @@ def probe_echo(topic: str, type_name: str, best_effort: bool) -> int:
 def _actor_message(version: int, preset: str, obs_dim: int, action_dim: int) -> Any:
     import numpy as np
 
-    from dcdrl_core.learning.codec import make_payload
-    from dcdrl_core.learning.inference import actor_shapes
-    from dcdrl_core.learning.networks import architecture_id, network_config
-    from dcdrl_core.weights_msg import fill_weights
+    from dcdrl_learning.codec import make_payload
+    from dcdrl_learning.inference import actor_shapes
+    from dcdrl_learning.networks import architecture_id, network_config
+    from dcdrl_learning.weights_msg import fill_weights
 
     from dcdrl_msgs.msg import PolicyWeights, Tensor
     config = network_config(preset)
@@ -106,7 +107,7 @@ def _message_bytes(message: Any, payload: Any) -> int:
 
 
 def probe_send_weights(topic: str, preset: str, obs_dim: int, action_dim: int, readers: int) -> int:
-    from dcdrl_core import ros
+    from dcdrl_ros import ros
 
     from dcdrl_msgs.msg import PolicyWeights
     latched = ros.QoSProfile(depth=1, reliability=ros.ReliabilityPolicy.RELIABLE,
@@ -141,8 +142,8 @@ def probe_send_weights(topic: str, preset: str, obs_dim: int, action_dim: int, r
 
 
 def probe_receive_weights(topic: str) -> int:
-    from dcdrl_core import ros
-    from dcdrl_core.weights_msg import read_weights
+    from dcdrl_learning.weights_msg import read_weights
+    from dcdrl_ros import ros
 
     from dcdrl_msgs.msg import PolicyWeights
     latched = ros.QoSProfile(depth=1, reliability=ros.ReliabilityPolicy.RELIABLE,
@@ -248,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ['probe']:
         return probe_main(argv[1:])
     args = _parser().parse_args(argv)
-    from dcdrl_core.netns import Testbed, netns_available
+    from dcdrl_ros.netns import Testbed, netns_available
     available, reason = netns_available()
     if not available:
         sys.stderr.write(f'testbed.py: {reason}\n')

@@ -25,19 +25,19 @@ from typing import Any
 import numpy as np
 import pytest
 
-from dcdrl_core import (
+from dcdrl_learning.codec import make_payload
+from dcdrl_learning.experience import fill_experience
+from dcdrl_learning.inference import actor_shapes
+from dcdrl_learning.networks import architecture_id, network_config
+from dcdrl_learning.weights_msg import fill_weights
+from dcdrl_ros import (
     ros,  # noqa: F401  (installs the interface import hook before the imports below)
     runtime,
 )
-from dcdrl_core.experience import fill_experience
-from dcdrl_core.learning.codec import make_payload
-from dcdrl_core.learning.inference import actor_shapes
-from dcdrl_core.learning.networks import architecture_id, network_config
-from dcdrl_core.msg_arrays import set_array
-from dcdrl_core.runtime.context import Context
-from dcdrl_core.runtime.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data, qos_profile_transient_local
-from dcdrl_core.testing import ChildProcess, fresh_domain_id, loopback_env
-from dcdrl_core.weights_msg import fill_weights
+from dcdrl_ros.msg_arrays import set_array
+from dcdrl_ros.runtime.context import Context
+from dcdrl_ros.runtime.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data, qos_profile_transient_local
+from dcdrl_ros.testing import ChildProcess, fresh_domain_id, loopback_env
 
 pytestmark = [pytest.mark.dds, pytest.mark.slow]
 TIMEOUT = 90.0   # generous: seven node processes import torch at once on a loaded 2-core machine
@@ -50,7 +50,7 @@ LOG_THROTTLE_S = 1.05           # the nodes log refusals at most once a second (
 
 # ---------------------------------------------------------------------------------------------- processes
 def _node(package: str, executable: str, *ros_args: str) -> list[str]:
-    return [sys.executable, '-m', 'dcdrl_core.cli', 'run', package, executable, '--ros-args', '-r', '__ns:=/dcdrl',
+    return [sys.executable, '-m', 'dcdrl_ros.cli', 'run', package, executable, '--ros-args', '-r', '__ns:=/dcdrl',
             *ros_args]
 
 
@@ -294,8 +294,8 @@ def test_malformed_bytes_are_refused_by_the_decoder_with_one_error_type():
     samples): truncated, bit-flipped or over-long-claiming CDR of every dcdrl_msgs type raises
     SerializationError, which the runtime logs as 'dropped a malformed sample' and counts, or decodes
     to a message the node's own checks then judge. Never another exception, never a huge allocation."""
-    from dcdrl_core.messages import SerializationError
-    from dcdrl_core.testing import all_message_types, message_class, random_message
+    from dcdrl_ros.messages import SerializationError
+    from dcdrl_ros.testing import all_message_types, message_class, random_message
     rng = np.random.default_rng(0)
     for type_name in all_message_types(package='dcdrl_msgs'):
         cls = message_class(type_name)
@@ -647,14 +647,14 @@ GAP = 'gap in docs/robustness.md: remove this marker with the proposed change'
 
 
 def test_gap_an_overlong_client_id_is_refused():
-    from dcdrl_core.experience import ExperienceRejected, read_experience
+    from dcdrl_learning.experience import ExperienceRejected, read_experience
     with pytest.raises(ExperienceRejected, match='client_id'):
         read_experience(_experience(0, client='c' * 10_000))
 
 
 def test_gap_get_policy_does_not_echo_an_overlong_architecture_id(tmp_path):
     from dcdrl_cloud.parameter_server import ParameterServer, ParameterServerConfig
-    from dcdrl_core.weights_msg import read_weights
+    from dcdrl_learning.weights_msg import read_weights
     server = ParameterServer(ParameterServerConfig(env_id=CARTPOLE, output_dir=str(tmp_path)), CP_OBS, CP_ACT)
     server.offer_learner_policy(read_weights(_weights('dcdrl', CP_OBS, CP_ACT, 3)), 'learner')
     answer = server.answer('x' * 100_000, 0)

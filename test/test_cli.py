@@ -7,10 +7,10 @@ import sys
 
 import pytest
 
-from dcdrl_core.testing import ChildProcess, fresh_domain_id, loopback_env
+from dcdrl_ros.testing import ChildProcess, fresh_domain_id, loopback_env
 
 pytestmark = pytest.mark.dds
-DCDRL = [sys.executable, '-m', 'dcdrl_core.cli']
+DCDRL = [sys.executable, '-m', 'dcdrl_ros.cli']
 TIMEOUT = 60.0
 PEER = os.path.join(os.path.dirname(__file__), 'fixtures', 'cli_peer.py')
 
@@ -27,7 +27,7 @@ def dcdrl(domain, *args):
 def test_parameters_from_yaml_with_command_line_override(domain, tmp_path):
     params = tmp_path / 'talker.yaml'
     params.write_text('talker:\n  ros__parameters:\n    topic: from_file\n    period_s: 0.5\n')
-    with dcdrl(domain, 'run', 'dcdrl_core', 'talker', '--ros-args', '--params-file', str(params),
+    with dcdrl(domain, 'run', 'dcdrl_ros', 'talker', '--ros-args', '--params-file', str(params),
                '-p', 'period_s:=0.25') as talker:
         line = talker.wait_for_line('talker started', TIMEOUT)
     assert 'topic /from_file' in line and 'period 0.25 s' in line
@@ -36,14 +36,14 @@ def test_parameters_from_yaml_with_command_line_override(domain, tmp_path):
 def test_node_rename_and_namespace_apply_to_parameter_files(domain, tmp_path):
     params = tmp_path / 'p.yaml'
     params.write_text('/robot/speaker:\n  ros__parameters:\n    topic: renamed\n')
-    with dcdrl(domain, 'run', 'dcdrl_core', 'talker', '--ros-args', '-r', '__node:=speaker', '-r', '__ns:=/robot',
+    with dcdrl(domain, 'run', 'dcdrl_ros', 'talker', '--ros-args', '-r', '__node:=speaker', '-r', '__ns:=/robot',
                '--params-file', str(params)) as talker:
         line = talker.wait_for_line('talker started', TIMEOUT)
     assert '[robot.speaker]' in line and 'topic /robot/renamed' in line
 
 
 def test_wrong_parameter_type_is_a_clear_error_and_exit_code_2(domain):
-    result = subprocess.run([*DCDRL, 'run', 'dcdrl_core', 'talker', '--ros-args', '-p', 'period_s:=fast'],
+    result = subprocess.run([*DCDRL, 'run', 'dcdrl_ros', 'talker', '--ros-args', '-p', 'period_s:=fast'],
                             env=loopback_env(domain), capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "'period_s'" in result.stderr and "'fast'" in result.stderr and 'double' in result.stderr.lower()
@@ -55,24 +55,24 @@ def run_dcdrl(domain, *args):
 
 
 def test_run_with_a_package_alone_lists_its_executables(domain):
-    result = run_dcdrl(domain, 'run', 'dcdrl_core')
+    result = run_dcdrl(domain, 'run', 'dcdrl_ros')
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == ['dcdrl_core dcdrl', 'dcdrl_core listener', 'dcdrl_core talker']
-    assert run_dcdrl(domain, 'pkg', 'executables', 'dcdrl_core').stdout == result.stdout
+    assert result.stdout.splitlines() == ['dcdrl_ros dcdrl', 'dcdrl_ros listener', 'dcdrl_ros talker']
+    assert run_dcdrl(domain, 'pkg', 'executables', 'dcdrl_ros').stdout == result.stdout
     unknown = run_dcdrl(domain, 'pkg', 'executables', 'no_such_pkg')
     assert unknown.returncode == 1 and unknown.stderr.strip() == "Package 'no_such_pkg' not found"
     everything = run_dcdrl(domain, 'pkg', 'executables').stdout.splitlines()
-    assert 'dcdrl_cloud learner' in everything and 'dcdrl_core talker' in everything
+    assert 'dcdrl_cloud learner' in everything and 'dcdrl_ros talker' in everything
 
 
 def test_unknown_executable_is_reported(domain):
-    result = subprocess.run([*DCDRL, 'run', 'dcdrl_core', 'no_such_exe'], env=loopback_env(domain),
+    result = subprocess.run([*DCDRL, 'run', 'dcdrl_ros', 'no_such_exe'], env=loopback_env(domain),
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and "no executable 'no_such_exe'" in result.stderr and 'talker' in result.stderr
 
 
 def test_topic_list_echo_and_hz_see_a_running_talker(domain):
-    with dcdrl(domain, 'run', 'dcdrl_core', 'talker', '--ros-args', '-p', 'period_s:=0.05') as talker:
+    with dcdrl(domain, 'run', 'dcdrl_ros', 'talker', '--ros-args', '-p', 'period_s:=0.05') as talker:
         talker.wait_for_line('talker started', TIMEOUT)
         listing = subprocess.run([*DCDRL, 'topic', 'list', '-t', '--spin-time', '3'], env=loopback_env(domain),
                                  capture_output=True, text=True, timeout=60)
@@ -87,7 +87,7 @@ def test_topic_list_echo_and_hz_see_a_running_talker(domain):
 
 
 def test_topic_pub_once_reaches_a_listener(domain):
-    with dcdrl(domain, 'run', 'dcdrl_core', 'listener') as listener:
+    with dcdrl(domain, 'run', 'dcdrl_ros', 'listener') as listener:
         listener.wait_for_line('listener started', TIMEOUT)
         result = subprocess.run([*DCDRL, 'topic', 'pub', '--once', '/chatter', 'std_msgs/msg/String',
                                  '{data: hello from pub}'], env=loopback_env(domain),
@@ -112,8 +112,8 @@ def test_interface_show_prints_the_definition():
 
 
 def test_node_list_sees_nodes_announced_on_ros_discovery_info(domain):
-    with dcdrl(domain, 'run', 'dcdrl_core', 'talker', '--ros-args', '-r', '__ns:=/demo') as talker, \
-            dcdrl(domain, 'run', 'dcdrl_core', 'listener') as listener:
+    with dcdrl(domain, 'run', 'dcdrl_ros', 'talker', '--ros-args', '-r', '__ns:=/demo') as talker, \
+            dcdrl(domain, 'run', 'dcdrl_ros', 'listener') as listener:
         talker.wait_for_line('talker started', TIMEOUT)
         listener.wait_for_line('listener started', TIMEOUT)
         listing = subprocess.run([*DCDRL, 'node', 'list', '--spin-time', '3'], env=loopback_env(domain),
@@ -134,7 +134,7 @@ def _signal_stops_cleanly(talker: ChildProcess, signum: int) -> None:
 
 def test_sigterm_stops_a_node_cleanly(domain):
     import signal
-    _signal_stops_cleanly(dcdrl(domain, 'run', 'dcdrl_core', 'talker'), signal.SIGTERM)
+    _signal_stops_cleanly(dcdrl(domain, 'run', 'dcdrl_ros', 'talker'), signal.SIGTERM)
 
 
 def test_sigint_stops_a_node_started_with_sigint_ignored(domain):
@@ -143,7 +143,7 @@ def test_sigint_stops_a_node_started_with_sigint_ignored(domain):
     import signal
     ignore_then_exec = ('import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); '
                         'os.execv(sys.executable, [sys.executable] + sys.argv[1:])')
-    talker = ChildProcess([sys.executable, '-c', ignore_then_exec, *DCDRL[1:], 'run', 'dcdrl_core', 'talker'],
+    talker = ChildProcess([sys.executable, '-c', ignore_then_exec, *DCDRL[1:], 'run', 'dcdrl_ros', 'talker'],
                           env=loopback_env(domain))
     _signal_stops_cleanly(talker, signal.SIGINT)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from dcdrl_core.testing import ChildProcess, fresh_domain_id, loopback_env
+from dcdrl_ros.testing import ChildProcess, fresh_domain_id, loopback_env
 
 pytestmark = [pytest.mark.dds]
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +40,7 @@ def start_client(backend: str, ros2_ws, domain: int, mode: str) -> ChildProcess:
         env = ros2_ws.environment(ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
                                   DCDRL_BACKEND='rclpy', PYTHONUNBUFFERED='1')
     env['PYTHONPATH'] = os.pathsep.join([str(HELD_TORCH), env.get('PYTHONPATH', '')]).rstrip(os.pathsep)
-    return ChildProcess([python, '-m', 'dcdrl_core.cli', 'run', 'dcdrl_sim', 'client', '--ros-args',
+    return ChildProcess([python, '-m', 'dcdrl_ros.cli', 'run', 'dcdrl_sim', 'client', '--ros-args',
                          '-r', '__node:=client_0', '-r', '__ns:=/dcdrl', '-p', f'mode:={mode}'], env=env)
 
 

@@ -14,11 +14,11 @@ import sys
 
 import pytest
 
-from dcdrl_core.testing import ChildProcess, TopicRecorder, fresh_domain_id, loopback_env
+from dcdrl_ros.testing import ChildProcess, TopicRecorder, fresh_domain_id, loopback_env
 
 pytestmark = [pytest.mark.dds, pytest.mark.slow]
 TIMEOUT = 90.0   # torch imports and discovery on a loaded 2-core machine
-DCDRL = [sys.executable, '-m', 'dcdrl_core.cli']
+DCDRL = [sys.executable, '-m', 'dcdrl_ros.cli']
 MISSING = 'runs/finetune/best_actor.safetensors'   # the README's path, relative to a fresh directory
 
 
@@ -67,8 +67,8 @@ def test_a_missing_weights_file_is_one_fatal_line_and_exit_2_with_ros2_run(ros2_
 
 
 def _write_actor_file(path):
-    from dcdrl_core.learning.codec import encode_weights, payload_to_bytes
-    from dcdrl_core.learning.networks import PRESETS, architecture_id, build_actor
+    from dcdrl_learning.codec import encode_weights, payload_to_bytes
+    from dcdrl_learning.networks import PRESETS, architecture_id, build_actor
     config = PRESETS['cloud_edge']
     payload = encode_weights(build_actor(config, 10, 1, seed=3), architecture_id(config, 10, 1), 12)
     path.write_bytes(payload_to_bytes(payload))
@@ -77,7 +77,7 @@ def _write_actor_file(path):
 @pytest.mark.parametrize('backend', ['cyclone', 'rclpy'])
 def test_eval_mode_reports_returns_and_swing_up_steps_and_stops_after_eval_episodes(request, tmp_path, domain,
                                                                                     backend):
-    from dcdrl_core import runtime  # first: its import hook provides dcdrl_msgs
+    from dcdrl_ros import runtime  # first: its import hook provides dcdrl_msgs
 
     from dcdrl_msgs.msg import EpisodeStats
     weights = tmp_path / 'best_actor.safetensors'
@@ -93,7 +93,7 @@ def test_eval_mode_reports_returns_and_swing_up_steps_and_stops_after_eval_episo
     params = ['mode:=eval', f'weights_file:={weights}', 'eval_episodes:=3', 'rate_hz:=300.0', 'sim_rate_hz:=30.0',
               'sim_max_steps:=40', 'sim_init_theta_mean:=0.0', 'sim_init_theta_std:=0.0', 'stats_period_s:=0.2',
               'device_id:=edge_e']
-    argv = [python, '-m', 'dcdrl_core.cli', 'run', 'dcdrl_edge', 'controller', '--ros-args']
+    argv = [python, '-m', 'dcdrl_ros.cli', 'run', 'dcdrl_edge', 'controller', '--ros-args']
     for param in params:
         argv += ['-p', param]
     recorder = TopicRecorder(domain, namespace='/dcdrl')

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PYTHON_PACKAGES = ('dcdrl_core', 'dcdrl_sim', 'dcdrl_edge', 'dcdrl_cloud')
+PYTHON_PACKAGES = ('dcdrl_core', 'dcdrl_ros', 'dcdrl_learning', 'dcdrl_sim', 'dcdrl_edge', 'dcdrl_cloud')
 
 
 def _colcon() -> str:
@@ -46,14 +46,14 @@ def test_every_python_package_is_installed_with_its_share_files(install):
     assert 'stream_demo.launch.yaml' in launch_files
     assert (install / 'dcdrl_cloud' / 'share' / 'dcdrl_cloud' / 'launch' / 'stream_demo.launch.py').is_file()
     assert (install / 'dcdrl_cloud' / 'share' / 'dcdrl_cloud' / 'config' / 'stream_demo.yaml').is_file()
-    assert (install / 'dcdrl_core' / 'share' / 'dcdrl_core' / 'launch' / 'talker_listener.launch.yaml').is_file()
-    site = next((install / 'dcdrl_core' / 'lib').glob('python3*/site-packages'))
-    assert (site / 'dcdrl_core' / 'interfaces' / 'std_msgs' / 'msg' / 'String.msg').is_file()
+    assert (install / 'dcdrl_ros' / 'share' / 'dcdrl_ros' / 'launch' / 'talker_listener.launch.yaml').is_file()
+    site = next((install / 'dcdrl_ros' / 'lib').glob('python3*/site-packages'))
+    assert (site / 'dcdrl_ros' / 'interfaces' / 'std_msgs' / 'msg' / 'String.msg').is_file()
 
 
 def test_node_executables_are_where_ros2_run_looks(install):
     for package, executable in (('dcdrl_sim', 'client'), ('dcdrl_cloud', 'replay_buffer'),
-                                ('dcdrl_core', 'talker'), ('dcdrl_core', 'listener')):
+                                ('dcdrl_ros', 'talker'), ('dcdrl_ros', 'listener')):
         path = install / package / 'lib' / package / executable
         assert path.is_file() and os.access(path, os.X_OK), path
 
@@ -62,7 +62,7 @@ def test_dcdrl_launch_finds_the_installed_files(install):
     env = dict(os.environ)
     env['AMENT_PREFIX_PATH'] = os.pathsep.join(str(install / p) for p in PYTHON_PACKAGES)
     result = subprocess.run(
-        [sys.executable, '-m', 'dcdrl_core.cli', 'launch', '--print', 'dcdrl_cloud', 'stream_demo.launch.yaml'],
+        [sys.executable, '-m', 'dcdrl_ros.cli', 'launch', '--print', 'dcdrl_cloud', 'stream_demo.launch.yaml'],
         cwd=str(install), env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     config = install / 'dcdrl_cloud' / 'share' / 'dcdrl_cloud' / 'config' / 'stream_demo.yaml'

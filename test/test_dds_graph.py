@@ -6,10 +6,10 @@ import time
 import numpy as np
 import pytest
 
-from dcdrl_core import runtime
-from dcdrl_core.runtime.context import Context
-from dcdrl_core.runtime.qos import qos_profile_transient_local
-from dcdrl_core.testing import all_message_types, fresh_domain_id, message_class, python_child, random_message
+from dcdrl_ros import runtime
+from dcdrl_ros.runtime.context import Context
+from dcdrl_ros.runtime.qos import qos_profile_transient_local
+from dcdrl_ros.testing import all_message_types, fresh_domain_id, message_class, python_child, random_message
 
 pytestmark = pytest.mark.dds
 PEER = os.path.join(os.path.dirname(__file__), 'fixtures', 'graph_peer.py')

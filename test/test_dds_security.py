@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from dcdrl_core import ros2_install
-from dcdrl_core.testing import ChildProcess, fresh_domain_id
+from dcdrl_ros import ros2_install
+from dcdrl_ros.testing import ChildProcess, fresh_domain_id
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / 'scripts'
@@ -370,7 +370,7 @@ def test_enforce_starts_an_rclpy_node_only_with_its_enclave(ros2, tmp_path):
     env = secure_ros2.rclpy_environment(ros2)
     env.update(secure_ros2.security_env(keystore), ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
                DCDRL_BACKEND='rclpy')
-    talker = [shutil.which('python3', path=env['PATH']), '-m', 'dcdrl_core.cli', 'run', 'dcdrl_core', 'talker']
+    talker = [shutil.which('python3', path=env['PATH']), '-m', 'dcdrl_ros.cli', 'run', 'dcdrl_ros', 'talker']
     refused = subprocess.run([*talker, '--ros-args', '--enclave', '/nobody'], env=env, capture_output=True,
                              text=True, timeout=TIMEOUT)
     assert refused.returncode != 0

@@ -1,9 +1,10 @@
 """The device profile (README): a venv with only what a Raspberry Pi installs runs the device's nodes against a cloud
 graph from the main venv.
 
-The device venv holds dcdrl_core, dcdrl_sim and dcdrl_edge[camera,face] with their declared dependencies (and
-face_recognition with --no-deps), so a missing install_requires or a torch/gymnasium import on the device fails
-here. It is built once per set of setup.py files into .device-venv/<hash> (pip's cache makes a rebuild ~40 s).
+The device venv holds dcdrl_core, dcdrl_ros, dcdrl_learning (no torch extra), dcdrl_sim and dcdrl_edge[camera,face]
+with their declared dependencies (and face_recognition with --no-deps), so a missing install_requires or a
+torch/gymnasium import on the device fails here. It is built once per set of setup.py files into .device-venv/<hash>
+(pip's cache makes a rebuild ~40 s).
 """
 import hashlib
 import re
@@ -16,14 +17,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dcdrl_core import runtime
-from dcdrl_core.testing import ChildProcess, TopicRecorder, loopback_env
+from dcdrl_ros import runtime
+from dcdrl_ros.testing import ChildProcess, TopicRecorder, loopback_env
 
 pytestmark = [pytest.mark.dds, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ('dcdrl_core', 'dcdrl_sim', 'dcdrl_edge')
+PACKAGES = ('dcdrl_core', 'dcdrl_ros', 'dcdrl_learning', 'dcdrl_sim', 'dcdrl_edge')
 # The README's device profile, as pip arguments (editable: the venv runs this tree's code).
-DEVICE_INSTALL = ('-e', 'src/dcdrl_core', '-e', 'src/dcdrl_sim', '-e', 'src/dcdrl_edge[camera,face]')
+DEVICE_INSTALL = ('-e', 'src/dcdrl_core', '-e', 'src/dcdrl_ros', '-e', 'src/dcdrl_learning',
+                  '-e', 'src/dcdrl_sim', '-e', 'src/dcdrl_edge[camera,face]')
 FACE_RECOGNITION = 'face-recognition==1.3.0'   # --no-deps: it pins the source dlib (dlib-bin comes with [face])
 TIMEOUT = 60.0   # discovery, torch import of the cloud nodes and dlib models on a loaded 2-core machine
 

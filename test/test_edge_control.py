@@ -17,15 +17,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dcdrl_core import runtime
-from dcdrl_core.runtime.qos import qos_profile_transient_local
-from dcdrl_core.testing import ChildProcess, TopicRecorder, node_process
+from dcdrl_ros import runtime
+from dcdrl_ros.runtime.qos import qos_profile_transient_local
+from dcdrl_ros.testing import ChildProcess, TopicRecorder, node_process
 
 pytestmark = [pytest.mark.dds, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / 'config' / 'cloud_edge.yaml'
 TIMEOUT = 90.0  # generous: torch imports and discovery on a loaded 2-core machine
-DCDRL = [sys.executable, '-m', 'dcdrl_core.cli']
+DCDRL = [sys.executable, '-m', 'dcdrl_ros.cli']
 
 
 
@@ -53,9 +53,9 @@ class EdgeMonitor(TopicRecorder):
 
 
 def _actor_payload(version: int, preset: str = 'cloud_edge', nan: bool = False, seed: int = 0):
-    from dcdrl_core.learning.codec import make_payload
-    from dcdrl_core.learning.inference import actor_shapes
-    from dcdrl_core.learning.networks import architecture_id, network_config
+    from dcdrl_learning.codec import make_payload
+    from dcdrl_learning.inference import actor_shapes
+    from dcdrl_learning.networks import architecture_id, network_config
     config = network_config(preset)
     shapes = actor_shapes(config, 10, 1)
     rng = np.random.default_rng(seed)
@@ -66,7 +66,7 @@ def _actor_payload(version: int, preset: str = 'cloud_edge', nan: bool = False, 
 
 
 def _weights_message(payload):
-    from dcdrl_core.weights_msg import fill_weights
+    from dcdrl_learning.weights_msg import fill_weights
 
     from dcdrl_msgs.msg import PolicyWeights, Tensor
     return fill_weights(PolicyWeights(), payload, Tensor, producer='test')
@@ -141,7 +141,7 @@ def test_controller_without_cloud_refuses_bad_weights_and_takes_good_ones(domain
 
 def _mean_return(payload, episodes: int, **env_kwargs) -> float:
     """Mean return of the actor in `payload` on the simulated plant, same start states for every actor."""
-    from dcdrl_core.learning.inference import NumpyActor
+    from dcdrl_learning.inference import NumpyActor
     from dcdrl_sim.cartpole.env import CartPoleSwingUpEnv
     from dcdrl_sim.evaluation import evaluate_policy
     actor = NumpyActor.from_payload(payload, 'cloud_edge', 10, 1)
@@ -163,7 +163,7 @@ def test_end_to_end_learning_improves_the_swing_up_return(domain, tmp_path):
     evaluation episodes are too noisy, and DDPG's policy swings from version to version (what keeping
     the best weights is for), so no single version at a fixed update count is judged. The learner
     does not stop at convergence here: a HOLD would stall the updates."""
-    from dcdrl_core.weights_msg import read_weights
+    from dcdrl_learning.weights_msg import read_weights
 
     from dcdrl_msgs.msg import PolicyWeights
     monitor = EdgeMonitor(domain)
@@ -223,7 +223,7 @@ def test_workflow_launch_files_resolve(launch_file, package):
 
 
 def test_scope_draws_the_controllers_steps_headless(domain, tmp_path):
-    from dcdrl_core.msg_arrays import set_array
+    from dcdrl_ros.msg_arrays import set_array
 
     from dcdrl_msgs.msg import TrajectorySegment
     monitor = EdgeMonitor(domain)

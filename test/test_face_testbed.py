@@ -19,14 +19,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dcdrl_core import runtime
-from dcdrl_core.testing import ChildProcess, TopicRecorder, loopback_env, node_process
+from dcdrl_ros import runtime
+from dcdrl_ros.testing import ChildProcess, TopicRecorder, loopback_env, node_process
 
 pytestmark = [pytest.mark.dds, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / 'config' / 'face.yaml'
 TIMEOUT = 60.0  # generous for a loaded 2-core machine (torch import, dlib models); waits end at their condition
-DCDRL = [sys.executable, '-m', 'dcdrl_core.cli']
+DCDRL = [sys.executable, '-m', 'dcdrl_ros.cli']
 SMALL = ('width:=320', 'height:=240')
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from dcdrl_cloud.graph_job import GraphJob, pid_alive
-from dcdrl_core.testing import ChildProcess
+from dcdrl_ros.testing import ChildProcess
 
 FIXTURES = Path(__file__).parent / 'fixtures'
 TIMEOUT = 60.0
@@ -31,7 +31,7 @@ print('RESULT ' + json.dumps({'stop_reason': result.stop_reason, 'signal': resul
 
 
 def launch_command(fixture):
-    return [sys.executable, '-m', 'dcdrl_core.cli', 'launch', str(FIXTURES / fixture), f'python:={sys.executable}']
+    return [sys.executable, '-m', 'dcdrl_ros.cli', 'launch', str(FIXTURES / fixture), f'python:={sys.executable}']
 
 
 def wait_until(condition, what):

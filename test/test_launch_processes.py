@@ -23,13 +23,13 @@ PID_LINE = re.compile(r'^\[INFO\] \[([\w.-]+)\]: process started with pid \[(\d+
 
 
 class Launcher:
-    """`python -m dcdrl_core.cli launch ...` in its own session, with its output in a queue."""
+    """`python -m dcdrl_ros.cli launch ...` in its own session, with its output in a queue."""
 
     def __init__(self, args, env=None):
         self.lines: list[str] = []
         self._queue: queue.Queue = queue.Queue()
         self.process = subprocess.Popen(
-            [sys.executable, '-m', 'dcdrl_core.cli', 'launch', *args], stdout=subprocess.PIPE,
+            [sys.executable, '-m', 'dcdrl_ros.cli', 'launch', *args], stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, start_new_session=True,
             env=env if env is not None else dict(os.environ), cwd=str(ROOT))
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -140,9 +140,9 @@ def test_a_process_ignoring_sigint_is_terminated_after_the_grace_period():
 
 @pytest.mark.dds
 def test_talker_listener_graph_starts_talks_and_stops_cleanly():
-    from dcdrl_core.testing import fresh_domain_id, loopback_env
+    from dcdrl_ros.testing import fresh_domain_id, loopback_env
     env = loopback_env(fresh_domain_id())
-    launcher = Launcher(['dcdrl_core', 'talker_listener.launch.yaml', 'period_s:=0.1'], env=env)
+    launcher = Launcher(['dcdrl_ros', 'talker_listener.launch.yaml', 'period_s:=0.1'], env=env)
     try:
         launcher.wait_for_all(['talker started', 'listener started'], START_TIMEOUT)
         launcher.wait_for(lambda line: 'I heard: [Hello World' in line, START_TIMEOUT,
@@ -161,7 +161,7 @@ def test_talker_listener_graph_starts_talks_and_stops_cleanly():
 # -- the runner on its own (in this process, short-lived children) ------------------------------
 
 def _spec(label, code, **options):
-    from dcdrl_core.launch import ProcessSpec
+    from dcdrl_ros.launch import ProcessSpec
     env = dict(os.environ, PYTHONUNBUFFERED='1')
     return ProcessSpec(label=label, cmd=[sys.executable, '-c', code], env=env, output='screen', **options)
 
@@ -169,7 +169,7 @@ def _spec(label, code, **options):
 def _run(specs, **kwargs):
     import io
 
-    from dcdrl_core.launch import LaunchRunner
+    from dcdrl_ros.launch import LaunchRunner
     out, err = io.StringIO(), io.StringIO()
     runner = LaunchRunner(specs, out=out, err=err, **kwargs)
     code = runner.run()
@@ -211,6 +211,6 @@ def test_on_exit_shutdown_stops_the_others(tmp_path):
 
 
 def test_runner_rejects_negative_timeouts():
-    from dcdrl_core.launch import LaunchRunner
+    from dcdrl_ros.launch import LaunchRunner
     with pytest.raises(ValueError, match='must be >= 0'):
         LaunchRunner([], grace_period=-1.0)

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from dcdrl_core.testing import ChildProcess, fresh_domain_id, loopback_env
+from dcdrl_ros.testing import ChildProcess, fresh_domain_id, loopback_env
 
 pytestmark = [pytest.mark.dds]
 TIMEOUT = 90.0   # torch and the environments load in each child on a shared 2-core machine
@@ -45,7 +45,7 @@ NODES = {
 @pytest.fixture
 def session(monkeypatch):
     """A parameter client of ours on a fresh loopback domain: (domain, Session)."""
-    from dcdrl_core.param_cli import Session
+    from dcdrl_ros.param_cli import Session
     domain = fresh_domain_id()
     monkeypatch.setenv('ROS_DOMAIN_ID', str(domain))
     monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
@@ -55,7 +55,7 @@ def session(monkeypatch):
 
 
 def _set(client, name, value):
-    from dcdrl_core.runtime.parameters import Parameter
+    from dcdrl_ros.runtime.parameters import Parameter
     result = client.call('set_parameters', parameters=[Parameter(name, value=value).to_parameter_msg()]).results[0]
     return result.successful, result.reason
 
@@ -64,7 +64,7 @@ def _set(client, name, value):
 def test_live_parameters_change_and_the_others_are_refused(kind, session, tmp_path):
     domain, params = session
     package, executable, name, started, settings, live, bad, fixed = NODES[kind]
-    argv = [sys.executable, '-m', 'dcdrl_core.cli', 'run', package, executable, '--ros-args', '-r', '__ns:=/dcdrl']
+    argv = [sys.executable, '-m', 'dcdrl_ros.cli', 'run', package, executable, '--ros-args', '-r', '__ns:=/dcdrl']
     for setting in settings:
         argv += ['-p', setting.format(out=tmp_path / 'out')]
     with ChildProcess(argv, env=loopback_env(domain)) as node:
@@ -75,6 +75,6 @@ def test_live_parameters_change_and_the_others_are_refused(kind, session, tmp_pa
         successful, reason = _set(client, bad[0], bad[1])
         assert not successful and bad[2] in reason, reason
         assert _set(client, *fixed) == (False, f'Trying to set a read-only parameter: {fixed[0]}.')
-        from dcdrl_core.runtime.parameters import value_from_message
+        from dcdrl_ros.runtime.parameters import value_from_message
         now = [value_from_message(v)[1] for v in client.call('get_parameters', names=[live[0], fixed[0]]).values]
         assert now[0] == live[1] and now[1] != fixed[1]   # the live value is in, the refused one is not

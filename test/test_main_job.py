@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from dcdrl_cloud.graph_job import pid_alive
-from dcdrl_core.testing import ChildProcess, fresh_domain_id, loopback_env
+from dcdrl_ros.testing import ChildProcess, fresh_domain_id, loopback_env
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 120.0   # torch, the environments and DDS discovery in five children on a shared 2-core machine
@@ -60,7 +60,7 @@ def test_bad_arguments_are_refused_in_one_line_before_anything_starts(tmp_path, 
 
 
 def test_help_names_the_console_script_and_shows_the_defaults():
-    result = subprocess.run([sys.executable, '-m', 'dcdrl_core.cli', 'run', 'dcdrl_cloud', 'train', '--help'],
+    result = subprocess.run([sys.executable, '-m', 'dcdrl_ros.cli', 'run', 'dcdrl_cloud', 'train', '--help'],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith('usage: dcdrl run dcdrl_cloud train ') and 'main_job.py' not in result.stdout

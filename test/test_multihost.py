@@ -1,6 +1,6 @@
 """The cloud-edge workflow across emulated hosts (the multi-host testbed).
 
-device, edge and cloud are network namespaces on one shaped switch (dcdrl_core.netns.Testbed);
+device, edge and cloud are network namespaces on one shaped switch (dcdrl_ros.netns.Testbed);
 processes in them discover each other only through the documented settings (ROS_DOMAIN_ID,
 ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST + ROS_STATIC_PEERS, or CYCLONEDDS_URI with interface, no
 multicast and peers): the switch drops multicast, as between sites.
@@ -24,12 +24,12 @@ from pathlib import Path
 
 import pytest
 
-from dcdrl_core.netns import Testbed, _htb_args, list_namespaces, netns_available, remove_stale_testbeds
-from dcdrl_core.testing import ChildProcess, fresh_domain_id
+from dcdrl_ros.netns import Testbed, _htb_args, list_namespaces, netns_available, remove_stale_testbeds
+from dcdrl_ros.testing import ChildProcess, fresh_domain_id
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / 'config' / 'cloud_edge.yaml'
-DCDRL = [sys.executable, '-m', 'dcdrl_core.cli']
+DCDRL = [sys.executable, '-m', 'dcdrl_ros.cli']
 PROBE = [sys.executable, str(ROOT / 'scripts' / 'testbed.py'), 'probe']
 TIMEOUT = 90.0  # generous: torch imports and discovery on a loaded 2-core machine
 netns_test = [pytest.mark.dds, pytest.mark.slow]
@@ -129,7 +129,7 @@ def test_links_bandwidths_and_environment_are_checked():
     assert env['ROS_DOMAIN_ID'] == '7' and env['ROS_AUTOMATIC_DISCOVERY_RANGE'] == 'LOCALHOST'
     assert env['ROS_STATIC_PEERS'] == '10.77.0.1;10.77.0.2' and 'ROS_LOCALHOST_ONLY' not in env
     # What the runtime builds from it: this host and the peers by unicast, no multicast at all.
-    from dcdrl_core.runtime.context import discovery_config
+    from dcdrl_ros.runtime.context import discovery_config
     xml = discovery_config(env)
     assert '<Peer address="10.77.0.1"/>' in xml and '<Peer address="10.77.0.2"/>' in xml
     assert '<AllowMulticast>false</AllowMulticast>' in xml
@@ -243,7 +243,7 @@ def test_bandwidth_is_shaped_and_cuts_drop_silently(bed_factory):
 def test_discovery_across_hosts_needs_and_uses_the_documented_peers(bed_factory):
     bed = bed_factory(bandwidth_mbps=10.0)
     domain, control_domain = fresh_domain_id(), fresh_domain_id()
-    run = [*DCDRL, 'run', 'dcdrl_core']
+    run = [*DCDRL, 'run', 'dcdrl_ros']
     talker = bed.run('device', [*run, 'talker', '--ros-args', '-p', 'period_s:=0.1'], env=_env(bed, 'device', domain))
     # Cloud: the ROS 2 variables (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST + ROS_STATIC_PEERS).
     cloud = bed.run('cloud', [*run, 'listener'], env=_env(bed, 'cloud', domain))

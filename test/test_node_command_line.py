@@ -12,11 +12,11 @@ import sys
 
 import pytest
 
-from dcdrl_core.testing import ChildProcess, fresh_domain_id, loopback_env
+from dcdrl_ros.testing import ChildProcess, fresh_domain_id, loopback_env
 
 pytestmark = [pytest.mark.dds]
 TIMEOUT = 60.0  # the learner's imports (torch) on a loaded 2-core machine
-DCDRL_RUN = [sys.executable, '-m', 'dcdrl_core.cli', 'run']
+DCDRL_RUN = [sys.executable, '-m', 'dcdrl_ros.cli', 'run']
 
 
 def finished(argv: list, env: dict, cwd) -> ChildProcess:
@@ -46,7 +46,7 @@ def assert_refused(child: ChildProcess, hint: str) -> None:
 def test_help_of_a_node_prints_its_parameters_and_starts_nothing(tmp_path):
     env = loopback_env(fresh_domain_id())
     assert_help_without_start(finished([*DCDRL_RUN, 'dcdrl_cloud', 'learner', '--help'], env, tmp_path), tmp_path)
-    typo = finished([*DCDRL_RUN, 'dcdrl_core', 'talker', '--ros-arg', '-p', 'period_s:=1.0'], env, tmp_path)
+    typo = finished([*DCDRL_RUN, 'dcdrl_ros', 'talker', '--ros-arg', '-p', 'period_s:=1.0'], env, tmp_path)
     assert_refused(typo, "[FATAL] talker: unknown argument '--ros-arg'; did you mean '--ros-args'?")
 
 
@@ -54,5 +54,5 @@ def test_ros2_run_of_the_same_executables_on_the_real_ros2(ros2_ws, tmp_path):
     env = ros2_ws.environment(ROS_DOMAIN_ID=str(fresh_domain_id()), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST')
     ros2 = shutil.which('ros2', path=env['PATH'])
     assert_help_without_start(finished([ros2, 'run', 'dcdrl_cloud', 'learner', '--help'], env, tmp_path), tmp_path)
-    typo = finished([ros2, 'run', 'dcdrl_core', 'talker', 'period_s:=1.0'], env, tmp_path)
+    typo = finished([ros2, 'run', 'dcdrl_ros', 'talker', 'period_s:=1.0'], env, tmp_path)
     assert_refused(typo, '[FATAL] talker: unknown argument \'period_s:=1.0\'; a parameter goes after --ros-args')

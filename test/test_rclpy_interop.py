@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from dcdrl_core.testing import ChildProcess, fresh_domain_id, loopback_env
+from dcdrl_ros.testing import ChildProcess, fresh_domain_id, loopback_env
 
 pytestmark = [pytest.mark.dds]
 TIMEOUT = 60.0
@@ -29,9 +29,9 @@ def test_talker_and_listener_across_backends(run_on, talker_backend, listener_ba
     domain = fresh_domain_id()
     listener_python, listener_env = run_on(listener_backend, domain)
     talker_python, talker_env = run_on(talker_backend, domain)
-    with ChildProcess([listener_python, '-m', 'dcdrl_core.cli', 'run', 'dcdrl_core', 'listener'],
+    with ChildProcess([listener_python, '-m', 'dcdrl_ros.cli', 'run', 'dcdrl_ros', 'listener'],
                       env=listener_env) as listener, \
-            ChildProcess([talker_python, '-m', 'dcdrl_core.cli', 'run', 'dcdrl_core', 'talker', '--ros-args', '-p',
+            ChildProcess([talker_python, '-m', 'dcdrl_ros.cli', 'run', 'dcdrl_ros', 'talker', '--ros-args', '-p',
                           'period_s:=0.05'], env=talker_env) as talker:
         talker.wait_for_line('talker started', TIMEOUT)
         listener.wait_for_line('I heard: [Hello World:', TIMEOUT)
@@ -60,8 +60,8 @@ def test_rclpy_client_calls_a_ros_free_service(run_on):
 def test_ros_free_cli_sees_rclpy_nodes_and_topics(run_on):
     domain = fresh_domain_id()
     python, env = run_on('rclpy', domain)
-    dcdrl = [sys.executable, '-m', 'dcdrl_core.cli']
-    with ChildProcess([python, '-m', 'dcdrl_core.cli', 'run', 'dcdrl_core', 'talker'], env=env) as talker:
+    dcdrl = [sys.executable, '-m', 'dcdrl_ros.cli']
+    with ChildProcess([python, '-m', 'dcdrl_ros.cli', 'run', 'dcdrl_ros', 'talker'], env=env) as talker:
         talker.wait_for_line('talker started', TIMEOUT)
         with ChildProcess([*dcdrl, 'node', 'list', '--spin-time', '3'], env=loopback_env(domain)) as nodes:
             nodes.wait_for_line('/talker', TIMEOUT)

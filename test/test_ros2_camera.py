@@ -7,7 +7,7 @@ requirements.txt pins opencv-python-headless below 5: a ROS 2 user installs our 
 import numpy as np
 import pytest
 
-from dcdrl_core.testing import ChildProcess, TopicRecorder, fresh_domain_id
+from dcdrl_ros.testing import ChildProcess, TopicRecorder, fresh_domain_id
 
 pytestmark = [pytest.mark.dds]
 TIMEOUT = 90.0
@@ -15,9 +15,9 @@ WIDTH, HEIGHT, SEED = 160, 120, 7
 
 
 def test_rclpy_camera_frames_through_cv_bridge_equal_our_conversion(ros2_ws):
-    from dcdrl_core.runtime.qos import qos_profile_sensor_data
     from dcdrl_edge.frame_sources import SyntheticFaceSource, fit_frame
     from dcdrl_edge.images import fill_image_msg
+    from dcdrl_ros.runtime.qos import qos_profile_sensor_data
 
     from sensor_msgs.msg import Image
 
@@ -27,7 +27,7 @@ def test_rclpy_camera_frames_through_cv_bridge_equal_our_conversion(ros2_ws):
     recorder = TopicRecorder(domain)
     try:
         frames = recorder.record(Image, '/robot/camera/image', qos_profile_sensor_data)
-        with ChildProcess([ros2_ws.python(), '-m', 'dcdrl_core.cli', 'run', 'dcdrl_edge', 'camera', '--ros-args',
+        with ChildProcess([ros2_ws.python(), '-m', 'dcdrl_ros.cli', 'run', 'dcdrl_edge', 'camera', '--ros-args',
                            '-r', '__ns:=/robot', '-p', f'source:=synthetic:{SEED}', '-p', f'width:={WIDTH}',
                            '-p', f'height:={HEIGHT}', '-p', 'rate_hz:=10.0', '-p', 'publish_compressed:=false'],
                           env=env) as camera:

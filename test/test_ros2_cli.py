@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from dcdrl_core.testing import ChildProcess, fresh_domain_id, loopback_env
+from dcdrl_ros.testing import ChildProcess, fresh_domain_id, loopback_env
 
 pytestmark = [pytest.mark.dds]
 TIMEOUT = 90.0
@@ -113,14 +113,14 @@ class Graph:
         return subprocess.run(['ros2', *args], env=self.ros_env, capture_output=True, text=True, timeout=TIMEOUT)
 
     def run_dcdrl(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, '-m', 'dcdrl_core.cli', *args], env=loopback_env(self.domain),
+        return subprocess.run([sys.executable, '-m', 'dcdrl_ros.cli', *args], env=loopback_env(self.domain),
                               capture_output=True, text=True, timeout=TIMEOUT)
 
     def child_ros2(self, *args: str) -> ChildProcess:
         return ChildProcess(['ros2', *args], env=self.ros_env)
 
     def child_dcdrl(self, *args: str) -> ChildProcess:
-        return ChildProcess([sys.executable, '-m', 'dcdrl_core.cli', *args], env=loopback_env(self.domain))
+        return ChildProcess([sys.executable, '-m', 'dcdrl_ros.cli', *args], env=loopback_env(self.domain))
 
     def run_all(self, jobs: dict[tuple, Callable[[], Any]]) -> None:
         """Runs the jobs CONCURRENTLY at a time and stores each one's result, or the exception it raised."""

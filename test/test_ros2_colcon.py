@@ -18,9 +18,10 @@ import pytest
 pytestmark = [pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[1]
 # Per package, test modules that use our message classes (and our runtime on DDS) and would break
-# if the rosidl classes won; dcdrl_core's wire conformance also runs its rclpy child.
+# if the rosidl classes won; dcdrl_ros's wire conformance also runs its rclpy child.
 SELECTED = {
-    'dcdrl_core': ('test_experience', 'test_wire_conformance'),
+    'dcdrl_ros': ('test_wire_conformance',),
+    'dcdrl_learning': ('test_experience',),
     'dcdrl_sim': ('test_client_node',),
     'dcdrl_edge': ('test_images', 'test_face_nodes'),
     'dcdrl_cloud': ('test_ingest', 'test_replay_buffer_node'),
@@ -28,7 +29,7 @@ SELECTED = {
 
 
 def test_interfaces_are_importable_from_the_colcon_install(ros2_ws):
-    from dcdrl_core.messages import get_interface
+    from dcdrl_ros.messages import get_interface
     script = ('from dcdrl_msgs.msg import ExperienceBatch\n'
               'from dcdrl_msgs.srv import GetPolicy\n'
               'from rclpy.serialization import serialize_message\n'

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from dcdrl_core.launch import (
+from dcdrl_ros.launch import (
     LaunchError,
     declared_arguments,
     execute_description,
@@ -37,9 +37,9 @@ from dcdrl_core.launch import (
     locate_launch_file,
     main,
 )
-from dcdrl_core.param_files import node_key_matches, parameter_value_type, parse_parameter_file
-from dcdrl_core.ros_args import split_ros_args
-from dcdrl_core.testing import ChildProcess, fresh_domain_id
+from dcdrl_ros.param_files import node_key_matches, parameter_value_type, parse_parameter_file
+from dcdrl_ros.ros_args import split_ros_args
+from dcdrl_ros.testing import ChildProcess, fresh_domain_id
 
 pytestmark = [pytest.mark.dds]
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,7 +55,7 @@ CASES = [
     ('dcdrl_cloud', 'train.launch.py', ('num_clients:=4', 'network_preset:=cloud_edge')),
     ('dcdrl_cloud', 'stream_demo.launch.py', ()),
     ('dcdrl_cloud', 'stream_demo.launch.yaml', ('num_envs:=8',)),
-    ('dcdrl_core', 'talker_listener.launch.yaml', ('topic:=news', 'period_s:=1')),
+    ('dcdrl_ros', 'talker_listener.launch.yaml', ('topic:=news', 'period_s:=1')),
     ('dcdrl_edge', 'edge.launch.yaml', ()),
     ('dcdrl_edge', 'edge.launch.yaml', ('mode:=eval', 'plant:=topic', 'weights_file:=w.safetensors')),
     ('dcdrl_cloud', 'cloud_edge.launch.yaml', ()),
@@ -144,7 +144,7 @@ def dcdrl_print(case) -> dict[str, dict]:
     for line in stdout.getvalue().splitlines():
         _label, _, command = line.partition(': ')
         argv = shlex.split(command)
-        assert argv[1:4] == ['-m', 'dcdrl_core.cli', 'run'], line
+        assert argv[1:4] == ['-m', 'dcdrl_ros.cli', 'run'], line
         arguments_, ros_args = split_ros_args(argv[6:])
         resolved = ros_args.resolve('unnamed')
         fqn = resolved.fully_qualified_name
@@ -391,8 +391,8 @@ def test_cartpole_pretrain_launch_starts_and_stops_on_one_ctrl_c(ros2_ws, tmp_pa
 
 
 def test_cartpole_finetune_launch_starts_from_a_checkpoint_and_stops_on_one_ctrl_c(ros2_ws, tmp_path):
-    from dcdrl_core.learning.agents import Agent, AgentConfig
-    from dcdrl_core.learning.checkpoint import save_checkpoint
+    from dcdrl_learning.agents import Agent, AgentConfig
+    from dcdrl_learning.checkpoint import save_checkpoint
     from dcdrl_sim.cartpole.env import CartPoleSwingUpEnv
     env = CartPoleSwingUpEnv()
     agent = Agent(AgentConfig.preset('cloud_edge', seed=0, device='cpu'),

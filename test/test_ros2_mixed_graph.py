@@ -36,7 +36,7 @@ from pathlib import Path
 
 import pytest
 
-from dcdrl_core.testing import ChildProcess, TopicRecorder, all_message_types, fresh_domain_id, loopback_env
+from dcdrl_ros.testing import ChildProcess, TopicRecorder, all_message_types, fresh_domain_id, loopback_env
 
 # 600 s: the first test here may also build the ros2_ws fixture (colcon, ~35 s alone, minutes when
 # several test runs build at once); each test itself takes under a minute.
@@ -54,7 +54,7 @@ SUBNET, LOCALHOST = 'SUBNET', 'LOCALHOST'
 @dataclass
 class Backends:
     """How to start a child on either backend, in a domain, with a discovery range."""
-    ws: object  # dcdrl_core.ros2_install.Workspace
+    ws: object  # dcdrl_ros.ros2_install.Workspace
 
     def env(self, backend: str, domain: int, discovery: str = LOCALHOST) -> dict:
         if backend == RCLPY:
@@ -72,13 +72,13 @@ class Backends:
         if backend == RCLPY:
             argv = [shutil.which('ros2', path=self.ws.environment()['PATH']), 'run', package, executable]
         else:
-            argv = [sys.executable, '-m', 'dcdrl_core.cli', 'run', package, executable]
+            argv = [sys.executable, '-m', 'dcdrl_ros.cli', 'run', package, executable]
         return argv + (['--ros-args', *ros_args] if ros_args else [])
 
     def cli(self, backend: str, *args: str) -> list:
         if backend == RCLPY:
             return [shutil.which('ros2', path=self.ws.environment()['PATH']), *args]
-        return [sys.executable, '-m', 'dcdrl_core.cli', *args]
+        return [sys.executable, '-m', 'dcdrl_ros.cli', *args]
 
     def peer(self, backend: str, *args: str) -> list:
         python = self.ws.python() if backend == RCLPY else sys.executable
@@ -177,7 +177,7 @@ MATRIX = [(first, ours_range, rclpy_range, talker)
 def test_talker_and_listener_meet_in_every_start_order_and_discovery_range(backends, children):
     def start(label, backend, domain, discovery, role):
         executable, params = (('talker', ['-p', 'period_s:=0.1']) if role == 'talker' else ('listener', []))
-        return children.start(label, backends.run(backend, 'dcdrl_core', executable, *params),
+        return children.start(label, backends.run(backend, 'dcdrl_ros', executable, *params),
                               backends.env(backend, domain, discovery))
 
     # The late case first, so that its 36 s pass while the matrix runs: our talker with LOCALHOST
@@ -277,8 +277,8 @@ class Graph:
 
 class GraphRecorder(TopicRecorder):
     def __init__(self, domain: int) -> None:
-        from dcdrl_core import runtime
-        from dcdrl_core.runtime.qos import qos_profile_transient_local
+        from dcdrl_ros import runtime
+        from dcdrl_ros.runtime.qos import qos_profile_transient_local
 
         from dcdrl_msgs.msg import ExperienceBatch, PolicyWeights
         super().__init__(domain, namespace='/dcdrl')
@@ -409,7 +409,7 @@ def test_mixed_backends_across_emulated_hosts(backends, children):
     """device (rclpy) and cloud (ours) as network namespaces: once with LOCALHOST + ROS_STATIC_PEERS
     on a switch that drops multicast (what the testbed sets), once with the default SUBNET and no
     peers on a switch that floods multicast (a home LAN). Both directions in each."""
-    from dcdrl_core.netns import Testbed, netns_available
+    from dcdrl_ros.netns import Testbed, netns_available
     available, reason = netns_available()
     if not available:
         if os.environ.get('CI') == 'true':
@@ -429,7 +429,7 @@ def test_mixed_backends_across_emulated_hosts(backends, children):
                                   discovery_range=discovery)
                 if discovery == SUBNET:  # the default: nothing configured
                     del env['ROS_STATIC_PEERS'], env['ROS_AUTOMATIC_DISCOVERY_RANGE']
-                argv = backends.run(backend, 'dcdrl_core', executable, '-p', f'topic:={topic}',
+                argv = backends.run(backend, 'dcdrl_ros', executable, '-p', f'topic:={topic}',
                                     *(['-p', 'period_s:=0.1'] if executable == 'talker' else []))
                 return bed.run(host, argv, env=env)
             # LOCALHOST: ours first; SUBNET: ROS 2 first.

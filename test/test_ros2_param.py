@@ -17,18 +17,18 @@ import sys
 
 import pytest
 
-from dcdrl_core.testing import ChildProcess, fresh_domain_id, loopback_env
+from dcdrl_ros.testing import ChildProcess, fresh_domain_id, loopback_env
 
 pytestmark = [pytest.mark.dds]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CASES = os.path.join(ROOT, 'src', 'dcdrl_core', 'test', 'parameter_cases.py')
+CASES = os.path.join(ROOT, 'src', 'dcdrl_ros', 'test', 'parameter_cases.py')
 TIMEOUT = 120.0
 LIST_SPIN = ['--spin-time', '2']     # ros2cli's discovery time without a daemon (default 0.5 s): all `list` has
 WAIT = ['--timeout', '20']           # how long get/set/dump/describe wait for the node (they return once seen)
 # rmw_cyclonedds_cpp's warnings about other endpoints of the graph (e.g. without a type hash): not ours to judge here
 RMW_WARNING = re.compile(r'^\[WARN\] \[[0-9.]+\] \[rmw_cyclonedds_cpp\]: .*\n?', re.MULTILINE)
 
-sys.path.insert(0, os.path.join(ROOT, 'src', 'dcdrl_core', 'test'))
+sys.path.insert(0, os.path.join(ROOT, 'src', 'dcdrl_ros', 'test'))
 from test_runtime_parameters import RECORDED, comparable  # noqa: E402
 
 
@@ -60,7 +60,7 @@ def talker(ros2):
     """A ROS-free talker on a fresh domain: (domain, environment for ros2 verbs, environment for dcdrl)."""
     domain = fresh_domain_id()
     ours_env = loopback_env(domain)
-    argv = [sys.executable, '-m', 'dcdrl_core.cli', 'run', 'dcdrl_core', 'talker']
+    argv = [sys.executable, '-m', 'dcdrl_ros.cli', 'run', 'dcdrl_ros', 'talker']
     with ChildProcess(argv, env=ours_env) as child:
         child.wait_for_line('talker started', TIMEOUT)
         yield domain, ros2.environment(ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST'), ours_env
@@ -74,7 +74,7 @@ def _ros2_param(env, *words):
 
 def _dcdrl_param(env, *words):
     verb, rest = words[0], list(words[1:])
-    return _run([sys.executable, '-m', 'dcdrl_core.cli', 'param', verb, *WAIT, *rest], env)
+    return _run([sys.executable, '-m', 'dcdrl_ros.cli', 'param', verb, *WAIT, *rest], env)
 
 
 def test_ros2_param_reads_and_sets_a_ros_free_node(talker):
@@ -123,7 +123,7 @@ def test_an_rclpy_talker_and_a_ros_free_talker_dump_the_same(ros2_ws, talker):
     domain, env, _ours = talker
     rclpy_env = ros2_ws.environment(ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
                                     DCDRL_BACKEND='rclpy')
-    argv = [ros2_ws.python(), '-m', 'dcdrl_core.cli', 'run', 'dcdrl_core', 'talker', '--ros-args',
+    argv = [ros2_ws.python(), '-m', 'dcdrl_ros.cli', 'run', 'dcdrl_ros', 'talker', '--ros-args',
             '-r', '__node:=rclpy_talker', '-r', 'chatter:=rclpy_chatter']
     with ChildProcess(argv, env=rclpy_env) as child:
         child.wait_for_line('talker started', TIMEOUT)
@@ -143,7 +143,7 @@ def test_a_dcdrl_node_takes_live_values_and_refuses_the_rest_on_both_backends(ro
     rclpy_env = dict(env, DCDRL_BACKEND='rclpy')
 
     def camera(python, child_env, name):
-        return ChildProcess([python, '-m', 'dcdrl_core.cli', 'run', 'dcdrl_edge', 'camera', '--ros-args',
+        return ChildProcess([python, '-m', 'dcdrl_ros.cli', 'run', 'dcdrl_edge', 'camera', '--ros-args',
                              '-r', '__ns:=/dcdrl', '-r', f'__node:={name}', '-p', 'rate_hz:=2.0'], env=child_env)
     with camera(ros2_ws.python(), rclpy_env, 'camera_rclpy') as theirs, \
             camera(sys.executable, loopback_env(domain), 'camera_ours') as ours:

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dcdrl_core import ros2_install
-from dcdrl_core.testing import ChildProcess, fresh_domain_id, loopback_env
+from dcdrl_ros import ros2_install
+from dcdrl_ros.testing import ChildProcess, fresh_domain_id, loopback_env
 
 pytestmark = [pytest.mark.dds, pytest.mark.slow]
 
@@ -36,7 +36,7 @@ CURVE_RGB = (0, 0, 255)  # rqt_plot's first curve is Qt.blue
 # A learner stand-in: the learner's topic, type and QoS; sends once told 'go' on stdin.
 PUBLISHER = '''
 import math, sys
-from dcdrl_core import ros
+from dcdrl_ros import ros
 from dcdrl_msgs.msg import TrainingStats
 ros.init(args=[])
 node = ros.Node('learner', namespace='/dcdrl')

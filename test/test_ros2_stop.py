@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dcdrl_core import runtime
-from dcdrl_core.testing import ChildProcess, TopicRecorder, fresh_domain_id, node_process
+from dcdrl_ros import runtime
+from dcdrl_ros.testing import ChildProcess, TopicRecorder, fresh_domain_id, node_process
 
 pytestmark = [pytest.mark.dds]
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,7 +80,7 @@ class Starter:
         params_file = FAST if case.graph == 'cloud' else EDGE
         if self.backend == 'cyclone':
             return node_process(case.package, case.executable, case.name, domain, str(params_file), *params)
-        argv = [self.ros2_ws.python(), '-m', 'dcdrl_core.cli', 'run', case.package, case.executable, '--ros-args',
+        argv = [self.ros2_ws.python(), '-m', 'dcdrl_ros.cli', 'run', case.package, case.executable, '--ros-args',
                 '-r', f'__node:={case.name}', '-r', '__ns:=/dcdrl', '--params-file', str(params_file)]
         for param in params:
             argv += ['-p', param]
@@ -159,7 +159,7 @@ def stopped_line(child: ChildProcess) -> tuple[int, int]:
 
 def check_final_state(case: NodeCase, child: ChildProcess, output_dir: Path) -> dict:
     """The node's final files and report; returns what the next round's restart should pick up."""
-    from dcdrl_core.learning.checkpoint import load_state
+    from dcdrl_learning.checkpoint import load_state
     if case.executable == 'replay_buffer':
         report = report_of(child, 'REPORT ')
         with np.load(output_dir / 'replay.npz', allow_pickle=False) as snapshot:
@@ -265,7 +265,7 @@ def test_ros2_launch_graph_stops_cleanly_on_ctrl_c(ros2_ws, tmp_path):
     report = json.loads(re.search(r'\[replay_buffer-\d+\] REPORT (\{.*\})', output).group(1))
     with np.load(tmp_path / 'replay.npz', allow_pickle=False) as snapshot:
         assert snapshot['rows'].shape[0] == report['replay_size'] > 0
-    from dcdrl_core.learning.checkpoint import load_state
+    from dcdrl_learning.checkpoint import load_state
     version, updates = (int(v) for v in re.search(r'learner stopped: version (\d+), (\d+) updates', output).groups())
     state = load_state(tmp_path / 'learner.ckpt')
     assert state['version'] == version and state['extra']['updates'] == updates > 0

@@ -9,8 +9,8 @@ import textwrap
 
 import pytest
 
-from dcdrl_core.runtime import interrupts
-from dcdrl_core.testing import ChildProcess, fresh_domain_id, loopback_env
+from dcdrl_ros.runtime import interrupts
+from dcdrl_ros.testing import ChildProcess, fresh_domain_id, loopback_env
 
 pytestmark = pytest.mark.dds
 
@@ -19,8 +19,8 @@ pytestmark = pytest.mark.dds
 # few hundred bursts; with it, every interrupt becomes a KeyboardInterrupt after its take.
 CHILD = textwrap.dedent('''
     import signal, sys
-    from dcdrl_core import runtime
-    from dcdrl_core.runtime.qos import QoSProfile, ReliabilityPolicy
+    from dcdrl_ros import runtime
+    from dcdrl_ros.runtime.qos import QoSProfile, ReliabilityPolicy
     from std_msgs.msg import String
     runtime.init(args=[])
     node = runtime.Node('interrupted')

@@ -16,14 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from dcdrl_core import runtime
-from dcdrl_core.runtime.qos import qos_profile_transient_local
-from dcdrl_core.testing import ChildProcess, TopicRecorder, loopback_env, node_process
+from dcdrl_ros import runtime
+from dcdrl_ros.runtime.qos import qos_profile_transient_local
+from dcdrl_ros.testing import ChildProcess, TopicRecorder, loopback_env, node_process
 
 pytestmark = [pytest.mark.dds, pytest.mark.slow]
 FAST = Path(__file__).parent / 'fixtures' / 'train_fast.yaml'
 TIMEOUT = 120.0  # generous: torch imports and discovery on a loaded 2-core machine
-DCDRL = [sys.executable, '-m', 'dcdrl_core.cli']
+DCDRL = [sys.executable, '-m', 'dcdrl_ros.cli']
 
 
 class Monitor(TopicRecorder):

@@ -26,7 +26,7 @@ setup(
         ('share/' + package_name + '/config', shared('config/*.yaml')),
     ],
     # Third-party only: the sibling packages come from this repository (never from an index); install
-    # them with dcdrl_core[torch] and dcdrl_sim[gym] (README, cloud profile).
+    # them with dcdrl_learning[torch] and dcdrl_sim[gym] (README, cloud profile).
     install_requires=['setuptools', 'numpy>=1.26,<3', 'PyYAML>=6.0', 'torch>=2.2', 'gymnasium>=1.0,<2',
                       'tensorboard>=2.15', 'matplotlib>=3.8'],
     zip_safe=True,

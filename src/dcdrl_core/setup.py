@@ -1,48 +1,24 @@
-"""DC-DRL core: node runtime (rclpy or Cyclone DDS), interfaces, parameters, launch, the dcdrl CLI, learning blocks."""
-import os
-from glob import glob
-
+"""DC-DRL core: protocol constants, argument checks, graph names, training defaults, atomic files, strict JSON."""
 from setuptools import find_packages, setup
 
 package_name = 'dcdrl_core'
-# Launch and parameter files live once at the workspace root; each package installs
-# the ones it owns into share/<pkg>/ so that 'ros2 launch dcdrl_core ...' finds them.
-root = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..')
-
-
-def shared(pattern):
-    return sorted(os.path.relpath(p) for p in glob(os.path.join(root, pattern)))
-
 
 setup(
     name=package_name,
     version='0.1.0',
     packages=find_packages(exclude=['test']),
-    include_package_data=True,
-    # The standard .msg/.srv files the ROS-free runtime reads (installed with the Python code).
-    package_data={package_name: ['interfaces/README.md', 'interfaces/*/msg/*.msg', 'interfaces/*/srv/*.srv']},
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),
-        ('share/' + package_name + '/launch', shared('launch/talker_listener*')),
     ],
-    # Third-party only: the sibling packages come from this repository (never from an index); numpy and
-    # the codec's safetensors for every node, cyclonedds for our runtime (rclpy users get rclpy from ROS).
-    install_requires=['setuptools', 'numpy>=1.26,<3', 'PyYAML>=6.0', 'safetensors>=0.4', 'cyclonedds>=11.0.1,<12'],
+    # Third-party only; numpy for strict JSON's numpy scalars (protocol.py itself needs the standard library alone).
+    install_requires=['setuptools', 'numpy>=1.26,<3'],
     zip_safe=True,
     maintainer='DC-DRL developers',
     maintainer_email='dcdrl@example.invalid',
-    description=('DC-DRL core: node runtime (rclpy or Cyclone DDS), interfaces, parameters, launch, the dcdrl CLI, '
-                 'learning blocks.'),
+    description=('DC-DRL core: protocol constants, argument checks, graph names, training defaults, atomic files, '
+                 'strict JSON.'),
     license='Apache-2.0',
     # colcon test runs pytest where the 'test' extra names it (setuptools >= 72 drops tests_require).
-    # torch: the learning blocks (agents, checkpoints, run logs, networks.py, torch_codec.py): cloud only.
-    extras_require={'test': ['pytest'], 'torch': ['torch>=2.2', 'tensorboard>=2.15']},
-    entry_points={
-        'console_scripts': [
-            'dcdrl = dcdrl_core.cli:main',
-            'talker = dcdrl_core.demo_nodes:talker_main',
-            'listener = dcdrl_core.demo_nodes:listener_main',
-        ],
-    },
+    extras_require={'test': ['pytest']},
 )

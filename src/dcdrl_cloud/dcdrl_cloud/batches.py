@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from dcdrl_core.msg_arrays import get_array
+from dcdrl_ros.msg_arrays import get_array
 
 
 class BatchRejected(ValueError):

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from dcdrl_core.learning.codec import WeightsPayload
+from dcdrl_learning.codec import WeightsPayload
 
 from .segments import SegmentEpisodeSummary
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from dcdrl_core.experience import Experience, ExperienceRejected, read_experience
-from dcdrl_core.learning.replay import ReplayBuffer
+from dcdrl_learning.experience import Experience, ExperienceRejected, read_experience
+from dcdrl_learning.replay import ReplayBuffer
 
 
 @dataclass

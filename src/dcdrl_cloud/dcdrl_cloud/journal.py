@@ -21,7 +21,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from dcdrl_core.experience import Experience
+from dcdrl_learning.experience import Experience
 
 MAGIC = b'DCJ1'
 _ARRAYS = ('obs', 'actions', 'rewards', 'next_obs', 'terminated', 'truncated', 'extras')

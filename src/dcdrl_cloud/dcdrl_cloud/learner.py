@@ -47,12 +47,12 @@ from dcdrl_cloud.trainer import (  # noqa: F401  (the file names and env_dims: i
     next_due,
 )
 from dcdrl_core import training_defaults
-from dcdrl_core.experience import MAX_ID_LENGTH
-from dcdrl_core.learning.agents import AGENT_PRESETS, ALGORITHMS, AgentConfig
-from dcdrl_core.learning.codec import WeightsPayload, encode_weights
-from dcdrl_core.learning.inference import NumpyActor
-from dcdrl_core.parameter_dataclass import check_limits, live_names, parameter
 from dcdrl_core.strict_json import json_safe
+from dcdrl_learning.agents import AGENT_PRESETS, ALGORITHMS, AgentConfig
+from dcdrl_learning.codec import WeightsPayload, encode_weights
+from dcdrl_learning.experience import MAX_ID_LENGTH
+from dcdrl_learning.inference import NumpyActor
+from dcdrl_ros.parameter_dataclass import check_limits, live_names, parameter
 from dcdrl_sim.comparison import EVALUATION_JSON, final_evaluation, has_oracle, write_evaluation
 from dcdrl_sim.evaluation import EvaluationResult, evaluate_policy
 
@@ -62,7 +62,7 @@ MODES = ('central', 'collective')
 # ---------------------------------------------------------------------------------- config
 @dataclass
 class LearnerConfig:
-    """The learner's parameters (dcdrl_core.parameter_dataclass); the node adds exit_when_done (LearnerParameters)."""
+    """The learner's parameters (dcdrl_ros.parameter_dataclass); the node adds exit_when_done (LearnerParameters)."""
 
     env_id: str = parameter(training_defaults.ENV_ID, 'env whose spaces size the networks; also the evaluation env')
     network_preset: str = parameter(training_defaults.NETWORK_PRESET, 'agent and network preset; every party uses '

@@ -37,13 +37,13 @@ import numpy as np
 
 from dcdrl_cloud.learner import BatchRejected, Learner, LearnerParameters, read_sampled_batch
 from dcdrl_cloud.training_thread import TrainingThread
-from dcdrl_core import ros
-from dcdrl_core.experience import MAX_ID_LENGTH
-from dcdrl_core.live_parameters import Live, LiveParameters, config_fields
-from dcdrl_core.msg_arrays import set_array
 from dcdrl_core.names import DEFAULT_NAMESPACE
-from dcdrl_core.parameter_dataclass import declare_parameters
-from dcdrl_core.weights_msg import fill_weights
+from dcdrl_learning.experience import MAX_ID_LENGTH
+from dcdrl_learning.weights_msg import fill_weights
+from dcdrl_ros import ros
+from dcdrl_ros.live_parameters import Live, LiveParameters, config_fields
+from dcdrl_ros.msg_arrays import set_array
+from dcdrl_ros.parameter_dataclass import declare_parameters
 
 from dcdrl_msgs.msg import (
     EpisodeStats,

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from dcdrl_core import training_defaults
-from dcdrl_core.workspace import find_workspace_root
+from dcdrl_ros.workspace import find_workspace_root
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -91,7 +91,7 @@ def check_arguments(args: argparse.Namespace) -> str | None:
     if problem:
         return problem
     if args.params_file is not None:
-        from dcdrl_core.param_files import ParameterFileError, parse_parameter_file
+        from dcdrl_ros.param_files import ParameterFileError, parse_parameter_file
         try:
             parse_parameter_file(args.params_file)
         except (OSError, ParameterFileError) as error:
@@ -172,7 +172,7 @@ def _screen(args: argparse.Namespace) -> str:
 
 
 def _launch_command(arguments: list[str]) -> list[str]:
-    return [sys.executable, '-m', 'dcdrl_core.cli', 'launch', 'dcdrl_cloud', *arguments]
+    return [sys.executable, '-m', 'dcdrl_ros.cli', 'launch', 'dcdrl_cloud', *arguments]
 
 
 def run_stream(args: argparse.Namespace, env: dict[str, str], runs: Path, where: str) -> int:

@@ -11,7 +11,7 @@ Per generation g (1, 2, ...):
   (``poll``; the node calls it after each submission and from a timer). Counting the timeout
   from the first submission, not from the previous close, keeps a late-starting or slow graph
   from closing a generation of one model the moment its first model arrives;
-* the elite is merged (dcdrl_core.learning.merge: rank or softmax weights over the paper's
+* the elite is merged (dcdrl_learning.merge: rank or softmax weights over the paper's
   elite "fitness >= mean" or the best ``elite_fraction``; never raw-fitness weights) into
   generation g with version g and fitness = the weighted mean fitness of its contributors,
   and one row is appended to ``generations.csv``.
@@ -39,12 +39,12 @@ import gymnasium
 import numpy as np
 
 from dcdrl_core import training_defaults
-from dcdrl_core.learning.codec import WeightsPayload, WeightsRejected, decode_weights, make_payload
-from dcdrl_core.learning.inference import actor_shapes
-from dcdrl_core.learning.merge import METHODS, GenerationCollector, GenerationResult
-from dcdrl_core.learning.networks import PRESETS, architecture_id, network_config
-from dcdrl_core.parameter_dataclass import check_limits, parameter
-from dcdrl_core.weights_msg import MAX_ARCHITECTURE_ID_LENGTH
+from dcdrl_learning.codec import WeightsPayload, WeightsRejected, decode_weights, make_payload
+from dcdrl_learning.inference import actor_shapes
+from dcdrl_learning.merge import METHODS, GenerationCollector, GenerationResult
+from dcdrl_learning.networks import PRESETS, architecture_id, network_config
+from dcdrl_learning.weights_msg import MAX_ARCHITECTURE_ID_LENGTH
+from dcdrl_ros.parameter_dataclass import check_limits, parameter
 
 CSV_NAME = 'generations.csv'
 CSV_COLUMNS = ('generation', 'time', 'reason', 'submissions', 'merged_clients', 'weights', 'fitness',
@@ -53,7 +53,7 @@ CSV_COLUMNS = ('generation', 'time', 'reason', 'submissions', 'merged_clients', 
 
 @dataclass
 class ParameterServerConfig:
-    """Every setting of the parameter server: the node's parameters (dcdrl_core.parameter_dataclass)."""
+    """Every setting of the parameter server: the node's parameters (dcdrl_ros.parameter_dataclass)."""
 
     env_id: str = parameter(training_defaults.ENV_ID, 'env whose dimensions fix the architecture id')
     network_preset: str = parameter(training_defaults.NETWORK_PRESET, 'network preset of every party',

@@ -22,12 +22,12 @@ import time
 from collections.abc import Sequence
 
 from dcdrl_cloud.parameter_server import ParameterServer, ParameterServerConfig, SubmissionRefused, env_dims
-from dcdrl_core import ros
-from dcdrl_core.learning.codec import WeightsRejected
-from dcdrl_core.live_parameters import Live, LiveParameters, set_timer_period
 from dcdrl_core.names import DEFAULT_NAMESPACE
-from dcdrl_core.parameter_dataclass import declare_parameters
-from dcdrl_core.weights_msg import MAX_PRODUCER_LENGTH, fill_weights, fitness_of, read_weights
+from dcdrl_learning.codec import WeightsRejected
+from dcdrl_learning.weights_msg import MAX_PRODUCER_LENGTH, fill_weights, fitness_of, read_weights
+from dcdrl_ros import ros
+from dcdrl_ros.live_parameters import Live, LiveParameters, set_timer_period
+from dcdrl_ros.parameter_dataclass import declare_parameters
 
 from dcdrl_msgs.msg import PolicyWeights, Tensor
 from dcdrl_msgs.srv import GetPolicy

@@ -36,11 +36,11 @@ from dcdrl_cloud.replay_messages import fill_sampled_batch, read_priority_update
 from dcdrl_cloud.replay_parameters import ReplayBufferParameters
 from dcdrl_cloud.replay_service import PriorityRejected, ReplayService, RequestRejected
 from dcdrl_cloud.replay_snapshot import JOURNAL_NAME, SNAPSHOT_NAME, SnapshotRefused
-from dcdrl_core import ros
-from dcdrl_core.experience import ExperienceRejected
-from dcdrl_core.live_parameters import Live, LiveParameters, periodic, set_timer_period
 from dcdrl_core.names import DEFAULT_NAMESPACE
-from dcdrl_core.parameter_dataclass import declare_parameters
+from dcdrl_learning.experience import ExperienceRejected
+from dcdrl_ros import ros
+from dcdrl_ros.live_parameters import Live, LiveParameters, periodic, set_timer_period
+from dcdrl_ros.parameter_dataclass import declare_parameters
 
 from dcdrl_msgs.msg import ExperienceBatch, PolicyWeights, PriorityUpdate, ReplayStats, SampledBatch, SampleRequest
 

@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dcdrl_core.msg_arrays import get_array, set_array
+from dcdrl_ros.msg_arrays import get_array, set_array
 
 if TYPE_CHECKING:   # the service imports nothing from here; only the annotation needs it
     from dcdrl_cloud.replay_service import ServedBatch

@@ -1,4 +1,4 @@
-"""The replay_buffer node's parameters, each declared once (dcdrl_core.parameter_dataclass; no ROS).
+"""The replay_buffer node's parameters, each declared once (dcdrl_ros.parameter_dataclass; no ROS).
 
 The node declares these fields, docs/replay-node.md's table is generated from them, and
 ReplayServiceConfig (the logic's settings) takes its defaults from them.
@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from dcdrl_core import training_defaults
-from dcdrl_core.parameter_dataclass import parameter
+from dcdrl_ros.parameter_dataclass import parameter
 
 
 @dataclass(frozen=True)

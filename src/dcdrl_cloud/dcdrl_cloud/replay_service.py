@@ -1,6 +1,6 @@
 """The replay_buffer node's logic (no ROS): intake, credit-based serving, priorities, lag, snapshots.
 
-One ``ReplayService`` owns the ReplayBuffer (dcdrl_core.learning.replay) and everything the node
+One ``ReplayService`` owns the ReplayBuffer (dcdrl_learning.replay) and everything the node
 keeps beside it:
 
 * **intake** (dcdrl_cloud.ingest): validated ExperienceBatch messages become 1-step transitions
@@ -53,8 +53,8 @@ from dcdrl_cloud.replay_snapshot import (
     same_buffer_settings,
     write_snapshot,
 )
-from dcdrl_core.experience import MAX_ID_LENGTH, Experience
-from dcdrl_core.learning.replay import RateLimitTimeout, ReplayBuffer, TransitionBatch
+from dcdrl_learning.experience import MAX_ID_LENGTH, Experience
+from dcdrl_learning.replay import RateLimitTimeout, ReplayBuffer, TransitionBatch
 
 
 class RequestRejected(ValueError):

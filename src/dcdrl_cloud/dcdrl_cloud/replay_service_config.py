@@ -7,7 +7,7 @@ from typing import Any
 
 from dcdrl_cloud.replay_parameters import ReplayBufferParameters as _NODE
 from dcdrl_core.checks import check_int, check_number
-from dcdrl_core.experience import MAX_ID_LENGTH
+from dcdrl_learning.experience import MAX_ID_LENGTH
 
 # Inserts are never refused (clients cannot be paused over DDS): the limiter's upper error bound
 # is set out of reach, so samples_per_insert only keeps the learner from sampling too fast.

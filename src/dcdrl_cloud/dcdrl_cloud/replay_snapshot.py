@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from dcdrl_core.learning.replay import ReplayBuffer
+from dcdrl_learning.replay import ReplayBuffer
 
 SNAPSHOT_NAME = 'replay.npz'
 JOURNAL_NAME = 'replay.journal'   # batches stored since the last snapshot (journal.py)

@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 
 from dcdrl_core.files import atomic_write_bytes
-from dcdrl_core.parameter_dataclass import parameter
+from dcdrl_ros.parameter_dataclass import parameter
 
 
 @dataclass(frozen=True)
 class ScopeParameters:
-    """The scope node's parameters (dcdrl_core.parameter_dataclass)."""
+    """The scope node's parameters (dcdrl_ros.parameter_dataclass)."""
 
     device_id: str = parameter('', "show only this controller's segments; '' = all")
     window_s: float = parameter(10.0, 'seconds of control steps shown, by their stamps, whatever the loop rate',

@@ -20,11 +20,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from dcdrl_cloud.scope import ScopeData, ScopeParameters, draw_scope, open_window, save_scope_png
-from dcdrl_core import ros
-from dcdrl_core.live_parameters import Live, LiveParameters
-from dcdrl_core.msg_arrays import get_array
 from dcdrl_core.names import DEFAULT_NAMESPACE
-from dcdrl_core.parameter_dataclass import declare_parameters
+from dcdrl_ros import ros
+from dcdrl_ros.live_parameters import Live, LiveParameters
+from dcdrl_ros.msg_arrays import get_array
+from dcdrl_ros.parameter_dataclass import declare_parameters
 
 from dcdrl_msgs.msg import EpisodeStats, TrajectorySegment
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from dcdrl_core.learning.agents import AGENT_PRESETS, ALGORITHMS, AgentConfig
-from dcdrl_core.parameter_dataclass import check_limits, parameter
+from dcdrl_learning.agents import AGENT_PRESETS, ALGORITHMS, AgentConfig
+from dcdrl_ros.parameter_dataclass import check_limits, parameter
 from dcdrl_sim.cartpole.task import SwingUpTask
 
 CARTPOLE_ENV_ID = 'dcdrl_sim/CartPoleSwingUp-v0'
@@ -14,7 +14,7 @@ CARTPOLE_ENV_ID = 'dcdrl_sim/CartPoleSwingUp-v0'
 # ---------------------------------------------------------------------------------- config
 @dataclass
 class SegmentLearnerConfig:
-    """The segment learner's parameters (dcdrl_core.parameter_dataclass); the node adds its own
+    """The segment learner's parameters (dcdrl_ros.parameter_dataclass); the node adds its own
     (SegmentLearnerParameters)."""
 
     env_id: str = parameter(CARTPOLE_ENV_ID, 'env whose spaces size the networks (obs 10, action 1); segments of '

@@ -44,11 +44,11 @@ from dcdrl_cloud.segments import (
 )
 from dcdrl_cloud.trainer import Trainer
 from dcdrl_core.files import atomic_write
-from dcdrl_core.learning.checkpoint import load_checkpoint
-from dcdrl_core.learning.codec import WeightsPayload, payload_to_bytes
-from dcdrl_core.learning.replay import ReplayBuffer
-from dcdrl_core.parameter_dataclass import live_names
 from dcdrl_core.protocol import EdgeCommandKind
+from dcdrl_learning.checkpoint import load_checkpoint
+from dcdrl_learning.codec import WeightsPayload, payload_to_bytes
+from dcdrl_learning.replay import ReplayBuffer
+from dcdrl_ros.parameter_dataclass import live_names
 from dcdrl_sim.cartpole.evaluation import ConvergenceTracker
 
 REPLAY_NAME = 'replay.npz'

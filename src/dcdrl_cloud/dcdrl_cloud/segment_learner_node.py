@@ -29,11 +29,11 @@ from dcdrl_cloud.segment_config import SegmentLearnerParameters
 from dcdrl_cloud.segment_learner import SegmentLearner
 from dcdrl_cloud.segments import SegmentRejected, read_segment
 from dcdrl_cloud.training_thread import TrainingThread
-from dcdrl_core import ros
-from dcdrl_core.live_parameters import Live, LiveParameters, config_fields
 from dcdrl_core.names import DEFAULT_NAMESPACE
-from dcdrl_core.parameter_dataclass import declare_parameters
-from dcdrl_core.weights_msg import MAX_ARCHITECTURE_ID_LENGTH, fill_weights
+from dcdrl_learning.weights_msg import MAX_ARCHITECTURE_ID_LENGTH, fill_weights
+from dcdrl_ros import ros
+from dcdrl_ros.live_parameters import Live, LiveParameters, config_fields
+from dcdrl_ros.parameter_dataclass import declare_parameters
 
 from dcdrl_msgs.msg import EdgeCommand, EpisodeStats, PolicyWeights, Tensor, TrainingStats, TrajectorySegment
 from dcdrl_msgs.srv import GetPolicy

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from dcdrl_core.msg_arrays import get_array
 from dcdrl_core.protocol import KNOWN_SEGMENT_FLAGS, SegmentFlag
+from dcdrl_ros.msg_arrays import get_array
 from dcdrl_sim.cartpole import task as task_rules
 from dcdrl_sim.cartpole.task import SwingUpTask
 

@@ -36,11 +36,11 @@ import gymnasium
 import numpy as np
 
 import dcdrl_sim  # noqa: F401  (registers the environments)
-from dcdrl_core.learning.agents import Agent
-from dcdrl_core.learning.checkpoint import PublishedVersion, load_checkpoint, save_checkpoint
-from dcdrl_core.learning.codec import WeightsPayload, WeightsRejected, encode_weights
-from dcdrl_core.learning.runlog import RunLogger
 from dcdrl_core.strict_json import json_safe, write_json
+from dcdrl_learning.agents import Agent
+from dcdrl_learning.checkpoint import PublishedVersion, load_checkpoint, save_checkpoint
+from dcdrl_learning.codec import WeightsPayload, WeightsRejected, encode_weights
+from dcdrl_learning.runlog import RunLogger
 
 CHECKPOINT_NAME = 'learner.ckpt'
 PUBLISHED_VERSION_NAME = 'published_version'

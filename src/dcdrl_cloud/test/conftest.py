@@ -1,5 +1,5 @@
 """This package's tests run on our runtime and message classes, also under `colcon test` on a
-sourced ROS 2 (see dcdrl_core.testing.use_our_runtime)."""
-from dcdrl_core.testing import use_our_runtime
+sourced ROS 2 (see dcdrl_ros.testing.use_our_runtime)."""
+from dcdrl_ros.testing import use_our_runtime
 
 use_our_runtime()

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from dcdrl_cloud.ingest import ExperienceIngest, IngestStats
-from dcdrl_core import runtime  # noqa: F401  (interface import hook)
-from dcdrl_core.experience import ExperienceRejected, fill_experience
+from dcdrl_learning.experience import ExperienceRejected, fill_experience
+from dcdrl_ros import runtime  # noqa: F401  (interface import hook)
 
 from dcdrl_msgs.msg import ExperienceBatch
 

@@ -4,7 +4,7 @@ import numpy as np
 from dcdrl_cloud.journal import ExperienceJournal
 from dcdrl_cloud.replay_service import ReplayService
 from dcdrl_cloud.replay_service_config import ReplayServiceConfig
-from dcdrl_core.experience import Experience
+from dcdrl_learning.experience import Experience
 
 
 def _batch(sequence: int, size: int = 4, obs_dim: int = 3) -> Experience:

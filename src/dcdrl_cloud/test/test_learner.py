@@ -15,11 +15,11 @@ from dcdrl_cloud.batches import (
 )
 from dcdrl_cloud.learner import Learner, LearnerConfig
 from dcdrl_cloud.trainer import LagStats
-from dcdrl_core import runtime  # noqa: F401  (interface import hook)
-from dcdrl_core.learning.codec import decode_weights
-from dcdrl_core.learning.inference import actor_shapes
-from dcdrl_core.learning.networks import architecture_id, network_config
-from dcdrl_core.msg_arrays import set_array
+from dcdrl_learning.codec import decode_weights
+from dcdrl_learning.inference import actor_shapes
+from dcdrl_learning.networks import architecture_id, network_config
+from dcdrl_ros import runtime  # noqa: F401  (interface import hook)
+from dcdrl_ros.msg_arrays import set_array
 
 from dcdrl_msgs.msg import SampledBatch
 

@@ -2,7 +2,7 @@
 and its learning rates are parameters (`-p actor_lr:=...`; the default 0 stands for the network preset's)."""
 import pytest
 
-from dcdrl_core.testing import fresh_domain_id, node_process
+from dcdrl_ros.testing import fresh_domain_id, node_process
 
 pytestmark = pytest.mark.dds
 TIMEOUT = 90.0   # torch and the environment load in the child on a shared 2-core machine
@@ -11,7 +11,7 @@ TIMEOUT = 90.0   # torch and the environment load in the child on a shared 2-cor
 @pytest.fixture
 def session(monkeypatch):
     """A parameter client of ours on a fresh loopback domain: (domain, Session)."""
-    from dcdrl_core.param_cli import Session
+    from dcdrl_ros.param_cli import Session
     domain = fresh_domain_id()
     monkeypatch.setenv('ROS_DOMAIN_ID', str(domain))
     monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
@@ -21,7 +21,7 @@ def session(monkeypatch):
 
 
 def test_a_learner_alone_waits_visibly_and_takes_its_learning_rates_as_parameters(session, tmp_path):
-    from dcdrl_core.runtime.parameters import value_from_message
+    from dcdrl_ros.runtime.parameters import value_from_message
     domain, params = session
     with node_process('dcdrl_cloud', 'learner', 'learner', domain, None, f'output_dir:={tmp_path}',
                       'tensorboard:=false', 'eval_period_s:=0.0', 'progress_period_s:=1.0', 'actor_lr:=0.0005',

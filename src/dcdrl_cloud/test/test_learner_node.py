@@ -11,15 +11,15 @@ import time
 import numpy as np
 import pytest
 
-from dcdrl_core import runtime
-from dcdrl_core.cli import find_executable
-from dcdrl_core.learning.codec import decode_weights
-from dcdrl_core.learning.inference import actor_shapes
-from dcdrl_core.learning.networks import architecture_id, network_config
-from dcdrl_core.msg_arrays import set_array
-from dcdrl_core.runtime.qos import qos_profile_transient_local
-from dcdrl_core.testing import fresh_domain_id, python_child
-from dcdrl_core.weights_msg import read_weights
+from dcdrl_learning.codec import decode_weights
+from dcdrl_learning.inference import actor_shapes
+from dcdrl_learning.networks import architecture_id, network_config
+from dcdrl_learning.weights_msg import read_weights
+from dcdrl_ros import runtime
+from dcdrl_ros.cli import find_executable
+from dcdrl_ros.msg_arrays import set_array
+from dcdrl_ros.runtime.qos import qos_profile_transient_local
+from dcdrl_ros.testing import fresh_domain_id, python_child
 
 pytestmark = pytest.mark.dds
 TIMEOUT = 60.0  # generous: a loaded 2-core machine, torch import and agent construction in the child
@@ -32,7 +32,7 @@ def learner_command(output_dir, *params):
     """`dcdrl run dcdrl_cloud learner` (module form when the installed metadata predates the entry point)."""
     try:
         find_executable('dcdrl_cloud', 'learner')
-        start = ['-m', 'dcdrl_core.cli', 'run', 'dcdrl_cloud', 'learner']
+        start = ['-m', 'dcdrl_ros.cli', 'run', 'dcdrl_cloud', 'learner']
     except LookupError:
         start = ['-m', 'dcdrl_cloud.learner_node']
     settings = ['env_id:=dcdrl_sim/MecOffload-v0', f'output_dir:={output_dir}',

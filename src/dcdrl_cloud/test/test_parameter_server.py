@@ -11,9 +11,9 @@ from dcdrl_cloud.parameter_server import (
     SubmissionRefused,
     env_dims,
 )
-from dcdrl_core.learning.codec import WeightsRejected, make_payload
-from dcdrl_core.learning.inference import actor_shapes
-from dcdrl_core.learning.networks import architecture_id, network_config
+from dcdrl_learning.codec import WeightsRejected, make_payload
+from dcdrl_learning.inference import actor_shapes
+from dcdrl_learning.networks import architecture_id, network_config
 
 OBS, ACT = 6, 2
 ARCH = architecture_id(network_config('dcdrl'), OBS, ACT)

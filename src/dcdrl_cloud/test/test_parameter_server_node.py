@@ -7,13 +7,13 @@ import time
 import numpy as np
 import pytest
 
-from dcdrl_core import runtime
-from dcdrl_core.learning.codec import make_payload
-from dcdrl_core.learning.inference import actor_shapes
-from dcdrl_core.learning.networks import architecture_id, network_config
-from dcdrl_core.runtime.context import Context
-from dcdrl_core.testing import ChildProcess, fresh_domain_id, loopback_env
-from dcdrl_core.weights_msg import fill_weights
+from dcdrl_learning.codec import make_payload
+from dcdrl_learning.inference import actor_shapes
+from dcdrl_learning.networks import architecture_id, network_config
+from dcdrl_learning.weights_msg import fill_weights
+from dcdrl_ros import runtime
+from dcdrl_ros.runtime.context import Context
+from dcdrl_ros.testing import ChildProcess, fresh_domain_id, loopback_env
 
 pytestmark = [pytest.mark.dds, pytest.mark.slow]
 TIMEOUT = 60.0  # generous: a loaded 2-core machine; every wait ends as soon as its condition holds
@@ -55,7 +55,7 @@ def test_parameter_server_merges_a_generation_serves_policies_and_survives_bad_m
     monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     context = Context()
     context.init([], domain_id=domain)
-    argv = [sys.executable, '-m', 'dcdrl_core.cli', 'run', 'dcdrl_cloud', 'parameter_server', '--ros-args',
+    argv = [sys.executable, '-m', 'dcdrl_ros.cli', 'run', 'dcdrl_cloud', 'parameter_server', '--ros-args',
             '-r', '__ns:=/dcdrl', '-p', f'env_id:={ENV_ID}', '-p', 'expected_models:=2', '-p', 'elite_fraction:=1.0',
             '-p', 'generation_timeout_s:=600.0', '-p', f'output_dir:={tmp_path}']
     server = ChildProcess(argv, env=loopback_env(domain))

@@ -7,10 +7,10 @@ import pytest
 
 from dcdrl_cloud.learner import read_sampled_batch
 from dcdrl_cloud.replay_messages import fill_priority_update
-from dcdrl_core import runtime
-from dcdrl_core.experience import fill_experience
-from dcdrl_core.runtime.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data, qos_profile_transient_local
-from dcdrl_core.testing import fresh_domain_id, python_child
+from dcdrl_learning.experience import fill_experience
+from dcdrl_ros import runtime
+from dcdrl_ros.runtime.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data, qos_profile_transient_local
+from dcdrl_ros.testing import fresh_domain_id, python_child
 
 from dcdrl_msgs.msg import ExperienceBatch, PolicyWeights, PriorityUpdate, ReplayStats, SampledBatch, SampleRequest
 
@@ -22,7 +22,7 @@ RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 
 def _replay_node(domain, output_dir, *extra):
     return python_child(
-        ['-m', 'dcdrl_core.cli', 'run', 'dcdrl_cloud', 'replay_buffer', '--ros-args', '-r', '__ns:=/dcdrl',
+        ['-m', 'dcdrl_ros.cli', 'run', 'dcdrl_cloud', 'replay_buffer', '--ros-args', '-r', '__ns:=/dcdrl',
          '-p', f'output_dir:={output_dir}', '-p', 'env_id:=test/Env-v0', '-p', 'capacity:=1000',
          '-p', 'min_size_to_sample:=32', '-p', 'prioritized:=true', '-p', 'report_period_s:=0.2',
          '-p', 'snapshot_period_s:=0.0', *extra], domain)

@@ -9,9 +9,9 @@ from dcdrl_cloud.replay_messages import fill_priority_update, fill_sampled_batch
 from dcdrl_cloud.replay_service import PriorityRejected, ReplayService, RequestRejected
 from dcdrl_cloud.replay_service_config import ReplayServiceConfig
 from dcdrl_cloud.replay_snapshot import SnapshotRefused
-from dcdrl_core import runtime  # noqa: F401  (interface import hook)
-from dcdrl_core.experience import ExperienceRejected, fill_experience
-from dcdrl_core.learning.replay import ReplayBuffer
+from dcdrl_learning.experience import ExperienceRejected, fill_experience
+from dcdrl_learning.replay import ReplayBuffer
+from dcdrl_ros import runtime  # noqa: F401  (interface import hook)
 
 from dcdrl_msgs.msg import ExperienceBatch, PriorityUpdate, SampledBatch
 
@@ -53,7 +53,7 @@ def _drain(service, limit=1000):
 # ---- configuration ----
 
 def test_gamma_default_is_the_dcdrl_presets():
-    from dcdrl_core.learning.agents import AGENT_PRESETS
+    from dcdrl_learning.agents import AGENT_PRESETS
     assert ReplayServiceConfig().gamma == AGENT_PRESETS['dcdrl']['gamma']
 
 

@@ -11,12 +11,12 @@ import pytest
 
 from dcdrl_cloud.segment_learner import MAX_UPDATES_PER_STEP, SegmentLearner, SegmentLearnerConfig
 from dcdrl_cloud.segments import SegmentView
-from dcdrl_core.learning.agents import Agent, AgentConfig
-from dcdrl_core.learning.checkpoint import save_checkpoint
-from dcdrl_core.learning.codec import decode_weights, payload_from_bytes
-from dcdrl_core.learning.inference import actor_shapes
-from dcdrl_core.learning.networks import architecture_id, network_config
 from dcdrl_core.protocol import EdgeCommandKind, SegmentFlag
+from dcdrl_learning.agents import Agent, AgentConfig
+from dcdrl_learning.checkpoint import save_checkpoint
+from dcdrl_learning.codec import decode_weights, payload_from_bytes
+from dcdrl_learning.inference import actor_shapes
+from dcdrl_learning.networks import architecture_id, network_config
 from dcdrl_sim.cartpole.env import CartPoleSwingUpEnv
 
 OBS, ACT = 10, 1
@@ -595,7 +595,7 @@ def test_run_in_a_thread_while_segments_arrive_from_another(tmp_path):
 def test_versions_published_after_the_last_checkpoint_are_not_reused(tmp_path):
     """A learner killed between checkpoints resumes above the last version it published."""
     from dcdrl_cloud.learner import PUBLISHED_VERSION_NAME
-    from dcdrl_core.learning.checkpoint import PublishedVersion
+    from dcdrl_learning.checkpoint import PublishedVersion
     PublishedVersion(tmp_path / PUBLISHED_VERSION_NAME).record(41)
     learner = SegmentLearner(SegmentLearnerConfig(output_dir=str(tmp_path), device='cpu', tensorboard=False),
                              Recorder())

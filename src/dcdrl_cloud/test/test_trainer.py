@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from dcdrl_cloud.trainer import CHECKPOINT_NAME, SUMMARY_NAME, LagStats, Period, Trainer, next_due
-from dcdrl_core.learning.agents import AgentConfig
+from dcdrl_learning.agents import AgentConfig
 
 
 @dataclass

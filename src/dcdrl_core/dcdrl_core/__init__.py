@@ -1,1 +1,2 @@
-"""DC-DRL core: node runtime, interfaces, parameters, launch, CLI and learning blocks."""
+"""DC-DRL core: what every DC-DRL package shares and is small: protocol constants, argument checks, graph names,
+training defaults, atomic files and strict JSON."""

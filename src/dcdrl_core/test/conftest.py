@@ -1,5 +1,1 @@
-"""This package's tests run on our runtime and message classes, also under `colcon test` on a
-sourced ROS 2 (see dcdrl_core.testing.use_our_runtime)."""
-from dcdrl_core.testing import use_our_runtime
-
-use_our_runtime()
+"""This package's tests need no node runtime: protocol constants against the .msg text, argument checks."""

@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from dcdrl_core.learning.codec import WeightsPayload, WeightsRejected, decode_weights, payload_from_bytes
-from dcdrl_core.learning.inference import NumpyActor, actor_shapes
-from dcdrl_core.learning.network_spec import NetworkConfig, architecture_id
-from dcdrl_core.learning.network_spec import network_config as resolve_network_config
+from dcdrl_learning.codec import WeightsPayload, WeightsRejected, decode_weights, payload_from_bytes
+from dcdrl_learning.inference import NumpyActor, actor_shapes
+from dcdrl_learning.network_spec import NetworkConfig, architecture_id
+from dcdrl_learning.network_spec import network_config as resolve_network_config
 
 NO_VERSION = -1
 

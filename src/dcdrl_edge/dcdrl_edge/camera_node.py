@@ -28,12 +28,12 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from dcdrl_core import ros
-from dcdrl_core.live_parameters import Live, LiveParameters, set_timer_period
 from dcdrl_core.names import DEFAULT_NAMESPACE
-from dcdrl_core.parameter_dataclass import declare_parameters
 from dcdrl_edge.frame_sources import CameraParameters, fit_frame, open_source
 from dcdrl_edge.images import fill_compressed_msg, fill_image_msg
+from dcdrl_ros import ros
+from dcdrl_ros.live_parameters import Live, LiveParameters, set_timer_period
+from dcdrl_ros.parameter_dataclass import declare_parameters
 
 from sensor_msgs.msg import CompressedImage, Image
 

@@ -35,9 +35,9 @@ from typing import Any
 
 import numpy as np
 
-from dcdrl_core.learning.noise import NOISE_KINDS, make_noise
-from dcdrl_core.parameter_dataclass import check_limits, parameter
 from dcdrl_core.protocol import EdgeCommandKind, LoopMode, SegmentFlag, parse_edge_command
+from dcdrl_learning.noise import NOISE_KINDS, make_noise
+from dcdrl_ros.parameter_dataclass import check_limits, parameter
 
 from .actor_buffer import DoubleBufferedActor
 from .plant import Plant
@@ -52,7 +52,7 @@ _RUNNING, _RESETTING, _HOLDING = 'running', 'resetting', 'holding'
 
 @dataclass
 class ControllerConfig:
-    """The edge controller's settings (dcdrl_core.parameter_dataclass); the node adds its own
+    """The edge controller's settings (dcdrl_ros.parameter_dataclass); the node adds its own
     (dcdrl_edge.controller_parameters.ControllerParameters)."""
 
     device_id: str = parameter('edge', "name of this controller in segments and stats (the node: '' = its name)")

@@ -36,11 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from dcdrl_core import ros
-from dcdrl_core.live_parameters import Live, LiveParameters, set_timer_period
-from dcdrl_core.msg_arrays import set_array
 from dcdrl_core.names import DEFAULT_NAMESPACE
-from dcdrl_core.parameter_dataclass import declare_parameters
 from dcdrl_core.protocol import LoopMode
 from dcdrl_edge.actor_buffer import DoubleBufferedActor
 from dcdrl_edge.controller import EdgeController
@@ -50,6 +46,10 @@ from dcdrl_edge.loop_process import LoopProcess, SimPlantSpec
 from dcdrl_edge.plant import SimulatedCartPolePlant, TopicPlant
 from dcdrl_edge.segment_queue import Segment
 from dcdrl_edge.timing import set_realtime_priority, switch_interval_for
+from dcdrl_ros import ros
+from dcdrl_ros.live_parameters import Live, LiveParameters, set_timer_period
+from dcdrl_ros.msg_arrays import set_array
+from dcdrl_ros.parameter_dataclass import declare_parameters
 
 from dcdrl_msgs.msg import EdgeCommand, EpisodeStats, LoopStats, PolicyWeights, TrajectorySegment
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -216,7 +216,7 @@ class ControllerNode(ros.Node):
 
     # ------------------------------------------------------------------ callbacks (hand over only)
     def on_policy(self, message: PolicyWeights) -> None:
-        from dcdrl_core.weights_msg import read_weights
+        from dcdrl_learning.weights_msg import read_weights
         self.controller.note_cloud_message()
         try:
             payload = read_weights(message)

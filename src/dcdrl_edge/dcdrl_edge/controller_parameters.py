@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
-from dcdrl_core.parameter_dataclass import parameter
+from dcdrl_ros.parameter_dataclass import parameter
 from dcdrl_sim.cartpole.dynamics import INTEGRATORS
 
 from .controller import ControllerConfig
@@ -14,7 +14,7 @@ PLANTS = ('sim', 'topic')
 
 @dataclass
 class ControllerParameters(ControllerConfig):
-    """Every parameter of `ros2 run dcdrl_edge controller` (dcdrl_core.parameter_dataclass)."""
+    """Every parameter of `ros2 run dcdrl_edge controller` (dcdrl_ros.parameter_dataclass)."""
 
     plant: str = parameter('sim', "'sim' (the dcdrl_sim cart-pole in real time) or 'topic' (a robot behind "
                                   "plant/state and plant/command)", choices=PLANTS)

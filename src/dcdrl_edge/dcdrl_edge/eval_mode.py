@@ -14,7 +14,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from dcdrl_core.learning.codec import WeightsPayload
+from dcdrl_learning.codec import WeightsPayload
 
 from .actor_buffer import load_weights_file
 from .controller import LoopEpisodeSummary

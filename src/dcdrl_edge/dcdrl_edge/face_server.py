@@ -27,9 +27,9 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from dcdrl_core.parameter_dataclass import check_limits, parameter
 from dcdrl_edge.faces import MODELS, FaceEngine, KnownFaces, check_tolerance
 from dcdrl_edge.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageLimits, ImageRejected, decode_compressed
+from dcdrl_ros.parameter_dataclass import check_limits, parameter
 
 REFUSAL_REASONS = ('busy', 'empty', 'too_many_bytes', 'bad_tolerance', 'bad_format', 'too_many_pixels',
                    'undecodable', 'failed')
@@ -37,7 +37,7 @@ REFUSAL_REASONS = ('busy', 'empty', 'too_many_bytes', 'bad_tolerance', 'bad_form
 
 @dataclass
 class FaceServerConfig:
-    """Every setting of the face server: the node's parameters (dcdrl_core.parameter_dataclass)."""
+    """Every setting of the face server: the node's parameters (dcdrl_ros.parameter_dataclass)."""
 
     known_faces_dir: str = parameter('', "enrolment folder: <name>.<ext> files or <name>/ folders ('' = nobody "
                                          "known, every face 'unknown')")

@@ -30,13 +30,13 @@ from typing import Any
 
 import numpy as np
 
-from dcdrl_core import ros
-from dcdrl_core.live_parameters import Live, LiveParameters
-from dcdrl_core.msg_arrays import set_array
 from dcdrl_core.names import DEFAULT_NAMESPACE
-from dcdrl_core.parameter_dataclass import declare_parameters
 from dcdrl_edge.face_server import FaceServerConfig, FaceServerLogic
 from dcdrl_edge.images import compressed_bytes
+from dcdrl_ros import ros
+from dcdrl_ros.live_parameters import Live, LiveParameters
+from dcdrl_ros.msg_arrays import set_array
+from dcdrl_ros.parameter_dataclass import declare_parameters
 
 from dcdrl_msgs.srv import RecognizeFaces
 

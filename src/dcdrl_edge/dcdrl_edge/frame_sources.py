@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from dcdrl_core.checks import check_int
-from dcdrl_core.parameter_dataclass import check_limits, parameter
+from dcdrl_ros.parameter_dataclass import check_limits, parameter
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.ppm', '.pgm', '.tif', '.tiff', '.webp')
 SPEC_FORMS = "'synthetic', 'synthetic:SEED', 'device:INDEX', 'video:PATH' or 'images:DIR_OR_GLOB'"
@@ -43,7 +43,7 @@ MAX_SIDE = 8192   # pixels per side of a published frame
 
 @dataclass(frozen=True)
 class CameraParameters:
-    """The camera node's parameters (dcdrl_core.parameter_dataclass)."""
+    """The camera node's parameters (dcdrl_ros.parameter_dataclass)."""
 
     source: str = parameter('synthetic', "'synthetic[:SEED]', 'device:INDEX', 'video:PATH' or 'images:DIR_OR_GLOB'")
     rate_hz: float = parameter(5.0, 'frames per second (timer period 1 / rate_hz)', above=0.0, high=1000.0,

@@ -2,7 +2,7 @@
 
 The functions are duck-typed on message objects (anything with the fields of those messages),
 so the same code serves our runtime's classes and rclpy's generated ones (array fields go
-through dcdrl_core.msg_arrays). Under rclpy a node may use cv_bridge instead for raw images;
+through dcdrl_ros.msg_arrays). Under rclpy a node may use cv_bridge instead for raw images;
 these functions give the same layout (``step = width * channels``, ``is_bigendian = 0``).
 
 Everything that reads untrusted bytes checks them first and raises ``ImageRejected`` with a
@@ -29,7 +29,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from dcdrl_core.msg_arrays import get_array, set_array
+from dcdrl_ros.msg_arrays import get_array, set_array
 
 # Encodings we read and write: name -> channels. All 8-bit; RGB is the working order
 # (face_recognition wants RGB), BGR is what OpenCV captures and encodes.

@@ -44,9 +44,9 @@ from typing import Any
 
 import numpy as np
 
-from dcdrl_core.learning.inference import NumpyActor
-from dcdrl_core.learning.network_spec import network_config as resolve_network_config
 from dcdrl_core.protocol import LoopMode
+from dcdrl_learning.inference import NumpyActor
+from dcdrl_learning.network_spec import network_config as resolve_network_config
 
 from .actor_buffer import NO_VERSION, DoubleBufferedActor
 from .controller import ControllerConfig, EdgeController, counted_command

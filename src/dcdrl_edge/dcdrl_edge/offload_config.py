@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from dcdrl_core.parameter_dataclass import check_limits, parameter
+from dcdrl_ros.parameter_dataclass import check_limits, parameter
 from dcdrl_sim.face.model import OBS_SIZE, FaceOffloadModel
 
 POLICIES = ('learned', 'local', 'offload', 'random', 'greedy')
@@ -43,7 +43,7 @@ MODEL_FIELDS = ('deadline_s', 'latency_weight', 'energy_weight', 'miss_penalty',
 
 @dataclass
 class OffloadConfig:
-    """Every tunable number of the offloading controller (dcdrl_core.parameter_dataclass); the node adds
+    """Every tunable number of the offloading controller (dcdrl_ros.parameter_dataclass); the node adds
     its own (dcdrl_edge.offload_parameters.OffloadParameters). The task model's defaults are
     FaceOffloadModel's (MODEL_FIELDS): keep them equal to the env the cloud trains on."""
 

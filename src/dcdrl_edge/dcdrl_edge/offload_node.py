@@ -40,12 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from dcdrl_core import ros
-from dcdrl_core.experience import fill_experience
-from dcdrl_core.live_parameters import Live, LiveParameters, periodic
-from dcdrl_core.msg_arrays import set_array
 from dcdrl_core.names import DEFAULT_NAMESPACE
-from dcdrl_core.parameter_dataclass import declare_parameters
 from dcdrl_edge.face_worker import FaceWorker
 from dcdrl_edge.images import (
     ImageLimits,
@@ -60,6 +55,11 @@ from dcdrl_edge.offload import OffloadController
 from dcdrl_edge.offload_config import actor_dims
 from dcdrl_edge.offload_parameters import OffloadParameters
 from dcdrl_edge.offload_records import Outcome, Task
+from dcdrl_learning.experience import fill_experience
+from dcdrl_ros import ros
+from dcdrl_ros.live_parameters import Live, LiveParameters, periodic
+from dcdrl_ros.msg_arrays import set_array
+from dcdrl_ros.parameter_dataclass import declare_parameters
 from dcdrl_sim.face.model import LOCAL
 
 from dcdrl_msgs.msg import EpisodeStats, ExperienceBatch, OffloadRecord, PolicyWeights
@@ -183,7 +183,7 @@ class OffloadControllerNode(ros.Node):
             self._offload_queue.put(task)
 
     def on_policy(self, message: PolicyWeights) -> None:
-        from dcdrl_core.weights_msg import read_weights
+        from dcdrl_learning.weights_msg import read_weights
         try:
             payload = read_weights(message)
         except ValueError as error:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from dcdrl_core.parameter_dataclass import parameter
+from dcdrl_ros.parameter_dataclass import parameter
 
 from .faces import MODELS
 from .images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
@@ -12,7 +12,7 @@ from .offload_config import ACTOR_ENV_DIMS, OffloadConfig
 
 @dataclass
 class OffloadParameters(OffloadConfig):
-    """Every parameter of `ros2 run dcdrl_edge offload_controller` (dcdrl_core.parameter_dataclass)."""
+    """Every parameter of `ros2 run dcdrl_edge offload_controller` (dcdrl_ros.parameter_dataclass)."""
 
     device_id: str = parameter('', "name in experience, records and stats; '' = the node name")
     env_id: str = parameter('dcdrl_sim/FaceOffloadContinuous-v0', 'the env the cloud trains on: sizes the actor',

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from dcdrl_core.learning.codec import WeightsRejected, encode_weights, make_payload, payload_to_bytes
-from dcdrl_core.learning.networks import PRESETS, NetworkConfig, architecture_id, build_actor
 from dcdrl_edge.actor_buffer import DoubleBufferedActor, load_weights_file
+from dcdrl_learning.codec import WeightsRejected, encode_weights, make_payload, payload_to_bytes
+from dcdrl_learning.networks import PRESETS, NetworkConfig, architecture_id, build_actor
 
 CONFIG = PRESETS['cloud_edge']
 OBS_DIM, ACTION_DIM = 10, 1
@@ -63,7 +63,7 @@ def test_swap_happens_only_in_swap_if_ready(buffer):
 
 
 def test_outputs_equal_the_published_weights(buffer):
-    from dcdrl_core.learning.inference import NumpyActor
+    from dcdrl_learning.inference import NumpyActor
     p = payload(3)
     buffer.load_payload_now(p)
     reference = NumpyActor.from_payload(p, CONFIG, OBS_DIM, ACTION_DIM)

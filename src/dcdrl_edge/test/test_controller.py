@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from dcdrl_core.learning.codec import encode_weights
-from dcdrl_core.learning.inference import NumpyActor
-from dcdrl_core.learning.networks import PRESETS, architecture_id, build_actor
 from dcdrl_core.protocol import EdgeCommandKind, LoopMode, SegmentFlag
 from dcdrl_edge.actor_buffer import DoubleBufferedActor
 from dcdrl_edge.controller import ControllerConfig, EdgeController
 from dcdrl_edge.plant import Plant, PlantReading, SimulatedCartPolePlant
+from dcdrl_learning.codec import encode_weights
+from dcdrl_learning.inference import NumpyActor
+from dcdrl_learning.networks import PRESETS, architecture_id, build_actor
 
 CONFIG = PRESETS['cloud_edge']
 OBS_DIM, ACTION_DIM = 10, 1

@@ -37,5 +37,5 @@ def test_every_edge_module_imports_without_torch_or_gymnasium():
 
 def test_the_check_sees_a_cloud_import():
     """The child's report is real: a module that uses torch is named."""
-    result = import_in_child('dcdrl_core', 'dcdrl_core.learning.network_spec', 'dcdrl_core.learning.networks')
-    assert list(result['culprits']) == ['dcdrl_core.learning.networks']
+    result = import_in_child('dcdrl_learning', 'dcdrl_learning.network_spec', 'dcdrl_learning.networks')
+    assert list(result['culprits']) == ['dcdrl_learning.networks']

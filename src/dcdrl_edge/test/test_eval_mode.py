@@ -4,9 +4,9 @@ the final line and the numbers of the final report)."""
 import numpy as np
 import pytest
 
-from dcdrl_core.learning.codec import make_payload, payload_to_bytes
 from dcdrl_edge.controller import LoopEpisodeSummary
 from dcdrl_edge.eval_mode import EvaluationReport, read_weights_file
+from dcdrl_learning.codec import make_payload, payload_to_bytes
 
 
 def _episode(episode, episode_return, swing_up_steps, length=300, end='truncated', version=7):

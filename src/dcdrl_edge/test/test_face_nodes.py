@@ -6,14 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from dcdrl_core import (
-    ros,  # noqa: F401  (installs the interface import hook before the imports below)
-    runtime,
-)
-from dcdrl_core.msg_arrays import get_array
 from dcdrl_core.names import DEFAULT_NAMESPACE
-from dcdrl_core.runtime.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from dcdrl_core.testing import python_child
 from dcdrl_edge.faces import FaceEngine, KnownFaces
 from dcdrl_edge.images import (
     decode_compressed,
@@ -22,6 +15,13 @@ from dcdrl_edge.images import (
     image_from_compressed_msg,
     image_from_msg,
 )
+from dcdrl_ros import (
+    ros,  # noqa: F401  (installs the interface import hook before the imports below)
+    runtime,
+)
+from dcdrl_ros.msg_arrays import get_array
+from dcdrl_ros.runtime.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from dcdrl_ros.testing import python_child
 
 from dcdrl_msgs.srv import RecognizeFaces
 from sensor_msgs.msg import CompressedImage, Image

@@ -6,7 +6,6 @@ import cv2
 import numpy as np
 import pytest
 
-from dcdrl_core.messages import get_interface
 from dcdrl_edge.images import (
     ImageLimits,
     ImageRejected,
@@ -21,6 +20,7 @@ from dcdrl_edge.images import (
     image_from_compressed_msg,
     image_from_msg,
 )
+from dcdrl_ros.messages import get_interface
 
 Image = get_interface('sensor_msgs/msg/Image')
 CompressedImage = get_interface('sensor_msgs/msg/CompressedImage')

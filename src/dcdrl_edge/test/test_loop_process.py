@@ -11,14 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dcdrl_core.learning.codec import make_payload
-from dcdrl_core.learning.inference import NumpyActor, actor_shapes
-from dcdrl_core.learning.networks import PRESETS, architecture_id
 from dcdrl_core.protocol import EdgeCommandKind, SegmentFlag
 from dcdrl_edge.controller import ControllerConfig
 from dcdrl_edge.loop_process import LoopLayout, LoopProcess, LoopSideActor, SharedActorSlots, SimPlantSpec, _layout_size
 from dcdrl_edge.plant import SimulatedCartPolePlant
 from dcdrl_edge.shared_state import ArrayArena, SharedBlock, SharedRing
+from dcdrl_learning.codec import make_payload
+from dcdrl_learning.inference import NumpyActor, actor_shapes
+from dcdrl_learning.networks import PRESETS, architecture_id
 
 CONFIG = PRESETS['cloud_edge']
 PLANT = SimulatedCartPolePlant({'frequency_hz': 200.0})

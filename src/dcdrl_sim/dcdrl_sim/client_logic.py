@@ -33,19 +33,19 @@ import gymnasium
 import numpy as np
 
 from dcdrl_core import training_defaults
-from dcdrl_core.learning.noise import NOISE_KINDS, make_noise
-from dcdrl_core.parameter_dataclass import check_limits, parameter
+from dcdrl_learning.noise import NOISE_KINDS, make_noise
+from dcdrl_ros.parameter_dataclass import check_limits, parameter
 from dcdrl_sim.rollout import RolloutBlock, RolloutCollector
 
 if TYPE_CHECKING:  # torch-backed; imported in arm()
-    from dcdrl_core.learning.codec import WeightsPayload
-    from dcdrl_core.learning.inference import NumpyActor
-    from dcdrl_core.learning.noise import ExplorationNoise
+    from dcdrl_learning.codec import WeightsPayload
+    from dcdrl_learning.inference import NumpyActor
+    from dcdrl_learning.noise import ExplorationNoise
     from dcdrl_sim.collective import CollectiveMember, ModelSubmission, PullDecision
     from dcdrl_sim.policy_intake import WeightsIntake
 
 MODES = ('central', 'collective')
-# The agent presets of dcdrl_core.learning.agents.AGENT_PRESETS, named here so that checking a
+# The agent presets of dcdrl_learning.agents.AGENT_PRESETS, named here so that checking a
 # setting does not import torch (a unit test keeps the two lists equal).
 PRESET_NAMES = ('cloud_edge', 'dcdrl')
 EVAL_SEED_OFFSET = 10_000  # evaluation episodes are seeded apart from the exploring copies
@@ -53,7 +53,7 @@ EVAL_SEED_OFFSET = 10_000  # evaluation episodes are seeded apart from the explo
 
 @dataclass
 class ClientConfig:
-    """Every setting of a simulated client: the node's parameters (dcdrl_core.parameter_dataclass)."""
+    """Every setting of a simulated client: the node's parameters (dcdrl_ros.parameter_dataclass)."""
 
     client_id: str = parameter('', "name in messages (ExperienceBatch.client_id, PolicyWeights.producer); "
                                    "'' = the node name")
@@ -124,7 +124,7 @@ class ClientConfig:
 
     def agent_config(self) -> Any:
         """The local agent's AgentConfig (collective): the preset with this client's overrides."""
-        from dcdrl_core.learning.agents import AgentConfig
+        from dcdrl_learning.agents import AgentConfig
         return AgentConfig.preset(
             self.network_preset, seed=self.seed, device=self.device, torch_threads=self.torch_threads,
             gamma=self.gamma, batch_size=self.batch_size, critic_start=self.learning_starts,
@@ -170,8 +170,8 @@ class ClientLogic:
         """Build the weights machinery (imports torch). Call once, from any one thread."""
         import torch
 
-        from dcdrl_core.learning.agents import Agent, AgentConfig
-        from dcdrl_core.learning.networks import architecture_id, network_config
+        from dcdrl_learning.agents import Agent, AgentConfig
+        from dcdrl_learning.networks import architecture_id, network_config
         from dcdrl_sim.collective import CollectiveMember
         from dcdrl_sim.policy_intake import WeightsIntake
         if self.armed:
@@ -253,7 +253,7 @@ class ClientLogic:
             incoming = self.policy.take() if self.policy is not None else None
             if incoming is not None:
                 if self.actor is None:
-                    from dcdrl_core.learning.inference import NumpyActor
+                    from dcdrl_learning.inference import NumpyActor
                     self.actor = NumpyActor(self.network, self.obs_dim, self.action_dim, incoming.weights,
                                             incoming.version)
                     self.collector.policy = self._central_act

@@ -34,11 +34,11 @@ import traceback
 from collections.abc import Sequence
 from dataclasses import replace
 
-from dcdrl_core import ros
-from dcdrl_core.experience import fill_experience
-from dcdrl_core.live_parameters import Live, LiveParameters, config_check
 from dcdrl_core.names import DEFAULT_NAMESPACE
-from dcdrl_core.parameter_dataclass import declare_parameters
+from dcdrl_learning.experience import fill_experience
+from dcdrl_ros import ros
+from dcdrl_ros.live_parameters import Live, LiveParameters, config_check
+from dcdrl_ros.parameter_dataclass import declare_parameters
 from dcdrl_sim.client_logic import ClientConfig, ClientLogic, StepResult
 
 from dcdrl_msgs.msg import EpisodeStats, ExperienceBatch, PolicyWeights, Tensor
@@ -130,8 +130,8 @@ class SimulatedClient(ros.Node):
 
     def _take_in(self, message: PolicyWeights) -> None:
         # Imported here, not at the top: torch comes with them (loaded by arm() by now).
-        from dcdrl_core.learning.codec import WeightsRejected
-        from dcdrl_core.weights_msg import MAX_PRODUCER_LENGTH, fitness_of, read_weights
+        from dcdrl_learning.codec import WeightsRejected
+        from dcdrl_learning.weights_msg import MAX_PRODUCER_LENGTH, fitness_of, read_weights
         central = self.config.mode == 'central'
         what, intake = ('policy', self.logic.policy) if central else ('merged policy', self.logic.merged)
         try:
@@ -205,8 +205,8 @@ class SimulatedClient(ros.Node):
             self.episode_pub.publish(stats)
         if result.submission is not None and self.model_pub is not None:
             submission = result.submission
-            from dcdrl_core.learning.codec import encode_weights
-            from dcdrl_core.weights_msg import fill_weights
+            from dcdrl_learning.codec import encode_weights
+            from dcdrl_learning.weights_msg import fill_weights
             payload = encode_weights(submission.weights, self.logic.architecture_id, submission.generation)
             model = fill_weights(PolicyWeights(), payload, Tensor, producer=self.client_id,
                                  generation=submission.generation, fitness=submission.fitness)

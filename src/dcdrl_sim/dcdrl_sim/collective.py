@@ -26,10 +26,10 @@ import gymnasium
 import numpy as np
 import torch
 
-from dcdrl_core.learning.agents import Agent
-from dcdrl_core.learning.inference import NumpyActor
-from dcdrl_core.learning.merge import mutate, should_pull
-from dcdrl_core.learning.replay import ReplayBuffer
+from dcdrl_learning.agents import Agent
+from dcdrl_learning.inference import NumpyActor
+from dcdrl_learning.merge import mutate, should_pull
+from dcdrl_learning.replay import ReplayBuffer
 
 Weights = dict[str, np.ndarray]
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dcdrl_core.learning.codec import WeightsPayload, WeightsRejected, decode_weights
-from dcdrl_core.learning.inference import actor_shapes
-from dcdrl_core.learning.networks import NetworkConfig, architecture_id
+from dcdrl_learning.codec import WeightsPayload, WeightsRejected, decode_weights
+from dcdrl_learning.inference import actor_shapes
+from dcdrl_learning.networks import NetworkConfig, architecture_id
 
 
 @dataclass

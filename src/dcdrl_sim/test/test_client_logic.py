@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from dcdrl_core.learning.codec import WeightsRejected, make_payload
-from dcdrl_core.learning.inference import NumpyActor, actor_shapes
-from dcdrl_core.learning.networks import architecture_id, network_config
+from dcdrl_learning.codec import WeightsRejected, make_payload
+from dcdrl_learning.inference import NumpyActor, actor_shapes
+from dcdrl_learning.networks import architecture_id, network_config
 from dcdrl_sim.client_logic import ClientConfig, ClientLogic
 from dcdrl_sim.collective import evaluate_policy
 
@@ -258,7 +258,7 @@ def test_client_keeps_torch_to_the_configured_threads(central):
 
 
 def test_preset_names_match_the_agent_presets():
-    from dcdrl_core.learning.agents import AGENT_PRESETS
+    from dcdrl_learning.agents import AGENT_PRESETS
     from dcdrl_sim.client_logic import PRESET_NAMES
     assert sorted(PRESET_NAMES) == sorted(AGENT_PRESETS)
 

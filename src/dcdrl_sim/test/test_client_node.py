@@ -6,13 +6,13 @@ import time
 import numpy as np
 import pytest
 
-from dcdrl_core import runtime
-from dcdrl_core.learning.codec import make_payload
-from dcdrl_core.learning.inference import actor_shapes
-from dcdrl_core.learning.networks import architecture_id, network_config
-from dcdrl_core.runtime.context import Context
-from dcdrl_core.testing import ChildProcess, fresh_domain_id, loopback_env
-from dcdrl_core.weights_msg import fill_weights
+from dcdrl_learning.codec import make_payload
+from dcdrl_learning.inference import actor_shapes
+from dcdrl_learning.networks import architecture_id, network_config
+from dcdrl_learning.weights_msg import fill_weights
+from dcdrl_ros import runtime
+from dcdrl_ros.runtime.context import Context
+from dcdrl_ros.testing import ChildProcess, fresh_domain_id, loopback_env
 
 pytestmark = [pytest.mark.dds, pytest.mark.slow]
 TIMEOUT = 60.0  # generous for a loaded machine; each wait ends as soon as its condition holds
@@ -44,7 +44,7 @@ def test_client_acts_with_the_published_policy_and_refuses_another_architecture(
     monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     context = Context()
     context.init([], domain_id=domain)
-    argv = [sys.executable, '-m', 'dcdrl_core.cli', 'run', 'dcdrl_sim', 'client', '--ros-args',
+    argv = [sys.executable, '-m', 'dcdrl_ros.cli', 'run', 'dcdrl_sim', 'client', '--ros-args',
             '-r', '__ns:=/dcdrl', '-r', '__node:=client_7', '-p', 'num_envs:=2', '-p', 'batch_steps:=4',
             '-p', 'publish_rate_hz:=50.0', '-p', 'env_id:=dcdrl_sim/MecOffload-v0', '-p', 'seed:=7']
     client = ChildProcess(argv, env=loopback_env(domain))
@@ -92,7 +92,7 @@ def test_collective_client_submits_generations_and_pulls_a_better_merged_model(m
     monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     context = Context()
     context.init([], domain_id=domain)
-    argv = [sys.executable, '-m', 'dcdrl_core.cli', 'run', 'dcdrl_sim', 'client', '--ros-args',
+    argv = [sys.executable, '-m', 'dcdrl_ros.cli', 'run', 'dcdrl_sim', 'client', '--ros-args',
             '-r', '__ns:=/dcdrl', '-r', '__node:=client_9', '-p', 'mode:=collective', '-p', 'num_envs:=2',
             '-p', 'batch_steps:=8', '-p', 'generation_steps:=64', '-p', 'learning_starts:=32', '-p', 'batch_size:=16',
             '-p', 'eval_episodes:=1', '-p', 'evaluate_merged:=false', '-p', 'mutation_probability:=0.0',

@@ -1,1 +1,0 @@
-"""Learning blocks with no ROS import: networks, agents, replay, weight codec, checkpoints, collective merge."""
