@@ -1,4 +1,4 @@
-"""colcon on the real ROS 2, as a ROS 2 user builds and tests this workspace: `colcon build` of all five
+"""colcon on the real ROS 2, as a ROS 2 user builds and tests this workspace: `colcon build` of all seven
 packages (the `ros2_ws` fixture; dcdrl_msgs by rosidl), then `colcon test` (pytest in each Python
 package) and `colcon test-result`.
 
