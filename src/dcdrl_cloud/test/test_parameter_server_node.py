@@ -2,7 +2,6 @@
 import csv
 import json
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ from dcdrl_learning.networks import architecture_id, network_config
 from dcdrl_learning.weights_msg import fill_weights
 from dcdrl_ros import runtime
 from dcdrl_ros.runtime.context import Context
-from dcdrl_ros.testing import ChildProcess, fresh_domain_id, loopback_env
+from dcdrl_ros.testing import ChildProcess, fresh_domain_id, loopback_env, spin_until
 
 pytestmark = [pytest.mark.dds, pytest.mark.slow]
 TIMEOUT = 60.0  # generous: a loaded 2-core machine; every wait ends as soon as its condition holds
@@ -31,14 +30,6 @@ def weights_message(weights, producer, generation=0, fitness=None, version=0):
 
 def constant_model(value):
     return {n: np.full(s, value, np.float32) for n, s in actor_shapes(network_config('dcdrl'), OBS, ACT).items()}
-
-
-def spin_until(executor, condition, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f'timed out after {timeout} s waiting for {what}')
-        executor.spin_once(timeout_sec=0.1)
 
 
 def call(executor, client, request):

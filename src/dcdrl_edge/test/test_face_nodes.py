@@ -1,6 +1,5 @@
 """The face_server and camera nodes as processes over loopback DDS, called from this test's own node."""
 import json
-import time
 
 import cv2
 import numpy as np
@@ -21,7 +20,7 @@ from dcdrl_ros import (
 )
 from dcdrl_ros.msg_arrays import get_array
 from dcdrl_ros.runtime.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from dcdrl_ros.testing import python_child
+from dcdrl_ros.testing import python_child, spin_until
 
 from dcdrl_msgs.srv import RecognizeFaces
 from sensor_msgs.msg import CompressedImage, Image
@@ -42,14 +41,6 @@ def known_dir(tmp_path_factory, astronaut):
     folder = tmp_path_factory.mktemp('known')
     cv2.imwrite(str(folder / 'eileen.png'), cv2.cvtColor(astronaut[20:240, 120:320], cv2.COLOR_RGB2BGR))
     return folder
-
-
-def spin_until(executor, condition, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f'timed out after {timeout} s waiting for {what}')
-        executor.spin_once(timeout_sec=0.1)
 
 
 def call(executor, client, data, format='jpeg', tolerance=0.0):

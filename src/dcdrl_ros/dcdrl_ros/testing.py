@@ -130,6 +130,15 @@ def loopback_env(domain_id: int, **extra: str) -> dict[str, str]:
     return env
 
 
+def spin_until(executor: Any, condition: Any, timeout: float, what: str) -> None:
+    """Spin ``executor`` until ``condition()`` holds; AssertionError naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f'timed out after {timeout} s waiting for {what}')
+        executor.spin_once(timeout_sec=0.1)
+
+
 class ChildProcess:
     """A child in its own session whose output lines can be awaited; stopped by its pid."""
 

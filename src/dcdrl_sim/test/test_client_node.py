@@ -1,7 +1,6 @@
 """The client node over real DDS: it takes up a published policy, stamps its experience, refuses strangers."""
 import json
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -12,7 +11,7 @@ from dcdrl_learning.networks import architecture_id, network_config
 from dcdrl_learning.weights_msg import fill_weights
 from dcdrl_ros import runtime
 from dcdrl_ros.runtime.context import Context
-from dcdrl_ros.testing import ChildProcess, fresh_domain_id, loopback_env
+from dcdrl_ros.testing import ChildProcess, fresh_domain_id, loopback_env, spin_until
 
 pytestmark = [pytest.mark.dds, pytest.mark.slow]
 TIMEOUT = 60.0  # generous for a loaded machine; each wait ends as soon as its condition holds
@@ -28,14 +27,6 @@ def policy_message(version, preset='dcdrl'):
     payload = make_payload(architecture_id(network_config(preset), OBS, ACT), version, names,
                            [shapes[n] for n in names], arrays)
     return fill_weights(PolicyWeights(), payload, Tensor, producer='test_learner')
-
-
-def spin_until(executor, condition, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f'timed out after {timeout} s waiting for {what}')
-        executor.spin_once(timeout_sec=0.1)
 
 
 def test_client_acts_with_the_published_policy_and_refuses_another_architecture(monkeypatch):
