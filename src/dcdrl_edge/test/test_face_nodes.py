@@ -30,19 +30,6 @@ TIMEOUT = 60.0  # generous for a loaded 2-core machine; every wait ends as soon 
 MAX_BYTES, MAX_PIXELS = 300_000, 600_000
 
 
-@pytest.fixture(scope='module')
-def astronaut():
-    from skimage import data
-    return np.ascontiguousarray(data.astronaut())
-
-
-@pytest.fixture(scope='module')
-def known_dir(tmp_path_factory, astronaut):
-    folder = tmp_path_factory.mktemp('known')
-    cv2.imwrite(str(folder / 'eileen.png'), cv2.cvtColor(astronaut[20:240, 120:320], cv2.COLOR_RGB2BGR))
-    return folder
-
-
 def call(executor, client, data, format='jpeg', tolerance=0.0):
     request = RecognizeFaces.Request()
     fill_compressed_bytes(request.image, data, format)

@@ -14,21 +14,13 @@ TIMEOUT = 30.0
 
 
 @pytest.fixture(scope='module')
-def astronaut():
-    from skimage import data
-    return np.ascontiguousarray(data.astronaut())
-
-
-@pytest.fixture(scope='module')
 def jpeg(astronaut):
     return encode_jpeg(astronaut, 'rgb8', quality=90)
 
 
 @pytest.fixture(scope='module')
-def logic(tmp_path_factory, astronaut):
-    folder = tmp_path_factory.mktemp('known')
-    cv2.imwrite(str(folder / 'eileen.png'), cv2.cvtColor(astronaut[20:240, 120:320], cv2.COLOR_RGB2BGR))
-    return FaceServerLogic(FaceServerConfig(known_faces_dir=str(folder), max_image_bytes=200_000,
+def logic(known_dir):
+    return FaceServerLogic(FaceServerConfig(known_faces_dir=known_dir, max_image_bytes=200_000,
                                             max_pixels=600_000))
 
 

@@ -3,7 +3,6 @@ import os
 import signal
 import time
 
-import cv2
 import numpy as np
 import pytest
 
@@ -12,19 +11,6 @@ from dcdrl_edge.faces import FaceEngine
 
 pytestmark = pytest.mark.slow
 TIMEOUT = 60.0  # a loaded 2-core machine; every wait ends as soon as its result is there
-
-
-@pytest.fixture(scope='module')
-def astronaut():
-    from skimage import data
-    return np.ascontiguousarray(data.astronaut())
-
-
-@pytest.fixture(scope='module')
-def known_dir(tmp_path_factory, astronaut):
-    folder = tmp_path_factory.mktemp('known')
-    cv2.imwrite(str(folder / 'eileen.png'), cv2.cvtColor(astronaut[20:240, 120:320], cv2.COLOR_RGB2BGR))
-    return str(folder)
 
 
 @pytest.fixture(scope='module')

@@ -18,12 +18,6 @@ def inside(box, region):
 
 
 @pytest.fixture(scope='module')
-def astronaut():
-    from skimage import data
-    return np.ascontiguousarray(data.astronaut())
-
-
-@pytest.fixture(scope='module')
 def engine():
     return FaceEngine()
 
