@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from dcdrl_ros.processes import pid_alive
+
 SCREEN_MODES = ('quiet', 'progress', 'verbose')
 STOP_TIMEOUT_S = 75.0   # after the stop began: the learner's 30 s sigterm_timeout + 5 s + the others, with margin
 POLL_S = 0.25           # how soon a signal or a deadline is noticed
@@ -125,21 +127,6 @@ def failure_reason(lines: Sequence[str]) -> str:
             return line.text.strip()
     texts = [line.text.strip() for line in parsed if line.text.strip()]
     return texts[-1] if texts else 'no output'
-
-
-def pid_alive(pid: int) -> bool:
-    """True while ``pid`` runs (a zombie waiting for its parent counts as ended)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        state = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state != 'Z'
 
 
 def wait_gone(pids: Sequence[int], timeout: float) -> list[int]:

@@ -44,6 +44,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
+from dcdrl_ros.processes import pid_alive, stop_session
 from dcdrl_ros.testing import ChildProcess
 
 DEFAULT_HOSTS = ('device', 'edge', 'cloud')
@@ -102,16 +103,6 @@ def netns_available() -> tuple[bool, str]:
         subprocess.run(['ip', 'netns', 'del', probe], capture_output=True, timeout=20)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _namespace_pids(namespace: str) -> list[int]:
     result = _command(['ip', 'netns', 'pids', namespace], check=False)
     return [int(word) for word in result.stdout.split() if word.isdigit()]
@@ -146,7 +137,7 @@ def remove_stale_testbeds() -> list[str]:
     removed = []
     for name in list_namespaces():
         match = _STALE_NAME.match(name)
-        if match is None or _pid_alive(int(match.group(1))):
+        if match is None or pid_alive(int(match.group(1))):
             continue
         _kill_namespace_processes(name)
         if _command(['ip', 'netns', 'del', name], check=False).returncode == 0:
@@ -196,21 +187,9 @@ class LoggedProcess:
 
     def stop(self, timeout: float = 10.0) -> int | None:
         """SIGINT to the child's process group, then SIGKILL if it does not exit in time."""
-        if self.process.poll() is None:
-            try:
-                os.killpg(self.pid, signal.SIGINT)
-            except ProcessLookupError:
-                pass
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(self.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self.process.wait(timeout)
+        returncode = stop_session(self.process, timeout)
         self._log.close()
-        return self.process.returncode
+        return returncode
 
 
 Process = ChildProcess | LoggedProcess

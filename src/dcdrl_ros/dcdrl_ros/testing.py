@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import queue
-import signal
 import subprocess
 import sys
 import threading
@@ -15,6 +14,7 @@ import numpy as np
 
 from dcdrl_ros import idl
 from dcdrl_ros.messages import InterfaceRegistry, Message
+from dcdrl_ros.processes import stop_session
 
 
 def use_our_runtime() -> None:
@@ -189,16 +189,7 @@ class ChildProcess:
 
     def stop(self, timeout: float = 10.0) -> int:
         """SIGINT to the child's process group, then SIGKILL if it does not exit in time."""
-        if self.process.poll() is None:
-            try:
-                os.killpg(self.pid, signal.SIGINT)
-            except ProcessLookupError:
-                pass
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.pid, signal.SIGKILL)
-                self.process.wait(timeout)
+        stop_session(self.process, timeout)
         self._reader.join(timeout)
         while True:  # keep the rest of the output for error messages
             try:
