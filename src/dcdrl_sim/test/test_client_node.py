@@ -29,20 +29,31 @@ def policy_message(version, preset='dcdrl'):
     return fill_weights(PolicyWeights(), payload, Tensor, producer='test_learner')
 
 
-def test_client_acts_with_the_published_policy_and_refuses_another_architecture(monkeypatch):
-    from dcdrl_msgs.msg import ExperienceBatch, PolicyWeights
+def start_client(monkeypatch, *ros_args):
+    """The client node as a child on a fresh loopback domain, and this test's context on that domain."""
     domain = fresh_domain_id()
     monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     context = Context()
     context.init([], domain_id=domain)
     argv = [sys.executable, '-m', 'dcdrl_ros.cli', 'run', 'dcdrl_sim', 'client', '--ros-args',
-            '-r', '__ns:=/dcdrl', '-r', '__node:=client_7', '-p', 'num_envs:=2', '-p', 'batch_steps:=4',
-            '-p', 'publish_rate_hz:=50.0', '-p', 'env_id:=dcdrl_sim/MecOffload-v0', '-p', 'seed:=7']
-    client = ChildProcess(argv, env=loopback_env(domain))
+            '-r', '__ns:=/dcdrl', *ros_args, '-p', 'publish_rate_hz:=50.0', '-p', 'env_id:=dcdrl_sim/MecOffload-v0']
+    return context, ChildProcess(argv, env=loopback_env(domain))
+
+
+def node_and_executor(context):
+    """This test's node in the client's namespace, and an executor spinning it."""
+    node = runtime.Node('tester', namespace='/dcdrl', context=context)
+    executor = runtime.SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    return node, executor
+
+
+def test_client_acts_with_the_published_policy_and_refuses_another_architecture(monkeypatch):
+    from dcdrl_msgs.msg import ExperienceBatch, PolicyWeights
+    context, client = start_client(monkeypatch, '-r', '__node:=client_7', '-p', 'num_envs:=2',
+                                   '-p', 'batch_steps:=4', '-p', 'seed:=7')
     try:
-        node = runtime.Node('tester', namespace='/dcdrl', context=context)
-        executor = runtime.SingleThreadedExecutor(context=context)
-        executor.add_node(node)
+        node, executor = node_and_executor(context)
         batches = []
         node.create_subscription(
             ExperienceBatch, 'experience', lambda m: batches.append((m.client_id, m.sequence, m.policy_version)),
@@ -79,20 +90,12 @@ def test_client_acts_with_the_published_policy_and_refuses_another_architecture(
 
 def test_collective_client_submits_generations_and_pulls_a_better_merged_model(monkeypatch):
     from dcdrl_msgs.msg import ExperienceBatch, PolicyWeights
-    domain = fresh_domain_id()
-    monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    context = Context()
-    context.init([], domain_id=domain)
-    argv = [sys.executable, '-m', 'dcdrl_ros.cli', 'run', 'dcdrl_sim', 'client', '--ros-args',
-            '-r', '__ns:=/dcdrl', '-r', '__node:=client_9', '-p', 'mode:=collective', '-p', 'num_envs:=2',
-            '-p', 'batch_steps:=8', '-p', 'generation_steps:=64', '-p', 'learning_starts:=32', '-p', 'batch_size:=16',
-            '-p', 'eval_episodes:=1', '-p', 'evaluate_merged:=false', '-p', 'mutation_probability:=0.0',
-            '-p', 'publish_rate_hz:=50.0', '-p', 'env_id:=dcdrl_sim/MecOffload-v0', '-p', 'seed:=9']
-    client = ChildProcess(argv, env=loopback_env(domain))
+    context, client = start_client(
+        monkeypatch, '-r', '__node:=client_9', '-p', 'mode:=collective', '-p', 'num_envs:=2',
+        '-p', 'batch_steps:=8', '-p', 'generation_steps:=64', '-p', 'learning_starts:=32', '-p', 'batch_size:=16',
+        '-p', 'eval_episodes:=1', '-p', 'evaluate_merged:=false', '-p', 'mutation_probability:=0.0', '-p', 'seed:=9')
     try:
-        node = runtime.Node('tester', namespace='/dcdrl', context=context)
-        executor = runtime.SingleThreadedExecutor(context=context)
-        executor.add_node(node)
+        node, executor = node_and_executor(context)
         models, versions = [], []
         node.create_subscription(PolicyWeights, 'client_model', models.append,
                                  runtime.QoSProfile(depth=10, reliability=runtime.ReliabilityPolicy.RELIABLE))
