@@ -368,7 +368,11 @@ class GraphJob:
                     break
                 self._handle(raw.rstrip('\n'))
             selector.close()
-            self.result.launcher_code = launcher.wait()
+            try:  # its output ended: it is exiting (a launcher that closed its output early is killed)
+                self.result.launcher_code = launcher.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self._send_launcher(signal.SIGKILL)
+                self.result.launcher_code = launcher.wait(STOP_TIMEOUT_S)
             self._handle_signals()
             if self._stop_started is None:  # it ended by itself: refused its arguments, or every process ended
                 self.result.stop_reason = 'failure'
