@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from dcdrl_ros.testing import ChildProcess, fresh_domain_id, loopback_env
+from dcdrl_ros.testing import ChildProcess, loopback_env, parameter_session
 
 pytestmark = [pytest.mark.dds]
 TIMEOUT = 90.0   # torch and the environments load in each child on a shared 2-core machine
@@ -45,13 +45,8 @@ NODES = {
 @pytest.fixture
 def session(monkeypatch):
     """A parameter client of ours on a fresh loopback domain: (domain, Session)."""
-    from dcdrl_ros.param_cli import Session
-    domain = fresh_domain_id()
-    monkeypatch.setenv('ROS_DOMAIN_ID', str(domain))
-    monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    made = Session()
-    yield domain, made
-    made.close()
+    with parameter_session(monkeypatch) as made:
+        yield made
 
 
 def _set(client, name, value):

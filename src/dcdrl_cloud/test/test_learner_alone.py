@@ -2,7 +2,7 @@
 and its learning rates are parameters (`-p actor_lr:=...`; the default 0 stands for the network preset's)."""
 import pytest
 
-from dcdrl_ros.testing import fresh_domain_id, node_process
+from dcdrl_ros.testing import node_process, parameter_session
 
 pytestmark = pytest.mark.dds
 TIMEOUT = 90.0   # torch and the environment load in the child on a shared 2-core machine
@@ -11,13 +11,8 @@ TIMEOUT = 90.0   # torch and the environment load in the child on a shared 2-cor
 @pytest.fixture
 def session(monkeypatch):
     """A parameter client of ours on a fresh loopback domain: (domain, Session)."""
-    from dcdrl_ros.param_cli import Session
-    domain = fresh_domain_id()
-    monkeypatch.setenv('ROS_DOMAIN_ID', str(domain))
-    monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    made = Session()
-    yield domain, made
-    made.close()
+    with parameter_session(monkeypatch) as made:
+        yield made
 
 
 def test_a_learner_alone_waits_visibly_and_takes_its_learning_rates_as_parameters(session, tmp_path):

@@ -1,13 +1,14 @@
 """Test support shared by package and system tests: random messages, DDS domains, child processes."""
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -128,6 +129,22 @@ def loopback_env(domain_id: int, **extra: str) -> dict[str, str]:
                 'PYTHONFAULTHANDLER': '1'})  # a crash in C code prints every thread's Python stack
     env.update(extra)
     return env
+
+
+@contextlib.contextmanager
+def parameter_session(monkeypatch: Any) -> Iterator[tuple[int, Any]]:
+    """A parameter client of ours (dcdrl_ros.param_cli.Session, what `dcdrl param` uses) on a fresh
+    loopback domain: yields (domain, Session), closed after. ``monkeypatch`` (pytest's) points this
+    process's ROS_DOMAIN_ID and discovery range at that domain, where the Session's context joins."""
+    from dcdrl_ros.param_cli import Session
+    domain = fresh_domain_id()
+    monkeypatch.setenv('ROS_DOMAIN_ID', str(domain))
+    monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    made = Session()
+    try:
+        yield domain, made
+    finally:
+        made.close()
 
 
 def spin_until(executor: Any, condition: Any, timeout: float, what: str) -> None:
