@@ -36,7 +36,14 @@ from pathlib import Path
 
 import pytest
 
-from dcdrl_ros.testing import ChildProcess, TopicRecorder, all_message_types, fresh_domain_id, loopback_env
+from dcdrl_ros.testing import (
+    ChildProcess,
+    TopicRecorder,
+    all_message_types,
+    first_difference,
+    fresh_domain_id,
+    loopback_env,
+)
 
 # 600 s: the first test here may also build the ros2_ws fixture (colcon, ~35 s alone, minutes when
 # several test runs build at once); each test itself takes under a minute.
@@ -145,27 +152,6 @@ def _report(child: ChildProcess, tag: str) -> dict:
     lines = [line for line in child.lines if tag + ' ' in line]
     assert lines, f'no {tag} line in:\n' + '\n'.join(child.lines[-30:])
     return json.loads(lines[-1].split(tag + ' ', 1)[1])
-
-
-def first_difference(a, b, path: str = '') -> str | None:
-    """Where two plain values (dicts, lists, numbers, strings) first differ, or None."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in sorted(set(a) | set(b)):
-            if key not in a or key not in b:
-                return f'{path}.{key}: only on one side'
-            found = first_difference(a[key], b[key], f'{path}.{key}')
-            if found:
-                return found
-        return None
-    if isinstance(a, list) and isinstance(b, list):
-        if len(a) != len(b):
-            return f'{path}: {len(a)} != {len(b)} elements'
-        for index, (x, y) in enumerate(zip(a, b)):
-            found = first_difference(x, y, f'{path}[{index}]')
-            if found:
-                return found
-        return None
-    return None if a == b and type(a) is type(b) else f'{path}: {a!r} != {b!r}'
 
 
 # ------------------------------------------------------------------------- 1. discovery in every order

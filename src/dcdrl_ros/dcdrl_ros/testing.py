@@ -97,6 +97,27 @@ def message_class(type_name: str, registry: InterfaceRegistry | None = None) -> 
     return registry.message(package, name)
 
 
+def first_difference(a: Any, b: Any, path: str = '') -> str | None:
+    """Where two plain values (dicts, lists, numbers, strings) first differ, or None."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            if key not in a or key not in b:
+                return f'{path}.{key}: only on one side'
+            found = first_difference(a[key], b[key], f'{path}.{key}')
+            if found:
+                return found
+        return None
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return f'{path}: {len(a)} != {len(b)} elements'
+        for index, (x, y) in enumerate(zip(a, b)):
+            found = first_difference(x, y, f'{path}[{index}]')
+            if found:
+                return found
+        return None
+    return None if a == b and type(a) is type(b) else f'{path}: {a!r} != {b!r}'
+
+
 def _domain_range() -> tuple[int, int]:
     """(first, count) of the domain ids this test process may use. Under pytest-xdist (`make test` runs
     workers gw0, gw1, ...) each worker gets its own slice of 1..230, so two tests running at once never
