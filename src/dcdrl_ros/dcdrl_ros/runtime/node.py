@@ -142,10 +142,11 @@ class Node(NodeParameters):
         self.context.publish_graph()
         return publisher
 
-    def create_subscription(self, msg_type: type[Message], topic: str, callback: Callable[[Any], None],
-                            qos_profile: QoSLike, *, raw: bool = False, **_ignored: Any) -> Subscription:
+    def create_subscription(self, msg_type: type[Message], topic: str, callback: Callable[..., None],
+                            qos_profile: QoSLike, *, raw: bool = False, sample_info: bool = False,
+                            **_ignored: Any) -> Subscription:
         subscription = Subscription(self, _check_message_type(msg_type), self.resolve_topic_name(topic),
-                                    callback, as_profile(qos_profile), raw=raw)
+                                    callback, as_profile(qos_profile), raw=raw, sample_info=sample_info)
         self.subscriptions.append(subscription)
         self.context.publish_graph()
         return subscription

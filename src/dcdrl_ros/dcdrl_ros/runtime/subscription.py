@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cyclonedds.sub import DataReader
 
@@ -17,13 +17,15 @@ if TYPE_CHECKING:
 
 class Subscription(Readable):
     def __init__(self, node: Node, msg_type: type[Message], topic: str,
-                 callback: Callable[[Any], None], qos: QoSProfile, raw: bool = False) -> None:
+                 callback: Callable[..., None], qos: QoSProfile, raw: bool = False,
+                 sample_info: bool = False) -> None:
         super().__init__(node.context)
         self.msg_type = msg_type
         self.topic_name = topic
         self.callback = callback
         self.qos_profile = qos
         self.raw = raw
+        self.sample_info = sample_info  # raw callbacks also get the DDS SampleInfo (source timestamp: a recorder)
         self._node = node
         self.rejected = 0  # samples that did not deserialise
         dds_topic = node.context.topic('rt' + topic, msg_type)
@@ -32,9 +34,12 @@ class Subscription(Readable):
 
     def _dispatch(self) -> None:
         codec = self.msg_type._codec
-        for data, _info in self._take():
+        for data, info in self._take():
             if self.raw:
-                self.callback(data)
+                if self.sample_info:
+                    self.callback(data, info)
+                else:
+                    self.callback(data)
                 continue
             try:
                 message = codec.decode(data)

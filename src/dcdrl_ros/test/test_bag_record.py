@@ -1,0 +1,193 @@
+"""dcdrl_ros.bag's recording side: schema text, metadata.yaml, topic selection and the topic follower."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dcdrl_ros.bag.follow import TopicFollower, TopicSelection
+from dcdrl_ros.bag.metadata import (
+    BagMetadata,
+    FileInfo,
+    TopicInfo,
+    endpoint_qos_of,
+    metadata_yaml,
+    parse_metadata,
+    parse_qos_profiles,
+    qos_profile_dict,
+    qos_profiles_yaml,
+    read_metadata,
+    write_metadata,
+)
+from dcdrl_ros.bag.schema import SEPARATOR, message_definition
+from dcdrl_ros.graph import INFINITE_NS, EndpointQos
+from dcdrl_ros.messages import InterfaceRegistry
+from dcdrl_ros.testing import all_message_types, message_class, random_message
+
+MSG_DIR = Path(__file__).resolve().parents[2] / 'dcdrl_msgs' / 'msg'
+OUR_TYPES = [name for name in all_message_types(package='dcdrl_msgs') if '/msg/' in name]
+OTHER_TYPES = ['std_msgs/msg/String', 'std_msgs/msg/Float64MultiArray', 'sensor_msgs/msg/CompressedImage',
+               'diagnostic_msgs/msg/DiagnosticArray']
+
+
+# --- schema -------------------------------------------------------------------------------------------
+def test_schema_appends_nested_types_once_depth_first_in_sorted_order():
+    text = message_definition('dcdrl_msgs/msg/PolicyWeights')
+    assert text.startswith((MSG_DIR / 'PolicyWeights.msg').read_text())
+    headings = [line for line in text.splitlines() if line.startswith('MSG: ')]
+    assert headings == ['MSG: dcdrl_msgs/Tensor', 'MSG: std_msgs/Header', 'MSG: builtin_interfaces/Time']
+    assert f'\n{SEPARATOR}\nMSG: dcdrl_msgs/Tensor\n' in text
+    nested = [line for line in message_definition('diagnostic_msgs/msg/DiagnosticArray').splitlines()
+              if line.startswith('MSG: ')]
+    assert nested == ['MSG: diagnostic_msgs/DiagnosticStatus', 'MSG: diagnostic_msgs/KeyValue',
+                      'MSG: std_msgs/Header', 'MSG: builtin_interfaces/Time']
+
+
+def test_mcap_ros2_decodes_every_message_type_with_our_schema():
+    from mcap.records import Schema
+    from mcap_ros2.decoder import DecoderFactory
+    rng = np.random.default_rng(3)
+    factory = DecoderFactory()
+    for index, type_name in enumerate(OUR_TYPES + OTHER_TYPES):
+        cls = message_class(type_name)
+        message = random_message(cls, rng)
+        schema = Schema(id=index + 1, name=type_name, encoding='ros2msg',
+                        data=message_definition(type_name).encode())
+        decoded = factory.decoder_for('cdr', schema)(cls.serialize(message))
+        for name in cls.get_fields_and_field_types():
+            ours, theirs = getattr(message, name), getattr(decoded, name)
+            if isinstance(ours, (int, float, str, bool)):
+                assert ours == theirs or (ours != ours and theirs != theirs), (type_name, name)
+
+
+def _rosbag2_prefix(tmp_path: Path) -> Path:
+    """An ament prefix holding dcdrl_msgs' .msg files, so rosbag2 finds them without a colcon build."""
+    share = tmp_path / 'share'
+    (share / 'ament_index' / 'resource_index' / 'packages').mkdir(parents=True)
+    (share / 'ament_index' / 'resource_index' / 'packages' / 'dcdrl_msgs').write_text('')
+    (share / 'dcdrl_msgs').mkdir()
+    (share / 'dcdrl_msgs' / 'msg').symlink_to(MSG_DIR)
+    return tmp_path
+
+
+def test_schema_text_is_what_rosbag2_writes(ros2, tmp_path):
+    prefix = _rosbag2_prefix(tmp_path)
+    env = ros2.environment()
+    env['AMENT_PREFIX_PATH'] = f'{prefix}:{env.get("AMENT_PREFIX_PATH", "")}'
+    types = OUR_TYPES + OTHER_TYPES
+    script = ('import json, sys, rosbag2_py\nsource = rosbag2_py.LocalMessageDefinitionSource()\n'
+              'print(json.dumps({t: [source.get_full_text(t).encoding, '
+              'source.get_full_text(t).encoded_message_definition] for t in sys.argv[1:]}))')
+    result = subprocess.run([ros2.python(env), '-c', script, *types], env=env, capture_output=True, text=True,
+                            timeout=120, check=True)
+    reference = json.loads(result.stdout.strip().splitlines()[-1])
+    registry = InterfaceRegistry([str(Path(p) / 'share') for p in env['AMENT_PREFIX_PATH'].split(':') if p])
+    for type_name in types:
+        assert reference[type_name][0] == 'ros2msg'
+        assert message_definition(type_name, registry) == reference[type_name][1], type_name
+
+
+# --- metadata -----------------------------------------------------------------------------------------
+def _sample_metadata() -> BagMetadata:
+    latched = qos_profile_dict(EndpointQos(reliability='BEST_EFFORT', durability='TRANSIENT_LOCAL', depth=1))
+    topics = [(TopicInfo('/dcdrl/policy', 'dcdrl_msgs/msg/PolicyWeights', offered_qos_profiles=[latched],
+                         type_description_hash='RIHS01_' + '0' * 64), 3),
+              (TopicInfo('/chatter', 'std_msgs/msg/String', offered_qos_profiles=[]), 0)]
+    return BagMetadata(duration=5, starting_time=1_000, message_count=3, topics_with_message_count=topics,
+                       compression_format='zstd', compression_mode='file',
+                       relative_file_paths=['b_0.mcap.zstd'], files=[FileInfo('b_0.mcap', 1_000, 5, 3)],
+                       ros_distro='jazzy')
+
+
+def test_metadata_round_trips_through_metadata_yaml(tmp_path):
+    metadata = _sample_metadata()
+    write_metadata(tmp_path, metadata)
+    assert read_metadata(tmp_path) == metadata
+    text = (tmp_path / 'metadata.yaml').read_text()
+    assert not text.endswith('\n') and 'custom_data: ~' in text and '  topics_with_message_count:\n    - ' in text
+    assert parse_metadata(metadata_yaml(BagMetadata(ros_distro='jazzy'))) == BagMetadata(ros_distro='jazzy')
+
+
+def test_metadata_refuses_a_file_that_is_not_rosbag2s(tmp_path):
+    with pytest.raises(ValueError, match='rosbag2_bagfile_information'):
+        parse_metadata('a: 1')
+    with pytest.raises(ValueError, match='offered_qos_profiles'):
+        parse_qos_profiles('just text')
+    with pytest.raises(FileNotFoundError):
+        read_metadata(tmp_path)
+
+
+def test_qos_profiles_convert_both_ways_with_infinite_durations_as_rosbag2_writes_them():
+    qos = EndpointQos(reliability='BEST_EFFORT', durability='TRANSIENT_LOCAL', depth=5, deadline_ns=1_500_000_000)
+    profile = qos_profile_dict(qos)
+    assert profile['lifespan'] == {'sec': 9223372036, 'nsec': 854775807}
+    assert profile['deadline'] == {'sec': 1, 'nsec': 500_000_000} and profile['reliability'] == 'best_effort'
+    assert endpoint_qos_of(profile) == qos and endpoint_qos_of({}).lifespan_ns == INFINITE_NS
+    text = qos_profiles_yaml([profile])
+    assert text.startswith('- history: keep_last\n  depth: 5\n') and not text.endswith('\n')
+    assert parse_qos_profiles(text) == [profile]   # the string form of older bags and of MCAP channels
+
+
+# --- topic selection ----------------------------------------------------------------------------------
+def test_selection_follows_ros2_bag_records_rules():
+    everything = TopicSelection(all_topics=True, exclude='stats$')
+    assert everything.matches('/dcdrl/policy') and not everything.matches('/dcdrl/learner/stats')
+    assert not everything.matches('/_hidden/x') and TopicSelection(all_topics=True, include_hidden=True).matches('/_x')
+    named = TopicSelection(topics=['chatter', '/_private'])
+    assert named.matches('/chatter') and named.matches('/_private') and not named.matches('/other')
+    pattern = TopicSelection(include='experience|segments')
+    assert pattern.matches('/dcdrl/experience') and not pattern.matches('/dcdrl/policy')
+    with pytest.raises(ValueError, match='no topics'):
+        TopicSelection()
+
+
+# --- following a live graph -----------------------------------------------------------------------------
+@pytest.mark.dds
+def test_follower_picks_up_a_late_topic_with_its_offered_qos_and_raw_cdr(loopback_graph):
+    from dcdrl_ros import runtime
+    from dcdrl_ros.graph import GraphWatcher
+
+    from std_msgs.msg import String
+    _, context = loopback_graph
+    recorder = runtime.Node('_recorder', context=context)
+    talker = runtime.Node('talker', context=context)
+    watcher = GraphWatcher(context)
+    got: list[tuple[str, bytes, int, int]] = []
+    added: list[TopicInfo] = []
+    latched_topic, lossy_topic = f'/late_{os.getpid()}', f'/lossy_{os.getpid()}'   # unique: domains may be shared
+    follower = TopicFollower(recorder, watcher, TopicSelection(topics=[latched_topic], include=f'^{lossy_topic}$'),
+                             lambda *sample: got.append(sample), added.append)
+    executor = runtime.SingleThreadedExecutor(context=context)
+    executor.add_node(recorder)
+    try:
+        assert follower.poll() == []
+        latched = runtime.QoSProfile(depth=1, durability=runtime.DurabilityPolicy.TRANSIENT_LOCAL)
+        talker.create_publisher(String, latched_topic, latched).publish(String(data='before the recorder'))
+        talker.create_publisher(String, lossy_topic, runtime.QoSProfile(
+            depth=5, reliability=runtime.ReliabilityPolicy.BEST_EFFORT))
+        deadline = time.monotonic() + 10
+        while len(added) < 2 and time.monotonic() < deadline:
+            watcher.wait(0.5, lambda graph: graph.has_publisher(latched_topic) and graph.has_publisher(lossy_topic))
+            follower.poll()
+        offered = {info.name: info.offered_qos_profiles for info in added}
+        assert [(p['reliability'], p['durability'], p['depth']) for p in offered[latched_topic]] == [
+            ('reliable', 'transient_local', 1)]
+        assert [(p['reliability'], p['durability'], p['depth']) for p in offered[lossy_topic]] == [
+            ('best_effort', 'volatile', 5)]
+        assert {info.type for info in added} == {'std_msgs/msg/String'}
+        assert added[0].type_description_hash == String.get_type_hash()
+        while not got and time.monotonic() < deadline:   # the latched sample, published before we subscribed
+            executor.spin_once(timeout_sec=0.1)
+        topic, data, receive_ns, publish_ns = got[0]
+        assert topic == latched_topic and data == String(data='before the recorder').serialize()
+        assert 0 < publish_ns <= receive_ns <= time.time_ns()
+    finally:
+        follower.close()
+        watcher.close()
+        executor.shutdown()
+
