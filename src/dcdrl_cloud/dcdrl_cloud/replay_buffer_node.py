@@ -36,6 +36,7 @@ from dcdrl_cloud.replay_messages import fill_sampled_batch, read_priority_update
 from dcdrl_cloud.replay_parameters import ReplayBufferParameters
 from dcdrl_cloud.replay_service import PriorityRejected, ReplayService, RequestRejected
 from dcdrl_cloud.replay_snapshot import JOURNAL_NAME, SNAPSHOT_NAME, SnapshotRefused
+from dcdrl_cloud.seed_bags import EXPERIENCE_TYPE, experience_intake, seed_from_bags
 from dcdrl_core.names import DEFAULT_NAMESPACE
 from dcdrl_learning.experience import ExperienceRejected
 from dcdrl_ros import ros
@@ -73,6 +74,9 @@ class ReplayBufferNode(ros.Node):
                 self.get_logger().info(
                     f'stored {replayed.transitions} transitions ({len(replayed.batches)} batches) from the journal '
                     f'{replayed.path}' + (f'; {replayed.torn} torn record skipped' if replayed.torn else ''))
+        self.seeded = 0
+        if self.parameters.seed_bags:
+            self._seed(self.parameters.seed_bags)
 
         reliable = lambda depth: ros.QoSProfile(depth=depth, reliability=ros.ReliabilityPolicy.RELIABLE)  # noqa: E731
         latched = ros.QoSProfile(depth=1, reliability=ros.ReliabilityPolicy.RELIABLE,
@@ -124,6 +128,18 @@ class ReplayBufferNode(ros.Node):
             self.get_logger().info(f'restored {result.size} transitions from {self.snapshot_path}{note}')
         else:
             self.get_logger().info(f'starting empty: {result.reason}')
+
+    def _seed(self, paths: Sequence[str]) -> None:
+        """Recorded experience first (before the subscriptions exist), through the live intake."""
+        if self.restored:   # the snapshot or journal already holds what an earlier start seeded
+            self.get_logger().info(f'seed_bags not read: {self.restored} transitions restored from '
+                                   f'{self.snapshot_path.parent} (they include any earlier seeding)')
+            return
+        summary = seed_from_bags(paths, EXPERIENCE_TYPE, experience_intake(self.service))
+        for problem in summary.problems:
+            self.get_logger().error(problem)
+        self.seeded = summary.transitions
+        self.get_logger().info(summary.line())
 
     # ---- callbacks (spinning thread: short) ----
 
@@ -230,7 +246,7 @@ class ReplayBufferNode(ros.Node):
             if self.service.dirty:
                 self._snapshot('final')
             summary = self.service.summary()
-            summary.update({'restored': self.restored, 'dropped_overload': self.dropped_overload,
+            summary.update({'restored': self.restored, 'seeded': self.seeded, 'dropped_overload': self.dropped_overload,
                             'snapshot_errors': self.snapshot_errors, 'snapshot': str(self.snapshot_path),
                             'malformed_samples': ros.malformed_samples(self)})
             print('REPORT ' + json.dumps(summary), flush=True)

@@ -53,6 +53,9 @@ class ReplayBufferParameters:
     experience_depth: int = parameter(100, 'keep-last depth of the experience subscription', low=1)
     inbox_size: int = parameter(256, 'experience batches queued for the intake thread; more are dropped '
                                      '(counted)', low=1)
+    seed_bags: tuple[str, ...] = parameter((), 'rosbag2 folders whose ExperienceBatch messages (any topic) are '
+                                               'stored at start, validated as live ones; not read when a '
+                                               'snapshot or journal was restored')
 
     def allowed_client_ids(self) -> tuple[str, ...]:
         """'client_0, client_1' -> ('client_0', 'client_1'); '' -> () (any client)."""

@@ -101,6 +101,9 @@ class SegmentLearnerParameters(SegmentLearnerConfig):
 
     segment_depth: int = parameter(1000, 'keep-last depth of the segments subscription', low=1)
     exit_when_done: bool = parameter(False, 'exit after TRAINING DONE instead of idling', live=True)
+    seed_bags: tuple[str, ...] = parameter((), 'rosbag2 folders whose TrajectorySegment messages (any topic) are '
+                                               'paired and stored at start, validated as live ones; not read when '
+                                               'resumed with a stored replay')
 
     def config(self) -> SegmentLearnerConfig:
         return SegmentLearnerConfig(**{item.name: getattr(self, item.name) for item in fields(SegmentLearnerConfig)})

@@ -25,6 +25,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from dcdrl_cloud.seed_bags import SEGMENT_TYPE, seed_from_bags, segment_intake
 from dcdrl_cloud.segment_config import SegmentLearnerParameters
 from dcdrl_cloud.segment_learner import SegmentLearner
 from dcdrl_cloud.segments import SegmentRejected, read_segment
@@ -105,6 +106,8 @@ class SegmentLearnerNode(ros.Node):
             TrainingStats, 'learner/stats', ros.QoSProfile(depth=5, reliability=ros.ReliabilityPolicy.BEST_EFFORT))
         self.episode_pub = self.create_publisher(EpisodeStats, 'episode_stats', ros.qos_profile_sensor_data)
         self.learner = SegmentLearner(config, _Outputs(self), name=self.get_name())
+        if parameters.seed_bags:
+            self._seed(parameters.seed_bags)
         self.create_subscription(TrajectorySegment, 'segments', self.on_segment,
                                  ros.QoSProfile(depth=depth, reliability=reliable))
         self.create_service(GetPolicy, 'get_policy', self.on_get_policy)
@@ -116,6 +119,17 @@ class SegmentLearnerNode(ros.Node):
         self.get_logger().info(
             f'segment learner started: {config.env_id} {config.algorithm} '
             f'{self.learner.architecture_id}, version {self.learner.version}, output {config.output_dir}')
+
+    def _seed(self, paths: Sequence[str]) -> None:
+        """Recorded segments first (before the subscription exists), through the live intake."""
+        stored = len(self.learner.buffer) if self.learner.buffer is not None else 0
+        if self.learner.resumed_from is not None and stored:   # that replay holds any earlier seeding
+            self.get_logger().info(f'seed_bags not read: resumed with {stored} stored transitions')
+            return
+        summary = seed_from_bags(paths, SEGMENT_TYPE, segment_intake(self.learner))
+        for problem in summary.problems:
+            self.get_logger().error(problem)
+        self.get_logger().info(summary.line())
 
     # ------------------------------------------------------------------ callbacks (keep short)
     def on_segment(self, message: TrajectorySegment) -> None:

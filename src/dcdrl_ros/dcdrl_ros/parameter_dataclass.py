@@ -20,7 +20,10 @@ Limits: ``low`` / ``high`` are inclusive and go into the descriptor, so rcl refu
 outside them at start and on ``ros2 param set`` (rclpy and our runtime alike); one-sided limits get
 the type's extreme as the other end. ``above`` is an exclusive lower bound (a period > 0): no
 descriptor can say it, so only :func:`build` and the live check enforce it. ``choices``: the
-allowed strings. The logic here imports nothing of ROS; only ``declare_parameters`` does, when called.
+allowed strings. A tuple of strings (``()`` included) is a string list: declared with dynamic typing, so
+that both ``-p name:=[a, b]`` (a string array) and ``name:=a,b`` or ``''`` from a launch argument (a string,
+split at commas) are taken; launch_ros refuses an empty list, and rclpy types one as a byte array.
+The logic here imports nothing of ROS; only ``declare_parameters`` does, when called.
 """
 from __future__ import annotations
 
@@ -58,13 +61,17 @@ class ParameterSpec:
                 return name
         if _is_double_tuple(self.default):
             return 'double_array'
-        raise TypeError(f'parameter {self.name}: default {self.default!r} is not a bool, int, float, str or a '
-                        f'non-empty tuple of floats')
+        if _is_string_tuple(self.default):
+            return 'string_list'
+        raise TypeError(f'parameter {self.name}: default {self.default!r} is not a bool, int, float, str, a '
+                        f'non-empty tuple of floats or a tuple of strings')
 
     def limits(self) -> str:
         """The limits in words ('' when none): '>= 1', '[0, 1]', '> 0', 'one of: ou, gaussian, none'."""
         if self.choices:
             return 'one of: ' + ', '.join(self.choices)
+        if self.type_name == 'string_list':
+            return 'list of strings, or one string split at commas'
         parts = []
         if self.above is not None:
             parts.append(f'> {self.above:g}')
@@ -83,6 +90,11 @@ class ParameterSpec:
                 return f'{self.name} must be a non-empty list of numbers, got {value!r}'
             element = dataclasses.replace(self, name=f'each of {self.name}', default=0.0)
             return next((reason for item in value for reason in [element.refusal(item)] if reason), '')
+        if self.type_name == 'string_list':
+            if isinstance(value, str) or (isinstance(value, (list, tuple))
+                                          and all(type(item) is str for item in value)):
+                return ''
+            return f'{self.name} must be a list of strings or one string, got {value!r}'
         kind = type(self.default)
         if kind is float:
             valid_type = isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -143,10 +155,17 @@ def _is_double_tuple(value: Any) -> bool:
     return isinstance(value, tuple) and bool(value) and all(type(item) is float for item in value)
 
 
+def _is_string_tuple(value: Any) -> bool:
+    return isinstance(value, tuple) and all(type(item) is str for item in value)
+
+
 def _converted(spec: ParameterSpec, value: Any) -> Any:
     """A checked value in the field's own type (ROS gives ints for some doubles, lists for arrays)."""
     if spec.type_name == 'double_array':
         return tuple(float(item) for item in value)
+    if spec.type_name == 'string_list':   # 'a, b' -> ('a', 'b'); '' -> ()
+        items = value.split(',') if isinstance(value, str) else value
+        return tuple(item.strip() for item in items if item.strip())
     return float(value) if isinstance(spec.default, float) else value
 
 
@@ -199,7 +218,8 @@ def descriptor(spec: ParameterSpec) -> Any:
     notes = [spec.limits()] if unranged and spec.limits() else []
     notes.append(LIVE_NOTE if spec.live else READ_AT_START)
     result = ParameterDescriptor(description=spec.doc, read_only=not spec.live,
-                                 additional_constraints='; '.join(notes))
+                                 additional_constraints='; '.join(notes),
+                                 dynamic_typing=spec.type_name == 'string_list')
     if spec.low is not None or spec.high is not None:   # single numbers only: rcl has no ranges for arrays
         if isinstance(spec.default, int) and not isinstance(spec.default, bool):
             low = INT64_MIN if spec.low is None else int(spec.low)
@@ -225,8 +245,11 @@ def declare_parameters(node: Any, parameters_class: type, live: Any = None) -> A
     if marked != listed:
         raise RuntimeError(f'{parameters_class.__name__}: fields marked live {sorted(marked)} but the node '
                            f'applies {sorted(listed)}')
-    for spec in specs:   # an array is declared as a list (rcl's DOUBLE_ARRAY)
-        default = list(spec.default) if isinstance(spec.default, tuple) else spec.default
+    for spec in specs:   # a double array as a list (rcl's DOUBLE_ARRAY), a string list as one string (see above)
+        if spec.type_name == 'string_list':
+            default: Any = ','.join(spec.default)
+        else:
+            default = list(spec.default) if isinstance(spec.default, tuple) else spec.default
         node.declare_parameter(spec.name, default, descriptor(spec))
     check_no_unknown_parameters(node)
     values = {spec.name: node.get_parameter(spec.name).value for spec in specs}

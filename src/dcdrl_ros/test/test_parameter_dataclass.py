@@ -167,3 +167,21 @@ def test_a_tuple_of_floats_is_a_double_array_checked_item_by_item(runtime_node):
     assert node.get_parameter('sizes').value == [0.5, 2.0]
     with pytest.raises(ValueError, match='each of sizes must be > 0'):
         declare_parameters(runtime_node('-p', 'sizes:=[-1.0]'), WithSizes)
+
+
+@dataclass(frozen=True)
+class WithPaths:
+    paths: tuple[str, ...] = parameter((), 'folders to read')
+
+
+def test_a_tuple_of_strings_takes_a_string_array_or_one_string_split_at_commas(runtime_node):
+    assert parameter_specs(WithPaths)[0].type_name == 'string_list'
+    assert build(WithPaths, {'paths': ['a', 'b c']}) == WithPaths(paths=('a', 'b c'))
+    assert build(WithPaths, {'paths': ' a, b ,'}) == WithPaths(paths=('a', 'b'))   # a launch argument's string
+    assert build(WithPaths, {'paths': ''}) == WithPaths()
+    with pytest.raises(ValueError, match='paths must be a list of strings or one string'):
+        build(WithPaths, {'paths': [1, 2]})
+    assert '| `paths` | `[]` | list of strings, or one string split at commas |' in markdown_table(WithPaths)
+    assert declare_parameters(runtime_node(), WithPaths) == WithPaths()   # declared as '' (launch refuses [])
+    assert declare_parameters(runtime_node('-p', 'paths:=[bag1, bag2]'), WithPaths) == WithPaths(paths=('bag1', 'bag2'))
+    assert declare_parameters(runtime_node('-p', 'paths:=x,y'), WithPaths) == WithPaths(paths=('x', 'y'))

@@ -1,0 +1,162 @@
+"""Seeding from recordings: recorded ExperienceBatch / TrajectorySegment messages go through the live intake.
+
+The fast tests feed seed_from_bags an in-memory reader of (type, CDR bytes) records: refusals are counted in the
+intake's own counters, both message types, several bags, missing and damaged bags.
+"""
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from dcdrl_cloud.replay_service import ReplayService
+from dcdrl_cloud.replay_service_config import ReplayServiceConfig
+from dcdrl_cloud.seed_bags import (
+    EXPERIENCE_TYPE,
+    SEGMENT_TYPE,
+    experience_intake,
+    max_message_bytes,
+    seed_from_bags,
+    segment_intake,
+)
+from dcdrl_core.protocol import SegmentFlag
+from dcdrl_learning.experience import fill_experience
+from dcdrl_ros.messages import get_interface
+
+OBS, ACT = 4, 2
+
+
+@dataclass
+class Record:
+    topic: str
+    type_name: str
+    data: bytes
+
+
+class MemoryBag:
+    """A bag reader over in-memory records; ``fail_after`` raises mid-iteration like a damaged chunk."""
+
+    def __init__(self, records, damage=None, fail_after=None):
+        self.records, self.damage, self.fail_after = records, damage, fail_after
+        self.topics = [SimpleNamespace(name=r.topic, type=r.type_name) for r in records]
+
+    def messages(self, topics=None):
+        for index, record in enumerate(self.records):
+            if self.fail_after is not None and index >= self.fail_after:
+                raise ValueError('chunk 3: CRC mismatch')
+            if topics is None or record.topic in topics:
+                yield record
+
+
+def experience_bytes(sequence, batch=5, obs_dim=OBS, nan=False, client='client_0'):
+    rng = np.random.default_rng(sequence)
+    obs = rng.normal(size=(batch, obs_dim)).astype(np.float32)
+    if nan:
+        obs[0, 0] = np.nan
+    message = fill_experience(get_interface(EXPERIENCE_TYPE)(), client_id=client, sequence=sequence, policy_version=1,
+                              obs=obs, actions=rng.uniform(-1, 1, (batch, ACT)), rewards=rng.normal(size=batch),
+                              next_obs=obs + 0.1, terminated=np.zeros(batch, bool), truncated=np.zeros(batch, bool))
+    return message.serialize()
+
+
+def record(data, type_name=EXPERIENCE_TYPE, topic='/dcdrl/experience'):
+    return Record(topic, type_name, data)
+
+
+def service():
+    return ReplayService(ReplayServiceConfig(capacity=1000, min_size_to_sample=1, seed=0))
+
+
+def opener(bags):
+    return lambda path: bags[path]
+
+
+def test_every_refusal_is_counted_by_the_live_intake_and_summed_up(tmp_path):
+    replay = service()
+    records = [record(experience_bytes(0)), record(experience_bytes(1)),
+               record(experience_bytes(2, nan=True)),                 # NaN
+               record(experience_bytes(3, obs_dim=OBS + 1)),          # another architecture
+               record(experience_bytes(4, batch=400)),                # over the sample limit below
+               record(b'\x00\x01\x00\x00\x07'),                        # not an ExperienceBatch
+               record(b'other', type_name='std_msgs/msg/String', topic='/chatter')]   # another type: skipped
+    bag = tmp_path / 'bag'
+    bag.mkdir()
+    summary = seed_from_bags([str(bag)], EXPERIENCE_TYPE, experience_intake(replay),
+                             open_bag=opener({str(bag): MemoryBag(records)}), max_bytes=4096)
+    assert len(replay) == summary.transitions == 10
+    assert summary.messages == 6 and summary.problems == []
+    assert dict(summary.refused) == {'obs contains NaN or Inf': 1, f'obs_dim {OBS + 1}, expected {OBS}': 1,
+                                     'oversized': 1, 'not decodable': 1}
+    assert replay.intake.stats.rejected == 2   # the two the intake saw: the live counter
+    assert summary.line() == (f'seeded 10 transitions from 1 bag, refused 4 (1 obs contains NaN or Inf, '
+                              f'1 obs_dim {OBS + 1}, expected {OBS}, 1 oversized, 1 not decodable)')
+
+
+def test_several_bags_a_missing_one_and_a_damaged_one(tmp_path):
+    replay = service()
+    paths = [tmp_path / name for name in ('a', 'b', 'damaged')]
+    for path in paths:
+        path.mkdir()
+    bags = {str(paths[0]): MemoryBag([record(experience_bytes(0))]),
+            str(paths[1]): MemoryBag([record(experience_bytes(1), topic='/robot1/dcdrl/experience')]),   # any topic
+            str(paths[2]): MemoryBag([record(experience_bytes(k)) for k in range(2, 6)],
+                                     damage='file 0 truncated after chunk 2: 2 messages lost', fail_after=2)}
+    missing = str(tmp_path / 'nowhere')
+    summary = seed_from_bags([str(p) for p in paths] + [missing], EXPERIENCE_TYPE, experience_intake(replay),
+                             open_bag=opener(bags))
+    assert summary.transitions == len(replay) == 4 * 5   # a, b and the two messages before the damage
+    assert summary.bags_read == 3 and summary.paths == 4
+    assert summary.problems == [
+        f'seed bag {paths[2]}: read 2 messages, then failed: chunk 3: CRC mismatch',
+        f'seed bag {paths[2]}: damaged (file 0 truncated after chunk 2: 2 messages lost); used the 2 messages '
+        'recovered',
+        f'seed bag {missing}: no such file or folder']
+    assert summary.line() == 'seeded 20 transitions from 3 bags (1 not readable), refused 0'
+
+
+def test_an_unreadable_bag_is_one_problem_and_the_rest_is_used(tmp_path):
+    def open_bag(path):
+        if path.endswith('bad'):
+            raise ValueError('no metadata.yaml and no .mcap file')
+        return MemoryBag([record(experience_bytes(0))])
+    (tmp_path / 'bad').mkdir()
+    (tmp_path / 'good').mkdir()
+    replay = service()
+    summary = seed_from_bags([str(tmp_path / 'bad'), str(tmp_path / 'good')], EXPERIENCE_TYPE,
+                             experience_intake(replay), open_bag=open_bag)
+    assert summary.problems == [f'seed bag {tmp_path / "bad"}: not readable: no metadata.yaml and no .mcap file']
+    assert len(replay) == 5
+
+
+def test_the_message_limit_is_the_dds_sample_limit():
+    assert max_message_bytes({}) == 16 * 2 ** 20
+    assert max_message_bytes({'DCDRL_MAX_SAMPLE_SIZE': '500kB'}) == 500_000
+    with pytest.raises(ValueError, match='DCDRL_MAX_SAMPLE_SIZE'):
+        max_message_bytes({'DCDRL_MAX_SAMPLE_SIZE': 'lots'})
+
+
+def segment_bytes(sequence, flags=0, action=0.5, device='d0'):
+    segment = get_interface(SEGMENT_TYPE)(device_id=device, sequence=sequence, episode=0, policy_version=0,
+                                          observation=np.full(10, 0.1 * sequence, np.float32),
+                                          action=np.array([action], np.float32), flags=flags)
+    return segment.serialize()
+
+
+def test_segments_are_paired_and_refused_by_the_segment_learner(tmp_path):
+    from dcdrl_cloud.segment_learner import SegmentLearner, SegmentLearnerConfig
+    outputs = SimpleNamespace(publish_weights=print, publish_stats=print, publish_episode=print,
+                              send_command=print, log=print)
+    learner = SegmentLearner(SegmentLearnerConfig(output_dir=str(tmp_path / 'out'), tensorboard=False,
+                                                  progress_period_s=0.0, device='cpu', buffer_size=1000,
+                                                  critic_start=20, actor_start=20), outputs)
+    records = [record(segment_bytes(0, SegmentFlag.EPISODE_START), SEGMENT_TYPE, '/dcdrl/segments')]
+    records += [record(segment_bytes(k), SEGMENT_TYPE, '/dcdrl/segments') for k in range(1, 6)]
+    records += [record(segment_bytes(6, action=np.nan), SEGMENT_TYPE, '/dcdrl/segments'),
+                record(segment_bytes(7, action=3.0), SEGMENT_TYPE, '/dcdrl/segments')]
+    (tmp_path / 'bag').mkdir()
+    summary = seed_from_bags([str(tmp_path / 'bag')], SEGMENT_TYPE, segment_intake(learner),
+                             open_bag=opener({str(tmp_path / 'bag'): MemoryBag(records)}))
+    assert summary.transitions == len(learner.buffer) == 5   # six good segments pair into five transitions
+    assert dict(summary.refused) == {'not_finite': 1, 'out_of_range': 1}
+    assert dict(learner.rejected) == {'not_finite': 1, 'out_of_range': 1}   # the live counters
+    learner.close()
