@@ -9,6 +9,7 @@
     dcdrl pkg executables [PKG] | list
     dcdrl interface show TYPE  |  dcdrl interface list
     dcdrl bag record ... | info DIR | play DIR [--rate R] [--loop] ...   (dcdrl_ros/bag/, rosbag2 MCAP bags)
+    dcdrl foxglove [--port 8765] [--host 127.0.0.1] [--topics ...] [-e REGEX] [-x REGEX]   (live view in Foxglove)
 
 Each verb lives in a cli_<command>.py module whose add_arguments(verbs) registers its parser with a
 ``handler``; this module only dispatches.
@@ -24,7 +25,7 @@ from dcdrl_ros.cli_pkg import cmd_run, find_executable  # noqa: F401  (find_exec
 
 
 def _parser() -> argparse.ArgumentParser:
-    from dcdrl_ros import cli_bag, cli_interface, cli_node, cli_pkg, cli_service, cli_topic
+    from dcdrl_ros import cli_bag, cli_foxglove, cli_interface, cli_node, cli_pkg, cli_service, cli_topic
     parser = argparse.ArgumentParser(prog='dcdrl', description='ros2-style tools for the ROS-free DC-DRL runtime')
     verbs = parser.add_subparsers(dest='command', required=True)
     cli_pkg.add_arguments(verbs)
@@ -34,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_service.add_arguments(verbs)
     cli_interface.add_arguments(verbs)
     cli_bag.add_arguments(verbs)
+    cli_foxglove.add_arguments(verbs)
 
     from dcdrl_ros.param_cli import add_parser as add_param_parser
     add_param_parser(verbs)

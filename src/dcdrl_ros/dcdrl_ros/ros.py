@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from dcdrl_ros.node_usage import answer_command_line
-from dcdrl_ros.stop_signals import StopSignals
+from dcdrl_ros.stop_signals import STOP_CHECK_PERIOD_S, StopSignals
 
 _requested = os.environ.get('DCDRL_BACKEND', 'auto').strip().lower() or 'auto'
 if _requested not in ('auto', 'rclpy', 'cyclone'):
@@ -105,12 +105,6 @@ def malformed_samples(node: Any) -> int | None:
     them: Node.malformed_samples); None under rclpy, whose rmw logs such samples without a count."""
     count = getattr(node, 'malformed_samples', None)
     return int(count()) if callable(count) else None
-
-
-# The spin loop's longest wait between two checks for a stop request: a Python signal handler runs
-# only once the main thread is back from the executor's wait (rclpy's own handler wakes that wait from
-# C, and is the one we turn off).
-STOP_CHECK_PERIOD_S = 0.2
 
 
 def run_node(node_factory: Callable[[], Any], args: Sequence[str] | None = None,

@@ -17,6 +17,10 @@ from types import FrameType
 from typing import Any
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# A spin loop's longest wait between two checks for a stop request: a Python signal handler runs
+# only once the main thread is back from the executor's wait (rclpy's own handler wakes that wait from
+# C, and is the one we turn off).
+STOP_CHECK_PERIOD_S = 0.2
 
 
 class StopSignals:
