@@ -39,11 +39,13 @@ from dcdrl_core.checks import check_int, check_number
 from .networks import PRESETS, NetworkConfig, architecture_id, build_actor, build_critic, network_config
 from .noise import NOISE_KINDS, ExplorationNoise, make_noise
 
-ALGORITHMS = ('ddpg', 'td3')
-# TD3 paper values, used when the algorithm is 'td3' and the field is left at None.
+ALGORITHMS = ('ddpg', 'td3', 'sac')
+# TD3 paper values, used when the algorithm is 'td3' and the field is left at None; SAC (dcdrl_learning.sac)
+# uses twin critics, an actor step per critic step and no smoothing noise (its target samples the policy).
 _ALGO_DEFAULTS = {
     'ddpg': {'n_critics': 1, 'policy_delay': 1, 'target_noise': 0.0},
     'td3': {'n_critics': 2, 'policy_delay': 2, 'target_noise': 0.2},
+    'sac': {'n_critics': 2, 'policy_delay': 1, 'target_noise': 0.0},
 }
 
 
@@ -72,7 +74,7 @@ class AgentConfig:
     config: the trainer passes them to the replay buffer and its loop.
     """
 
-    algorithm: str = 'ddpg'                 # 'ddpg' or 'td3'
+    algorithm: str = 'ddpg'                 # 'ddpg', 'td3' or 'sac'
     network: NetworkConfig = field(default_factory=lambda: PRESETS['cloud_edge'])
     actor_lr: float = 3e-4                  # Adam learning rate of the actor
     critic_lr: float = 3e-4                 # Adam learning rate of the critic(s)
@@ -102,6 +104,10 @@ class AgentConfig:
     seed: int = 0                           # network init, smoothing noise and exploration noise
     torch_threads: int | None = None        # torch.set_num_threads at construction (process-wide); None = leave
     optimizer_impl: str = 'fused'           # Adam kernels: 'fused' (one kernel per tensor), 'foreach' or 'default'
+    alpha: float = 0.2                      # (sac) entropy temperature at the start (fixed without autotune_alpha)
+    autotune_alpha: bool = True             # (sac) learn the temperature so the entropy tracks target_entropy
+    target_entropy: float | None = None     # (sac) None: -action_dim
+    alpha_lr: float = 3e-4                  # (sac) Adam learning rate of log(alpha)
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
@@ -145,6 +151,12 @@ class AgentConfig:
             raise ValueError(f"optimizer_impl must be 'foreach', 'fused' or 'default', got {self.optimizer_impl!r}")
         if not isinstance(self.device, str):
             raise TypeError(f'device must be a string, got {type(self.device).__name__}')
+        check_number('alpha', self.alpha, 0.0, above=True)
+        check_number('alpha_lr', self.alpha_lr, 0.0, above=True)
+        if self.target_entropy is not None:
+            check_number('target_entropy', self.target_entropy)
+        if not isinstance(self.autotune_alpha, bool):
+            raise TypeError(f'autotune_alpha must be a bool, got {self.autotune_alpha!r}')
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> AgentConfig:
@@ -267,6 +279,13 @@ class Agent:
     checkpoint needs for a bit-identical continuation (nets, targets, Adam state, RNGs, noise, counters).
     """
 
+    def __new__(cls, config: AgentConfig, obs_dim: int, action_dim: int) -> Agent:
+        # Agent(config) with algorithm 'sac' is a SacAgent, so every caller selects SAC by config alone.
+        if cls is Agent and isinstance(config, AgentConfig) and config.algorithm == 'sac':
+            from .sac import SacAgent  # local import: sac.py subclasses Agent
+            return super().__new__(SacAgent)
+        return super().__new__(cls)
+
     def __init__(self, config: AgentConfig, obs_dim: int, action_dim: int) -> None:
         if not isinstance(config, AgentConfig):
             raise TypeError(f'config must be an AgentConfig, got {type(config).__name__}')
@@ -308,13 +327,9 @@ class Agent:
 
     def act(self, obs: np.ndarray, explore: bool = False) -> np.ndarray:
         """Action(s) for obs [O] or [N, O], float32 in [-1, 1]; explore=True adds the exploration noise."""
-        obs_arr = np.asarray(obs, dtype=np.float32)
-        if obs_arr.ndim not in (1, 2) or obs_arr.shape[-1] != self.obs_dim:
-            raise ValueError(f'obs must have shape [{self.obs_dim}] or [N, {self.obs_dim}], got {obs_arr.shape}')
-        if not np.isfinite(obs_arr).all():
-            raise ValueError('obs contains NaN or Inf')
+        obs_tensor = self._checked_obs(obs)
         with torch.inference_mode():
-            action = self.actor(torch.from_numpy(obs_arr).to(self.device)).cpu().numpy()
+            action = self.actor(obs_tensor).cpu().numpy()
         if explore and self.noise is not None:
             if self.noise.shape != action.shape:
                 # A vector of environments: one noise row per environment, same RNG stream and decay.
@@ -323,6 +338,14 @@ class Agent:
                 self.noise.rng, self.noise.steps = old.rng, old.steps
             action = np.clip(action + self.noise.sample(), -1.0, 1.0, dtype=np.float32)
         return action
+
+    def _checked_obs(self, obs: np.ndarray) -> torch.Tensor:
+        obs_arr = np.asarray(obs, dtype=np.float32)
+        if obs_arr.ndim not in (1, 2) or obs_arr.shape[-1] != self.obs_dim:
+            raise ValueError(f'obs must have shape [{self.obs_dim}] or [N, {self.obs_dim}], got {obs_arr.shape}')
+        if not np.isfinite(obs_arr).all():
+            raise ValueError('obs contains NaN or Inf')
+        return torch.from_numpy(obs_arr).to(self.device)
 
     def reset_noise(self, index: int | None = None) -> None:
         """Call at an episode end (index: which environment of a vector; None: all)."""

@@ -63,17 +63,28 @@ class Actor(nn.Module):
         self._act = _activation(config.activation)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.pre_tanh(self.features(obs)))
+
+    def features(self, obs: torch.Tensor) -> torch.Tensor:
+        """The last hidden layer's output (SAC's log-std head reads it too)."""
         params = self._parameters
         x = obs
-        for i in range(self.n_layers):
-            x = torch.addmm(params[f'bias_{i}'], x, params[f'weight_{i}']) if x.dim() == 2 \
-                else torch.matmul(x, params[f'weight_{i}']) + params[f'bias_{i}']
-            if i < self.n_layers - 1:
-                if self.config.actor_layer_norm:
-                    x = F.layer_norm(x, x.shape[-1:], params[f'norm_weight_{i}'], params[f'norm_bias_{i}'],
-                                     eps=LAYER_NORM_EPS)
-                x = self._act(x)
-        return torch.tanh(x)
+        for i in range(self.n_layers - 1):
+            x = self._linear(x, i)
+            if self.config.actor_layer_norm:
+                x = F.layer_norm(x, x.shape[-1:], params[f'norm_weight_{i}'], params[f'norm_bias_{i}'],
+                                 eps=LAYER_NORM_EPS)
+            x = self._act(x)
+        return x
+
+    def pre_tanh(self, features: torch.Tensor) -> torch.Tensor:
+        """The output layer before the tanh (SAC: the Gaussian's mean)."""
+        return self._linear(features, self.n_layers - 1)
+
+    def _linear(self, x: torch.Tensor, i: int) -> torch.Tensor:
+        params = self._parameters
+        return torch.addmm(params[f'bias_{i}'], x, params[f'weight_{i}']) if x.dim() == 2 \
+            else torch.matmul(x, params[f'weight_{i}']) + params[f'bias_{i}']
 
 
 class CriticEnsemble(nn.Module):

@@ -297,7 +297,7 @@ def test_presets_follow_the_seeds():
 
 
 @pytest.mark.parametrize('changes, match', [
-    ({'algorithm': 'sac'}, 'algorithm'),
+    ({'algorithm': 'ppo'}, 'algorithm'),
     ({'actor_lr': 0}, 'actor_lr'),
     ({'critic_lr': float('nan')}, 'critic_lr'),
     ({'tau': 1.5}, 'tau'),

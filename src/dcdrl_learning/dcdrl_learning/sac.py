@@ -1,0 +1,192 @@
+"""Soft actor-critic (SAC) with automatic entropy temperature, as a subclass of the DDPG/TD3 Agent.
+
+`Agent(AgentConfig(algorithm='sac'), ...)` builds a SacAgent; every caller of Agent (trainer, clients,
+checkpoints, experiments) gets SAC without knowing about it.
+
+The policy is a tanh-squashed Gaussian: u ~ N(mean(s), std(s)), a = tanh(u). Its mean is the ordinary
+networks.Actor (same tensors, same layout) and the log std is one extra linear layer (`log_std_head`)
+on the actor's last hidden features. So the published actor (`actor_state`, the weights message, the
+edge's numpy actor) runs tanh(mean(s)), SAC's deterministic action, with nothing new on the edge;
+merging SAC actors merges that deterministic part, each agent keeps its own log std head.
+
+Read `update` top to bottom (batches as in agents.py; `discounts` already holds gamma**k or 0):
+    critic target  y = r + discounts * (min_i Q'_i(s', a') - alpha * log pi(a'|s')),  a' ~ pi(s')
+    critic loss    sum_i mean(w * (Q_i(s, a) - y)^2)
+    actor loss     mean(alpha * log pi(a~|s) - min_i Q_i(s, a~)),  a~ ~ pi(s) (reparameterised)
+    alpha loss     -mean(log_alpha * (log pi(a~|s) + target_entropy))   (automatic temperature)
+The critic targets follow the online critics by `tau` after every actor step; SAC has no target actor
+(the inherited `actor_target` is kept, so code that loads a merged actor into it still works, but is
+never read here).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .agents import Agent, AgentConfig, Batch, _make_adam, flatten_parameters
+
+# The log std is squashed into this range (CleanRL's values): std from 0.007 to 7.4.
+LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+def squashed_gaussian_log_prob(mean: torch.Tensor, log_std: torch.Tensor, noise: torch.Tensor
+                               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(action, log_prob): a = tanh(mean + std * noise) and log pi(a) summed over the last dimension.
+
+    log pi(a) = log N(u; mean, std) - sum log(1 - tanh(u)^2), the last term written as
+    2 * (log 2 - u - softplus(-2u)), which stays finite where tanh(u) rounds to +-1.
+    """
+    pre_tanh = mean + log_std.exp() * noise
+    gaussian = (-0.5 * noise.square() - log_std - _LOG_SQRT_2PI).sum(dim=-1)
+    squash = (2.0 * (math.log(2.0) - pre_tanh - F.softplus(-2.0 * pre_tanh))).sum(dim=-1)
+    return torch.tanh(pre_tanh), gaussian - squash
+
+
+def _grad(flat: torch.Tensor) -> torch.Tensor:
+    grad = flat.grad
+    assert grad is not None  # flatten_parameters allocates it once; parameters' .grad are views into it
+    return grad
+
+
+class LogStdHead(nn.Module):
+    """features [.., H] -> log std [.., A] in [LOG_STD_MIN, LOG_STD_MAX] (weight [H, A] like the actor's)."""
+
+    def __init__(self, in_size: int, action_dim: int, init: float) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(in_size, action_dim).uniform_(-init, init))
+        self.bias = nn.Parameter(torch.empty(action_dim).uniform_(-init, init))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        raw = torch.tanh(features @ self.weight + self.bias)
+        return LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (raw + 1.0)
+
+
+class SacAgent(Agent):
+    """SAC: twin critics (the Agent's critic ensemble), squashed Gaussian actor, learned temperature.
+
+    act(obs, explore=True) samples from the policy (SAC explores with its own entropy; the
+    config's exploration noise is not used); explore=False returns tanh(mean).
+    """
+
+    def __init__(self, config: AgentConfig, obs_dim: int, action_dim: int) -> None:
+        super().__init__(config, obs_dim, action_dim)
+        self.noise = None
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed + 4)
+            head = LogStdHead(config.network.actor_hidden[-1], action_dim, config.network.final_init)
+        self.log_std_head = head.to(self.device)
+        self._log_std_flat = flatten_parameters(self.log_std_head)
+        self._policy_params = self._actor_params + list(self.log_std_head.parameters())
+        self.actor_optim = _make_adam([self._actor_flat, self._log_std_flat], config.actor_lr, config.adam_eps,
+                                      0.0, config.optimizer_impl)
+        self.target_entropy = float(-action_dim if config.target_entropy is None else config.target_entropy)
+        self.log_alpha = torch.tensor(math.log(config.alpha), device=self.device, requires_grad=config.autotune_alpha)
+        self.alpha_optim = torch.optim.Adam([self.log_alpha], lr=config.alpha_lr, eps=config.adam_eps)
+
+    @property
+    def alpha(self) -> float:
+        return float(self.log_alpha.detach().exp())
+
+    def policy(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(action, log_prob) of one reparameterised sample per observation (differentiable)."""
+        features = self.actor.features(obs)
+        mean = self.actor.pre_tanh(features)
+        noise = torch.randn(mean.shape, generator=self._generator, device=self.device)
+        return squashed_gaussian_log_prob(mean, self.log_std_head(features), noise)
+
+    def act(self, obs: np.ndarray, explore: bool = False) -> np.ndarray:
+        if not explore:
+            return super().act(obs, False)
+        obs_tensor = self._checked_obs(obs)
+        with torch.inference_mode():
+            return self.policy(obs_tensor)[0].cpu().numpy()
+
+    def update(self, batch: Batch, stored_transitions: int | None = None) -> dict[str, Any]:
+        """One critic step, and a policy + temperature step when due; the statistics of Agent.update
+        plus alpha (the temperature used in this update) and entropy (-mean log pi, None without an actor step)."""
+        c = self.config
+        b = batch.obs.shape[0] if isinstance(batch.obs, np.ndarray) and batch.obs.ndim == 2 else -1
+        if b <= 0:
+            raise ValueError(f'batch.obs must be a [B, {self.obs_dim}] array with B > 0')
+        obs = self._tensor(batch.obs, 'obs', (b, self.obs_dim))
+        actions = self._tensor(batch.actions, 'actions', (b, self.action_dim))
+        rewards = self._tensor(batch.rewards, 'rewards', (b,))
+        next_obs = self._tensor(batch.next_obs, 'next_obs', (b, self.obs_dim))
+        discounts = self._tensor(batch.discounts, 'discounts', (b,))
+        weights = self._tensor(batch.weights, 'weights', (b,))
+        alpha = self.log_alpha.detach().exp()
+
+        with torch.no_grad():
+            next_actions, next_log_prob = self.policy(next_obs)
+            next_q = self.critic_target(next_obs, next_actions).amin(dim=0)
+            target = torch.addcmul(rewards, discounts, next_q - alpha * next_log_prob)
+
+        q = self.critic(obs, actions)                       # [n_critics, B]
+        td = q - target
+        critic_loss = (td.square() * weights).mean(dim=1).sum()
+        _grad(self._critic_flat).zero_()
+        critic_loss.backward()
+        if c.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self._critic_flat, c.max_grad_norm)
+        self.critic_optim.step()
+        self.critic_updates += 1
+
+        actor_loss = log_prob = None
+        assert c.policy_delay is not None  # AgentConfig fills it in
+        if self.critic_updates % c.policy_delay == 0:
+            if stored_transitions is None or stored_transitions >= c.actor_start:
+                new_actions, log_prob = self.policy(obs)
+                q_pi = self.critic(obs, new_actions).amin(dim=0)
+                actor_loss = (alpha * log_prob - q_pi).mean()
+                _grad(self._actor_flat).zero_()
+                _grad(self._log_std_flat).zero_()
+                actor_loss.backward(inputs=self._policy_params)
+                if c.max_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_([self._actor_flat, self._log_std_flat], c.max_grad_norm)
+                self.actor_optim.step()
+                self.actor_updates += 1
+                if c.autotune_alpha:
+                    alpha_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
+                    self.alpha_optim.zero_grad()
+                    alpha_loss.backward()
+                    self.alpha_optim.step()
+            with torch.no_grad():
+                self._critic_target_flat.lerp_(self._critic_flat, c.tau)
+
+        scalars = [critic_loss.detach(), q[0].detach().mean(), alpha]
+        if actor_loss is not None and log_prob is not None:
+            scalars += [actor_loss.detach(), -log_prob.detach().mean()]
+        host = torch.cat((torch.stack(scalars), td[0].detach())).cpu().numpy()
+        n = len(scalars)
+        return {
+            'critic_loss': float(host[0]),
+            'actor_loss': float(host[3]) if actor_loss is not None else None,
+            'q_mean': float(host[1]),
+            'alpha': float(host[2]),
+            'entropy': float(host[4]) if actor_loss is not None else None,
+            'td_errors': host[n:].astype(np.float32),
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state['log_std_head'] = self.log_std_head.state_dict()
+        state['log_alpha'] = self.log_alpha.detach().clone()
+        state['alpha_optim'] = self.alpha_optim.state_dict()
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.log_std_head.load_state_dict(state['log_std_head'])
+        with torch.no_grad():
+            self.log_alpha.copy_(torch.as_tensor(state['log_alpha']))
+        self.alpha_optim.load_state_dict(state['alpha_optim'])
+
+
+__all__ = ['LOG_STD_MAX', 'LOG_STD_MIN', 'LogStdHead', 'SacAgent', 'squashed_gaussian_log_prob']
