@@ -41,8 +41,8 @@ def cmd_foxglove(args: argparse.Namespace) -> int:
         _forward_until_stopped(args, bridge)
     finally:
         bridge.close()
-    counts = bridge.counts
-    print(f'stopped: forwarded {sum(counts.forwarded.values())} messages on {len(counts.forwarded)} topics',
+    messages, topics = sum(bridge.counts.forwarded.values()), len(bridge.counts.forwarded)
+    print(f'stopped: forwarded {messages} message{"s" * (messages != 1)} on {topics} topic{"s" * (topics != 1)}',
           flush=True)
     return 0
 
