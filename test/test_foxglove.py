@@ -146,3 +146,20 @@ def test_a_port_in_use_is_one_clear_error(capsys):
     error = capsys.readouterr().err
     assert error.count('\n') == 1 and f'127.0.0.1:{port}' in error and 'in use' in error, error
 
+
+
+def test_the_bridge_advertises_each_topic_once_and_counts_what_it_cannot_forward():
+    from dcdrl_ros.bag.schema import message_definition
+    from dcdrl_ros.foxglove_bridge import FoxgloveBridge
+    bridge = FoxgloveBridge('127.0.0.1', 0, message_definition)
+    try:
+        assert bridge.url == f'ws://127.0.0.1:{bridge.port}' and bridge.port > 0
+        assert bridge.add_topic(STATS_TOPIC, STATS_TYPE)
+        assert not bridge.add_topic(STATS_TOPIC, STATS_TYPE)
+        assert not bridge.add_topic('/unknown', 'no_such_pkg/msg/Thing')
+        assert 'no_such_pkg/msg/Thing' in bridge.counts.refused_topics['/unknown']
+        bridge.forward(STATS_TOPIC, b'\x00\x01\x00\x00', time.time_ns())
+        bridge.forward('/unknown', b'\x00\x01\x00\x00', time.time_ns())
+        assert bridge.counts.forwarded == {STATS_TOPIC: 1} and bridge.counts.unadvertised_messages == 1
+    finally:
+        bridge.close()
