@@ -50,7 +50,8 @@ STOP_TIMEOUT = 60.0    # launch's own escalation (SIGTERM after 5 s, SIGKILL aft
 # Every shipped launch file as its header says to start it, with arguments that take the other branches.
 CASES = [
     ('dcdrl_cloud', 'train.launch.py', ()),
-    ('dcdrl_cloud', 'train.launch.yaml', ('num_clients:=1', 'mode:=collective', 'seed:=7', 'gamma:=0.95')),
+    ('dcdrl_cloud', 'train.launch.yaml', ('num_clients:=1', 'mode:=collective', 'seed:=7', 'gamma:=0.95',
+                                          'seed_bags:=[runs/a, runs/b]')),
     ('dcdrl_cloud', 'train.launch.py', ('num_clients:=3', 'duration_s:=60')),
     ('dcdrl_cloud', 'train.launch.py', ('num_clients:=4', 'network_preset:=cloud_edge')),
     ('dcdrl_cloud', 'stream_demo.launch.py', ()),
@@ -58,7 +59,7 @@ CASES = [
     ('dcdrl_ros', 'talker_listener.launch.yaml', ('topic:=news', 'period_s:=1')),
     ('dcdrl_edge', 'edge.launch.yaml', ()),
     ('dcdrl_edge', 'edge.launch.yaml', ('mode:=eval', 'plant:=topic', 'weights_file:=w.safetensors')),
-    ('dcdrl_cloud', 'cloud_edge.launch.yaml', ()),
+    ('dcdrl_cloud', 'cloud_edge.launch.yaml', ('seed_bags:=runs/edge_bag',)),
     ('dcdrl_cloud', 'cartpole_pretrain.launch.yaml', ()),
     ('dcdrl_cloud', 'cartpole_finetune.launch.yaml', ('scope:=false',)),
     ('dcdrl_cloud', 'face_all.launch.yaml', ()),
