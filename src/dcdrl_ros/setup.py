@@ -43,6 +43,7 @@ setup(
             'dcdrl = dcdrl_ros.cli:main',
             'talker = dcdrl_ros.demo_nodes:talker_main',
             'listener = dcdrl_ros.demo_nodes:listener_main',
+            'bag_recorder = dcdrl_ros.bag.recorder:main',
         ],
     },
 )

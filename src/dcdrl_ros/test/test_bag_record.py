@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -191,3 +192,46 @@ def test_follower_picks_up_a_late_topic_with_its_offered_qos_and_raw_cdr(loopbac
         watcher.close()
         executor.shutdown()
 
+
+
+# --- dcdrl bag record, end to end ------------------------------------------------------------------------
+@pytest.mark.dds
+def test_bag_record_picks_up_a_late_topic_and_ctrl_c_closes_the_bag(loopback_graph, tmp_path):
+    from dcdrl_ros import runtime
+    from dcdrl_ros.bag.reader import BagReader
+    from dcdrl_ros.testing import python_child
+
+    from std_msgs.msg import String
+    domain, context = loopback_graph
+    topic = f'/recorded_{os.getpid()}'
+    bag = tmp_path / 'bag'
+    with python_child(['-m', 'dcdrl_ros.cli', 'bag', 'record', '-e', f'^{topic}$', '-o', str(bag)], domain) as child:
+        child.wait_for_line('Recording...', 30)
+        talker = runtime.Node('talker', context=context)   # appears after the recorder started
+        publisher = talker.create_publisher(String, topic, runtime.QoSProfile(
+            depth=3, reliability=runtime.ReliabilityPolicy.BEST_EFFORT))
+        child.wait_for_line(f"Subscribed to topic '{topic}'", 15)
+        deadline = time.monotonic() + 15
+        while publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)   # polling a DDS match count: no event to await in the runtime's API
+        for index in range(5):
+            publisher.publish(String(data=f'sample {index}'))
+        assert child.stop(15) == 0    # SIGINT: the recorder closes the bag
+    assert any('Recording stopped: ' in line for line in child.lines), child.lines
+    reader = BagReader(bag)
+    assert reader.damage is None and [t.name for t in reader.topics] == [topic]
+    assert reader.topics[0].offered_qos_profiles[0]['reliability'] == 'best_effort'
+    received = [String.deserialize(m.data).data for m in reader.messages()]
+    assert received and set(received) <= {f'sample {i}' for i in range(5)}   # best effort: in order, maybe fewer
+
+
+def test_recorder_node_parameters_select_as_the_cli_and_can_leave_out_weights():
+    from dcdrl_ros.bag.recorder import WEIGHTS_TYPE, RecorderParameters, default_bag_name
+    chosen = RecorderParameters(all_topics=False, include='^/dcdrl/', exclude='batches$', include_weights=False)
+    selection = chosen.selection()
+    assert selection.matches('/dcdrl/policy') and not selection.matches('/dcdrl/replay/batches')
+    assert not selection.matches('/rosout') and tuple(selection.exclude_types) == (WEIGHTS_TYPE,)
+    assert RecorderParameters().selection().exclude_types == ()
+    named = RecorderParameters(output_dir='runs').bag_folder()
+    assert re.fullmatch(r'runs/rosbag2_\d{4}_\d\d_\d\d-\d\d_\d\d_\d\d', named)
+    assert RecorderParameters(output='here').bag_folder() == 'here' and default_bag_name().startswith('rosbag2_')

@@ -23,12 +23,13 @@ MessageCallback = Callable[[str, bytes, int, int], None]  # topic, CDR bytes, re
 @dataclass
 class TopicSelection:
     """`ros2 bag record`'s choice of topics. Hidden topics (a token starting with '_') only with
-    include_hidden, unless named."""
+    include_hidden, unless named; topics of the exclude_types never (the node's include_weights)."""
     all_topics: bool = False
     topics: Sequence[str] = ()
     include: str | None = None
     exclude: str | None = None
     include_hidden: bool = False
+    exclude_types: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         self.topics = tuple(name if name.startswith('/') else '/' + name for name in self.topics)
@@ -90,6 +91,9 @@ class TopicFollower:
             self._refuse(topic, f'it has more than one type: {", ".join(types)}')
             return None
         type_name = types[0]
+        if type_name in self._selection.exclude_types:
+            self._refused.add(topic)   # left out on purpose: no warning
+            return None
         try:
             message_class = get_interface(type_name)
         except (LookupError, ValueError) as error:
