@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dcdrl_learning.agents import Agent, AgentConfig
+from dcdrl_learning.agents import ALGORITHMS, Agent, AgentConfig
 from dcdrl_learning.checkpoint import load_checkpoint, save_checkpoint
 from dcdrl_learning.replay import NStepWriter, ReplayBuffer
 from dcdrl_learning.runlog import RunLogger
@@ -61,7 +61,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument('--tensorboard', action=argparse.BooleanOptionalAction, default=True,
                    help='also write TensorBoard event files (scalars.csv is always written)')
     g = p.add_argument_group('agent (defaults: cloud-edge preset)')
-    g.add_argument('--algorithm', default=d.algorithm, choices=('ddpg', 'td3'))
+    g.add_argument('--algorithm', default=d.algorithm, choices=ALGORITHMS)
     g.add_argument('--actor-lr', type=float, default=d.actor_lr)
     g.add_argument('--critic-lr', type=float, default=d.critic_lr)
     g.add_argument('--gamma', type=float, default=d.gamma)
@@ -177,12 +177,15 @@ def train_until_converged(agent: Agent, friction: float, integrator: str, max_st
                 stats = agent.update(buffer.sample(cfg.batch_size), stored_transitions=len(buffer))
             if stats is not None and step % 100 == 0:
                 log.log_scalars({'losses/critic_loss': stats['critic_loss'], 'losses/actor_loss': stats['actor_loss'],
-                                 'losses/q_mean': stats['q_mean']}, step_offset + step)
+                                 'losses/q_mean': stats['q_mean'], 'losses/alpha': stats.get('alpha')},
+                                step_offset + step)
 
         if terminated or truncated:
             episodes += 1
-            log.log_scalars({'charts/episodic_return': episode_return, 'charts/episodic_length': episode_len,
-                             'charts/noise_scale': agent.noise.current_scale()}, step_offset + step)
+            scalars = {'charts/episodic_return': episode_return, 'charts/episodic_length': episode_len}
+            if agent.noise is not None:   # SAC explores with its own samples
+                scalars['charts/noise_scale'] = agent.noise.current_scale()
+            log.log_scalars(scalars, step_offset + step)
             episode_return, episode_len = 0.0, 0
             agent.reset_noise()
             obs, _ = env.reset()

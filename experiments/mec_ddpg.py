@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 import dcdrl_sim  # noqa: F401  (registers the env ids)
-from dcdrl_learning.agents import Agent, AgentConfig
+from dcdrl_learning.agents import ALGORITHMS, Agent, AgentConfig
 from dcdrl_learning.checkpoint import save_checkpoint
 from dcdrl_learning.replay import NStepWriter, ReplayBuffer
 from dcdrl_learning.runlog import RunLogger
@@ -54,7 +54,7 @@ def add_agent_args(p: argparse.ArgumentParser) -> None:
     """The DC-DRL preset (the DC-DRL paper's settings) as flags; mec_collective.py reuses them."""
     d = AgentConfig.preset('dcdrl')
     g = p.add_argument_group('agent (defaults: DC-DRL preset)')
-    g.add_argument('--algorithm', default=d.algorithm, choices=('ddpg', 'td3'))
+    g.add_argument('--algorithm', default=d.algorithm, choices=ALGORITHMS)
     g.add_argument('--actor-lr', type=float, default=d.actor_lr)
     g.add_argument('--critic-lr', type=float, default=d.critic_lr)
     g.add_argument('--gamma', type=float, default=d.gamma)

@@ -31,8 +31,10 @@ from torch.nn import functional as F
 
 from .agents import Agent, AgentConfig, Batch, _make_adam, flatten_parameters
 
-# The log std is squashed into this range (CleanRL's values): std from 0.007 to 7.4.
+# The log std is squashed into this range (CleanRL's values): std from 0.007 to 7.4. It starts near 0 (std 1,
+# as SB3's SAC): tanh(N(0, 1)) covers most of [-1, 1], a broad exploration before anything is learned.
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+INITIAL_LOG_STD = 0.0
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
@@ -60,8 +62,9 @@ class LogStdHead(nn.Module):
 
     def __init__(self, in_size: int, action_dim: int, init: float) -> None:
         super().__init__()
+        initial_raw = math.atanh((INITIAL_LOG_STD - LOG_STD_MIN) / (0.5 * (LOG_STD_MAX - LOG_STD_MIN)) - 1.0)
         self.weight = nn.Parameter(torch.empty(in_size, action_dim).uniform_(-init, init))
-        self.bias = nn.Parameter(torch.empty(action_dim).uniform_(-init, init))
+        self.bias = nn.Parameter(torch.empty(action_dim).uniform_(-init, init).add_(initial_raw))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         raw = torch.tanh(features @ self.weight + self.bias)
@@ -189,4 +192,4 @@ class SacAgent(Agent):
         self.alpha_optim.load_state_dict(state['alpha_optim'])
 
 
-__all__ = ['LOG_STD_MAX', 'LOG_STD_MIN', 'LogStdHead', 'SacAgent', 'squashed_gaussian_log_prob']
+__all__ = ['INITIAL_LOG_STD', 'LOG_STD_MAX', 'LOG_STD_MIN', 'LogStdHead', 'SacAgent', 'squashed_gaussian_log_prob']

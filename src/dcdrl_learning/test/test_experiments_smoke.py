@@ -74,6 +74,23 @@ def test_cartpole_quick(runs: Path, capsys) -> None:
     assert (Path(summary['run_dir']) / 'scratch.safetensors').exists()
 
 
+def test_cartpole_quick_with_sac_and_the_energy_table(tmp_path: Path, capsys) -> None:
+    # Own runs folder: plot_results below reads the DDPG runs above.
+    summary = load('cartpole_swingup').main(['--quick', '--algorithm', 'sac', '--total-steps', '200',
+                                             '--finetune-steps', '100', '--runs-dir', str(tmp_path), '--seed', '3',
+                                             '--no-tensorboard'])
+    assert summary['scratch_steps'] == 200 and summary['finetune_steps'] == 100
+    config = json.loads((Path(summary['run_dir']) / 'config.json').read_text())
+    assert config['agent']['algorithm'] == 'sac'
+    energy = load('cartpole_energy').main()
+    assert last_json_line(capsys.readouterr().out)['experiment'] == 'cartpole_energy'
+    plants = energy['plants']
+    assert energy['energy_needed_j'] == pytest.approx(1.443, abs=1e-3)
+    assert plants['corrected_friction_10']['best_energy_fraction'] < 1.0   # the resonant pump falls short ...
+    assert plants['original_euler_friction_10']['best_energy_fraction'] > 1.0   # ... where Euler adds energy
+    assert plants['corrected_friction_4.3']['best_energy_fraction'] > 1.0
+
+
 def test_plot_results(runs: Path, tmp_path: Path, capsys) -> None:
     # Runs after the three above (file order): plots whatever they left under `runs`.
     summary = load('plot_results').main(['--runs-dir', str(runs), '--out-dir', str(tmp_path),
