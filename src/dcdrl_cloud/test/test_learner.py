@@ -192,6 +192,19 @@ def test_versions_continue_upward_after_resume(tmp_path):
     fresh.close(evaluate=False)
 
 
+def test_algorithm_sac_trains_publishes_and_resumes_with_its_temperature(tmp_path):
+    learner, out = make_learner(tmp_path, algorithm='sac', publish_every_updates=5)
+    learner.start()
+    feed(learner, 7)
+    assert type(learner.agent).__name__ == 'SacAgent' and learner.agent.actor_updates == 7
+    learner.close(evaluate=False)
+    arch = architecture_id(network_config('dcdrl'), OBS, ACT)
+    decode_weights(out.weights[-1], arch, actor_shapes(network_config('dcdrl'), OBS, ACT))   # the edge's actor
+    resumed, _ = make_learner(tmp_path, algorithm='sac', publish_every_updates=5)
+    assert resumed.updates == 7 and resumed.agent.alpha == learner.agent.alpha != 0.2
+    resumed.close(evaluate=False)
+
+
 def test_resume_refuses_a_checkpoint_of_another_architecture(tmp_path):
     learner, _ = make_learner(tmp_path)
     learner.start()

@@ -514,6 +514,20 @@ def test_checkpoint_resume_continues_versions_counters_and_replay(tmp_path):
     fresh.close()
 
 
+def test_algorithm_sac_trains_and_publishes_the_edge_actor(tmp_path):
+    learner, out = make_learner(tmp_path, algorithm='sac', critic_start=5, actor_start=5, publish_period_s=0.0)
+    learner.start()
+    feed(learner, Edge(max_steps=30).episode_segments())
+    drain(learner)
+    assert type(learner.agent).__name__ == 'SacAgent' and learner.agent.actor_updates > 0
+    learner.step(0.0)
+    arch = architecture_id(network_config('cloud_edge'), OBS, ACT)
+    newest = out.weights[-1]
+    assert newest.version > 1   # the trained policy, as the edge decodes it
+    decode_weights(newest, arch, actor_shapes(network_config('cloud_edge'), OBS, ACT))
+    learner.close()
+
+
 def test_init_checkpoint_fine_tuning_loads_weights_with_a_fresh_buffer(tmp_path):
     pretrained = Agent(AgentConfig.preset('cloud_edge', seed=7, device='cpu'), OBS, ACT)
     path = tmp_path / 'scratch.safetensors'
