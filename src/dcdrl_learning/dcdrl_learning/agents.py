@@ -271,6 +271,30 @@ def _make_adam(params: list[torch.nn.Parameter], lr: float, eps: float, weight_d
     return torch.optim.Adam(params, **kwargs)
 
 
+def adam_step(optim: torch.optim.Adam) -> None:
+    """optim.step(), with the fused kernel called directly once Adam's state exists.
+
+    torch's Adam.step spends far longer in Python (grouping, checks) than its fused kernel takes for
+    these small flat buffers; this issues the same kernel with the same arguments, so the result is
+    bit-identical. The first step, a non-fused Adam, or options the kernel call below does not pass
+    (amsgrad, maximize, decoupled weight decay, tensor lr) go through optim.step().
+    """
+    group = optim.param_groups[0]
+    params = group['params']
+    states = [optim.state.get(p) for p in params]
+    if (not group['fused'] or len(optim.param_groups) > 1 or not all(states) or group['amsgrad']
+            or group['maximize'] or group.get('decoupled_weight_decay') or isinstance(group['lr'], torch.Tensor)):
+        optim.step()
+        return
+    steps = [state['step'] for state in states]
+    torch._foreach_add_(steps, 1)
+    beta1, beta2 = group['betas']
+    torch._fused_adam_(params, [p.grad for p in params], [state['exp_avg'] for state in states],
+                       [state['exp_avg_sq'] for state in states], [], steps, amsgrad=False, lr=group['lr'],
+                       beta1=beta1, beta2=beta2, weight_decay=group['weight_decay'], eps=group['eps'],
+                       maximize=False, grad_scale=None, found_inf=None)
+
+
 class Agent:
     """A DDPG or TD3 learner (actor, critic ensemble, their targets and optimizers, exploration noise).
 
@@ -308,6 +332,10 @@ class Agent:
         self._critic_flat = flatten_parameters(self.critic)
         self._actor_target_flat = flatten_parameters(self.actor_target, with_grad=False)
         self._critic_target_flat = flatten_parameters(self.critic_target, with_grad=False)
+        self._critic_targets: list[torch.Tensor] = [self._critic_target_flat]
+        self._critic_onlines: list[torch.Tensor] = [self._critic_flat]
+        self._all_targets: list[torch.Tensor] = [self._actor_target_flat, self._critic_target_flat]
+        self._all_onlines: list[torch.Tensor] = [self._actor_flat, self._critic_flat]
         self.actor_optim = _make_adam([self._actor_flat], config.actor_lr, config.adam_eps, 0.0,
                                       config.optimizer_impl)
         self.critic_optim = _make_adam([self._critic_flat], config.critic_lr, config.adam_eps,
@@ -399,7 +427,7 @@ class Agent:
         critic_loss.backward()
         if c.max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(self._critic_flat, c.max_grad_norm)
-        self.critic_optim.step()
+        adam_step(self.critic_optim)
         self.critic_updates += 1
 
         actor_loss = None
@@ -412,12 +440,13 @@ class Agent:
                 actor_loss.backward(inputs=self._actor_params)
                 if c.max_grad_norm is not None:
                     torch.nn.utils.clip_grad_norm_(self._actor_flat, c.max_grad_norm)
-                self.actor_optim.step()
+                adam_step(self.actor_optim)
                 self.actor_updates += 1
-                with torch.no_grad():
-                    self._actor_target_flat.lerp_(self._actor_flat, c.tau)
-            with torch.no_grad():
-                self._critic_target_flat.lerp_(self._critic_flat, c.tau)
+                targets, onlines = self._all_targets, self._all_onlines
+            else:
+                targets, onlines = self._critic_targets, self._critic_onlines
+            with torch.no_grad():  # the soft target update(s) in one kernel call
+                torch._foreach_lerp_(targets, onlines, c.tau)
 
         # All statistics in one device->host transfer (one sync on CUDA, not one per .item()).
         scalars = [critic_loss.detach(), q[0].detach().mean()]
