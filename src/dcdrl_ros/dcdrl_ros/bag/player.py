@@ -205,6 +205,16 @@ class Player:
             name = options.remap.get(topic.name, topic.name)
             self._publishers[topic.name] = node.create_publisher(cls, name, playback_qos(topic, log))
 
+    def publisher(self, topic: str) -> Any:
+        """The publisher of a recorded topic (published under its remapped name)."""
+        return self._publishers[topic]
+
+    def message_class(self, topic: str) -> Any:
+        return self._publishers[topic].msg_type
+
+    def offered_qos(self, topic: str) -> Any:
+        return self._publishers[topic].qos_profile
+
     def stop(self) -> None:
         self._stop.set()
 

@@ -7,6 +7,7 @@ compression (``.mcap.zstd``) and message compression (each payload a zstd frame)
 """
 from __future__ import annotations
 
+import heapq
 import io
 import os
 import re
@@ -37,6 +38,7 @@ from dcdrl_ros.bag.metadata import (
 MCAP_MAGIC = b'\x89MCAP0\r\n'
 ZSTD_MAGIC = b'\x28\xb5\x2f\xfd'
 _RECORD_HEAD = struct.Struct('<BQ')   # opcode, length of the record's body
+REORDER_WINDOW = 256
 
 
 @dataclass(frozen=True)
@@ -194,17 +196,21 @@ class BagReader:
         return self._schemas.get(type_name)
 
     def messages(self, topics: Iterable[str] | None = None, start_ns: int | None = None) -> Iterator[BagMessage]:
-        """The messages in file order (each file in the order it was written), complete records only."""
+        """The messages in receive (log time) order, as rosbag2's MCAP reader gives them; complete records only.
+
+        Recorders may write a little out of order (rosbag2 compresses messages on a thread pool): a window of
+        REORDER_WINDOW messages puts them back in order without holding the bag in memory."""
         wanted = set(topics) if topics is not None else None
         first = start_ns or 0
         message_compressed = self.metadata.compression_mode.upper() == 'MESSAGE'
         decompressor = zstandard.ZstdDecompressor()
         channels: dict[int, str] = {}
+        window: list[tuple[int, int, BagMessage]] = []
 
         def skip_chunk(chunk: Chunk) -> bool:
             return chunk.message_end_time < first
 
-        for record in self._records_of_all_files(skip_chunk, channels):
+        for index, record in enumerate(self._records_of_all_files(skip_chunk, channels)):
             if not isinstance(record, Message) or record.log_time < first:
                 continue
             topic = channels.get(record.channel_id)
@@ -213,7 +219,12 @@ class BagReader:
             data = record.data
             if message_compressed or data[:4] == ZSTD_MAGIC:  # a CDR header never starts with zstd's magic
                 data = decompressor.decompressobj().decompress(data)
-            yield BagMessage(topic, self._channel_types.get(topic, ''), data, record.log_time, record.publish_time)
+            message = BagMessage(topic, self._channel_types.get(topic, ''), data, record.log_time, record.publish_time)
+            heapq.heappush(window, (record.log_time, index, message))
+            if len(window) > REORDER_WINDOW:
+                yield heapq.heappop(window)[2]
+        while window:
+            yield heapq.heappop(window)[2]
 
     def _records_of_all_files(self, skip_chunk: object, channels: dict[int, str] | None = None) -> Iterator[object]:
         for path in self.files:
