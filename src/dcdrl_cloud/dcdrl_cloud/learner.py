@@ -114,6 +114,11 @@ class LearnerConfig:
                                  low=0.0)
     report: bool = parameter(True, 'report.md and PNG plots (learning curve against the baselines, version lag, '
                                    'throughput) in output_dir at the end')
+    alpha: float = parameter(0.2, 'SAC: entropy temperature at the start (all along without autotune_alpha)',
+                             above=0.0)
+    autotune_alpha: bool = parameter(True, 'SAC: learn the temperature so that the entropy tracks the target')
+    target_entropy_per_action: float = parameter(-1.0, 'SAC: target entropy per action dimension')
+    alpha_lr: float = parameter(3e-4, 'SAC: Adam learning rate of log(alpha)', above=0.0)
 
     def __post_init__(self) -> None:
         check_limits(self)
@@ -131,7 +136,9 @@ class LearnerConfig:
         """The AgentConfig: the preset named by network_preset with this learner's overrides."""
         overrides: dict[str, Any] = {
             'algorithm': self.algorithm, 'device': self.device, 'seed': self.seed,
-            'batch_size': self.batch_size, 'torch_threads': self.torch_threads}
+            'batch_size': self.batch_size, 'torch_threads': self.torch_threads, 'alpha': self.alpha,
+            'autotune_alpha': self.autotune_alpha, 'target_entropy_per_action': self.target_entropy_per_action,
+            'alpha_lr': self.alpha_lr}
         if self.gamma >= 0:
             overrides['gamma'] = float(self.gamma)
         if self.actor_start >= 0:

@@ -62,6 +62,11 @@ class SegmentLearnerConfig:
     tensorboard: bool = parameter(True, 'TensorBoard event files besides scalars.csv')
     torch_threads: int = parameter(1, 'torch.set_num_threads', low=1)
     progress_period_s: float = parameter(10.0, 'progress line on stdout; 0 = off', low=0.0)
+    alpha: float = parameter(0.2, 'SAC: entropy temperature at the start (all along without autotune_alpha)',
+                             above=0.0)
+    autotune_alpha: bool = parameter(True, 'SAC: learn the temperature so that the entropy tracks the target')
+    target_entropy_per_action: float = parameter(-1.0, 'SAC: target entropy per action dimension')
+    alpha_lr: float = parameter(3e-4, 'SAC: Adam learning rate of log(alpha)', above=0.0)
 
     def __post_init__(self) -> None:
         check_limits(self)
@@ -86,7 +91,10 @@ class SegmentLearnerConfig:
         """The preset named by network_preset with this learner's overrides (< 0 keeps the preset's)."""
         overrides: dict[str, Any] = {'algorithm': self.algorithm, 'device': self.device, 'seed': self.seed,
                                      'torch_threads': self.torch_threads,
-                                     'updates_per_step': float(self.updates_per_transition)}
+                                     'updates_per_step': float(self.updates_per_transition), 'alpha': self.alpha,
+                                     'autotune_alpha': self.autotune_alpha,
+                                     'target_entropy_per_action': self.target_entropy_per_action,
+                                     'alpha_lr': self.alpha_lr}
         if self.gamma >= 0:
             overrides['gamma'] = float(self.gamma)
         for name in ('batch_size', 'buffer_size', 'critic_start', 'actor_start'):

@@ -105,8 +105,8 @@ class AgentConfig:
     torch_threads: int | None = None        # torch.set_num_threads at construction (process-wide); None = leave
     optimizer_impl: str = 'fused'           # Adam kernels: 'fused' (one kernel per tensor), 'foreach' or 'default'
     alpha: float = 0.2                      # (sac) entropy temperature at the start (fixed without autotune_alpha)
-    autotune_alpha: bool = True             # (sac) learn the temperature so the entropy tracks target_entropy
-    target_entropy: float | None = None     # (sac) None: -action_dim
+    autotune_alpha: bool = True             # (sac) learn the temperature so the entropy tracks the target
+    target_entropy_per_action: float = -1.0  # (sac) target entropy / action_dim (SAC v2: -1)
     alpha_lr: float = 3e-4                  # (sac) Adam learning rate of log(alpha)
 
     def __post_init__(self) -> None:
@@ -153,8 +153,7 @@ class AgentConfig:
             raise TypeError(f'device must be a string, got {type(self.device).__name__}')
         check_number('alpha', self.alpha, 0.0, above=True)
         check_number('alpha_lr', self.alpha_lr, 0.0, above=True)
-        if self.target_entropy is not None:
-            check_number('target_entropy', self.target_entropy)
+        check_number('target_entropy_per_action', self.target_entropy_per_action)
         if not isinstance(self.autotune_alpha, bool):
             raise TypeError(f'autotune_alpha must be a bool, got {self.autotune_alpha!r}')
 

@@ -89,7 +89,7 @@ class SacAgent(Agent):
         self._policy_params = self._actor_params + list(self.log_std_head.parameters())
         self.actor_optim = _make_adam([self._actor_flat, self._log_std_flat], config.actor_lr, config.adam_eps,
                                       0.0, config.optimizer_impl)
-        self.target_entropy = float(-action_dim if config.target_entropy is None else config.target_entropy)
+        self.target_entropy = float(config.target_entropy_per_action * action_dim)
         self.log_alpha = torch.tensor(math.log(config.alpha), device=self.device, requires_grad=config.autotune_alpha)
         self.alpha_optim = torch.optim.Adam([self.log_alpha], lr=config.alpha_lr, eps=config.adam_eps)
 

@@ -79,6 +79,7 @@ def test_algorithm_sac_builds_a_sac_agent_with_twin_critics():
     agent = make_agent(None, 3, 2, algorithm='sac', device='cpu')
     assert isinstance(agent, SacAgent) and agent.config.n_critics == 2 and agent.config.policy_delay == 1
     assert agent.noise is None and agent.target_entropy == -2.0
+    assert make(target_entropy_per_action=-0.5).target_entropy == -1.0
     assert type(make_agent(AgentConfig(algorithm='sac'), 3, 2, algorithm='td3')) is Agent
     assert AgentConfig(algorithm='td3').with_changes(algorithm='sac').target_noise == 0.0
     with pytest.raises(ValueError, match='alpha'):
