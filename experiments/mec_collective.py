@@ -18,7 +18,9 @@ the whole data flow as fast as the single agent trains on its own (same number o
 as single-agent updates for the same total env steps). The collective's total gradient compute is
 then (1 + (K-1)/K) times the single agent's (the workers' local training on top), which is what
 K machines give; `--master-updates-per-transition 0.25` with K = 4 makes the master's share equal
-to a worker's. In `all` and `none` mode every agent uses `--updates-per-step`.
+to a worker's; `--worker-updates-per-step 0` leaves the learning to the master (workers explore
+with the model they pulled), so the collective costs the single agent's gradient compute. In `all` and
+`none` mode every agent uses `--updates-per-step`.
 
 Every generation (`--generation-steps` env steps per agent) the "parameter server" part runs:
 1. fitness of each agent = minus its mean cost per step on the validation seeds (noise-free);
@@ -98,6 +100,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     g.add_argument('--pull-margin', type=float, default=0.0, help='pull when merged fitness > own + margin')
     g.add_argument('--master-updates-per-transition', type=float, default=1.0,
                    help="sharing 'master': master gradient steps per transition stored in its buffer")
+    g.add_argument('--worker-updates-per-step', type=float, default=None,
+                   help="sharing 'master': workers' gradient steps per own env step (default: --updates-per-step; "
+                        '0: workers only explore with the model they pulled, the master does all the learning)')
+    g.add_argument('--master-pull', action=argparse.BooleanOptionalAction, default=True,
+                   help="sharing 'master': the master too may pull the merged model (--no-master-pull: only "
+                        'workers pull; the master keeps its own, freshest, actor and critic)')
     g.add_argument('--mutation-prob', type=float, default=0.1)
     g.add_argument('--mutation-scale', type=float, default=0.01)
     add_agent_args(p)
@@ -109,6 +117,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.generation_steps = min(args.generation_steps, 50)
     if args.num_agents < 1:
         p.error('--num-agents must be >= 1')
+    if args.worker_updates_per_step is not None and args.worker_updates_per_step < 0:
+        p.error('--worker-updates-per-step must be >= 0')
     if args.exp_name is None:
         args.exp_name = 'single' if args.num_agents == 1 else f'collective{args.num_agents}'
     return args
@@ -159,6 +169,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     rates = [cfg.updates_per_step] * K
     if args.sharing == 'master' and K > 1:
         rates[0] = args.master_updates_per_transition * K
+        if args.worker_updates_per_step is not None:
+            rates[1:] = [args.worker_updates_per_step] * (K - 1)
     writers = [NStepWriter(1, obs_dim, action_dim, n_step=cfg.n_step, gamma=cfg.gamma) for _ in range(K)]
     scratch_agent = Agent(cfg, obs_dim, action_dim)   # holds the merged actor for evaluation
 
@@ -225,7 +237,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 merged_fitness = -mean_cost(env_kw, ActorPolicy(scratch_agent), VALIDATION_SEED, args.eval_episodes)
                 pulled, mutated = [], []
                 for i, agent in enumerate(agents):
-                    if should_pull(fitness[i], merged_fitness, args.pull_margin):
+                    may_pull = i > 0 or args.master_pull or args.sharing != 'master'
+                    if may_pull and should_pull(fitness[i], merged_fitness, args.pull_margin):
                         load_actor(agent, merged_model)
                         if merged_critic is not None:
                             load_critic(agent, merged_critic)
