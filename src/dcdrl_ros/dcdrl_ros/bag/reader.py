@@ -22,7 +22,7 @@ from mcap.data_stream import ReadDataStream
 from mcap.exceptions import McapError
 from mcap.opcode import Opcode
 from mcap.records import Channel, Chunk, Message, Metadata, Schema
-from mcap.stream_reader import breakup_chunk
+from mcap.stream_reader import get_chunk_data_stream
 
 from dcdrl_ros.bag.metadata import (
     METADATA_FILE,
@@ -101,10 +101,12 @@ class _Records:
             if isinstance(record, Chunk):
                 if self._skip_chunk is not None and self._skip_chunk(record):  # type: ignore[operator]
                     continue
-                try:
-                    yield from breakup_chunk(record, validate_crc=True)
+                try:  # decompressed and checked whole, then parsed one record at a time (no stall in playback)
+                    stream, length = get_chunk_data_stream(record, validate_crc=True)
                 except (McapError, ValueError, zstandard.ZstdError):
                     scan.bad_chunks += 1
+                    continue
+                yield from _chunk_records(stream, length)
             elif record is not None:
                 yield record
 
@@ -119,6 +121,17 @@ def _parse(opcode: int, body: bytes) -> object | None:
         return Message.read(stream, len(body))
     parser = _PARSERS.get(opcode)  # type: ignore[call-overload]
     return parser(stream) if parser is not None else None  # indexes and statistics: rebuilt from the data
+
+
+def _chunk_records(stream: ReadDataStream, length: int) -> Iterator[object]:
+    while stream.count < length:
+        opcode, size = stream.read1(), stream.read8()
+        if opcode == Opcode.MESSAGE:
+            yield Message.read(stream, size)
+        elif opcode in (Opcode.SCHEMA, Opcode.CHANNEL):
+            yield _PARSERS[opcode](stream)  # type: ignore[index]
+        else:
+            stream.read(size)
 
 
 def _open_mcap(path: Path) -> tuple[io.BufferedIOBase | io.BytesIO, int]:
