@@ -13,6 +13,7 @@ Prints markdown tables (mean +- std over seeds) and, as the last line, one JSON 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 from collections.abc import Sequence
@@ -41,6 +42,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help='single-agent arm: mec_collective.py --num-agents 1 runs, or mec_ddpg runs (same loop)')
     p.add_argument('--collective-ablation-exp', default=None,
                    help='optional second collective experiment (e.g. --no-merge-critic runs), drawn beside')
+    p.add_argument('--target-cost', type=float, default=0.36,
+                   help='collective vs single: env steps and wall seconds until the validation curve first reaches '
+                        'this cost (default: about greedy on the test episodes)')
     p.add_argument('--cartpole-exp', default='cartpole_swingup')
     p.add_argument('--dpi', type=int, default=90)
     return p.parse_args(argv)
@@ -176,14 +180,31 @@ def value_at(run: Path, tag: str, step: int) -> float | None:
     return float(before[-1]) if before.size else None
 
 
+def first_reach(run: Path, tag: str, target: float) -> dict[str, float] | None:
+    """Env steps and wall seconds (since the run folder's start stamp) until `tag` first is <= target."""
+    start = float(run.name.split('__')[3].split('-')[0])
+    with open(run / 'scalars.csv', newline='', encoding='utf-8') as handle:
+        for row in csv.DictReader(handle):
+            if row['tag'] == tag and float(row['value']) <= target:
+                return {'steps': int(row['step']), 'seconds': float(row['wall_time']) - start}
+    return None
+
+
 def compare_arm(arm: dict[int, dict[str, Any]], single: dict[int, dict[str, Any]], single_runs: dict[int, Path],
-                label: str) -> dict[str, Any]:
+                label: str, arm_runs: dict[int, Path] | None = None, target: float | None = None) -> dict[str, Any]:
     """One collective arm vs the single agent, paired by seed, in two views (printed as tables)."""
     seeds = sorted(set(arm) & set(single))
     rel_expl = [100 * (arm[s]['exploration'] / single[s]['exploration'] - 1) for s in seeds]
     rel_final = [100 * (arm[s]['final'] / single[s]['final'] - 1) for s in seeds]
     print(f'\n{label} vs single, same total env steps, paired by seed: exploration cost {fmt(rel_expl)} %, '
           f'final test cost {fmt(rel_final)} %')
+    reach = []
+    if arm_runs is not None and target is not None:
+        print(f'first validation cost <= {target} (total env steps, wall s): ' + '; '.join(
+            f"seed {s}: {label} {first_reach(arm_runs[s], arm[s]['curve_tag'], target)}, "
+            f"single {first_reach(single_runs[s], single[s]['curve_tag'], target)}" for s in seeds))
+        reach = [{'seed': s, 'arm': first_reach(arm_runs[s], arm[s]['curve_tag'], target),
+                  'single': first_reach(single_runs[s], single[s]['curve_tag'], target)} for s in seeds]
     # Second view: per environment, at equal env steps PER ENVIRONMENT (= equal wall time when the K
     # agents run on K machines): the collective's exploration cost per environment (total / K) and its
     # final validation cost vs the single agent's after steps/K env steps (from its scalars).
@@ -207,13 +228,13 @@ def compare_arm(arm: dict[int, dict[str, Any]], single: dict[int, dict[str, Any]
                   f"{r['collective_val']:.3g} / {r['single_val']:.3g} |")
         print(f'change: exploration {fmt(rel_e)} %, validation cost {fmt(rel_v)} %')
     return {'seeds': seeds, 'exploration_change_pct': mean_std(rel_expl), 'final_change_pct': mean_std(rel_final),
-            'per_environment': per_env,
+            'per_environment': per_env, 'target_cost': target, 'reach_target': reach,
             'per_env_exploration_change_pct': mean_std(rel_e) if rel_e else None,
             'per_env_validation_change_pct': mean_std(rel_v) if rel_v else None}
 
 
 def mec_collective(collective: dict[int, Path], single: dict[int, Path], ablation: dict[int, Path],
-                   out: Path, dpi: int) -> dict[str, Any]:
+                   out: Path, dpi: int, target: float | None = None) -> dict[str, Any]:
     arms = {'collective': collective, 'single': single, 'collective, actor-only merge': ablation}
     rows = {arm: {seed: r for seed, run in runs.items() if (r := run_summary(run)) is not None}
             for arm, runs in arms.items()}
@@ -249,7 +270,7 @@ def mec_collective(collective: dict[int, Path], single: dict[int, Path], ablatio
               'final_cost': {a: mean_std([r['final'] for r in rows[a].values()]) for a in shown}}
     for arm in shown:
         if arm != 'single':
-            result[arm] = compare_arm(rows[arm], rows['single'], single, arm)
+            result[arm] = compare_arm(rows[arm], rows['single'], single, arm, arms[arm], target)
     return result
 
 
@@ -314,7 +335,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                              find_runs(runs_dir, MEC_ENV, args.mec_preset_exp), out, args.dpi),
         'mec_collective': mec_collective(find_runs(runs_dir, MEC_ENV, args.collective_exp),
                                          find_runs(runs_dir, MEC_ENV, args.single_exp),
-                                         find_runs(runs_dir, MEC_ENV, args.collective_ablation_exp), out, args.dpi),
+                                         find_runs(runs_dir, MEC_ENV, args.collective_ablation_exp), out, args.dpi,
+                                         args.target_cost),
         'cartpole': cartpole(find_runs(runs_dir, CARTPOLE_ENV, args.cartpole_exp), out, args.dpi),
     }
     summary['charts'] = sorted(p.name for p in out.glob('*.png'))
