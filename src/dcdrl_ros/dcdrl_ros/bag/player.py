@@ -242,10 +242,12 @@ class Player:
         """One pass over the bag; False when it was stopped early."""
         meta = self.reader.metadata
         first_ns = meta.starting_time + int(self.options.start_offset * NS)
-        start = time.monotonic()
-        self._clock_anchor = (start, first_ns)
+        start = 0.0
         rate, measure = self.options.rate, self.options.measure
         for message in self.reader.messages(self._publishers.keys(), start_ns=first_ns):
+            if not start:  # the clock starts with the first message, once what comes before it has been read
+                start = time.monotonic()
+                self._clock_anchor = (start, first_ns)
             target = playback_target(start, first_ns, message.log_time_ns, rate)
             wait = target - time.monotonic()
             if wait > 0 and self._stop.wait(wait):

@@ -68,10 +68,8 @@ class FileScan:
 class _Records:
     """The complete top-level records of one MCAP file, chunks opened; stops at the first incomplete one."""
 
-    def __init__(self, scan: FileScan, data: io.BufferedIOBase | io.BytesIO, size: int,
-                 skip_chunk: object = None) -> None:
+    def __init__(self, scan: FileScan, data: io.BufferedIOBase | io.BytesIO, size: int) -> None:
         self.scan, self._data, self._size = scan, data, size
-        self._skip_chunk = skip_chunk  # callable(Chunk) -> bool: a chunk not worth opening
 
     def __iter__(self) -> Iterator[object]:
         scan, data = self.scan, self._data
@@ -99,8 +97,6 @@ class _Records:
                 return
             record = _parse(opcode, body)
             if isinstance(record, Chunk):
-                if self._skip_chunk is not None and self._skip_chunk(record):  # type: ignore[operator]
-                    continue
                 try:  # decompressed and checked whole, then parsed one record at a time (no stall in playback)
                     stream, length = get_chunk_data_stream(record, validate_crc=True)
                 except (McapError, ValueError, zstandard.ZstdError):
@@ -203,7 +199,7 @@ class BagReader:
     def message_definition(self, type_name: str) -> str | None:
         """The ros2msg text the bag stores for ``type_name`` (its MCAP schema), None if it has none."""
         if type_name not in self._schemas:
-            for record in self._records_of_all_files(lambda _chunk: False):
+            for record in self._records_of_all_files():
                 if isinstance(record, Message) and type_name in self._schemas:
                     break
         return self._schemas.get(type_name)
@@ -219,11 +215,8 @@ class BagReader:
         decompressor = zstandard.ZstdDecompressor()
         channels: dict[int, str] = {}
         window: list[tuple[int, int, BagMessage]] = []
-
-        def skip_chunk(chunk: Chunk) -> bool:
-            return chunk.message_end_time < first
-
-        for index, record in enumerate(self._records_of_all_files(skip_chunk, channels)):
+        # Every chunk is opened, also those before start_ns: the channels may be defined in any of them.
+        for index, record in enumerate(self._records_of_all_files(channels)):
             if not isinstance(record, Message) or record.log_time < first:
                 continue
             topic = channels.get(record.channel_id)
@@ -239,7 +232,7 @@ class BagReader:
         while window:
             yield heapq.heappop(window)[2]
 
-    def _records_of_all_files(self, skip_chunk: object, channels: dict[int, str] | None = None) -> Iterator[object]:
+    def _records_of_all_files(self, channels: dict[int, str] | None = None) -> Iterator[object]:
         for path in self.files:
             if not path.is_file():
                 continue
@@ -248,7 +241,7 @@ class BagReader:
             schemas: dict[int, str] = {}
             data, size = _open_mcap(path)
             with data:
-                for record in _Records(FileScan(path), data, size, skip_chunk):
+                for record in _Records(FileScan(path), data, size):
                     if isinstance(record, Schema):
                         schemas[record.id] = record.name
                         self._schemas.setdefault(record.name, record.data.decode('utf-8', 'replace'))

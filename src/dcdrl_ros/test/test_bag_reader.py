@@ -1,0 +1,201 @@
+"""dcdrl_ros.bag.reader and the ROS-free parts of dcdrl_ros.bag.player (no DDS).
+
+- a bag cut at any byte (a SIGKILLed recorder: no metadata.yaml, no summary, no footer) reads a prefix of
+  its messages, every complete chunk of it, and says where it was cut; a chunk whose bytes changed is
+  skipped and counted, the chunks after it still read; a file-compressed one cut short the same;
+- split files and message compression read back what was written, in order, from a start time, per topic;
+- info's sizes and service lines, the QoS a topic replays with, remap rules, ros2msg schemas split into
+  .msg texts, playback targets.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import zstandard
+
+from dcdrl_ros.bag.metadata import BagMetadata, TopicInfo, qos_profile_dict
+from dcdrl_ros.bag.player import (
+    format_size,
+    info_text,
+    parse_remaps,
+    percentile,
+    playback_qos,
+    playback_target,
+    split_definition,
+)
+from dcdrl_ros.bag.reader import BagReader
+from dcdrl_ros.bag.writer import BagWriter
+from dcdrl_ros.graph import EndpointQos
+from dcdrl_ros.messages import get_interface
+from dcdrl_ros.runtime.qos import DurabilityPolicy, ReliabilityPolicy
+
+String = get_interface('std_msgs/msg/String')
+START_NS = 1_700_000_000_000_000_000
+STEP_NS = 1_000_000
+COUNT = 400
+CHATTER = TopicInfo('/chatter', 'std_msgs/msg/String', offered_qos_profiles=[qos_profile_dict(EndpointQos())])
+OTHER = TopicInfo('/other', 'std_msgs/msg/String', offered_qos_profiles=[qos_profile_dict(EndpointQos())])
+
+
+def _text(index: int) -> str:
+    return f'message {index:04d} ' + 'x' * 60
+
+
+def _write(directory: Path, **options) -> Path:
+    writer = BagWriter(directory, chunk_size=4096, **options)
+    writer.add_topic(CHATTER)
+    writer.add_topic(OTHER)
+    for index in range(COUNT):
+        topic = '/other' if index % 4 == 3 else '/chatter'
+        stamp = START_NS + index * STEP_NS
+        writer.write(topic, String(data=_text(index)).serialize(), stamp, stamp)
+    writer.close()
+    return directory
+
+
+def _indexes(reader: BagReader, **selection) -> list[int]:
+    return [int(String.deserialize(m.data).data.split()[1]) for m in reader.messages(**selection)]
+
+
+@pytest.fixture(scope='module')
+def plain_bag(tmp_path_factory) -> Path:
+    return _write(tmp_path_factory.mktemp('plain') / 'bag')
+
+
+def _killed_copy(bag: Path, target: Path, keep: int) -> Path:
+    """The bag as a SIGKILLed recorder leaves it: no metadata.yaml, its file cut after ``keep`` bytes."""
+    target.mkdir()
+    (source,) = bag.glob('*.mcap*')
+    (target / source.name).write_bytes(source.read_bytes()[:keep])
+    return target
+
+
+def test_complete_bag_reads_whole_in_order_with_no_damage(plain_bag: Path) -> None:
+    reader = BagReader(plain_bag)
+    assert reader.damage is None
+    assert _indexes(reader) == list(range(COUNT))
+    assert [(t.name, n) for t, n in reader.metadata.topics_with_message_count] == [('/chatter', 300), ('/other', 100)]
+    assert [m.type_name for m in reader.messages()][:1] == ['std_msgs/msg/String']
+    assert _indexes(reader, topics=['/other']) == list(range(3, COUNT, 4))
+    assert _indexes(reader, start_ns=START_NS + 250 * STEP_NS) == list(range(250, COUNT))
+    assert 'string data' in (reader.message_definition('std_msgs/msg/String') or '')
+
+
+def test_a_bag_cut_anywhere_reads_a_prefix_and_says_where(plain_bag: Path, tmp_path: Path) -> None:
+    size = next(plain_bag.glob('*.mcap')).stat().st_size
+    seen = set()
+    for number, keep in enumerate([0, 5, 100, size // 5, size // 3, size // 2, size - 300, size - 1]):
+        reader = BagReader(_killed_copy(plain_bag, tmp_path / f'cut{number}', keep))
+        indexes = _indexes(reader)
+        assert indexes == list(range(len(indexes))), keep   # a prefix: nothing out of order, nothing twice
+        assert reader.metadata.message_count == len(indexes)
+        assert reader.damage is not None and reader.damage.startswith('metadata.yaml missing: rebuilt from 1 file')
+        if keep < size - 300:
+            assert 'truncated at byte' in reader.damage and f'of {keep}' in reader.damage
+        seen.add(len(indexes))
+    assert len(seen) >= 5 and max(seen) >= COUNT * 0.9   # complete chunks kept, not only the first
+
+
+def test_a_damaged_chunk_is_skipped_and_counted(plain_bag: Path, tmp_path: Path) -> None:
+    (source,) = plain_bag.glob('*.mcap')
+    data = bytearray(source.read_bytes())
+    position = data.index(b'message 0100')   # inside the chunk that holds message 100
+    data[position + 8] ^= 0xFF
+    damaged = tmp_path / 'damaged'
+    shutil.copytree(plain_bag, damaged)
+    (damaged / source.name).write_bytes(bytes(data))
+    (damaged / 'metadata.yaml').unlink()
+    reader = BagReader(damaged)
+    indexes = _indexes(reader)
+    assert 100 not in indexes and indexes[-1] == COUNT - 1 and len(indexes) > COUNT * 0.8
+    assert '1 unreadable chunk(s) skipped' in (reader.damage or '')
+
+
+def test_split_and_message_compressed_bags_read_back(tmp_path: Path) -> None:
+    split = BagReader(_write(tmp_path / 'split', max_bag_duration=0.1))
+    assert len(split.metadata.relative_file_paths) >= 3 and split.damage is None
+    assert _indexes(split) == list(range(COUNT))
+    compressed = BagReader(_write(tmp_path / 'message', compression_mode='message', compression_format='zstd'))
+    assert _indexes(compressed) == list(range(COUNT))
+
+
+def test_a_file_compressed_bag_cut_short_reads_what_decompresses(tmp_path: Path) -> None:
+    bag = _write(tmp_path / 'file', compression_mode='file', compression_format='zstd')
+    assert _indexes(BagReader(bag)) == list(range(COUNT))
+    (source,) = bag.glob('*.mcap.zstd')
+    cut = tmp_path / 'cut'
+    cut.mkdir()
+    (cut / source.name).write_bytes(source.read_bytes()[:source.stat().st_size // 2])
+    reader = BagReader(cut)
+    indexes = _indexes(reader)
+    assert indexes == list(range(len(indexes))) and 'truncated at byte' in (reader.damage or '')
+
+
+def test_not_a_bag_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match='no bag at'):
+        BagReader(tmp_path / 'absent')
+    with pytest.raises(FileNotFoundError, match='neither metadata.yaml nor MCAP files'):
+        BagReader(tmp_path)
+    (tmp_path / 'x_0.mcap').write_bytes(b'not an mcap file at all')
+    with pytest.raises(ValueError, match='not an MCAP file'):
+        BagReader(tmp_path)
+    assert zstandard  # the file compression above needs it
+
+
+# --- player logic --------------------------------------------------------------------------------------
+def test_sizes_and_service_lines_as_ros2_bag_info() -> None:
+    assert [format_size(n) for n in (0, 1023, 1024, 20112, 5 * 1024 ** 3)] == [
+        '0 B', '1023 B', '1.0 KiB', '19.6 KiB', '5.0 GiB']
+    service = TopicInfo('/add/_service_event', 'example_interfaces/srv/AddTwoInts_Event')
+    meta = BagMetadata(duration=1_500_000_000, starting_time=START_NS, message_count=7,
+                       topics_with_message_count=[(CHATTER, 5), (service, 2)], relative_file_paths=['b_0.mcap'])
+    text = info_text(SimpleNamespace(metadata=meta, bag_size=2048, damage='lost'))  # type: ignore[arg-type]
+    lines = text.splitlines()
+    assert lines[0] == '' and 'Duration:          1.500000000s' in lines and 'Messages:          5' in lines
+    assert 'Topic information: Topic: /chatter | Type: std_msgs/msg/String | Count: 5 | Serialization Format: cdr' \
+        in lines
+    assert 'Service information: Service: /add | Type: example_interfaces/srv/AddTwoInts | Event Count: 2 | ' \
+        'Serialization Format: cdr' in lines
+    assert lines[-1] == 'Damage:            lost'
+
+
+def _topic(*offers: EndpointQos) -> TopicInfo:
+    return TopicInfo('/t', 'std_msgs/msg/String', offered_qos_profiles=[qos_profile_dict(o) for o in offers])
+
+
+def test_replay_qos_follows_the_recorded_offers_as_rosbag2() -> None:
+    latched = playback_qos(_topic(EndpointQos(durability='TRANSIENT_LOCAL', depth=3)))
+    assert (latched.durability, latched.reliability, latched.depth) == (
+        DurabilityPolicy.TRANSIENT_LOCAL, ReliabilityPolicy.RELIABLE, 10)
+    best_effort = playback_qos(_topic(EndpointQos(reliability='BEST_EFFORT', depth=50)))
+    assert (best_effort.reliability, best_effort.durability, best_effort.depth) == (
+        ReliabilityPolicy.BEST_EFFORT, DurabilityPolicy.VOLATILE, 50)
+    warnings: list[str] = []
+    mixed = playback_qos(_topic(EndpointQos(reliability='BEST_EFFORT'), EndpointQos()), warnings.append)
+    assert (mixed.reliability, mixed.durability) == (ReliabilityPolicy.RELIABLE, DurabilityPolicy.VOLATILE)
+    assert len(warnings) == 1 and '/t' in warnings[0]
+    assert playback_qos(TopicInfo('/t', 'std_msgs/msg/String')).reliability == ReliabilityPolicy.RELIABLE
+
+
+def test_remap_rules() -> None:
+    assert parse_remaps(['/a:=/b', 'c:=/d/e']) == {'/a': '/b', 'c': '/d/e'}
+    with pytest.raises(ValueError, match="not 'from:=to'"):
+        parse_remaps(['/a=/b'])
+
+
+def test_a_nested_schema_splits_into_msg_texts() -> None:
+    schema = ('Vector3  linear\nVector3  angular\n\n' + '=' * 80 + '\nMSG: geometry_msgs/Vector3\n'
+              'float64 x\nfloat64 y\nfloat64 z\n')
+    parts = split_definition('geometry_msgs/msg/Twist', schema)
+    assert list(parts) == ['geometry_msgs/msg/Twist', 'geometry_msgs/msg/Vector3']
+    assert parts['geometry_msgs/msg/Vector3'].split() == ['float64', 'x', 'float64', 'y', 'float64', 'z']
+    assert 'Vector3  linear' in parts['geometry_msgs/msg/Twist']
+
+
+def test_playback_targets_scale_with_the_rate_from_the_start() -> None:
+    assert playback_target(100.0, START_NS, START_NS + 3 * 10 ** 9, 2.0) == pytest.approx(101.5)
+    assert playback_target(100.0, START_NS, START_NS, 0.5) == 100.0
+    assert percentile([0.1 * i for i in range(1, 101)], 0.99) == pytest.approx(9.9)
