@@ -66,6 +66,9 @@ CASES = [
     ('dcdrl_cloud', 'face_cloud.launch.yaml', ()),
     ('dcdrl_edge', 'face_device.launch.yaml', ('policy:=random', 'training:=false')),
     ('dcdrl_edge', 'face_edge_server.launch.yaml', ('max_concurrent:=3',)),
+    ('dcdrl_cloud', 'record.launch.yaml', ('output_dir:=runs/x', 'record_weights:=false')),
+    ('dcdrl_cloud', 'cloud_edge.launch.yaml', ('record:=true',)),
+    ('dcdrl_cloud', 'face_all.launch.yaml', ('record:=true', 'record_weights:=false')),
 ]
 
 
@@ -335,11 +338,13 @@ CLOUD_EDGE_NODES = {'/dcdrl/segment_learner': 'segment learner started', '/dcdrl
 FACE_SERVER = {'/dcdrl/face_server': 'face_server started'}
 FACE_CLOUD = {'/dcdrl/replay_buffer': 'replay_buffer started', '/dcdrl/learner': 'learner started'}
 FACE_DEVICE = {'/dcdrl/camera': 'camera started', '/dcdrl/offload_controller': 'offload controller device_0 started'}
+RECORDER = {'/dcdrl/bag_recorder': 'Recording... into'}
 STREAM_NODES = {'/dcdrl/replay_buffer': 'replay_buffer started',
                 '/dcdrl/client_0': 'client client_0 started', '/dcdrl/client_1': 'client client_1 started'}
 # What the system tests below start: every block of every config file must reach one of these nodes.
 SYSTEM_CASES = [
-    (('dcdrl_cloud', 'train.launch.py', ('num_clients:=4', 'duration_s:=20.0')), TRAIN_NODES),
+    (('dcdrl_cloud', 'train.launch.py', ('num_clients:=4', 'duration_s:=20.0', 'record:=true')),
+     {**TRAIN_NODES, **RECORDER}),
     (('dcdrl_edge', 'edge.launch.yaml', ()), EDGE_NODES),
     (('dcdrl_cloud', 'cloud_edge.launch.yaml', ()), CLOUD_EDGE_NODES),
     (('dcdrl_cloud', 'cartpole_pretrain.launch.yaml', ()), {'/dcdrl/segment_learner': 'segment learner started',
@@ -379,6 +384,14 @@ def test_train_launch_py_reaches_training_done_and_ends_by_itself(ros2_ws, tmp_p
         children[0].process.wait(STOP_TIMEOUT)  # the learner exits; its on_exit: shutdown stops the others
 
     run_and_interrupt(ros2_ws, tmp_path, [case_lines('dcdrl_cloud', 'train.launch.py')], until=until)
+    # record:=true: the recorder (our runtime under the real ros2 launch) closed its bag in the run folder.
+    from dcdrl_ros.bag.reader import BagReader
+    bags = list((tmp_path / 'runs' / 'train').glob('rosbag2_*'))
+    assert len(bags) == 1 and (bags[0] / 'metadata.yaml').is_file()
+    reader = BagReader(bags[0])
+    counts = dict((topic.name, count) for topic, count in reader.metadata.topics_with_message_count)
+    assert reader.damage is None and counts.get('/dcdrl/experience', 0) > 0 and counts.get('/dcdrl/policy', 0) > 0
+    assert '/dcdrl/replay/batches' not in counts and '/rosout' not in counts
 
 
 def test_edge_and_cloud_edge_launch_files_start_together_and_stop_on_one_ctrl_c(ros2_ws, tmp_path):
