@@ -235,3 +235,12 @@ def test_recorder_node_parameters_select_as_the_cli_and_can_leave_out_weights():
     named = RecorderParameters(output_dir='runs').bag_folder()
     assert re.fullmatch(r'runs/rosbag2_\d{4}_\d\d_\d\d-\d\d_\d\d_\d\d', named)
     assert RecorderParameters(output='here').bag_folder() == 'here' and default_bag_name().startswith('rosbag2_')
+
+
+def test_bag_record_refuses_an_existing_folder_and_no_topics_with_one_line(tmp_path, capsys):
+    from dcdrl_ros.cli import main
+    (tmp_path / 'taken').mkdir()
+    assert main(['bag', 'record', '-a', '-o', str(tmp_path / 'taken')]) == 1
+    assert capsys.readouterr().err == f"Output folder '{tmp_path / 'taken'}' already exists.\n"
+    assert main(['bag', 'record', '-o', str(tmp_path / 'new')]) == 1
+    assert capsys.readouterr().err.count('\n') == 1 and not (tmp_path / 'new').exists()
