@@ -36,10 +36,12 @@ import torch
 
 from dcdrl_core.checks import check_int, check_number
 
+from . import manual_grad
 from .networks import PRESETS, NetworkConfig, architecture_id, build_actor, build_critic, network_config
 from .noise import NOISE_KINDS, ExplorationNoise, make_noise
 
 ALGORITHMS = ('ddpg', 'td3', 'sac')
+UPDATE_IMPLS = ('manual', 'autograd')
 # TD3 paper values, used when the algorithm is 'td3' and the field is left at None; SAC (dcdrl_learning.sac)
 # uses twin critics, an actor step per critic step and no smoothing noise (its target samples the policy).
 _ALGO_DEFAULTS = {
@@ -104,6 +106,8 @@ class AgentConfig:
     seed: int = 0                           # network init, smoothing noise and exploration noise
     torch_threads: int | None = None        # torch.set_num_threads at construction (process-wide); None = leave
     optimizer_impl: str = 'fused'           # Adam kernels: 'fused' (one kernel per tensor), 'foreach' or 'default'
+    update_impl: str = 'manual'             # DDPG/TD3 gradients: 'manual' (hand-written passes where the nets
+    #                                         allow, see manual_grad.py) or 'autograd'
     alpha: float = 0.2                      # (sac) entropy temperature at the start (fixed without autotune_alpha)
     autotune_alpha: bool = True             # (sac) learn the temperature so the entropy tracks the target
     target_entropy_per_action: float = -1.0  # (sac) target entropy / action_dim (SAC v2: -1)
@@ -149,6 +153,8 @@ class AgentConfig:
             check_int('torch_threads', self.torch_threads, 1)
         if self.optimizer_impl not in ('foreach', 'fused', 'default'):
             raise ValueError(f"optimizer_impl must be 'foreach', 'fused' or 'default', got {self.optimizer_impl!r}")
+        if self.update_impl not in UPDATE_IMPLS:
+            raise ValueError(f'update_impl must be one of {UPDATE_IMPLS}, got {self.update_impl!r}')
         if not isinstance(self.device, str):
             raise TypeError(f'device must be a string, got {type(self.device).__name__}')
         check_number('alpha', self.alpha, 0.0, above=True)
@@ -345,6 +351,7 @@ class Agent:
         self.noise: ExplorationNoise | None = self._make_noise((action_dim,), config.seed + 3)
         self.critic_updates = 0
         self.actor_updates = 0
+        self._manual = config.update_impl == 'manual' and manual_grad.supported(config.network)
 
     # ---------------------------------------------------------------- acting
     def _make_noise(self, shape: tuple[int, ...], seed: int | None) -> ExplorationNoise | None:
@@ -419,11 +426,18 @@ class Agent:
             next_q = next_q.amin(dim=0) if c.n_critics > 1 else next_q[0]
             target = torch.addcmul(rewards, discounts, next_q)
 
-        q = self.critic(obs, actions)                       # [n_critics, B]
-        td = q - target
-        critic_loss = (td.square() * weights).mean(dim=1).sum()
-        self._critic_flat.grad.zero_()  # the parameters' .grad are views into this buffer
-        critic_loss.backward()
+        if self._manual:   # the backward writes every element of the .grad views: no zeroing
+            with torch.no_grad():
+                q, inputs = manual_grad.critic_forward(self.critic, obs, actions)
+                td = q - target
+                critic_loss = (td.square() * weights).mean(dim=1).sum()
+                manual_grad.critic_backward(self.critic, inputs, td * (weights * (2.0 / b)))
+        else:
+            q = self.critic(obs, actions)                       # [n_critics, B]
+            td = q - target
+            critic_loss = (td.square() * weights).mean(dim=1).sum()
+            self._critic_flat.grad.zero_()  # the parameters' .grad are views into this buffer
+            critic_loss.backward()
         if c.max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(self._critic_flat, c.max_grad_norm)
         adam_step(self.critic_optim)
@@ -432,11 +446,21 @@ class Agent:
         actor_loss = None
         if self.critic_updates % c.policy_delay == 0:
             if stored_transitions is None or stored_transitions >= c.actor_start:
-                q_pi = self.critic(obs, self.actor(obs), members=1)[0]
-                actor_loss = -q_pi.mean()
-                self._actor_flat.grad.zero_()
-                # inputs=: gradients for the actor only; the critic's weight gradients are not needed.
-                actor_loss.backward(inputs=self._actor_params)
+                if self._manual:
+                    with torch.no_grad():
+                        pi, actor_inputs = manual_grad.actor_forward(self.actor, obs)
+                        q_pi, critic_inputs = manual_grad.critic_forward(self.critic, obs, pi, members=1)
+                        actor_loss = -q_pi[0].mean()
+                        grad_q = torch.full_like(q_pi, -1.0 / b)
+                        grad_pi = manual_grad.critic_backward(self.critic, critic_inputs, grad_q, weight_grads=False,
+                                                              action_grad=True)
+                        manual_grad.actor_backward(self.actor, actor_inputs, pi, grad_pi)
+                else:
+                    q_pi = self.critic(obs, self.actor(obs), members=1)[0]
+                    actor_loss = -q_pi.mean()
+                    self._actor_flat.grad.zero_()
+                    # inputs=: gradients for the actor only; the critic's weight gradients are not needed.
+                    actor_loss.backward(inputs=self._actor_params)
                 if c.max_grad_norm is not None:
                     torch.nn.utils.clip_grad_norm_(self._actor_flat, c.max_grad_norm)
                 adam_step(self.actor_optim)
