@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -178,3 +179,16 @@ def test_a_sigkilled_writer_leaves_every_complete_chunk_readable(tmp_path):
     reader = BagReader(tmp_path / 'killed')   # reads every complete chunk and says what was lost
     assert reader.damage and [m.data for m in reader.messages()] == [_payload(i) for i in range(written)]
     assert reader.metadata.message_count == written and [t.name for t in reader.topics] == ['/chatter']
+
+
+def test_a_chunk_of_slow_topics_goes_to_disk_after_the_flush_period(tmp_path):
+    writer = _write(tmp_path / 'slow', 3, flush_period_s=0.05)   # far less than a chunk
+    path = tmp_path / 'slow' / 'slow_0.mcap'
+    deadline = time.monotonic() + 10
+    while writer.written < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)   # the period is measured on the monotonic clock: nothing to await
+        writer.flush_stale()
+    assert writer.written == 3 and [m.data for m in _messages(path.read_bytes())] == [_payload(i) for i in range(3)]
+    never = _write(tmp_path / 'never', 3)   # flush_period_s=0: only full chunks, as rosbag2
+    never.flush_stale()
+    assert never.written == 0 and never.close().message_count == 3

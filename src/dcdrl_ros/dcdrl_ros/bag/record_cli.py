@@ -9,6 +9,7 @@ from typing import Any
 from dcdrl_ros.cli_common import fail
 
 MILLISECONDS = 1e-3
+FLUSH_PERIOD_S = 5.0   # a chunk goes to disk after this long at the latest (BagWriter.flush_stale); the node's too
 
 
 def _selection(args: argparse.Namespace) -> Any:
@@ -31,7 +32,7 @@ def cmd_record(args: argparse.Namespace) -> int:
         return fail('--compression-format is required with --compression-mode file or message')
     try:
         writer = BagWriter(args.output or default_bag_name(), args.max_bag_size, args.max_bag_duration,
-                           args.compression_mode, args.compression_format or '')
+                           args.compression_mode, args.compression_format or '', flush_period_s=args.flush_period)
     except (BagWriteError, ValueError) as error:
         return fail(str(error))
     signals = StopSignals()
@@ -92,4 +93,7 @@ def add_arguments(bag_verbs: Any) -> None:
     sub.add_argument('--compression-format', choices=['zstd'], default='', help='compression format (zstd)')
     sub.add_argument('-p', '--polling-interval', type=_non_negative(int), default=100, metavar='MS',
                      help='how often new topics are looked for, in ms (default: 100)')
+    sub.add_argument('--flush-period', type=_non_negative(float), default=FLUSH_PERIOD_S, metavar='S',
+                     help='write a chunk to disk after S seconds at the latest: what a kill can lose '
+                          f'(default: {FLUSH_PERIOD_S:g}; 0: when 768 KiB are full, as ros2 bag)')
     sub.set_defaults(handler=cmd_record)

@@ -18,6 +18,7 @@ from typing import Any
 
 from dcdrl_ros.bag.follow import TopicFollower, TopicSelection
 from dcdrl_ros.bag.metadata import BagMetadata, TopicInfo
+from dcdrl_ros.bag.record_cli import FLUSH_PERIOD_S
 from dcdrl_ros.bag.writer import COMPRESSION_MODES, BagWriteError, BagWriter
 from dcdrl_ros.parameter_dataclass import parameter
 
@@ -55,10 +56,11 @@ class Recorder:
             self._error(self.failed)
 
     def poll(self) -> None:
-        """Subscribes to selected topics that appeared since the last call."""
+        """Subscribes to selected topics that appeared since the last call; writes out a stale chunk."""
         if self.failed is None:
             try:
                 self.follower.poll()
+                self.writer.flush_stale()
             except BagWriteError as error:
                 self.failed = str(error)
                 self._error(self.failed)
@@ -92,6 +94,8 @@ class RecorderParameters:
                                       'each payload', choices=COMPRESSION_MODES)
     discovery_period_s: float = parameter(DISCOVERY_PERIOD_S, 'how often new topics are looked for (s)',
                                           above=0.0)
+    flush_period_s: float = parameter(FLUSH_PERIOD_S, 'a chunk goes to disk after this long at the latest (s; '
+                                      '0 = when full, as rosbag2): what a SIGKILL can lose', low=0.0)
 
     def selection(self) -> TopicSelection:
         return TopicSelection(all_topics=self.all_topics, topics=self.topics, include=self.include or None,
@@ -113,7 +117,7 @@ def _recorder_node_class(ros: Any) -> type:
             logger = self.get_logger()
             try:
                 writer = BagWriter(parameters.bag_folder(), parameters.max_bag_size, parameters.max_bag_duration,
-                                   parameters.compression_mode, 'zstd')
+                                   parameters.compression_mode, 'zstd', flush_period_s=parameters.flush_period_s)
             except BagWriteError as error:
                 raise ValueError(str(error)) from None   # run_node: one [FATAL] line, exit code 2
             self.watcher = GraphWatcher(self.context)

@@ -3,7 +3,8 @@
 Each file is MCAP with the 'ros2' profile: ros2msg schemas, 'cdr' channels carrying the publishers'
 offered QoS and type hash, and rosbag2's 'rosbag2' metadata record at the start and the end. Messages are
 stored as received (never re-encoded) in chunks of rosbag2's size, each chunk flushed to the file as it is
-complete: a SIGKILLed recorder leaves every complete chunk readable. Compression as rosbag2 0.26.5 does it:
+complete: a SIGKILLed recorder leaves every complete chunk readable (and `flush_stale` closes a chunk that slow
+topics would keep open for long). Compression as rosbag2 0.26.5 does it:
 'file' compresses each closed file whole into NAME_k.mcap.zstd; 'message' compresses each payload into a
 zstd frame and leaves the chunks uncompressed.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import threading
+import time
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -70,6 +72,7 @@ class _OpenFile:
     info: FileInfo = field(default_factory=lambda: FileInfo(''))
     end_time: int = 0
     pending: Counter = field(default_factory=Counter)   # topic -> messages in the chunk not yet on disk
+    pending_since: int = 0    # monotonic ns of the oldest of them
     flushed_at: int = 0       # stream position after the last complete chunk
 
 
@@ -78,7 +81,7 @@ class BagWriter:
 
     def __init__(self, directory: str | os.PathLike, max_bag_size: int = 0, max_bag_duration: float = 0,
                  compression_mode: str = 'none', compression_format: str = '', chunk_size: int = CHUNK_SIZE,
-                 open_file: Any = None) -> None:
+                 flush_period_s: float = 0.0, open_file: Any = None) -> None:
         mode = (compression_mode or 'none').lower()
         if mode not in COMPRESSION_MODES:
             raise ValueError(f'compression mode must be one of {", ".join(COMPRESSION_MODES)}, '
@@ -92,6 +95,7 @@ class BagWriter:
         self.max_bag_duration_ns = int(max_bag_duration * 1e9)
         self.compression_mode = mode
         self.chunk_size = chunk_size
+        self.flush_period_ns = int(flush_period_s * 1e9)
         self._open = open_file or (lambda path: open(path, 'wb'))   # tests give a file that fails
         self._lock = threading.Lock()
         self._channels: dict[str, _Channel] = {}
@@ -170,6 +174,8 @@ class BagWriter:
         current.end_time = max(current.end_time, log_time_ns)
         info.duration = current.end_time - info.starting_time
         info.message_count += 1
+        if not current.pending:
+            current.pending_since = time.monotonic_ns()
         current.pending[channel.topic.name] += 1
         self._chunk_done(current)
         if self.max_bag_size and current.flushed_at >= self.max_bag_size:
@@ -183,6 +189,20 @@ class BagWriter:
             current.flushed_at = position
             self.written += current.pending.total()
             current.pending.clear()
+
+    def flush_stale(self) -> None:
+        """Writes the open chunk out once its oldest message waited flush_period_s (0: never), so a SIGKILL
+        loses at most that much of slow topics; rosbag2 keeps a chunk open until it holds 768 KiB."""
+        with self._lock:
+            current = self._file
+            if (not self.flush_period_ns or current is None or self.failed or self.closed or not current.pending
+                    or time.monotonic_ns() - current.pending_since < self.flush_period_ns):
+                return
+            self._guarded(self._flush_chunk, current)
+
+    def _flush_chunk(self, current: _OpenFile) -> None:
+        current.mcap.flush()
+        self._chunk_done(current)
 
     def _guarded(self, step: Any, *args: Any) -> None:
         try:
