@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import zstandard
 from mcap.data_stream import ReadDataStream
@@ -68,13 +69,13 @@ class FileScan:
 class _Records:
     """The complete top-level records of one MCAP file, chunks opened; stops at the first incomplete one."""
 
-    def __init__(self, scan: FileScan, data: io.BufferedIOBase | io.BytesIO, size: int) -> None:
-        self.scan, self._data, self._size = scan, data, size
+    def __init__(self, scan: FileScan, data: _ExactReader, size: int | None) -> None:
+        self.scan, self._data, self._size = scan, data, size  # size None: a decompressing stream
 
     def __iter__(self) -> Iterator[object]:
         scan, data = self.scan, self._data
-        scan.size = self._size
         magic = data.read(len(MCAP_MAGIC))
+        scan.size = len(magic)
         if len(magic) < len(MCAP_MAGIC) and MCAP_MAGIC.startswith(magic):  # killed before its first write
             scan.truncated_at = 0
             return
@@ -83,14 +84,19 @@ class _Records:
         position = len(MCAP_MAGIC)
         while True:
             head = data.read(_RECORD_HEAD.size)
+            scan.size = position + len(head)
             if len(head) < _RECORD_HEAD.size:
                 scan.truncated_at = position
                 return
             opcode, length = _RECORD_HEAD.unpack(head)
-            if position + _RECORD_HEAD.size + length > self._size:
-                scan.truncated_at = position
+            if self._size is not None and position + _RECORD_HEAD.size + length > self._size:
+                scan.truncated_at, scan.size = position, self._size  # (a cut or corrupt length: not read)
                 return
             body = data.read(length)
+            scan.size += len(body)
+            if len(body) < length:
+                scan.truncated_at = position
+                return
             position += _RECORD_HEAD.size + length
             if opcode == Opcode.FOOTER:
                 scan.complete = True
@@ -130,21 +136,40 @@ def _chunk_records(stream: ReadDataStream, length: int) -> Iterator[object]:
             stream.read(size)
 
 
-def _open_mcap(path: Path) -> tuple[io.BufferedIOBase | io.BytesIO, int]:
-    """The file's MCAP bytes and their length: a .zstd file (file compression) decompressed as far as it goes."""
+class _ExactReader:
+    """read(n) gives n bytes, fewer only at the end of the data; a cut zstd frame counts as the end."""
+
+    def __init__(self, raw: Any) -> None:
+        self._raw = raw
+
+    def read(self, size: int) -> bytes:
+        parts, wanted = [], size
+        while wanted > 0:
+            try:
+                part = self._raw.read(min(wanted, 1 << 24))
+            except zstandard.ZstdError:
+                part = b''
+            if not part:
+                break
+            parts.append(part)
+            wanted -= len(part)
+        return b''.join(parts)
+
+    def __enter__(self) -> _ExactReader:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._raw.close()
+
+
+def _open_mcap(path: Path) -> tuple[_ExactReader, int | None]:
+    """The file's MCAP bytes and their length; a .zstd file (file compression) decompressed as it is read
+    (never whole in memory), its length unknown."""
+    handle = open(path, 'rb')  # noqa: SIM115  (closed by _ExactReader's __exit__)
     if path.suffix != '.zstd':
-        return open(path, 'rb'), path.stat().st_size  # noqa: SIM115  (closed by the caller)
-    out = io.BytesIO()
-    with open(path, 'rb') as handle:
-        reader = zstandard.ZstdDecompressor().stream_reader(handle, read_across_frames=True)
-        try:
-            while chunk := reader.read(1 << 20):
-                out.write(chunk)
-        except zstandard.ZstdError:
-            pass  # a truncated frame: keep what decompressed
-    size = out.tell()
-    out.seek(0)
-    return out, size
+        return _ExactReader(handle), path.stat().st_size
+    stream = zstandard.ZstdDecompressor().stream_reader(handle, read_across_frames=True, closefd=True)
+    return _ExactReader(stream), None
 
 
 def _file_order(name: str) -> tuple[int, str]:
