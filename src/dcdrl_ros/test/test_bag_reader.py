@@ -10,6 +10,8 @@
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,6 +20,8 @@ import zstandard
 
 from dcdrl_ros.bag.metadata import BagMetadata, TopicInfo, qos_profile_dict
 from dcdrl_ros.bag.player import (
+    Player,
+    PlayOptions,
     format_size,
     info_text,
     parse_remaps,
@@ -199,3 +203,66 @@ def test_playback_targets_scale_with_the_rate_from_the_start() -> None:
     assert playback_target(100.0, START_NS, START_NS + 3 * 10 ** 9, 2.0) == pytest.approx(101.5)
     assert playback_target(100.0, START_NS, START_NS, 0.5) == 100.0
     assert percentile([0.1 * i for i in range(1, 101)], 0.99) == pytest.approx(9.9)
+
+
+# --- the Player over a fake node (timing, selection, stop; the DDS side is test/test_bag_play.py) ---------
+class _FakePublisher:
+    def __init__(self, msg_type, topic, qos) -> None:
+        self.msg_type, self.topic, self.qos_profile = msg_type, topic, qos
+        self.sent: list[tuple[float, bytes]] = []
+
+    def publish_serialized(self, data: bytes) -> None:
+        self.sent.append((time.monotonic(), data))
+
+    def publish(self, message) -> None:
+        self.sent.append((time.monotonic(), message))
+
+
+class _FakeNode:
+    def __init__(self) -> None:
+        self.publishers: dict[str, _FakePublisher] = {}
+
+    def create_publisher(self, msg_type, topic, qos) -> _FakePublisher:
+        self.publishers[topic] = _FakePublisher(msg_type, topic, qos)
+        return self.publishers[topic]
+
+    def destroy_publisher(self, publisher) -> None:
+        del self.publishers[publisher.topic]
+
+
+def test_player_keeps_time_selection_and_remap(plain_bag: Path) -> None:
+    node = _FakeNode()
+    player = Player(node, BagReader(plain_bag), PlayOptions(rate=4.0, topics=['/chatter'], remap={'/chatter': '/r'},
+                                                            measure=True, clock_hz=200.0))
+    assert sorted(node.publishers) == ['/r']  # /clock comes with run()
+    started = time.monotonic()
+    assert player.run() == 300
+    elapsed = time.monotonic() - started
+    sent = node.publishers['/r'].sent
+    assert [int(String.deserialize(data).data.split()[1]) for _t, data in sent] == [
+        i for i in range(COUNT) if i % 4 != 3]
+    assert (COUNT - 2) * STEP_NS / 1e9 / 4 <= elapsed < 0.5   # 399 ms of bag at 4x: about 0.1 s
+    assert percentile([abs(x) for x in player.lateness], 0.5) < 0.005
+    clock = [m.clock.sec * 10 ** 9 + m.clock.nanosec for _t, m in node.publishers['/clock'].sent]
+    assert clock and clock == sorted(clock) and START_NS <= clock[0] and clock[-1] <= START_NS + COUNT * STEP_NS
+    player.close()
+    assert node.publishers == {}
+
+
+def test_player_stops_within_a_long_wait_and_loops_from_the_offset(tmp_path: Path) -> None:
+    writer = BagWriter(tmp_path / 'gap')
+    writer.add_topic(CHATTER)
+    for index, offset_s in enumerate((0.0, 0.1, 0.2, 30.0)):   # a 30 s gap before the last message
+        writer.write('/chatter', String(data=_text(index)).serialize(), START_NS + int(offset_s * 1e9), START_NS)
+    writer.close()
+    node = _FakeNode()
+    player = Player(node, BagReader(tmp_path / 'gap'), PlayOptions(start_offset=0.05, loop=True))
+    runner = threading.Thread(target=player.run)
+    runner.start()
+    deadline = time.monotonic() + 10
+    while len(node.publishers['/chatter'].sent) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    player.stop()
+    runner.join(5)
+    assert not runner.is_alive()
+    assert [int(String.deserialize(d).data.split()[1]) for _t, d in node.publishers['/chatter'].sent] == [1, 2]

@@ -198,6 +198,7 @@ class Player:
         self._stop = stop or threading.Event()  # set by stop(), or by the caller's signal handler
         self._clock_ns = reader.metadata.starting_time  # bag time of the playback position, for /clock
         self._clock_anchor: tuple[float, int] | None = None
+        self._clock_publisher: list[Any] = []   # /clock's, once run() made it
         wanted = set(options.topics)
         self.topics = [t for t in reader.topics if not wanted or t.name in wanted]
         for topic in self.topics:
@@ -220,8 +221,9 @@ class Player:
 
     def close(self) -> None:
         self._stop.set()
-        for publisher in self._publishers.values():
+        for publisher in [*self._publishers.values(), *self._clock_publisher]:
             self.node.destroy_publisher(publisher)
+        self._publishers, self._clock_publisher = {}, []
         self._classes.close()
 
     def run(self) -> int:
@@ -265,6 +267,7 @@ class Player:
         from dcdrl_ros.messages import get_interface
         clock_class = get_interface('rosgraph_msgs/msg/Clock')
         publisher = self.node.create_publisher(clock_class, '/clock', 1)
+        self._clock_publisher.append(publisher)
         period = 1.0 / self.options.clock_hz
 
         def tick() -> None:
