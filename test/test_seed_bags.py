@@ -1,9 +1,13 @@
 """Seeding from recordings: recorded ExperienceBatch / TrajectorySegment messages go through the live intake.
 
 The fast tests feed seed_from_bags an in-memory reader of (type, CDR bytes) records: refusals are counted in the
-intake's own counters, both message types, several bags, missing and damaged bags.
+intake's own counters, both message types, several bags, missing and damaged bags. The system test records a
+running training graph with `dcdrl bag record`, then trains a fresh learner from that bag alone.
 """
+import json
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -21,9 +25,14 @@ from dcdrl_cloud.seed_bags import (
 )
 from dcdrl_core.protocol import SegmentFlag
 from dcdrl_learning.experience import fill_experience
+from dcdrl_ros import runtime
 from dcdrl_ros.messages import get_interface
+from dcdrl_ros.testing import ChildProcess, TopicRecorder, loopback_env, node_process
 
 OBS, ACT = 4, 2
+FAST = Path(__file__).parent / 'fixtures' / 'train_fast.yaml'
+DCDRL = [sys.executable, '-m', 'dcdrl_ros.cli']
+TIMEOUT = 120.0   # generous: torch imports and discovery on a loaded 2-core machine
 
 
 @dataclass
@@ -160,3 +169,60 @@ def test_segments_are_paired_and_refused_by_the_segment_learner(tmp_path):
     assert dict(summary.refused) == {'not_finite': 1, 'out_of_range': 1}
     assert dict(learner.rejected) == {'not_finite': 1, 'out_of_range': 1}   # the live counters
     learner.close()
+
+
+@pytest.mark.dds
+@pytest.mark.slow
+def test_a_fresh_learner_trained_from_a_recording_alone_beats_the_untrained_policy_and_local_only(domain, tmp_path):
+    # The suite's longest test (about 90 s on a busy 2-core machine), and why: 30 s of a running training graph's
+    # experience (about 500 batches) is what a fresh learner needs to beat local-only in 25 s of training; less of
+    # either ties it. The rest is starting and stopping two graphs (torch imports) and the final evaluation.
+    bag = tmp_path / 'bag'
+    # The recorded graph's learner stops at once (no final table or report: not what this test is about).
+    params = tmp_path / 'train_fast.yaml'
+    learner_block = '/**/learner:\n  ros__parameters:\n'
+    params.write_text(FAST.read_text().replace(learner_block, learner_block + '    evaluate_on_stop: false\n'
+                                                                              '    report: false\n'))
+    experience = TopicRecorder(domain, namespace='/dcdrl')
+    batches = experience.record(get_interface(EXPERIENCE_TYPE), 'experience', runtime.QoSProfile(depth=100),
+                                lambda message: message.client_id)
+    recorder = ChildProcess([*DCDRL, 'bag', 'record', '-o', str(bag), '/dcdrl/experience'], env=loopback_env(domain))
+    graph = ChildProcess([*DCDRL, 'launch', 'dcdrl_cloud', 'train.launch.yaml', f'params_file:={params}',
+                          f'output_dir:={tmp_path / "graph"}', 'duration_s:=0', 'exit_when_done:=false'],
+                         env=loopback_env(domain))
+    try:
+        experience.wait_for(lambda: len(batches) >= 500, TIMEOUT, 'about 30 s of experience from two clients')
+    finally:
+        assert recorder.stop(timeout=30) == 0, '\n'.join(recorder.lines[-20:])
+        graph.stop(timeout=60)
+        experience.close()
+
+    # A fresh replay buffer seeded from the bag and a fresh learner, no client: nothing else feeds them.
+    output = tmp_path / 'offline'
+    replay = node_process('dcdrl_cloud', 'replay_buffer', 'replay_buffer', domain, FAST, f'output_dir:={output}',
+                          f'seed_bags:=[{bag}]')
+    learner = node_process('dcdrl_cloud', 'learner', 'learner', domain, FAST, f'output_dir:={output}',
+                           'network_preset:=cloud_edge', 'gamma:=0.9', 'duration_s:=25.0', 'exit_when_done:=true',
+                           'eval_period_s:=600.0', 'oracle_episodes:=0', 'report:=false')
+    try:
+        seeded = replay.wait_for_line('seeded ', TIMEOUT)
+        learner.wait_for_line('TRAINING DONE', TIMEOUT + 60)
+        assert learner.process.wait(TIMEOUT) == 0
+    finally:
+        learner.stop(timeout=30)
+        replay.stop(timeout=30)
+    assert ' from 1 bag, refused 0' in seeded, seeded
+    report = json.loads(next(line for line in replay.lines if line.startswith('REPORT '))[len('REPORT '):])
+    assert report['transitions'] == report['seeded'] >= 4000, report   # the bag's experience and nothing else
+    rows = {row['policy']: row for row in json.loads((output / 'evaluation.json').read_text())['rows']}
+    untrained = _first_evaluation_cost(output)   # at start (eval_period_s: the only periodic one)
+    assert rows['learned']['cost'] < rows['local_only']['cost'], rows
+    assert rows['learned']['cost'] < untrained, (rows['learned'], untrained)
+
+
+def _first_evaluation_cost(output_dir: Path) -> float:
+    """The learner's first evaluation: of its initial policy (taken before its first few updates)."""
+    scalars = next(output_dir.glob('*/scalars.csv'))
+    _, updates, _, cost = next(row.split(',') for row in scalars.read_text().splitlines() if ',eval/cost,' in row)
+    assert int(updates) <= 10, f'the first evaluation came after {updates} updates'
+    return float(cost)
