@@ -185,6 +185,34 @@ def test_rebuilt_metadata_of_the_sigkilled_bag_is_what_ros2_bag_reindex_writes(
     assert comparable(ours) == comparable(theirs)
 
 
+def test_real_ros2_bag_play_takes_the_rosbag2_record_our_writer_puts_in_each_file(
+        ros2: Any, tmp_path: Path) -> None:
+    """rosbag2_storage_mcap reads each file's 'rosbag2' record when it plays; the wrapped metadata.yaml form
+    there makes ros2 bag play fail ('invalid node; first invalid key: "version"')."""
+    import subprocess
+
+    from mcap.reader import make_reader
+
+    from dcdrl_ros.bag.metadata import TopicInfo, parse_metadata, qos_profile_dict
+    from dcdrl_ros.bag.writer import BagWriter
+    from dcdrl_ros.graph import EndpointQos
+    from dcdrl_ros.messages import get_interface
+    String = get_interface('std_msgs/msg/String')
+    writer = BagWriter(tmp_path / 'ours')
+    writer.add_topic(TopicInfo('/ours', 'std_msgs/msg/String', offered_qos_profiles=[qos_profile_dict(EndpointQos())]))
+    for index in range(20):
+        writer.write('/ours', String(data=f'ours {index}').serialize(), 10**18 + index * 10**6, 10**18 + index * 10**6)
+    writer.close()
+    with open(tmp_path / 'ours' / 'ours_0.mcap', 'rb') as handle:
+        records = [m.metadata['serialized_metadata'] for m in make_reader(handle).iter_metadata()
+                   if m.name == 'rosbag2']
+    assert records and all(text.startswith('version: 9') for text in records)
+    assert parse_metadata(records[0]).relative_file_paths == ['ours_0.mcap']
+    played = subprocess.run([_ros2(ros2), 'bag', 'play', str(tmp_path / 'ours')],
+                            env=_ros2_env(ros2, fresh_domain_id()), capture_output=True, text=True, timeout=TIMEOUT)
+    assert played.returncode == 0 and 'Failed' not in played.stdout + played.stderr, played.stderr
+
+
 # --- playback ----------------------------------------------------------------------------------------------
 class _Playback:
     """A Player in this process, with subscribers (a TopicRecorder) on its context (one DDS domain per process)."""

@@ -146,9 +146,19 @@ def _topic_dict(topic: TopicInfo) -> dict[str, Any]:
 
 
 def metadata_yaml(metadata: BagMetadata) -> str:
-    """The text of metadata.yaml (and of the MCAP 'rosbag2' metadata record), without a final newline as
-    yaml-cpp writes it."""
-    document = {'rosbag2_bagfile_information': {
+    """The text of metadata.yaml, without a final newline as yaml-cpp writes it."""
+    return _dump({'rosbag2_bagfile_information': _fields(metadata)}).rstrip('\n')
+
+
+def serialized_metadata(metadata: BagMetadata) -> str:
+    """The text of each MCAP file's 'rosbag2' metadata record: metadata.yaml's fields without the
+    rosbag2_bagfile_information key, as rosbag2_storage_mcap writes it (`ros2 bag play` refuses the wrapped
+    form: 'invalid node; first invalid key: "version"')."""
+    return _dump(_fields(metadata)).rstrip('\n')
+
+
+def _fields(metadata: BagMetadata) -> dict[str, Any]:
+    return {
         'version': metadata.version,
         'storage_identifier': metadata.storage_identifier,
         'duration': {'nanoseconds': metadata.duration},
@@ -164,8 +174,7 @@ def metadata_yaml(metadata: BagMetadata) -> str:
                   for f in metadata.files],
         'custom_data': metadata.custom_data,
         'ros_distro': metadata.ros_distro,
-    }}
-    return _dump(document).rstrip('\n')
+    }
 
 
 def write_metadata(directory: str | os.PathLike, metadata: BagMetadata) -> Path:
@@ -183,8 +192,11 @@ def _nested(section: dict, key: str, inner: str, default: int) -> int:
 
 
 def parse_metadata(text: str) -> BagMetadata:
-    """metadata.yaml's text as BagMetadata; ValueError with what is wrong."""
+    """metadata.yaml's text (or an MCAP 'rosbag2' record's, the same fields unwrapped) as BagMetadata;
+    ValueError with what is wrong."""
     document = yaml.safe_load(text)
+    if isinstance(document, dict) and 'version' in document:
+        document = {'rosbag2_bagfile_information': document}
     if not isinstance(document, dict) or not isinstance(document.get('rosbag2_bagfile_information'), dict):
         raise ValueError('not a rosbag2 metadata file (no rosbag2_bagfile_information)')
     info = document['rosbag2_bagfile_information']

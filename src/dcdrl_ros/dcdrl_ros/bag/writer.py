@@ -28,8 +28,8 @@ from dcdrl_ros.bag.metadata import (
     BagMetadata,
     FileInfo,
     TopicInfo,
-    metadata_yaml,
     qos_profiles_yaml,
+    serialized_metadata,
     write_metadata,
 )
 from dcdrl_ros.bag.schema import ENCODING, message_definition
@@ -231,7 +231,7 @@ class BagWriter:
         self._relative_paths.append(name + ('.zstd' if self.compression_mode == 'file' else ''))
         try:
             mcap.start(profile='ros2', library=LIBRARY)
-            mcap.add_metadata('rosbag2', {'serialized_metadata': metadata_yaml(self.metadata())})
+            mcap.add_metadata('rosbag2', {'serialized_metadata': serialized_metadata(self.metadata())})
             for topic in self._channels:
                 self._register_channel(self._file, topic)
             stream.flush()
@@ -251,7 +251,7 @@ class BagWriter:
         current.mcap.flush()
         self.written += current.pending.total()
         current.pending.clear()
-        current.mcap.add_metadata('rosbag2', {'serialized_metadata': metadata_yaml(self.metadata())})
+        current.mcap.add_metadata('rosbag2', {'serialized_metadata': serialized_metadata(self.metadata())})
         current.mcap.finish()
         current.stream.close()
         self._files.append(current.info)
