@@ -72,8 +72,8 @@ def record(data, type_name=EXPERIENCE_TYPE, topic='/dcdrl/experience'):
     return Record(topic, type_name, data)
 
 
-def service():
-    return ReplayService(ReplayServiceConfig(capacity=1000, min_size_to_sample=1, seed=0))
+def service(capacity=1000):
+    return ReplayService(ReplayServiceConfig(capacity=capacity, min_size_to_sample=1, seed=0))
 
 
 def opener(bags):
@@ -226,3 +226,22 @@ def _first_evaluation_cost(output_dir: Path) -> float:
     _, updates, _, cost = next(row.split(',') for row in scalars.read_text().splitlines() if ',eval/cost,' in row)
     assert int(updates) <= 10, f'the first evaluation came after {updates} updates'
     return float(cost)
+
+
+def test_a_real_bag_killed_mid_write_seeds_its_complete_chunks(tmp_path):
+    from dcdrl_ros.bag.metadata import METADATA_FILE, TopicInfo
+    from dcdrl_ros.bag.writer import BagWriter
+    bag = tmp_path / 'bag'
+    writer = BagWriter(bag)
+    writer.add_topic(TopicInfo('/robot/experience', EXPERIENCE_TYPE))
+    for sequence in range(80):   # about 28 KB each: several 768 KiB chunks
+        writer.write('/robot/experience', experience_bytes(sequence, batch=500), sequence, sequence)
+    writer.close()
+    (bag / METADATA_FILE).unlink()   # what a SIGKILLed recorder leaves: no metadata.yaml, a cut last file
+    mcap_file = next(bag.glob('*.mcap'))
+    mcap_file.write_bytes(mcap_file.read_bytes()[:mcap_file.stat().st_size * 2 // 3])
+    replay = service(capacity=50_000)
+    summary = seed_from_bags([str(bag)], EXPERIENCE_TYPE, experience_intake(replay))
+    assert 0 < summary.messages < 80 and summary.transitions == len(replay) == 500 * summary.messages
+    assert len(summary.problems) == 1 and 'damaged' in summary.problems[0], summary.problems
+    assert f'used the {summary.messages} messages recovered' in summary.problems[0]
