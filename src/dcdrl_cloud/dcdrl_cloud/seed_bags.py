@@ -23,7 +23,9 @@ from dcdrl_learning.experience import ExperienceRejected
 
 EXPERIENCE_TYPE = 'dcdrl_msgs/msg/ExperienceBatch'
 SEGMENT_TYPE = 'dcdrl_msgs/msg/TrajectorySegment'
-DEFAULT_MAX_MESSAGE_SIZE = '16MiB'   # the runtime's DCDRL_MAX_SAMPLE_SIZE default (runtime/context.py)
+# The runtime's DCDRL_MAX_SAMPLE_SIZE default; dcdrl_ros.runtime.context is not imported for it because it
+# imports cyclonedds, which a ROS 2 machine running the rclpy backend need not have.
+DEFAULT_MAX_MESSAGE_SIZE = '16MiB'
 _SIZE_UNITS = {'B': 1, 'kB': 10 ** 3, 'KiB': 2 ** 10, 'MB': 10 ** 6, 'MiB': 2 ** 20, 'GB': 10 ** 9, 'GiB': 2 ** 30}
 
 
