@@ -38,6 +38,7 @@ import torch
 
 from dcdrl_learning.agents import ALGORITHMS, Agent, AgentConfig
 from dcdrl_learning.checkpoint import load_checkpoint, save_checkpoint
+from dcdrl_learning.noise import NOISE_KINDS
 from dcdrl_learning.replay import NStepWriter, ReplayBuffer
 from dcdrl_learning.runlog import RunLogger
 from dcdrl_sim.cartpole.env import CartPoleSwingUpEnv
@@ -72,6 +73,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     g.add_argument('--actor-start', type=int, default=d.actor_start, help='stored transitions before actor updates')
     g.add_argument('--updates-per-step', type=float, default=d.updates_per_step)
     g.add_argument('--combined-replay', action=argparse.BooleanOptionalAction, default=d.combined_replay)
+    g.add_argument('--exploration', default=d.exploration, choices=NOISE_KINDS,
+                   help="DDPG/TD3: the action noise; SAC: 'pink' samples its policy with pink noise, else white")
     g.add_argument('--noise-sigma', type=float, default=d.noise_sigma)
     g.add_argument('--noise-theta', type=float, default=d.noise_theta)
     g.add_argument('--noise-scale', type=float, default=d.noise_scale)
@@ -107,7 +110,7 @@ def agent_config(args: argparse.Namespace) -> AgentConfig:
         'cloud_edge', algorithm=args.algorithm, actor_lr=args.actor_lr, critic_lr=args.critic_lr,
         gamma=args.gamma, tau=args.tau, batch_size=args.batch_size, buffer_size=args.buffer_size,
         critic_start=args.critic_start, actor_start=args.actor_start, updates_per_step=args.updates_per_step,
-        combined_replay=args.combined_replay, exploration='ou', noise_sigma=args.noise_sigma,
+        combined_replay=args.combined_replay, exploration=args.exploration, noise_sigma=args.noise_sigma,
         noise_theta=args.noise_theta, noise_scale=args.noise_scale, noise_half_life=args.noise_half_life,
         torch_threads=args.torch_threads, device=args.device, seed=args.seed)
 

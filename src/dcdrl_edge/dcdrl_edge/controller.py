@@ -60,7 +60,8 @@ class ControllerConfig:
                                low=MIN_RATE_HZ, high=MAX_RATE_HZ)
     mode: str = parameter('train', "'train' (explore, stream segments) or 'eval' (every episode noise-free, flagged "
                                    "EVALUATION)", choices=CONTROLLER_MODES)
-    exploration: str = parameter('ou', "exploration noise: Ornstein-Uhlenbeck, Gaussian or none", choices=NOISE_KINDS)
+    exploration: str = parameter('ou', 'exploration noise: Ornstein-Uhlenbeck, Gaussian, pink (1/f) or none',
+                                 choices=NOISE_KINDS)
     noise_sigma: float = parameter(0.1, "the noise's sigma", low=0.0)
     noise_theta: float = parameter(0.15, 'OU mean reversion per step', low=0.0)
     noise_scale: float = parameter(1.0, 'factor on the noise', low=0.0)

@@ -390,7 +390,7 @@ def test_simulated_plant_episode_return_and_sequence_across_episodes():
 def test_config_validation():
     assert ControllerConfig().rate_hz == 30.0
     cases = [({'rate_hz': 0.5}, ValueError, 'rate_hz'), ({'rate_hz': 20000}, ValueError, 'rate_hz'),
-             ({'mode': 'play'}, ValueError, 'mode'), ({'exploration': 'pink'}, ValueError, 'exploration'),
+             ({'mode': 'play'}, ValueError, 'mode'), ({'exploration': 'brown'}, ValueError, 'exploration'),
              ({'noise_sigma': -0.1}, ValueError, 'noise_sigma'),
              ({'noise_theta': float('nan')}, ValueError, 'noise_theta'),
              ({'noise_half_life_steps': -1}, ValueError, 'noise_half_life_steps'),

@@ -1,4 +1,4 @@
-"""Exploration noise: Ornstein-Uhlenbeck and Gaussian, seeded, with an exponential decay of the scale.
+"""Exploration noise: Ornstein-Uhlenbeck, Gaussian and pink, seeded, with an exponential decay of the scale.
 
 Both processes draw from their own numpy Generator (never the global RNG), so a seeded run is
 reproducible and the full state (RNG, OU state, step counter) can be checkpointed as JSON-friendly data.
@@ -107,21 +107,80 @@ class OrnsteinUhlenbeckNoise(ExplorationNoise):
         self.x = x
 
 
-NOISE_KINDS = ('ou', 'gaussian', 'none')
+# A pink sequence is drawn per episode and row; this many steps (a cart-pole episode), then the next one.
+PINK_SEQUENCE_STEPS = 1000
+
+
+class PinkNoise(ExplorationNoise):
+    """Gaussian noise whose power falls as 1/f over time (Eberhard et al., ICLR 2023, "Pink noise is all you
+    need"): it keeps pushing the same way for a while, as white noise at 30 Hz never does, which is what
+    finds a swing-up's pumping motion. sigma is the standard deviation per step.
+
+    reset(index) draws a new sequence for one row (one environment of a vector) or for all rows.
+    """
+
+    def __init__(self, shape: int | tuple[int, ...], sigma: float, scale: float = 1.0,
+                 half_life: float | None = None, min_scale: float = 0.0, seed: int | None = None) -> None:
+        super().__init__(shape, sigma, scale, half_life, min_scale, seed)
+        rows = int(np.prod(self.shape[:-1], dtype=np.int64))
+        self.sequences = np.zeros((rows, self.shape[-1], PINK_SEQUENCE_STEPS))
+        self.positions = np.zeros(rows, dtype=np.int64)
+        self.reset()
+
+    def _pink(self, rows: int) -> np.ndarray:
+        frequencies = np.fft.rfftfreq(PINK_SEQUENCE_STEPS)
+        amplitude = np.maximum(frequencies, 1.0 / PINK_SEQUENCE_STEPS) ** -0.5   # power ~ 1/f
+        size = (rows, self.shape[-1], frequencies.size)
+        spectrum = (self.rng.standard_normal(size) + 1j * self.rng.standard_normal(size)) * amplitude
+        sequences = np.fft.irfft(spectrum, n=PINK_SEQUENCE_STEPS)
+        sequences -= sequences.mean(axis=-1, keepdims=True)
+        return sequences / sequences.std(axis=-1, keepdims=True)
+
+    def reset(self, index: int | None = None) -> None:
+        rows = slice(None) if index is None else slice(index, index + 1)
+        self.sequences[rows] = self._pink(len(self.positions[rows]))
+        self.positions[rows] = 0
+
+    def _draw(self) -> np.ndarray:
+        for row in np.flatnonzero(self.positions >= PINK_SEQUENCE_STEPS):
+            self.reset(int(row))
+        value = self.sequences[np.arange(len(self.positions)), :, self.positions]
+        self.positions += 1
+        return self.sigma * value.reshape(self.shape)
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state['sequences'] = self.sequences.tolist()
+        state['positions'] = self.positions.tolist()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        sequences = np.asarray(state['sequences'], dtype=np.float64)
+        if sequences.shape != self.sequences.shape:
+            raise ValueError(f'pink noise state has shape {sequences.shape}, expected {self.sequences.shape}')
+        self.sequences = sequences
+        self.positions = np.asarray(state['positions'], dtype=np.int64)
+
+
+NOISE_KINDS = ('ou', 'gaussian', 'pink', 'none')
 
 
 def make_noise(kind: str, shape: int | tuple[int, ...], sigma: float, theta: float = 0.15, scale: float = 1.0,
                half_life: float | None = None, min_scale: float = 0.0,
                seed: int | None = None) -> ExplorationNoise | None:
-    """Build the exploration noise named by `kind` ('ou', 'gaussian' or 'none' -> None)."""
+    """Build the exploration noise named by `kind` ('ou', 'gaussian', 'pink' or 'none' -> None)."""
     if kind == 'ou':
         return OrnsteinUhlenbeckNoise(shape, sigma=sigma, theta=theta, scale=scale, half_life=half_life,
                                       min_scale=min_scale, seed=seed)
     if kind == 'gaussian':
         return GaussianNoise(shape, sigma=sigma, scale=scale, half_life=half_life, min_scale=min_scale, seed=seed)
+    if kind == 'pink':
+        return PinkNoise(shape, sigma=sigma, scale=scale, half_life=half_life, min_scale=min_scale, seed=seed)
     if kind == 'none':
         return None
     raise ValueError(f'unknown exploration noise {kind!r}; expected one of {NOISE_KINDS}')
 
 
-__all__ = ['ExplorationNoise', 'GaussianNoise', 'OrnsteinUhlenbeckNoise', 'NOISE_KINDS', 'make_noise']
+__all__ = ['ExplorationNoise', 'GaussianNoise', 'NOISE_KINDS', 'OrnsteinUhlenbeckNoise', 'PINK_SEQUENCE_STEPS',
+           'PinkNoise', 'make_noise']

@@ -30,6 +30,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .agents import Agent, AgentConfig, Batch, _make_adam, flatten_parameters
+from .noise import ExplorationNoise, PinkNoise
 
 # The log std is squashed into this range (CleanRL's values): std from 0.007 to 7.4. It starts near 0 (std 1,
 # as SB3's SAC): tanh(N(0, 1)) covers most of [-1, 1], a broad exploration before anything is learned.
@@ -74,13 +75,13 @@ class LogStdHead(nn.Module):
 class SacAgent(Agent):
     """SAC: twin critics (the Agent's critic ensemble), squashed Gaussian actor, learned temperature.
 
-    act(obs, explore=True) samples from the policy (SAC explores with its own entropy; the
-    config's exploration noise is not used); explore=False returns tanh(mean).
+    act(obs, explore=True) samples from the policy: u = mean + std * eps with white eps, or with pink eps
+    (unit variance, correlated over time) when the config's exploration is 'pink'; the other exploration
+    kinds are not used (SAC explores with its own entropy). explore=False returns tanh(mean).
     """
 
     def __init__(self, config: AgentConfig, obs_dim: int, action_dim: int) -> None:
         super().__init__(config, obs_dim, action_dim)
-        self.noise = None
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed + 4)
             head = LogStdHead(config.network.actor_hidden[-1], action_dim, config.network.final_init)
@@ -97,19 +98,33 @@ class SacAgent(Agent):
     def alpha(self) -> float:
         return float(self.log_alpha.detach().exp())
 
-    def policy(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(action, log_prob) of one reparameterised sample per observation (differentiable)."""
+    def _make_noise(self, shape: tuple[int, ...], seed: int | None) -> ExplorationNoise | None:
+        return PinkNoise(shape, sigma=1.0, seed=seed) if self.config.exploration == 'pink' else None
+
+    def policy(self, obs: torch.Tensor, noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(action, log_prob) of one reparameterised sample per observation (differentiable); noise: the
+        standard normal draws to use (default: white, from the agent's generator)."""
         features = self.actor.features(obs)
         mean = self.actor.pre_tanh(features)
-        noise = torch.randn(mean.shape, generator=self._generator, device=self.device)
+        if noise is None:
+            noise = torch.randn(mean.shape, generator=self._generator, device=self.device)
         return squashed_gaussian_log_prob(mean, self.log_std_head(features), noise)
 
     def act(self, obs: np.ndarray, explore: bool = False) -> np.ndarray:
         if not explore:
             return super().act(obs, False)
         obs_tensor = self._checked_obs(obs)
+        noise = None
+        if self.noise is not None:
+            shape = tuple(obs_tensor.shape[:-1]) + (self.action_dim,)
+            if self.noise.shape != shape:
+                # A vector of environments: one sequence per environment, same RNG stream.
+                old, self.noise = self.noise, PinkNoise(shape, sigma=1.0)
+                self.noise.rng, self.noise.steps = old.rng, old.steps
+                self.noise.reset()
+            noise = torch.from_numpy(self.noise.sample()).to(self.device)
         with torch.inference_mode():
-            return self.policy(obs_tensor)[0].cpu().numpy()
+            return self.policy(obs_tensor, noise)[0].cpu().numpy()
 
     def update(self, batch: Batch, stored_transitions: int | None = None) -> dict[str, Any]:
         """One critic step, and a policy + temperature step when due; the statistics of Agent.update

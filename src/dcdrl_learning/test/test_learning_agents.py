@@ -273,7 +273,7 @@ def test_ou_noise_is_correlated_seeded_and_resettable():
     assert np.array_equal(restored.sample(), b.sample())
     assert make_noise('none', 2, sigma=0.1) is None
     with pytest.raises(ValueError, match='unknown exploration noise'):
-        make_noise('pink', 2, sigma=0.1)
+        make_noise('brown', 2, sigma=0.1)
     with pytest.raises(ValueError, match='sigma'):
         GaussianNoise(2, sigma=-1.0)
     with pytest.raises(ValueError, match='half_life'):
@@ -305,7 +305,7 @@ def test_presets_follow_the_seeds():
     ({'n_critics': 2.0}, 'n_critics'),
     ({'target_noise': -0.1}, 'target_noise'),
     ({'critic_start': -1}, 'critic_start'),
-    ({'exploration': 'pink'}, 'exploration'),
+    ({'exploration': 'brown'}, 'exploration'),
     ({'noise_half_life': 0}, 'noise_half_life'),
     ({'gamma': 1.1}, 'gamma'),
     ({'n_step': 0}, 'n_step'),

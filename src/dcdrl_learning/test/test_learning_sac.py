@@ -1,5 +1,6 @@
 """SAC: the critic target and temperature step on hand-made batches, the squashed Gaussian's log-prob,
 bit-identical resume, the edge's numpy actor, merging, and a learning smoke that fails if a sign is wrong."""
+import json
 import math
 from dataclasses import dataclass
 
@@ -13,6 +14,7 @@ from dcdrl_learning.codec import encode_weights
 from dcdrl_learning.inference import NumpyActor
 from dcdrl_learning.merge import merge_models
 from dcdrl_learning.networks import NetworkConfig
+from dcdrl_learning.noise import PINK_SEQUENCE_STEPS, make_noise
 from dcdrl_learning.sac import LOG_STD_MAX, LOG_STD_MIN, SacAgent, squashed_gaussian_log_prob
 
 SMALL = NetworkConfig(actor_hidden=(16, 8), critic_hidden=(16, 8))
@@ -157,14 +159,17 @@ def test_log_prob_stays_finite_where_tanh_saturates():
     assert torch.isfinite(log_prob).all()
 
 
-def test_resume_gives_bit_identical_next_updates_and_samples(tmp_path):
+@pytest.mark.parametrize('exploration', ['ou', 'pink'])   # 'ou' is not SAC's: white samples
+def test_resume_gives_bit_identical_next_updates_and_samples(tmp_path, exploration):
     rng = np.random.default_rng(3)
     data = [random_batch(rng, 8, 3, 2) for _ in range(8)]
     obs = np.zeros(3, np.float32)
-    original = make(actor_start=0)
+    original = make(actor_start=0, exploration=exploration)
+    assert (original.noise is None) == (exploration == 'ou')
     for b in data[:5]:
         original.update(b)
         original.act(obs, explore=True)
+    original.reset_noise()
     path = tmp_path / 'sac.safetensors'
     save_checkpoint(path, original, version=7)
 
@@ -181,6 +186,34 @@ def test_resume_gives_bit_identical_next_updates_and_samples(tmp_path):
     assert torch.equal(original.log_alpha, resumed.log_alpha)
     assert torch.equal(original.alpha_optim.state_dict()['state'][0]['exp_avg'],
                        resumed.alpha_optim.state_dict()['state'][0]['exp_avg'])
+
+
+def test_pink_noise_has_the_sigma_asked_for_lasts_is_seeded_resettable_and_restorable():
+    noise = make_noise('pink', (3, 2), sigma=0.5, seed=1)
+    samples = np.array([noise.sample() for _ in range(PINK_SEQUENCE_STEPS + 5)])   # one sequence used up
+    assert samples.shape == (PINK_SEQUENCE_STEPS + 5, 3, 2)
+    assert samples[:PINK_SEQUENCE_STEPS].std(axis=0) == pytest.approx(np.full((3, 2), 0.5))
+    twin = make_noise('pink', (3, 2), sigma=0.5, seed=1)
+    assert np.array_equal(samples[:10], np.array([twin.sample() for _ in range(10)]))
+    noise.reset(1)
+    assert noise.positions.tolist() == [5, 0, 5]
+    restored = make_noise('pink', (3, 2), sigma=0.5, seed=9)
+    restored.load_state_dict(json.loads(json.dumps(noise.state_dict())))
+    assert np.array_equal(restored.sample(), noise.sample())
+
+
+def test_pink_exploration_is_the_squashed_mean_plus_std_times_the_pink_sequence():
+    agent = make(obs_dim=3, action_dim=1, exploration='pink')
+    sequence = agent.noise.sequences[0, 0].copy()
+    expected_noise = sequence[:50]
+    obs = np.ones(3, np.float32)
+    actions = np.array([agent.act(obs, explore=True)[0] for _ in range(50)])
+    with torch.no_grad():
+        features = agent.actor.features(torch.from_numpy(obs))
+        mean, std = agent.actor.pre_tanh(features).item(), agent.log_std_head(features).exp().item()
+    np.testing.assert_allclose(actions, np.tanh(mean + std * expected_noise), atol=1e-5)
+    assert np.corrcoef(sequence[:-5], sequence[5:])[0, 1] > 0.2   # pushes that last (white: 0 +- 0.03)
+    assert agent.act(np.ones((4, 3), np.float32), explore=True).shape == (4, 1)   # a vector of environments
 
 
 def test_edge_numpy_actor_runs_the_deterministic_mean():

@@ -44,7 +44,7 @@ def collective_logic(**overrides):
 
 @pytest.mark.parametrize('field, value, message', [
     ('mode', 'solo', 'mode must be one of'), ('num_envs', 0, 'num_envs'), ('gamma', 1.5, 'gamma'),
-    ('network_preset', 'huge', 'network_preset'), ('exploration', 'pink', 'exploration'),
+    ('network_preset', 'huge', 'network_preset'), ('exploration', 'brown', 'exploration'),
     ('mutation_probability', -0.1, 'mutation_probability'), ('updates_per_step', 0.0, 'updates_per_step'),
     ('exploration_noise', float('nan'), 'exploration_noise'), ('seed', -1, 'seed')])
 def test_bad_settings_are_refused_with_the_field_name(field, value, message):
