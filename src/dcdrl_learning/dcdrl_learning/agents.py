@@ -37,6 +37,7 @@ import torch
 from dcdrl_core.checks import check_int, check_number
 
 from . import manual_grad
+from .cuda_graph import GraphedStep
 from .networks import PRESETS, NetworkConfig, architecture_id, build_actor, build_critic, network_config
 from .noise import NOISE_KINDS, ExplorationNoise, make_noise
 
@@ -108,6 +109,7 @@ class AgentConfig:
     optimizer_impl: str = 'fused'           # Adam kernels: 'fused' (one kernel per tensor), 'foreach' or 'default'
     update_impl: str = 'manual'             # DDPG/TD3 gradients: 'manual' (hand-written passes where the nets
     #                                         allow, see manual_grad.py) or 'autograd'
+    cuda_graph: bool = False                # on a CUDA device: replay each DDPG/TD3 update as a CUDA graph
     alpha: float = 0.2                      # (sac) entropy temperature at the start (fixed without autotune_alpha)
     autotune_alpha: bool = True             # (sac) learn the temperature so the entropy tracks the target
     target_entropy_per_action: float = -1.0  # (sac) target entropy / action_dim (SAC v2: -1)
@@ -153,6 +155,8 @@ class AgentConfig:
             check_int('torch_threads', self.torch_threads, 1)
         if self.optimizer_impl not in ('foreach', 'fused', 'default'):
             raise ValueError(f"optimizer_impl must be 'foreach', 'fused' or 'default', got {self.optimizer_impl!r}")
+        if not isinstance(self.cuda_graph, bool):
+            raise TypeError(f'cuda_graph must be a bool, got {self.cuda_graph!r}')
         if self.update_impl not in UPDATE_IMPLS:
             raise ValueError(f'update_impl must be one of {UPDATE_IMPLS}, got {self.update_impl!r}')
         if not isinstance(self.device, str):
@@ -352,6 +356,10 @@ class Agent:
         self.critic_updates = 0
         self.actor_updates = 0
         self._manual = config.update_impl == 'manual' and manual_grad.supported(config.network)
+        self._pinned: dict[str, torch.Tensor] = {}   # cuda: host staging buffers of the batch fields
+        # Only the hand-written path is captured (no autograd state inside the graph); cpu: eager.
+        self._graphs = (GraphedStep(self._step, ('actor_due', 'targets_due'))
+                        if config.cuda_graph and self.device.type == 'cuda' and self._manual else None)
 
     # ---------------------------------------------------------------- acting
     def _make_noise(self, shape: tuple[int, ...], seed: int | None) -> ExplorationNoise | None:
@@ -395,8 +403,14 @@ class Agent:
         if not isinstance(array, np.ndarray) or array.shape != shape:
             got = array.shape if isinstance(array, np.ndarray) else type(array).__name__
             raise ValueError(f'batch.{name} must be a numpy array of shape {shape}, got {got}')
-        tensor = torch.from_numpy(array if array.dtype == np.float32 else array.astype(np.float32))
-        return tensor.to(self.device, non_blocking=True)
+        if self.device.type == 'cuda':   # via a reused pinned buffer: an asynchronous copy, no allocation
+            staging = self._pinned.get(name)
+            if staging is None or tuple(staging.shape) != shape:
+                staging = self._pinned[name] = torch.empty(shape, dtype=torch.float32, pin_memory=True)
+            # Safe to overwrite: every update ends with a device->host copy of its statistics (a sync).
+            staging.numpy()[...] = array
+            return staging.to(self.device, non_blocking=True)
+        return torch.from_numpy(array if array.dtype == np.float32 else array.astype(np.float32))
 
     def update(self, batch: Batch, stored_transitions: int | None = None) -> dict[str, Any]:
         """One critic step, and an actor step when it is due. Returns floats:
@@ -415,12 +429,40 @@ class Agent:
         discounts = self._tensor(batch.discounts, 'discounts', (b,))
         weights = self._tensor(batch.weights, 'weights', (b,))
 
+        self.critic_updates += 1
+        targets_due = self.critic_updates % c.policy_delay == 0
+        actor_due = targets_due and (stored_transitions is None or stored_transitions >= c.actor_start)
+        # The smoothing noise is drawn here, outside a CUDA graph, so both paths use the same stream.
+        eps = None if c.target_noise <= 0 else torch.randn((b, self.action_dim), generator=self._generator,
+                                                            device=self.device)
+        inputs = (obs, actions, rewards, next_obs, discounts, weights) + ((eps,) if eps is not None else ())
+        if self._graphs is not None:
+            outputs = self._graphs.run((actor_due, targets_due), inputs)
+        else:
+            outputs = self._step(*inputs, actor_due=actor_due, targets_due=targets_due)
+        if actor_due:
+            self.actor_updates += 1
+        # All statistics in one device->host transfer (one sync on CUDA, not one per .item()).
+        host = torch.cat(outputs).cpu().numpy()
+        return {
+            'critic_loss': float(host[0]),
+            'actor_loss': float(host[2]) if actor_due else None,
+            'q_mean': float(host[1]),
+            'td_errors': host[2 + actor_due:].astype(np.float32),
+        }
+
+    def _step(self, obs: torch.Tensor, actions: torch.Tensor, rewards: torch.Tensor, next_obs: torch.Tensor,
+              discounts: torch.Tensor, weights: torch.Tensor, eps: torch.Tensor | None = None, *,
+              actor_due: bool, targets_due: bool) -> tuple[torch.Tensor, ...]:
+        """The update's tensor work (no host sync, so a CUDA graph can capture it): the critic step, then
+        the actor step if actor_due and the soft target update(s) if targets_due. Returns
+        (stack(critic_loss, q_mean[, actor_loss]), td_errors of Q1)."""
+        c, b = self.config, obs.shape[0]
         # Critic target: y = r + discount * min_i Q'_i(s', clip(pi'(s') + clip(eps)))
         with torch.no_grad():
             next_actions = self.actor_target(next_obs)
-            if c.target_noise > 0:
-                eps = torch.randn(next_actions.shape, generator=self._generator, device=self.device)
-                eps = eps.mul_(c.target_noise).clamp_(-c.target_noise_clip, c.target_noise_clip)
+            if eps is not None:
+                eps = eps.mul(c.target_noise).clamp_(-c.target_noise_clip, c.target_noise_clip)
                 next_actions = (next_actions + eps).clamp_(-1.0, 1.0)
             next_q = self.critic_target(next_obs, next_actions)
             next_q = next_q.amin(dim=0) if c.n_critics > 1 else next_q[0]
@@ -441,48 +483,33 @@ class Agent:
         if c.max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(self._critic_flat, c.max_grad_norm)
         adam_step(self.critic_optim)
-        self.critic_updates += 1
 
-        actor_loss = None
-        if self.critic_updates % c.policy_delay == 0:
-            if stored_transitions is None or stored_transitions >= c.actor_start:
-                if self._manual:
-                    with torch.no_grad():
-                        pi, actor_inputs = manual_grad.actor_forward(self.actor, obs)
-                        q_pi, critic_inputs = manual_grad.critic_forward(self.critic, obs, pi, members=1)
-                        actor_loss = -q_pi[0].mean()
-                        grad_q = torch.full_like(q_pi, -1.0 / b)
-                        grad_pi = manual_grad.critic_backward(self.critic, critic_inputs, grad_q, weight_grads=False,
-                                                              action_grad=True)
-                        manual_grad.actor_backward(self.actor, actor_inputs, pi, grad_pi)
-                else:
-                    q_pi = self.critic(obs, self.actor(obs), members=1)[0]
-                    actor_loss = -q_pi.mean()
-                    self._actor_flat.grad.zero_()
-                    # inputs=: gradients for the actor only; the critic's weight gradients are not needed.
-                    actor_loss.backward(inputs=self._actor_params)
-                if c.max_grad_norm is not None:
-                    torch.nn.utils.clip_grad_norm_(self._actor_flat, c.max_grad_norm)
-                adam_step(self.actor_optim)
-                self.actor_updates += 1
-                targets, onlines = self._all_targets, self._all_onlines
+        scalars = [critic_loss.detach(), q[0].detach().mean()]
+        if actor_due:
+            if self._manual:
+                with torch.no_grad():
+                    pi, actor_inputs = manual_grad.actor_forward(self.actor, obs)
+                    q_pi, critic_inputs = manual_grad.critic_forward(self.critic, obs, pi, members=1)
+                    actor_loss = -q_pi[0].mean()
+                    grad_q = torch.full_like(q_pi, -1.0 / b)
+                    grad_pi = manual_grad.critic_backward(self.critic, critic_inputs, grad_q, weight_grads=False,
+                                                          action_grad=True)
+                    manual_grad.actor_backward(self.actor, actor_inputs, pi, grad_pi)
             else:
-                targets, onlines = self._critic_targets, self._critic_onlines
+                actor_loss = -self.critic(obs, self.actor(obs), members=1)[0].mean()
+                self._actor_flat.grad.zero_()
+                # inputs=: gradients for the actor only; the critic's weight gradients are not needed.
+                actor_loss.backward(inputs=self._actor_params)
+            if c.max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(self._actor_flat, c.max_grad_norm)
+            adam_step(self.actor_optim)
+            scalars.append(actor_loss.detach())
+        if targets_due:
+            targets, onlines = ((self._all_targets, self._all_onlines) if actor_due
+                                else (self._critic_targets, self._critic_onlines))
             with torch.no_grad():  # the soft target update(s) in one kernel call
                 torch._foreach_lerp_(targets, onlines, c.tau)
-
-        # All statistics in one device->host transfer (one sync on CUDA, not one per .item()).
-        scalars = [critic_loss.detach(), q[0].detach().mean()]
-        if actor_loss is not None:
-            scalars.append(actor_loss.detach())
-        host = torch.cat((torch.stack(scalars), td[0].detach())).cpu().numpy()
-        n = len(scalars)
-        return {
-            'critic_loss': float(host[0]),
-            'actor_loss': float(host[2]) if actor_loss is not None else None,
-            'q_mean': float(host[1]),
-            'td_errors': host[n:].astype(np.float32),
-        }
+        return torch.stack(scalars), td[0].detach()
 
     # ---------------------------------------------------------------- weights and state
     def actor_state(self) -> dict[str, torch.Tensor]:
@@ -541,6 +568,8 @@ class Agent:
             getattr(self, name).load_state_dict(state[name])
         self.actor_optim.load_state_dict(state['actor_optim'])
         self.critic_optim.load_state_dict(state['critic_optim'])
+        if self._graphs is not None:   # the optimizers' state tensors are new ones now
+            self._graphs.reset()
         self.critic_updates = int(state['counters']['critic_updates'])
         self.actor_updates = int(state['counters']['actor_updates'])
         generator_state = state['generator']
