@@ -266,3 +266,23 @@ def test_player_stops_within_a_long_wait_and_loops_from_the_offset(tmp_path: Pat
     runner.join(5)
     assert not runner.is_alive()
     assert [int(String.deserialize(d).data.split()[1]) for _t, d in node.publishers['/chatter'].sent] == [1, 2]
+
+
+def test_player_counts_a_refused_message_and_does_not_spin_on_nothing(plain_bag: Path) -> None:
+    node, logged = _FakeNode(), []
+    player = Player(node, BagReader(plain_bag), PlayOptions(rate=100.0, topics=['/other']), log=logged.append)
+    refused = String(data=_text(7)).serialize()
+    publish = node.publishers['/other'].publish_serialized
+
+    def refuse_one(data: bytes) -> None:
+        if data == refused:
+            raise RuntimeError('DDS write on /other failed with code -1')
+        publish(data)
+    node.publishers['/other'].publish_serialized = refuse_one  # type: ignore[method-assign]
+    assert player.run() == 99 and player.failed == 1
+    assert logged == ['Could not publish a message of /other: DDS write on /other failed with code -1']
+    empty = Player(_FakeNode(), BagReader(plain_bag), PlayOptions(start_offset=60.0, loop=True), log=logged.append)
+    runner = threading.Thread(target=empty.run)
+    runner.start()
+    runner.join(5)
+    assert not runner.is_alive() and empty.published == 0 and 'not looping' in logged[-1]

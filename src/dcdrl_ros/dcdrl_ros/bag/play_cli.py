@@ -60,6 +60,7 @@ def cmd_play(args: argparse.Namespace) -> int:
             player.close()
             signals.uninstall()
         logger.info(f'Playback done: {published} messages published'
+                    + (f', {player.failed} failed' if player.failed else '')
                     + (' (stopped)' if signals.requested.is_set() and signals.first is not None else ''))
     return 0
 

@@ -185,18 +185,18 @@ def percentile(values: Sequence[float], fraction: float) -> float:
 
 
 class Player:
-    """Plays a bag through ``node`` (our runtime's or rclpy's Node with publish_serialized publishers)."""
+    """Plays a bag through ``node`` (our runtime's Node: its publishers take CDR bytes, publish_serialized)."""
 
     def __init__(self, node: Any, reader: BagReader, options: PlayOptions,
                  log: Callable[[str], None] = print, ok: Callable[[], bool] = lambda: True,
                  stop: threading.Event | None = None) -> None:
         self.node, self.reader, self.options, self.log, self.ok = node, reader, options, log, ok
         self.published = 0
+        self.failed = 0                  # messages DDS refused to write (each topic's first one is logged)
         self.lateness: list[float] = []  # seconds each message went out after its target (options.measure)
         self._classes = MessageClasses(reader)
         self._publishers: dict[str, Any] = {}
         self._stop = stop or threading.Event()  # set by stop(), or by the caller's signal handler
-        self._clock_ns = reader.metadata.starting_time  # bag time of the playback position, for /clock
         self._clock_anchor: tuple[float, int] | None = None
         self._clock_publisher: list[Any] = []   # /clock's, once run() made it
         wanted = set(options.topics)
@@ -233,7 +233,9 @@ class Player:
             if self.options.delay > 0 and self._stop.wait(self.options.delay):
                 return self.published
             while self._play_once() and self.options.loop and not self._stop.is_set() and self.ok():
-                pass
+                if not self.published:
+                    self.log('Nothing to play in the selected topics and time range: not looping.')
+                    break
         finally:
             self._stop.set()
             if clock is not None:
@@ -246,6 +248,7 @@ class Player:
         first_ns = meta.starting_time + int(self.options.start_offset * NS)
         start = 0.0
         rate, measure = self.options.rate, self.options.measure
+        failed_topics: set[str] = set()
         for message in self.reader.messages(self._publishers.keys(), start_ns=first_ns):
             if not start:  # the clock starts with the first message, once what comes before it has been read
                 start = time.monotonic()
@@ -256,7 +259,14 @@ class Player:
                 return False
             if not self.ok():
                 return False
-            self._publishers[message.topic].publish_serialized(message.data)
+            try:
+                self._publishers[message.topic].publish_serialized(message.data)
+            except RuntimeError as error:  # one bad message: counted, playback goes on
+                self.failed += 1
+                if message.topic not in failed_topics:
+                    failed_topics.add(message.topic)
+                    self.log(f'Could not publish a message of {message.topic}: {error}')
+                continue
             if measure:
                 self.lateness.append(time.monotonic() - target)
             self.published += 1
