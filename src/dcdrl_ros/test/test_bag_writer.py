@@ -16,7 +16,7 @@ import zstandard
 from mcap.exceptions import McapError
 from mcap.stream_reader import StreamReader
 
-from dcdrl_ros.bag.metadata import TopicInfo, qos_profile_dict, read_metadata
+from dcdrl_ros.bag.metadata import TopicInfo, parse_metadata, qos_profile_dict, read_metadata
 from dcdrl_ros.bag.writer import BagWriteError, BagWriter
 from dcdrl_ros.graph import EndpointQos
 from dcdrl_ros.messages import get_interface
@@ -65,6 +65,16 @@ def test_a_bag_holds_schema_channel_qos_and_the_bytes_as_given(tmp_path):
     messages = [r for r in records if type(r).__name__ == 'Message']
     assert [m.data for m in messages] == [_payload(i) for i in range(50)]
     assert messages[3].log_time == START_NS + 3_000_000 and messages[3].publish_time == START_NS + 3_000_000 - 7
+
+
+def test_each_files_closing_rosbag2_record_counts_the_bag_so_far_as_rosbag2_does(tmp_path):
+    metadata = _write(tmp_path / 'bag', 30, step_ns=100_000_000, max_bag_duration=1.0).close()
+    for index, name in enumerate(metadata.relative_file_paths):
+        records = [r for r in StreamReader(open(tmp_path / 'bag' / name, 'rb')).records
+                   if type(r).__name__ == 'Metadata']
+        closing = parse_metadata(records[-1].metadata['serialized_metadata'])
+        assert [f.message_count for f in closing.files] == [10] * (index + 1)
+        assert closing.message_count == 10 * (index + 1) and closing.starting_time == START_NS
 
 
 def test_size_and_duration_split_into_numbered_files(tmp_path):

@@ -268,8 +268,8 @@ class BagWriter:
     def _close_files(self, after_failure: bool = False) -> None:
         current = self._file
         if current is not None:
-            self._file = None
             if after_failure:
+                self._file = None
                 self._files.append(current.info)   # its complete chunks are readable; the rest is lost
                 current.info.message_count -= current.pending.total()
                 for topic, count in current.pending.items():
@@ -279,7 +279,7 @@ class BagWriter:
                 except OSError:
                     pass
             else:
-                self._finish_file(current)
+                self._finish_file(current)   # still the open file: its closing record counts its messages
         if self._file_compression is not None:
             self._file_compression.shutdown(wait=True)
             for done in self._compressions:
