@@ -1,6 +1,6 @@
 """`dcdrl bag info` and `dcdrl bag play` on bags the real `ros2 bag record -s mcap` wrote.
 
-One module fixture records, for about 3 s, three topics at once with three real recorders: split files
+One module fixture records, for about 2 s, three topics at once with three real recorders: split files
 with small chunks (SIGINT), file compression (SIGINT), and message compression with small chunks SIGKILLed
 (no metadata.yaml, a truncated last file). The topics: /chatter (std_msgs/String, reliable, counted texts,
 100 Hz), /latched (std_msgs/Int32, transient-local, 10 Hz) from this process, and /be
@@ -32,7 +32,7 @@ from dcdrl_ros.testing import ChildProcess, TopicRecorder, fresh_domain_id, loop
 
 pytestmark = [pytest.mark.dds]
 TIMEOUT = 60.0
-RECORD_SECONDS = 3.0
+RECORD_SECONDS = 2.0
 CHATTER_HZ = 100.0
 TOPICS = ['/chatter', '/latched', '/be']
 SUBSCRIBED = 'All requested topics are subscribed'
