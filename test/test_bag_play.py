@@ -30,7 +30,7 @@ import pytest
 
 from dcdrl_ros.testing import ChildProcess, TopicRecorder, fresh_domain_id, loopback_env
 
-pytestmark = [pytest.mark.dds]
+pytestmark = [pytest.mark.dds, pytest.mark.slow]
 TIMEOUT = 60.0
 RECORD_SECONDS = 2.0
 CHATTER_HZ = 100.0
