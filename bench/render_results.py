@@ -37,6 +37,7 @@ TITLES = {
     'edge_loop': 'Edge control loop (bench/edge_loop.py)',
     'face_offload': 'Face offloading (bench/face_offload.py)',
     'bandwidth': 'Weights over a limited link (bench/bandwidth.py)',
+    'recording': 'Recording and playback: dcdrl bag vs ros2 bag (bench/recording.py)',
 }
 
 

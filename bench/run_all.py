@@ -91,6 +91,7 @@ BENCHES: tuple[Bench, ...] = (
     Bench('edge_loop'),
     Bench('face_offload'),
     Bench('bandwidth', unavailable=_bandwidth_unavailable),
+    Bench('recording', quick_timeout_s=420.0),   # may first colcon-build the workspace for ros2 bag record
 )
 
 

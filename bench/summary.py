@@ -403,6 +403,28 @@ def face_offload_rows(result: dict) -> list[Row]:
     return rows
 
 
+def recording_rows(result: dict) -> list[Row]:
+    record, play = _dict(result.get('record')), _dict(result.get('play'))
+    ours, theirs = _dict(record.get('ours')), _dict(record.get('ros2'))
+    load = f"{result.get('duration_s')} s of the make-run stand-in + 178 KB weights at 50 Hz"
+    rows = [
+        row('recording', f'bag record: messages/s written ({load})', ours.get('msgs_per_s'), 'msg/s',
+            theirs.get('msgs_per_s'), 'ros2 bag record -s mcap', goal_on='ratio', goal_op='>=', goal=1.0),
+        row('recording', 'bag record: MB/s written', ours.get('mb_per_s'), 'MB/s', theirs.get('mb_per_s'),
+            'ros2 bag record -s mcap'),
+        row('recording', 'bag record: dropped messages (published - recorded)', ours.get('dropped'), 'messages',
+            theirs.get('dropped'), 'ros2 bag record -s mcap', goal_on='value', goal_op='==', goal=0.0),
+        row('recording', 'bag record: CPU per MB written (recorder process)', ours.get('cpu_s_per_mb'), 's/MB',
+            theirs.get('cpu_s_per_mb'), 'ros2 bag record -s mcap', goal_on='ratio', goal_op='<=', goal=1.0),
+    ]
+    mine, other = _dict(play.get('ours')), _dict(play.get('ros2'))
+    rows.append(row('recording', 'bag play: timing error p99 (against the recorded stamps)',
+                    mine.get('error_p99_ms'), 'ms', other.get('error_p99_ms'), 'ros2 bag play',
+                    note=f"{mine.get('received')} of {mine.get('expected')} messages received"
+                    + (f"; ros2 bag play: {other['error']}" if other.get('error') else '')))
+    return rows
+
+
 def own_summary_rows(bench: str, result: dict) -> list[Row]:
     """Rows a bench wrote itself under 'summary' (any bench without an adapter here)."""
     rows = []
@@ -426,8 +448,9 @@ ADAPTERS: dict[str, Callable[[dict], list[Row]]] = {
     'scaling': scaling_rows,
     'edge_loop': edge_loop_rows,
     'face_offload': face_offload_rows,
+    'recording': recording_rows,
 }
-ORDER = ('transport', 'envs', 'learner', 'replay', 'scaling', 'edge_loop', 'face_offload', 'bandwidth')
+ORDER = ('transport', 'envs', 'learner', 'replay', 'scaling', 'edge_loop', 'face_offload', 'bandwidth', 'recording')
 
 
 def summarise(benches: dict[str, dict | None]) -> list[Row]:

@@ -291,6 +291,22 @@ def test_face_offload_against_local_the_oracle_and_the_seed():
     assert fixed[0]['ratio'] == pytest.approx(3.0 / 3.5)
 
 
+def test_recording_rows_judge_throughput_drops_and_cpu_against_ros2_bag():
+    side = {'msgs_per_s': 176.0, 'mb_per_s': 11.8, 'dropped': 0, 'cpu_s_per_mb': 0.006}
+    result = {'duration_s': 30.0, 'record': {'ours': side, 'ros2': dict(side, msgs_per_s=160.0, cpu_s_per_mb=0.004)},
+              'play': {'ours': {'error_p99_ms': 8.0, 'received': 10, 'expected': 10},
+                       'ros2': {'error': 'ros2: nothing received'}}}
+    rows = summary.recording_rows(result)
+    assert _by_measure(rows, 'messages/s written')['ratio'] == pytest.approx(1.1)
+    assert _by_measure(rows, 'messages/s written')['met'] is True
+    assert _by_measure(rows, 'dropped')['met'] is True
+    cpu = _by_measure(rows, 'CPU per MB')
+    assert cpu['ratio'] == pytest.approx(1.5) and cpu['met'] is False and cpu['goal'] == 'ratio <= 1'
+    play = _by_measure(rows, 'timing error p99')
+    assert play['reference'] is None and 'nothing received' in play['note'] and '10 of 10' in play['note']
+    assert _by_measure(summary.recording_rows({'record': {'ours': dict(side, dropped=3)}}), 'dropped')['met'] is False
+
+
 def test_unknown_and_missing_benches_are_skipped_but_own_rows_pass_through():
     own = {'summary': [{'measure': 'weights over 0.06 Mbit/s', 'ours': 0.3, 'unit': '', 'reference': 0.336,
                         'reference_name': 'DC-DRL testbed', 'goal': '<= 0.5', 'met': True},
