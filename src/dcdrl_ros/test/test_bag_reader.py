@@ -281,6 +281,8 @@ def test_player_counts_a_refused_message_and_does_not_spin_on_nothing(plain_bag:
     node.publishers['/other'].publish_serialized = refuse_one  # type: ignore[method-assign]
     assert player.run() == 99 and player.failed == 1
     assert logged == ['Could not publish a message of /other: DDS write on /other failed with code -1']
+    Player(_FakeNode(), BagReader(plain_bag), PlayOptions(topics=['/absent']), log=logged.append)
+    assert logged[-1] == 'Topic /absent is not in the bag: nothing to play for it.'
     empty = Player(_FakeNode(), BagReader(plain_bag), PlayOptions(start_offset=60.0, loop=True), log=logged.append)
     runner = threading.Thread(target=empty.run)
     runner.start()

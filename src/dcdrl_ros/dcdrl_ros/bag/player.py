@@ -201,6 +201,8 @@ class Player:
         self._clock_publisher: list[Any] = []   # /clock's, once run() made it
         wanted = set(options.topics)
         self.topics = [t for t in reader.topics if not wanted or t.name in wanted]
+        for name in sorted(wanted - {t.name for t in reader.topics}):
+            log(f'Topic {name} is not in the bag: nothing to play for it.')
         for topic in self.topics:
             cls = self._classes.get(topic.type)
             name = options.remap.get(topic.name, topic.name)
