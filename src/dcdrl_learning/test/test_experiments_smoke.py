@@ -89,6 +89,10 @@ def test_cartpole_quick_with_sac_and_the_energy_table(tmp_path: Path, capsys) ->
     assert plants['corrected_friction_10']['best_energy_fraction'] < 1.0   # the resonant pump falls short ...
     assert plants['original_euler_friction_10']['best_energy_fraction'] > 1.0   # ... where Euler adds energy
     assert plants['corrected_friction_4.3']['best_energy_fraction'] > 1.0
+    # Random actions find the top on the original's integrator, never on the corrected plant.
+    assert plants['original_euler_friction_10']['random_white']['on_target_episodes'] > 0
+    assert all(plants[name][f'random_{kind}']['on_target_episodes'] == 0
+               for name in ('corrected_friction_10', 'corrected_friction_4.3') for kind in ('white', 'pink'))
 
 
 def test_plot_results(runs: Path, tmp_path: Path, capsys) -> None:
