@@ -122,6 +122,11 @@ def test_split_and_message_compressed_bags_read_back(tmp_path: Path) -> None:
     split = BagReader(_write(tmp_path / 'split', max_bag_duration=0.1))
     assert len(split.metadata.relative_file_paths) >= 3 and split.damage is None
     assert _indexes(split) == list(range(COUNT))
+    first = tmp_path / 'split' / split.metadata.relative_file_paths[0]
+    first.unlink()
+    without_first = BagReader(tmp_path / 'split')
+    assert without_first.damage == f'files missing: {first.name}'
+    assert _indexes(without_first) == list(range(COUNT))[-without_first.metadata.message_count:]
     compressed = BagReader(_write(tmp_path / 'message', compression_mode='message', compression_format='zstd'))
     assert _indexes(compressed) == list(range(COUNT))
 
