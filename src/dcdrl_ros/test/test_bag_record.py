@@ -244,3 +244,20 @@ def test_bag_record_refuses_an_existing_folder_and_no_topics_with_one_line(tmp_p
     assert capsys.readouterr().err == f"Output folder '{tmp_path / 'taken'}' already exists.\n"
     assert main(['bag', 'record', '-o', str(tmp_path / 'new')]) == 1
     assert capsys.readouterr().err.count('\n') == 1 and not (tmp_path / 'new').exists()
+
+
+def test_a_bad_regular_expression_is_one_line_for_the_command_and_the_node_makes_no_folder(tmp_path, capsys):
+    import sys
+
+    from dcdrl_ros.cli import main
+    from dcdrl_ros.testing import fresh_domain_id, loopback_env
+    assert main(['bag', 'record', '-e', '(', '-o', str(tmp_path / 'command')]) == 1
+    assert capsys.readouterr().err == ("Invalid choice of topics: invalid regular expression '(': "
+                                       'missing ), unterminated subpattern at position 0\n')
+    node = subprocess.run([sys.executable, '-m', 'dcdrl_ros.bag.recorder', '--ros-args', '-p',
+                           f'output:={tmp_path / "node"}', '-p', 'exclude:=a('], env=loopback_env(fresh_domain_id()),
+                          capture_output=True, text=True, timeout=120)
+    assert node.returncode == 2, node.stderr
+    assert node.stderr.strip().splitlines()[-1] == ("[FATAL] BagRecorderNode: invalid regular expression 'a(': "
+                                                    'missing ), unterminated subpattern at position 1')
+    assert 'Traceback' not in node.stderr and not (tmp_path / 'command').exists() and not (tmp_path / 'node').exists()

@@ -33,8 +33,8 @@ class TopicSelection:
 
     def __post_init__(self) -> None:
         self.topics = tuple(name if name.startswith('/') else '/' + name for name in self.topics)
-        self._include = re.compile(self.include) if self.include else None
-        self._exclude = re.compile(self.exclude) if self.exclude else None
+        self._include = _compile(self.include) if self.include else None
+        self._exclude = _compile(self.exclude) if self.exclude else None
         if not (self.all_topics or self.topics or self._include):
             raise ValueError('no topics to record: give -a, topic names or -e REGEX')
 
@@ -46,6 +46,14 @@ class TopicSelection:
         if self._exclude is not None and self._exclude.search(topic):
             return False
         return self.all_topics or (self._include is not None and self._include.search(topic) is not None)
+
+
+def _compile(pattern: str) -> re.Pattern:
+    """A ValueError naming the expression (the node's one [FATAL] line), not re.error's traceback."""
+    try:
+        return re.compile(pattern)
+    except re.error as error:
+        raise ValueError(f"invalid regular expression '{pattern}': {error}") from None
 
 
 class TopicFollower:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import re
 import time
 from typing import Any
 
@@ -26,7 +25,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     from dcdrl_ros.stop_signals import StopSignals
     try:
         selection = _selection(args)
-    except (ValueError, re.error) as error:
+    except ValueError as error:
         return fail(f'Invalid choice of topics: {error}')
     if args.compression_mode != 'none' and not args.compression_format:
         return fail('--compression-format is required with --compression-mode file or message')

@@ -115,13 +115,14 @@ def _recorder_node_class(ros: Any) -> type:
             super().__init__('bag_recorder')
             parameters = declare_parameters(self, RecorderParameters)
             logger = self.get_logger()
+            selection = parameters.selection()   # a bad expression stops the node before the folder is made
             try:
                 writer = BagWriter(parameters.bag_folder(), parameters.max_bag_size, parameters.max_bag_duration,
                                    parameters.compression_mode, 'zstd', flush_period_s=parameters.flush_period_s)
             except BagWriteError as error:
                 raise ValueError(str(error)) from None   # run_node: one [FATAL] line, exit code 2
             self.watcher = GraphWatcher(self.context)
-            self.recorder = Recorder(self, self.watcher, parameters.selection(), writer, logger.info, logger.error)
+            self.recorder = Recorder(self, self.watcher, selection, writer, logger.info, logger.error)
             self.recorder.poll()
             self.timer = self.create_timer(parameters.discovery_period_s, self._poll)
             logger.info(f'Recording... into {writer.directory}')
