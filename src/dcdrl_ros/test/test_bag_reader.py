@@ -30,7 +30,7 @@ from dcdrl_ros.bag.player import (
     playback_target,
     split_definition,
 )
-from dcdrl_ros.bag.reader import BagReader
+from dcdrl_ros.bag.reader import ZSTD_MAGIC, BagReader
 from dcdrl_ros.bag.writer import BagWriter
 from dcdrl_ros.graph import EndpointQos
 from dcdrl_ros.messages import get_interface
@@ -129,6 +129,14 @@ def test_split_and_message_compressed_bags_read_back(tmp_path: Path) -> None:
     assert _indexes(without_first) == list(range(COUNT))[-without_first.metadata.message_count:]
     compressed = BagReader(_write(tmp_path / 'message', compression_mode='message', compression_format='zstd'))
     assert _indexes(compressed) == list(range(COUNT))
+    writer = BagWriter(tmp_path / 'broken_frame')
+    writer.add_topic(CHATTER)
+    for index, payload in enumerate([String(data=_text(0)).serialize(), ZSTD_MAGIC + b'\x00not a frame',
+                                     String(data=_text(2)).serialize()]):
+        writer.write('/chatter', payload, START_NS + index, START_NS + index)
+    writer.close()
+    damaged = BagReader(tmp_path / 'broken_frame')
+    assert _indexes(damaged) == [0, 2] and damaged.bad_messages == 1
 
 
 def test_a_file_compressed_bag_cut_short_reads_what_decompresses(tmp_path: Path) -> None:

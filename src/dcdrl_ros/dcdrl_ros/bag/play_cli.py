@@ -61,6 +61,7 @@ def cmd_play(args: argparse.Namespace) -> int:
             signals.uninstall()
         logger.info(f'Playback done: {published} messages published'
                     + (f', {player.failed} failed' if player.failed else '')
+                    + (f', {reader.bad_messages} unreadable' if reader.bad_messages else '')
                     + (' (stopped)' if signals.requested.is_set() and signals.first is not None else ''))
     return 0
 

@@ -191,6 +191,7 @@ class BagReader:
         self.directory = self.path if self.path.is_dir() else self.path.parent
         self._schemas: dict[str, str] = {}
         self._channel_types: dict[str, str] = {}
+        self.bad_messages = 0   # message-compressed payloads that did not decompress (counted by messages())
         stored: BagMetadata | None = None
         if self.path.is_dir() and (self.path / METADATA_FILE).is_file():
             stored = read_metadata(self.path)
@@ -236,7 +237,6 @@ class BagReader:
         REORDER_WINDOW messages puts them back in order without holding the bag in memory."""
         wanted = set(topics) if topics is not None else None
         first = start_ns or 0
-        message_compressed = self.metadata.compression_mode.upper() == 'MESSAGE'
         decompressor = zstandard.ZstdDecompressor()
         channels: dict[int, str] = {}
         window: list[tuple[int, int, BagMessage]] = []
@@ -248,8 +248,12 @@ class BagReader:
             if topic is None or (wanted is not None and topic not in wanted):
                 continue
             data = record.data
-            if message_compressed or data[:4] == ZSTD_MAGIC:  # a CDR header never starts with zstd's magic
-                data = decompressor.decompressobj().decompress(data)
+            if data[:4] == ZSTD_MAGIC:  # message compression (a CDR header never starts with zstd's magic)
+                try:
+                    data = decompressor.decompressobj().decompress(data)
+                except zstandard.ZstdError:
+                    self.bad_messages += 1   # one damaged payload: counted and left out, the rest plays
+                    continue
             message = BagMessage(topic, self._channel_types.get(topic, ''), data, record.log_time, record.publish_time)
             heapq.heappush(window, (record.log_time, index, message))
             if len(window) > REORDER_WINDOW:
