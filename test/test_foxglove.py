@@ -148,6 +148,21 @@ def test_a_port_in_use_is_one_clear_error(capsys):
 
 
 
+def test_a_port_or_backlog_out_of_range_is_a_usage_error(capsys):
+    from dcdrl_ros import cli
+    for arguments, why in ((['--port', '65536'], 'within 0..65535'), (['--port', '-1'], 'within 0..65535'),
+                           (['--message-backlog', '0'], 'at least 1')):
+        try:
+            cli.main(['foxglove', *arguments])
+        except SystemExit as stop:
+            assert stop.code == 2
+        else:
+            raise AssertionError(f'{arguments} accepted')
+        error = capsys.readouterr().err
+        assert f'argument {arguments[0]}: {arguments[1]} is not {why}' in error, error
+        assert 'Traceback' not in error
+
+
 def test_the_bridge_advertises_each_topic_once_and_counts_what_it_cannot_forward():
     from dcdrl_ros.bag.schema import message_definition
     from dcdrl_ros.foxglove_bridge import FoxgloveBridge

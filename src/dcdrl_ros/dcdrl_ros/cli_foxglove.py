@@ -15,6 +15,7 @@ from dcdrl_ros.cli_common import fail
 
 DEFAULT_HOST = '127.0.0.1'   # loopback: the server has no authentication, so nothing else reaches it unasked
 DEFAULT_PORT = 8765          # Foxglove's default for a WebSocket connection
+MAX_PORT = 65535
 NODE_NAME = '_dcdrl_foxglove'   # hidden, as the other dcdrl tools' nodes
 WILDCARD_HOSTS = ('0.0.0.0', '::')
 
@@ -95,12 +96,23 @@ def _forward_until_stopped(args: argparse.Namespace, bridge: Any) -> None:
         stop.ignore_from_now()
 
 
+def _int_within(low: int, high: int | None = None) -> Any:
+    """An argparse type: an integer in [low, high], else argparse's one usage error (not the SDK's traceback)."""
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low or (high is not None and value > high):
+            bounds = f'within {low}..{high}' if high is not None else f'at least {low}'
+            raise argparse.ArgumentTypeError(f'{text} is not {bounds}')
+        return value
+    return parse
+
+
 def add_arguments(verbs: Any) -> None:
     sub = verbs.add_parser('foxglove', help='live view of the graph in Foxglove (a Foxglove WebSocket server)',
                            description='Forwards the graph\'s topics (ros2msg schemas, CDR payloads as received) '
                                        'to Foxglove desktop or web: Open connection -> Foxglove WebSocket -> the '
                                        'printed ws:// URL.')
-    sub.add_argument('--port', type=int, default=DEFAULT_PORT,
+    sub.add_argument('--port', type=_int_within(0, MAX_PORT), default=DEFAULT_PORT,
                      help=f'TCP port to listen on (default: {DEFAULT_PORT}; 0: any free port)')
     sub.add_argument('--host', default=DEFAULT_HOST,
                      help=f'address to bind (default: {DEFAULT_HOST}, this machine only; 0.0.0.0: every '
@@ -109,7 +121,7 @@ def add_arguments(verbs: Any) -> None:
     sub.add_argument('-e', '--regex', help='only topics matching this regular expression (also ones that '
                                            'appear later)')
     sub.add_argument('-x', '--exclude-regex', help='leave out topics matching this regular expression')
-    sub.add_argument('--message-backlog', type=int, default=None, metavar='N',
+    sub.add_argument('--message-backlog', type=_int_within(1), default=None, metavar='N',
                      help="messages queued per client before the oldest is dropped (default: foxglove-sdk's, "
                           '1024)')
     sub.set_defaults(handler=cmd_foxglove)
