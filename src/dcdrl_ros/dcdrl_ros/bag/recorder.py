@@ -123,9 +123,9 @@ def _recorder_node_class(ros: Any) -> type:
                 raise ValueError(str(error)) from None   # run_node: one [FATAL] line, exit code 2
             self.watcher = GraphWatcher(self.context)
             self.recorder = Recorder(self, self.watcher, selection, writer, logger.info, logger.error)
+            logger.info(f'Recording... into {writer.directory}')   # before the topics' lines, as ros2 bag record
             self.recorder.poll()
             self.timer = self.create_timer(parameters.discovery_period_s, self._poll)
-            logger.info(f'Recording... into {writer.directory}')
 
         def _poll(self) -> None:
             self.recorder.poll()
