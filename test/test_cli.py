@@ -57,7 +57,8 @@ def run_dcdrl(domain, *args):
 def test_run_with_a_package_alone_lists_its_executables(domain):
     result = run_dcdrl(domain, 'run', 'dcdrl_ros')
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == ['dcdrl_ros bag_recorder', 'dcdrl_ros dcdrl', 'dcdrl_ros listener', 'dcdrl_ros talker']
+    assert result.stdout.splitlines() == ['dcdrl_ros bag_recorder', 'dcdrl_ros dcdrl', 'dcdrl_ros listener',
+                                          'dcdrl_ros talker']
     assert run_dcdrl(domain, 'pkg', 'executables', 'dcdrl_ros').stdout == result.stdout
     unknown = run_dcdrl(domain, 'pkg', 'executables', 'no_such_pkg')
     assert unknown.returncode == 1 and unknown.stderr.strip() == "Package 'no_such_pkg' not found"
