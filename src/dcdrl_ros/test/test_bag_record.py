@@ -114,6 +114,19 @@ def test_metadata_round_trips_through_metadata_yaml(tmp_path):
     assert parse_metadata(metadata_yaml(BagMetadata(ros_distro='jazzy'))) == BagMetadata(ros_distro='jazzy')
 
 
+def test_metadata_that_does_not_fit_on_the_disk_leaves_no_partial_file(tmp_path, monkeypatch):
+    import errno
+
+    def fill_the_disk(self, text, encoding=None):
+        with open(self, 'w', encoding=encoding) as handle:
+            handle.write(text[:10])
+        raise OSError(errno.ENOSPC, 'No space left on device')
+    monkeypatch.setattr(Path, 'write_text', fill_the_disk)
+    with pytest.raises(OSError):
+        write_metadata(tmp_path, _sample_metadata())
+    assert os.listdir(tmp_path) == []
+
+
 def test_metadata_refuses_a_file_that_is_not_rosbag2s(tmp_path):
     with pytest.raises(ValueError, match='rosbag2_bagfile_information'):
         parse_metadata('a: 1')

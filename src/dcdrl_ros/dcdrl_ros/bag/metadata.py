@@ -181,8 +181,12 @@ def write_metadata(directory: str | os.PathLike, metadata: BagMetadata) -> Path:
     """Writes DIR/metadata.yaml whole (a temporary file renamed over it, so a crash leaves the old one)."""
     path = Path(directory) / METADATA_FILE
     temporary = path.with_name(METADATA_FILE + '.tmp')
-    temporary.write_text(metadata_yaml(metadata), encoding='utf-8')
-    os.replace(temporary, path)
+    try:
+        temporary.write_text(metadata_yaml(metadata), encoding='utf-8')
+        os.replace(temporary, path)
+    except OSError:
+        temporary.unlink(missing_ok=True)   # a full disk leaves no half-written copy beside the bag
+        raise
     return path
 
 
