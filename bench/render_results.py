@@ -7,6 +7,8 @@ figures. docs/results.md (hand-written) points to it. Charts are copied from the
 and no file over 1 MB is copied.
 
     .venv/bin/python bench/render_results.py [runs/bench/<run>/results.json]   (default: the newest run)
+    .venv/bin/python bench/render_results.py RESULTS --bench NAME   (a run of one bench: only its section and
+                                                                    overview row of the existing page change)
 """
 from __future__ import annotations
 
@@ -169,14 +171,51 @@ def render(results: dict, charts: dict[str, str], results_path: str | None = Non
     return '\n'.join(out) + '\n'
 
 
+def update_bench(page: str, results: dict, name: str, results_path: str) -> str:
+    """``page`` with bench ``name``'s overview row and section replaced (or added) from ``results``, a run of
+    that bench alone; the section says which run and machine its numbers come from."""
+    record = (results.get('benches') or {}).get(name)
+    if record is None:
+        raise ValueError(f'{results_path} has no bench {name!r}')
+    rows = summary_module.summarise({name: record.get('json')} if record.get('ok') else {})
+    lines = page.rstrip('\n').split('\n')
+    overview = status_table({'benches': {name: record}}, rows)[-1]
+    found = [i for i, line in enumerate(lines) if line.startswith(f'| {name} |')]
+    if found:
+        lines[found[0]] = overview
+    else:
+        start = lines.index('## Overview')
+        end = next(i for i in range(start + 3, len(lines)) if not lines[i].startswith('|'))
+        lines.insert(end, overview)
+    section = [f'## {TITLES.get(name, name)}', '',
+               f'From `{_relative(results_path)}`, a run of this bench alone (`bench/run_all.py --only {name}`):']
+    section += machine_lines(results)[:2] + [''] + (bench_table(rows) if rows else [f'No rows: {record.get("error")}'])
+    heading = section[0]
+    if heading in lines:
+        start = lines.index(heading)
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith('## ')), len(lines))
+        lines[start:end] = section + ['']
+    else:
+        before = lines.index('## Published figures of the seeds')
+        lines[before:before] = section + ['']
+    return '\n'.join(lines) + '\n'
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('results', nargs='?', default=None, help='results.json (default: the newest run)')
     parser.add_argument('--page', default=str(PAGE), help='the generated page (default docs/results-bench.md)')
     parser.add_argument('--images', default=str(IMAGES), help='where the charts go (default docs/img/bench)')
+    parser.add_argument('--bench', default=None,
+                        help="update only this bench's section and overview row in the existing page")
     args = parser.parse_args(argv)
     path = Path(args.results) if args.results else newest_results()
     results = json.loads(path.read_text())
+    if args.bench:
+        page = Path(args.page)
+        page.write_text(update_bench(page.read_text(), results, args.bench, str(path)))
+        print(f"wrote {page} (the {args.bench} section)")
+        return 0
     if not list(path.parent.glob('*.png')):
         import charts
         charts.make_charts(results, path.parent)

@@ -375,6 +375,24 @@ def test_rendered_page_has_a_table_per_bench(tmp_path):
     assert '4,891' in page   # the seeds' published figures
 
 
+def test_one_bench_run_updates_only_its_section_and_overview_row():
+    render = _load('render_results')
+    machine = {'cpus': 2, 'cpu': 'Test CPU', 'platform': 'Linux', 'load_average': [1.0, 1.0, 1.0], 'cuda': None}
+    full = {'started': '2026-11-22T00:00:00+00:00', 'machine': machine,
+            'benches': {'transport': {'ok': True, 'wall_s': 20.0, 'json': TRANSPORT}}}
+    page = render.render(full, {}, None)
+    side = {'msgs_per_s': 100.0, 'mb_per_s': 5.0, 'dropped': 0, 'cpu_s_per_mb': 0.01}
+    alone = {'started': '2026-12-06T00:00:00+00:00', 'machine': dict(machine, cpu='Other CPU'),
+             'benches': {'recording': {'ok': True, 'wall_s': 60.0, 'json': {'record': {'ours': side, 'ros2': side}}}}}
+    once = render.update_bench(page, alone, 'recording', 'runs/bench/x/results.json')
+    assert once.startswith(page.split('## Overview')[0])   # the full run's header stays
+    assert '| transport | ok | 20 s |' in once and '| recording | ok | 60 s | 3 of 3 |' in once
+    section = once.split('## Recording and playback')[1].split('## Published figures')[0]
+    assert 'Other CPU' in section and 'runs/bench/x/results.json' in section and '| bag record: MB/s' in section
+    again = render.update_bench(once, alone, 'recording', 'runs/bench/x/results.json')
+    assert again == once   # replaced, not added twice
+
+
 def test_copy_charts_refuses_files_over_1_mb(tmp_path):
     render = _load('render_results')
     run_dir, images = tmp_path / 'run', tmp_path / 'img'
