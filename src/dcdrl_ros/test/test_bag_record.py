@@ -274,3 +274,22 @@ def test_a_bad_regular_expression_is_one_line_for_the_command_and_the_node_makes
     assert node.stderr.strip().splitlines()[-1] == ("[FATAL] BagRecorderNode: invalid regular expression 'a(': "
                                                     'missing ), unterminated subpattern at position 1')
     assert 'Traceback' not in node.stderr and not (tmp_path / 'command').exists() and not (tmp_path / 'node').exists()
+
+
+def test_the_recorder_warns_once_about_a_topic_of_an_unknown_type_and_records_the_rest(tmp_path):
+    from types import SimpleNamespace
+
+    from dcdrl_ros.bag.recorder import Recorder
+    from dcdrl_ros.bag.writer import BagWriter
+    lines: dict[str, list[str]] = {'info': [], 'warning': [], 'error': []}
+    logger = SimpleNamespace(**{level: found.append for level, found in lines.items()})
+    graph = SimpleNamespace(topic_names_and_types=lambda include_hidden: [('/split', ['nowhere_msgs/msg/Unknown'])],
+                            topic_endpoints=lambda topic, readers: [SimpleNamespace(qos=EndpointQos())])
+    watcher = SimpleNamespace(poll=lambda: None, graph=graph)
+    node = SimpleNamespace(get_logger=lambda: logger)
+    recorder = Recorder(node, watcher, TopicSelection(all_topics=True), BagWriter(tmp_path / 'bag'),
+                        logger.info, logger.error)
+    recorder.poll()
+    recorder.poll()
+    assert len(lines['warning']) == 1 and lines['warning'][0].startswith('not recording /split: its type ')
+    assert lines['error'] == [] and recorder.failed is None and recorder.close().message_count == 0

@@ -40,7 +40,8 @@ class Recorder:
         self.failed: str | None = None   # the writer's one line, once it stopped
         self._info = info
         self._error = error
-        self.follower = TopicFollower(node, watcher, selection, self._on_message, self._on_topic, warn=error)
+        # a topic left out (unknown type, several types) is the node's warning line; error is for the bag
+        self.follower = TopicFollower(node, watcher, selection, self._on_message, self._on_topic)
 
     def _on_topic(self, topic: TopicInfo) -> None:
         self.writer.add_topic(topic)
