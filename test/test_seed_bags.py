@@ -1,7 +1,8 @@
 """Seeding from recordings: recorded ExperienceBatch / TrajectorySegment messages go through the live intake.
 
 The fast tests feed seed_from_bags an in-memory reader of (type, CDR bytes) records: refusals are counted in the
-intake's own counters, both message types, several bags, missing and damaged bags. The system test records a
+intake's own counters, both message types, several bags, missing and damaged bags (also a real one). A replay
+node seeds once: restarted, it restores its snapshot instead of storing the bag again. The system test records a
 running training graph with `dcdrl bag record`, then trains a fresh learner from that bag alone.
 """
 import json
@@ -245,3 +246,27 @@ def test_a_real_bag_killed_mid_write_seeds_its_complete_chunks(tmp_path):
     assert 0 < summary.messages < 80 and summary.transitions == len(replay) == 500 * summary.messages
     assert len(summary.problems) == 1 and 'damaged' in summary.problems[0], summary.problems
     assert f'used the {summary.messages} messages recovered' in summary.problems[0]
+
+
+@pytest.mark.dds
+def test_the_replay_node_seeds_once_and_a_restart_restores_instead_of_seeding_again(domain, tmp_path):
+    from dcdrl_ros.bag.metadata import TopicInfo
+    from dcdrl_ros.bag.writer import BagWriter
+    bag, output = tmp_path / 'bag', tmp_path / 'out'
+    writer = BagWriter(bag)
+    writer.add_topic(TopicInfo('/dcdrl/experience', EXPERIENCE_TYPE))
+    for sequence in range(10):
+        writer.write('/dcdrl/experience', experience_bytes(sequence), sequence, sequence)
+    writer.close()
+    for start, expected in ((1, 'seeded 50 transitions from 1 bag (1 not readable), refused 0'),
+                            (2, 'seed_bags not read: 50 transitions restored from')):
+        replay = node_process('dcdrl_cloud', 'replay_buffer', 'replay_buffer', domain, None, f'output_dir:={output}',
+                              f'seed_bags:={bag},{tmp_path / "missing"}', 'snapshot_period_s:=0.0')
+        try:
+            started = replay.wait_for_line('replay_buffer started', TIMEOUT)
+        finally:
+            replay.stop(timeout=30)
+        assert ', size 50, ' in started, (start, started)   # never 100: the bag is not stored twice
+        assert any(expected in line for line in replay.lines), (start, replay.lines[:8])
+        missing_line = f'seed bag {tmp_path / "missing"}: no such file or folder'
+        assert any(missing_line in line for line in replay.lines) == (start == 1), replay.lines[:8]
