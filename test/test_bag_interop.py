@@ -7,7 +7,7 @@
   also checks each topic's type hash);
 - a bag written by `dcdrl bag record` is read by the real `ros2 bag info` (counts, types) and played by
   the real `ros2 bag play` into the real `ros2 topic echo` (content, and a transient-local topic that
-  reaches a late subscriber);
+  reaches a late subscriber; a dcdrl_msgs message field by field, with this workspace built by colcon);
 - a bag written by the real `ros2 bag record -s mcap` plays with `dcdrl bag play` into our ROS-free
   listener and a subscriber of this process.
 
@@ -326,6 +326,29 @@ def test_ros2_bag_play_plays_our_bag_into_ros2_topic_echo(ros2: Any, our_chatter
         for child in (late, player, echo):
             if child is not None:
                 child.stop()
+
+
+@pytest.mark.timeout(600)  # the ros2_ws fixture may first colcon-build this workspace (dcdrl_msgs for rosbag2)
+def test_ros2_bag_play_plays_our_dcdrl_msgs_into_ros2_topic_echo(ros2_ws: Any, every_type_bag: Any) -> None:
+    """A dcdrl_msgs message from our bag, played by rosbag2 with this workspace's messages, as ros2 topic echo
+    prints it: every field as published (the topic is transient-local, so the echo may start after the player)."""
+    import yaml
+    bag, sent = every_type_bag
+    type_name = 'dcdrl_msgs/msg/TrainingStats'
+    topic = type_topic(type_name)
+    env = ros2_ws.environment(ROS_DOMAIN_ID=str(fresh_domain_id()), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST')
+    ros2_command = shutil.which('ros2', path=env['PATH']) or 'ros2'
+    player = ChildProcess([ros2_command, 'bag', 'play', '--loop', '--topics', topic, '--', str(bag)], env=env)
+    echo = ChildProcess([ros2_command, 'topic', 'echo', '--once', '--full-length', topic, type_name], env=env)
+    try:
+        echo.wait_for_line('---', TIMEOUT)
+    finally:
+        echo.stop()
+        player.stop()
+    document = [line for line in echo.lines[:echo.lines.index('---')]
+                if not line.startswith(('WARNING:', '['))]  # log lines, not the message's YAML
+    printed = yaml.safe_load('\n'.join(document))
+    assert first_difference(sent[type_name], printed) is None, first_difference(sent[type_name], printed)
 
 
 def test_dcdrl_bag_play_plays_a_ros2_bag_into_our_listener(their_chatter_bag: Path,
