@@ -38,6 +38,8 @@ from dcdrl_core.checks import check_int, check_number
 
 from . import manual_grad
 from .cuda_graph import GraphedStep
+from .flat_adam import adam_step
+from .flat_adam import make_adam as _make_adam  # sac.py imports it from here
 from .networks import PRESETS, NetworkConfig, architecture_id, build_actor, build_critic, network_config
 from .noise import NOISE_KINDS, ExplorationNoise, make_noise
 
@@ -263,45 +265,6 @@ def flatten_parameters(module: torch.nn.Module, with_grad: bool = True) -> torch
     if grad is not None:
         flat_param.grad = grad
     return flat_param
-
-
-def _make_adam(params: list[torch.nn.Parameter], lr: float, eps: float, weight_decay: float,
-               impl: str) -> torch.optim.Adam:
-    kwargs: dict[str, Any] = {'lr': lr, 'eps': eps, 'weight_decay': weight_decay}
-    if impl == 'foreach':
-        kwargs['foreach'] = True
-    elif impl == 'fused':
-        # Fused Adam is ~3x faster than foreach for these nets on a CPU (docs/learning.md);
-        # fall back to foreach where this torch build has no fused kernel for the device.
-        try:
-            return torch.optim.Adam(params, fused=True, **kwargs)
-        except RuntimeError:
-            kwargs['foreach'] = True
-    return torch.optim.Adam(params, **kwargs)
-
-
-def adam_step(optim: torch.optim.Adam) -> None:
-    """optim.step(), with the fused kernel called directly once Adam's state exists.
-
-    torch's Adam.step spends far longer in Python (grouping, checks) than its fused kernel takes for
-    these small flat buffers; this issues the same kernel with the same arguments, so the result is
-    bit-identical. The first step, a non-fused Adam, or options the kernel call below does not pass
-    (amsgrad, maximize, decoupled weight decay, tensor lr) go through optim.step().
-    """
-    group = optim.param_groups[0]
-    params = group['params']
-    states = [optim.state.get(p) for p in params]
-    if (not group['fused'] or len(optim.param_groups) > 1 or not all(states) or group['amsgrad']
-            or group['maximize'] or group.get('decoupled_weight_decay') or isinstance(group['lr'], torch.Tensor)):
-        optim.step()
-        return
-    steps = [state['step'] for state in states]
-    torch._foreach_add_(steps, 1)
-    beta1, beta2 = group['betas']
-    torch._fused_adam_(params, [p.grad for p in params], [state['exp_avg'] for state in states],
-                       [state['exp_avg_sq'] for state in states], [], steps, amsgrad=False, lr=group['lr'],
-                       beta1=beta1, beta2=beta2, weight_decay=group['weight_decay'], eps=group['eps'],
-                       maximize=False, grad_scale=None, found_inf=None)
 
 
 class Agent:
