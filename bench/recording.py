@@ -182,6 +182,8 @@ class Graph:
 
 
 class Publishing:
+    """The stand-in's publishers (our runtime, in this process) and their schedule."""
+
     def __init__(self, graph: Graph) -> None:
         rng = np.random.default_rng(0)
         self.loads = LOADS
@@ -190,15 +192,6 @@ class Publishing:
                                                                   qos_of(load)) for load in LOADS}
         self.published = {load.name: 0 for load in LOADS}
         self.payload_bytes = {load.name: len(self.messages[load.name].serialize()) for load in LOADS}
-
-    def wait_matched(self, readers: int, timeout: float = DEADLINE_S) -> None:
-        deadline = time.monotonic() + timeout
-        for name, publisher in self.publishers.items():
-            while publisher.get_subscription_count() < readers:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f'{topic_of_name(name)}: {publisher.get_subscription_count()} of {readers} '
-                                       f'recorders matched within {timeout} s')
-                time.sleep(0.05)  # polling DDS's matched status
 
     def run(self, duration_s: float) -> float:
         """Publishes every topic at its rate for ``duration_s``; returns the seconds it took."""
@@ -218,16 +211,6 @@ class Publishing:
             self.published[name] += 1
             due[name] += period[name]
         return time.monotonic() - start
-
-    def wait_acked(self, timeout: float = DEADLINE_S) -> bool:
-        from cyclonedds.util import duration
-        deadline = time.monotonic() + timeout
-        acked = True
-        for load in self.loads:
-            if load.reliable:
-                remaining = max(0.1, deadline - time.monotonic())
-                acked &= bool(self.publishers[load.name].writer.wait_for_acks(duration(seconds=remaining)))
-        return acked
 
 
 def topic_of_name(name: str) -> str:
@@ -409,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f'--sides takes ours and/or ros2, got {args.sides!r}')
     os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
     os.environ['DCDRL_BACKEND'] = 'cyclone'
-    from dcdrl_ros.testing import fresh_domain_id, loopback_env
+    from dcdrl_ros.testing import fresh_domain_id, loopback_env, wait_acked, wait_matched
     work = Path(args.keep or tempfile.mkdtemp(prefix='recording-bench-'))
     work.mkdir(parents=True, exist_ok=True)
     domain = fresh_domain_id()
@@ -435,11 +418,11 @@ def main(argv: list[str] | None = None) -> int:
         if ros2_env and ros2_cmd and 'ros2' in sides:
             recorders['ros2'] = Recorder('ros2', [ros2_cmd, 'bag', 'record', '-s', 'mcap', '-o', str(work / 'ros2'),
                                                   *topics], ros2_env, work / 'ros2', work / 'ros2.log')
-        publishing.wait_matched(len(recorders))
+        wait_matched(list(publishing.publishers.values()), len(recorders), DEADLINE_S)
         for recorder in recorders.values():
             recorder.mark_start()
         load_s = publishing.run(duration)
-        acked = publishing.wait_acked()
+        wait_acked([publishing.publishers[load.name] for load in LOADS if load.reliable], DEADLINE_S)
         stopped = {label: recorder.stop() for label, recorder in recorders.items()}
     finally:
         graph.close()
@@ -447,7 +430,6 @@ def main(argv: list[str] | None = None) -> int:
             if recorder.process.poll() is None:
                 os.killpg(recorder.process.pid, signal.SIGKILL)
     result['published'] = dict(publishing.published)
-    result['acked'] = acked
     result['load_s'] = load_s
     record = {label: recorder_result(publishing.published, recorders[label].out, load_s, cpu, code)
               for label, (code, cpu) in stopped.items()}

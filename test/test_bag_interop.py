@@ -39,6 +39,8 @@ from dcdrl_ros.testing import (
     loopback_env,
     message_class,
     random_message,
+    wait_acked,
+    wait_matched,
 )
 
 pytestmark = [pytest.mark.dds, pytest.mark.slow]
@@ -72,21 +74,6 @@ def ros2_env(ros2: Any, domain: int) -> dict[str, str]:
     return ros2.environment(ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST')
 
 
-def wait_recorded(publishers: list, timeout: float = TIMEOUT) -> None:
-    """Until every publisher has matched a reader (the recorder) and every reader acknowledged every sample."""
-    from cyclonedds.util import duration
-    deadline = time.monotonic() + timeout
-    for publisher in publishers:
-        while publisher.get_subscription_count() < 1:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f'no recorder matched {publisher.topic_name} within {timeout} s')
-            time.sleep(0.05)  # polling DDS's matched status: there is no event to wait on from here
-    for publisher in publishers:
-        remaining = max(0.1, deadline - time.monotonic())
-        assert publisher.writer.wait_for_acks(duration(seconds=remaining)), \
-            f'{publisher.topic_name}: samples not acknowledged within {timeout} s'
-
-
 def chatter_qos() -> tuple[Any, Any]:
     from dcdrl_ros import runtime
     from dcdrl_ros.runtime.qos import qos_profile_transient_local
@@ -111,11 +98,12 @@ def record_chatter(recorder_argv: list[str], recorder_env: dict[str, str], domai
         latched_publisher = node.node.create_publisher(String, LATCHED, latched)
         latched_publisher.publish(String(data=LATCHED_TEXT))  # before the recorder: it comes by durability
         chatter = node.node.create_publisher(String, CHATTER, volatile)
-        wait_recorded([latched_publisher, chatter])
+        wait_matched([latched_publisher, chatter], timeout=TIMEOUT)
+        wait_acked([latched_publisher], timeout=TIMEOUT)
         for text in CHATTER_TEXTS:
             chatter.publish(String(data=text))
             time.sleep(0.02)  # pacing at 50 Hz, so that the bag has timing to reproduce
-        wait_recorded([chatter])
+        wait_acked([chatter], timeout=TIMEOUT)
         code = child.stop(timeout=30)
         assert code == 0, f'{recorder_argv[:4]} exited {code}:\n' + '\n'.join(child.lines[-20:])
     finally:
@@ -171,7 +159,8 @@ def every_type_bag(tmp_path_factory: Any, discovery_on_loopback: None) -> tuple[
         child = ChildProcess(dcdrl_argv('bag', 'record', '-e', f'^{TYPES_PREFIX}/', '-o', str(out)),
                              env=loopback_env(domain))
         try:
-            wait_recorded(publishers)
+            wait_matched(publishers, timeout=TIMEOUT)
+            wait_acked(publishers, timeout=TIMEOUT)
             code = child.stop(timeout=30)
             assert code == 0, f'dcdrl bag record exited {code}:\n' + '\n'.join(child.lines[-20:])
         finally:

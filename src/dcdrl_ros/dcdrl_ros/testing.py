@@ -177,6 +177,28 @@ def spin_until(executor: Any, condition: Any, timeout: float, what: str) -> None
         executor.spin_once(timeout_sec=0.1)
 
 
+def wait_matched(publishers: Sequence[Any], readers: int = 1, timeout: float = 60.0) -> None:
+    """Until each of our runtime's ``publishers`` has matched ``readers`` readers; TimeoutError after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    for publisher in publishers:
+        while publisher.get_subscription_count() < readers:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f'{publisher.topic_name}: {publisher.get_subscription_count()} of {readers} '
+                                   f'readers matched within {timeout} s')
+            time.sleep(0.05)  # polling DDS's matched status: the runtime offers no event for it
+
+
+def wait_acked(publishers: Sequence[Any], timeout: float = 60.0) -> None:
+    """Until every reader matched by each of our runtime's reliable ``publishers`` acknowledged every sample
+    (DDS wait_for_acks), so a recorder or echo holds all that was published; TimeoutError after ``timeout`` s."""
+    from cyclonedds.util import duration
+    deadline = time.monotonic() + timeout
+    for publisher in publishers:
+        remaining = max(0.1, deadline - time.monotonic())
+        if not publisher.writer.wait_for_acks(duration(seconds=remaining)):
+            raise TimeoutError(f'{publisher.topic_name}: samples not acknowledged within {timeout} s')
+
+
 class ChildProcess:
     """A child in its own session whose output lines can be awaited; stopped by its pid."""
 
