@@ -12,7 +12,8 @@ One process; torch threads set by --threads (default 1: the learner shares a 2-c
 the environments).
 
 Accelerator (--device auto|cuda|cpu; auto = cuda when torch.cuda.is_available()): the comparison
-with SB3 always runs on cpu; with an accelerator, ours (and SB3) on it join the same turns and a
+with SB3 always runs on cpu; with an accelerator, ours (DDPG/TD3 replayed as CUDA graphs,
+AgentConfig.cuda_graph) and SB3 on it join the same turns and a
 correctness check trains a cpu and an accelerator agent with the same seed on the same batches
 and compares their actor parameters (JSON key "cuda": device_name, dcdrl_ddpg/dcdrl_td3
 updates_per_s, matches_cpu, max_abs_diff).
@@ -78,7 +79,7 @@ def ours(algorithm: str, data: dict[str, np.ndarray], device: str = 'cpu') -> Ca
     buffer = ReplayBuffer(FILL, OBS_DIM, ACT_DIM, seed=0)
     buffer.add(data['obs'], data['actions'], data['rewards'], data['next_obs'], 0.99 * (1.0 - data['dones']))
     agent = Agent(AgentConfig(algorithm=algorithm, network=PRESETS['cloud_edge'], critic_start=0, actor_start=0,
-                              batch_size=BATCH, device=device, seed=0), OBS_DIM, ACT_DIM)
+                              batch_size=BATCH, device=device, seed=0, cuda_graph=device != 'cpu'), OBS_DIM, ACT_DIM)
 
     def run(n: int) -> None:
         for _ in range(n):
@@ -244,7 +245,8 @@ def train_actor(algorithm: str, device: str, batches: list[_Batch], seed: int = 
     """A fresh agent (cloud-edge nets, no target smoothing noise) after one update per batch: its actor
     parameters as cpu tensors."""
     agent = Agent(AgentConfig(algorithm=algorithm, network=PRESETS['cloud_edge'], critic_start=0, actor_start=0,
-                              batch_size=BATCH, device=device, seed=seed, target_noise=0.0), OBS_DIM, ACT_DIM)
+                              batch_size=BATCH, device=device, seed=seed, target_noise=0.0,
+                              cuda_graph=device != 'cpu'), OBS_DIM, ACT_DIM)
     for batch in batches:
         agent.update(batch)
     return agent.actor_state()

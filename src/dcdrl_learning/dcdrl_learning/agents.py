@@ -320,9 +320,9 @@ class Agent:
         self.actor_updates = 0
         self._manual = config.update_impl == 'manual' and manual_grad.supported(config.network)
         self._pinned: dict[str, torch.Tensor] = {}   # cuda: host staging buffers of the batch fields
-        # Only the hand-written path is captured (no autograd state inside the graph); cpu: eager.
-        self._graphs = (GraphedStep(self._step, ('actor_due', 'targets_due'))
-                        if config.cuda_graph and self.device.type == 'cuda' and self._manual else None)
+        # Only DDPG/TD3's hand-written path is captured (no autograd state inside the graph); cpu: eager.
+        graphed = config.cuda_graph and self.device.type == 'cuda' and self._manual and config.algorithm != 'sac'
+        self._graphs = GraphedStep(self._step, ('actor_due', 'targets_due')) if graphed else None
 
     # ---------------------------------------------------------------- acting
     def _make_noise(self, shape: tuple[int, ...], seed: int | None) -> ExplorationNoise | None:
