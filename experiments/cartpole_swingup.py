@@ -75,6 +75,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     g.add_argument('--combined-replay', action=argparse.BooleanOptionalAction, default=d.combined_replay)
     g.add_argument('--exploration', default=d.exploration, choices=NOISE_KINDS,
                    help="DDPG/TD3: the action noise; SAC: 'pink' samples its policy with pink noise, else white")
+    g.add_argument('--alpha', type=float, default=d.alpha, help='SAC: initial entropy temperature')
+    g.add_argument('--autotune-alpha', action=argparse.BooleanOptionalAction, default=d.autotune_alpha,
+                   help='SAC: learn the temperature (else it stays at --alpha)')
+    g.add_argument('--target-entropy-per-action', type=float, default=d.target_entropy_per_action,
+                   help='SAC: the entropy the temperature steers to, per action dimension')
     g.add_argument('--noise-sigma', type=float, default=d.noise_sigma)
     g.add_argument('--noise-theta', type=float, default=d.noise_theta)
     g.add_argument('--noise-scale', type=float, default=d.noise_scale)
@@ -112,7 +117,8 @@ def agent_config(args: argparse.Namespace) -> AgentConfig:
         critic_start=args.critic_start, actor_start=args.actor_start, updates_per_step=args.updates_per_step,
         combined_replay=args.combined_replay, exploration=args.exploration, noise_sigma=args.noise_sigma,
         noise_theta=args.noise_theta, noise_scale=args.noise_scale, noise_half_life=args.noise_half_life,
-        torch_threads=args.torch_threads, device=args.device, seed=args.seed)
+        torch_threads=args.torch_threads, device=args.device, seed=args.seed, alpha=args.alpha,
+        autotune_alpha=args.autotune_alpha, target_entropy_per_action=args.target_entropy_per_action)
 
 
 def test_policy(agent: Agent, friction: float, episodes: int, seed: int, max_swing_up_steps: int,
