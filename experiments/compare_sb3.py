@@ -216,7 +216,7 @@ def aggregate(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         finite = [v for v in values if v is not None]
         table[algorithm] = {'seeds': [r['seed'] for r in rows], 'values': values,
                             'mean': float(np.mean(finite)) if finite else None,
-                            'std': float(np.std(finite)) if finite else None,
+                            'std': float(np.std(finite, ddof=1)) if len(finite) > 1 else 0.0 if finite else None,
                             'wall_s': [r['wall_s'] for r in rows]}
     return table
 
@@ -238,7 +238,9 @@ def markdown_table(table: dict[str, dict[str, Any]], env: str) -> str:
     lines = [f'| algorithm | {what} | per seed | wall s per run |', '| --- | --- | --- | --- |']
     for algorithm, row in table.items():
         fmt = (lambda v: f'{v:.3f}') if env == 'mec' else (lambda v: 'not converged' if v is None else f'{v:,}')
-        mean = 'n/a' if row['mean'] is None else f'{row["mean"]:.3f} ± {row["std"]:.3f}' if env == 'mec' \
+        seeds = len(row['values'])
+        spread = f' ± {row["std"]:.3f}' if seeds > 1 else ' (1 seed)'
+        mean = 'n/a' if row['mean'] is None else f'{row["mean"]:.3f}{spread}' if env == 'mec' \
             else f'{row["mean"]:,.0f}'
         lines.append(f'| {algorithm} | {mean} | {" / ".join(fmt(v) for v in row["values"])} '
                      f'| {" / ".join(f"{w:.0f}" for w in row["wall_s"])} |')

@@ -37,7 +37,9 @@ def test_compare_sb3_runs_ours_writes_a_record_and_aggregates(tmp_path: Path, ca
     table = compare.aggregate(full)
     verdict = compare.mec_verdict(full, table)
     assert verdict['best_ours'] == 'ddpg' and verdict['at_or_below_sb3_sac'] is True
-    assert '| sb3_sac | 0.300 ± 0.000 |' in compare.markdown_table(table, 'mec')
+    assert '| sb3_sac | 0.300 (1 seed) |' in compare.markdown_table(table, 'mec')
+    two = compare.aggregate(full + [{**full[1], 'seed': 1, 'final_cost': 0.4}])
+    assert '| sb3_sac | 0.350 ± 0.071 | 0.300 / 0.400 |' in compare.markdown_table(two, 'mec')
 
 
 def test_collective_workers_that_only_explore_and_a_master_that_never_pulls(tmp_path: Path) -> None:
