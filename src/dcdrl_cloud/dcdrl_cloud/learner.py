@@ -79,11 +79,11 @@ class LearnerConfig:
     duration_s: float = parameter(training_defaults.DURATION_S, 'training time of this process; 0 = until stopped',
                                   low=0.0, live=True)
     batch_size: int = parameter(64, 'transitions per requested batch', low=1)
-    prefetch_batches: int = parameter(8, 'batches requested but not yet consumed', low=1)
-    credit_batch: int = parameter(2, 'new credits are sent once this many are missing (<= prefetch_batches)', low=1)
+    prefetch_batches: int = parameter(32, 'batches requested but not yet consumed', low=1)
+    credit_batch: int = parameter(8, 'new credits are sent once this many are missing (<= prefetch_batches)', low=1)
     credit_timeout_s: float = parameter(10.0, 'no batch this long while credits are out: they are written off and '
                                               're-sent', low=0.0)
-    max_queued_batches: int = parameter(32, 'received batches kept for training (>= prefetch_batches); the oldest '
+    max_queued_batches: int = parameter(64, 'received batches kept for training (>= prefetch_batches); the oldest '
                                             'is dropped beyond this', low=1)
     publish_every_updates: int = parameter(50, 'publish the policy (version + 1) every this many updates', low=1,
                                            live=True)
