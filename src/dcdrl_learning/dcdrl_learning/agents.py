@@ -20,9 +20,11 @@ Start thresholds are counted in *stored transitions*, which the caller passes:
 only once `stored_transitions >= actor_start`, and then every `policy_delay`-th critic update.
 
 Speed (small MLPs on a CPU are dispatch-bound, see docs/learning.md): the critics are one batched
-ensemble, every network's parameters live in one flat buffer (so fused Adam, gradient zeroing and
-the soft target update are one kernel per network), the actor loss back-propagates into the
-actor's parameters only, and all statistics leave the device in one transfer.
+ensemble, every network's parameters live in one flat buffer (so fused Adam, called without
+Adam.step's Python (flat_adam.py), and the soft target update are one kernel per network), plain
+MLPs run hand-written backward passes (manual_grad.py) instead of autograd, the actor loss
+back-propagates into the actor's parameters only, all statistics leave the device in one transfer,
+and on CUDA the whole update can be replayed as a CUDA graph (cuda_graph.py).
 """
 from __future__ import annotations
 
