@@ -85,6 +85,8 @@ def _differs(shown: str, default) -> bool:
         return shown != str(default).lower()
     if isinstance(default, str):
         return shown.strip("'") != default
+    if isinstance(default, (tuple, list)):  # string-list parameters: the table shows YAML flow style
+        return yaml.safe_load(shown) != list(default)
     try:
         return float(shown) != float(default)
     except ValueError:
