@@ -301,3 +301,11 @@ def test_player_counts_a_refused_message_and_does_not_spin_on_nothing(plain_bag:
     runner.start()
     runner.join(5)
     assert not runner.is_alive() and empty.published == 0 and 'not looping' in logged[-1]
+
+
+def test_play_refuses_a_negative_start_offset_or_delay_as_ros2_bag_play(capsys: pytest.CaptureFixture) -> None:
+    from dcdrl_ros.cli import main
+    for option, named in (('--start-offset', '--start-offset'), ('--delay', '-d/--delay')):
+        with pytest.raises(SystemExit) as stop:
+            main(['bag', 'play', 'any_bag', option, '-1'])
+        assert stop.value.code == 2 and f'argument {named}: -1 is negative' in capsys.readouterr().err
