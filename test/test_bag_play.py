@@ -150,7 +150,8 @@ def test_sigkilled_bag_reads_its_complete_chunks_and_says_what_was_lost(bags: di
     reader = BagReader(bags['killed'])
     assert reader.damage is not None
     assert 'metadata.yaml missing: rebuilt from 1 file' in reader.damage
-    assert 'truncated at byte' in reader.damage and 'lost' in reader.damage
+    # cut inside a record, or (killed right after a write) at a record's end
+    assert ('truncated at byte' in reader.damage or 'without its summary' in reader.damage) and 'lost' in reader.damage
     messages = list(reader.messages())
     texts = [String.deserialize(m.data).data for m in messages if m.topic == '/chatter']  # message-compressed
     numbers = [int(text.split()[1]) for text in texts]

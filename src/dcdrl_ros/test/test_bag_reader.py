@@ -309,3 +309,20 @@ def test_play_refuses_a_negative_start_offset_or_delay_as_ros2_bag_play(capsys: 
         with pytest.raises(SystemExit) as stop:
             main(['bag', 'play', 'any_bag', option, '-1'])
         assert stop.value.code == 2 and f'argument {named}: -1 is negative' in capsys.readouterr().err
+
+
+def test_a_file_that_ends_after_a_complete_record_is_said_to_be_not_closed(plain_bag: Path, tmp_path: Path) -> None:
+    import struct
+    source = next(plain_bag.glob('*.mcap'))
+    data = source.read_bytes()
+    position, chunk_end = 8, 0   # after the magic; records are opcode (1 byte) and length (8 bytes) first
+    while not chunk_end:   # the end of the first chunk: a SIGKILL right after it was written leaves such a file
+        opcode, length = struct.unpack_from('<BQ', data, position)
+        position += 9 + length
+        chunk_end = position if opcode == 0x06 else 0
+    cut = tmp_path / 'clean'
+    cut.mkdir()
+    (cut / source.name).write_bytes(data[:chunk_end])
+    damage = BagReader(cut).damage or ''
+    assert f'{source.name} ends at byte {chunk_end} without its summary (not closed), messages after ' in damage
+    assert 'truncated' not in damage

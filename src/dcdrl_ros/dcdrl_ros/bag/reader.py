@@ -364,7 +364,9 @@ def _damage_text(path: Path, had_metadata: bool, scans: list[FileScan], missing:
     for scan in scans:
         if scan.truncated_at is not None:
             lost = f'messages after {_clock(scan.end_ns)} lost' if scan.end_ns else 'no complete message'
-            parts.append(f'{scan.path.name} truncated at byte {scan.truncated_at} of {scan.size}, {lost}')
+            cut = (f'ends at byte {scan.size} without its summary (not closed)' if 0 < scan.truncated_at == scan.size
+                   else f'truncated at byte {scan.truncated_at} of {scan.size}')   # a clean end, or a record cut
+            parts.append(f'{scan.path.name} {cut}, {lost}')
         if scan.bad_chunks:
             parts.append(f'{scan.path.name}: {scan.bad_chunks} unreadable chunk(s) skipped')
     return '; '.join(parts) or None
