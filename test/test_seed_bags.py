@@ -102,6 +102,22 @@ def test_every_refusal_is_counted_by_the_live_intake_and_summed_up(tmp_path):
                               f'1 obs_dim {OBS + 1}, expected {OBS}, 1 oversized, 1 not decodable)')
 
 
+def test_seeded_experience_is_no_arrival_for_the_version_lag_or_the_intake_rate(tmp_path):
+    now = [100.0]
+    replay = ReplayService(ReplayServiceConfig(capacity=1000, min_size_to_sample=1, seed=0), clock=lambda: now[0])
+    replay.latest_policy_version = 23
+    bag = tmp_path / 'bag'
+    bag.mkdir()
+    seed_from_bags([str(bag)], EXPERIENCE_TYPE, experience_intake(replay),
+                   open_bag=opener({str(bag): MemoryBag([record(experience_bytes(0))])}))
+    assert len(replay) == 5 and replay.version_lag()['mean'] is None
+    now[0] += 1.0
+    replay.ingest(get_interface(EXPERIENCE_TYPE).deserialize(experience_bytes(1, batch=3)))  # live, version 1
+    stats = replay.stats()
+    assert stats['transitions_received'] == 8 and stats['transitions_per_sec'] == pytest.approx(3.0)
+    assert replay.version_lag()['mean'] == 22
+
+
 def test_several_bags_a_missing_one_and_a_damaged_one(tmp_path):
     replay = service()
     paths = [tmp_path / name for name in ('a', 'b', 'damaged')]

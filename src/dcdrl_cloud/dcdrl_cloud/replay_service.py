@@ -148,12 +148,14 @@ class ReplayService:
 
     # ---- intake ----
 
-    def ingest(self, message: Any) -> Experience:
-        """Validates and stores an ExperienceBatch; raises ExperienceRejected (counted) for a bad one."""
+    def ingest(self, message: Any, live: bool = True) -> Experience:
+        """Validates and stores an ExperienceBatch; raises ExperienceRejected (counted) for a bad one.
+        ``live=False`` (recorded experience from seed_bags): stored and counted alike, but not an arrival,
+        so it joins neither the version lag nor the intake rate."""
         with self._ingest_lock:
             experience = self.intake.validate(message)
             created = self.intake.buffer is None
-            self._store_locked(experience)
+            self._store_locked(experience, live)
             if self._journal is not None:
                 self._journal.append(experience)
         if created:  # a server waiting for the first data can go on
@@ -161,13 +163,17 @@ class ReplayService:
                 self._cond.notify_all()
         return experience
 
-    def _store_locked(self, experience: Experience) -> None:
+    def _store_locked(self, experience: Experience, live: bool = True) -> None:
         with self._slots_lock:
             slots = self.intake.store(experience)
             if self.versions is None:
                 self.versions = np.zeros(self.config.capacity, dtype=np.uint64)
             self.versions[slots] = experience.policy_version
-            self._lags.append((self.latest_policy_version - experience.policy_version, len(experience)))
+            if live:
+                self._lags.append((self.latest_policy_version - experience.policy_version, len(experience)))
+            else:  # received before this run's policies existed: its lag means nothing, and it did not arrive now
+                then, before = self._rate_mark
+                self._rate_mark = (then, before + len(experience))
         self._dirty = True
 
     def attach_journal(self, path: str | Path) -> JournalReplay:

@@ -149,7 +149,7 @@ def experience_intake(service: Any) -> Intake:
     """ReplayService.ingest (validation, counters, journal) as a seeding intake."""
     def take(message: Any) -> int:
         try:
-            return len(service.ingest(message))
+            return len(service.ingest(message, live=False))
         except ExperienceRejected as error:   # 'batch 3 from client_0: obs contains NaN' -> 'obs contains NaN'
             raise SeedRefused(str(error).split(': ', 1)[-1]) from None
     return take
