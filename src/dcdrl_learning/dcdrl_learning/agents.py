@@ -364,6 +364,18 @@ class Agent:
         return stored_transitions >= self.config.critic_start
 
     # ---------------------------------------------------------------- learning
+    def _batch_tensors(self, batch: Batch) -> tuple[torch.Tensor, ...]:
+        """(obs, actions, rewards, next_obs, discounts, weights) of a batch, shapes checked, on the device."""
+        b = batch.obs.shape[0] if isinstance(batch.obs, np.ndarray) and batch.obs.ndim == 2 else -1
+        if b <= 0:
+            raise ValueError(f'batch.obs must be a [B, {self.obs_dim}] array with B > 0')
+        return (self._tensor(batch.obs, 'obs', (b, self.obs_dim)),
+                self._tensor(batch.actions, 'actions', (b, self.action_dim)),
+                self._tensor(batch.rewards, 'rewards', (b,)),
+                self._tensor(batch.next_obs, 'next_obs', (b, self.obs_dim)),
+                self._tensor(batch.discounts, 'discounts', (b,)),
+                self._tensor(batch.weights, 'weights', (b,)))
+
     def _tensor(self, array: np.ndarray, name: str, shape: tuple[int, ...]) -> torch.Tensor:
         if not isinstance(array, np.ndarray) or array.shape != shape:
             got = array.shape if isinstance(array, np.ndarray) else type(array).__name__
@@ -384,15 +396,8 @@ class Agent:
         Q1 - target, for priority updates). stored_transitions=None skips the actor_start gate.
         """
         c = self.config
-        b = batch.obs.shape[0] if isinstance(batch.obs, np.ndarray) and batch.obs.ndim == 2 else -1
-        if b <= 0:
-            raise ValueError(f'batch.obs must be a [B, {self.obs_dim}] array with B > 0')
-        obs = self._tensor(batch.obs, 'obs', (b, self.obs_dim))
-        actions = self._tensor(batch.actions, 'actions', (b, self.action_dim))
-        rewards = self._tensor(batch.rewards, 'rewards', (b,))
-        next_obs = self._tensor(batch.next_obs, 'next_obs', (b, self.obs_dim))
-        discounts = self._tensor(batch.discounts, 'discounts', (b,))
-        weights = self._tensor(batch.weights, 'weights', (b,))
+        obs, actions, rewards, next_obs, discounts, weights = self._batch_tensors(batch)
+        b = obs.shape[0]
 
         self.critic_updates += 1
         targets_due = self.critic_updates % c.policy_delay == 0

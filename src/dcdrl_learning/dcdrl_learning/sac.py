@@ -130,15 +130,7 @@ class SacAgent(Agent):
         """One critic step, and a policy + temperature step when due; the statistics of Agent.update
         plus alpha (the temperature used in this update) and entropy (-mean log pi, None without an actor step)."""
         c = self.config
-        b = batch.obs.shape[0] if isinstance(batch.obs, np.ndarray) and batch.obs.ndim == 2 else -1
-        if b <= 0:
-            raise ValueError(f'batch.obs must be a [B, {self.obs_dim}] array with B > 0')
-        obs = self._tensor(batch.obs, 'obs', (b, self.obs_dim))
-        actions = self._tensor(batch.actions, 'actions', (b, self.action_dim))
-        rewards = self._tensor(batch.rewards, 'rewards', (b,))
-        next_obs = self._tensor(batch.next_obs, 'next_obs', (b, self.obs_dim))
-        discounts = self._tensor(batch.discounts, 'discounts', (b,))
-        weights = self._tensor(batch.weights, 'weights', (b,))
+        obs, actions, rewards, next_obs, discounts, weights = self._batch_tensors(batch)
         alpha = self.log_alpha.detach().exp()
 
         with torch.no_grad():
