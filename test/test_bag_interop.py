@@ -303,13 +303,13 @@ def test_ros2_bag_play_plays_our_bag_into_ros2_topic_echo(ros2: Any, our_chatter
     text reaches an echo that starts after the player (transient-local, as recorded)."""
     domain = fresh_domain_id()
     env = ros2_env(ros2, domain)
-    echo = ChildProcess(ros2_argv(ros2, 'topic', 'echo', CHATTER, 'std_msgs/msg/String'), env=env)
+    echo = ChildProcess(ros2_argv(ros2, 'topic', 'echo', '--no-daemon', CHATTER, 'std_msgs/msg/String'), env=env)
     player = ChildProcess(ros2_argv(ros2, 'bag', 'play', '--loop', str(our_chatter_bag)), env=env)
     late = None
     try:
         for text in CHATTER_TEXTS:
             echo.wait_for_line(text, TIMEOUT)
-        late = ChildProcess(ros2_argv(ros2, 'topic', 'echo', LATCHED, 'std_msgs/msg/String'), env=env)
+        late = ChildProcess(ros2_argv(ros2, 'topic', 'echo', '--no-daemon', LATCHED, 'std_msgs/msg/String'), env=env)
         assert LATCHED_TEXT in late.wait_for_line(LATCHED_TEXT, TIMEOUT)
     finally:
         for child in (late, player, echo):
@@ -328,7 +328,8 @@ def test_ros2_bag_play_plays_our_dcdrl_msgs_into_ros2_topic_echo(ros2_ws: Any, e
     env = ros2_ws.environment(ROS_DOMAIN_ID=str(fresh_domain_id()), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST')
     ros2_command = shutil.which('ros2', path=env['PATH']) or 'ros2'
     player = ChildProcess([ros2_command, 'bag', 'play', '--loop', '--topics', topic, '--', str(bag)], env=env)
-    echo = ChildProcess([ros2_command, 'topic', 'echo', '--once', '--full-length', topic, type_name], env=env)
+    echo = ChildProcess([ros2_command, 'topic', 'echo', '--no-daemon', '--once', '--full-length', topic, type_name],
+                        env=env)
     try:
         echo.wait_for_line('---', TIMEOUT)
     finally:

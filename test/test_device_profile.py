@@ -89,6 +89,18 @@ def test_the_device_venv_has_neither_torch_nor_gymnasium(device_python):
     assert out.stdout.strip() == '[true, true, false, false]', out.stderr
 
 
+def test_dcdrl_bag_runs_in_the_device_venv(device_python, tmp_path):
+    """A pip-only device records and reads bags: dcdrl_ros brings mcap itself (no ros2 bag there)."""
+    missing = tmp_path / 'no_bag'
+    out = subprocess.run([str(device_python), '-m', 'dcdrl_ros.cli', 'bag', 'info', str(missing)],
+                         capture_output=True, text=True, timeout=60, env=_device_env(0))
+    assert out.returncode != 0 and 'Traceback' not in out.stderr and str(missing) in out.stderr, out.stderr
+    code = 'import dcdrl_ros.bag.reader, dcdrl_ros.bag.writer, dcdrl_ros.bag.recorder'
+    out = subprocess.run([str(device_python), '-c', code], capture_output=True, text=True, timeout=60,
+                         env=_device_env(0))
+    assert out.returncode == 0, out.stderr
+
+
 def test_the_readme_gives_this_device_profile():
     """The README's device row is the profile this file builds, so its commands are the tested ones."""
     row = next(line for line in (ROOT / 'README.md').read_text().splitlines() if line.startswith('| device'))

@@ -29,7 +29,9 @@ setup(
     # Third-party only: the sibling packages come from this repository (never from an index). numpy for the
     # message arrays, PyYAML for parameter and launch files, cyclonedds for our runtime (rclpy users get rclpy
     # from ROS).
-    install_requires=['setuptools', 'numpy>=1.26,<3', 'PyYAML>=6.0', 'cyclonedds>=11.0.1,<12'],
+    # mcap + zstandard: `dcdrl bag` on a pip-only machine (pure Python; zstandard has wheels for the Pi too).
+    install_requires=['setuptools', 'numpy>=1.26,<3', 'PyYAML>=6.0', 'cyclonedds>=11.0.1,<12', 'mcap>=1.2',
+                      'zstandard>=0.22'],
     zip_safe=True,
     maintainer='DC-DRL developers',
     maintainer_email='dcdrl@example.invalid',
@@ -37,7 +39,8 @@ setup(
                  'the dcdrl CLI.'),
     license='Apache-2.0',
     # colcon test runs pytest where the 'test' extra names it (setuptools >= 72 drops tests_require).
-    extras_require={'test': ['pytest']},
+    # foxglove: `dcdrl foxglove` (a native wheel, so not forced on every install).
+    extras_require={'test': ['pytest'], 'foxglove': ['foxglove-sdk>=0.30,<0.31']},
     entry_points={
         'console_scripts': [
             'dcdrl = dcdrl_ros.cli:main',
