@@ -78,6 +78,8 @@ class LearnerConfig:
                                                               'run logs')
     duration_s: float = parameter(training_defaults.DURATION_S, 'training time of this process; 0 = until stopped',
                                   low=0.0, live=True)
+    max_updates: int = parameter(0, 'gradient updates of this process, then done as after duration_s (offline '
+                                    'training from seed_bags); 0 = no limit', low=0, live=True)
     batch_size: int = parameter(64, 'transitions per requested batch', low=1)
     prefetch_batches: int = parameter(32, 'batches requested but not yet consumed', low=1)
     credit_batch: int = parameter(8, 'new credits are sent once this many are missing (<= prefetch_batches)', low=1)
@@ -258,7 +260,8 @@ class Learner(Trainer):
             'rejected_batches': sum(self.rejected.values()), 'rejected_by_reason': dict(self.rejected),
             'lost_batches': self.lost_batches, 'episodes_refused': self.episodes_refused,
             'dropped_batches': self.queue.dropped,
-            'credits_written_off': self.credits.written_off, 'submissions': self.submissions}
+            'credits_written_off': self.credits.written_off, 'submissions': self.submissions,
+            'finished_reason': self.finished_reason}
         if self.final_results is not None:
             data['evaluation'] = str(self.output_dir / EVALUATION_JSON)
             data['table'] = {r.name: {k: r.summary.get(k) for k in ('return', 'cost')} for r in self.final_results}
@@ -329,8 +332,12 @@ class Learner(Trainer):
     def _on_start(self, now: float) -> None:
         """Publish the current weights (version 1, or the checkpoint's + 1) and request batches."""
         c = self.config
-        # The first evaluation scores the initial policy, so the learning curve starts from it.
-        self._next_eval = now if c.eval_period_s > 0 else math.inf
+        self._next_eval = math.inf
+        if c.eval_period_s > 0:
+            # The learning curve starts from the initial policy: scored here, before any update can change it
+            # (a DDPG actor starts with near-zero outputs, which one Adam step can move across the env's thresholds).
+            self.evaluate()
+            self._next_eval = self.clock() + c.eval_period_s
         self._next_generation = next_due(now, c.generation_period_s) if c.mode == 'collective' else math.inf
         self._next_update = now
         self._updates_at_start, self._next_waiting_line = self.updates, now
@@ -396,6 +403,13 @@ class Learner(Trainer):
 
     def _replay_size(self) -> int:
         return self.replay_size
+
+    def stop_reason(self, now: float) -> str | None:
+        """'updates' once max_updates were made in this process, else the duration's."""
+        limit = self.config.max_updates
+        if limit > 0 and self.updates - self._updates_at_start >= limit:
+            return 'updates'
+        return super().stop_reason(now)
 
     def _stats_scalars(self, stats: dict[str, float]) -> dict[str, float]:
         return {**super()._stats_scalars(stats), 'charts/rejected_batches': stats['rejected_batches']}

@@ -18,6 +18,7 @@ from dcdrl_cloud.trainer import LagStats
 from dcdrl_learning.codec import decode_weights
 from dcdrl_learning.inference import actor_shapes
 from dcdrl_learning.networks import architecture_id, network_config
+from dcdrl_learning.runlog import read_scalars_csv
 from dcdrl_ros import runtime  # noqa: F401  (interface import hook)
 from dcdrl_ros.msg_arrays import set_array
 
@@ -368,6 +369,40 @@ def test_periodic_evaluation_sets_eval_return_and_cost(tmp_path):
     learner.step(0.0)
     assert math.isfinite(out.stats[-1]['eval_return']) and out.stats[-1]['eval_cost'] > 0
     learner.close(evaluate=False)
+
+
+def test_the_first_evaluation_scores_the_initial_policy_before_any_update(tmp_path):
+    # A batch is already waiting when the learner starts (a seeded or busy replay buffer): the learning curve's first
+    # point must still be the initial policy, not one moved by an update (one Adam step can flip MEC decisions).
+    learner, _ = make_learner(tmp_path, eval_period_s=600.0, eval_episodes=2)
+    initial = learner.evaluate().summary['cost']
+    learner.receive_batch(arrays(0))
+    learner.start()
+    learner.step(0.0)
+    assert learner.updates == 1
+    learner.close(evaluate=False)
+    scalars = read_scalars_csv(next((tmp_path / 'out').glob('*/scalars.csv')))
+    evaluations = [(step, value) for step, tag, value in scalars if tag == 'eval/cost']
+    assert evaluations[0] == (0, pytest.approx(initial))
+
+
+def test_max_updates_ends_the_run_like_the_duration_and_counts_this_process_only(tmp_path):
+    learner, _ = make_learner(tmp_path, max_updates=3)
+    learner.start()
+    done = []
+    for sequence in range(3):
+        learner.receive_batch(arrays(sequence))
+        done.append(learner.step(0.0))
+    assert done == [False, False, True] and learner.updates == 3
+    assert learner.finish()['finished_reason'] == 'updates'
+    learner.close(evaluate=False)
+    resumed, _ = make_learner(tmp_path, max_updates=2)   # resumes at 3 updates: two more
+    resumed.start()
+    for sequence in range(5, 7):
+        resumed.receive_batch(arrays(sequence))
+        assert resumed.step(0.0) == (sequence == 6)
+    assert resumed.updates == 5
+    resumed.close(evaluate=False)
 
 
 def test_collective_mode_submits_the_model_for_the_next_generation(tmp_path):
