@@ -34,6 +34,7 @@ OBS, ACT = 4, 2
 FAST = Path(__file__).parent / 'fixtures' / 'train_fast.yaml'
 DCDRL = [sys.executable, '-m', 'dcdrl_ros.cli']
 TIMEOUT = 120.0   # generous: torch imports and discovery on a loaded 2-core machine
+OFFLINE_UPDATES = 6000
 
 
 @dataclass
@@ -191,9 +192,11 @@ def test_segments_are_paired_and_refused_by_the_segment_learner(tmp_path):
 @pytest.mark.dds
 @pytest.mark.slow
 def test_a_fresh_learner_trained_from_a_recording_alone_beats_the_untrained_policy_and_local_only(domain, tmp_path):
-    # The suite's longest test (about 90 s on a busy 2-core machine), and why: 30 s of a running training graph's
-    # experience (about 500 batches) is what a fresh learner needs to beat local-only in 25 s of training; less of
-    # either ties it. The rest is starting and stopping two graphs (torch imports) and the final evaluation.
+    # The suite's longest test (about 100 s on a busy 2-core machine), and why: 30 s of a running training graph's
+    # experience (about 500 batches), then 6,000 updates of a fresh learner on it (about 30 s). The learner counts
+    # updates, not seconds, so a slow machine trains as much as a fast one: offline, the dcdrl preset's actor first
+    # sits at local-only (its tanh saturated) for 1,000-3,000 updates, and beat both references by 1.3 or more
+    # from 4,000 on, in every run measured (docs/recording.md).
     bag = tmp_path / 'bag'
     # The recorded graph's learner stops at once (no final table or report: not what this test is about).
     params = tmp_path / 'train_fast.yaml'
@@ -214,16 +217,17 @@ def test_a_fresh_learner_trained_from_a_recording_alone_beats_the_untrained_poli
         graph.stop(timeout=60)
         experience.close()
 
-    # A fresh replay buffer seeded from the bag and a fresh learner, no client: nothing else feeds them.
+    # A fresh replay buffer seeded from the bag and a fresh learner (the recorded graph's preset), no client: nothing
+    # else feeds them.
     output = tmp_path / 'offline'
     replay = node_process('dcdrl_cloud', 'replay_buffer', 'replay_buffer', domain, FAST, f'output_dir:={output}',
                           f'seed_bags:=[{bag}]')
     learner = node_process('dcdrl_cloud', 'learner', 'learner', domain, FAST, f'output_dir:={output}',
-                           'network_preset:=cloud_edge', 'gamma:=0.9', 'duration_s:=25.0', 'exit_when_done:=true',
+                           f'max_updates:={OFFLINE_UPDATES}', 'duration_s:=0.0', 'exit_when_done:=true',
                            'eval_period_s:=600.0', 'oracle_episodes:=0', 'report:=false')
     try:
         seeded = replay.wait_for_line('seeded ', TIMEOUT)
-        learner.wait_for_line('TRAINING DONE', TIMEOUT + 60)
+        done = learner.wait_for_line('TRAINING DONE', TIMEOUT + 120)
         assert learner.process.wait(TIMEOUT) == 0
     finally:
         learner.stop(timeout=30)
@@ -231,17 +235,19 @@ def test_a_fresh_learner_trained_from_a_recording_alone_beats_the_untrained_poli
     assert ' from 1 bag, refused 0' in seeded, seeded
     report = json.loads(next(line for line in replay.lines if line.startswith('REPORT '))[len('REPORT '):])
     assert report['transitions'] == report['seeded'] >= 4000, report   # the bag's experience and nothing else
+    summary = json.loads(done.split('TRAINING DONE ', 1)[1])
+    assert summary['finished_reason'] == 'updates' and summary['updates'] == OFFLINE_UPDATES, summary
     rows = {row['policy']: row for row in json.loads((output / 'evaluation.json').read_text())['rows']}
-    untrained = _first_evaluation_cost(output)   # at start (eval_period_s: the only periodic one)
-    assert rows['learned']['cost'] < rows['local_only']['cost'], rows
+    untrained = _first_evaluation_cost(output)   # at start, before any update (eval_period_s: the only periodic one)
+    assert rows['learned']['cost'] < rows['local_only']['cost'], (rows, untrained)
     assert rows['learned']['cost'] < untrained, (rows['learned'], untrained)
 
 
 def _first_evaluation_cost(output_dir: Path) -> float:
-    """The learner's first evaluation: of its initial policy (taken before its first few updates)."""
+    """The learner's first evaluation: of its initial policy (taken before its first update)."""
     scalars = next(output_dir.glob('*/scalars.csv'))
     _, updates, _, cost = next(row.split(',') for row in scalars.read_text().splitlines() if ',eval/cost,' in row)
-    assert int(updates) <= 10, f'the first evaluation came after {updates} updates'
+    assert int(updates) == 0, f'the first evaluation came after {updates} updates'
     return float(cost)
 
 
