@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from dcdrl_ros.testing import ChildProcess, TopicRecorder, fresh_domain_id, loopback_env
+from dcdrl_ros.testing import ChildProcess, TopicRecorder, fresh_domain_id, loopback_env, wait_matched
 
 pytestmark = [pytest.mark.dds, pytest.mark.slow]
 TIMEOUT = 60.0
@@ -229,12 +229,7 @@ class _Playback:
 
     def start(self, *matched_topics: str) -> None:
         """Plays in a thread once each named publisher has matched its subscriber here."""
-        deadline = time.monotonic() + TIMEOUT
-        for topic in matched_topics:
-            publisher = self.player.publisher(topic)
-            while publisher.get_subscription_count() < 1:
-                assert time.monotonic() < deadline, f'no subscriber matched {topic}'
-                time.sleep(0.05)  # matching has no event to wait on
+        wait_matched([self.player.publisher(topic) for topic in matched_topics], timeout=TIMEOUT)
         self.thread = threading.Thread(target=self.player.run, daemon=True)
         self.thread.start()
 

@@ -1,7 +1,5 @@
 """DDPG/TD3 agent: critic targets, TD3 smoothing and delays, start thresholds, weights, exploration,
 config validation, and a short Pendulum-v1 run that must improve the return."""
-from dataclasses import dataclass
-
 import numpy as np
 import pytest
 import torch
@@ -9,27 +7,14 @@ import torch
 from dcdrl_learning.agents import AGENT_PRESETS, Agent, AgentConfig, make_agent
 from dcdrl_learning.networks import PRESETS, NetworkConfig
 from dcdrl_learning.noise import GaussianNoise, OrnsteinUhlenbeckNoise, make_noise
+from dcdrl_learning.testing import FakeBatch, random_batch
 
 SMALL = NetworkConfig(actor_hidden=(32, 32), critic_hidden=(32, 32))
 OBS, ACT = 5, 2
 
 
-@dataclass
-class FakeBatch:
-    obs: np.ndarray
-    actions: np.ndarray
-    rewards: np.ndarray
-    next_obs: np.ndarray
-    discounts: np.ndarray
-    weights: np.ndarray
-
-
 def make_batch(rng: np.random.Generator, b: int = 16, discount: float = 0.99) -> FakeBatch:
-    return FakeBatch(obs=rng.standard_normal((b, OBS), dtype=np.float32),
-                     actions=rng.uniform(-1, 1, (b, ACT)).astype(np.float32),
-                     rewards=rng.standard_normal(b, dtype=np.float32),
-                     next_obs=rng.standard_normal((b, OBS), dtype=np.float32),
-                     discounts=np.full(b, discount, np.float32), weights=np.ones(b, np.float32))
+    return random_batch(rng, b, OBS, ACT, discount)
 
 
 def agent_for(algorithm: str = 'ddpg', **kw) -> Agent:

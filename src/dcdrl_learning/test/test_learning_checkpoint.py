@@ -1,7 +1,6 @@
 """Checkpoints: bit-identical continuation after resume, atomic writes, refusals, no pickle."""
 import json
 import os
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -18,26 +17,15 @@ from dcdrl_learning.checkpoint import (
     unflatten_state,
 )
 from dcdrl_learning.networks import NetworkConfig
+from dcdrl_learning.testing import FakeBatch, random_batch
 
 SMALL = NetworkConfig(actor_hidden=(24, 16), critic_hidden=(24, 16), actor_layer_norm=True)
 OBS, ACT = 4, 2
 
 
-@dataclass
-class Batch:
-    obs: np.ndarray
-    actions: np.ndarray
-    rewards: np.ndarray
-    next_obs: np.ndarray
-    discounts: np.ndarray
-    weights: np.ndarray
-
-
-def batches(seed: int, count: int, b: int = 8) -> list[Batch]:
+def batches(seed: int, count: int, b: int = 8) -> list[FakeBatch]:
     rng = np.random.default_rng(seed)
-    return [Batch(rng.standard_normal((b, OBS), dtype=np.float32), rng.uniform(-1, 1, (b, ACT)).astype(np.float32),
-                  rng.standard_normal(b, dtype=np.float32), rng.standard_normal((b, OBS), dtype=np.float32),
-                  np.full(b, 0.97, np.float32), rng.uniform(0.5, 1.5, b).astype(np.float32)) for _ in range(count)]
+    return [random_batch(rng, b, OBS, ACT, discount=0.97, weights=(0.5, 1.5)) for _ in range(count)]
 
 
 def make(algorithm: str, **kw) -> Agent:

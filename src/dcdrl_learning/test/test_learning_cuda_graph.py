@@ -7,6 +7,7 @@ import torch
 
 from dcdrl_learning.agents import Agent, AgentConfig
 from dcdrl_learning.cuda_graph import GraphedStep
+from dcdrl_learning.testing import FakeBatch, random_batch
 
 OBS, ACT, B = 12, 1, 64
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(),
@@ -14,19 +15,9 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(),
                                        'CUDA-graph update')
 
 
-class _Batch:
-    def __init__(self, rng: np.random.Generator) -> None:
-        self.obs = rng.standard_normal((B, OBS), dtype=np.float32)
-        self.actions = rng.uniform(-1, 1, (B, ACT)).astype(np.float32)
-        self.rewards = rng.standard_normal(B, dtype=np.float32)
-        self.next_obs = rng.standard_normal((B, OBS), dtype=np.float32)
-        self.discounts = np.full(B, 0.99, np.float32)
-        self.weights = rng.uniform(0.5, 1.0, B).astype(np.float32)
-
-
-def _batches(count: int) -> list[_Batch]:
+def _batches(count: int) -> list[FakeBatch]:
     rng = np.random.default_rng(0)
-    return [_Batch(rng) for _ in range(count)]
+    return [random_batch(rng, B, OBS, ACT, weights=(0.5, 1.0)) for _ in range(count)]
 
 
 def _agent(algorithm: str, device: str, **kw) -> Agent:

@@ -2,7 +2,6 @@
 bit-identical resume, the edge's numpy actor, merging, and a learning smoke that fails if a sign is wrong."""
 import json
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -16,6 +15,7 @@ from dcdrl_learning.merge import merge_models
 from dcdrl_learning.networks import NetworkConfig
 from dcdrl_learning.noise import PINK_SEQUENCE_STEPS, make_noise
 from dcdrl_learning.sac import LOG_STD_MAX, LOG_STD_MIN, SacAgent, squashed_gaussian_log_prob
+from dcdrl_learning.testing import FakeBatch, random_batch
 
 SMALL = NetworkConfig(actor_hidden=(16, 8), critic_hidden=(16, 8))
 
@@ -29,21 +29,8 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
-@dataclass
-class Batch:
-    obs: np.ndarray
-    actions: np.ndarray
-    rewards: np.ndarray
-    next_obs: np.ndarray
-    discounts: np.ndarray
-    weights: np.ndarray
-
-
-def random_batch(rng: np.random.Generator, b: int, obs_dim: int, action_dim: int) -> Batch:
-    return Batch(rng.standard_normal((b, obs_dim), dtype=np.float32),
-                 rng.uniform(-1, 1, (b, action_dim)).astype(np.float32), rng.standard_normal(b, dtype=np.float32),
-                 rng.standard_normal((b, obs_dim), dtype=np.float32), np.full(b, 0.9, np.float32),
-                 np.ones(b, np.float32))
+def sac_batch(rng: np.random.Generator, b: int, obs_dim: int, action_dim: int) -> FakeBatch:
+    return random_batch(rng, b, obs_dim, action_dim, discount=0.9)
 
 
 def make(obs_dim: int = 3, action_dim: int = 2, **kw) -> SacAgent:
@@ -93,7 +80,7 @@ def test_critic_target_is_min_of_twin_target_qs_minus_alpha_log_prob_discounted(
     mean, raw = 0.3, 0.2
     log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (math.tanh(raw) + 1)
     handmade(agent, mean, raw, target_q=(1.0, -0.25))
-    batch = random_batch(np.random.default_rng(0), 4, 3, 2)
+    batch = sac_batch(np.random.default_rng(0), 4, 3, 2)
     batch.discounts = np.array([0.9, 0.0, 0.81, 0.9], np.float32)
     noise = torch.randn((4, 2), generator=agent._generator.clone_state()).double().numpy()
     q1_before = agent.critic(torch.from_numpy(batch.obs), torch.from_numpy(batch.actions))[0].detach().numpy()
@@ -113,7 +100,7 @@ def test_temperature_step_follows_the_entropy_gap(raw, rises):
     mean = -0.1
     log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (math.tanh(raw) + 1)
     handmade(agent, mean, raw, target_q=(0.0, 0.0))
-    batch = random_batch(np.random.default_rng(1), 5, 3, 2)
+    batch = sac_batch(np.random.default_rng(1), 5, 3, 2)
     generator = agent._generator.clone_state()
     torch.randn((5, 2), generator=generator)        # the critic target's sample comes first
     noise = torch.randn((5, 2), generator=generator).double().numpy()
@@ -129,7 +116,7 @@ def test_temperature_step_follows_the_entropy_gap(raw, rises):
 
 def test_fixed_temperature_stays():
     agent = make(alpha=0.3, autotune_alpha=False)
-    agent.update(random_batch(np.random.default_rng(2), 8, 3, 2))
+    agent.update(sac_batch(np.random.default_rng(2), 8, 3, 2))
     assert agent.alpha == pytest.approx(0.3)
 
 
@@ -240,7 +227,7 @@ def test_merged_sac_actors_load_and_run():
     edge = NumpyActor(agents[0].config.network, 3, 2, merged)
     obs = np.ones(3, np.float32)
     np.testing.assert_allclose(agents[0].act(obs), edge(obs), atol=1e-5)
-    agents[0].update(random_batch(np.random.default_rng(5), 8, 3, 2))   # the log std head still trains with it
+    agents[0].update(sac_batch(np.random.default_rng(5), 8, 3, 2))   # the log std head still trains with it
 
 
 def test_learns_a_one_step_task():
@@ -256,7 +243,7 @@ def test_learns_a_one_step_task():
         obs = rng.uniform(-1, 1, (64, 1)).astype(np.float32)
         actions = agent.act(obs, explore=True)
         rewards = -np.square(actions[:, 0] - (0.5 * obs[:, 0] + 0.2))
-        agent.update(Batch(obs, actions, rewards.astype(np.float32), obs, np.zeros(64, np.float32),
+        agent.update(FakeBatch(obs, actions, rewards.astype(np.float32), obs, np.zeros(64, np.float32),
                            np.ones(64, np.float32)))
     error = np.abs(agent.act(obs_test)[:, 0] - best).mean()
     assert start_error > 0.2 and error < 0.08, (start_error, error)

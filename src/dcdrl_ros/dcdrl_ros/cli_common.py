@@ -19,6 +19,22 @@ def add_graph_arguments(parser: argparse.ArgumentParser, spin_time: float = DEFA
     parser.add_argument('--no-daemon', action='store_true', help='accepted for ros2 compatibility (no daemon)')
 
 
+def positive_float(text: str) -> float:
+    """argparse type: a float > 0 (rates, frequencies, time-outs)."""
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f'{text} is not positive')
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a float >= 0 (offsets, delays), as the ros2 verbs refuse negative ones."""
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f'{text} is negative')
+    return value
+
+
 def fail(message: str) -> int:
     """What ros2cli does with an error string a verb returns: print it to stderr, exit code 1."""
     sys.stderr.write(message.rstrip('\n') + '\n')

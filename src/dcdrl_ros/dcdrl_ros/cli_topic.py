@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from dcdrl_ros.cli_common import add_graph_arguments, fail, field_str, graph_session, ros_repr
+from dcdrl_ros.cli_common import add_graph_arguments, fail, field_str, graph_session, positive_float, ros_repr
 
 DEFAULT_TRUNCATE_LENGTH = 128
 DEFAULT_WINDOW_SIZE = 10000
@@ -372,13 +372,6 @@ def cmd_pub(args: argparse.Namespace) -> int:
 
 
 # --- arguments ----------------------------------------------------------------------------------------------
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f'{text} is not positive')
-    return value
-
-
 def add_arguments(verbs: Any) -> None:
     topic = verbs.add_parser('topic', help='inspect and publish topics').add_subparsers(dest='verb', required=True)
 
@@ -406,7 +399,7 @@ def add_arguments(verbs: Any) -> None:
     sub.add_argument('--flow-style', action='store_true')
     sub.add_argument('--once', action='store_true')
     sub.add_argument('--count', type=int, default=0, help='exit after N messages')
-    sub.add_argument('--timeout', type=_positive_float, help='exit after N seconds')
+    sub.add_argument('--timeout', type=positive_float, help='exit after N seconds')
     add_graph_arguments(sub)
     sub.set_defaults(handler=cmd_echo)
 
@@ -423,14 +416,14 @@ def add_arguments(verbs: Any) -> None:
     sub.add_argument('topic_name')
     sub.add_argument('message_type')
     sub.add_argument('values', nargs='?', default='{}')
-    sub.add_argument('-r', '--rate', type=_positive_float, default=1.0)
+    sub.add_argument('-r', '--rate', type=positive_float, default=1.0)
     sub.add_argument('-p', '--print', type=int, default=1, help='print every N-th message')
     group = sub.add_mutually_exclusive_group()
     group.add_argument('-1', '--once', action='store_true')
     group.add_argument('-t', '--times', type=int, default=0)
     sub.add_argument('-w', '--wait-matching-subscriptions', type=int, default=None)
-    sub.add_argument('--max-wait-time-secs', '--wait-timeout', type=_positive_float, default=None)
-    sub.add_argument('--keep-alive', type=_positive_float, default=0.1)
+    sub.add_argument('--max-wait-time-secs', '--wait-timeout', type=positive_float, default=None)
+    sub.add_argument('--keep-alive', type=positive_float, default=0.1)
     sub.add_argument('-n', '--node-name')
     add_qos_arguments(sub, 'default')
     add_graph_arguments(sub)

@@ -212,7 +212,7 @@ def test_follower_picks_up_a_late_topic_with_its_offered_qos_and_raw_cdr(loopbac
 def test_bag_record_picks_up_a_late_topic_and_ctrl_c_closes_the_bag(loopback_graph, tmp_path):
     from dcdrl_ros import runtime
     from dcdrl_ros.bag.reader import BagReader
-    from dcdrl_ros.testing import python_child
+    from dcdrl_ros.testing import python_child, wait_matched
 
     from std_msgs.msg import String
     domain, context = loopback_graph
@@ -224,9 +224,7 @@ def test_bag_record_picks_up_a_late_topic_and_ctrl_c_closes_the_bag(loopback_gra
         publisher = talker.create_publisher(String, topic, runtime.QoSProfile(
             depth=3, reliability=runtime.ReliabilityPolicy.BEST_EFFORT))
         child.wait_for_line(f"Subscribed to topic '{topic}'", 15)
-        deadline = time.monotonic() + 15
-        while publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)   # polling a DDS match count: no event to await in the runtime's API
+        wait_matched([publisher], timeout=15)
         for index in range(5):
             publisher.publish(String(data=f'sample {index}'))
         assert child.stop(15) == 0    # SIGINT: the recorder closes the bag

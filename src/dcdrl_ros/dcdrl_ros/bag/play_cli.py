@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from dcdrl_ros.cli_common import fail
+from dcdrl_ros.cli_common import fail, non_negative_float, positive_float
 
 DEFAULT_CLOCK_HZ = 40.0  # what `ros2 bag play --clock` publishes at without a value
 
@@ -66,20 +66,6 @@ def cmd_play(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_hz(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f'{text} is not a positive frequency')
-    return value
-
-
-def _not_negative_seconds(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f'{text} is negative')   # as ros2 bag play refuses it
-    return value
-
-
 def add_arguments(bag_verbs: Any) -> None:
     sub = bag_verbs.add_parser('info', help="a bag's files, duration, topics and message counts (as ros2 bag info)")
     sub.add_argument('bag_path', help='bag directory (or one .mcap file)')
@@ -91,13 +77,13 @@ def add_arguments(bag_verbs: Any) -> None:
     sub.add_argument('-s', '--storage', choices=['mcap'], help='accepted for ros2 compatibility (mcap only)')
     sub.add_argument('-r', '--rate', type=float, default=1.0, help='playback speed factor (default: 1.0)')
     sub.add_argument('-l', '--loop', action='store_true', help='play again from the start at the end')
-    sub.add_argument('--start-offset', type=_not_negative_seconds, default=0.0, metavar='S',
+    sub.add_argument('--start-offset', type=non_negative_float, default=0.0, metavar='S',
                      help='start S seconds into the bag (default: 0)')
     sub.add_argument('--topics', nargs='+', metavar='TOPIC', help='play only these topics')
     sub.add_argument('-m', '--remap', nargs='+', metavar='FROM:=TO', help='publish topic FROM as TO')
-    sub.add_argument('--clock', type=_positive_hz, nargs='?', const=DEFAULT_CLOCK_HZ, default=0.0, metavar='HZ',
+    sub.add_argument('--clock', type=positive_float, nargs='?', const=DEFAULT_CLOCK_HZ, default=0.0, metavar='HZ',
                      help=f'publish the bag time on /clock at HZ (default when given: {DEFAULT_CLOCK_HZ:g})')
-    sub.add_argument('-d', '--delay', type=_not_negative_seconds, default=0.0, metavar='S',
+    sub.add_argument('-d', '--delay', type=non_negative_float, default=0.0, metavar='S',
                      help='wait S seconds before playing (e.g. for subscribers to match)')
     sub.add_argument('--read-ahead-queue-size', type=int, default=1000, metavar='N',
                      help='accepted for ros2 compatibility: messages are read lazily, one chunk at a time')
