@@ -5,7 +5,8 @@ trained for the same number of environment steps and scored by the same evaluati
 
 - MEC (`--env mec`): `dcdrl_sim/MecOffloadScores-v0` (N = 10 users, offload-score action), 40,000
   env steps. Ours run through `mec_ddpg.main` with the tuned settings of docs/results-learning.md
-  (`TUNED` below; SAC uses its own defaults plus the task's gamma, n-step and tau); SB3 runs its
+  (`TUNED` below; SAC uses its own defaults plus the task's gamma, n-step and tau; `sac_b256` is that
+  SAC with SB3's batch 256 and learning from step 100); SB3 runs its
   defaults (`SAC('MlpPolicy', env)`, `TD3('MlpPolicy', env)`). Every final policy is scored by
   `mec_ddpg.compare_with_baselines`: the same 10 test episodes reset with seeds 10000-10009, with
   greedy and the per-step oracle (`MecOracle`) on the same episodes. The validation curve (5 episodes
@@ -48,7 +49,7 @@ from dcdrl_sim.cartpole.env import CartPoleSwingUpEnv  # noqa: E402
 from dcdrl_sim.cartpole.evaluation import ConvergenceTracker, evaluate_swing_up  # noqa: E402
 from dcdrl_sim.mec.env import MecOffloadEnv  # noqa: E402
 
-OURS = ('ddpg', 'td3', 'sac')
+OURS = ('ddpg', 'td3', 'sac', 'sac_b256')
 SB3 = ('sb3_sac', 'sb3_td3')
 # The tuned DDPG settings of docs/results-learning.md (section 1), used for our DDPG and TD3.
 TUNED = ['--noise-scale', '1.0', '--tau', '0.005', '--n-step', '3', '--actor-lr', '3e-4',
@@ -57,6 +58,11 @@ TUNED = ['--noise-scale', '1.0', '--tau', '0.005', '--n-step', '3', '--actor-lr'
 # (the policy's own entropy explores).
 SAC_SETTINGS = ['--tau', '0.005', '--n-step', '3', '--actor-lr', '3e-4', '--critic-lr', '3e-4',
                 '--exploration', 'none']
+# MEC only: our SAC with the two settings in which SB3's SAC defaults differ from ours and that act early in
+# a run (batch 256, learning from step 100); the networks, gamma and n-step stay ours.
+SAC_B256_SETTINGS = [*SAC_SETTINGS, '--batch-size', '256', '--learning-starts', '100']
+OUR_RUNS = {'ddpg': ('ddpg', TUNED), 'td3': ('td3', TUNED), 'sac': ('sac', SAC_SETTINGS),
+            'sac_b256': ('sac', SAC_B256_SETTINGS)}   # name -> (mec_ddpg --algorithm, settings)
 MEC_ENV_KW = {'num_users': 10, 'num_channels': 5, 'episode_length': 50, 'action_mode': 'scores'}
 
 
@@ -78,6 +84,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.total_steps = 40_000 if args.env == 'mec' else 50_000
     if args.quick:
         args.total_steps, args.eval_every = min(args.total_steps, 300), 150
+    if args.env == 'cartpole' and 'sac_b256' in args.algorithms and not args.table:
+        p.error('sac_b256 is a MEC variant (cart-pole runs cartpole_swingup.py with its own settings)')
     return args
 
 
@@ -89,9 +97,9 @@ def machine() -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------ ours
 def run_ours_mec(algorithm: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
-    settings = SAC_SETTINGS if algorithm == 'sac' else TUNED
+    learner, settings = OUR_RUNS[algorithm]
     argv = ['--seed', str(seed), '--total-steps', str(args.total_steps), '--exp-name', f'compare_{algorithm}',
-            '--action-mode', 'scores', '--algorithm', algorithm, '--eval-every', str(args.eval_every),
+            '--action-mode', 'scores', '--algorithm', learner, '--eval-every', str(args.eval_every),
             '--runs-dir', args.runs_dir, '--no-tensorboard', '--no-save-model', *settings]
     if args.quick:
         argv.append('--quick')
