@@ -103,6 +103,16 @@ def test_every_refusal_is_counted_by_the_live_intake_and_summed_up(tmp_path):
                               f'1 obs_dim {OBS + 1}, expected {OBS}, 1 oversized, 1 not decodable)')
 
 
+def test_a_bag_without_the_type_says_which_topics_it_has(tmp_path):
+    bag = tmp_path / 'bag'
+    bag.mkdir()
+    summary = seed_from_bags([str(bag)], EXPERIENCE_TYPE, experience_intake(service()),
+                             open_bag=opener({str(bag): MemoryBag([record(b'x', 'std_msgs/msg/String', '/chatter')])}))
+    assert summary.transitions == 0 and summary.bags_read == 1
+    assert summary.problems == [f'seed bag {bag}: no {EXPERIENCE_TYPE} topic in it (its topics: /chatter '
+                                f'(std_msgs/msg/String))']
+
+
 def test_seeded_experience_is_no_arrival_for_the_version_lag_or_the_intake_rate(tmp_path):
     now = [100.0]
     replay = ReplayService(ReplayServiceConfig(capacity=1000, min_size_to_sample=1, seed=0), clock=lambda: now[0])

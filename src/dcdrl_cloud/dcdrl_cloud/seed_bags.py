@@ -111,6 +111,9 @@ def seed_from_bags(paths: Iterable[str], type_name: str, intake: Intake,
             summary.problems.append(f'seed bag {path}: not readable: {error}')
             continue
         summary.bags_read += 1
+        if not topics:   # say why it gave nothing: a bag of other topics is a common slip
+            found = ', '.join(f'{topic.name} ({topic.type})' for topic in reader.topics) or 'none'
+            summary.problems.append(f'seed bag {path}: no {type_name} topic in it (its topics: {found})')
         while True:
             try:
                 record = next(records)
