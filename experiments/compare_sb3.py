@@ -242,14 +242,17 @@ def mec_verdict(records: list[dict[str, Any]], table: dict[str, dict[str, Any]])
 
 
 def markdown_table(table: dict[str, dict[str, Any]], env: str) -> str:
-    what = 'cost per step (test, mean ± std)' if env == 'mec' else 'env steps to converge'
+    what = 'cost per step (test, mean ± std)' if env == 'mec' else 'converged (median env steps of those)'
     lines = [f'| algorithm | {what} | per seed | wall s per run |', '| --- | --- | --- | --- |']
     for algorithm, row in table.items():
         fmt = (lambda v: f'{v:.3f}') if env == 'mec' else (lambda v: 'not converged' if v is None else f'{v:,}')
-        seeds = len(row['values'])
-        spread = f' ± {row["std"]:.3f}' if seeds > 1 else ' (1 seed)'
-        mean = 'n/a' if row['mean'] is None else f'{row["mean"]:.3f}{spread}' if env == 'mec' \
-            else f'{row["mean"]:,.0f}'
+        if env == 'mec':
+            spread = f' ± {row["std"]:.3f}' if len(row['values']) > 1 else ' (1 seed)'
+            mean = f'{row["mean"]:.3f}{spread}'
+        else:   # a mean over the seeds that converged would hide those that did not
+            converged = [v for v in row['values'] if v is not None]
+            mean = f'{len(converged)} of {len(row["values"])}' + \
+                (f' ({float(np.median(converged)):,.0f})' if converged else '')
         lines.append(f'| {algorithm} | {mean} | {" / ".join(fmt(v) for v in row["values"])} '
                      f'| {" / ".join(f"{w:.0f}" for w in row["wall_s"])} |')
     return '\n'.join(lines)

@@ -55,3 +55,13 @@ def test_collective_workers_that_only_explore_and_a_master_that_never_pulls(tmp_
     assert all(0 not in h['pulled'] for h in history)
     with pytest.raises(SystemExit):
         load('mec_collective').parse_args(['--worker-updates-per-step', '-1'])
+
+
+def test_the_cartpole_table_counts_converged_seeds_and_takes_the_median_of_those() -> None:
+    compare = load('compare_sb3')
+    records = [{'algorithm': 'sac', 'seed': seed, 'steps_to_converge': steps, 'wall_s': 300.0}
+               for seed, steps in ((0, None), (1, 30_000), (2, 40_000))]
+    records.append({'algorithm': 'sb3_sac', 'seed': 0, 'steps_to_converge': None, 'wall_s': 800.0})
+    text = compare.markdown_table(compare.aggregate(records), 'cartpole')
+    assert '| sac | 2 of 3 (35,000) | not converged / 30,000 / 40,000 | 300 / 300 / 300 |' in text
+    assert '| sb3_sac | 0 of 1 | not converged | 800 |' in text
