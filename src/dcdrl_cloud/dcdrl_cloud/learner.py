@@ -332,12 +332,11 @@ class Learner(Trainer):
     def _on_start(self, now: float) -> None:
         """Publish the current weights (version 1, or the checkpoint's + 1) and request batches."""
         c = self.config
-        self._next_eval = math.inf
         if c.eval_period_s > 0:
             # The learning curve starts from the initial policy: scored here, before any update can change it
             # (a DDPG actor starts with near-zero outputs, which one Adam step can move across the env's thresholds).
             self.evaluate()
-            self._next_eval = self.clock() + c.eval_period_s
+        self._next_eval = next_due(self.clock(), c.eval_period_s)
         self._next_generation = next_due(now, c.generation_period_s) if c.mode == 'collective' else math.inf
         self._next_update = now
         self._updates_at_start, self._next_waiting_line = self.updates, now

@@ -65,3 +65,11 @@ def test_the_cartpole_table_counts_converged_seeds_and_takes_the_median_of_those
     text = compare.markdown_table(compare.aggregate(records), 'cartpole')
     assert '| sac | 2 of 3 (35,000) | not converged / 30,000 / 40,000 | 300 / 300 / 300 |' in text
     assert '| sb3_sac | 0 of 1 | not converged | 800 |' in text
+
+
+def test_cartpole_runs_every_algorithm_but_the_mec_variant_by_default() -> None:
+    compare = load('compare_sb3')
+    assert 'sac_b256' in compare.parse_args([]).algorithms
+    assert compare.parse_args(['--env', 'cartpole']).algorithms == ['ddpg', 'td3', 'sac', 'sb3_sac', 'sb3_td3']
+    with pytest.raises(SystemExit):
+        compare.parse_args(['--env', 'cartpole', '--algorithms', 'sac_b256'])
