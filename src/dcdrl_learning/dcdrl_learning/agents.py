@@ -111,7 +111,7 @@ class AgentConfig:
     seed: int = 0                           # network init, smoothing noise and exploration noise
     torch_threads: int | None = None        # torch.set_num_threads at construction (process-wide); None = leave
     optimizer_impl: str = 'fused'           # Adam kernels: 'fused' (one kernel per tensor), 'foreach' or 'default'
-    update_impl: str = 'manual'             # DDPG/TD3 gradients: 'manual' (hand-written passes where the nets
+    update_impl: str = 'manual'             # gradients (all algorithms): 'manual' (hand-written passes where the nets
     #                                         allow, see manual_grad.py) or 'autograd'
     cuda_graph: bool = False                # on a CUDA device: replay each DDPG/TD3 update as a CUDA graph
     alpha: float = 0.2                      # (sac) entropy temperature at the start (fixed without autotune_alpha)
@@ -421,6 +421,25 @@ class Agent:
             'td_errors': host[2 + actor_due:].astype(np.float32),
         }
 
+    def _critic_gradients(self, obs: torch.Tensor, actions: torch.Tensor, target: torch.Tensor,
+                          weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Writes d critic_loss / d parameters into the critic's .grad views (hand-written passes where
+        the nets allow, else autograd); returns (critic_loss, Q [n_critics, B], Q - target).
+        critic_loss = sum_i mean(w * (Q_i(s, a) - y)^2)."""
+        if self._manual:   # the backward writes every element of the .grad views: no zeroing
+            with torch.no_grad():
+                q, inputs = manual_grad.critic_forward(self.critic, obs, actions)
+                td = q - target
+                critic_loss = (td.square() * weights).mean(dim=1).sum()
+                manual_grad.critic_backward(self.critic, inputs, td * (weights * (2.0 / obs.shape[0])))
+            return critic_loss, q, td
+        q = self.critic(obs, actions)
+        td = q - target
+        critic_loss = (td.square() * weights).mean(dim=1).sum()
+        self._critic_flat.grad.zero_()  # the parameters' .grad are views into this buffer
+        critic_loss.backward()
+        return critic_loss, q, td
+
     def _step(self, obs: torch.Tensor, actions: torch.Tensor, rewards: torch.Tensor, next_obs: torch.Tensor,
               discounts: torch.Tensor, weights: torch.Tensor, eps: torch.Tensor | None = None, *,
               actor_due: bool, targets_due: bool) -> tuple[torch.Tensor, ...]:
@@ -438,18 +457,7 @@ class Agent:
             next_q = next_q.amin(dim=0) if c.n_critics > 1 else next_q[0]
             target = torch.addcmul(rewards, discounts, next_q)
 
-        if self._manual:   # the backward writes every element of the .grad views: no zeroing
-            with torch.no_grad():
-                q, inputs = manual_grad.critic_forward(self.critic, obs, actions)
-                td = q - target
-                critic_loss = (td.square() * weights).mean(dim=1).sum()
-                manual_grad.critic_backward(self.critic, inputs, td * (weights * (2.0 / b)))
-        else:
-            q = self.critic(obs, actions)                       # [n_critics, B]
-            td = q - target
-            critic_loss = (td.square() * weights).mean(dim=1).sum()
-            self._critic_flat.grad.zero_()  # the parameters' .grad are views into this buffer
-            critic_loss.backward()
+        critic_loss, q, td = self._critic_gradients(obs, actions, target, weights)
         if c.max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(self._critic_flat, c.max_grad_norm)
         adam_step(self.critic_optim)

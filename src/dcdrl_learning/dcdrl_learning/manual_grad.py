@@ -47,8 +47,9 @@ def _activation_backward(grad: torch.Tensor, output: torch.Tensor, activation: s
     return grad * (1 - output * output)
 
 
-def actor_forward(actor: Actor, obs: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """tanh(MLP(obs)) [B, A] and the input of every layer (for actor_backward)."""
+def actor_forward_pre_tanh(actor: Actor, obs: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """MLP(obs) [B, A] before the output tanh and the input of every layer; the last one is the
+    features of the last hidden layer (SAC's log std head reads them)."""
     activation = actor.config.activation
     inputs, x = [], obs
     for i in range(actor.n_layers):
@@ -56,19 +57,35 @@ def actor_forward(actor: Actor, obs: torch.Tensor) -> tuple[torch.Tensor, list[t
         x = torch.addmm(_param(actor, f'bias_{i}'), x, _param(actor, f'weight_{i}'))
         if i < actor.n_layers - 1:
             x = _activate(x, activation)
-    return torch.tanh_(x), inputs
+    return x, inputs
 
 
-def actor_backward(actor: Actor, inputs: list[torch.Tensor], action: torch.Tensor, grad_action: torch.Tensor) -> None:
-    """Writes d loss / d parameters into the actor's .grad views, given d loss / d action [B, A]."""
+def actor_forward(actor: Actor, obs: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """tanh(MLP(obs)) [B, A] and the input of every layer (for actor_backward)."""
+    pre_tanh, inputs = actor_forward_pre_tanh(actor, obs)
+    return torch.tanh_(pre_tanh), inputs
+
+
+def actor_backward_pre_tanh(actor: Actor, inputs: list[torch.Tensor], grad_pre_tanh: torch.Tensor,
+                            grad_features: torch.Tensor | None = None) -> None:
+    """Writes d loss / d parameters into the actor's .grad views, given d loss / d MLP output [B, A]
+    (before the tanh) and, optionally, a gradient reaching the last hidden features from elsewhere."""
     activation = actor.config.activation
-    grad = grad_action * (1 - action * action)          # through the output tanh
+    grad = grad_pre_tanh
     for i in reversed(range(actor.n_layers)):
         weight = _param(actor, f'weight_{i}')
         torch.mm(inputs[i].t(), grad, out=weight.grad)
         torch.sum(grad, 0, out=_grad(actor, f'bias_{i}'))
         if i > 0:
-            grad = _activation_backward(torch.mm(grad, weight.t()), inputs[i], activation)
+            grad_input = torch.mm(grad, weight.t())
+            if i == actor.n_layers - 1 and grad_features is not None:
+                grad_input += grad_features
+            grad = _activation_backward(grad_input, inputs[i], activation)
+
+
+def actor_backward(actor: Actor, inputs: list[torch.Tensor], action: torch.Tensor, grad_action: torch.Tensor) -> None:
+    """Writes d loss / d parameters into the actor's .grad views, given d loss / d action [B, A]."""
+    actor_backward_pre_tanh(actor, inputs, grad_action * (1 - action * action))   # through the output tanh
 
 
 def critic_forward(critic: CriticEnsemble, obs: torch.Tensor, action: torch.Tensor,
@@ -121,4 +138,5 @@ def critic_backward(critic: CriticEnsemble, inputs: list[torch.Tensor], grad_q: 
     return None
 
 
-__all__ = ['supported', 'actor_forward', 'actor_backward', 'critic_forward', 'critic_backward']
+__all__ = ['supported', 'actor_forward', 'actor_forward_pre_tanh', 'actor_backward', 'actor_backward_pre_tanh',
+           'critic_forward', 'critic_backward']

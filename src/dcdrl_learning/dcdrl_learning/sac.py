@@ -14,6 +14,9 @@ Read `update` top to bottom (batches as in agents.py; `discounts` already holds 
     critic loss    sum_i mean(w * (Q_i(s, a) - y)^2)
     actor loss     mean(alpha * log pi(a~|s) - min_i Q_i(s, a~)),  a~ ~ pi(s) (reparameterised)
     alpha loss     -mean(log_alpha * (log pi(a~|s) + target_entropy))   (automatic temperature)
+Gradients: by hand where the nets allow (`update_impl='manual'`, relu/tanh without layer norm: the critic
+through Agent._critic_gradients, the policy in `_policy_gradients` with manual_grad.py's passes), else autograd;
+both give the same numbers to float rounding (test_learning_manual_grad.py).
 The critic targets follow the online critics by `tau` after every actor step; SAC has no target actor
 (the inherited `actor_target` is kept, so code that loads a merged actor into it still works, but is
 never read here).
@@ -29,6 +32,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from . import manual_grad
 from .agents import Agent, AgentConfig, Batch, _make_adam, flatten_parameters
 from .noise import ExplorationNoise, PinkNoise
 
@@ -52,8 +56,8 @@ def squashed_gaussian_log_prob(mean: torch.Tensor, log_std: torch.Tensor, noise:
     return torch.tanh(pre_tanh), gaussian - squash
 
 
-def _grad(flat: torch.Tensor) -> torch.Tensor:
-    grad = flat.grad
+def _grad(param: torch.Tensor) -> torch.Tensor:
+    grad = param.grad
     assert grad is not None  # flatten_parameters allocates it once; parameters' .grad are views into it
     return grad
 
@@ -138,11 +142,7 @@ class SacAgent(Agent):
             next_q = self.critic_target(next_obs, next_actions).amin(dim=0)
             target = torch.addcmul(rewards, discounts, next_q - alpha * next_log_prob)
 
-        q = self.critic(obs, actions)                       # [n_critics, B]
-        td = q - target
-        critic_loss = (td.square() * weights).mean(dim=1).sum()
-        _grad(self._critic_flat).zero_()
-        critic_loss.backward()
+        critic_loss, q, td = self._critic_gradients(obs, actions, target, weights)   # q: [n_critics, B]
         if c.max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(self._critic_flat, c.max_grad_norm)
         self.critic_optim.step()
@@ -152,12 +152,7 @@ class SacAgent(Agent):
         assert c.policy_delay is not None  # AgentConfig fills it in
         if self.critic_updates % c.policy_delay == 0:
             if stored_transitions is None or stored_transitions >= c.actor_start:
-                new_actions, log_prob = self.policy(obs)
-                q_pi = self.critic(obs, new_actions).amin(dim=0)
-                actor_loss = (alpha * log_prob - q_pi).mean()
-                _grad(self._actor_flat).zero_()
-                _grad(self._log_std_flat).zero_()
-                actor_loss.backward(inputs=self._policy_params)
+                actor_loss, log_prob = self._policy_gradients(obs, alpha)
                 if c.max_grad_norm is not None:
                     torch.nn.utils.clip_grad_norm_([self._actor_flat, self._log_std_flat], c.max_grad_norm)
                 self.actor_optim.step()
@@ -183,6 +178,44 @@ class SacAgent(Agent):
             'entropy': float(host[4]) if actor_loss is not None else None,
             'td_errors': host[n:].astype(np.float32),
         }
+
+    def _policy_gradients(self, obs: torch.Tensor, alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Writes d actor_loss / d parameters into the .grad views of the actor and the log std head;
+        returns (actor_loss, log pi(a~|s) [B]) with actor_loss = mean(alpha * log pi(a~|s) - min_i Q_i(s, a~))."""
+        if not self._manual:
+            new_actions, log_prob = self.policy(obs)
+            actor_loss = (alpha * log_prob - self.critic(obs, new_actions).amin(dim=0)).mean()
+            _grad(self._actor_flat).zero_()
+            _grad(self._log_std_flat).zero_()
+            actor_loss.backward(inputs=self._policy_params)
+            return actor_loss, log_prob
+        # The same loss by hand (manual_grad.py's passes; the backward overwrites every .grad element):
+        # u = mean + std * eps, a = tanh(u); d log pi / d u = 2a (the squash term), d log pi / d log std = -1
+        # (eps fixed: reparameterised); log std = LOG_STD_MIN + half_range * (tanh(raw) + 1).
+        b, head = obs.shape[0], self.log_std_head
+        with torch.no_grad():
+            mean, inputs = manual_grad.actor_forward_pre_tanh(self.actor, obs)
+            features = inputs[-1]
+            squashed = torch.tanh(torch.addmm(head.bias, features, head.weight))
+            half_range = 0.5 * (LOG_STD_MAX - LOG_STD_MIN)
+            log_std = LOG_STD_MIN + half_range * (squashed + 1.0)
+            noise = torch.randn(mean.shape, generator=self._generator, device=self.device)
+            action, log_prob = squashed_gaussian_log_prob(mean, log_std, noise)
+            q_pi, critic_inputs = manual_grad.critic_forward(self.critic, obs, action)
+            q_min, lowest = q_pi.min(dim=0)
+            actor_loss = (alpha * log_prob - q_min).mean()
+            grad_q = torch.zeros_like(q_pi).scatter_(0, lowest.unsqueeze(0), -1.0 / b)
+            grad_action = manual_grad.critic_backward(self.critic, critic_inputs, grad_q, weight_grads=False,
+                                                      action_grad=True)
+            assert grad_action is not None
+            scaled_alpha = alpha / b
+            grad_u = torch.addcmul(grad_action * (1.0 - action * action), action, scaled_alpha * 2.0)
+            grad_log_std = grad_u * log_std.exp() * noise - scaled_alpha
+            grad_raw = grad_log_std * (half_range * (1.0 - squashed * squashed))
+            torch.mm(features.t(), grad_raw, out=_grad(head.weight))
+            torch.sum(grad_raw, 0, out=_grad(head.bias))
+            manual_grad.actor_backward_pre_tanh(self.actor, inputs, grad_u, grad_features=grad_raw @ head.weight.t())
+        return actor_loss, log_prob
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()

@@ -71,7 +71,25 @@ def test_agent_takes_the_manual_path_only_where_supported():
         agent(update_impl='jit')
 
 
-@pytest.mark.parametrize('algorithm', ['ddpg', 'td3'])
+@pytest.mark.parametrize('activation', ['relu', 'tanh'])
+def test_sac_policy_gradients_equal_autograd(activation):
+    # The SAC actor loss by hand (squashed Gaussian, log std head, min of the twin critics) against
+    # autograd: same loss, log-probs and gradients of the actor and of the log std head.
+    net = NetworkConfig(actor_hidden=(16, 8), critic_hidden=(16, 8), activation=activation)
+    agents = [Agent(AgentConfig(algorithm='sac', network=net, critic_start=0, actor_start=0, device='cpu',
+                                update_impl=impl), OBS, ACT) for impl in ('manual', 'autograd')]
+    assert agents[0]._manual and not agents[1]._manual
+    obs = torch.randn(B, OBS, generator=torch.Generator().manual_seed(3))
+    alpha = torch.tensor(0.3)
+    results = [a._policy_gradients(obs, alpha) for a in agents]
+    for got, want in zip(*results):
+        torch.testing.assert_close(got.detach(), want.detach())
+    torch.testing.assert_close(agents[0]._actor_flat.grad, agents[1]._actor_flat.grad)
+    torch.testing.assert_close(agents[0]._log_std_flat.grad, agents[1]._log_std_flat.grad)
+    assert agents[0]._log_std_flat.grad.abs().sum() > 0 and agents[0]._actor_flat.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize('algorithm', ['ddpg', 'td3', 'sac'])
 def test_manual_and_autograd_agents_train_alike(algorithm):
     rng = np.random.default_rng(0)
     net = NetworkConfig(actor_hidden=(32, 16), critic_hidden=(32, 16))
@@ -87,5 +105,9 @@ def test_manual_and_autograd_agents_train_alike(algorithm):
         stats = [a.update(batch) for a in agents]
         np.testing.assert_allclose(stats[0]['td_errors'], stats[1]['td_errors'], rtol=1e-5, atol=1e-6)
         assert (stats[0]['actor_loss'] is None) == (stats[1]['actor_loss'] is None)
-    for a, b in zip(agents[0].state_dict()['actor'].values(), agents[1].state_dict()['actor'].values()):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    states = [a.state_dict() for a in agents]
+    for part in ('actor', 'critic') + (('log_std_head',) if algorithm == 'sac' else ()):
+        for a, b in zip(states[0][part].values(), states[1][part].values()):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    if algorithm == 'sac':
+        torch.testing.assert_close(states[0]['log_alpha'], states[1]['log_alpha'])
