@@ -308,13 +308,12 @@ def time_to_target(target_cost: float) -> dict:
                                 env=env, capture_output=True, text=True, timeout=900)
         if result.returncode != 0:
             return {'error': result.stderr[-500:]}
-        from dcdrl_cloud.report import read_scalars
+        from dcdrl_cloud.report import first_at_or_below, read_scalars
         run_dir = next(Path(runs).iterdir())
         points = read_scalars(run_dir).get('eval/cost', [])
         if not points:
             return {'error': 'no evaluation in the run'}
-        start = points[0][0]
-        hit = next(((t - start, step) for t, step, value in points if value <= target_cost), None)
+        hit = first_at_or_below(points, target_cost)
         return {'target_cost': target_cost, 'seconds': hit[0] if hit else None,
                 'updates': hit[1] if hit else None, 'final_cost': points[-1][2]}
 

@@ -6,7 +6,8 @@ trained for the same number of environment steps and scored by the same evaluati
 - MEC (`--env mec`): `dcdrl_sim/MecOffloadScores-v0` (N = 10 users, offload-score action), 40,000
   env steps. Ours run through `mec_ddpg.main` with the tuned settings of docs/results-learning.md
   (`TUNED` below; SAC uses its own defaults plus the task's gamma, n-step and tau; `sac_b256` is that
-  SAC with SB3's batch 256 and learning from step 100); SB3 runs its
+  SAC with SB3's batch 256 and learning from step 100, `sac_net256` with SB3's 256-256 nets without layer
+  norm, `sac_g99` with SB3's gamma 0.99 and 1-step returns); SB3 runs its
   defaults (`SAC('MlpPolicy', env)`, `TD3('MlpPolicy', env)`). Every final policy is scored by
   `mec_ddpg.compare_with_baselines`: the same 10 test episodes reset with seeds 10000-10009, with
   greedy and the per-step oracle (`MecOracle`) on the same episodes. The validation curve (5 episodes
@@ -49,7 +50,7 @@ from dcdrl_sim.cartpole.env import CartPoleSwingUpEnv  # noqa: E402
 from dcdrl_sim.cartpole.evaluation import ConvergenceTracker, evaluate_swing_up  # noqa: E402
 from dcdrl_sim.mec.env import MecOffloadEnv  # noqa: E402
 
-OURS = ('ddpg', 'td3', 'sac', 'sac_b256')
+OURS = ('ddpg', 'td3', 'sac', 'sac_b256', 'sac_net256', 'sac_g99')
 SB3 = ('sb3_sac', 'sb3_td3')
 # The tuned DDPG settings of docs/results-learning.md (section 1), used for our DDPG and TD3.
 TUNED = ['--noise-scale', '1.0', '--tau', '0.005', '--n-step', '3', '--actor-lr', '3e-4',
@@ -61,8 +62,14 @@ SAC_SETTINGS = ['--tau', '0.005', '--n-step', '3', '--actor-lr', '3e-4', '--crit
 # MEC only: our SAC with the two settings in which SB3's SAC defaults differ from ours and that act early in
 # a run (batch 256, learning from step 100); the networks, gamma and n-step stay ours.
 SAC_B256_SETTINGS = [*SAC_SETTINGS, '--batch-size', '256', '--learning-starts', '100']
+# MEC only, the other places where SB3's SAC defaults differ from ours: its 256-256 relu nets without layer norm
+# (`sac_net256`), its gamma 0.99 with 1-step returns (`sac_g99`).
+SAC_NET256_SETTINGS = [*SAC_SETTINGS, '--hidden', '256', '256', '--no-layer-norm']
+SAC_G99_SETTINGS = [*SAC_SETTINGS, '--gamma', '0.99', '--n-step', '1']
 OUR_RUNS = {'ddpg': ('ddpg', TUNED), 'td3': ('td3', TUNED), 'sac': ('sac', SAC_SETTINGS),
-            'sac_b256': ('sac', SAC_B256_SETTINGS)}   # name -> (mec_ddpg --algorithm, settings)
+            'sac_b256': ('sac', SAC_B256_SETTINGS), 'sac_net256': ('sac', SAC_NET256_SETTINGS),
+            'sac_g99': ('sac', SAC_G99_SETTINGS)}   # name -> (mec_ddpg --algorithm, settings)
+MEC_ONLY = ('sac_b256', 'sac_net256', 'sac_g99')
 MEC_ENV_KW = {'num_users': 10, 'num_channels': 5, 'episode_length': 50, 'action_mode': 'scores'}
 
 
@@ -71,7 +78,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument('--env', default='mec', choices=('mec', 'cartpole'))
     p.add_argument('--algorithms', nargs='+', default=None, choices=OURS + SB3,
-                   help='default: all of them (cart-pole: all but the MEC variant sac_b256)')
+                   help='default: all of them (cart-pole: all but the MEC variants sac_b256, sac_net256, sac_g99)')
     p.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
     p.add_argument('--total-steps', type=int, default=None,
                    help='env steps (MEC: 40,000) or the cap on steps to converge (cart-pole: 50,000)')
@@ -86,9 +93,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.total_steps, args.eval_every = min(args.total_steps, 300), 150
     if args.algorithms is None:
-        args.algorithms = [a for a in OURS + SB3 if args.env == 'mec' or a != 'sac_b256']
-    if args.env == 'cartpole' and 'sac_b256' in args.algorithms and not args.table:
-        p.error('sac_b256 is a MEC variant (cart-pole runs cartpole_swingup.py with its own settings)')
+        args.algorithms = [a for a in OURS + SB3 if args.env == 'mec' or a not in MEC_ONLY]
+    mec_only = [a for a in args.algorithms if a in MEC_ONLY]
+    if args.env == 'cartpole' and mec_only and not args.table:
+        p.error(f'{", ".join(mec_only)}: MEC variants (cart-pole runs cartpole_swingup.py with its own settings)')
     return args
 
 

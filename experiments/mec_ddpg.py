@@ -72,6 +72,11 @@ def add_agent_args(p: argparse.ArgumentParser) -> None:
     g.add_argument('--noise-scale', type=float, default=d.noise_scale)
     g.add_argument('--noise-half-life', type=float, default=d.noise_half_life,
                    help='steps for the noise scale to halve (default: constant, as DC-DRL)')
+    g.add_argument('--hidden', type=int, nargs='+', default=list(d.network.actor_hidden),
+                   help='hidden layer widths of the actor and the critic')
+    g.add_argument('--layer-norm', action=argparse.BooleanOptionalAction, default=d.network.actor_layer_norm,
+                   help='layer norm in the hidden layers (without it, relu/tanh nets take the hand-written '
+                        'gradient passes, manual_grad.py)')
     g.add_argument('--torch-threads', type=int, default=1)
     g.add_argument('--device', default='cpu')
 
@@ -118,8 +123,11 @@ def apply_quick(args: argparse.Namespace) -> None:
 
 
 def agent_config(args: argparse.Namespace, seed: int) -> AgentConfig:
+    network = AgentConfig.preset('dcdrl').network.with_changes(
+        actor_hidden=tuple(args.hidden), critic_hidden=tuple(args.hidden), actor_layer_norm=args.layer_norm,
+        critic_layer_norm=args.layer_norm)
     return AgentConfig.preset(
-        'dcdrl', algorithm=args.algorithm, actor_lr=args.actor_lr, critic_lr=args.critic_lr, gamma=args.gamma,
+        'dcdrl', network=network, algorithm=args.algorithm, actor_lr=args.actor_lr, critic_lr=args.critic_lr, gamma=args.gamma,
         tau=args.tau, batch_size=args.batch_size, buffer_size=args.buffer_size, critic_start=args.learning_starts,
         actor_start=args.learning_starts, n_step=args.n_step, updates_per_step=args.updates_per_step,
         exploration=args.exploration, noise_sigma=args.noise_sigma, noise_theta=args.noise_theta,

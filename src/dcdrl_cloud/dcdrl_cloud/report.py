@@ -37,6 +37,15 @@ def read_scalars(output_dir: Path) -> dict[str, list[tuple[float, float, float]]
     return series
 
 
+def first_at_or_below(points: list[tuple[float, float, float]], target: float) -> tuple[float, float] | None:
+    """(seconds since the first point, step) of the first (wall_time, step, value) point with value <= target;
+    None when none is (time to a target cost, from read_scalars' eval/cost)."""
+    if not points:
+        return None
+    start = points[0][0]
+    return next(((t - start, step) for t, step, value in points if value <= target), None)
+
+
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
         return json.loads(path.read_text())

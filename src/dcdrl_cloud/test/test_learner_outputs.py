@@ -11,7 +11,7 @@ import pytest
 
 from dcdrl_cloud.batches import waiting_for_replay
 from dcdrl_cloud.learner import LearnerConfig
-from dcdrl_cloud.report import learning_curve
+from dcdrl_cloud.report import first_at_or_below, learning_curve
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_learner import Clock, feed, make_learner  # noqa: E402  (the learner's own test helpers)
@@ -113,3 +113,10 @@ def test_learning_curve_of_returns_below_zero_stays_linear():
     assert curve.field == 'return' and not curve.log_scale and curve.final == (10, -20.0)
     assert learning_curve({}, None) is None
 
+
+
+def test_time_to_target_is_the_first_evaluation_at_or_below_it_counted_from_the_first():
+    points = [(100.0, 0, 9.3), (105.0, 700, 0.6), (110.0, 1400, 0.5), (115.0, 2100, 0.2)]
+    assert first_at_or_below(points, 0.5) == (10.0, 1400)
+    assert first_at_or_below(points, 0.1) is None
+    assert first_at_or_below([], 0.5) is None

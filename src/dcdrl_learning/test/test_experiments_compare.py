@@ -67,9 +67,54 @@ def test_the_cartpole_table_counts_converged_seeds_and_takes_the_median_of_those
     assert '| sb3_sac | 0 of 1 | not converged | 800 |' in text
 
 
-def test_cartpole_runs_every_algorithm_but_the_mec_variant_by_default() -> None:
+def test_cartpole_runs_every_algorithm_but_the_mec_variants_by_default() -> None:
     compare = load('compare_sb3')
-    assert 'sac_b256' in compare.parse_args([]).algorithms
+    assert {'sac_b256', 'sac_net256', 'sac_g99'} <= set(compare.parse_args([]).algorithms)
     assert compare.parse_args(['--env', 'cartpole']).algorithms == ['ddpg', 'td3', 'sac', 'sb3_sac', 'sb3_td3']
-    with pytest.raises(SystemExit):
-        compare.parse_args(['--env', 'cartpole', '--algorithms', 'sac_b256'])
+    for variant in ('sac_b256', 'sac_net256', 'sac_g99'):
+        with pytest.raises(SystemExit):
+            compare.parse_args(['--env', 'cartpole', '--algorithms', variant])
+
+
+def test_the_sac_variants_change_only_what_they_name() -> None:
+    compare = load('compare_sb3')
+    mec_ddpg = load('mec_ddpg')
+
+    def config(name):
+        return mec_ddpg.agent_config(mec_ddpg.parse_args(['--algorithm', 'sac', *compare.OUR_RUNS[name][1]]), 0)
+    base, net256, g99 = config('sac'), config('sac_net256'), config('sac_g99')
+    assert base.network.actor_layer_norm and base.network.actor_hidden == (400, 300)
+    assert net256.network.actor_hidden == net256.network.critic_hidden == (256, 256)
+    assert not net256.network.actor_layer_norm and not net256.network.critic_layer_norm
+    assert (g99.gamma, g99.n_step) == (0.99, 1) and (base.gamma, base.n_step) == (0.9, 3)
+    assert net256.with_changes(network=base.network) == base == g99.with_changes(gamma=0.9, n_step=3)
+
+
+def test_graph_clients_params_file_is_train_yaml_with_the_eval_period(tmp_path: Path) -> None:
+    import yaml
+
+    from dcdrl_ros.param_files import parse_parameter_file
+    graph_clients = load('graph_clients')
+    path = graph_clients.params_file(5.0, tmp_path)
+    assert [name for name, _ in parse_parameter_file(path)] == ['/**', 'learner']   # what main_job checks
+    params = yaml.safe_load(path.read_text())
+    assert params['learner']['ros__parameters'] == {'eval_period_s': 5.0}
+    assert params['/**']['ros__parameters']['publish_rate_hz'] == 10.0   # the rest of config/train.yaml
+
+
+def test_graph_clients_table_pairs_the_arms_by_seed(tmp_path: Path, capsys) -> None:
+    graph_clients = load('graph_clients')
+    out = tmp_path / 'graph_clients'
+    out.mkdir()
+    seconds = {(1, 0): 80.0, (2, 0): 60.0, (1, 1): 100.0, (2, 1): None}
+    for (k, seed), s in seconds.items():
+        record = {'clients': k, 'seed': seed, 'seconds_to_target': s, 'updates_to_target': None if s is None else 9,
+                  'final_cost': 0.3, 'updates': 20_000}
+        (out / f'k{k}__{seed}__1.json').write_text(json.dumps(record))
+    summary = graph_clients.table(str(tmp_path))
+    assert summary['k1']['seconds_to_target'] == [80.0, 100.0] and summary['k1']['median_s'] == 90.0
+    assert summary['k2']['reached'] == 1
+    # Seed 0: K = 2 sooner; seed 1: only K = 1 reached the target, so K = 1 was sooner there.
+    assert summary['k2_over_k1'] == [0.75] and summary['k2_sooner_seeds'] == [0]
+    assert summary['k2_sooner'] is False
+    assert '| 2 | 60 / - | 60 |' in capsys.readouterr().out
