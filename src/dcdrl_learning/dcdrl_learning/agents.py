@@ -41,7 +41,7 @@ from dcdrl_core.checks import check_int, check_number
 from . import manual_grad
 from .cuda_graph import GraphedStep
 from .flat_adam import adam_step
-from .flat_adam import make_adam as _make_adam  # sac.py imports it from here
+from .flat_adam import make_adam as _make_adam
 from .networks import PRESETS, NetworkConfig, architecture_id, build_actor, build_critic, network_config
 from .noise import NOISE_KINDS, ExplorationNoise, make_noise
 

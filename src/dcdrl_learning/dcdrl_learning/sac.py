@@ -33,7 +33,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from . import manual_grad
-from .agents import Agent, AgentConfig, Batch, _make_adam, flatten_parameters
+from .agents import Agent, AgentConfig, Batch, flatten_parameters
+from .flat_adam import adam_step, make_adam
 from .noise import ExplorationNoise, PinkNoise
 
 # The log std is squashed into this range (CleanRL's values): std from 0.007 to 7.4. It starts near 0 (std 1,
@@ -92,11 +93,11 @@ class SacAgent(Agent):
         self.log_std_head = head.to(self.device)
         self._log_std_flat = flatten_parameters(self.log_std_head)
         self._policy_params = self._actor_params + list(self.log_std_head.parameters())
-        self.actor_optim = _make_adam([self._actor_flat, self._log_std_flat], config.actor_lr, config.adam_eps,
+        self.actor_optim = make_adam([self._actor_flat, self._log_std_flat], config.actor_lr, config.adam_eps,
                                       0.0, config.optimizer_impl)
         self.target_entropy = float(config.target_entropy_per_action * action_dim)
         self.log_alpha = torch.tensor(math.log(config.alpha), device=self.device, requires_grad=config.autotune_alpha)
-        self.alpha_optim = torch.optim.Adam([self.log_alpha], lr=config.alpha_lr, eps=config.adam_eps)
+        self.alpha_optim = make_adam([self.log_alpha], config.alpha_lr, config.adam_eps, 0.0, config.optimizer_impl)
 
     @property
     def alpha(self) -> float:
@@ -145,7 +146,7 @@ class SacAgent(Agent):
         critic_loss, q, td = self._critic_gradients(obs, actions, target, weights)   # q: [n_critics, B]
         if c.max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(self._critic_flat, c.max_grad_norm)
-        self.critic_optim.step()
+        adam_step(self.critic_optim)
         self.critic_updates += 1
 
         actor_loss = log_prob = None
@@ -155,13 +156,12 @@ class SacAgent(Agent):
                 actor_loss, log_prob = self._policy_gradients(obs, alpha)
                 if c.max_grad_norm is not None:
                     torch.nn.utils.clip_grad_norm_([self._actor_flat, self._log_std_flat], c.max_grad_norm)
-                self.actor_optim.step()
+                adam_step(self.actor_optim)
                 self.actor_updates += 1
                 if c.autotune_alpha:
-                    alpha_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
-                    self.alpha_optim.zero_grad()
-                    alpha_loss.backward()
-                    self.alpha_optim.step()
+                    # alpha loss -mean(log_alpha * (log pi + target_entropy)): its gradient, written directly
+                    self.log_alpha.grad = (log_prob.detach().mean() + self.target_entropy).neg_()
+                    adam_step(self.alpha_optim)
             with torch.no_grad():
                 self._critic_target_flat.lerp_(self._critic_flat, c.tau)
 
