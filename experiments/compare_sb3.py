@@ -6,8 +6,8 @@ trained for the same number of environment steps and scored by the same evaluati
 - MEC (`--env mec`): `dcdrl_sim/MecOffloadScores-v0` (N = 10 users, offload-score action), 40,000
   env steps. Ours run through `mec_ddpg.main` with the tuned settings of docs/results-learning.md
   (`TUNED` below; SAC uses its own defaults plus the task's gamma, n-step and tau; `sac_b256` is that
-  SAC with SB3's batch 256 and learning from step 100, `sac_net256` with SB3's 256-256 nets without layer
-  norm, `sac_g99` with SB3's gamma 0.99 and 1-step returns); SB3 runs its
+  SAC with SB3's batch 256 and learning from step 100, `sac_net256` with SB3's 256-256 nets (no layer norm,
+  the action entering the critic with the observation), `sac_g99` with SB3's gamma 0.99 and 1-step returns); SB3 runs its
   defaults (`SAC('MlpPolicy', env)`, `TD3('MlpPolicy', env)`). Every final policy is scored by
   `mec_ddpg.compare_with_baselines`: the same 10 test episodes reset with seeds 10000-10009, with
   greedy and the per-step oracle (`MecOracle`) on the same episodes. The validation curve (5 episodes
@@ -62,9 +62,10 @@ SAC_SETTINGS = ['--tau', '0.005', '--n-step', '3', '--actor-lr', '3e-4', '--crit
 # MEC only: our SAC with the two settings in which SB3's SAC defaults differ from ours and that act early in
 # a run (batch 256, learning from step 100); the networks, gamma and n-step stay ours.
 SAC_B256_SETTINGS = [*SAC_SETTINGS, '--batch-size', '256', '--learning-starts', '100']
-# MEC only, the other places where SB3's SAC defaults differ from ours: its 256-256 relu nets without layer norm
-# (`sac_net256`), its gamma 0.99 with 1-step returns (`sac_g99`).
-SAC_NET256_SETTINGS = [*SAC_SETTINGS, '--hidden', '256', '256', '--no-layer-norm']
+# MEC only, the other places where SB3's SAC defaults differ from ours: its critic and actor (256-256 relu without
+# layer norm, the action entering the critic with the observation: `sac_net256`), its gamma 0.99 with 1-step
+# returns (`sac_g99`).
+SAC_NET256_SETTINGS = [*SAC_SETTINGS, '--hidden', '256', '256', '--no-layer-norm', '--critic-action-layer', '0']
 SAC_G99_SETTINGS = [*SAC_SETTINGS, '--gamma', '0.99', '--n-step', '1']
 OUR_RUNS = {'ddpg': ('ddpg', TUNED), 'td3': ('td3', TUNED), 'sac': ('sac', SAC_SETTINGS),
             'sac_b256': ('sac', SAC_B256_SETTINGS), 'sac_net256': ('sac', SAC_NET256_SETTINGS),

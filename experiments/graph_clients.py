@@ -10,7 +10,7 @@ initial policy) until the cost first is <= `--target-cost`, with the learner's u
 the final table's learned cost. The arms take turns (K = 1, K = 2, K = 1, ...) so a change in the
 machine's load hits both.
 
-Each run writes runs/graph_clients/k<K>__<seed>__<unix time>.json; `--table` aggregates them
+Each run writes runs/graph_clients/<mode>_k<K>__<seed>__<unix time>.json; `--table` aggregates them
 (per-seed and median seconds to the target; K = 2 is "sooner" when it reached the target first in
 most seeds, a run that never reached it counting as never) and prints one JSON object last.
 
@@ -46,6 +46,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument('--clients', nargs='+', type=int, default=[1, 2], choices=(1, 2, 3, 4))
     p.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
+    p.add_argument('--mode', default='central', choices=('central', 'collective'),
+                   help="main_job's --mode: central (clients act, the learner trains) or collective")
     p.add_argument('--duration', type=float, default=150.0, help='seconds of training per run')
     p.add_argument('--target-cost', type=float, default=0.5,
                    help='MEC cost per step (local-only 9.3, greedy about 0.3)')
@@ -70,7 +72,8 @@ def params_file(eval_period_s: float, directory: Path) -> Path:
 def run_graph(clients: int, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         runs = Path(tmp)
-        command = [sys.executable, '-m', 'dcdrl_cloud.main_job', '--num-clients', str(clients), '--seed', str(seed),
+        command = [sys.executable, '-m', 'dcdrl_cloud.main_job', '--mode', args.mode, '--num-clients', str(clients),
+                   '--seed', str(seed),
                    '--duration', str(args.duration), '--params-file', str(params_file(args.eval_period_s, runs)),
                    '--runs-dir', str(runs / 'runs'), '--quiet']
         started = time.time()
@@ -85,7 +88,7 @@ def run_graph(clients: int, seed: int, args: argparse.Namespace) -> dict[str, An
         evaluation = json.loads((run_dir / 'evaluation.json').read_text())
     hit = first_at_or_below(points, args.target_cost)
     learned = next((row for row in evaluation.get('rows', []) if row.get('policy') == 'learned'), {})
-    return {'clients': clients, 'seed': seed, 'target_cost': args.target_cost,
+    return {'clients': clients, 'seed': seed, 'mode': args.mode, 'target_cost': args.target_cost,
             'seconds_to_target': hit[0] if hit else None, 'updates_to_target': hit[1] if hit else None,
             'curve': [[t - points[0][0], step, value] for t, step, value in points] if points else [],
             'final_cost': learned.get('cost'), 'updates': learner.get('updates'),
@@ -93,11 +96,12 @@ def run_graph(clients: int, seed: int, args: argparse.Namespace) -> dict[str, An
             'duration_s': args.duration, 'eval_period_s': args.eval_period_s, 'load_avg': list(os.getloadavg())}
 
 
-def table(runs_dir: str) -> dict[str, Any]:
+def table(runs_dir: str, mode: str = 'central') -> dict[str, Any]:
     runs = [json.loads(Path(f).read_text()) for f in sorted(glob.glob(f'{runs_dir}/graph_clients/*.json'))]
     by_arm: dict[int, dict[int, dict[str, Any]]] = {}
-    for run in runs:   # the newest run of each (K, seed)
-        by_arm.setdefault(run['clients'], {})[run['seed']] = run
+    for run in runs:   # the newest run of each (K, seed) in the mode asked for
+        if run.get('mode', 'central') == mode:
+            by_arm.setdefault(run['clients'], {})[run['seed']] = run
     print('| clients | seconds to target (per seed) | median s | updates to target | final cost | updates in all |')
     print('| --- | --- | --- | --- | --- | --- |')
     summary: dict[str, Any] = {}
@@ -129,7 +133,7 @@ def table(runs_dir: str) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     if args.table:
-        summary = table(args.runs_dir)
+        summary = table(args.runs_dir, args.mode)
         print(json.dumps(summary))
         return summary
     out = Path(args.runs_dir) / 'graph_clients'
@@ -137,10 +141,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     for seed in args.seeds:
         for clients in args.clients:
             record = run_graph(clients, seed, args)
-            path = out / f'k{clients}__{seed}__{int(time.time())}.json'
+            path = out / f'{args.mode}_k{clients}__{seed}__{int(time.time())}.json'
             path.write_text(json.dumps(record))
             print(json.dumps({k: v for k, v in record.items() if k != 'curve'}), flush=True)
-    summary = table(args.runs_dir)
+    summary = table(args.runs_dir, args.mode)
     print(json.dumps(summary))
     return summary
 

@@ -77,6 +77,8 @@ def add_agent_args(p: argparse.ArgumentParser) -> None:
     g.add_argument('--layer-norm', action=argparse.BooleanOptionalAction, default=d.network.actor_layer_norm,
                    help='layer norm in the hidden layers (without it, relu/tanh nets take the hand-written '
                         'gradient passes, manual_grad.py)')
+    g.add_argument('--critic-action-layer', type=int, default=d.network.critic_action_layer,
+                   help="the critic layer whose input the action joins (0: with the observation, SB3's way)")
     g.add_argument('--torch-threads', type=int, default=1)
     g.add_argument('--device', default='cpu')
 
@@ -125,7 +127,7 @@ def apply_quick(args: argparse.Namespace) -> None:
 def agent_config(args: argparse.Namespace, seed: int) -> AgentConfig:
     network = AgentConfig.preset('dcdrl').network.with_changes(
         actor_hidden=tuple(args.hidden), critic_hidden=tuple(args.hidden), actor_layer_norm=args.layer_norm,
-        critic_layer_norm=args.layer_norm)
+        critic_layer_norm=args.layer_norm, critic_action_layer=args.critic_action_layer)
     return AgentConfig.preset(
         'dcdrl', network=network, algorithm=args.algorithm, actor_lr=args.actor_lr, critic_lr=args.critic_lr, gamma=args.gamma,
         tau=args.tau, batch_size=args.batch_size, buffer_size=args.buffer_size, critic_start=args.learning_starts,

@@ -86,6 +86,7 @@ def test_the_sac_variants_change_only_what_they_name() -> None:
     assert base.network.actor_layer_norm and base.network.actor_hidden == (400, 300)
     assert net256.network.actor_hidden == net256.network.critic_hidden == (256, 256)
     assert not net256.network.actor_layer_norm and not net256.network.critic_layer_norm
+    assert net256.network.critic_action_layer == 0 and base.network.critic_action_layer == 1
     assert (g99.gamma, g99.n_step) == (0.99, 1) and (base.gamma, base.n_step) == (0.9, 3)
     assert net256.with_changes(network=base.network) == base == g99.with_changes(gamma=0.9, n_step=3)
 
