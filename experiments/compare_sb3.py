@@ -7,8 +7,8 @@ trained for the same number of environment steps and scored by the same evaluati
   env steps. Ours run through `mec_ddpg.main` with the tuned settings of docs/results-learning.md
   (`TUNED` below; SAC uses its own defaults plus the task's gamma, n-step and tau; `sac_b256` is that
   SAC with SB3's batch 256 and learning from step 100, `sac_net256` with SB3's 256-256 nets (no layer norm,
-  the action entering the critic with the observation), `sac_g99` with SB3's gamma 0.99 and 1-step returns); SB3 runs its
-  defaults (`SAC('MlpPolicy', env)`, `TD3('MlpPolicy', env)`). Every final policy is scored by
+  the action entering the critic with the observation), `sac_g99` with SB3's gamma 0.99 and 1-step returns);
+  SB3 runs its defaults (`SAC('MlpPolicy', env)`, `TD3('MlpPolicy', env)`). Every final policy is scored by
   `mec_ddpg.compare_with_baselines`: the same 10 test episodes reset with seeds 10000-10009, with
   greedy and the per-step oracle (`MecOracle`) on the same episodes. The validation curve (5 episodes
   from seed 20000 every 2,000 steps) is logged for every algorithm.

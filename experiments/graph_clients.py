@@ -3,7 +3,8 @@
 CleanRL-style: read top to bottom. Each run is the main job a user starts (`make run`, i.e.
 `python -m dcdrl_cloud.main_job`): replay node, learner, parameter server and K client processes
 over loopback DDS, central mode, `config/train.yaml` with one change, the learner's evaluation
-period (`--eval-period-s`, default 5 s instead of 20 s, so the time to the target is read to 5 s).
+period (`--eval-period-s`, default 5 s instead of 20 s, so the time to the target is read to 5 s), and
+any `--learner-param NAME=VALUE`.
 Every run gets its own ROS_DOMAIN_ID. Per run it reads the learner's periodic noise-free
 evaluations (eval/cost in scalars.csv) and records the wall seconds from the first evaluation (the
 initial policy) until the cost first is <= `--target-cost`, with the learner's updates then, and
@@ -52,18 +53,28 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument('--target-cost', type=float, default=0.5,
                    help='MEC cost per step (local-only 9.3, greedy about 0.3)')
     p.add_argument('--eval-period-s', type=float, default=5.0, help="the learner's evaluation period")
+    p.add_argument('--learner-param', action='append', default=[], metavar='NAME=VALUE',
+                   help='another learner parameter for every run (repeatable), e.g. batch_size=128; the table '
+                        'compares runs with the same ones')
     p.add_argument('--runs-dir', default='runs')
     p.add_argument('--table', action='store_true', help='only aggregate runs/graph_clients/*.json')
     args = p.parse_args(argv)
     if args.duration <= 0 or args.eval_period_s <= 0:
         p.error('--duration and --eval-period-s must be > 0')
+    args.learner_params = {}
+    for item in args.learner_param:
+        name, sep, value = item.partition('=')
+        if not sep or not name:
+            p.error(f'--learner-param {item!r}: expected NAME=VALUE')
+        args.learner_params[name] = yaml.safe_load(value)
     return args
 
 
-def params_file(eval_period_s: float, directory: Path) -> Path:
-    """config/train.yaml plus the learner's evaluation period."""
+def params_file(eval_period_s: float, directory: Path, learner_params: dict[str, Any] | None = None) -> Path:
+    """config/train.yaml plus the learner's evaluation period and `learner_params` (the learner node runs as
+    /dcdrl/learner, so its block is '/**/learner')."""
     params = yaml.safe_load((ROOT / 'config' / 'train.yaml').read_text())
-    params.setdefault('learner', {}).setdefault('ros__parameters', {})['eval_period_s'] = float(eval_period_s)
+    params['/**/learner'] = {'ros__parameters': {'eval_period_s': float(eval_period_s), **(learner_params or {})}}
     path = directory / 'train.yaml'
     path.write_text(yaml.safe_dump(params))
     return path
@@ -74,7 +85,8 @@ def run_graph(clients: int, seed: int, args: argparse.Namespace) -> dict[str, An
         runs = Path(tmp)
         command = [sys.executable, '-m', 'dcdrl_cloud.main_job', '--mode', args.mode, '--num-clients', str(clients),
                    '--seed', str(seed),
-                   '--duration', str(args.duration), '--params-file', str(params_file(args.eval_period_s, runs)),
+                   '--duration', str(args.duration),
+                   '--params-file', str(params_file(args.eval_period_s, runs, args.learner_params)),
                    '--runs-dir', str(runs / 'runs'), '--quiet']
         started = time.time()
         result = subprocess.run(command, env=loopback_env(fresh_domain_id()), capture_output=True, text=True,
@@ -88,7 +100,8 @@ def run_graph(clients: int, seed: int, args: argparse.Namespace) -> dict[str, An
         evaluation = json.loads((run_dir / 'evaluation.json').read_text())
     hit = first_at_or_below(points, args.target_cost)
     learned = next((row for row in evaluation.get('rows', []) if row.get('policy') == 'learned'), {})
-    return {'clients': clients, 'seed': seed, 'mode': args.mode, 'target_cost': args.target_cost,
+    return {'clients': clients, 'seed': seed, 'mode': args.mode, 'learner_params': args.learner_params,
+            'target_cost': args.target_cost,
             'seconds_to_target': hit[0] if hit else None, 'updates_to_target': hit[1] if hit else None,
             'curve': [[t - points[0][0], step, value] for t, step, value in points] if points else [],
             'final_cost': learned.get('cost'), 'updates': learner.get('updates'),
@@ -96,11 +109,11 @@ def run_graph(clients: int, seed: int, args: argparse.Namespace) -> dict[str, An
             'duration_s': args.duration, 'eval_period_s': args.eval_period_s, 'load_avg': list(os.getloadavg())}
 
 
-def table(runs_dir: str, mode: str = 'central') -> dict[str, Any]:
+def table(runs_dir: str, mode: str = 'central', learner_params: dict[str, Any] | None = None) -> dict[str, Any]:
     runs = [json.loads(Path(f).read_text()) for f in sorted(glob.glob(f'{runs_dir}/graph_clients/*.json'))]
     by_arm: dict[int, dict[int, dict[str, Any]]] = {}
-    for run in runs:   # the newest run of each (K, seed) in the mode asked for
-        if run.get('mode', 'central') == mode:
+    for run in runs:   # the newest run of each (K, seed) with the mode and learner parameters asked for
+        if run['mode'] == mode and run['learner_params'] == (learner_params or {}):
             by_arm.setdefault(run['clients'], {})[run['seed']] = run
     print('| clients | seconds to target (per seed) | median s | updates to target | final cost | updates in all |')
     print('| --- | --- | --- | --- | --- | --- |')
@@ -133,7 +146,7 @@ def table(runs_dir: str, mode: str = 'central') -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     if args.table:
-        summary = table(args.runs_dir, args.mode)
+        summary = table(args.runs_dir, args.mode, args.learner_params)
         print(json.dumps(summary))
         return summary
     out = Path(args.runs_dir) / 'graph_clients'
@@ -144,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             path = out / f'{args.mode}_k{clients}__{seed}__{int(time.time())}.json'
             path.write_text(json.dumps(record))
             print(json.dumps({k: v for k, v in record.items() if k != 'curve'}), flush=True)
-    summary = table(args.runs_dir, args.mode)
+    summary = table(args.runs_dir, args.mode, args.learner_params)
     print(json.dumps(summary))
     return summary
 

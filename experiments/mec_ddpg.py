@@ -129,12 +129,12 @@ def agent_config(args: argparse.Namespace, seed: int) -> AgentConfig:
         actor_hidden=tuple(args.hidden), critic_hidden=tuple(args.hidden), actor_layer_norm=args.layer_norm,
         critic_layer_norm=args.layer_norm, critic_action_layer=args.critic_action_layer)
     return AgentConfig.preset(
-        'dcdrl', network=network, algorithm=args.algorithm, actor_lr=args.actor_lr, critic_lr=args.critic_lr, gamma=args.gamma,
-        tau=args.tau, batch_size=args.batch_size, buffer_size=args.buffer_size, critic_start=args.learning_starts,
-        actor_start=args.learning_starts, n_step=args.n_step, updates_per_step=args.updates_per_step,
-        exploration=args.exploration, noise_sigma=args.noise_sigma, noise_theta=args.noise_theta,
-        noise_scale=args.noise_scale, noise_half_life=args.noise_half_life, torch_threads=args.torch_threads,
-        device=args.device, seed=seed)
+        'dcdrl', network=network, algorithm=args.algorithm, actor_lr=args.actor_lr, critic_lr=args.critic_lr,
+        gamma=args.gamma, tau=args.tau, batch_size=args.batch_size, buffer_size=args.buffer_size,
+        critic_start=args.learning_starts, actor_start=args.learning_starts, n_step=args.n_step,
+        updates_per_step=args.updates_per_step, exploration=args.exploration, noise_sigma=args.noise_sigma,
+        noise_theta=args.noise_theta, noise_scale=args.noise_scale, noise_half_life=args.noise_half_life,
+        torch_threads=args.torch_threads, device=args.device, seed=seed)
 
 
 def env_kwargs(args: argparse.Namespace) -> dict[str, Any]:

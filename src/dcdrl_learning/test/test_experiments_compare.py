@@ -96,10 +96,12 @@ def test_graph_clients_params_file_is_train_yaml_with_the_eval_period(tmp_path: 
 
     from dcdrl_ros.param_files import parse_parameter_file
     graph_clients = load('graph_clients')
-    path = graph_clients.params_file(5.0, tmp_path)
-    assert [name for name, _ in parse_parameter_file(path)] == ['/**', 'learner']   # what main_job checks
+    args = graph_clients.parse_args(['--learner-param', 'batch_size=128'])
+    assert args.learner_params == {'batch_size': 128}
+    path = graph_clients.params_file(5.0, tmp_path, args.learner_params)
+    assert [name for name, _ in parse_parameter_file(path)] == ['/**', '/**/learner']   # what main_job checks
     params = yaml.safe_load(path.read_text())
-    assert params['learner']['ros__parameters'] == {'eval_period_s': 5.0}
+    assert params['/**/learner']['ros__parameters'] == {'eval_period_s': 5.0, 'batch_size': 128}
     assert params['/**']['ros__parameters']['publish_rate_hz'] == 10.0   # the rest of config/train.yaml
 
 
@@ -109,8 +111,8 @@ def test_graph_clients_table_pairs_the_arms_by_seed(tmp_path: Path, capsys) -> N
     out.mkdir()
     seconds = {(1, 0): 80.0, (2, 0): 60.0, (1, 1): 100.0, (2, 1): None}
     for (k, seed), s in seconds.items():
-        record = {'clients': k, 'seed': seed, 'seconds_to_target': s, 'updates_to_target': None if s is None else 9,
-                  'final_cost': 0.3, 'updates': 20_000}
+        record = {'clients': k, 'seed': seed, 'mode': 'central', 'learner_params': {}, 'seconds_to_target': s,
+                  'updates_to_target': None if s is None else 9, 'final_cost': 0.3, 'updates': 20_000}
         (out / f'k{k}__{seed}__1.json').write_text(json.dumps(record))
     summary = graph_clients.table(str(tmp_path))
     assert summary['k1']['seconds_to_target'] == [80.0, 100.0] and summary['k1']['median_s'] == 90.0
