@@ -52,7 +52,7 @@ def adam_step(optim: torch.optim.Adam) -> None:
         optim.step()
 
 
-def make_adam(params: list[torch.nn.Parameter], lr: float, eps: float, weight_decay: float,
+def make_adam(params: list[torch.Tensor], lr: float, eps: float, weight_decay: float,
               impl: str) -> torch.optim.Adam:
     """Adam over `params` with the kernels of `impl`: 'fused' (FlatAdam), 'foreach' or 'default'."""
     kwargs: dict[str, Any] = {'lr': lr, 'eps': eps, 'weight_decay': weight_decay}
