@@ -7,7 +7,8 @@ trained for the same number of environment steps and scored by the same evaluati
   env steps. Ours run through `mec_ddpg.main` with the tuned settings of docs/results-learning.md
   (`TUNED` below; SAC uses its own defaults plus the task's gamma, n-step and tau; `sac_b256` is that
   SAC with SB3's batch 256 and learning from step 100, `sac_net256` with SB3's 256-256 nets (no layer norm,
-  the action entering the critic with the observation), `sac_g99` with SB3's gamma 0.99 and 1-step returns);
+  the action entering the critic with the observation), `sac_g99` with SB3's gamma 0.99 and 1-step returns,
+  `sac_sb3` with all of these and SB3's temperature start 1.0);
   SB3 runs its defaults (`SAC('MlpPolicy', env)`, `TD3('MlpPolicy', env)`). Every final policy is scored by
   `mec_ddpg.compare_with_baselines`: the same 10 test episodes reset with seeds 10000-10009, with
   greedy and the per-step oracle (`MecOracle`) on the same episodes. The validation curve (5 episodes
@@ -50,7 +51,7 @@ from dcdrl_sim.cartpole.env import CartPoleSwingUpEnv  # noqa: E402
 from dcdrl_sim.cartpole.evaluation import ConvergenceTracker, evaluate_swing_up  # noqa: E402
 from dcdrl_sim.mec.env import MecOffloadEnv  # noqa: E402
 
-OURS = ('ddpg', 'td3', 'sac', 'sac_b256', 'sac_net256', 'sac_g99')
+OURS = ('ddpg', 'td3', 'sac', 'sac_b256', 'sac_net256', 'sac_g99', 'sac_sb3')
 SB3 = ('sb3_sac', 'sb3_td3')
 # The tuned DDPG settings of docs/results-learning.md (section 1), used for our DDPG and TD3.
 TUNED = ['--noise-scale', '1.0', '--tau', '0.005', '--n-step', '3', '--actor-lr', '3e-4',
@@ -67,10 +68,15 @@ SAC_B256_SETTINGS = [*SAC_SETTINGS, '--batch-size', '256', '--learning-starts', 
 # returns (`sac_g99`).
 SAC_NET256_SETTINGS = [*SAC_SETTINGS, '--hidden', '256', '256', '--no-layer-norm', '--critic-action-layer', '0']
 SAC_G99_SETTINGS = [*SAC_SETTINGS, '--gamma', '0.99', '--n-step', '1']
+# All of SB3's SAC defaults at once (the three above and its temperature start 1.0): our implementation with
+# SB3's settings, so that what is left between the two is implementation, not settings.
+SAC_SB3_SETTINGS = [*SAC_NET256_SETTINGS, '--gamma', '0.99', '--n-step', '1', '--batch-size', '256',
+                    '--learning-starts', '100', '--alpha', '1.0']
 OUR_RUNS = {'ddpg': ('ddpg', TUNED), 'td3': ('td3', TUNED), 'sac': ('sac', SAC_SETTINGS),
             'sac_b256': ('sac', SAC_B256_SETTINGS), 'sac_net256': ('sac', SAC_NET256_SETTINGS),
-            'sac_g99': ('sac', SAC_G99_SETTINGS)}   # name -> (mec_ddpg --algorithm, settings)
-MEC_ONLY = ('sac_b256', 'sac_net256', 'sac_g99')
+            'sac_g99': ('sac', SAC_G99_SETTINGS), 'sac_sb3': ('sac', SAC_SB3_SETTINGS)}
+# name -> (mec_ddpg --algorithm, settings)
+MEC_ONLY = ('sac_b256', 'sac_net256', 'sac_g99', 'sac_sb3')
 MEC_ENV_KW = {'num_users': 10, 'num_channels': 5, 'episode_length': 50, 'action_mode': 'scores'}
 
 
@@ -79,7 +85,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument('--env', default='mec', choices=('mec', 'cartpole'))
     p.add_argument('--algorithms', nargs='+', default=None, choices=OURS + SB3,
-                   help='default: all of them (cart-pole: all but the MEC variants sac_b256, sac_net256, sac_g99)')
+                   help='default: all of them (cart-pole: all but the MEC variants sac_b256, sac_net256, sac_g99, '
+                        'sac_sb3)')
     p.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
     p.add_argument('--total-steps', type=int, default=None,
                    help='env steps (MEC: 40,000) or the cap on steps to converge (cart-pole: 50,000)')

@@ -79,6 +79,7 @@ def add_agent_args(p: argparse.ArgumentParser) -> None:
                         'gradient passes, manual_grad.py)')
     g.add_argument('--critic-action-layer', type=int, default=d.network.critic_action_layer,
                    help="the critic layer whose input the action joins (0: with the observation, SB3's way)")
+    g.add_argument('--alpha', type=float, default=d.alpha, help="SAC: the entropy temperature's start (learned)")
     g.add_argument('--torch-threads', type=int, default=1)
     g.add_argument('--device', default='cpu')
 
@@ -134,7 +135,7 @@ def agent_config(args: argparse.Namespace, seed: int) -> AgentConfig:
         critic_start=args.learning_starts, actor_start=args.learning_starts, n_step=args.n_step,
         updates_per_step=args.updates_per_step, exploration=args.exploration, noise_sigma=args.noise_sigma,
         noise_theta=args.noise_theta, noise_scale=args.noise_scale, noise_half_life=args.noise_half_life,
-        torch_threads=args.torch_threads, device=args.device, seed=seed)
+        alpha=args.alpha, torch_threads=args.torch_threads, device=args.device, seed=seed)
 
 
 def env_kwargs(args: argparse.Namespace) -> dict[str, Any]:

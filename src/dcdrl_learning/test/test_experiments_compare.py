@@ -69,9 +69,9 @@ def test_the_cartpole_table_counts_converged_seeds_and_takes_the_median_of_those
 
 def test_cartpole_runs_every_algorithm_but_the_mec_variants_by_default() -> None:
     compare = load('compare_sb3')
-    assert {'sac_b256', 'sac_net256', 'sac_g99'} <= set(compare.parse_args([]).algorithms)
+    assert {'sac_b256', 'sac_net256', 'sac_g99', 'sac_sb3'} <= set(compare.parse_args([]).algorithms)
     assert compare.parse_args(['--env', 'cartpole']).algorithms == ['ddpg', 'td3', 'sac', 'sb3_sac', 'sb3_td3']
-    for variant in ('sac_b256', 'sac_net256', 'sac_g99'):
+    for variant in ('sac_b256', 'sac_net256', 'sac_g99', 'sac_sb3'):
         with pytest.raises(SystemExit):
             compare.parse_args(['--env', 'cartpole', '--algorithms', variant])
 
@@ -89,6 +89,9 @@ def test_the_sac_variants_change_only_what_they_name() -> None:
     assert net256.network.critic_action_layer == 0 and base.network.critic_action_layer == 1
     assert (g99.gamma, g99.n_step) == (0.99, 1) and (base.gamma, base.n_step) == (0.9, 3)
     assert net256.with_changes(network=base.network) == base == g99.with_changes(gamma=0.9, n_step=3)
+    sb3 = config('sac_sb3')
+    assert (sb3.network, sb3.gamma, sb3.n_step, sb3.batch_size, sb3.critic_start, sb3.actor_start, sb3.alpha) == \
+        (net256.network, 0.99, 1, 256, 100, 100, 1.0) and base.alpha == 0.2
 
 
 def test_graph_clients_params_file_is_train_yaml_with_the_eval_period(tmp_path: Path) -> None:
