@@ -281,13 +281,14 @@ def plot(records: list[dict[str, Any]], table: dict[str, dict[str, Any]], path: 
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    fig, (ax_bar, ax_curve) = plt.subplots(1, 2, figsize=(10, 3.6), dpi=80)
+    fig, (ax_bar, ax_curve) = plt.subplots(1, 2, figsize=(10, 4.0), dpi=80)
     names = list(table)
     ax_bar.bar(names, [table[n]['mean'] for n in names], yerr=[table[n]['std'] for n in names], capsize=4,
                color=['tab:blue' if n in OURS else 'tab:gray' for n in names])
     for axis in (ax_bar, ax_curve):
         for label, key, style in (('greedy', 'greedy_cost', '--'), ('per-step oracle', 'oracle_cost', ':')):
             axis.axhline(float(np.mean([r[key] for r in records])), color='k', linestyle=style, label=label)
+    ax_bar.tick_params(axis='x', labelrotation=45, labelsize=8)   # eight or more names side by side
     ax_bar.set_ylabel('test cost per step (10 episodes)')
     ax_bar.set_title('final policy, mean ± std over seeds')
     ax_bar.legend(fontsize=8)
