@@ -41,6 +41,7 @@ from .noise import ExplorationNoise, PinkNoise
 # as SB3's SAC): tanh(N(0, 1)) covers most of [-1, 1], a broad exploration before anything is learned.
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 INITIAL_LOG_STD = 0.0
+_HALF_RANGE = 0.5 * (LOG_STD_MAX - LOG_STD_MIN)
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
@@ -68,13 +69,16 @@ class LogStdHead(nn.Module):
 
     def __init__(self, in_size: int, action_dim: int, init: float) -> None:
         super().__init__()
-        initial_raw = math.atanh((INITIAL_LOG_STD - LOG_STD_MIN) / (0.5 * (LOG_STD_MAX - LOG_STD_MIN)) - 1.0)
+        initial_raw = math.atanh((INITIAL_LOG_STD - LOG_STD_MIN) / _HALF_RANGE - 1.0)
         self.weight = nn.Parameter(torch.empty(in_size, action_dim).uniform_(-init, init))
         self.bias = nn.Parameter(torch.empty(action_dim).uniform_(-init, init).add_(initial_raw))
 
+    def squashed(self, features: torch.Tensor) -> torch.Tensor:
+        """tanh of the head's linear output, in [-1, 1]; log std = LOG_STD_MIN + _HALF_RANGE * (squashed + 1)."""
+        return torch.tanh(features @ self.weight + self.bias)
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        raw = torch.tanh(features @ self.weight + self.bias)
-        return LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (raw + 1.0)
+        return LOG_STD_MIN + _HALF_RANGE * (self.squashed(features) + 1.0)
 
 
 class SacAgent(Agent):
@@ -191,14 +195,13 @@ class SacAgent(Agent):
             return actor_loss, log_prob
         # The same loss by hand (manual_grad.py's passes; the backward overwrites every .grad element):
         # u = mean + std * eps, a = tanh(u); d log pi / d u = 2a (the squash term), d log pi / d log std = -1
-        # (eps fixed: reparameterised); log std = LOG_STD_MIN + half_range * (tanh(raw) + 1).
+        # (eps fixed: reparameterised); log std = LOG_STD_MIN + _HALF_RANGE * (tanh(raw) + 1).
         b, head = obs.shape[0], self.log_std_head
         with torch.no_grad():
             mean, inputs = manual_grad.actor_forward_pre_tanh(self.actor, obs)
             features = inputs[-1]
-            squashed = torch.tanh(torch.addmm(head.bias, features, head.weight))
-            half_range = 0.5 * (LOG_STD_MAX - LOG_STD_MIN)
-            log_std = LOG_STD_MIN + half_range * (squashed + 1.0)
+            squashed = head.squashed(features)
+            log_std = LOG_STD_MIN + _HALF_RANGE * (squashed + 1.0)
             noise = torch.randn(mean.shape, generator=self._generator, device=self.device)
             action, log_prob = squashed_gaussian_log_prob(mean, log_std, noise)
             q_pi, critic_inputs = manual_grad.critic_forward(self.critic, obs, action)
@@ -211,7 +214,7 @@ class SacAgent(Agent):
             scaled_alpha = alpha / b
             grad_u = torch.addcmul(grad_action * (1.0 - action * action), action, scaled_alpha * 2.0)
             grad_log_std = grad_u * log_std.exp() * noise - scaled_alpha
-            grad_raw = grad_log_std * (half_range * (1.0 - squashed * squashed))
+            grad_raw = grad_log_std * (_HALF_RANGE * (1.0 - squashed * squashed))
             torch.mm(features.t(), grad_raw, out=_grad(head.weight))
             torch.sum(grad_raw, 0, out=_grad(head.bias))
             manual_grad.actor_backward_pre_tanh(self.actor, inputs, grad_u, grad_features=grad_raw @ head.weight.t())
