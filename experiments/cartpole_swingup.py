@@ -96,6 +96,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         "simulator's explicit Euler, fine-tune on the corrected plant, as sim-to-real")
     g.add_argument('--finetune-friction-factor', type=float, default=1.5,
                    help='fine-tuning plant cart friction = this x --cart-friction')
+    g.add_argument('--train-init-theta-std', type=float, default=CartPoleSwingUpEnv().init_theta_std,
+                   help='training resets only: std (rad) of the start angle around hanging; 3 or more starts '
+                        'training episodes anywhere on the circle (exploring starts). Evaluations and tests '
+                        'always start from the plant default N(pi, 0.8)')
+    g.add_argument('--train-episode-steps', type=int, default=CartPoleSwingUpEnv().max_steps,
+                   help='training episodes only: steps before truncation (the plant default 1000, 33 s); '
+                        'evaluations and tests keep their own lengths')
     g.add_argument('--eval-every-episodes', type=int, default=5, help='training episodes between evaluations')
     g.add_argument('--converge-k', type=int, default=3, help='successful evaluations in a row')
     g.add_argument('--max-swing-up-steps', type=int, default=250)
@@ -144,7 +151,8 @@ def train_until_converged(agent: Agent, friction: float, integrator: str, max_st
     evaluation history.
     """
     cfg = agent.config
-    env = CartPoleSwingUpEnv(cart_friction=friction, integrator=integrator)
+    env = CartPoleSwingUpEnv(cart_friction=friction, integrator=integrator, init_theta_std=args.train_init_theta_std,
+                             max_steps=args.train_episode_steps)
     eval_env = CartPoleSwingUpEnv(cart_friction=friction, integrator=integrator, target_steps_to_stop=None)
     obs_dim, action_dim = env.observation_space.shape[0], env.action_space.shape[0]
     buffer = ReplayBuffer(min(cfg.buffer_size, max(max_steps, 1)), obs_dim, action_dim,
@@ -259,7 +267,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     summary = {
         'experiment': 'cartpole_swingup', 'run_dir': str(log.run_dir), 'seed': args.seed,
         'cart_friction': args.cart_friction, 'finetune_cart_friction': new_friction, 'integrator': args.integrator,
-        'finetune_integrator': new_integrator,
+        'finetune_integrator': new_integrator, 'train_init_theta_std': args.train_init_theta_std,
+        'train_episode_steps': args.train_episode_steps,
         'converged': scratch['converged'], 'steps_to_converge': scratch['converged_at_steps'],
         'scratch_steps': scratch['steps'], 'scratch_evaluations': scratch['evaluations'],
         'scratch_test': scratch['test'], 'scratch_s': round(scratch_s, 1),

@@ -74,6 +74,16 @@ def test_cartpole_quick(runs: Path, capsys) -> None:
     assert (Path(summary['run_dir']) / 'scratch.safetensors').exists()
 
 
+def test_cartpole_training_starts_and_episode_length_apply_to_training_only(tmp_path: Path) -> None:
+    # 200 steps of 50-step training episodes: at least 4 episodes (the plant's 1000-step episodes give at most 1).
+    summary = load('cartpole_swingup').main(['--quick', '--total-steps', '200', '--finetune-steps', '0',
+                                             '--train-init-theta-std', '3', '--train-episode-steps', '50',
+                                             '--runs-dir', str(tmp_path), '--seed', '3', '--no-tensorboard'])
+    result = json.loads((Path(summary['run_dir']) / 'result.json').read_text())
+    assert result['scratch']['episodes'] >= 4
+    assert summary['train_init_theta_std'] == 3.0 and summary['train_episode_steps'] == 50
+
+
 def test_cartpole_quick_with_sac_and_the_energy_table(tmp_path: Path, capsys) -> None:
     # Own runs folder: plot_results below reads the DDPG runs above.
     summary = load('cartpole_swingup').main(['--quick', '--algorithm', 'sac', '--total-steps', '200',
