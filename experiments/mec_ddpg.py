@@ -79,6 +79,9 @@ def add_agent_args(p: argparse.ArgumentParser) -> None:
                         'gradient passes, manual_grad.py)')
     g.add_argument('--critic-action-layer', type=int, default=d.network.critic_action_layer,
                    help="the critic layer whose input the action joins (0: with the observation, SB3's way)")
+    g.add_argument('--final-init', type=float, default=d.network.final_init,
+                   help="output layers' initial weights uniform in +-final_init (DDPG paper: 3e-3; PyTorch's "
+                        'default for a 256-wide input, as SB3: 0.0625)')
     g.add_argument('--alpha', type=float, default=d.alpha, help="SAC: the entropy temperature's start (learned)")
     g.add_argument('--torch-threads', type=int, default=1)
     g.add_argument('--device', default='cpu')
@@ -128,7 +131,8 @@ def apply_quick(args: argparse.Namespace) -> None:
 def agent_config(args: argparse.Namespace, seed: int) -> AgentConfig:
     network = AgentConfig.preset('dcdrl').network.with_changes(
         actor_hidden=tuple(args.hidden), critic_hidden=tuple(args.hidden), actor_layer_norm=args.layer_norm,
-        critic_layer_norm=args.layer_norm, critic_action_layer=args.critic_action_layer)
+        critic_layer_norm=args.layer_norm, critic_action_layer=args.critic_action_layer,
+        final_init=args.final_init)
     return AgentConfig.preset(
         'dcdrl', network=network, algorithm=args.algorithm, actor_lr=args.actor_lr, critic_lr=args.critic_lr,
         gamma=args.gamma, tau=args.tau, batch_size=args.batch_size, buffer_size=args.buffer_size,

@@ -35,8 +35,10 @@ def test_compare_sb3_runs_ours_writes_a_record_and_aggregates(tmp_path: Path, ca
     full = [{**record, 'quick': False, 'final_cost': 0.25, 'seed': 0},
             {**record, 'quick': False, 'algorithm': 'sb3_sac', 'final_cost': 0.3, 'seed': 0}]
     table = compare.aggregate(full)
-    verdict = compare.mec_verdict(full, table)
+    verdict = compare.mec_verdict(full, table, min_seeds=1)
     assert verdict['best_ours'] == 'ddpg' and verdict['at_or_below_sb3_sac'] is True
+    # By default an arm needs three seeds to count as our best.
+    assert compare.mec_verdict(full, table)['best_ours'] is None
     assert '| sb3_sac | 0.300 (1 seed) |' in compare.markdown_table(table, 'mec')
     two = compare.aggregate(full + [{**full[1], 'seed': 1, 'final_cost': 0.4}])
     assert '| sb3_sac | 0.350 ± 0.071 | 0.300 / 0.400 |' in compare.markdown_table(two, 'mec')
