@@ -42,12 +42,20 @@ def wait_until(condition, what):
         time.sleep(0.05)
 
 
+def started(log_dir, name):
+    log = log_dir / f'{name}-1.log'
+    return log.exists() and f'{name} started' in log.read_text()
+
+
 @pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM], ids=['ctrl-c', 'sigterm'])
 def test_a_signal_to_the_job_stops_the_whole_graph_without_a_traceback(tmp_path, signum):
     argv = [sys.executable, '-c', JOB_SCRIPT, str(tmp_path / 'log'), *launch_command('two_sleepers.launch.yaml')]
     with ChildProcess(argv) as job:
         graph = job.wait_for_line('graph: ', TIMEOUT)
         assert 'alpha-1 pid' in graph and 'beta-1 pid' in graph
+        # 'graph:' comes with the pids, before the interpreters finish starting: a signal during Python's
+        # start-up ends it with "Fatal Python error" instead of the stand-in's clean stop. Wait for both.
+        wait_until(lambda: all(started(tmp_path / 'log', n) for n in ('alpha', 'beta')), 'both stand-ins to start')
         os.kill(job.pid, signum)   # the job alone, as `kill` does (the launcher has its own session)
         assert job.process.wait(TIMEOUT) == 0
         result = json.loads(job.wait_for_line('RESULT ', TIMEOUT).split('RESULT ', 1)[1])
