@@ -51,6 +51,7 @@ TEST_SEED_BASE = 2_000_000
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     d = AgentConfig.preset('cloud_edge')
+    plant_defaults = CartPoleSwingUpEnv()   # the plant's own start spread and episode length are the defaults
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument('--seed', type=int, default=1)
@@ -96,11 +97,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         "simulator's explicit Euler, fine-tune on the corrected plant, as sim-to-real")
     g.add_argument('--finetune-friction-factor', type=float, default=1.5,
                    help='fine-tuning plant cart friction = this x --cart-friction')
-    g.add_argument('--train-init-theta-std', type=float, default=CartPoleSwingUpEnv().init_theta_std,
+    g.add_argument('--train-init-theta-std', type=float, default=plant_defaults.init_theta_std,
                    help='training resets only: std (rad) of the start angle around hanging; 3 or more starts '
                         'training episodes anywhere on the circle (exploring starts). Evaluations and tests '
                         'always start from the plant default N(pi, 0.8)')
-    g.add_argument('--train-episode-steps', type=int, default=CartPoleSwingUpEnv().max_steps,
+    g.add_argument('--train-episode-steps', type=int, default=plant_defaults.max_steps,
                    help='training episodes only: steps before truncation (the plant default 1000, 33 s); '
                         'evaluations and tests keep their own lengths')
     g.add_argument('--eval-every-episodes', type=int, default=5, help='training episodes between evaluations')

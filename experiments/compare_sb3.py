@@ -52,7 +52,6 @@ from dcdrl_sim.cartpole.env import CartPoleSwingUpEnv  # noqa: E402
 from dcdrl_sim.cartpole.evaluation import ConvergenceTracker, evaluate_swing_up  # noqa: E402
 from dcdrl_sim.mec.env import MecOffloadEnv  # noqa: E402
 
-OURS = ('ddpg', 'td3', 'sac', 'sac_b256', 'sac_net256', 'sac_g99', 'sac_sb3', 'sac_utd2', 'sac_sb3_init')
 SB3 = ('sb3_sac', 'sb3_td3')
 # The tuned DDPG settings of docs/results-learning.md (section 1), used for our DDPG and TD3.
 TUNED = ['--noise-scale', '1.0', '--tau', '0.005', '--n-step', '3', '--actor-lr', '3e-4',
@@ -84,6 +83,7 @@ OUR_RUNS = {'ddpg': ('ddpg', TUNED), 'td3': ('td3', TUNED), 'sac': ('sac', SAC_S
             'sac_g99': ('sac', SAC_G99_SETTINGS), 'sac_sb3': ('sac', SAC_SB3_SETTINGS),
             'sac_utd2': ('sac', SAC_UTD2_SETTINGS), 'sac_sb3_init': ('sac', SAC_SB3_INIT_SETTINGS)}
 # name -> (mec_ddpg --algorithm, settings)
+OURS = tuple(OUR_RUNS)
 MEC_ONLY = ('sac_b256', 'sac_net256', 'sac_g99', 'sac_sb3', 'sac_utd2', 'sac_sb3_init')
 # The rule: an arm needs this many seeds before it can be called our best.
 MIN_SEEDS = 3

@@ -77,8 +77,13 @@ class LogStdHead(nn.Module):
         """tanh of the head's linear output, in [-1, 1]; log std = LOG_STD_MIN + _HALF_RANGE * (squashed + 1)."""
         return torch.tanh(features @ self.weight + self.bias)
 
+    @staticmethod
+    def log_std(squashed: torch.Tensor) -> torch.Tensor:
+        """The log std from `squashed`'s output: [-1, 1] mapped onto [LOG_STD_MIN, LOG_STD_MAX]."""
+        return LOG_STD_MIN + _HALF_RANGE * (squashed + 1.0)
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return LOG_STD_MIN + _HALF_RANGE * (self.squashed(features) + 1.0)
+        return self.log_std(self.squashed(features))
 
 
 class SacAgent(Agent):
@@ -201,7 +206,7 @@ class SacAgent(Agent):
             mean, inputs = manual_grad.actor_forward_pre_tanh(self.actor, obs)
             features = inputs[-1]
             squashed = head.squashed(features)
-            log_std = LOG_STD_MIN + _HALF_RANGE * (squashed + 1.0)
+            log_std = head.log_std(squashed)
             noise = torch.randn(mean.shape, generator=self._generator, device=self.device)
             action, log_prob = squashed_gaussian_log_prob(mean, log_std, noise)
             q_pi, critic_inputs = manual_grad.critic_forward(self.critic, obs, action)

@@ -74,7 +74,7 @@ def test_cartpole_quick(runs: Path, capsys) -> None:
     assert (Path(summary['run_dir']) / 'scratch.safetensors').exists()
 
 
-def test_cartpole_training_starts_and_episode_length_apply_to_training_only(tmp_path: Path) -> None:
+def test_cartpole_training_episodes_take_the_given_length_and_the_run_records_both_options(tmp_path: Path) -> None:
     # 200 steps of 50-step training episodes: at least 4 episodes (the plant's 1000-step episodes give at most 1).
     summary = load('cartpole_swingup').main(['--quick', '--total-steps', '200', '--finetune-steps', '0',
                                              '--train-init-theta-std', '3', '--train-episode-steps', '50',
