@@ -305,6 +305,10 @@ def assert_clean_stop(launch: ChildProcess, rc: int) -> None:
     for label in unclean:
         own = [line for line in launch.lines if f'[{label}]' in line]
         report.append(f'--- {label}:\n' + '\n'.join(own[-25:]))
+    # A traceback under no process label (e.g. from ros2 launch itself): show it and what came before it.
+    for i, line in enumerate(launch.lines):
+        if 'Traceback' in line and not any(line.startswith(f'[{label}]') for label in unclean):
+            report.append('--- traceback:\n' + '\n'.join(launch.lines[max(0, i - 5):i + 25]))
     assert labels and not unclean and rc == 0 and not any('Traceback' in line for line in launch.lines), \
         f'ros2 launch exit {rc}; not stopped cleanly: {unclean}\n' + '\n'.join(report)
 
