@@ -51,8 +51,9 @@ def started(log_dir, name):
 def test_a_signal_to_the_job_stops_the_whole_graph_without_a_traceback(tmp_path, signum):
     argv = [sys.executable, '-c', JOB_SCRIPT, str(tmp_path / 'log'), *launch_command('two_sleepers.launch.yaml')]
     with ChildProcess(argv) as job:
-        graph = job.wait_for_line('graph: ', TIMEOUT)
-        assert 'alpha-1 pid' in graph and 'beta-1 pid' in graph
+        # Each pid is on the 'graph:' line, or on a line of its own when the process started after it.
+        assert job.wait_for_line('graph: ', TIMEOUT) and job.wait_for_line('alpha-1 pid', TIMEOUT)
+        assert job.wait_for_line('beta-1 pid', TIMEOUT).startswith('graph: ')
         # 'graph:' comes with the pids, before the interpreters finish starting: a signal during Python's
         # start-up ends it with "Fatal Python error" instead of the stand-in's clean stop. Wait for both.
         wait_until(lambda: all(started(tmp_path / 'log', n) for n in ('alpha', 'beta')), 'both stand-ins to start')
@@ -75,7 +76,8 @@ def test_processes_the_launcher_leaves_behind_are_killed_by_their_pids(tmp_path)
     job = GraphJob(launch_command('two_sleepers.launch.yaml'), None, tmp_path / 'log', focus=None, out=out)
 
     def kill_the_launcher():
-        wait_until(lambda: 'graph: ' in out.getvalue(), 'both stand-ins to start')
+        wait_until(lambda: 'alpha-1 pid' in out.getvalue() and 'beta-1 pid' in out.getvalue(),
+                   'both stand-ins to start')
         os.kill(job._launcher.pid, signal.SIGKILL)   # a crashed launcher: its processes live on
 
     killer = threading.Thread(target=kill_the_launcher, daemon=True)

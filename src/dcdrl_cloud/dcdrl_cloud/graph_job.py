@@ -236,6 +236,10 @@ class GraphJob:
         started = _STARTED.search(line.text) if line.from_launcher else None
         if started:
             self.result.pids[line.source] = int(started.group(1))
+            # A node's first output can come before the launcher reports the next process: the 'graph:' line
+            # then lacks it, so a process started after the announcement gets a line of its own.
+            if self._graph_announced and self.screen != 'verbose':
+                self.say(f'graph: {line.source} pid {started.group(1)} (started after the others)')
         else:
             self._announce_graph()
         marker = self._marker(line)
